@@ -1,0 +1,157 @@
+/**
+ * The only module in featherstack that loads `@tensorflow/tfjs-node`.
+ *
+ * TensorFlow reads its thread-pool sizes (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`) and
+ * log level once, when the native library loads, so every setting is applied here, before the
+ * first `require`, and later calls with different settings are refused rather than ignored.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
+
+export { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
+
+/** The tfjs-node namespace: `tf.layers`, `tf.tensor`, `tf.node`, … */
+export type Tf = typeof import('@tensorflow/tfjs-node');
+export type {
+  LayersModel,
+  Logs,
+  Rank,
+  Sequential,
+  SymbolicTensor,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor4D,
+} from '@tensorflow/tfjs-node';
+
+export interface TensorFlowOptions {
+  /** Threads one op may use (TF_NUM_INTRAOP_THREADS). Default: all cores. */
+  intraOpThreads?: number;
+  /** Ops that may run at once (TF_NUM_INTEROP_THREADS). Default: 2, or 1 on one core. */
+  interOpThreads?: number;
+  /** TensorFlow's C++ log level, 0 (all) … 3 (errors only). Default: 3, or TF_CPP_MIN_LOG_LEVEL. */
+  logLevel?: 0 | 1 | 2 | 3;
+}
+
+export interface TensorFlowReport {
+  backend: string;
+  tensorflowVersion: string;
+  tfjsVersion: string;
+  provisionedFrom: 'download' | 'wheel';
+  threads: { intraOp: number; interOp: number };
+}
+
+const require = createRequire(import.meta.url);
+let loaded: { tf: Tf; settings: Required<TensorFlowOptions> } | undefined;
+
+function threadsOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new TensorFlowOptionError(`options.${name} must be a positive integer, received ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function envInt(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new TensorFlowOptionError(`environment variable ${name} must be a non-negative integer, received ${JSON.stringify(raw)}`);
+  }
+  return value === 0 ? undefined : value;
+}
+
+function resolveSettings(options: TensorFlowOptions): Required<TensorFlowOptions> {
+  const cores = availableParallelism();
+  const logLevel = options.logLevel ?? (envInt('TF_CPP_MIN_LOG_LEVEL') as 0 | 1 | 2 | 3 | undefined) ?? 3;
+  if (![0, 1, 2, 3].includes(logLevel)) {
+    throw new TensorFlowOptionError(`options.logLevel must be 0, 1, 2 or 3, received ${JSON.stringify(logLevel)}`);
+  }
+  return {
+    intraOpThreads: threadsOption('intraOpThreads', options.intraOpThreads, envInt('TF_NUM_INTRAOP_THREADS') ?? cores),
+    interOpThreads: threadsOption('interOpThreads', options.interOpThreads, envInt('TF_NUM_INTEROP_THREADS') ?? Math.min(2, cores)),
+    logLevel,
+  };
+}
+
+/** Throws unless `backend` is tfjs-node's native TensorFlow backend. @internal */
+export function assertNativeBackend(backend: string): void {
+  if (backend !== 'tensorflow') {
+    throw new NativeTensorFlowError(
+      `the active tfjs backend is '${backend}', not native 'tensorflow'; featherstack never trains on the JS backends ` +
+        '(about 1000x slower for CNNs). Run `npm run build` (it provisions native TensorFlow) and check `featherstack doctor`.',
+    );
+  }
+}
+
+function tfjsNodeDir(): string {
+  return dirname(require.resolve('@tensorflow/tfjs-node/package.json'));
+}
+
+/**
+ * Loads native TensorFlow once per process (or worker thread) and returns the tfjs-node namespace.
+ *
+ * @example
+ * const tf = loadTensorFlow({ intraOpThreads: 2 });
+ * const y = tf.tensor([1, 2, 3]).square();
+ */
+export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
+  const settings = resolveSettings(options);
+  if (loaded) {
+    const same = (Object.keys(options) as (keyof TensorFlowOptions)[]).every((k) => loaded?.settings[k] === settings[k]);
+    if (!same) {
+      throw new TensorFlowOptionError(
+        `TensorFlow is already loaded with ${JSON.stringify(loaded.settings)}; its thread counts and log level are read once, ` +
+          `at load, so ${JSON.stringify(options)} cannot take effect. Pass the options to the first loadTensorFlow() call.`,
+      );
+    }
+    return loaded.tf;
+  }
+  process.env.TF_NUM_INTRAOP_THREADS = String(settings.intraOpThreads);
+  process.env.TF_NUM_INTEROP_THREADS = String(settings.interOpThreads);
+  process.env.TF_CPP_MIN_LOG_LEVEL = String(settings.logLevel);
+  let tf: Tf;
+  try {
+    tf = require('@tensorflow/tfjs-node') as Tf;
+  } catch (error) {
+    throw new NativeTensorFlowError(
+      `@tensorflow/tfjs-node could not load its native binding: ${(error as Error).message.split('\n')[0]}. ` +
+        'Run `node packages/tensorflow/scripts/provision.mjs` (or `npm run build`) to provision native TensorFlow.',
+    );
+  }
+  assertNativeBackend(tf.getBackend());
+  loaded = { tf, settings };
+  return tf;
+}
+
+/**
+ * Describes the loaded TensorFlow: backend, library version, where it came from and its threads.
+ *
+ * @example
+ * console.log(tensorflowReport()); // { backend: 'tensorflow', tensorflowVersion: '2.21.0', … }
+ */
+export function tensorflowReport(options: TensorFlowOptions = {}): TensorFlowReport {
+  const tf = loadTensorFlow(options);
+  const settings = loaded!.settings;
+  const backend = tf.backend() as unknown as { binding?: { TF_Version?: string } };
+  let provisionedFrom: 'download' | 'wheel' = 'download';
+  try {
+    const marker = JSON.parse(readFileSync(join(tfjsNodeDir(), 'featherstack-provision.json'), 'utf8')) as {
+      provisionedFrom?: string;
+    };
+    if (marker.provisionedFrom === 'wheel') provisionedFrom = 'wheel';
+  } catch {
+    // No marker: tfjs-node was installed by its own script, which downloads libtensorflow.
+  }
+  return {
+    backend: tf.getBackend(),
+    tensorflowVersion: backend.binding?.TF_Version ?? 'unknown',
+    tfjsVersion: tf.version['tfjs-node'] ?? 'unknown',
+    provisionedFrom,
+    threads: { intraOp: settings.intraOpThreads, interOp: settings.interOpThreads },
+  };
+}

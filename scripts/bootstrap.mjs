@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// One entry point behind `npm start`, `npm test`, `npm run build` and `npm run bench`, so that a fresh
+// clone needs nothing but Node.js and npm: it installs the workspace with pnpm (through npx when pnpm
+// is not on PATH), provisions native TensorFlow, builds every package with turbo, then runs the verb.
+// Plain Node.js with no dependencies: it runs before anything is installed.
+
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const PNPM = 'pnpm@10.34.8';
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+const env = {
+  ...process.env,
+  // turbo looks up the workspace's package manager (pnpm, a root devDependency) on PATH.
+  PATH: `${join(root, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+  TURBO_TELEMETRY_DISABLED: '1',
+  DO_NOT_TRACK: '1',
+  // pnpm and turbo print less noise when they know they are not talking to a person.
+  ...(process.stdout.isTTY ? {} : { CI: process.env.CI ?? '' }),
+};
+
+function step(title, cmd, args, options = {}) {
+  process.stderr.write(`\n▶ ${title}\n`);
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env, ...options });
+  if (result.error) {
+    process.stderr.write(`✖ ${title}: ${result.error.message}\n`);
+    process.exit(1);
+  }
+  if (result.status !== 0) {
+    process.stderr.write(`✖ ${title} failed (exit ${result.status ?? result.signal})\n`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+function pnpmCommand() {
+  const probe = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
+  if (probe.status === 0 && probe.stdout.trim().startsWith('10.')) return ['pnpm', []];
+  return ['npx', ['--yes', PNPM]];
+}
+
+function install() {
+  const [cmd, pre] = pnpmCommand();
+  step('install dependencies (pnpm)', cmd, [...pre, 'install', '--frozen-lockfile', '--prefer-offline', '--reporter=append-only']);
+  step('provision native TensorFlow', process.execPath, [join(root, 'packages', 'tensorflow', 'scripts', 'provision.mjs')]);
+}
+
+function build() {
+  step('build packages (turbo)', bin('turbo'), ['run', 'build', '--output-logs=errors-only']);
+}
+
+const verb = process.argv[2] ?? 'build';
+const rest = process.argv.slice(3);
+install();
+build();
+switch (verb) {
+  case 'build':
+    break;
+  case 'start':
+    step('featherstack run (shipped Fashion-MNIST subset)', process.execPath, [join(root, 'packages', 'cli', 'dist', 'bin.js'), 'run', ...rest]);
+    break;
+  case 'test':
+    step('lint and typecheck (turbo)', bin('turbo'), ['run', 'lint', 'typecheck', '--output-logs=errors-only']);
+    step('tests (vitest)', bin('vitest'), ['run', ...rest]);
+    break;
+  case 'bench':
+    step('benchmarks', process.execPath, [join(root, 'packages', 'cli', 'dist', 'bin.js'), 'bench', ...rest]);
+    break;
+  default:
+    process.stderr.write(`unknown verb '${verb}': expected build, start, test or bench\n`);
+    process.exit(2);
+}
