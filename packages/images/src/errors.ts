@@ -1,0 +1,51 @@
+/**
+ * Errors of @featherstack/images. Each has a stable `name` and `code`: errors cross worker threads
+ * as structured clones, where `instanceof` does not survive, so callers test `code`.
+ */
+export class ImageOptionError extends Error {
+  override readonly name = 'ImageOptionError';
+  readonly code = 'FEATHERSTACK_INVALID_OPTION';
+}
+
+/** An image file that cannot be read or decoded; `path` names it. */
+export class ImageDecodeError extends Error {
+  override readonly name = 'ImageDecodeError';
+  readonly code = 'FEATHERSTACK_IMAGE_DECODE';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`cannot load image ${path}: ${reason}`);
+  }
+}
+
+/** A directory or manifest that does not describe a usable dataset. */
+export class DatasetError extends Error {
+  override readonly name = 'DatasetError';
+  readonly code = 'FEATHERSTACK_DATASET';
+}
+
+/** The pool was closed or the iteration aborted while work was pending. */
+export class PoolClosedError extends Error {
+  override readonly name = 'PoolClosedError';
+  readonly code = 'FEATHERSTACK_POOL_CLOSED';
+}
+
+/**
+ * Builds the error for an option that does not validate, naming the option, what was expected and
+ * what was received. @internal
+ */
+export function invalidOption(name: string, expected: string, received: unknown): ImageOptionError {
+  return new ImageOptionError(`options.${name} must be ${expected}, received ${describe(received)}`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return typeof value;
+  }
+}
