@@ -1,0 +1,72 @@
+/**
+ * The base network. By default the seed's CNN: conv32 3×3 → maxpool → conv64 3×3 → maxpool →
+ * flatten → dense128 → dense64, ReLU throughout; the last dense layer is the feature layer.
+ *
+ * The seed's listing compiles that 64-unit ReLU output directly against one-hot labels with
+ * categorical cross-entropy, which cannot train (the output is neither a distribution nor sized to
+ * the classes). featherstack trains the base with a temporary softmax classifier on top of the
+ * feature layer and discards it after training.
+ */
+import type { LayersModel, Tf } from '@featherstack/tensorflow';
+import { invalidOption } from './errors.js';
+
+export interface BaseModelOptions {
+  /** [height, width, channels] of the images. */
+  inputShape: [number, number, number];
+  /** Filters of each conv 3×3 + maxpool 2×2 block. Default [32, 64]. */
+  filters?: number[];
+  /** Units of each dense layer; the last one is the feature layer. Default [128, 64]. */
+  dense?: number[];
+  /** Seed for the weight initialisers. */
+  seed?: number;
+}
+
+export const FEATURE_LAYER = 'features';
+
+function positiveInts(name: string, value: unknown, fallback: number[]): number[] {
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value) || value.length === 0 || value.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw invalidOption(name, 'a non-empty array of positive integers', value);
+  }
+  return value as number[];
+}
+
+/**
+ * Builds the base feature extractor. Its output layer is named `features`.
+ *
+ * @example
+ * const base = createBaseModel(tf, { inputShape: [28, 28, 1] });
+ */
+export function createBaseModel(tf: Tf, options: BaseModelOptions): LayersModel {
+  const shape = options.inputShape;
+  if (!Array.isArray(shape) || shape.length !== 3 || shape.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw invalidOption('inputShape', '[height, width, channels] of positive integers', shape);
+  }
+  const filters = positiveInts('filters', options.filters, [32, 64]);
+  const dense = positiveInts('dense', options.dense, [128, 64]);
+  let seed = options.seed ?? 1;
+  const init = () => tf.initializers.glorotUniform({ seed: seed++ });
+  const input = tf.input({ shape });
+  let x = input as unknown as ReturnType<ReturnType<typeof tf.layers.dense>['apply']>;
+  for (const f of filters) {
+    x = tf.layers.conv2d({ filters: f, kernelSize: 3, activation: 'relu', kernelInitializer: init() }).apply(x);
+    x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x);
+  }
+  x = tf.layers.flatten().apply(x);
+  dense.forEach((units, i) => {
+    const name = i === dense.length - 1 ? FEATURE_LAYER : undefined;
+    x = tf.layers.dense({ units, activation: 'relu', kernelInitializer: init(), ...(name ? { name } : {}) }).apply(x);
+  });
+  return tf.model({ inputs: input, outputs: x as never, name: 'base' });
+}
+
+/**
+ * The training model: the base followed by a temporary softmax classifier. Training it trains the
+ * base's layers (they are shared).
+ */
+export function withClassifier(tf: Tf, base: LayersModel, numClasses: number, seed = 1000): LayersModel {
+  const out = tf.layers
+    .dense({ units: numClasses, activation: 'softmax', name: 'temporary_classifier', kernelInitializer: tf.initializers.glorotUniform({ seed }) })
+    .apply(base.outputs[0]!);
+  return tf.model({ inputs: base.inputs, outputs: out as never, name: 'base_with_classifier' });
+}

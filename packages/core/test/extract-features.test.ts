@@ -1,0 +1,62 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { tableFromIPC } from 'apache-arrow';
+import { readFileSync, existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier } from '../dist/index.js';
+
+const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+
+describe('base training and feature extraction', () => {
+  it('trains the base through its temporary classifier and streams features into an Arrow file', async () => {
+    const flow = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, seed: 1, workers: 2, augment: { rescale: 1 / 255 } });
+    const plain = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 64, shuffle: false, workers: 1, augment: { rescale: 1 / 255 } });
+    try {
+      const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 3 });
+      const trainer = withClassifier(tf, base, 10);
+      const tensorsBefore = tf.memory().numTensors;
+      const history = await trainBase(tf, trainer, flow, { epochs: 3 });
+      expect(history).toHaveLength(3);
+      expect(history[2]!.loss).toBeLessThan(history[0]!.loss);
+      // No tensor leaks from the batch loop: only the optimizer's slots were added.
+      const afterTraining = tf.memory().numTensors;
+      await trainBase(tf, trainer, flow, { epochs: 1 });
+      expect(tf.memory().numTensors - afterTraining).toBeLessThanOrEqual(afterTraining - tensorsBefore);
+
+      const out = join(await mkdtemp(join(tmpdir(), 'fs-core-')), 'val.arrow');
+      const result = await extractFeatures(tf, featureExtractor(tf, base), plain, out, { metadata: { 'featherstack.base_model': 'test' } });
+      expect(result).toMatchObject({ rows: 500, dimension: 64 });
+      expect(existsSync(`${out}.partial`)).toBe(false);
+      const table = tableFromIPC(readFileSync(out));
+      expect(table.numRows).toBe(500);
+      expect(table.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual(['path:Utf8', 'label:Int32', 'features:FixedSizeList[64]<Float32>']);
+      expect(JSON.parse(table.schema.metadata.get('featherstack.class_names')!)).toHaveLength(10);
+      expect(table.schema.metadata.get('featherstack.base_model')).toBe('test');
+      expect(table.getChild('path')!.get(0)).toBe(plain.filenames[0]);
+      expect(table.getChild('label')!.get(499)).toBe(9);
+      // Row 0's features equal the extractor's output for image 0.
+      const first = (await plain.epoch(0).next()).value!;
+      const direct = tf.tidy(() => (featureExtractor(tf, base).predict(tf.tensor4d(first.images, first.shape)) as import('@featherstack/tensorflow').Tensor).dataSync());
+      const stored = table.getChild('features')!.get(0)!.toArray() as Float32Array;
+      for (let i = 0; i < 64; i++) expect(stored[i]).toBeCloseTo(direct[i]!, 5);
+      trainer.dispose();
+    } finally {
+      await Promise.all([flow.close(), plain.close()]);
+    }
+  });
+
+  it('names the missing layer when asked for an unknown feature layer', () => {
+    const base = createBaseModel(tf, { inputShape: [8, 8, 1] });
+    expect(() => featureExtractor(tf, base, 'nope')).toThrow(/no layer named 'nope' \(layers: .*features/);
+    base.dispose();
+  });
+
+  it('validates model options', () => {
+    expect(() => createBaseModel(tf, { inputShape: [8, 8] as never })).toThrow('options.inputShape must be [height, width, channels] of positive integers, received [8,8]');
+    expect(() => createBaseModel(tf, { inputShape: [8, 8, 1], dense: [] })).toThrow('options.dense must be a non-empty array of positive integers, received []');
+  });
+});

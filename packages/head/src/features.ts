@@ -1,0 +1,68 @@
+/**
+ * Reading Arrow feature files written by @featherstack/core. Every structural problem is reported
+ * with the file's path.
+ */
+import { readFile } from 'node:fs/promises';
+import { DataType, type Table, tableFromIPC } from 'apache-arrow';
+import { FeatureFileError } from './errors.js';
+
+export interface FeatureSet {
+  path: string;
+  rows: number;
+  dimension: number;
+  /** rows × dimension, row-major. */
+  features: Float32Array;
+  labels: Int32Array;
+  paths: string[];
+  classNames: string[];
+}
+
+function requireColumn(table: Table, path: string, name: string) {
+  const column = table.getChild(name);
+  if (!column) throw new FeatureFileError(path, `has no '${name}' column (columns: ${table.schema.fields.map((f) => f.name).join(', ')})`);
+  return column;
+}
+
+/**
+ * Loads a feature file into memory.
+ *
+ * @example
+ * const train = await readFeatureFile('run/features/train.arrow');
+ */
+export async function readFeatureFile(path: string): Promise<FeatureSet> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (error) {
+    throw new FeatureFileError(path, `is not a readable Arrow IPC file (${(error as Error).message})`);
+  }
+  const featuresColumn = requireColumn(table, path, 'features');
+  const labelColumn = requireColumn(table, path, 'label');
+  const type = featuresColumn.type;
+  if (!DataType.isFixedSizeList(type) || !DataType.isFloat(type.children[0]!.type)) {
+    throw new FeatureFileError(path, `column 'features' must be FixedSizeList<Float32>, found ${String(type)}`);
+  }
+  if (!DataType.isInt(labelColumn.type)) throw new FeatureFileError(path, `column 'label' must be an integer column, found ${String(labelColumn.type)}`);
+  const dimension = type.listSize;
+  const rows = table.numRows;
+  const features = new Float32Array(rows * dimension);
+  let offset = 0;
+  for (const data of featuresColumn.data) {
+    const values = data.children[0]!.values as Float32Array;
+    const start = data.offset * dimension;
+    features.set(values.subarray(start, start + data.length * dimension), offset);
+    offset += data.length * dimension;
+  }
+  const labels = Int32Array.from(labelColumn.toArray() as ArrayLike<number>);
+  const pathColumn = table.getChild('path');
+  let classNames: string[] = [];
+  const meta = table.schema.metadata.get('featherstack.class_names');
+  if (meta) classNames = JSON.parse(meta) as string[];
+  return { path, rows, dimension, features, labels, paths: pathColumn ? (pathColumn.toArray() as string[]) : [], classNames };
+}

@@ -1,0 +1,4 @@
+/** @featherstack/head — trains a classifier head from Arrow feature files. */
+export { FeatureFileError, HeadOptionError } from './errors.js';
+export { type FeatureSet, readFeatureFile } from './features.js';
+export { type HeadOptions, type HeadResult, trainHead } from './train.js';

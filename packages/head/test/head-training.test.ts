@@ -1,0 +1,58 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
+import { describe, expect, it } from 'vitest';
+import { featureRecordBatch, featureSchema } from '@featherstack/core';
+import { readFeatureFile, trainHead } from '../dist/index.js';
+
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+
+/** Writes a feature file with 3 Gaussian blobs in 8 dimensions. */
+async function blobs(path: string, rows: number, seed: number) {
+  let s = seed;
+  const rand = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const features = new Float32Array(rows * 8);
+  const labels = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    labels[i] = i % 3;
+    for (let d = 0; d < 8; d++) features[i * 8 + d] = (d % 3 === labels[i] ? 2 : 0) + (rand() - 0.5);
+  }
+  const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(['a', 'b', 'c'])]]));
+  const batch = featureRecordBatch(schema, Array.from({ length: rows }, (_, i) => `img${i}.png`), labels, features);
+  await writeFile(path, await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
+}
+
+describe('head', () => {
+  it('reads a feature file back exactly and learns separable features', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await blobs(join(dir, 'train.arrow'), 300, 1);
+    await blobs(join(dir, 'val.arrow'), 90, 2);
+    const train = await readFeatureFile(join(dir, 'train.arrow'));
+    expect(train).toMatchObject({ rows: 300, dimension: 8, classNames: ['a', 'b', 'c'] });
+    expect(train.paths[299]).toBe('img299.png');
+    expect(train.labels[4]).toBe(1);
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    const result = await trainHead(tf, train, val, { epochs: 15, units: [16] });
+    expect(result.valAccuracy).toBeGreaterThan(0.9);
+    expect(result.history).toHaveLength(15);
+    result.model.dispose();
+  });
+
+  it('names the file and the problem for missing, non-Arrow and wrongly shaped feature files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await expect(readFeatureFile(join(dir, 'missing.arrow'))).rejects.toThrow(/feature file .*missing\.arrow: cannot be read \(ENOENT\)/);
+    await writeFile(join(dir, 'text.arrow'), 'not arrow at all');
+    await expect(readFeatureFile(join(dir, 'text.arrow'))).rejects.toThrow(/feature file .*text\.arrow: is not a readable Arrow IPC file/);
+    const wrong = tableFromArrays({ label: Int32Array.of(1, 2), features: Float32Array.of(1, 2) });
+    await writeFile(join(dir, 'wrong.arrow'), tableToIPC(wrong, 'file'));
+    await expect(readFeatureFile(join(dir, 'wrong.arrow'))).rejects.toThrow(/wrong\.arrow: column 'features' must be FixedSizeList<Float32>, found Float32/);
+    const noLabel = tableFromArrays({ features: Float32Array.of(1) });
+    await writeFile(join(dir, 'nolabel.arrow'), tableToIPC(noLabel, 'file'));
+    await expect(readFeatureFile(join(dir, 'nolabel.arrow'))).rejects.toThrow(/nolabel\.arrow: has no 'label' column \(columns: features\)/);
+  });
+});
