@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import './env.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { doctor } from './doctor.js';
+import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
+
+function int(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, received '${value}'`);
+    return n;
+  };
+}
+
+function size(value: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`--image-size must be N or HxW (e.g. 28 or 224x224), received '${value}'`);
+  const h = Number(m[1]);
+  return [h, m[2] ? Number(m[2]) : h];
+}
+
+const program = new Command()
+  .name('featherstack')
+  .description('Train stacked image models on Node.js: parallel image pipeline → base CNN → Arrow features → head.')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
+  .option('--data <dir>', 'dataset with train/ and val/ class folders', SHIPPED_DATASET)
+  .option('--out <dir>', 'output directory for feature files', 'runs/latest')
+  .option('--image-size <HxW>', 'target image size', size, [28, 28] as [number, number])
+  .option('--color-mode <mode>', 'grayscale | rgb | rgba', 'grayscale')
+  .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
+  .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 5)
+  .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 10)
+  .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
+  .option('--tf-threads <n>', 'TensorFlow intra-op threads (default: all cores)', int('--tf-threads'))
+  .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
+  .option('--json', 'print one JSON object instead of progress lines')
+  .action(async (opts) => {
+    if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
+      program.error(`--color-mode must be grayscale, rgb or rgba, received '${opts.colorMode}'`, { exitCode: 2 });
+    }
+    const result = await runWorkflow({
+      data: opts.data,
+      out: opts.out,
+      imageSize: opts.imageSize,
+      colorMode: opts.colorMode,
+      batchSize: opts.batchSize,
+      baseEpochs: opts.baseEpochs,
+      headEpochs: opts.headEpochs,
+      workers: opts.workers,
+      tfThreads: opts.tfThreads,
+      seed: opts.seed,
+      log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+    });
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    } else {
+      const s = result.seconds;
+      process.stdout.write(
+        `validation accuracy: ${result.val_accuracy.toFixed(4)}\n` +
+          `seconds: total ${s.total.toFixed(1)} (setup ${s.setup.toFixed(1)}, base ${s.base_train.toFixed(1)}, extract ${s.extract.toFixed(1)}, head ${s.head_train.toFixed(1)})\n`,
+      );
+    }
+  });
+
+program
+  .command('doctor')
+  .description('report native TensorFlow, cores and sharp/libvips versions')
+  .option('--json', 'print JSON')
+  .action((opts) => {
+    const report = doctor();
+    if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+  });
+
+program.parseAsync().catch((error: Error) => {
+  process.stderr.write(`featherstack: ${error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,28 @@
+/** `featherstack doctor`: what this machine gives featherstack. */
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { type TensorFlowReport, tensorflowReport } from '@featherstack/tensorflow';
+import sharp from 'sharp';
+
+export interface DoctorReport extends TensorFlowReport {
+  cores: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  sharp: string;
+  libvips: string;
+  uvThreadpoolSize: number;
+}
+
+export function doctor(): DoctorReport {
+  const tf = tensorflowReport();
+  return {
+    ...tf,
+    cores: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    sharp: sharp.versions.sharp ?? 'unknown',
+    libvips: sharp.versions.vips,
+    uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The stacked workflow end to end: flows → base training → feature extraction to Arrow files →
+ * head training from those files → validation accuracy.
+ */
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier, type EpochLog } from '@featherstack/core';
+import { readFeatureFile, trainHead } from '@featherstack/head';
+import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
+
+/** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
+export const SHIPPED_DATASET = fileURLToPath(new URL('../data/fashion-mnist-small', import.meta.url));
+
+export interface WorkflowOptions {
+  /** Directory with train/ and val/ subdirectories of class folders. */
+  data?: string;
+  /** Where feature files go. */
+  out?: string;
+  imageSize?: [number, number];
+  colorMode?: ColorMode;
+  batchSize?: number;
+  baseEpochs?: number;
+  headEpochs?: number;
+  workers?: number;
+  tfThreads?: number;
+  seed?: number;
+  augment?: AugmentOptions;
+  log?: (line: string) => void;
+}
+
+export interface WorkflowResult {
+  val_accuracy: number;
+  seconds: { total: number; setup: number; base_train: number; extract: number; head_train: number };
+  base: EpochLog[];
+  head: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
+  features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
+  throughput: { base_images_per_second: number; extract_images_per_second: number };
+  tensorflow: ReturnType<typeof tensorflowReport>;
+  workers: number;
+}
+
+/** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
+export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
+
+/**
+ * Runs the whole stacked workflow.
+ *
+ * @example
+ * const result = await runWorkflow({ baseEpochs: 5 });
+ * console.log(result.val_accuracy);
+ */
+export async function runWorkflow(options: WorkflowOptions = {}): Promise<WorkflowResult> {
+  const t0 = performance.now();
+  const log = options.log ?? (() => {});
+  const data = resolve(options.data ?? SHIPPED_DATASET);
+  const out = resolve(options.out ?? 'runs/latest');
+  const cores = availableParallelism();
+  const tf = loadTensorFlow({ intraOpThreads: options.tfThreads ?? cores });
+  const seed = options.seed ?? 42;
+  const common = {
+    targetSize: options.imageSize ?? ([28, 28] as [number, number]),
+    colorMode: options.colorMode ?? ('grayscale' as ColorMode),
+    batchSize: options.batchSize ?? 32,
+    pool: createImagePool(options.workers !== undefined ? { workers: options.workers } : {}),
+    seed,
+  };
+  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, shuffle: true, augment: options.augment ?? SEED_AUGMENT });
+  const plainTrain = await flowFromDirectory(join(data, 'train'), { ...common, shuffle: false, augment: { rescale: 1 / 255 } });
+  const valFlow = await flowFromDirectory(join(data, 'val'), { ...common, shuffle: false, augment: { rescale: 1 / 255 } });
+  try {
+    log(`data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes, ${trainFlow.workers} decode workers`);
+    const [h, w] = common.targetSize;
+    const base = createBaseModel(tf, { inputShape: [h, w, trainFlow.image.channels], seed });
+    const trainer = withClassifier(tf, base, trainFlow.classNames.length, seed + 1000);
+    const t1 = performance.now();
+    const history = await trainBase(tf, trainer, trainFlow, {
+      epochs: options.baseEpochs ?? 5,
+      onEpochEnd: (e, l) => log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)} (${l.imagesPerSecond.toFixed(0)} images/s)`),
+    });
+    const t2 = performance.now();
+    const extractor = featureExtractor(tf, base);
+    const trainFile = join(out, 'features', 'train.arrow');
+    const valFile = join(out, 'features', 'val.arrow');
+    const et = await extractFeatures(tf, extractor, plainTrain, trainFile);
+    const ev = await extractFeatures(tf, extractor, valFlow, valFile);
+    log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
+    const t3 = performance.now();
+    // The head reads the features back from disk: the files are the interface between the stages.
+    const head = await trainHead(tf, await readFeatureFile(trainFile), await readFeatureFile(valFile), {
+      epochs: options.headEpochs ?? 10,
+      seed,
+    });
+    const t4 = performance.now();
+    log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);
+    // The extractor and the base share the trainer's layers: disposing the trainer frees them all.
+    trainer.dispose();
+    head.model.dispose();
+    const baseImages = history.length * trainFlow.samples;
+    return {
+      val_accuracy: head.valAccuracy,
+      seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000 },
+      base: history,
+      head: head.history,
+      features: { train: trainFile, val: valFile, dimension: et.dimension, rows: { train: et.rows, val: ev.rows } },
+      throughput: { base_images_per_second: baseImages / ((t2 - t1) / 1000), extract_images_per_second: (et.rows + ev.rows) / ((t3 - t2) / 1000) },
+      tensorflow: tensorflowReport(),
+      workers: trainFlow.workers,
+    };
+  } finally {
+    await Promise.all([trainFlow.close(), plainTrain.close(), valFlow.close()]);
+    await common.pool.close();
+  }
+}

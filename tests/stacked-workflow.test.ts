@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tableFromIPC } from 'apache-arrow';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
+
+function featherstack(args: string[]) {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('featherstack CLI (as a user runs it)', () => {
+  it('doctor --json reports the native TensorFlow backend, cores and libvips', () => {
+    const { status, stdout } = featherstack(['doctor', '--json']);
+    expect(status).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report.backend).toBe('tensorflow');
+    expect(report.tensorflowVersion).toMatch(/^2\.\d+/);
+    expect(['download', 'wheel']).toContain(report.provisionedFrom);
+    expect(report.cores).toBeGreaterThan(0);
+    expect(report.libvips).toMatch(/^\d+\.\d+/);
+  });
+
+  it('run --json trains the stacked model on the shipped Fashion-MNIST subset to ≥ 0.70 validation accuracy', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-run-'));
+    const { status, stdout, stderr } = featherstack(['run', '--json', '--out', out]);
+    expect(status, stderr).toBe(0);
+    const result = JSON.parse(stdout);
+    expect(result.val_accuracy).toBeGreaterThanOrEqual(0.7);
+    for (const stage of ['base_train', 'extract', 'head_train', 'total']) expect(result.seconds[stage]).toBeGreaterThan(0);
+    expect(result.tensorflow.backend).toBe('tensorflow');
+    // The head trained from files on disk: they hold every image, in class order for validation.
+    const val = tableFromIPC(readFileSync(join(out, 'features', 'val.arrow')));
+    expect(val.numRows).toBe(500);
+    expect(val.getChild('label')!.get(0)).toBe(0);
+    expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
+  });
+
+  it('rejects a bad flag value with a message naming the flag', () => {
+    const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
+    expect(status).not.toBe(0);
+    expect(stderr).toContain("--batch-size must be a positive integer, received 'zero'");
+    const missing = featherstack(['run', '--data', '/nonexistent/dataset']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('dataset directory /nonexistent/dataset/train does not exist');
+  });
+});
