@@ -15,12 +15,12 @@ describe('augmentation matrix', () => {
     expect(kerasAffine(none, 8, 8)).toBeUndefined();
   });
 
-  it('zooms about the true centre by default and about Keras’s (h/2+0.5) pivot in keras mode', () => {
-    const m = kerasAffine({ ...none, zx: 2, zy: 2 }, 9, 9)!;
-    expect(map(m, 4, 4)).toEqual([4, 4]); // centre (h-1)/2 is fixed
-    expect(map(m, 5, 4)).toEqual([6, 4]); // output samples twice as far from the centre
-    const k = kerasAffine({ ...none, zx: 2, zy: 2 }, 9, 9, true)!;
-    expect(map(k, 5, 5)).toEqual([5, 5]); // Keras's pivot is 9/2 + 0.5 = 5
+  it('zooms about the true centre by default and about Keras’s swapped pivot in keras mode', () => {
+    const m = kerasAffine({ ...none, zx: 2, zy: 2 }, 9, 5)!;
+    expect(map(m, 4, 2)).toEqual([4, 2]); // centre ((h-1)/2, (w-1)/2) is fixed
+    expect(map(m, 5, 2)).toEqual([6, 2]); // output samples twice as far from the centre
+    const k = kerasAffine({ ...none, zx: 2, zy: 2 }, 9, 5, true)!;
+    expect(map(k, 2, 4)).toEqual([2, 4]); // Keras pivots at (w/2 - 0.5, h/2 - 0.5) on (row, col)
   });
 
   it('moves rows for a height shift by default; keras mode reproduces Keras’s swapped axis', () => {
@@ -50,7 +50,7 @@ describe('warp fill modes (scipy order-1 semantics)', () => {
   it('nearest repeats the edge', () => expect(run('nearest')).toEqual([30, 40, 40, 40]));
   it('constant fills with cval', () => expect(run('constant')).toEqual([30, 40, 5, 5]));
   it('reflect mirrors about the edge (d c b a | a b c d)', () => expect(run('reflect')).toEqual([30, 40, 40, 30]));
-  it('wrap repeats the image', () => expect(run('wrap')).toEqual([30, 40, 10, 20]));
+  it('wrap repeats the image with scipy’s period n - 1 (first and last samples overlap)', () => expect(run('wrap')).toEqual([30, 40, 20, 30]));
   it('interpolates linearly between samples', () => {
     expect(run('nearest', Float64Array.of(1, 0, 0, 0, 1, 0.5))).toEqual([15, 25, 35, 40]);
   });

@@ -5,9 +5,10 @@
  *
  * Keras builds the matrix in (x, y) = (column, row) coordinates and conjugates it with the axis
  * swap, so its `tx` — drawn from height_shift_range and scaled by the image height — moves the
- * image along columns, and its centre is (h/2 + 0.5, w/2 + 0.5) on the (column, row) axes. Those
- * are defects: `keras: true` reproduces them bit for bit; by default height shifts move rows,
- * width shifts move columns, and the centre is the true pixel centre ((w-1)/2, (h-1)/2).
+ * image along columns, and its pivot is (h/2 - 0.5, w/2 - 0.5) on the (column, row) axes: the
+ * height and width are swapped, which moves the pivot off-centre on non-square images. Those are
+ * defects: `keras: true` reproduces them exactly; by default height shifts move rows, width shifts
+ * move columns, and the pivot is the true pixel centre ((w-1)/2, (h-1)/2).
  * @internal
  */
 
@@ -75,8 +76,8 @@ export function kerasAffine(p: AffineParams, height: number, width: number, kera
     m = m ? mul(m, z) : z;
   }
   m ??= [1, 0, 0, 0, 1, 0, 0, 0, 1];
-  const cx = keras ? height / 2 + 0.5 : (width - 1) / 2;
-  const cy = keras ? width / 2 + 0.5 : (height - 1) / 2;
+  const cx = keras ? height / 2 - 0.5 : (width - 1) / 2;
+  const cy = keras ? width / 2 - 0.5 : (height - 1) / 2;
   const c = mul(mul([1, 0, cx, 0, 1, cy, 0, 0, 1], m), [1, 0, -cx, 0, 1, -cy, 0, 0, 1]);
   // in_x = c0·x + c1·y + c2, in_y = c3·x + c4·y + c5 with x = col, y = row; reorder to (row, col).
   return Float64Array.of(c[4]!, c[3]!, c[5]!, c[1]!, c[0]!, c[2]!);

@@ -28,12 +28,23 @@ function resolveIndex(i: number, n: number, mode: FillMode): number {
       if (k >= n) k = period - 1 - k;
       return k;
     }
-    case 'wrap': {
-      // scipy 'wrap' as used by Keras (scipy < 1.6 semantics, period n - 1 at the edges is not
-      // reproduced; this is the periodic 'grid-wrap').
+    case 'wrap':
+      // Coordinates were already wrapped by wrapCoordinate(); this only serves the zero-weight
+      // neighbour of a coordinate that landed exactly on the last sample.
       return ((i % n) + n) % n;
-    }
   }
+}
+
+/**
+ * scipy.ndimage's 'wrap' (what Keras's fill_mode='wrap' gets): the coordinate is wrapped with
+ * period n - 1, so the first and last samples overlap (scipy's NI_EXTEND_WRAP).
+ */
+function wrapCoordinate(x: number, n: number): number {
+  if (n <= 1) return 0;
+  const sz = n - 1;
+  if (x < 0) return x + sz * (Math.trunc(-x / sz) + 1);
+  if (x > sz) return x - sz * Math.trunc(x / sz);
+  return x;
 }
 
 export interface WarpSpec {
@@ -75,8 +86,12 @@ export function warpInto(
         for (let k = 0; k < ch; k++) dst[out + k] = src[base + k]! * scale + (bias ? bias[k]! : 0);
         continue;
       }
-      const y = m[0]! * sr + m[1]! * sc + m[2]!;
-      const x = m[3]! * sr + m[4]! * sc + m[5]!;
+      let y = m[0]! * sr + m[1]! * sc + m[2]!;
+      let x = m[3]! * sr + m[4]! * sc + m[5]!;
+      if (fillMode === 'wrap') {
+        y = wrapCoordinate(y, h);
+        x = wrapCoordinate(x, w);
+      }
       if (order === 0) {
         const yi = resolveIndex(Math.round(y), h, fillMode);
         const xi = resolveIndex(Math.round(x), w, fillMode);
