@@ -19,6 +19,27 @@ export interface HeadResult {
   seconds: number;
 }
 
+/** A seeded Fisher–Yates permutation of 0…n-1 (mulberry32). */
+function permutation(n: number, seed: number): Int32Array {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}
+
 function positiveInt(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || (value as number) < 1) throw invalidOption(name, 'a positive integer', value);
@@ -72,10 +93,20 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   const vy = tf.tensor1d(Float32Array.from(val.labels));
   const history: HeadResult['history'] = [];
   try {
-    const fit = await model.fit(xs, ys, { epochs, batchSize, shuffle: true, validationData: [vx, vy], verbose: 0 });
+    // tfjs's own `shuffle: true` draws from Math.random; a seeded permutation per epoch makes the
+    // head reproducible for a given seed.
     for (let e = 0; e < epochs; e++) {
-      const h = fit.history as Record<string, number[]>;
-      history.push({ epoch: e, loss: h.loss![e]!, acc: h.acc![e]!, valLoss: h.val_loss![e]!, valAcc: h.val_acc![e]! });
+      const order = tf.tensor1d(permutation(train.rows, seed * 7919 + e), 'int32');
+      const [px, py] = tf.tidy(() => [tf.gather(xs, order), tf.gather(ys, order)]);
+      order.dispose();
+      try {
+        const fit = await model.fit(px!, py!, { epochs: 1, batchSize, shuffle: false, validationData: [vx, vy], verbose: 0 });
+        const h = fit.history as Record<string, number[]>;
+        history.push({ epoch: e, loss: h.loss![0]!, acc: h.acc![0]!, valLoss: h.val_loss![0]!, valAcc: h.val_acc![0]! });
+      } finally {
+        px!.dispose();
+        py!.dispose();
+      }
     }
   } finally {
     xs.dispose();

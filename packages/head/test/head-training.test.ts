@@ -43,6 +43,21 @@ describe('head', () => {
     result.model.dispose();
   });
 
+  it('is reproducible for a seed (its own seeded shuffle, not Math.random)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await blobs(join(dir, 'train.arrow'), 120, 3);
+    const set = await readFeatureFile(join(dir, 'train.arrow'));
+    const weights = async (seed: number) => {
+      const { model } = await trainHead(tf, set, set, { epochs: 3, units: [8], seed });
+      const w = model.getWeights().map((t) => Array.from(t.dataSync()));
+      model.dispose();
+      return w;
+    };
+    const a = await weights(5);
+    expect(await weights(5)).toEqual(a);
+    expect(await weights(6)).not.toEqual(a);
+  });
+
   it('names the file and the problem for missing, non-Arrow and wrongly shaped feature files', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
     await expect(readFeatureFile(join(dir, 'missing.arrow'))).rejects.toThrow(/feature file .*missing\.arrow: cannot be read \(ENOENT\)/);
