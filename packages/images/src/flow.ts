@@ -14,7 +14,7 @@ import { imageBatchSchema, imageRecordBatch } from './arrow.js';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from './augment.js';
 import { DecodePool, resolveWorkers } from './engine.js';
 import { ImageDecodeError, invalidOption, PoolClosedError } from './errors.js';
-import type { ColorMode, DecodeTask, ImageSpec, Interpolation } from './protocol.js';
+import type { ColorMode, DecodeFailure, DecodeTask, ImageSpec, Interpolation } from './protocol.js';
 import { epochOrder } from './rng.js';
 import { type DirectoryListingOptions, listDirectory, type Manifest } from './sources/directory.js';
 
@@ -72,8 +72,24 @@ export interface FlowOptions extends DirectoryListingOptions {
   prefetch?: number;
   /** Largest accepted image, in pixels (width × height). Default 16384². */
   pixelLimit?: number;
+  /**
+   * What an image that cannot be decoded does: 'raise' (default) ends the epoch with an
+   * ImageDecodeError naming the file; 'skip' delivers every good image (batches holding a bad one
+   * are shorter), reports each skipped file through `onSkip` as it happens and lists them in
+   * `flow.skippedFiles` when the epoch ends.
+   */
+  onError?: 'raise' | 'skip';
+  /** Called for every file skipped under onError: 'skip'. */
+  onSkip?: (file: SkippedFile) => void;
   /** Test hook: random delay of up to n ms per task, to reorder worker completions. @internal */
   jitterMs?: number;
+}
+
+/** A file left out of an epoch under onError: 'skip'. */
+export interface SkippedFile {
+  epoch: number;
+  path: string;
+  reason: string;
 }
 
 /** One batch. Its typed arrays view shared memory that is recycled when the next batch is requested. */
@@ -131,6 +147,10 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   private readonly prefetch: number;
   private readonly jitterMs: number;
   private readonly slots: Slot[];
+  /** Files skipped in the most recent epoch (onError: 'skip'); complete when that epoch ends. */
+  skippedFiles: SkippedFile[] = [];
+  private readonly onError: 'raise' | 'skip';
+  private readonly onSkip: ((file: SkippedFile) => void) | undefined;
   private nextEpoch = 0;
   private active = false;
   private closed = false;
@@ -170,6 +190,10 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.shuffle = options.shuffle ?? true;
     this.classMode = classMode;
     this.jitterMs = options.jitterMs ?? 0;
+    this.onError = options.onError ?? 'raise';
+    if (this.onError !== 'raise' && this.onError !== 'skip') throw invalidOption('onError', "'raise' or 'skip'", options.onError);
+    if (options.onSkip !== undefined && typeof options.onSkip !== 'function') throw invalidOption('onSkip', 'a function', typeof options.onSkip);
+    this.onSkip = options.onSkip;
     this.image = {
       height,
       width,
@@ -231,7 +255,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const order = epochOrder(this.samples, this.seed, epoch, this.shuffle);
     const free = [...this.slots];
-    const pending = new Map<number, Promise<{ slot: Slot; failures: { path: string; reason: string }[] }>>();
+    const pending = new Map<number, Promise<{ slot: Slot; failures: DecodeFailure[] }>>();
+    this.skippedFiles = [];
     let scheduled = 0;
     const schedule = () => {
       while (free.length > 0 && scheduled < this.length && pending.size < this.prefetch) {
@@ -247,8 +272,14 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
         if (controller.signal.aborted) throw controller.signal.reason ?? new PoolClosedError('iteration aborted');
         const { slot, failures } = await pending.get(b)!;
         pending.delete(b);
-        if (failures.length > 0) throw new ImageDecodeError(failures[0]!.path, failures[0]!.reason);
-        yield this.makeBatch(slot, epoch, b, order);
+        if (failures.length > 0 && this.onError === 'raise') throw new ImageDecodeError(failures[0]!.path, failures[0]!.reason);
+        for (const f of failures) {
+          const skipped = { epoch, path: f.path, reason: f.reason };
+          this.skippedFiles.push(skipped);
+          this.onSkip?.(skipped);
+        }
+        const batch = this.makeBatch(slot, epoch, b, order, new Set(failures.map((f) => f.position)));
+        if (batch.size > 0) yield batch;
         free.push(slot);
       }
     } finally {
@@ -265,7 +296,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const size = Math.min(this.batchSize, this.samples - start);
     // Split the batch over the workers so that even one batch in flight uses every core.
     const chunk = Math.max(1, Math.ceil(size / this.pool.workers));
-    const tasks: Promise<{ failures: { path: string; reason: string }[] }>[] = [];
+    const tasks: Promise<{ failures: DecodeFailure[] }>[] = [];
     for (let pos = 0; pos < size; pos += chunk) {
       const samples: number[] = [];
       const paths: string[] = [];
@@ -291,16 +322,30 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       tasks.push(this.pool.run(task, signal));
     }
     const results = await Promise.all(tasks);
-    return { slot, failures: results.flatMap((r) => r.failures).sort((a, b) => a.path.localeCompare(b.path)) };
+    return { slot, failures: results.flatMap((r) => r.failures).sort((a, b) => a.position - b.position) };
   }
 
-  private makeBatch(slot: Slot, epoch: number, index: number, order: Uint32Array): ImageBatch {
+  private makeBatch(slot: Slot, epoch: number, index: number, order: Uint32Array, failed: Set<number>): ImageBatch {
     const start = index * this.batchSize;
-    const size = Math.min(this.batchSize, this.samples - start);
     const { height, width, channels } = this.image;
-    const images = slot.images.subarray(0, size * height * width * channels);
+    const sampleSize = height * width * channels;
+    let paths = Array.from(order.subarray(start, start + Math.min(this.batchSize, this.samples - start)), (sample) => this.filenames[sample]!);
+    if (failed.size > 0) {
+      // Compact the good samples to the front of the slot, keeping their order.
+      let write = 0;
+      for (let read = 0; read < paths.length; read++) {
+        if (failed.has(read)) continue;
+        if (write !== read) {
+          slot.images.copyWithin(write * sampleSize, read * sampleSize, (read + 1) * sampleSize);
+          slot.classIndex[write] = slot.classIndex[read]!;
+        }
+        write++;
+      }
+      paths = paths.filter((_, i) => !failed.has(i));
+    }
+    const size = paths.length;
+    const images = slot.images.subarray(0, size * sampleSize);
     const classIndex = slot.classIndex.subarray(0, size);
-    const paths = Array.from(order.subarray(start, start + size), (sample) => this.filenames[sample]!);
     const numClasses = this.classNames.length;
     const classMode = this.classMode;
     const schema = this.schema;

@@ -5,6 +5,6 @@
 export { imageBatchSchema, imageRecordBatch } from './arrow.js';
 export type { AugmentOptions } from './augment.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError } from './errors.js';
-export { type ClassMode, createImagePool, type FlowOptions, flowFromDirectory, type ImageBatch, ImageFlow, ImagePool } from './flow.js';
+export { type ClassMode, createImagePool, type FlowOptions, flowFromDirectory, type ImageBatch, ImageFlow, ImagePool, type SkippedFile } from './flow.js';
 export type { ColorMode, Interpolation } from './protocol.js';
 export { codePointCompare, KERAS_EXTENSIONS, listDirectory, type Manifest } from './sources/directory.js';

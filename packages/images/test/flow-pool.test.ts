@@ -115,6 +115,39 @@ describe('bad input', () => {
     }
   });
 
+  it("onError: 'skip' delivers every good image and reports each bad file by path, as an event and at epoch end", async () => {
+    const dir = await tempDir();
+    for (let i = 0; i < 9; i++) await writeImage(join(dir, 'x', `good${i}.png`), { seed: i });
+    await writeText(join(dir, 'x', 'bad-text.png'), 'not an image');
+    await writeText(join(dir, 'x', 'empty.jpg'), '');
+    const events: string[] = [];
+    const flow = await flowFromDirectory(dir, {
+      targetSize: [10, 12], batchSize: 4, workers: 2, shuffle: false, onError: 'skip', augment: { rescale: 1 / 255 },
+      onSkip: (f) => events.push(f.path),
+    });
+    try {
+      const seen: string[] = [];
+      let pixelsOk = true;
+      for await (const b of flow) {
+        seen.push(...b.paths);
+        expect(b.images.length).toBe(b.size * 10 * 12 * 3);
+        // Compacted samples keep their own pixels: image goodN has pixel (0,0,0) = N / 255.
+        b.paths.forEach((p, i) => {
+          const n = Number(/good(\d)/.exec(p)![1]);
+          if (Math.abs(b.images[i * 360]! - n / 255) > 1e-6) pixelsOk = false;
+        });
+      }
+      expect(pixelsOk).toBe(true);
+      expect(seen.sort()).toEqual(Array.from({ length: 9 }, (_, i) => `x/good${i}.png`));
+      expect(flow.skippedFiles.map((f) => f.path.split('/').pop()).sort()).toEqual(['bad-text.png', 'empty.jpg']);
+      expect(flow.skippedFiles.every((f) => f.reason.length > 0 && f.epoch === 0)).toBe(true);
+      expect(events.sort()).toEqual(flow.skippedFiles.map((f) => f.path).sort());
+    } finally {
+      await flow.close();
+    }
+    await expect(flowFromDirectory(dir, { onError: 'ignore' as never })).rejects.toThrow(`options.onError must be 'raise' or 'skip', received "ignore"`);
+  });
+
   it('refuses images above the pixel limit (decompression bombs)', async () => {
     const dir = await tempDir();
     await writeImage(join(dir, 'x', 'big.png'), { width: 300, height: 200 });
