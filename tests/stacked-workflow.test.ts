@@ -44,6 +44,11 @@ describe('featherstack CLI (as a user runs it)', () => {
     const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
     expect(status).not.toBe(0);
     expect(stderr).toContain("--batch-size must be a positive integer, received 'zero'");
+    const badSize = featherstack(['run', '--image-size', '28by28']);
+    expect(badSize.stderr).toContain("--image-size must be N or HxW (e.g. 28 or 224x224), received '28by28'");
+    const badMode = featherstack(['run', '--color-mode', 'cmyk']);
+    expect(badMode.status).toBe(2);
+    expect(badMode.stderr).toContain("--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
     const missing = featherstack(['run', '--data', '/nonexistent/dataset']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('dataset directory /nonexistent/dataset/train does not exist');

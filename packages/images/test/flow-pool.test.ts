@@ -164,6 +164,13 @@ describe('bad input', () => {
     await expect(flowFromDirectory(root, { colorMode: 'cmyk' as never })).rejects.toThrow(`options.colorMode must be 'grayscale', 'rgb' or 'rgba', received "cmyk"`);
     await expect(flowFromDirectory(root, { workers: 1.5 })).rejects.toThrow('options.workers must be a positive integer, received 1.5');
     await expect(flowFromDirectory(root, { classMode: 'binary', classes: ['a'] })).rejects.toThrow(/'binary' only with exactly 2 classes \(found 1\)/);
+    await expect(flowFromDirectory(root, { targetSize: [0, 10] })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received [0, 10]');
+    await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(`options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`);
+    await expect(flowFromDirectory(root, { seed: 1.5 })).rejects.toThrow('options.seed must be an integer, received 1.5');
+    await expect(flowFromDirectory(root, { prefetch: -1 })).rejects.toThrow('options.prefetch must be a positive integer, received -1');
+    await expect(flowFromDirectory(root, { pixelLimit: 0 })).rejects.toThrow('options.pixelLimit must be a positive integer, received 0');
+    await expect(flowFromDirectory(root, { onSkip: 'log' as never })).rejects.toThrow('options.onSkip must be a function, received "string"');
+    await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]');
   });
 
   it('stops cleanly when aborted, and a closed flow refuses to iterate', async () => {
