@@ -18,8 +18,6 @@ const env = {
   PATH: `${join(root, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
   TURBO_TELEMETRY_DISABLED: '1',
   DO_NOT_TRACK: '1',
-  // pnpm and turbo print less noise when they know they are not talking to a person.
-  ...(process.stdout.isTTY ? {} : { CI: process.env.CI ?? '' }),
 };
 
 function step(title, cmd, args, options = {}) {

@@ -36,16 +36,11 @@ export class DecodePool {
       // Each worker runs one task at a time: a task is already a run of several images.
       concurrentTasksPerWorker: 1,
     });
-    // A worker that fails outside a task (e.g. at start-up) is reported here; the tasks it held are
-    // rejected by piscina and the worker is replaced. Keep the error for close() instead of letting
-    // it crash the process as an unhandled 'error' event.
-    this.pool.on('error', (error: Error) => {
-      this.lastError = error;
-    });
+    // A worker that fails outside a task (e.g. at start-up) is also reported as a pool 'error'
+    // event; piscina already rejects the tasks it held (that is how callers learn of it), so the
+    // event only needs a listener to keep it from crashing the process as unhandled.
+    this.pool.on('error', () => {});
   }
-
-  /** The last error raised by a worker outside a task, if any. */
-  lastError: Error | undefined;
 
   run(task: DecodeTask, signal?: AbortSignal): Promise<DecodeResult> {
     if (this.closed) return Promise.reject(new PoolClosedError('the image pool is closed'));

@@ -157,10 +157,12 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
 
   /** @internal Use flowFromDirectory(). */
   constructor(manifest: Manifest, options: FlowOptions) {
-    const [height, width] = options.targetSize ?? [256, 256];
-    if (!Array.isArray(options.targetSize ?? [0, 0]) || !Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
+    // Validated before destructuring: a number or string here must get the option's message, not a TypeError.
+    const targetSize: unknown = options.targetSize ?? [256, 256];
+    if (!Array.isArray(targetSize) || targetSize.length !== 2 || !targetSize.every((v) => Number.isInteger(v) && v >= 1)) {
       throw invalidOption('targetSize', '[height, width] of positive integers', options.targetSize);
     }
+    const [height, width] = targetSize as [number, number];
     const colorMode = options.colorMode ?? 'rgb';
     if (!(colorMode in CHANNELS)) throw invalidOption('colorMode', "'grayscale', 'rgb' or 'rgba'", colorMode);
     const classMode = options.classMode ?? 'categorical';

@@ -31,7 +31,6 @@ export function hashKeys(...keys: number[]): number {
 export const Stream = {
   shuffle: 1,
   augment: 2,
-  split: 3,
 } as const;
 
 /**

@@ -44,7 +44,7 @@ describe('warp fill modes (scipy order-1 semantics)', () => {
   const shift = Float64Array.of(1, 0, 0, 0, 1, 2);
   const run = (fillMode: 'constant' | 'nearest' | 'reflect' | 'wrap', m = shift) => {
     const dst = new Float32Array(4);
-    warpInto(src, m, { height: 1, width: 4, channels: 1, fillMode, cval: 5, order: 1, flipHorizontal: false, flipVertical: false }, dst, 0, 1, undefined);
+    warpInto(src, m, { height: 1, width: 4, channels: 1, fillMode, cval: 5, order: 1, flipHorizontal: false, flipVertical: false }, dst, 0, 1);
     return Array.from(dst);
   };
   it('nearest repeats the edge', () => expect(run('nearest')).toEqual([30, 40, 40, 40]));
@@ -56,7 +56,7 @@ describe('warp fill modes (scipy order-1 semantics)', () => {
   });
   it('flips after the warp (Keras order)', () => {
     const dst = new Float32Array(4);
-    warpInto(src, shift, { height: 1, width: 4, channels: 1, fillMode: 'nearest', cval: 0, order: 1, flipHorizontal: true, flipVertical: false }, dst, 0, 1, undefined);
+    warpInto(src, shift, { height: 1, width: 4, channels: 1, fillMode: 'nearest', cval: 0, order: 1, flipHorizontal: true, flipVertical: false }, dst, 0, 1);
     expect(Array.from(dst)).toEqual([40, 40, 40, 30]);
   });
 });

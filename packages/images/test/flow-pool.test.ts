@@ -1,6 +1,6 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { flowFromDirectory, type FlowOptions } from '../dist/index.js';
 import { tempDir, writeImage, writeText } from './helpers.js';
 
@@ -165,6 +165,7 @@ describe('bad input', () => {
     await expect(flowFromDirectory(root, { workers: 1.5 })).rejects.toThrow('options.workers must be a positive integer, received 1.5');
     await expect(flowFromDirectory(root, { classMode: 'binary', classes: ['a'] })).rejects.toThrow(/'binary' only with exactly 2 classes \(found 1\)/);
     await expect(flowFromDirectory(root, { targetSize: [0, 10] })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received [0, 10]');
+    await expect(flowFromDirectory(root, { targetSize: 28 as never })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received 28');
     await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(`options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`);
     await expect(flowFromDirectory(root, { seed: 1.5 })).rejects.toThrow('options.seed must be an integer, received 1.5');
     await expect(flowFromDirectory(root, { prefetch: -1 })).rejects.toThrow('options.prefetch must be a positive integer, received -1');
@@ -184,5 +185,3 @@ describe('bad input', () => {
     await expect(flow.epoch(1).next()).rejects.toThrow(/closed/);
   });
 });
-
-afterAll(() => {});

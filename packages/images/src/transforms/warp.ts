@@ -60,9 +60,9 @@ export interface WarpSpec {
 }
 
 /**
- * Warps `src` (uint8 HWC) into `dst` (float32 HWC at `dstOffset`), multiplying by `scale` and
- * adding `bias` per channel on the way (Keras applies rescale after the warp; the affine sampling
- * is linear, so the order does not change the result beyond float rounding).
+ * Warps `src` (uint8 HWC) into `dst` (float32 HWC at `dstOffset`), multiplying by `scale` on the
+ * way (Keras applies rescale after the warp; the affine sampling is linear, so the order does not
+ * change the result beyond float rounding).
  * Flips are applied to the warped image (Keras flips after the affine step) by mirroring the
  * output coordinate.
  */
@@ -73,7 +73,6 @@ export function warpInto(
   dst: Float32Array,
   dstOffset: number,
   scale: number,
-  bias: Float32Array | undefined,
 ): void {
   const { height: h, width: w, channels: ch, fillMode, cval, order } = spec;
   for (let r = 0; r < h; r++) {
@@ -83,7 +82,7 @@ export function warpInto(
       const out = dstOffset + (r * w + c) * ch;
       if (!m) {
         const base = (sr * w + sc) * ch;
-        for (let k = 0; k < ch; k++) dst[out + k] = src[base + k]! * scale + (bias ? bias[k]! : 0);
+        for (let k = 0; k < ch; k++) dst[out + k] = src[base + k]! * scale;
         continue;
       }
       let y = m[0]! * sr + m[1]! * sc + m[2]!;
@@ -97,13 +96,13 @@ export function warpInto(
         const xi = resolveIndex(Math.round(x), w, fillMode);
         for (let k = 0; k < ch; k++) {
           const v = yi < 0 || xi < 0 ? cval : src[(yi * w + xi) * ch + k]!;
-          dst[out + k] = v * scale + (bias ? bias[k]! : 0);
+          dst[out + k] = v * scale;
         }
         continue;
       }
       if (fillMode === 'constant' && (y < 0 || y > h - 1 || x < 0 || x > w - 1)) {
         // scipy's 'constant' performs no interpolation beyond the edge samples.
-        for (let k = 0; k < ch; k++) dst[out + k] = cval * scale + (bias ? bias[k]! : 0);
+        for (let k = 0; k < ch; k++) dst[out + k] = cval * scale;
         continue;
       }
       const y0 = Math.floor(y);
@@ -120,7 +119,7 @@ export function warpInto(
         const p10 = yb < 0 || xa < 0 ? cval : src[(yb * w + xa) * ch + k]!;
         const p11 = yb < 0 || xb < 0 ? cval : src[(yb * w + xb) * ch + k]!;
         const v = (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
-        dst[out + k] = v * scale + (bias ? bias[k]! : 0);
+        dst[out + k] = v * scale;
       }
     }
   }

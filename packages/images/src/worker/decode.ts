@@ -86,7 +86,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
     spec.flipVertical = p.flipVertical;
     const m = kerasAffine(p, image.height, image.width, augment.keras);
     const simple = p.channelShift === 0 && p.brightness === 1;
-    warpInto(pixels, m, spec, dst, offset, simple ? augment.rescale : 1, undefined);
+    warpInto(pixels, m, spec, dst, offset, simple ? augment.rescale : 1);
     if (!simple) postProcess(dst, offset, sampleSize, p.channelShift, p.brightness, augment.rescale);
   }
   return { failures };
