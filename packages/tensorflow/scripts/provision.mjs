@@ -100,6 +100,21 @@ function linkFromCache(pkgDir, entry) {
   return meta;
 }
 
+/** rename(), or copy + unlink where source and cache are on different filesystems. */
+function moveFile(from, to) {
+  try {
+    renameSync(from, to);
+  } catch (error) {
+    if (error.code !== 'EXDEV') throw error;
+    copyFileSync(from, to);
+    rmSync(from);
+  }
+}
+
+/**
+ * Moves a fresh build (deps/lib and the binding) into the cache, then points the package at it:
+ * the ~850 MB of libraries are written once, not copied and then deleted.
+ */
 function saveToCache(pkgDir, entry, meta) {
   const staging = `${entry}.partial-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
@@ -110,12 +125,13 @@ function saveToCache(pkgDir, entry, meta) {
     const to = join(staging, 'lib', name);
     // Keep alias symlinks (libtensorflow.so -> libtensorflow_cc.so.2) as links, not 800 MB copies.
     if (lstatSync(from).isSymbolicLink()) symlinkSync(readlinkSync(from), to);
-    else copyFileSync(from, to);
+    else moveFile(from, to);
   }
   copyFileSync(bindingPath(pkgDir), join(staging, 'tfjs_binding.node'));
   writeFileSync(join(staging, 'complete.json'), `${JSON.stringify(meta, null, 2)}\n`);
   rmSync(entry, { recursive: true, force: true });
   renameSync(staging, entry);
+  return linkFromCache(pkgDir, entry);
 }
 
 function tryDownload(pkgDir) {
@@ -239,7 +255,6 @@ export function provision() {
   if (download.ok) {
     const meta = { provisionedFrom: 'download', tensorflowVersion: download.tensorflowVersion, tfjsNode: TFJS_NODE_VERSION };
     saveToCache(pkgDir, `${cacheBase}-download`, meta);
-    writeMarker(pkgDir, meta);
     return meta;
   }
   log(`download failed (${download.reason}); building from the tensorflow-cpu wheel`);
@@ -248,7 +263,6 @@ export function provision() {
     const meta = { provisionedFrom: 'wheel', tensorflowVersion: wheel.tensorflowVersion, tfjsNode: TFJS_NODE_VERSION, wheel: `tensorflow-cpu==${WHEEL_TF_VERSION}` };
     const entry = `${cacheBase}-wheel-${WHEEL_TF_VERSION}`;
     saveToCache(pkgDir, entry, meta);
-    linkFromCache(pkgDir, entry); // replace the copies in node_modules by links to the cache
     rmSync(join(pkgDir, 'build'), { recursive: true, force: true });
     return meta;
   }
