@@ -2,6 +2,9 @@
  * Augmentation options (a superset of Keras's ImageDataGenerator) and the per-sample parameters
  * drawn from them. Parameters are a pure function of (seed, epoch, sample index): see rng.ts.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { invalidOption } from './errors.js';
 import { CounterRng, Stream } from './rng.js';
 import type { AffineParams } from './transforms/affine.js';
@@ -32,8 +35,22 @@ export interface AugmentOptions {
   interpolationOrder?: 0 | 1;
   /** Multiplies every pixel after augmentation (Keras's `rescale`, e.g. 1/255). */
   rescale?: number;
-  /** Reproduce Keras's swapped shift axes and off-centre pivot bit for bit. Default false. */
+  /** Reproduce Keras's swapped shift axes, off-centre pivot and fit() units bit for bit. Default false. */
   keras?: boolean;
+  /** Subtract each image's own mean (after rescale). */
+  samplewiseCenter?: boolean;
+  /** Divide each image by its own std (after rescale). */
+  samplewiseStdNormalization?: boolean;
+  /** Subtract the per-channel dataset mean computed by `flow.fit()`. */
+  featurewiseCenter?: boolean;
+  /** Divide by the per-channel dataset std computed by `flow.fit()`. */
+  featurewiseStdNormalization?: boolean;
+  /**
+   * Path of an ES module whose default export `(image: Float32Array, shape: [h, w, c]) => void`
+   * transforms each augmented image in place, in 0–255 units, before rescale (Keras's
+   * preprocessing_function). Workers import it, so it must be a module, not a closure.
+   */
+  preprocessingFunction?: string;
 }
 
 /** Validated options with defaults applied. @internal */
@@ -52,6 +69,12 @@ export interface AugmentSpec {
   interpolationOrder: 0 | 1;
   rescale: number;
   keras: boolean;
+  samplewiseCenter: boolean;
+  samplewiseStdNormalization: boolean;
+  featurewiseCenter: boolean;
+  featurewiseStdNormalization: boolean;
+  /** File URL of the preprocessing module, or null. */
+  preprocessingFunction: string | null;
 }
 
 function nonNegative(name: string, value: unknown, fallback = 0): number {
@@ -77,6 +100,15 @@ function flag(name: string, value: unknown): boolean {
   if (value === undefined) return false;
   if (typeof value !== 'boolean') throw invalidOption(name, 'a boolean', value);
   return value;
+}
+
+function moduleUrl(name: string, value: unknown): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value.length === 0) throw invalidOption(name, 'the path of an ES module', value);
+  if (value.startsWith('file:')) return value;
+  const path = resolve(value);
+  if (!existsSync(path)) throw invalidOption(name, 'the path of an existing ES module', value);
+  return pathToFileURL(path).href;
 }
 
 /** Validates augmentation options; every message names the option and the value received. @internal */
@@ -132,6 +164,11 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
     interpolationOrder: order,
     rescale,
     keras: flag(n('keras'), options.keras),
+    samplewiseCenter: flag(n('samplewiseCenter'), options.samplewiseCenter),
+    samplewiseStdNormalization: flag(n('samplewiseStdNormalization'), options.samplewiseStdNormalization),
+    featurewiseCenter: flag(n('featurewiseCenter'), options.featurewiseCenter),
+    featurewiseStdNormalization: flag(n('featurewiseStdNormalization'), options.featurewiseStdNormalization),
+    preprocessingFunction: moduleUrl(n('preprocessingFunction'), options.preprocessingFunction),
   };
 }
 

@@ -5,8 +5,15 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { invalidOption, PoolClosedError } from './errors.js';
+import { invalidOption, PoolClosedError, WorkerCrashError } from './errors.js';
 import type { DecodeResult, DecodeTask } from './protocol.js';
+
+function describeSource(task: DecodeTask): string {
+  const { source } = task;
+  if (source.kind === 'files') return source.paths.map((p) => `${source.root}/${p}`).join(', ');
+  if (source.kind === 'cache') return `${source.paths.join(', ')} (from pixel cache ${source.file})`;
+  return `samples ${task.samples.join(', ')} of the in-memory dataset`;
+}
 
 export interface PoolOptions {
   /** Decode workers. Default: every core. */
@@ -25,6 +32,8 @@ export class DecodePool {
   private readonly pool: Piscina<DecodeTask, DecodeResult>;
   private closed = false;
   readonly workers: number;
+  /** Tasks retried after a worker died. */
+  retries = 0;
 
   constructor(workers: number) {
     this.workers = workers;
@@ -42,9 +51,26 @@ export class DecodePool {
     this.pool.on('error', () => {});
   }
 
-  run(task: DecodeTask, signal?: AbortSignal): Promise<DecodeResult> {
-    if (this.closed) return Promise.reject(new PoolClosedError('the image pool is closed'));
-    return this.pool.run(task, signal ? { signal } : {});
+  /**
+   * Runs a task. A task whose worker died (or threw outside the per-image error handling) is
+   * retried once on a replacement worker — piscina replaces dead workers itself; a second failure
+   * rejects with a WorkerCrashError naming the task's files.
+   */
+  async run(task: DecodeTask, signal?: AbortSignal): Promise<DecodeResult> {
+    if (this.closed) throw new PoolClosedError('the image pool is closed');
+    const options = signal ? { signal } : {};
+    try {
+      return await this.pool.run(task, options);
+    } catch (first) {
+      if (this.closed || signal?.aborted) throw first;
+      this.retries++;
+      try {
+        return await this.pool.run({ ...task, attempt: task.attempt + 1 }, options);
+      } catch (second) {
+        if (this.closed || signal?.aborted) throw second;
+        throw new WorkerCrashError(describeSource(task), (first as Error).message, (second as Error).message);
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -31,6 +31,19 @@ export class PoolClosedError extends Error {
   readonly code = 'FEATHERSTACK_POOL_CLOSED';
 }
 
+/** A worker died twice on the same task (e.g. a native crash or out-of-memory inside libvips). */
+export class WorkerCrashError extends Error {
+  override readonly name = 'WorkerCrashError';
+  readonly code = 'FEATHERSTACK_WORKER_CRASH';
+  constructor(
+    readonly files: string,
+    firstReason: string,
+    secondReason: string,
+  ) {
+    super(`a decode worker died twice while loading ${files} (first: ${firstReason}; retry: ${secondReason})`);
+  }
+}
+
 /**
  * Builds the error for an option that does not validate, naming the option, what was expected and
  * what was received. @internal

@@ -4,7 +4,24 @@
  */
 export { imageBatchSchema, imageRecordBatch } from './arrow.js';
 export type { AugmentOptions } from './augment.js';
-export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError } from './errors.js';
-export { type ClassMode, createImagePool, type FlowOptions, flowFromDirectory, type ImageBatch, ImageFlow, ImagePool, type SkippedFile } from './flow.js';
-export type { ColorMode, Interpolation } from './protocol.js';
+export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
+export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
+export {
+  type ArrayInput,
+  type BaseFlowOptions,
+  type ClassMode,
+  createImagePool,
+  type FileFlowOptions,
+  type FlowOptions,
+  flowFromArray,
+  flowFromDirectory,
+  flowFromManifest,
+  type ImageBatch,
+  ImageFlow,
+  ImagePool,
+  type SkippedFile,
+} from './flow.js';
+export type { ColorMode, Interpolation, PixelType } from './protocol.js';
 export { codePointCompare, KERAS_EXTENSIONS, listDirectory, type Manifest } from './sources/directory.js';
+export { type ManifestClassMode, type ManifestOptions, readManifest, type TableManifest } from './sources/manifest.js';
+export { type DatasetOptions, type TfLike, toTfDataset } from './tfdata.js';

@@ -1,12 +1,14 @@
 /**
  * The main-thread ↔ worker protocol: plain data only, so it crosses the thread boundary as a
- * structured clone. The destination slot is a SharedArrayBuffer, which is shared, not copied.
+ * structured clone. Destination slots and in-memory datasets are SharedArrayBuffers, which are
+ * shared, not copied.
  * @internal
  */
 import type { AugmentSpec } from './augment.js';
 
 export type ColorMode = 'grayscale' | 'rgb' | 'rgba';
 export type Interpolation = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos';
+export type PixelType = 'float32' | 'uint8';
 
 export interface ImageSpec {
   height: number;
@@ -17,24 +19,48 @@ export interface ImageSpec {
   keepAspectRatio: boolean;
   /** Refuse images with more pixels than this (decompression bombs). */
   pixelLimit: number;
+  /** Random-resized-crop: [min, max] area fraction and [min, max] aspect ratio of the crop; null = off. */
+  randomCrop: { scale: [number, number]; ratio: [number, number] } | null;
 }
 
-/** Decode, resize and augment `paths` into consecutive samples of `target` starting at `position`. */
+/** Per-sample standardisation after augmentation (Keras's `standardize`, minus ZCA). */
+export interface Normalization {
+  samplewiseCenter: boolean;
+  samplewiseStd: boolean;
+  /** Per-channel mean and std from `fit()`; null when not fitted or not asked for. */
+  mean: number[] | null;
+  std: number[] | null;
+}
+
+/** Where a task's samples come from. */
+export type SampleSource =
+  /** Image files: `paths[i]` (relative to root) holds the task's i-th sample. */
+  | { kind: 'files'; root: string; paths: string[] }
+  /** An in-memory dataset [n, h, w, c] at the flow's size, indexed by dataset sample. */
+  | { kind: 'array'; data: SharedArrayBuffer; dtype: PixelType }
+  /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`; an `errors[i]` replays a failure. */
+  | { kind: 'cache'; file: string; offsets: number[]; errors: (string | null)[]; paths: string[] };
+
+/** Load, augment and standardise the task's samples into consecutive rows of `target` from `position`. */
 export interface DecodeTask {
-  root: string;
-  paths: string[];
-  /** Dataset index of each path: with (seed, epoch) it keys the sample's random parameters. */
+  source: SampleSource;
+  /** Dataset index of each sample: with (seed, epoch) it keys the sample's random parameters. */
   samples: number[];
   seed: number;
   epoch: number;
   image: ImageSpec;
   augment: AugmentSpec;
+  normalization: Normalization;
   target: SharedArrayBuffer;
-  /** Byte offset of the slot's image region inside `target`. */
-  byteOffset: number;
+  dtype: PixelType;
   position: number;
-  /** Test hook: delay each task by a random 0..n ms to reorder completions. */
+  /** When set, the un-augmented uint8 pixels of each sample are also written here (pixel cache). */
+  cacheTarget?: SharedArrayBuffer;
+  /** 0 on the first try; a task whose worker died is retried once with 1. */
+  attempt: number;
+  /** Test hooks. */
   jitterMs?: number;
+  crashOnAttempt?: number;
 }
 
 export interface DecodeFailure {

@@ -31,6 +31,7 @@ export function hashKeys(...keys: number[]): number {
 export const Stream = {
   shuffle: 1,
   augment: 2,
+  crop: 3,
 } as const;
 
 /**

@@ -60,17 +60,17 @@ export interface WarpSpec {
 }
 
 /**
- * Warps `src` (uint8 HWC) into `dst` (float32 HWC at `dstOffset`), multiplying by `scale` on the
+ * Warps `src` (uint8 or float32 HWC) into `dst` (float32, or uint8 rounded and clamped, HWC at `dstOffset`), multiplying by `scale` on the
  * way (Keras applies rescale after the warp; the affine sampling is linear, so the order does not
  * change the result beyond float rounding).
  * Flips are applied to the warped image (Keras flips after the affine step) by mirroring the
  * output coordinate.
  */
 export function warpInto(
-  src: Uint8Array,
+  src: Uint8Array | Float32Array,
   m: Affine | undefined,
   spec: WarpSpec,
-  dst: Float32Array,
+  dst: Float32Array | Uint8ClampedArray,
   dstOffset: number,
   scale: number,
 ): void {

@@ -1,11 +1,14 @@
 /**
- * The pool's worker entry: decodes with sharp (libvips), resizes, augments in JavaScript and writes
- * float32 pixels straight into the shared batch slot. One file, one default export, as piscina
- * expects.
+ * The pool's worker entry. For each sample of a task: load uint8 (or float) pixels at the flow's
+ * size — decoding the file with sharp (libvips), reading a pixel-cache row, or viewing an in-memory
+ * array — then augment in JavaScript and write straight into the shared batch slot. One file, one
+ * default export, as piscina expects.
  */
-import sharp from 'sharp';
+import { openSync, readSync } from 'node:fs';
+import sharp, { type OutputInfo } from 'sharp';
 import { drawParams } from '../augment.js';
-import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec } from '../protocol.js';
+import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization } from '../protocol.js';
+import { CounterRng, Stream } from '../rng.js';
 import { kerasAffine } from '../transforms/affine.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
 
@@ -16,27 +19,74 @@ sharp.cache(false);
 
 const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3' } as const;
 
-async function decode(path: string, image: ImageSpec): Promise<Uint8Array> {
+type Pixels = Uint8Array | Float32Array;
+type Preprocess = (image: Float32Array, shape: [number, number, number]) => void;
+
+/**
+ * Random-resized-crop box (torchvision's RandomResizedCrop): area fraction and log-uniform aspect
+ * ratio, ten tries, then a centre crop at the clamped ratio.
+ */
+export function cropBox(width: number, height: number, crop: NonNullable<ImageSpec['randomCrop']>, rng: CounterRng) {
+  const area = width * height;
+  const [lr0, lr1] = [Math.log(crop.ratio[0]), Math.log(crop.ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * rng.uniform(crop.scale[0], crop.scale[1]);
+    const aspect = Math.exp(rng.uniform(lr0, lr1));
+    const w = Math.round(Math.sqrt(target * aspect));
+    const h = Math.round(Math.sqrt(target / aspect));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      return { left: rng.below(width - w + 1), top: rng.below(height - h + 1), width: w, height: h };
+    }
+  }
+  const ratio = width / height;
+  let w = width;
+  let h = height;
+  if (ratio < crop.ratio[0]) h = Math.round(w / crop.ratio[0]);
+  else if (ratio > crop.ratio[1]) w = Math.round(h * crop.ratio[1]);
+  return { left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h };
+}
+
+/** PIL's `convert('L')` (ITU-R 601-2 luma, fixed point), which Keras's grayscale mode uses. */
+function luma(data: Buffer, channels: number, pixels: number): Buffer {
+  const out = Buffer.allocUnsafe(pixels);
+  for (let i = 0, j = 0; i < pixels; i++, j += channels) {
+    out[i] = (data[j]! * 19595 + data[j + 1]! * 38470 + data[j + 2]! * 7471 + 0x8000) >> 16;
+  }
+  return out;
+}
+
+async function decodeFile(path: string, image: ImageSpec, crop: ReturnType<typeof cropBox> | null): Promise<Uint8Array> {
   let pipeline = sharp(path, { limitInputPixels: image.pixelLimit, failOn: 'error' });
-  if (image.colorMode === 'grayscale') pipeline = pipeline.removeAlpha().toColourspace('b-w');
-  else if (image.colorMode === 'rgb') pipeline = pipeline.removeAlpha().toColourspace('srgb');
-  else pipeline = pipeline.ensureAlpha().toColourspace('srgb');
-  // No metadata() round trip to skip same-size resizes: libvips treats a resize to the input's own
-  // size as a no-op, and the extra call cost ~25 % of throughput on small images.
-  pipeline = pipeline.resize(image.width, image.height, {
-    fit: image.keepAspectRatio ? 'cover' : 'fill',
-    position: 'centre',
-    kernel: KERNELS[image.interpolation],
-  });
-  const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (crop) pipeline = pipeline.extract(crop);
+  const resize = { fit: image.keepAspectRatio ? 'cover' : 'fill', position: 'centre', kernel: KERNELS[image.interpolation] } as const;
+  let data: Buffer;
+  let info: OutputInfo;
+  if (image.colorMode === 'grayscale') {
+    // Keras converts to L before resizing, with PIL's luma weights (libvips' b-w differs): decode,
+    // convert here, then resize the single channel.
+    ({ data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+    if (info.channels >= 3) data = luma(data, info.channels, info.width * info.height);
+    else if (info.channels === 2) data = Buffer.from(data.filter((_, i) => i % 2 === 0)); // PIL's LA → L keeps L
+    if (info.width !== image.width || info.height !== image.height) {
+      ({ data, info } = await sharp(data, { raw: { width: info.width, height: info.height, channels: 1 } })
+        .resize(image.width, image.height, resize)
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true }));
+    } else info = { ...info, channels: 1 };
+  } else {
+    pipeline = image.colorMode === 'rgb' ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.ensureAlpha().toColourspace('srgb');
+    // No metadata() round trip to skip same-size resizes: libvips treats a resize to the input's own
+    // size as a no-op, and the extra call cost ~25 % of throughput on small images.
+    ({ data, info } = await pipeline.resize(image.width, image.height, resize).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+  }
   if (info.channels !== image.channels || info.width !== image.width || info.height !== image.height) {
     throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${image.width}×${image.height}×${image.channels}`);
   }
   return data;
 }
 
-function postProcess(dst: Float32Array, offset: number, size: number, channelShift: number, brightness: number, rescale: number): void {
-  if (channelShift !== 0) {
+function channelShiftAndBrightness(dst: Float32Array | Uint8ClampedArray, offset: number, size: number, shift: number, brightness: number): void {
+  if (shift !== 0) {
     // Keras: clip(x + intensity, min(x), max(x)) over the whole image.
     let lo = Infinity;
     let hi = -Infinity;
@@ -45,19 +95,73 @@ function postProcess(dst: Float32Array, offset: number, size: number, channelShi
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-    for (let i = offset; i < offset + size; i++) dst[i] = Math.min(hi, Math.max(lo, dst[i]! + channelShift));
+    for (let i = offset; i < offset + size; i++) dst[i] = Math.min(hi, Math.max(lo, dst[i]! + shift));
   }
-  for (let i = offset; i < offset + size; i++) {
-    const v = brightness === 1 ? dst[i]! : Math.min(255, Math.max(0, dst[i]! * brightness));
-    dst[i] = v * rescale;
+  if (brightness !== 1) for (let i = offset; i < offset + size; i++) dst[i] = Math.min(255, Math.max(0, dst[i]! * brightness));
+}
+
+/** Keras's standardize after the preprocessing function: rescale, samplewise, then featurewise. */
+function standardize(x: Float32Array, channels: number, rescale: number, n: Normalization): void {
+  if (rescale !== 1) for (let i = 0; i < x.length; i++) x[i] = x[i]! * rescale;
+  if (n.samplewiseCenter || n.samplewiseStd) {
+    let sum = 0;
+    for (let i = 0; i < x.length; i++) sum += x[i]!;
+    const mean = sum / x.length;
+    if (n.samplewiseCenter) for (let i = 0; i < x.length; i++) x[i] = x[i]! - mean;
+    if (n.samplewiseStd) {
+      const m = n.samplewiseCenter ? 0 : mean;
+      let sq = 0;
+      for (let i = 0; i < x.length; i++) sq += (x[i]! - m) ** 2;
+      const inv = 1 / (Math.sqrt(sq / x.length) + 1e-6);
+      for (let i = 0; i < x.length; i++) x[i] = x[i]! * inv;
+    }
   }
+  if (n.mean) for (let i = 0; i < x.length; i++) x[i] = x[i]! - n.mean[i % channels]!;
+  if (n.std) for (let i = 0; i < x.length; i++) x[i] = x[i]! / (n.std[i % channels]! + 1e-6);
+}
+
+const preprocessors = new Map<string, Promise<Preprocess>>();
+function loadPreprocess(url: string): Promise<Preprocess> {
+  let fn = preprocessors.get(url);
+  if (!fn) {
+    fn = import(url).then((m: { default?: unknown }) => {
+      if (typeof m.default !== 'function') throw new Error(`preprocessing module ${url} has no default-exported function`);
+      return m.default as Preprocess;
+    });
+    preprocessors.set(url, fn);
+  }
+  return fn;
+}
+
+const cacheFds = new Map<string, number>();
+let cacheRow = new Uint8Array(0);
+
+function readCacheRow(file: string, offset: number, size: number): Uint8Array {
+  let fd = cacheFds.get(file);
+  if (fd === undefined) {
+    fd = openSync(file, 'r');
+    cacheFds.set(file, fd);
+  }
+  if (cacheRow.length < size) cacheRow = new Uint8Array(size);
+  const row = cacheRow.subarray(0, size);
+  let done = 0;
+  while (done < size) {
+    const n = readSync(fd, row, done, size - done, offset + done);
+    if (n === 0) throw new Error(`pixel cache ${file} ends before byte ${offset + size}`);
+    done += n;
+  }
+  return row;
 }
 
 export default async function decodeTask(task: DecodeTask): Promise<DecodeResult> {
+  if (task.crashOnAttempt !== undefined && task.crashOnAttempt >= task.attempt) process.exit(70);
   if (task.jitterMs) await new Promise((r) => setTimeout(r, Math.random() * task.jitterMs!));
-  const { image, augment } = task;
+  const { image, augment, normalization, source } = task;
   const sampleSize = image.height * image.width * image.channels;
-  const dst = new Float32Array(task.target, task.byteOffset);
+  const dst = task.dtype === 'uint8' ? new Uint8ClampedArray(task.target) : new Float32Array(task.target);
+  const cache = task.cacheTarget ? new Uint8Array(task.cacheTarget) : null;
+  const preprocess = augment.preprocessingFunction ? await loadPreprocess(augment.preprocessingFunction) : null;
+  const standardizes = preprocess !== null || normalization.samplewiseCenter || normalization.samplewiseStd || normalization.mean !== null || normalization.std !== null;
   const failures: DecodeFailure[] = [];
   const spec: WarpSpec = {
     height: image.height,
@@ -69,25 +173,48 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
     flipHorizontal: false,
     flipVertical: false,
   };
-  for (let i = 0; i < task.paths.length; i++) {
-    const rel = task.paths[i]!;
-    const path = `${task.root}/${rel}`;
+  for (let i = 0; i < task.samples.length; i++) {
+    const sample = task.samples[i]!;
     const offset = (task.position + i) * sampleSize;
-    let pixels: Uint8Array;
+    let pixels: Pixels;
     try {
-      pixels = await decode(path, image);
+      if (source.kind === 'files') {
+        const crop = image.randomCrop ? await cropFor(`${source.root}/${source.paths[i]!}`, image, task.seed, task.epoch, sample) : null;
+        pixels = await decodeFile(`${source.root}/${source.paths[i]!}`, image, crop);
+      } else if (source.kind === 'cache') {
+        const error = source.errors[i];
+        if (error) throw new Error(error);
+        pixels = readCacheRow(source.file, source.offsets[i]!, sampleSize);
+      } else {
+        pixels = source.dtype === 'uint8' ? new Uint8Array(source.data, sample * sampleSize, sampleSize) : new Float32Array(source.data, sample * sampleSize * 4, sampleSize);
+      }
     } catch (error) {
+      const path = source.kind === 'files' ? `${source.root}/${source.paths[i]!}` : source.kind === 'cache' ? source.paths[i]! : `sample ${sample}`;
       failures.push({ position: task.position + i, path, reason: (error as Error).message });
       dst.fill(0, offset, offset + sampleSize);
+      cache?.fill(0, offset, offset + sampleSize);
       continue;
     }
-    const p = drawParams(augment, task.seed, task.epoch, task.samples[i]!, image.height, image.width);
+    if (cache) cache.set(pixels, offset);
+    const p = drawParams(augment, task.seed, task.epoch, sample, image.height, image.width);
     spec.flipHorizontal = p.flipHorizontal;
     spec.flipVertical = p.flipVertical;
     const m = kerasAffine(p, image.height, image.width, augment.keras);
-    const simple = p.channelShift === 0 && p.brightness === 1;
+    const simple = p.channelShift === 0 && p.brightness === 1 && !standardizes;
     warpInto(pixels, m, spec, dst, offset, simple ? augment.rescale : 1);
-    if (!simple) postProcess(dst, offset, sampleSize, p.channelShift, p.brightness, augment.rescale);
+    if (simple) continue;
+    channelShiftAndBrightness(dst, offset, sampleSize, p.channelShift, p.brightness);
+    if (dst instanceof Float32Array) {
+      const x = dst.subarray(offset, offset + sampleSize);
+      if (preprocess) preprocess(x, [image.height, image.width, image.channels]);
+      standardize(x, image.channels, augment.rescale, normalization);
+    }
   }
   return { failures };
+}
+
+async function cropFor(path: string, image: ImageSpec, seed: number, epoch: number, sample: number) {
+  const meta = await sharp(path, { limitInputPixels: image.pixelLimit }).metadata();
+  if (!meta.width || !meta.height) throw new Error('image has no dimensions');
+  return cropBox(meta.width, meta.height, image.randomCrop!, new CounterRng(seed, epoch, sample, Stream.crop));
 }

@@ -1,0 +1,193 @@
+/**
+ * The pixel cache: decoded, resized, un-augmented uint8 pixels of every sample in one Arrow IPC
+ * file (columns `sample` uint32, `pixels` FixedSizeList<uint8>[h·w·c], `error` utf8), written
+ * while the first epoch runs. Later epochs read single rows at their byte offsets (pread), never the
+ * whole file, and only augment.
+ *
+ * The file is ordinary Arrow IPC (pyarrow, polars and `featherstack inspect` read it). The index of
+ * row offsets is built from the message headers alone: each record batch's metadata gives its
+ * buffers' positions, so opening a cache reads a few hundred bytes per batch.
+ * @internal
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchFileWriter, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
+import { DatasetError } from './errors.js';
+import type { ImageSpec } from './protocol.js';
+
+const KEY = 'featherstack.pixel_cache';
+
+/** What a cache's pixels depend on; a cache is reused only when every field matches. */
+export interface CacheKey {
+  format: 1;
+  height: number;
+  width: number;
+  channels: number;
+  colorMode: string;
+  interpolation: string;
+  keepAspectRatio: boolean;
+  samples: number;
+  /** sha256 of the sample paths in dataset order. */
+  paths: string;
+}
+
+export function cacheKey(image: ImageSpec, paths: string[]): CacheKey {
+  const hash = createHash('sha256');
+  for (const p of paths) hash.update(p).update('\0');
+  return {
+    format: 1,
+    height: image.height,
+    width: image.width,
+    channels: image.channels,
+    colorMode: image.colorMode,
+    interpolation: image.interpolation,
+    keepAspectRatio: image.keepAspectRatio,
+    samples: paths.length,
+    paths: hash.digest('hex'),
+  };
+}
+
+export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
+  return new Schema(
+    [
+      new Field('sample', new Uint32(), false),
+      new Field('pixels', new FixedSizeList(sampleSize, new Field('value', new Uint8(), false)), false),
+      new Field('error', new Utf8(), true),
+    ],
+    new Map([[KEY, JSON.stringify(key)]]),
+  );
+}
+
+/** Streams cache rows to `<path>.partial`; `finish()` renames it into place. */
+export class PixelCacheWriter {
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly written: Promise<void>;
+  private readonly tmp: string;
+  rows = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly schema: Schema,
+  ) {
+    this.tmp = `${path}.partial`;
+    this.writer.reset(undefined, schema);
+    this.written = pipeline(this.writer.toNodeStream(), createWriteStream(this.tmp));
+    this.written.catch(() => {}); // surfaced by finish()
+  }
+
+  /** Appends rows; `pixels` is copied, so the caller may reuse its memory at once. */
+  write(samples: Uint32Array, pixels: Uint8Array, errors: (string | null)[]): void {
+    const length = samples.length;
+    const type = this.schema.fields[1]!.type as FixedSizeList<Uint8>;
+    const child = makeData({ type: new Uint8(), length: pixels.length, nullCount: 0, data: pixels.slice() });
+    const children = [
+      makeData({ type: new Uint32(), length, nullCount: 0, data: samples.slice() }),
+      makeData({ type, length, nullCount: 0, child }),
+      vectorFromArray(errors, new Utf8()).data[0]!,
+    ];
+    this.writer.write(new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children })));
+    this.rows += length;
+  }
+
+  async finish(): Promise<void> {
+    this.writer.finish();
+    await this.written;
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    this.writer.abort();
+    await this.written.catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
+}
+
+/** Where each sample's pixels are in a finished cache file. */
+export interface PixelCacheIndex {
+  file: string;
+  /** Byte offset of each sample's pixels; -1 where the sample failed to decode. */
+  offsets: Float64Array;
+  /** Decode failures recorded when the cache was built, by sample. */
+  errors: Map<number, string>;
+}
+
+async function readExactly(fh: Awaited<ReturnType<typeof open>>, position: number, length: number, file: string): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  const { bytesRead } = await fh.read(buf, 0, length, position);
+  if (bytesRead !== length) throw new DatasetError(`pixel cache ${file} is truncated at byte ${position + bytesRead}; delete it to rebuild`);
+  return buf;
+}
+
+/**
+ * Opens a finished cache and indexes its rows. Returns null when `file` does not exist; throws a
+ * DatasetError naming the file when it was built for other images or settings, or is damaged.
+ */
+export async function openPixelCache(file: string, key: CacheKey): Promise<PixelCacheIndex | null> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new DatasetError(`cannot open pixel cache ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const { size } = await fh.stat();
+    const magic = Buffer.from(await readExactly(fh, 0, 8, file));
+    if (magic.subarray(0, 6).toString('latin1') !== 'ARROW1') throw new DatasetError(`pixel cache ${file} is not an Arrow IPC file; delete it to rebuild`);
+    const sampleSize = key.height * key.width * key.channels;
+    const offsets = new Float64Array(key.samples).fill(-1);
+    const errors = new Map<number, string>();
+    let seen = 0;
+    let position = 8;
+    let schemaChecked = false;
+    while (position + 8 <= size) {
+      const prefix = new DataView((await readExactly(fh, position, 8, file)).buffer);
+      let metaLength = prefix.getInt32(0, true);
+      let headerBytes = 4;
+      if (metaLength === -1) {
+        metaLength = prefix.getInt32(4, true);
+        headerBytes = 8;
+      }
+      if (metaLength === 0) break; // end-of-stream marker; the footer follows
+      const message = Message.decode(await readExactly(fh, position + headerBytes, metaLength, file));
+      const body = position + headerBytes + metaLength;
+      if (message.isSchema()) {
+        const stored = message.header().metadata.get(KEY);
+        if (stored !== JSON.stringify(key)) {
+          throw new DatasetError(`pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`);
+        }
+        schemaChecked = true;
+      } else if (message.isRecordBatch()) {
+        const header = message.header();
+        const rows = header.length;
+        const [, samplesBuf, , , , errorOffsetsBuf, errorDataBuf] = header.buffers;
+        const pixelsBuf = header.buffers[3];
+        if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
+          throw new DatasetError(`pixel cache ${file} has an unexpected layout; delete it to rebuild`);
+        }
+        const samples = new Uint32Array((await readExactly(fh, body + samplesBuf.offset, rows * 4, file)).buffer);
+        for (let r = 0; r < rows; r++) offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
+        if (header.nodes[2]!.nullCount < rows) {
+          const errorOffsets = new Int32Array((await readExactly(fh, body + errorOffsetsBuf.offset, (rows + 1) * 4, file)).buffer);
+          const data = Buffer.from(await readExactly(fh, body + errorDataBuf.offset, errorDataBuf.length, file));
+          for (let r = 0; r < rows; r++) {
+            if (errorOffsets[r + 1]! > errorOffsets[r]!) {
+              errors.set(samples[r]!, data.subarray(errorOffsets[r]!, errorOffsets[r + 1]!).toString('utf8'));
+              offsets[samples[r]!] = -1;
+            }
+          }
+        }
+        seen += rows;
+      }
+      position = body + message.bodyLength;
+    }
+    if (!schemaChecked || seen !== key.samples) {
+      throw new DatasetError(`pixel cache ${file} holds ${seen} of ${key.samples} samples; delete it to rebuild`);
+    }
+    return { file, offsets, errors };
+  } finally {
+    await fh.close();
+  }
+}
