@@ -10,10 +10,8 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchFileWriter, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
+import { AsyncByteQueue, Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchFileWriter, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { DatasetError } from './errors.js';
 import type { ImageSpec } from './protocol.js';
 
@@ -63,6 +61,9 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
 /** Streams cache rows to `<path>.partial`; `finish()` renames it into place. */
 export class PixelCacheWriter {
   private readonly writer = new RecordBatchFileWriter();
+  // The writer's byte queue, drained to the file here: apache-arrow's node-stream adapter cannot be
+  // torn down without leaving a pipeline pending and an internal promise rejected unobserved.
+  private readonly queue = new AsyncByteQueue();
   private readonly written: Promise<void>;
   private readonly tmp: string;
   rows = 0;
@@ -72,8 +73,16 @@ export class PixelCacheWriter {
     private readonly schema: Schema,
   ) {
     this.tmp = `${path}.partial`;
-    this.writer.reset(undefined, schema);
-    this.written = pipeline(this.writer.toNodeStream(), createWriteStream(this.tmp));
+    this.writer.reset(this.queue, schema);
+    const tmp = this.tmp;
+    this.written = (async () => {
+      const fh = await open(tmp, 'w');
+      try {
+        for await (const chunk of this.queue) await fh.write(chunk as Uint8Array);
+      } finally {
+        await fh.close();
+      }
+    })();
     this.written.catch(() => {}); // surfaced by finish()
   }
 
@@ -92,13 +101,13 @@ export class PixelCacheWriter {
   }
 
   async finish(): Promise<void> {
-    this.writer.finish();
+    this.writer.close(); // writes the footer, then closes the queue
     await this.written;
     await rename(this.tmp, this.path);
   }
 
   async abort(): Promise<void> {
-    this.writer.abort();
+    this.queue.close();
     await this.written.catch(() => {});
     await rm(this.tmp, { force: true });
   }
@@ -136,12 +145,19 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
     const { size } = await fh.stat();
     const magic = Buffer.from(await readExactly(fh, 0, 8, file));
     if (magic.subarray(0, 6).toString('latin1') !== 'ARROW1') throw new DatasetError(`pixel cache ${file} is not an Arrow IPC file; delete it to rebuild`);
+    // apache-arrow writes the schema in the footer only: read it through the file reader, which
+    // opens the footer without touching any record batch.
+    const reader = await RecordBatchReader.from(fh);
+    await reader.open({ autoDestroy: false });
+    const stored = reader.schema?.metadata.get(KEY);
+    if (stored !== JSON.stringify(key)) {
+      throw new DatasetError(`pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`);
+    }
     const sampleSize = key.height * key.width * key.channels;
     const offsets = new Float64Array(key.samples).fill(-1);
     const errors = new Map<number, string>();
     let seen = 0;
     let position = 8;
-    let schemaChecked = false;
     while (position + 8 <= size) {
       const prefix = new DataView((await readExactly(fh, position, 8, file)).buffer);
       let metaLength = prefix.getInt32(0, true);
@@ -153,23 +169,18 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
       if (metaLength === 0) break; // end-of-stream marker; the footer follows
       const message = Message.decode(await readExactly(fh, position + headerBytes, metaLength, file));
       const body = position + headerBytes + metaLength;
-      if (message.isSchema()) {
-        const stored = message.header().metadata.get(KEY);
-        if (stored !== JSON.stringify(key)) {
-          throw new DatasetError(`pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`);
-        }
-        schemaChecked = true;
-      } else if (message.isRecordBatch()) {
+      if (message.isRecordBatch()) {
         const header = message.header();
         const rows = header.length;
-        const [, samplesBuf, , , , errorOffsetsBuf, errorDataBuf] = header.buffers;
-        const pixelsBuf = header.buffers[3];
+        // Buffers in schema order: sample (validity, data), pixels (validity), pixel values
+        // (validity, data), error (validity, offsets, data). Nodes: sample, pixels, values, error.
+        const [, samplesBuf, , , pixelsBuf, , errorOffsetsBuf, errorDataBuf] = header.buffers;
         if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
           throw new DatasetError(`pixel cache ${file} has an unexpected layout; delete it to rebuild`);
         }
         const samples = new Uint32Array((await readExactly(fh, body + samplesBuf.offset, rows * 4, file)).buffer);
         for (let r = 0; r < rows; r++) offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
-        if (header.nodes[2]!.nullCount < rows) {
+        if (header.nodes[3]!.nullCount < rows) {
           const errorOffsets = new Int32Array((await readExactly(fh, body + errorOffsetsBuf.offset, (rows + 1) * 4, file)).buffer);
           const data = Buffer.from(await readExactly(fh, body + errorDataBuf.offset, errorDataBuf.length, file));
           for (let r = 0; r < rows; r++) {
@@ -183,7 +194,7 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
       }
       position = body + message.bodyLength;
     }
-    if (!schemaChecked || seen !== key.samples) {
+    if (seen !== key.samples) {
       throw new DatasetError(`pixel cache ${file} holds ${seen} of ${key.samples} samples; delete it to rebuild`);
     }
     return { file, offsets, errors };

@@ -357,6 +357,11 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     return this.pool.workers;
   }
 
+  /** Tasks of this flow's pool retried because their worker died. */
+  get retries(): number {
+    return this.pool.retries;
+  }
+
   /** @internal Reads epochs from a finished pixel cache. */
   useCache(index: PixelCacheIndex): void {
     this.cacheIndex = index;

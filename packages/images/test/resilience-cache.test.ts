@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { cp, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tableFromIPC } from 'apache-arrow';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { flowFromDirectory, type FlowOptions, type ImageFlow } from '../dist/index.js';
+import { tempDir, writeImage, writeText } from './helpers.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await tempDir();
+  for (let i = 0; i < 14; i++) await writeImage(join(root, i % 2 ? 'cat' : 'dog', `${i}.png`), { width: 20, height: 14, seed: i * 13 });
+});
+
+const options: FlowOptions = {
+  targetSize: [12, 16],
+  batchSize: 4,
+  seed: 9,
+  workers: 2,
+  augment: { rotationRange: 20, zoomRange: 0.1, horizontalFlip: true, rescale: 1 / 255 },
+};
+
+async function epochs(flow: ImageFlow, which: number[]) {
+  const out: { paths: string[]; images: number[] }[][] = [];
+  for (const e of which) {
+    const batches: { paths: string[]; images: number[] }[] = [];
+    for await (const b of flow.epoch(e)) batches.push({ paths: b.paths, images: Array.from(b.images) });
+    out.push(batches);
+  }
+  return out;
+}
+
+describe('worker death', () => {
+  it('replaces a worker that dies and retries its task once, delivering the same batches', async () => {
+    const reference = await flowFromDirectory(root, options);
+    const crashing = await flowFromDirectory(root, { ...options, crashOnAttempt: 0 });
+    try {
+      const [expected] = await epochs(reference, [0]);
+      const [got] = await epochs(crashing, [0]);
+      expect(got).toEqual(expected);
+      expect(crashing.retries).toBeGreaterThanOrEqual(4); // every task crashed once
+      expect(reference.retries).toBe(0);
+    } finally {
+      await Promise.all([reference.close(), crashing.close()]);
+    }
+  });
+
+  it('fails with the task’s files named when the retry dies too, and does not hang', async () => {
+    const flow = await flowFromDirectory(root, { ...options, crashOnAttempt: 1 });
+    try {
+      await expect(flow.epoch(0).next()).rejects.toThrow(/a decode worker died twice while loading .*(cat|dog)\/\d+\.png.*worker exited with code: 70/);
+    } finally {
+      await flow.close();
+    }
+  });
+});
+
+describe('pixel cache', () => {
+  it('writes uint8 pixels during the first epoch; later epochs read it and equal uncached epochs', async () => {
+    const dir = await tempDir();
+    const cache = join(dir, 'pixels.arrow');
+    const plain = await flowFromDirectory(root, options);
+    const cached = await flowFromDirectory(root, { ...options, cache });
+    try {
+      expect(cached.cached).toBe(false);
+      const expected = await epochs(plain, [0, 1, 2]);
+      const [first] = await epochs(cached, [0]);
+      expect(cached.cached).toBe(true);
+      expect(await readdir(dir)).toEqual(['pixels.arrow']); // no .partial left behind
+      const rest = await epochs(cached, [1, 2]);
+      expect([first, ...rest]).toEqual(expected);
+    } finally {
+      await Promise.all([plain.close(), cached.close()]);
+    }
+    // An ordinary Arrow IPC file: one row per sample, the cache key in the schema metadata.
+    const table = tableFromIPC(readFileSync(cache));
+    expect(table.numRows).toBe(14);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(['sample', 'pixels', 'error']);
+    expect(JSON.parse(table.schema.metadata.get('featherstack.pixel_cache')!)).toMatchObject({ height: 12, width: 16, channels: 3, samples: 14 });
+    expect(Array.from(table.getChild('sample')!.toArray() as Uint32Array).sort((a, b) => a - b)).toEqual(Array.from({ length: 14 }, (_, i) => i));
+  });
+
+  it('is reused by a new flow without decoding: the images can even be gone', async () => {
+    const data = await tempDir();
+    await cp(root, data, { recursive: true });
+    const cache = join(await tempDir(), 'c.arrow');
+    const first = await flowFromDirectory(data, { ...options, cache });
+    const [e0] = await epochs(first, [0]);
+    const [e3] = await epochs(first, [3]);
+    await first.close();
+    for (const f of await readdir(join(data, 'cat'))) await writeText(join(data, 'cat', f), 'gone'); // would fail to decode now
+    const second = await flowFromDirectory(data, { ...options, cache });
+    try {
+      expect(second.cached).toBe(true);
+      expect(await epochs(second, [0, 3])).toEqual([e0, e3]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('refuses a cache built for other settings, naming the file', async () => {
+    const cache = join(await tempDir(), 'c.arrow');
+    const a = await flowFromDirectory(root, { ...options, cache });
+    await epochs(a, [0]);
+    await a.close();
+    await expect(flowFromDirectory(root, { ...options, cache, targetSize: [8, 8] })).rejects.toThrow(new RegExp(`pixel cache ${cache} was built for other images or settings`));
+    await expect(flowFromDirectory(root, { ...options, cache, randomCrop: true })).rejects.toThrow('options.cache must be unset with randomCrop');
+  });
+
+  it('replays decode failures recorded in the cache under onError: skip, and leaves no cache when the first epoch stops early', async () => {
+    const data = await tempDir();
+    await cp(root, data, { recursive: true });
+    await writeText(join(data, 'cat', 'broken.png'), 'not a png');
+    const cache = join(await tempDir(), 'c.arrow');
+    const flow = await flowFromDirectory(data, { ...options, cache, onError: 'skip' });
+    try {
+      const [e0] = await epochs(flow, [0]);
+      expect(flow.skippedFiles.map((f) => f.path)).toEqual([join(data, 'cat', 'broken.png')]);
+      expect(e0!.flatMap((b) => b.paths)).toHaveLength(14);
+      await epochs(flow, [1]);
+      expect(flow.cached).toBe(true);
+      expect(flow.skippedFiles).toMatchObject([{ epoch: 1, path: join(data, 'cat', 'broken.png') }]);
+      expect(flow.skippedFiles[0]!.reason).toMatch(/.+/);
+    } finally {
+      await flow.close();
+    }
+    const partialDir = await tempDir();
+    const stopped = await flowFromDirectory(root, { ...options, cache: join(partialDir, 'c.arrow') });
+    for await (const _ of stopped.epoch(0)) break;
+    expect(stopped.cached).toBe(false);
+    expect(await readdir(partialDir)).toEqual([]);
+    await stopped.close();
+    await rm(partialDir, { recursive: true });
+  });
+});
