@@ -40,6 +40,9 @@ type Row = Record<string, unknown>;
 
 async function readRows(file: string): Promise<{ rows: Row[]; columns: string[] }> {
   const ext = extname(file).toLowerCase();
+  if (!['.csv', '.tsv', '.arrow', '.feather', '.ipc', '.arrows'].includes(ext)) {
+    throw new DatasetError(`manifest ${file}: unsupported extension '${ext}' (use .csv, .tsv, .arrow, .feather or .ipc)`);
+  }
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -55,15 +58,12 @@ async function readRows(file: string): Promise<{ rows: Row[]; columns: string[] 
       throw new DatasetError(`manifest ${file} is not valid CSV: ${(error as Error).message}`);
     }
   }
-  if (ext === '.arrow' || ext === '.feather' || ext === '.ipc' || ext === '.arrows') {
-    try {
-      const table = tableFromIPC(bytes);
-      return { rows: table.toArray().map((r) => r.toJSON() as Row), columns: table.schema.fields.map((f) => f.name) };
-    } catch (error) {
-      throw new DatasetError(`manifest ${file} is not a readable Arrow IPC file: ${(error as Error).message}`);
-    }
+  try {
+    const table = tableFromIPC(bytes);
+    return { rows: table.toArray().map((r) => r.toJSON() as Row), columns: table.schema.fields.map((f) => f.name) };
+  } catch (error) {
+    throw new DatasetError(`manifest ${file} is not a readable Arrow IPC file: ${(error as Error).message}`);
   }
-  throw new DatasetError(`manifest ${file}: unsupported extension '${ext}' (use .csv, .tsv, .arrow, .feather or .ipc)`);
 }
 
 function numberAt(file: string, row: number, column: string, value: unknown): number {
