@@ -26,6 +26,7 @@ export interface CacheKey {
   colorMode: string;
   interpolation: string;
   keepAspectRatio: boolean;
+  fastDecode: boolean;
   samples: number;
   /** sha256 of the sample paths in dataset order. */
   paths: string;
@@ -42,6 +43,7 @@ export function cacheKey(image: ImageSpec, paths: string[]): CacheKey {
     colorMode: image.colorMode,
     interpolation: image.interpolation,
     keepAspectRatio: image.keepAspectRatio,
+    fastDecode: image.fastDecode,
     samples: paths.length,
     paths: hash.digest('hex'),
   };

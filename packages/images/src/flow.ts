@@ -109,6 +109,12 @@ export interface FileFlowOptions extends BaseFlowOptions {
   /** Largest accepted image, in pixels (width × height). Default 16384². */
   pixelLimit?: number;
   /**
+   * Decode and resize in one libvips pass, with JPEG shrink-on-load when the target is much
+   * smaller than the source. Faster; pixels differ slightly from Keras's PIL resizing, which the
+   * default reproduces exactly for 'nearest'. Default false.
+   */
+  fastDecode?: boolean;
+  /**
    * Path of a pixel cache (Arrow IPC). The first epoch writes decoded, resized uint8 pixels there;
    * later epochs, and later flows with the same files and image settings, read them instead of
    * decoding. A cache built for other files or settings is refused with an error naming it.
@@ -314,7 +320,9 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       keepAspectRatio: options.keepAspectRatio ?? false,
       pixelLimit: positiveInt('pixelLimit', options.pixelLimit, 16384 * 16384),
       randomCrop: resolveCrop(options.randomCrop),
+      fastDecode: options.fastDecode ?? false,
     };
+    if (typeof this.image.fastDecode !== 'boolean') throw invalidOption('fastDecode', 'a boolean', options.fastDecode);
     this.augment = resolveAugment(options.augment ?? {});
     const a = this.augment;
     if (dtype === 'uint8' && (a.rescale !== 1 || a.samplewiseCenter || a.samplewiseStdNormalization || a.featurewiseCenter || a.featurewiseStdNormalization || a.preprocessingFunction)) {

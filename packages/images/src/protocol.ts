@@ -19,6 +19,8 @@ export interface ImageSpec {
   keepAspectRatio: boolean;
   /** Refuse images with more pixels than this (decompression bombs). */
   pixelLimit: number;
+  /** Decode and resize in one libvips pass with JPEG shrink-on-load instead of PIL-exact resizing. */
+  fastDecode: boolean;
   /** Random-resized-crop: [min, max] area fraction and [min, max] aspect ratio of the crop; null = off. */
   randomCrop: { scale: [number, number]; ratio: [number, number] } | null;
 }

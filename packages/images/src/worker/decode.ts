@@ -5,11 +5,12 @@
  * default export, as piscina expects.
  */
 import { openSync, readSync } from 'node:fs';
-import sharp, { type OutputInfo } from 'sharp';
+import sharp from 'sharp';
 import { drawParams } from '../augment.js';
 import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization } from '../protocol.js';
 import { CounterRng, Stream } from '../rng.js';
 import { kerasAffine } from '../transforms/affine.js';
+import { pilResize } from '../transforms/resample.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
 
 // Each worker is one of N parallel decoders: libvips' own thread pool per image would oversubscribe
@@ -46,43 +47,68 @@ export function cropBox(width: number, height: number, crop: NonNullable<ImageSp
   return { left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h };
 }
 
-/** PIL's `convert('L')` (ITU-R 601-2 luma, fixed point), which Keras's grayscale mode uses. */
-function luma(data: Buffer, channels: number, pixels: number): Buffer {
-  const out = Buffer.allocUnsafe(pixels);
-  for (let i = 0, j = 0; i < pixels; i++, j += channels) {
-    out[i] = (data[j]! * 19595 + data[j + 1]! * 38470 + data[j + 2]! * 7471 + 0x8000) >> 16;
+/**
+ * One source pixel (3 or 4 channels, sRGB) in the flow's colour mode, as PIL's `convert()` gives
+ * it: 'L' uses ITU-R 601-2 luma in fixed point (libvips' b-w differs), 'RGB' drops alpha, 'RGBA'
+ * adds an opaque one.
+ */
+function convertPixel(src: Uint8Array, i: number, srcChannels: number, dst: Uint8Array, o: number, channels: number): void {
+  if (channels === 1) {
+    dst[o] = (src[i]! * 19595 + src[i + 1]! * 38470 + src[i + 2]! * 7471 + 0x8000) >> 16;
+    return;
   }
-  return out;
+  dst[o] = src[i]!;
+  dst[o + 1] = src[i + 1]!;
+  dst[o + 2] = src[i + 2]!;
+  if (channels === 4) dst[o + 3] = srcChannels === 4 ? src[i + 3]! : 255;
 }
 
+/** Keras's keep_aspect_ratio box: the largest centred crop with the target's aspect ratio. */
+function aspectBox(width: number, height: number, image: ImageSpec) {
+  const cropHeight = Math.min(height, Math.floor((width * image.height) / image.width));
+  const cropWidth = Math.min(width, Math.floor((height * image.width) / image.height));
+  return { left: Math.floor((width - cropWidth) / 2), top: Math.floor((height - cropHeight) / 2), width: cropWidth, height: cropHeight };
+}
+
+/**
+ * Decodes to the flow's size and colour mode. Default path, exact to Keras (PIL): decode at full
+ * size to sRGB, convert colour as PIL does, then resize as Pillow does — nearest with its
+ * sampling (floor((x + 0.5) · in/out)), other filters with its fixed-point convolution. `fastDecode` instead fuses
+ * decode and resize in libvips with JPEG shrink-on-load: much faster for large JPEGs, pixels
+ * differ slightly from PIL.
+ */
 async function decodeFile(path: string, image: ImageSpec, crop: ReturnType<typeof cropBox> | null): Promise<Uint8Array> {
+  const { width: W, height: H, channels: C } = image;
   let pipeline = sharp(path, { limitInputPixels: image.pixelLimit, failOn: 'error' });
   if (crop) pipeline = pipeline.extract(crop);
-  const resize = { fit: image.keepAspectRatio ? 'cover' : 'fill', position: 'centre', kernel: KERNELS[image.interpolation] } as const;
-  let data: Buffer;
-  let info: OutputInfo;
-  if (image.colorMode === 'grayscale') {
-    // Keras converts to L before resizing, with PIL's luma weights (libvips' b-w differs): decode,
-    // convert here, then resize the single channel.
-    ({ data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
-    if (info.channels >= 3) data = luma(data, info.channels, info.width * info.height);
-    else if (info.channels === 2) data = Buffer.from(data.filter((_, i) => i % 2 === 0)); // PIL's LA → L keeps L
-    if (info.width !== image.width || info.height !== image.height) {
-      ({ data, info } = await sharp(data, { raw: { width: info.width, height: info.height, channels: 1 } })
-        .resize(image.width, image.height, resize)
-        .raw({ depth: 'uchar' })
-        .toBuffer({ resolveWithObject: true }));
-    } else info = { ...info, channels: 1 };
-  } else {
-    pipeline = image.colorMode === 'rgb' ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.ensureAlpha().toColourspace('srgb');
-    // No metadata() round trip to skip same-size resizes: libvips treats a resize to the input's own
-    // size as a no-op, and the extra call cost ~25 % of throughput on small images.
-    ({ data, info } = await pipeline.resize(image.width, image.height, resize).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
+  if (image.fastDecode) {
+    pipeline = C === 1 ? pipeline.removeAlpha().toColourspace('b-w') : C === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.ensureAlpha().toColourspace('srgb');
+    const resize = { fit: image.keepAspectRatio ? 'cover' : 'fill', position: 'centre', kernel: KERNELS[image.interpolation] } as const;
+    const { data, info } = await pipeline.resize(W, H, resize).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== C || info.width !== W || info.height !== H) throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×${C}`);
+    return data;
   }
-  if (info.channels !== image.channels || info.width !== image.width || info.height !== image.height) {
-    throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${image.width}×${image.height}×${image.channels}`);
+  const { data: src, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const sc = info.channels;
+  if (sc !== 3 && sc !== 4) throw new Error(`decoded to ${sc} channels, expected 3 or 4`);
+  const box = image.keepAspectRatio ? aspectBox(info.width, info.height, image) : { left: 0, top: 0, width: info.width, height: info.height };
+  if (image.interpolation === 'nearest' || (box.width === W && box.height === H)) {
+    const out = new Uint8Array(W * H * C);
+    const sx = box.width / W;
+    const sy = box.height / H;
+    for (let y = 0; y < H; y++) {
+      const yi = Math.min(info.height - 1, Math.floor(sy * (y + 0.5) + box.top));
+      for (let x = 0; x < W; x++) {
+        const xi = Math.min(info.width - 1, Math.floor(sx * (x + 0.5) + box.left));
+        convertPixel(src, (yi * info.width + xi) * sc, sc, out, (y * W + x) * C, C);
+      }
+    }
+    return out;
   }
-  return data;
+  // Filtered resize: convert colour first (Keras converts before resizing), then Pillow's resample.
+  const converted = new Uint8Array(info.width * info.height * C);
+  for (let i = 0, o = 0; o < converted.length; i += sc, o += C) convertPixel(src, i, sc, converted, o, C);
+  return pilResize(converted, info.width, info.height, C, box, W, H, image.interpolation);
 }
 
 function channelShiftAndBrightness(dst: Float32Array | Uint8ClampedArray, offset: number, size: number, shift: number, brightness: number): void {
