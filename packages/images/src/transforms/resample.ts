@@ -81,7 +81,7 @@ function coefficients(inSize: number, in0: number, in1: number, outSize: number,
 
 function clip8(ss: number): number {
   const v = Math.floor(ss / ONE);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v, 255);
 }
 
 /** Pillow's MULDIV255: a·b / 255 rounded, in integers. */
