@@ -1,16 +1,23 @@
 #!/usr/bin/env node
-// Image pipeline throughput: featherstack flows (seed augmentation) for 1…cores workers against
-// the raw ceiling (sharp decode + resize only, same files, every core), measured in the same run.
+// Image pipeline throughput, every row measured in the same run on the same files:
+//   - raw ceiling: sharp decode + resize only, no augmentation, every core;
+//   - featherstack flows with the seed's augmentation for 1…cores workers (Keras-exact decode),
+//     with fastDecode, and with the pixel cache (first epoch vs cached epochs);
+//   - Keras ImageDataGenerator.flow_from_directory and tf.data (image_dataset_from_directory +
+//     preprocessing layers, AUTOTUNE) when Python tensorflow is installed; "not run" otherwise.
+// Every rate is taken after a warm-up epoch, as a median of --repeats runs.
 //
-//   node benchmarks/images.mjs [--data DIR] [--size N] [--color-mode rgb|grayscale] [--epochs N] [--json FILE]
-import { availableParallelism } from 'node:os';
-import { writeFileSync } from 'node:fs';
+//   node benchmarks/images.mjs [--data DIR] [--size 224] [--color-mode rgb] [--epochs 1] [--repeats 3]
+//                              [--json FILE] [--markdown FILE] [--no-peers]
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const cores = availableParallelism();
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, cores + 2));
-const { flowFromDirectory, listDirectory } = await import('@featherstack/images');
+const { createImagePool, flowFromDirectory, listDirectory } = await import('@featherstack/images');
 const { default: sharp } = await import('sharp');
 
 const { values } = parseArgs({
@@ -18,18 +25,32 @@ const { values } = parseArgs({
     data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
     size: { type: 'string', default: '28' },
     'color-mode': { type: 'string', default: 'grayscale' },
-    epochs: { type: 'string', default: '2' },
+    epochs: { type: 'string', default: '1' },
+    repeats: { type: 'string', default: '3' },
+    'batch-size': { type: 'string', default: '32' },
     json: { type: 'string' },
+    markdown: { type: 'string' },
+    'no-peers': { type: 'boolean', default: false },
   },
 });
 const size = Number(values.size);
 const colorMode = values['color-mode'];
 const epochs = Number(values.epochs);
+const repeats = Number(values.repeats);
+const batchSize = Number(values['batch-size']);
+for (const [name, v] of [['size', size], ['epochs', epochs], ['repeats', repeats], ['batch-size', batchSize]]) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, received ${values[name]}`);
+}
 const manifest = await listDirectory(values.data);
 const files = manifest.paths.map((p) => join(manifest.root, p));
+const SEED_AUGMENT = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = (line) => process.stderr.write(`${line}\n`);
 
 async function rawCeiling() {
   sharp.concurrency(1);
+  sharp.cache(false);
   let next = 0;
   const started = performance.now();
   const worker = async () => {
@@ -43,29 +64,134 @@ async function rawCeiling() {
   return files.length / ((performance.now() - started) / 1000);
 }
 
-async function flowRate(workers) {
-  const flow = await flowFromDirectory(values.data, {
-    targetSize: [size, size], colorMode, batchSize: 32, seed: 1, workers,
-    augment: { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true },
-  });
+async function timedEpochs(flow, from, count) {
+  const started = performance.now();
+  let n = 0;
+  for (let e = from; e < from + count; e++) for await (const b of flow.epoch(e)) n += b.size;
+  return n / ((performance.now() - started) / 1000);
+}
+
+/** Median images/s of `repeats` timed runs after one warm-up epoch, on a pool that stays warm. */
+async function flowRate(pool, extra = {}) {
+  const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, ...extra });
   try {
-    for await (const _ of flow.epoch(0)) void _; // warm-up: worker start, JIT
-    const started = performance.now();
-    let n = 0;
-    for (let e = 1; e <= epochs; e++) for await (const b of flow.epoch(e)) n += b.size;
-    return n / ((performance.now() - started) / 1000);
+    await timedEpochs(flow, 0, 1);
+    const rates = [];
+    for (let r = 0; r < repeats; r++) rates.push(await timedEpochs(flow, 1 + r * epochs, epochs));
+    return median(rates);
   } finally {
     await flow.close();
   }
 }
 
-await rawCeiling(); // warm-up
-const ceiling = await rawCeiling();
-const rows = [];
-for (let w = 1; w <= cores; w++) {
-  const rate = await flowRate(w);
-  rows.push({ workers: w, imagesPerSecond: Math.round(rate), vsRawCeiling: Number((rate / ceiling).toFixed(2)) });
+/** First epoch (decode + cache write) against later epochs read from the pixel cache. */
+async function cacheRates(pool) {
+  const firsts = [];
+  const cached = [];
+  for (let r = 0; r < repeats; r++) {
+    const dir = mkdtempSync(join(tmpdir(), 'featherstack-bench-'));
+    const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, cache: join(dir, 'pixels.arrow') });
+    try {
+      firsts.push(await timedEpochs(flow, 0, 1));
+      cached.push(await timedEpochs(flow, 1, Math.max(2, epochs)));
+    } finally {
+      await flow.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { first: median(firsts), cached: median(cached) };
 }
-const result = { dataset: relative(process.cwd(), values.data), images: files.length, size, colorMode, cores, rawCeilingImagesPerSecond: Math.round(ceiling), flows: rows };
+
+function peer(mode) {
+  if (values['no-peers']) return { status: 'not run', reason: '--no-peers' };
+  try {
+    execFileSync('python3', ['-c', 'import tensorflow, keras'], { stdio: 'ignore', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
+  } catch {
+    return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
+  }
+  const out = execFileSync('python3', [join(import.meta.dirname, 'peers', 'keras_images.py'), '--mode', mode, '--data', values.data, '--size', String(size), '--color-mode', colorMode, '--batch', String(batchSize), '--epochs', String(epochs)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+  });
+  return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
+}
+
+log(`images: ${files.length} files from ${values.data} at ${size}×${size} ${colorMode}, ${cores} cores`);
+await rawCeiling(); // warm-up: page cache, libvips
+const ceilings = [await rawCeiling()];
+const flows = [];
+let fast;
+let cache;
+for (let w = 1; w <= cores; w++) {
+  const pool = createImagePool({ workers: w });
+  try {
+    const rate = await flowRate(pool);
+    flows.push({ workers: w, imagesPerSecond: rate });
+    log(`featherstack ${w} worker(s): ${rate.toFixed(0)} images/s`);
+    if (w === cores) {
+      fast = await flowRate(pool, { fastDecode: true });
+      log(`featherstack fastDecode: ${fast.toFixed(0)} images/s`);
+      cache = await cacheRates(pool);
+      log(`featherstack cache: first epoch ${cache.first.toFixed(0)}, cached ${cache.cached.toFixed(0)} images/s`);
+    }
+  } finally {
+    await pool.close();
+  }
+}
+ceilings.push(await rawCeiling());
+const ceiling = median([...ceilings, await rawCeiling()]);
+log(`raw ceiling: ${ceilings.map((c) => c.toFixed(0)).join(', ')} images/s`);
+const keras = peer('idg');
+log(`keras ImageDataGenerator: ${keras.imagesPerSecond ?? keras.reason}`);
+const tfdata = peer('tfdata');
+log(`tf.data: ${tfdata.imagesPerSecond ?? tfdata.reason}`);
+
+const best = flows[flows.length - 1].imagesPerSecond;
+const ratio = (a, b) => (b ? Number((a / b).toFixed(2)) : null);
+const result = {
+  benchmark: 'images',
+  dataset: relative(process.cwd(), values.data) || '.',
+  images: files.length,
+  size,
+  colorMode,
+  batchSize,
+  augmentation: SEED_AUGMENT,
+  cores,
+  cpu: cpus()[0]?.model ?? 'unknown',
+  rawCeiling: { imagesPerSecond: Math.round(ceiling) },
+  flows: flows.map((f) => ({ workers: f.workers, imagesPerSecond: Math.round(f.imagesPerSecond), vsRawCeiling: ratio(f.imagesPerSecond, ceiling) })),
+  fastDecode: { workers: cores, imagesPerSecond: Math.round(fast), vsRawCeiling: ratio(fast, ceiling) },
+  pixelCache: { workers: cores, firstEpochImagesPerSecond: Math.round(cache.first), cachedImagesPerSecond: Math.round(cache.cached), cachedVsFirst: ratio(cache.cached, cache.first) },
+  peers: {
+    kerasImageDataGenerator: keras,
+    tfData: tfdata,
+  },
+  ratios: {
+    vsRawCeiling: ratio(best, ceiling),
+    vsKerasImageDataGenerator: ratio(best, keras.imagesPerSecond),
+    vsTfData: ratio(best, tfdata.imagesPerSecond),
+    cachedVsFirstEpoch: ratio(cache.cached, cache.first),
+  },
+};
+
+const fmt = (v) => (v == null ? 'not run' : String(v));
+const md = [
+  `Images: ${result.images} files, ${size}×${size} ${colorMode}, batch ${batchSize}, seed augmentation (shear 0.2, zoom 0.2, horizontal flip, rescale), ${cores} cores (${result.cpu}).`,
+  '',
+  '| pipeline | workers | images/s | vs raw ceiling |',
+  '|---|---:|---:|---:|',
+  `| raw ceiling: sharp decode + resize, no augmentation | ${cores} | ${result.rawCeiling.imagesPerSecond} | 1.00 |`,
+  ...result.flows.map((f) => `| featherstack (Keras-exact decode) | ${f.workers} | ${f.imagesPerSecond} | ${f.vsRawCeiling} |`),
+  `| featherstack, fastDecode | ${cores} | ${result.fastDecode.imagesPerSecond} | ${result.fastDecode.vsRawCeiling} |`,
+  `| featherstack, pixel cache: first epoch | ${cores} | ${result.pixelCache.firstEpochImagesPerSecond} | ${ratio(cache.first, ceiling)} |`,
+  `| featherstack, pixel cache: cached epochs | ${cores} | ${result.pixelCache.cachedImagesPerSecond} | ${ratio(cache.cached, ceiling)} |`,
+  `| Keras ImageDataGenerator.flow_from_directory | 1 | ${fmt(keras.imagesPerSecond)} | ${fmt(ratio(keras.imagesPerSecond, ceiling))} |`,
+  `| tf.data image_dataset_from_directory + layers, AUTOTUNE | ${cores} | ${fmt(tfdata.imagesPerSecond)} | ${fmt(ratio(tfdata.imagesPerSecond, ceiling))} |`,
+  '',
+  `featherstack (${cores} workers) vs Keras ImageDataGenerator: **${fmt(result.ratios.vsKerasImageDataGenerator)}×**, vs tf.data: **${fmt(result.ratios.vsTfData)}×**, cached epochs vs first epoch: **${result.ratios.cachedVsFirstEpoch}×**.`,
+  '',
+].join('\n');
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+if (values.markdown) writeFileSync(values.markdown, md);
 process.stdout.write(`${JSON.stringify(result)}\n`);

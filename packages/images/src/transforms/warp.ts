@@ -75,52 +75,94 @@ export function warpInto(
   scale: number,
 ): void {
   const { height: h, width: w, channels: ch, fillMode, cval, order } = spec;
-  for (let r = 0; r < h; r++) {
-    const sr = spec.flipVertical ? h - 1 - r : r;
-    for (let c = 0; c < w; c++) {
-      const sc = spec.flipHorizontal ? w - 1 - c : c;
-      const out = dstOffset + (r * w + c) * ch;
-      if (!m) {
-        const base = (sr * w + sc) * ch;
+  const flipH = spec.flipHorizontal;
+  const flipV = spec.flipVertical;
+  if (!m) {
+    for (let r = 0; r < h; r++) {
+      const sr = flipV ? h - 1 - r : r;
+      for (let c = 0; c < w; c++) {
+        const base = (sr * w + (flipH ? w - 1 - c : c)) * ch;
+        const out = dstOffset + (r * w + c) * ch;
         for (let k = 0; k < ch; k++) dst[out + k] = src[base + k]! * scale;
-        continue;
       }
-      let y = m[0]! * sr + m[1]! * sc + m[2]!;
-      let x = m[3]! * sr + m[4]! * sc + m[5]!;
-      if (fillMode === 'wrap') {
+    }
+    return;
+  }
+  const [m0, m1, m2, m3, m4, m5] = m as unknown as [number, number, number, number, number, number];
+  const wrap = fillMode === 'wrap';
+  const rowStride = w * ch;
+  const hm = h - 1;
+  const wm = w - 1;
+  // The input coordinate moves by a constant step along an output row (flips reverse the step).
+  const c0 = flipH ? wm : 0;
+  const dc = flipH ? -1 : 1;
+  const dy = m1 * dc;
+  const dx = m4 * dc;
+  let out = dstOffset;
+  for (let r = 0; r < h; r++) {
+    const sr = flipV ? hm - r : r;
+    let yRow = m0 * sr + m1 * c0 + m2;
+    let xRow = m3 * sr + m4 * c0 + m5;
+    for (let c = 0; c < w; c++, out += ch, yRow += dy, xRow += dx) {
+      let y = yRow;
+      let x = xRow;
+      if (wrap) {
         y = wrapCoordinate(y, h);
         x = wrapCoordinate(x, w);
       }
-      if (order === 0) {
-        const yi = resolveIndex(Math.round(y), h, fillMode);
-        const xi = resolveIndex(Math.round(x), w, fillMode);
-        for (let k = 0; k < ch; k++) {
-          const v = yi < 0 || xi < 0 ? cval : src[(yi * w + xi) * ch + k]!;
-          dst[out + k] = v * scale;
+      if (order === 1 && y >= 0 && x >= 0 && y < hm && x < wm) {
+        // Interior (almost every pixel): four neighbours exist, no fill-mode logic.
+        const y0 = y | 0;
+        const x0 = x | 0;
+        const fy = y - y0;
+        const fx = x - x0;
+        const w11 = fx * fy;
+        const w10 = fy - w11;
+        const w01 = fx - w11;
+        const w00 = 1 - fx - fy + w11;
+        const i = y0 * rowStride + x0 * ch;
+        const j = i + rowStride;
+        if (ch === 3) {
+          dst[out] = (src[i]! * w00 + src[i + 3]! * w01 + src[j]! * w10 + src[j + 3]! * w11) * scale;
+          dst[out + 1] = (src[i + 1]! * w00 + src[i + 4]! * w01 + src[j + 1]! * w10 + src[j + 4]! * w11) * scale;
+          dst[out + 2] = (src[i + 2]! * w00 + src[i + 5]! * w01 + src[j + 2]! * w10 + src[j + 5]! * w11) * scale;
+        } else {
+          for (let k = 0; k < ch; k++) dst[out + k] = (src[i + k]! * w00 + src[i + ch + k]! * w01 + src[j + k]! * w10 + src[j + ch + k]! * w11) * scale;
         }
         continue;
       }
-      if (fillMode === 'constant' && (y < 0 || y > h - 1 || x < 0 || x > w - 1)) {
-        // scipy's 'constant' performs no interpolation beyond the edge samples.
-        for (let k = 0; k < ch; k++) dst[out + k] = cval * scale;
-        continue;
-      }
-      const y0 = Math.floor(y);
-      const x0 = Math.floor(x);
-      const fy = y - y0;
-      const fx = x - x0;
-      const ya = resolveIndex(y0, h, fillMode);
-      const yb = resolveIndex(y0 + 1, h, fillMode);
-      const xa = resolveIndex(x0, w, fillMode);
-      const xb = resolveIndex(x0 + 1, w, fillMode);
-      for (let k = 0; k < ch; k++) {
-        const p00 = ya < 0 || xa < 0 ? cval : src[(ya * w + xa) * ch + k]!;
-        const p01 = ya < 0 || xb < 0 ? cval : src[(ya * w + xb) * ch + k]!;
-        const p10 = yb < 0 || xa < 0 ? cval : src[(yb * w + xa) * ch + k]!;
-        const p11 = yb < 0 || xb < 0 ? cval : src[(yb * w + xb) * ch + k]!;
-        const v = (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
-        dst[out + k] = v * scale;
-      }
+      edgePixel(src, y, x, spec, dst, out, scale);
     }
+  }
+}
+
+/** A pixel whose neighbours leave the image (or any pixel with order 0): fill-mode rules apply. */
+function edgePixel(src: Uint8Array | Float32Array, y: number, x: number, spec: WarpSpec, dst: Float32Array | Uint8ClampedArray, out: number, scale: number): void {
+  const { height: h, width: w, channels: ch, fillMode, cval } = spec;
+  if (spec.order === 0) {
+    const yi = resolveIndex(Math.round(y), h, fillMode);
+    const xi = resolveIndex(Math.round(x), w, fillMode);
+    for (let k = 0; k < ch; k++) dst[out + k] = (yi < 0 || xi < 0 ? cval : src[(yi * w + xi) * ch + k]!) * scale;
+    return;
+  }
+  if (fillMode === 'constant' && (y < 0 || y > h - 1 || x < 0 || x > w - 1)) {
+    // scipy's 'constant' performs no interpolation beyond the edge samples.
+    for (let k = 0; k < ch; k++) dst[out + k] = cval * scale;
+    return;
+  }
+  const y0 = Math.floor(y);
+  const x0 = Math.floor(x);
+  const fy = y - y0;
+  const fx = x - x0;
+  const ya = resolveIndex(y0, h, fillMode);
+  const yb = resolveIndex(y0 + 1, h, fillMode);
+  const xa = resolveIndex(x0, w, fillMode);
+  const xb = resolveIndex(x0 + 1, w, fillMode);
+  for (let k = 0; k < ch; k++) {
+    const p00 = ya < 0 || xa < 0 ? cval : src[(ya * w + xa) * ch + k]!;
+    const p01 = ya < 0 || xb < 0 ? cval : src[(ya * w + xb) * ch + k]!;
+    const p10 = yb < 0 || xa < 0 ? cval : src[(yb * w + xa) * ch + k]!;
+    const p11 = yb < 0 || xb < 0 ? cval : src[(yb * w + xb) * ch + k]!;
+    dst[out + k] = ((p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy) * scale;
   }
 }
