@@ -74,7 +74,7 @@ export function warpInto(
   dstOffset: number,
   scale: number,
 ): void {
-  const { height: h, width: w, channels: ch, fillMode, cval, order } = spec;
+  const { height: h, width: w, channels: ch, fillMode, order } = spec;
   const flipH = spec.flipHorizontal;
   const flipV = spec.flipVertical;
   if (!m) {
@@ -90,6 +90,7 @@ export function warpInto(
   }
   const [m0, m1, m2, m3, m4, m5] = m as unknown as [number, number, number, number, number, number];
   const wrap = fillMode === 'wrap';
+  const clampEdges = fillMode === 'nearest';
   const rowStride = w * ch;
   const hm = h - 1;
   const wm = w - 1;
@@ -110,30 +111,53 @@ export function warpInto(
         y = wrapCoordinate(y, h);
         x = wrapCoordinate(x, w);
       }
-      if (order === 1 && y >= 0 && x >= 0 && y < hm && x < wm) {
-        // Interior (almost every pixel): four neighbours exist, no fill-mode logic.
-        const y0 = y | 0;
-        const x0 = x | 0;
-        const fy = y - y0;
-        const fx = x - x0;
+      const interior = y >= 0 && x >= 0 && y < hm && x < wm;
+      if (order === 1 && (interior || clampEdges)) {
+        // Interior pixels (almost all) have four neighbours; with fill mode 'nearest' an edge
+        // pixel only needs its neighbour indices clamped (scipy's 'nearest' extension).
+        const yf = Math.floor(y);
+        const xf = Math.floor(x);
+        const fy = y - yf;
+        const fx = x - xf;
         const w11 = fx * fy;
         const w10 = fy - w11;
         const w01 = fx - w11;
         const w00 = 1 - fx - fy + w11;
-        const i = y0 * rowStride + x0 * ch;
-        const j = i + rowStride;
-        if (ch === 3) {
-          dst[out] = (src[i]! * w00 + src[i + 3]! * w01 + src[j]! * w10 + src[j + 3]! * w11) * scale;
-          dst[out + 1] = (src[i + 1]! * w00 + src[i + 4]! * w01 + src[j + 1]! * w10 + src[j + 4]! * w11) * scale;
-          dst[out + 2] = (src[i + 2]! * w00 + src[i + 5]! * w01 + src[j + 2]! * w10 + src[j + 5]! * w11) * scale;
+        let i00: number;
+        let i01: number;
+        let i10: number;
+        let i11: number;
+        if (interior) {
+          i00 = yf * rowStride + xf * ch;
+          i01 = i00 + ch;
+          i10 = i00 + rowStride;
+          i11 = i10 + ch;
         } else {
-          for (let k = 0; k < ch; k++) dst[out + k] = (src[i + k]! * w00 + src[i + ch + k]! * w01 + src[j + k]! * w10 + src[j + ch + k]! * w11) * scale;
+          const ya = clamp(yf, hm);
+          const yb = clamp(yf + 1, hm);
+          const xa = clamp(xf, wm);
+          const xb = clamp(xf + 1, wm);
+          i00 = ya * rowStride + xa * ch;
+          i01 = ya * rowStride + xb * ch;
+          i10 = yb * rowStride + xa * ch;
+          i11 = yb * rowStride + xb * ch;
+        }
+        if (ch === 3) {
+          dst[out] = (src[i00]! * w00 + src[i01]! * w01 + src[i10]! * w10 + src[i11]! * w11) * scale;
+          dst[out + 1] = (src[i00 + 1]! * w00 + src[i01 + 1]! * w01 + src[i10 + 1]! * w10 + src[i11 + 1]! * w11) * scale;
+          dst[out + 2] = (src[i00 + 2]! * w00 + src[i01 + 2]! * w01 + src[i10 + 2]! * w10 + src[i11 + 2]! * w11) * scale;
+        } else {
+          for (let k = 0; k < ch; k++) dst[out + k] = (src[i00 + k]! * w00 + src[i01 + k]! * w01 + src[i10 + k]! * w10 + src[i11 + k]! * w11) * scale;
         }
         continue;
       }
       edgePixel(src, y, x, spec, dst, out, scale);
     }
   }
+}
+
+function clamp(i: number, max: number): number {
+  return Math.max(0, Math.min(i, max));
 }
 
 /** A pixel whose neighbours leave the image (or any pixel with order 0): fill-mode rules apply. */
