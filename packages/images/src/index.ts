@@ -2,6 +2,8 @@
  * @featherstack/images — a parallel, deterministic image input pipeline for Node.js: Keras's
  * ImageDataGenerator semantics on a worker pool that writes into shared Arrow buffers.
  */
+// First: sizes libuv's thread pool before anything can start it.
+export { DEFAULT_UV_THREADPOOL_SIZE, type ThreadPlan, threadPlan } from './threads.js';
 export { imageBatchSchema, imageRecordBatch } from './arrow.js';
 export type { AugmentOptions } from './augment.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { cp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
@@ -131,5 +133,20 @@ describe('pixel cache', () => {
     expect(await readdir(partialDir)).toEqual([]);
     await stopped.close();
     await rm(partialDir, { recursive: true });
+  });
+});
+
+describe('thread plan', () => {
+  const probe = (env: Record<string, string | undefined>) => {
+    const script = `import('${new URL('../dist/index.js', import.meta.url).href}').then((m) => console.log(JSON.stringify({ uv: process.env.UV_THREADPOOL_SIZE, plan: m.threadPlan(64) })))`;
+    const { UV_THREADPOOL_SIZE: _, ...rest } = process.env;
+    return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...rest, ...env }, encoding: 'utf8' }));
+  };
+
+  it('sizes libuv’s pool for one decode per core unless the user chose, and flags oversubscription', () => {
+    const auto = probe({});
+    expect(Number(auto.uv)).toBe(Math.max(4, availableParallelism() + 2));
+    expect(auto.plan).toMatchObject({ decodeWorkers: 64, vipsThreadsPerWorker: 1, oversubscribed: 64 > availableParallelism() });
+    expect(probe({ UV_THREADPOOL_SIZE: '7' }).uv).toBe('7');
   });
 });

@@ -51,13 +51,6 @@ export interface Manifest {
   labels: Int32Array;
 }
 
-async function readDir(dir: string): Promise<Dirent[]> {
-  const entries: Dirent[] = [];
-  const handle = await opendir(dir);
-  for await (const entry of handle) entries.push(entry);
-  return entries;
-}
-
 async function isDirectory(path: string, entry: Dirent, followLinks: boolean): Promise<boolean> {
   if (entry.isDirectory()) return true;
   if (!followLinks || !entry.isSymbolicLink()) return false;
@@ -99,7 +92,8 @@ export async function listClassFiles(dir: string, extensions: readonly string[],
     seen.add(real);
     const files: string[] = [];
     const subdirs: string[] = [];
-    for (const entry of await readDir(path)) {
+    // Streamed: a directory of a million files holds only the accepted names, never every entry.
+    for await (const entry of await opendir(path, { bufferSize: 256 })) {
       const full = join(path, entry.name);
       if (await isDirectory(full, entry, followLinks)) subdirs.push(full);
       else if (accepted(entry.name) && (await isFile(full, entry))) files.push(entry.name);
@@ -134,9 +128,8 @@ export async function listDirectory(root: string, options: DirectoryListingOptio
   const followLinks = options.followLinks ?? false;
   let classNames = options.classes;
   if (classNames === undefined) {
-    const entries = await readDir(root);
     const names: string[] = [];
-    for (const entry of entries) if (await isDirectory(join(root, entry.name), entry, true)) names.push(entry.name);
+    for await (const entry of await opendir(root)) if (await isDirectory(join(root, entry.name), entry, true)) names.push(entry.name);
     classNames = names.sort(codePointCompare);
   } else if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string' || c.length === 0)) {
     throw invalidOption('classes', 'an array of subdirectory names', classNames);
