@@ -5,7 +5,7 @@
 //     with fastDecode, and with the pixel cache (first epoch vs cached epochs);
 //   - Keras ImageDataGenerator.flow_from_directory and tf.data (image_dataset_from_directory +
 //     preprocessing layers, AUTOTUNE) when Python tensorflow is installed; "not run" otherwise.
-// Every rate is taken after a warm-up epoch, as a median of --repeats runs.
+// Every rate is taken after a warm-up epoch, as the median of --repeats interleaved runs.
 //
 //   node benchmarks/images.mjs [--data DIR] [--size 224] [--color-mode rgb] [--epochs 1] [--repeats 3]
 //                              [--json FILE] [--markdown FILE] [--no-peers]
@@ -71,35 +71,33 @@ async function timedEpochs(flow, from, count) {
   return n / ((performance.now() - started) / 1000);
 }
 
-/** Median images/s of `repeats` timed runs after one warm-up epoch, on a pool that stays warm. */
-async function flowRate(pool, extra = {}) {
+/** A flow on a warm pool, its warm-up epoch done; `rate()` times the next `epochs` epochs. */
+async function warmFlow(pool, extra = {}) {
   const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, ...extra });
-  try {
-    await timedEpochs(flow, 0, 1);
-    const rates = [];
-    for (let r = 0; r < repeats; r++) rates.push(await timedEpochs(flow, 1 + r * epochs, epochs));
-    return median(rates);
-  } finally {
-    await flow.close();
-  }
+  await timedEpochs(flow, 0, 1);
+  let next = 1;
+  return {
+    flow,
+    rate: async () => {
+      const r = await timedEpochs(flow, next, epochs);
+      next += epochs;
+      return r;
+    },
+  };
 }
 
 /** First epoch (decode + cache write) against later epochs read from the pixel cache. */
-async function cacheRates(pool) {
-  const firsts = [];
-  const cached = [];
-  for (let r = 0; r < repeats; r++) {
-    const dir = mkdtempSync(join(tmpdir(), 'featherstack-bench-'));
-    const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, cache: join(dir, 'pixels.arrow') });
-    try {
-      firsts.push(await timedEpochs(flow, 0, 1));
-      cached.push(await timedEpochs(flow, 1, Math.max(2, epochs)));
-    } finally {
-      await flow.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+async function cacheRun(pool) {
+  const dir = mkdtempSync(join(tmpdir(), 'featherstack-bench-'));
+  const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, cache: join(dir, 'pixels.arrow') });
+  try {
+    const first = await timedEpochs(flow, 0, 1);
+    const cached = await timedEpochs(flow, 1, Math.max(2, epochs));
+    return { first, cached };
+  } finally {
+    await flow.close();
+    rmSync(dir, { recursive: true, force: true });
   }
-  return { first: median(firsts), cached: median(cached) };
 }
 
 function peer(mode) {
@@ -117,35 +115,41 @@ function peer(mode) {
   return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
 }
 
-log(`images: ${files.length} files from ${values.data} at ${size}×${size} ${colorMode}, ${cores} cores`);
+log(`images: ${files.length} files from ${values.data} at ${size}×${size} ${colorMode}, ${cores} cores, ${repeats} interleaved repeats`);
+// Rows are measured interleaved — every repeat runs each row once — so that a slow spell on a
+// shared machine lands on all rows alike; each row reports its median.
 await rawCeiling(); // warm-up: page cache, libvips
-const ceilings = [await rawCeiling()];
-const flows = [];
-let fast;
-let cache;
-for (let w = 1; w <= cores; w++) {
-  const pool = createImagePool({ workers: w });
-  try {
-    const rate = await flowRate(pool);
-    flows.push({ workers: w, imagesPerSecond: rate });
-    log(`featherstack ${w} worker(s): ${rate.toFixed(0)} images/s`);
-    if (w === cores) {
-      fast = await flowRate(pool, { fastDecode: true });
-      log(`featherstack fastDecode: ${fast.toFixed(0)} images/s`);
-      cache = await cacheRates(pool);
-      log(`featherstack cache: first epoch ${cache.first.toFixed(0)}, cached ${cache.cached.toFixed(0)} images/s`);
-    }
-  } finally {
-    await pool.close();
+const pools = Array.from({ length: cores }, (_, i) => createImagePool({ workers: i + 1 }));
+const runs = { ceiling: [], flows: Array.from({ length: cores }, () => []), fast: [], first: [], cached: [], keras: [], tfdata: [] };
+let keras;
+let tfdata;
+try {
+  const warm = [];
+  for (const pool of pools) warm.push(await warmFlow(pool));
+  const fastFlow = await warmFlow(pools[cores - 1], { fastDecode: true });
+  for (let r = 0; r < repeats; r++) {
+    runs.ceiling.push(await rawCeiling());
+    for (const [i, w] of warm.entries()) runs.flows[i].push(await w.rate());
+    runs.fast.push(await fastFlow.rate());
+    const c = await cacheRun(pools[cores - 1]);
+    runs.first.push(c.first);
+    runs.cached.push(c.cached);
+    keras = peer('idg');
+    if (keras.imagesPerSecond) runs.keras.push(keras.imagesPerSecond);
+    tfdata = peer('tfdata');
+    if (tfdata.imagesPerSecond) runs.tfdata.push(tfdata.imagesPerSecond);
+    log(`repeat ${r + 1}: ceiling ${runs.ceiling[r].toFixed(0)}, flows ${runs.flows.map((f) => f[r].toFixed(0)).join('/')}, fastDecode ${runs.fast[r].toFixed(0)}, cache ${c.first.toFixed(0)} → ${c.cached.toFixed(0)}, keras ${keras.imagesPerSecond ?? keras.reason}, tf.data ${tfdata.imagesPerSecond ?? tfdata.reason}`);
   }
+  for (const w of [...warm, fastFlow]) await w.flow.close();
+} finally {
+  await Promise.all(pools.map((p) => p.close()));
 }
-ceilings.push(await rawCeiling());
-const ceiling = median([...ceilings, await rawCeiling()]);
-log(`raw ceiling: ${ceilings.map((c) => c.toFixed(0)).join(', ')} images/s`);
-const keras = peer('idg');
-log(`keras ImageDataGenerator: ${keras.imagesPerSecond ?? keras.reason}`);
-const tfdata = peer('tfdata');
-log(`tf.data: ${tfdata.imagesPerSecond ?? tfdata.reason}`);
+const ceiling = median(runs.ceiling);
+const flows = runs.flows.map((rates, i) => ({ workers: i + 1, imagesPerSecond: median(rates) }));
+const fast = median(runs.fast);
+const cache = { first: median(runs.first), cached: median(runs.cached) };
+if (runs.keras.length) keras = { ...keras, imagesPerSecond: median(runs.keras), runs: runs.keras };
+if (runs.tfdata.length) tfdata = { ...tfdata, imagesPerSecond: median(runs.tfdata), runs: runs.tfdata };
 
 const best = flows[flows.length - 1].imagesPerSecond;
 const ratio = (a, b) => (b ? Number((a / b).toFixed(2)) : null);
@@ -159,8 +163,9 @@ const result = {
   augmentation: SEED_AUGMENT,
   cores,
   cpu: cpus()[0]?.model ?? 'unknown',
-  rawCeiling: { imagesPerSecond: Math.round(ceiling) },
-  flows: flows.map((f) => ({ workers: f.workers, imagesPerSecond: Math.round(f.imagesPerSecond), vsRawCeiling: ratio(f.imagesPerSecond, ceiling) })),
+  repeats,
+  rawCeiling: { imagesPerSecond: Math.round(ceiling), runs: runs.ceiling.map(Math.round) },
+  flows: flows.map((f, i) => ({ workers: f.workers, imagesPerSecond: Math.round(f.imagesPerSecond), vsRawCeiling: ratio(f.imagesPerSecond, ceiling), runs: runs.flows[i].map(Math.round) })),
   fastDecode: { workers: cores, imagesPerSecond: Math.round(fast), vsRawCeiling: ratio(fast, ceiling) },
   pixelCache: { workers: cores, firstEpochImagesPerSecond: Math.round(cache.first), cachedImagesPerSecond: Math.round(cache.cached), cachedVsFirst: ratio(cache.cached, cache.first) },
   peers: {

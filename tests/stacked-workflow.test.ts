@@ -40,6 +40,24 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
   });
 
+  it('bench images --json measures the pipeline against the raw ceiling and marks absent peers "not run"', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'fs-bench-')), 'images.json');
+    const { status, stdout, stderr } = featherstack(['bench', 'images', '--dataset', 'shipped', '--repeats', '1', '--no-peers', '--json', file]);
+    expect(status, stderr).toBe(0);
+    const result = JSON.parse(stdout);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(result);
+    expect(result).toMatchObject({ benchmark: 'images', images: 2000, size: 28, colorMode: 'grayscale' });
+    expect(result.flows.map((f: { workers: number }) => f.workers)).toEqual(Array.from({ length: result.cores }, (_, i) => i + 1));
+    expect(result.rawCeiling.imagesPerSecond).toBeGreaterThan(0);
+    expect(result.ratios.vsRawCeiling).toBeGreaterThan(0);
+    expect(result.pixelCache.cachedImagesPerSecond).toBeGreaterThan(0);
+    expect(result.peers.kerasImageDataGenerator).toEqual({ status: 'not run', reason: '--no-peers' });
+    expect(result.ratios.vsKerasImageDataGenerator).toBeNull();
+    const bad = featherstack(['bench', 'images', '--dataset', 'imagenet']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--dataset must be photos, fashion-mnist or shipped, received 'imagenet'");
+  });
+
   it('rejects a bad flag value with a message naming the flag', () => {
     const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
     expect(status).not.toBe(0);

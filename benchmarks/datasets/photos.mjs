@@ -3,11 +3,11 @@
 // typical size and encoding), one class per source photograph, cut as seeded random crops (20–100 %
 // of the source's area, random horizontal flip) so that every file is a distinct decode.
 //
-//   node benchmarks/datasets/photos.mjs --out DIR [--count 2000] [--sources DIR] [--seed 1]
+//   node benchmarks/datasets/photos.mjs --out DIR [--count 2000] [--sources DIR] [--seed 1] [--marker]
 //
 // Sources: Debian wallpaper packages (default /usr/share/backgrounds, filled by `apt-get install
 // ukui-wallpapers`), or any directory of JPEG/PNG photographs.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '2000' },
     sources: { type: 'string', default: '/usr/share/backgrounds' },
     seed: { type: 'string', default: '1' },
+    marker: { type: 'boolean', default: false },
   },
 });
 if (!values.out) throw new Error('--out DIR is required');
@@ -65,4 +66,6 @@ for (const [s, source] of sources.entries()) {
     await crop.jpeg({ quality: 90 }).toFile(join(values.out, cls, `${String(i).padStart(4, '0')}.jpg`));
   }
 }
+// --marker: a file that says the corpus is complete (callers that prepare it once check for it).
+if (values.marker) writeFileSync(join(values.out, '.complete'), '');
 process.stdout.write(`${JSON.stringify({ out: values.out, images: count, classes: sources.length, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) })}\n`);

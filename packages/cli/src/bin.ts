@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import './env.js';
 import { Command, InvalidArgumentError } from 'commander';
+import { benchImages } from './bench.js';
 import { doctor } from './doctor.js';
 import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
 
@@ -74,6 +75,36 @@ program
     const report = doctor();
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+  });
+
+const bench = program.command('bench').description('run a benchmark suite (from a source checkout); peer rows need Python tensorflow');
+bench
+  .command('images')
+  .description('image pipeline images/s: raw ceiling, 1…cores workers, fastDecode, pixel cache, Keras ImageDataGenerator, tf.data')
+  .option('--dataset <name>', 'photos (2,000 JPEGs, 224², from Debian wallpapers) | fashion-mnist (60,000, 28² grayscale) | shipped', 'photos')
+  .option('--data <dir>', "override the dataset's directory")
+  .option('--size <n>', 'square target size (default: 224 for photos, 28 otherwise)', int('--size'))
+  .option('--epochs <n>', 'timed epochs per run', int('--epochs'), 1)
+  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
+  .option('--no-peers', 'skip the Keras and tf.data rows')
+  .option('--json [file]', 'print the result as JSON (and write it to file)')
+  .option('--markdown <file>', 'write a markdown table')
+  .action(async (opts) => {
+    if (!['photos', 'fashion-mnist', 'shipped'].includes(opts.dataset)) {
+      program.error(`--dataset must be photos, fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
+    }
+    const result = await benchImages({
+      dataset: opts.dataset,
+      data: opts.data,
+      size: opts.size,
+      epochs: opts.epochs,
+      repeats: opts.repeats,
+      peers: opts.peers,
+      json: typeof opts.json === 'string' ? opts.json : undefined,
+      markdown: opts.markdown,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
   });
 
 program.parseAsync().catch((error: Error) => {

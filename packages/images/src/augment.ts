@@ -45,6 +45,10 @@ export interface AugmentOptions {
   featurewiseCenter?: boolean;
   /** Divide by the per-channel dataset std computed by `flow.fit()`. */
   featurewiseStdNormalization?: boolean;
+  /** ZCA whitening with the matrix computed by `flow.fit()` (small images: the matrix is (h·w·c)²). */
+  zcaWhitening?: boolean;
+  /** ε added to the eigenvalues for ZCA. Default 1e-6 (Keras's). */
+  zcaEpsilon?: number;
   /**
    * Path of an ES module whose default export `(image: Float32Array, shape: [h, w, c]) => void`
    * transforms each augmented image in place, in 0–255 units, before rescale (Keras's
@@ -73,6 +77,8 @@ export interface AugmentSpec {
   samplewiseStdNormalization: boolean;
   featurewiseCenter: boolean;
   featurewiseStdNormalization: boolean;
+  zcaWhitening: boolean;
+  zcaEpsilon: number;
   /** File URL of the preprocessing module, or null. */
   preprocessingFunction: string | null;
 }
@@ -82,6 +88,12 @@ function nonNegative(name: string, value: unknown, fallback = 0): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw invalidOption(name, 'a finite number ≥ 0', value);
   }
+  return value;
+}
+
+function positive(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'a finite number > 0', value);
   return value;
 }
 
@@ -168,6 +180,8 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
     samplewiseStdNormalization: flag(n('samplewiseStdNormalization'), options.samplewiseStdNormalization),
     featurewiseCenter: flag(n('featurewiseCenter'), options.featurewiseCenter),
     featurewiseStdNormalization: flag(n('featurewiseStdNormalization'), options.featurewiseStdNormalization),
+    zcaWhitening: flag(n('zcaWhitening'), options.zcaWhitening),
+    zcaEpsilon: positive(n('zcaEpsilon'), options.zcaEpsilon, 1e-6),
     preprocessingFunction: moduleUrl(n('preprocessingFunction'), options.preprocessingFunction),
   };
 }

@@ -18,6 +18,7 @@ import { DecodePool, resolveWorkers } from './engine.js';
 import { DatasetError, ImageDecodeError, invalidOption, PoolClosedError } from './errors.js';
 import type { ColorMode, DecodeFailure, DecodeTask, ImageSpec, Interpolation, Normalization, PixelType, SampleSource } from './protocol.js';
 import { epochOrder } from './rng.js';
+import { zcaMatrix } from './zca.js';
 import { type DirectoryListingOptions, listDirectory, type Manifest } from './sources/directory.js';
 import { type ManifestOptions, readManifest } from './sources/manifest.js';
 
@@ -234,7 +235,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   /** Manifest rows left out because their class is not in `classes` (1-based line numbers). */
   excludedRows: number[] = [];
   /** Per-channel statistics from fit(), in the units standardisation sees. */
-  statistics: { mean: number[]; std: number[] } | null = null;
+  statistics: { mean: number[]; std: number[]; zca: SharedArrayBuffer | null } | null = null;
   private readonly pool: DecodePool;
   private readonly ownsPool: boolean;
   private readonly prefetch: number;
@@ -325,7 +326,10 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     if (typeof this.image.fastDecode !== 'boolean') throw invalidOption('fastDecode', 'a boolean', options.fastDecode);
     this.augment = resolveAugment(options.augment ?? {});
     const a = this.augment;
-    if (dtype === 'uint8' && (a.rescale !== 1 || a.samplewiseCenter || a.samplewiseStdNormalization || a.featurewiseCenter || a.featurewiseStdNormalization || a.preprocessingFunction)) {
+    if (
+      dtype === 'uint8' &&
+      (a.rescale !== 1 || a.samplewiseCenter || a.samplewiseStdNormalization || a.featurewiseCenter || a.featurewiseStdNormalization || a.zcaWhitening || a.preprocessingFunction)
+    ) {
       throw invalidOption('dtype', "'float32' when rescale, normalisation or a preprocessing function is used", dtype);
     }
     if (options.cache !== undefined && (typeof options.cache !== 'string' || options.cache.length === 0)) throw invalidOption('cache', 'a file path', options.cache);
@@ -386,8 +390,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
 
   private settings(): RunSettings {
     const a = this.augment;
-    if ((a.featurewiseCenter || a.featurewiseStdNormalization) && !this.statistics) {
-      throw new DatasetError('augment.featurewiseCenter / featurewiseStdNormalization need statistics: call `await flow.fit()` first');
+    if ((a.featurewiseCenter || a.featurewiseStdNormalization || a.zcaWhitening) && !this.statistics) {
+      throw new DatasetError('augment.featurewiseCenter / featurewiseStdNormalization / zcaWhitening need statistics: call `await flow.fit()` first');
     }
     return {
       augment: a,
@@ -396,6 +400,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
         samplewiseStd: a.samplewiseStdNormalization,
         mean: a.featurewiseCenter ? this.statistics!.mean : null,
         std: a.featurewiseStdNormalization ? this.statistics!.std : null,
+        zca: a.zcaWhitening ? this.statistics!.zca : null,
       },
       shuffle: this.shuffle,
       limit: this.samples,
@@ -424,6 +429,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
    * (default: all) without augmentation. Statistics are in the units standardisation sees — after
    * the preprocessing function, rescale and samplewise normalisation; Keras computes them on raw
    * pixels and then subtracts them from rescaled ones, which `augment.keras: true` reproduces.
+   * With zcaWhitening it also computes the whitening matrix from the covariance of those samples.
    */
   async fit(options: { samples?: number; signal?: AbortSignal } = {}): Promise<{ mean: number[]; std: number[] }> {
     const limit = positiveInt('samples', options.samples, this.samples);
@@ -440,6 +446,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       samplewiseStd: !a.keras && a.samplewiseStdNormalization,
       mean: null,
       std: null,
+      zca: null,
     };
     const c = this.image.channels;
     const sum = new Float64Array(c);
@@ -456,8 +463,39 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     }
     const mean = Array.from(sum, (s) => s / pixels);
     const std = Array.from(sq, (s, k) => Math.sqrt(Math.max(0, s / pixels - mean[k]! ** 2)));
-    this.statistics = { mean, std };
-    return this.statistics;
+    let zca: SharedArrayBuffer | null = null;
+    if (a.zcaWhitening) {
+      // Keras: the covariance of the samples after featurewise centring / std normalisation.
+      const d = this.image.height * this.image.width * c;
+      if (d > 4096) throw invalidOption('augment.zcaWhitening', `used with images of at most 4096 values (h·w·c); these have ${d}`, true);
+      const sigma = new Float64Array(d * d);
+      const x = new Float64Array(d);
+      let n = 0;
+      for await (const batch of this.run(0, { augment: identity, normalization, shuffle: false, limit: Math.min(limit, this.samples) }, options.signal)) {
+        for (let s = 0; s < batch.size; s++) {
+          for (let i = 0; i < d; i++) {
+            let v = batch.images[s * d + i]!;
+            if (a.featurewiseCenter) v -= mean[i % c]!;
+            if (a.featurewiseStdNormalization) v /= std[i % c]! + 1e-6;
+            x[i] = v;
+          }
+          for (let i = 0; i < d; i++) {
+            const xi = x[i]!;
+            for (let j = i; j < d; j++) sigma[i * d + j] = sigma[i * d + j]! + xi * x[j]!;
+          }
+          n++;
+        }
+      }
+      for (let i = 0; i < d; i++) {
+        for (let j = i; j < d; j++) {
+          sigma[i * d + j] = sigma[i * d + j]! / n;
+          sigma[j * d + i] = sigma[i * d + j]!;
+        }
+      }
+      zca = zcaMatrix(sigma, d, a.zcaEpsilon);
+    }
+    this.statistics = { mean, std, zca };
+    return { mean, std };
   }
 
   private async *run(epoch: number, settings: RunSettings, signal: AbortSignal | undefined): AsyncGenerator<ImageBatch, void, undefined> {

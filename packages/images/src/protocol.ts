@@ -32,6 +32,8 @@ export interface Normalization {
   /** Per-channel mean and std from `fit()`; null when not fitted or not asked for. */
   mean: number[] | null;
   std: number[] | null;
+  /** ZCA whitening matrix (float32, D×D, shared) or null. */
+  zca: SharedArrayBuffer | null;
 }
 
 /** Where a task's samples come from. */

@@ -165,6 +165,42 @@ describe('standardisation (Keras standardize)', () => {
     expect(raw.mean.every((m) => m > 1)).toBe(true); // Keras fits on unscaled pixels
   });
 
+  it('ZCA whitening from fit() decorrelates the samples: their covariance becomes the identity', async () => {
+    const zdir = await tempDir();
+    await mkdir(join(zdir, 'x'), { recursive: true });
+    let state = 7;
+    const rand = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    for (let i = 0; i < 60; i++) {
+      // Correlated pixels: a random base value plus noise, so whitening has something to undo.
+      const base = rand() * 200;
+      const px = Buffer.from(Array.from({ length: 4 * 5 }, () => Math.min(255, base + rand() * 55)));
+      await sharp(px, { raw: { width: 5, height: 4, channels: 1 } }).png().toFile(join(zdir, 'x', `${String(i).padStart(2, '0')}.png`));
+    }
+    const augment = { rescale: 1 / 255, featurewiseCenter: true, zcaWhitening: true, zcaEpsilon: 1e-9 };
+    const flow = await flowFromDirectory(zdir, { pool, targetSize: [4, 5], colorMode: 'grayscale', batchSize: 60, shuffle: false, augment });
+    try {
+      await flow.fit();
+      const x = (await flow.epoch(0).next()).value!.images as Float32Array;
+      const d = 20;
+      // Keras whitens the second moment about the per-channel mean (featurewise centring), so that
+      // moment of the whitened samples is the identity.
+      let worst = 0;
+      for (let i = 0; i < d; i++) {
+        for (let j = 0; j < d; j++) {
+          let cov = 0;
+          for (let s = 0; s < 60; s++) cov += x[s * d + i]! * x[s * d + j]!;
+          worst = Math.max(worst, Math.abs(cov / 60 - (i === j ? 1 : 0)));
+        }
+      }
+      expect(worst).toBeLessThan(0.02);
+    } finally {
+      await flow.close();
+    }
+  });
+
   it('runs a preprocessing function module in the workers, before rescale', async () => {
     const mod = join(await tempDir(), 'invert.mjs');
     await writeFile(mod, 'export default function invert(x) { for (let i = 0; i < x.length; i++) x[i] = 255 - x[i]; }\n');

@@ -12,6 +12,7 @@ import { CounterRng, Stream } from '../rng.js';
 import { kerasAffine } from '../transforms/affine.js';
 import { pilResize } from '../transforms/resample.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
+import { whiten } from '../zca.js';
 
 // Each worker is one of N parallel decoders: libvips' own thread pool per image would oversubscribe
 // the cores (workers × libvips threads), and its operation cache only grows memory here.
@@ -146,7 +147,13 @@ function standardize(x: Float32Array, channels: number, rescale: number, n: Norm
   }
   if (n.mean) for (let i = 0; i < x.length; i++) x[i] = x[i]! - n.mean[i % channels]!;
   if (n.std) for (let i = 0; i < x.length; i++) x[i] = x[i]! / (n.std[i % channels]! + 1e-6);
+  if (n.zca) {
+    if (zcaScratch.length !== x.length) zcaScratch = new Float64Array(x.length);
+    whiten(x, new Float32Array(n.zca), zcaScratch);
+  }
 }
+
+let zcaScratch = new Float64Array(0);
 
 const preprocessors = new Map<string, Promise<Preprocess>>();
 function loadPreprocess(url: string): Promise<Preprocess> {
@@ -189,7 +196,8 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
   const dst = task.dtype === 'uint8' ? new Uint8ClampedArray(task.target) : new Float32Array(task.target);
   const cache = task.cacheTarget ? new Uint8Array(task.cacheTarget) : null;
   const preprocess = augment.preprocessingFunction ? await loadPreprocess(augment.preprocessingFunction) : null;
-  const standardizes = preprocess !== null || normalization.samplewiseCenter || normalization.samplewiseStd || normalization.mean !== null || normalization.std !== null;
+  const standardizes =
+    preprocess !== null || normalization.samplewiseCenter || normalization.samplewiseStd || normalization.mean !== null || normalization.std !== null || normalization.zca !== null;
   const failures: DecodeFailure[] = [];
   const spec: WarpSpec = {
     height: image.height,

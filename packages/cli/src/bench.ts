@@ -1,0 +1,83 @@
+/**
+ * `featherstack bench <suite>`: runs the scripts in the repository's benchmarks/ directory (a
+ * source checkout), preparing their datasets on first use under the featherstack cache.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SHIPPED_DATASET } from './workflow.js';
+
+export const BENCHMARKS = fileURLToPath(new URL('../../../benchmarks/', import.meta.url));
+const CACHE = process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack');
+
+export type BenchDataset = 'photos' | 'fashion-mnist' | 'shipped';
+
+export interface ImageBenchOptions {
+  dataset: BenchDataset;
+  /** Overrides the dataset's directory. */
+  data?: string;
+  size?: number;
+  epochs: number;
+  repeats: number;
+  peers: boolean;
+  json?: string;
+  markdown?: string;
+  log: (line: string) => void;
+}
+
+function run(script: string, args: string[], log: (line: string) => void): Promise<string> {
+  if (!existsSync(join(BENCHMARKS, script))) {
+    throw new Error(`featherstack bench runs from a source checkout: ${join(BENCHMARKS, script)} does not exist`);
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BENCHMARKS, script), ...args], { cwd: BENCHMARKS, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim()) log(line);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${script} exited with code ${code}`))));
+  });
+}
+
+/** The dataset directory, prepared on first use. */
+async function prepare(dataset: BenchDataset, log: (line: string) => void): Promise<{ dir: string; size: number; colorMode: string }> {
+  if (dataset === 'shipped') return { dir: join(SHIPPED_DATASET, 'train'), size: 28, colorMode: 'grayscale' };
+  if (dataset === 'fashion-mnist') {
+    const dir = join(CACHE, 'datasets', 'fashion-mnist');
+    if (!existsSync(join(dir, 'train'))) {
+      log(`preparing full Fashion-MNIST in ${dir} (once)`);
+      await run('datasets/fashion-mnist.mjs', ['--out', dir], log);
+    }
+    return { dir: join(dir, 'train'), size: 28, colorMode: 'grayscale' };
+  }
+  const dir = join(CACHE, 'datasets', 'photos-2000');
+  if (!existsSync(join(dir, '.complete'))) {
+    log(`preparing the 2,000-photo corpus in ${dir} (once)`);
+    await run('datasets/photos.mjs', ['--out', dir, '--count', '2000', '--marker'], log);
+  }
+  return { dir, size: 224, colorMode: 'rgb' };
+}
+
+/** Runs benchmarks/images.mjs; returns its JSON result. */
+export async function benchImages(options: ImageBenchOptions): Promise<unknown> {
+  const prepared = await prepare(options.dataset, options.log);
+  // The script runs in benchmarks/: every path handed to it must be absolute.
+  const args = [
+    '--data', resolve(options.data ?? prepared.dir),
+    '--size', String(options.size ?? prepared.size),
+    '--color-mode', prepared.colorMode,
+    '--epochs', String(options.epochs),
+    '--repeats', String(options.repeats),
+  ];
+  if (!options.peers) args.push('--no-peers');
+  if (options.json) args.push('--json', resolve(options.json));
+  if (options.markdown) args.push('--markdown', resolve(options.markdown));
+  const out = await run('images.mjs', args, options.log);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
