@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImagePool, type FlowOptions, flowFromDirectory, type ImagePool } from '../dist/index.js';
+import { createImagePool, type FlowOptions, flowFromDirectory, type ImagePool, KERAS_EXTENSIONS } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers.js';
 
 let pool: ImagePool;
@@ -58,6 +58,18 @@ describe('image kinds', () => {
     const rgb = await first(dir, { targetSize: [3, 5], colorMode: 'rgb' });
     expect(gray.images).toEqual(Array.from({ length: 15 }, (_, i) => (11 + 7 * Math.floor(i / 5) + 3 * (i % 5)) % 256));
     expect(rgb.images).toEqual(gray.images.flatMap((v) => [v, v, v]));
+  });
+
+  it('accepts webp and gif only when asked for, and decodes them', async () => {
+    const dir = await tempDir();
+    await writeImage(join(dir, 'x', 'a.png'), { seed: 1 });
+    const raw = Buffer.alloc(12 * 10 * 3, 90);
+    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } }).webp({ lossless: true }).toFile(join(dir, 'x', 'b.webp'));
+    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } }).gif().toFile(join(dir, 'x', 'c.gif'));
+    expect((await first(dir, { targetSize: [10, 12], batchSize: 8 })).paths).toEqual(['x/a.png']);
+    const all = await first(dir, { targetSize: [10, 12], batchSize: 8, extensions: [...KERAS_EXTENSIONS, 'webp', 'gif'] });
+    expect(all.paths).toEqual(['x/a.png', 'x/b.webp', 'x/c.gif']);
+    expect(all.images[360]).toBe(90); // the webp's first pixel
   });
 
   it('lists and loads unicode names and reports them intact', async () => {
