@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
+import { installNativeGradients } from './gradients.js';
 
 export { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 
@@ -124,6 +125,7 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
     );
   }
   assertNativeBackend(tf.getBackend());
+  installNativeGradients(tf);
   loaded = { tf, settings };
   return tf;
 }

@@ -49,3 +49,19 @@ describe('native TensorFlow', () => {
     expect(loss()).toBeLessThan(initialLoss * 0.5);
   });
 });
+
+describe('native gradients', () => {
+  it("ReLU's gradient is TensorFlow's ReluGrad (not tfjs's six-op Step chain) and equals dy where x > 0, else 0", async () => {
+    const tf = loadTensorFlow();
+    const x = tf.tensor1d([-2, -0.5, 0, 0.5, 3]);
+    const dy = tf.tensor1d([1, 2, 3, 4, 5]);
+    const grad = tf.grad((v: ReturnType<typeof tf.tensor1d>) => tf.relu(v).mul(dy).sum());
+    const profile = await tf.profile(() => grad(x));
+    expect(Array.from(await (profile.result as ReturnType<typeof tf.tensor1d>).data())).toEqual([0, 0, 0, 4, 5]);
+    // ReluGrad runs directly on the binding, outside tfjs's kernel registry, so the profile shows
+    // only what is gone: the Step kernel and its Select.
+    const names = profile.kernels.map((k) => k.name);
+    expect(names).not.toContain('Step');
+    expect(names).not.toContain('Select');
+  });
+});
