@@ -8,7 +8,7 @@
 // ships the subset made with --train-per-class 200 --val-per-class 50 (packages/cli/data).
 // Class folders carry their label index as a prefix so that code-point order (Keras's class order)
 // equals Fashion-MNIST's label order.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -63,4 +63,7 @@ const limit = (v) => (v === undefined ? undefined : Number(v));
 rmSync(values.out, { recursive: true, force: true });
 const train = await writeSplit('train', join(values.out, 'train'), limit(values['train-per-class']));
 const val = await writeSplit('t10k', join(values.out, 'val'), limit(values['val-per-class']));
+// Marks the set complete, so that callers preparing it once (featherstack bench) never reuse a
+// half-written one.
+writeFileSync(join(values.out, '.complete'), '');
 process.stdout.write(`${JSON.stringify({ out: values.out, train, val })}\n`);

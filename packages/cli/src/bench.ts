@@ -50,7 +50,7 @@ async function prepare(dataset: BenchDataset, log: (line: string) => void): Prom
   if (dataset === 'shipped') return { dir: join(SHIPPED_DATASET, 'train'), size: 28, colorMode: 'grayscale' };
   if (dataset === 'fashion-mnist') {
     const dir = join(CACHE, 'datasets', 'fashion-mnist');
-    if (!existsSync(join(dir, 'train'))) {
+    if (!existsSync(join(dir, '.complete'))) {
       log(`preparing full Fashion-MNIST in ${dir} (once)`);
       await run('datasets/fashion-mnist.mjs', ['--out', dir], log);
     }
@@ -79,5 +79,27 @@ export async function benchImages(options: ImageBenchOptions): Promise<unknown> 
   if (options.json) args.push('--json', resolve(options.json));
   if (options.markdown) args.push('--markdown', resolve(options.markdown));
   const out = await run('images.mjs', args, options.log);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+export interface WorkflowBenchOptions {
+  dataset: 'fashion-mnist' | 'shipped';
+  data?: string;
+  baseEpochs: number;
+  headEpochs: number;
+  peers: boolean;
+  json?: string;
+  markdown?: string;
+  log: (line: string) => void;
+}
+
+/** Runs benchmarks/workflow.mjs (featherstack run vs the seed's Keras workflow); returns its JSON result. */
+export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unknown> {
+  const dir = options.data ?? join((await prepare(options.dataset, options.log)).dir, '..');
+  const args = ['--data', resolve(dir), '--base-epochs', String(options.baseEpochs), '--head-epochs', String(options.headEpochs)];
+  if (!options.peers) args.push('--no-peers');
+  if (options.json) args.push('--json', resolve(options.json));
+  if (options.markdown) args.push('--markdown', resolve(options.markdown));
+  const out = await run('workflow.mjs', args, options.log);
   return JSON.parse(out.trim().split('\n').pop()!);
 }

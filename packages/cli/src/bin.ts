@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import './env.js';
 import { Command, InvalidArgumentError } from 'commander';
-import { benchImages } from './bench.js';
+import { benchImages, benchWorkflow } from './bench.js';
 import { doctor } from './doctor.js';
 import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
 
@@ -99,6 +99,33 @@ bench
       size: opts.size,
       epochs: opts.epochs,
       repeats: opts.repeats,
+      peers: opts.peers,
+      json: typeof opts.json === 'string' ? opts.json : undefined,
+      markdown: opts.markdown,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  });
+
+bench
+  .command('workflow')
+  .description("the seed's stacked workflow end to end, featherstack vs Keras: stage times and validation accuracy")
+  .option('--dataset <name>', 'fashion-mnist (60,000 train / 10,000 val, prepared once) | shipped', 'fashion-mnist')
+  .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
+  .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 1)
+  .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 5)
+  .option('--no-peers', 'skip the Keras run')
+  .option('--json [file]', 'print the result as JSON (and write it to file)')
+  .option('--markdown <file>', 'write a markdown table')
+  .action(async (opts) => {
+    if (!['fashion-mnist', 'shipped'].includes(opts.dataset)) {
+      program.error(`--dataset must be fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
+    }
+    const result = await benchWorkflow({
+      dataset: opts.dataset,
+      data: opts.data,
+      baseEpochs: opts.baseEpochs,
+      headEpochs: opts.headEpochs,
       peers: opts.peers,
       json: typeof opts.json === 'string' ? opts.json : undefined,
       markdown: opts.markdown,
