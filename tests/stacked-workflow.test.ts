@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
@@ -38,6 +38,27 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(val.numRows).toBe(500);
     expect(val.getChild('label')!.get(0)).toBe(0);
     expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
+    // The evaluation of the head on the validation features, written beside them.
+    const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
+    expect(evaluation.confusion).toHaveLength(10);
+    expect(evaluation.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(500);
+    expect(evaluation.accuracy).toBeCloseTo(result.val_accuracy, 4);
+    expect(evaluation.perClass.map((m: { support: number }) => m.support)).toEqual(Array(10).fill(50));
+    expect(result.evaluation.topK['3']).toBeGreaterThanOrEqual(evaluation.accuracy);
+    // The stacked model (base + head) classifies images directly, through the same loading.
+    const trousers = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'val', '1_trouser');
+    const predicted = featherstack(['predict', '--model', join(out, 'model'), '--top', '2', '--json', trousers]);
+    expect(predicted.status, predicted.stderr).toBe(0);
+    const rows = JSON.parse(predicted.stdout) as { path: string; classes: { className: string; probability: number }[] }[];
+    expect(rows).toHaveLength(50);
+    expect(rows[0]!.path).toBe(join(trousers, readdirSync(trousers).sort()[0]!));
+    expect(rows.every((r) => r.classes.length === 2 && r.classes[0]!.probability >= r.classes[1]!.probability)).toBe(true);
+    // Per-class recall of the run's evaluation for trousers equals the share predicted as trousers.
+    const recall = evaluation.perClass[1].recall;
+    expect(rows.filter((r) => r.classes[0]!.className === '1_trouser').length / 50).toBeCloseTo(recall, 6);
+    const missing = featherstack(['predict', '--model', join(out, 'model'), '/nonexistent.png']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('predict: /nonexistent.png does not exist');
   });
 
   it('bench images --json measures the pipeline against the raw ceiling and marks absent peers "not run"', async () => {

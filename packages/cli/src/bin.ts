@@ -3,6 +3,7 @@ import './env.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchWorkflow } from './bench.js';
 import { doctor } from './doctor.js';
+import { predict } from './predict.js';
 import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
 
 function int(name: string) {
@@ -75,6 +76,24 @@ program
     const report = doctor();
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+  });
+
+program
+  .command('predict')
+  .description('classify images (files or directories) with a stacked model saved by `featherstack run`')
+  .argument('<images...>', 'image files or directories')
+  .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
+  .option('--top <n>', 'classes to report per image', int('--top'), 3)
+  .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
+  .option('--json', 'print JSON')
+  .action(async (images: string[], opts) => {
+    const results = await predict({ model: opts.model, inputs: images, top: opts.top, workers: opts.workers });
+    if (opts.json) process.stdout.write(`${JSON.stringify(results)}\n`);
+    else {
+      for (const r of results) {
+        process.stdout.write(`${r.path}\t${r.classes.map((c) => `${c.className} ${(c.probability * 100).toFixed(1)}%`).join('\t')}\n`);
+      }
+    }
   });
 
 const bench = program.command('bench').description('run a benchmark suite (from a source checkout); peer rows need Python tensorflow');

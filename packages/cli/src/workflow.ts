@@ -2,11 +2,12 @@
  * The stacked workflow end to end: flows → base training → feature extraction to Arrow files →
  * head training from those files → validation accuracy.
  */
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier, type EpochLog } from '@featherstack/core';
-import { readFeatureFile, trainHead } from '@featherstack/head';
+import { createBaseModel, type EpochLog, extractFeatures, FEATURE_LAYER, featureExtractor, trainBase, withClassifier } from '@featherstack/core';
+import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 
@@ -36,6 +37,10 @@ export interface WorkflowResult {
   base: EpochLog[];
   head: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
+  /** The stacked model (base + head), for `featherstack predict`. */
+  model: string;
+  /** Summary of evaluation.json (per-class metrics and the confusion matrix are in the file). */
+  evaluation: { file: string; accuracy: number; topK: Record<string, number>; macroF1: number };
   throughput: { base_images_per_second: number; extract_images_per_second: number };
   tensorflow: ReturnType<typeof tensorflowReport>;
   workers: number;
@@ -91,13 +96,31 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
     const t3 = performance.now();
     // The head reads the features back from disk: the files are the interface between the stages.
-    const head = await trainHead(tf, await readFeatureFile(trainFile), await readFeatureFile(valFile), {
+    const valSet = await readFeatureFile(valFile);
+    const head = await trainHead(tf, await readFeatureFile(trainFile), valSet, {
       epochs: options.headEpochs ?? 10,
       seed,
     });
     const t4 = performance.now();
     log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);
-    // The extractor and the base share the trainer's layers: disposing the trainer frees them all.
+    const evaluation = await evaluateHead(tf, head.model, valSet, { topK: [1, 3] });
+    const evaluationFile = join(out, 'evaluation.json');
+    await writeFile(evaluationFile, `${JSON.stringify(evaluation, null, 2)}\n`);
+    log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
+    // One model from images to probabilities, for `featherstack predict`.
+    const modelDir = join(out, 'model');
+    const stacked = stackModels(tf, base, head.model);
+    await saveStacked(stacked, modelDir, {
+      format: 1,
+      classNames: trainFlow.classNames,
+      inputShape: [h, w, trainFlow.image.channels],
+      colorMode: common.colorMode,
+      interpolation: trainFlow.image.interpolation,
+      rescale: 1 / 255,
+      featureLayer: FEATURE_LAYER,
+    });
+    // The extractor, the stacked model and the base share the trainer's layers: disposing the
+    // trainer frees them all.
     trainer.dispose();
     head.model.dispose();
     const baseImages = history.length * trainFlow.samples;
@@ -107,6 +130,8 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       base: history,
       head: head.history,
       features: { train: trainFile, val: valFile, dimension: et.dimension, rows: { train: et.rows, val: ev.rows } },
+      model: modelDir,
+      evaluation: { file: evaluationFile, accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 },
       throughput: { base_images_per_second: baseImages / ((t2 - t1) / 1000), extract_images_per_second: (et.rows + ev.rows) / ((t3 - t2) / 1000) },
       tensorflow: tensorflowReport(),
       workers: trainFlow.workers,

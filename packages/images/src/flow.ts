@@ -745,6 +745,28 @@ export async function flowFromManifest(file: string, options: FileFlowOptions & 
   return flow;
 }
 
+/**
+ * A flow over a list of image files (paths absolute or relative to the working directory), in the
+ * given order, without labels — for prediction.
+ *
+ * @example
+ * const flow = await flowFromFiles(['a.jpg', 'b.png'], { targetSize: [224, 224], shuffle: false });
+ */
+export async function flowFromFiles(files: string[], options: FileFlowOptions = {}): Promise<ImageFlow> {
+  checkOptions(options);
+  if (!Array.isArray(files) || files.length === 0 || files.some((f) => typeof f !== 'string' || f.length === 0)) {
+    throw invalidOption('files', 'a non-empty array of file paths', files);
+  }
+  const manifest: Manifest = {
+    root: '',
+    classNames: [],
+    classIndices: {},
+    paths: files.map((f) => resolve(f).slice(1)), // relative to the filesystem root: root + '/' + path
+    labels: new Int32Array(files.length).fill(-1),
+  };
+  return withCache(manifest, { shuffle: false, ...options, classMode: 'none' });
+}
+
 /** An in-memory dataset for flowFromArray: NHWC pixels in 0–255 units. */
 export interface ArrayInput {
   data: Uint8Array | Float32Array;

@@ -17,6 +17,7 @@ export {
   type FlowOptions,
   flowFromArray,
   flowFromDirectory,
+  flowFromFiles,
   flowFromManifest,
   type ImageBatch,
   ImageFlow,

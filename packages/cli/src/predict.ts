@@ -1,0 +1,78 @@
+/**
+ * `featherstack predict`: images (files or directories) through a saved stacked model, with the
+ * same loading as training (no augmentation), to class names and probabilities.
+ */
+import { opendir, stat } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
+import { loadStacked } from '@featherstack/head';
+import { codePointCompare, flowFromFiles, KERAS_EXTENSIONS } from '@featherstack/images';
+import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
+
+export interface Prediction {
+  path: string;
+  /** The `top` most probable classes, most probable first. */
+  classes: { className: string; probability: number }[];
+}
+
+async function expand(input: string, out: string[]): Promise<void> {
+  const path = resolve(input);
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch {
+    throw new Error(`predict: ${input} does not exist`);
+  }
+  if (!info.isDirectory()) {
+    out.push(path);
+    return;
+  }
+  const names: string[] = [];
+  for await (const entry of await opendir(path)) names.push(entry.name);
+  for (const name of names.sort(codePointCompare)) {
+    const full = join(path, name);
+    if ((await stat(full)).isDirectory()) await expand(full, out);
+    else if ((KERAS_EXTENSIONS as readonly string[]).includes(extname(name).slice(1).toLowerCase())) out.push(full);
+  }
+}
+
+/**
+ * Predicts the classes of `inputs` (image files, or directories searched recursively for images).
+ *
+ * @example
+ * const [first] = await predict({ model: 'runs/latest/model', inputs: ['shoe.png'], top: 3 });
+ */
+export async function predict(options: { model: string; inputs: string[]; top?: number; workers?: number }): Promise<Prediction[]> {
+  const files: string[] = [];
+  for (const input of options.inputs) await expand(input, files);
+  if (files.length === 0) throw new Error(`predict: no images in ${options.inputs.join(', ')}`);
+  const tf = loadTensorFlow();
+  const { model, metadata } = await loadStacked(tf, options.model);
+  const [height, width] = metadata.inputShape;
+  const flow = await flowFromFiles(files, {
+    targetSize: [height, width],
+    colorMode: metadata.colorMode,
+    interpolation: metadata.interpolation as never,
+    augment: { rescale: metadata.rescale },
+    batchSize: 64,
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
+  });
+  const top = Math.min(options.top ?? 3, metadata.classNames.length);
+  const results: Prediction[] = [];
+  try {
+    for await (const batch of flow) {
+      const probs = tf.tidy(() => model.predict(tf.tensor4d(batch.images as Float32Array, batch.shape)) as Tensor);
+      const values = (await probs.data()) as Float32Array;
+      probs.dispose();
+      const c = metadata.classNames.length;
+      for (let i = 0; i < batch.size; i++) {
+        const row = Array.from(values.subarray(i * c, (i + 1) * c), (p, k) => ({ className: metadata.classNames[k]!, probability: p }));
+        row.sort((a, b) => b.probability - a.probability);
+        results.push({ path: files[batch.samples[i]!]!, classes: row.slice(0, top) });
+      }
+    }
+  } finally {
+    await flow.close();
+    model.dispose();
+  }
+  return results;
+}

@@ -1,0 +1,60 @@
+/**
+ * Stacked inference: the base (up to its feature layer) and the head combined into one tfjs model,
+ * saved with the image settings it expects, so images go in and class probabilities come out.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { LayersModel, Tf } from '@featherstack/tensorflow';
+import { FeatureFileError, invalidOption } from './errors.js';
+
+/** What a stacked model needs to know about its input images (saved as featherstack.json). */
+export interface StackedMetadata {
+  format: 1;
+  classNames: string[];
+  /** [height, width, channels]. */
+  inputShape: [number, number, number];
+  colorMode: 'grayscale' | 'rgb' | 'rgba';
+  interpolation: string;
+  rescale: number;
+  featureLayer: string;
+}
+
+/**
+ * One model: `base` up to `featureLayer`, then `head`.
+ *
+ * @example
+ * const stacked = stackModels(tf, base, head.model);
+ */
+export function stackModels(tf: Tf, base: LayersModel, head: LayersModel, featureLayer = 'features'): LayersModel {
+  let layer: ReturnType<LayersModel['getLayer']>;
+  try {
+    layer = base.getLayer(featureLayer);
+  } catch {
+    throw invalidOption('featureLayer', `a layer of the base model (${base.layers.map((l) => l.name).join(', ')})`, featureLayer);
+  }
+  const features = layer.output as Parameters<LayersModel['apply']>[0];
+  const out = head.apply(features) as never;
+  return tf.model({ inputs: base.inputs, outputs: out, name: 'stacked' });
+}
+
+/** Saves the model (tfjs layers format) and its metadata into `dir`. */
+export async function saveStacked(model: LayersModel, dir: string, metadata: StackedMetadata): Promise<void> {
+  const target = resolve(dir);
+  await mkdir(target, { recursive: true });
+  await model.save(`file://${target}`);
+  await writeFile(join(target, 'featherstack.json'), `${JSON.stringify(metadata, null, 2)}\n`);
+}
+
+/** Loads a model saved by saveStacked, with its metadata. */
+export async function loadStacked(tf: Tf, dir: string): Promise<{ model: LayersModel; metadata: StackedMetadata }> {
+  const target = resolve(dir);
+  let metadata: StackedMetadata;
+  try {
+    metadata = JSON.parse(await readFile(join(target, 'featherstack.json'), 'utf8')) as StackedMetadata;
+  } catch (error) {
+    throw new FeatureFileError(join(target, 'featherstack.json'), `cannot be read as a stacked model's metadata (${(error as Error).message})`);
+  }
+  if (metadata.format !== 1 || !Array.isArray(metadata.classNames)) throw new FeatureFileError(join(target, 'featherstack.json'), 'is not featherstack stacked-model metadata (format 1)');
+  const model = await tf.loadLayersModel(`file://${join(target, 'model.json')}`);
+  return { model, metadata };
+}

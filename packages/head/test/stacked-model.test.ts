@@ -1,0 +1,40 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBaseModel } from '@featherstack/core';
+import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
+import { describe, expect, it } from 'vitest';
+import { loadStacked, saveStacked, stackModels } from '../dist/index.js';
+
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+
+describe('stacked model', () => {
+  it('predicts what base → features → head predicts, and survives a save/load round trip', async () => {
+    const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 3 });
+    const head = tf.sequential({ layers: [tf.layers.dense({ units: 6, activation: 'relu', inputShape: [8] }), tf.layers.dense({ units: 3, activation: 'softmax' })] });
+    const x = tf.randomUniform([5, 12, 12, 1], 0, 1, 'float32', 11);
+    const twoStep = tf.tidy(() => head.predict(base.predict(x) as Tensor) as Tensor);
+    const stacked = stackModels(tf, base, head);
+    const oneStep = stacked.predict(x) as Tensor;
+    expect(Array.from(await oneStep.data())).toEqual(Array.from(await twoStep.data()));
+
+    const dir = join(await mkdtemp(join(tmpdir(), 'fs-stacked-')), 'model');
+    const metadata = { format: 1, classNames: ['a', 'b', 'c'], inputShape: [12, 12, 1], colorMode: 'grayscale', interpolation: 'nearest', rescale: 1 / 255, featureLayer: 'features' } as const;
+    await saveStacked(stacked, dir, { ...metadata, inputShape: [12, 12, 1] });
+    const loaded = await loadStacked(tf, dir);
+    expect(loaded.metadata.classNames).toEqual(['a', 'b', 'c']);
+    const reloaded = loaded.model.predict(x) as Tensor;
+    const a = await reloaded.data();
+    const b = await twoStep.data();
+    for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 6);
+    tf.dispose([x, twoStep, oneStep, reloaded]);
+  });
+
+  it('names a missing feature layer and a directory without metadata', async () => {
+    const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [8] });
+    const head = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [8] })] });
+    expect(() => stackModels(tf, base, head, 'nope')).toThrow(/options\.featureLayer must be a layer of the base model/);
+    const empty = await mkdtemp(join(tmpdir(), 'fs-stacked-'));
+    await expect(loadStacked(tf, empty)).rejects.toThrow(/featherstack\.json.*cannot be read as a stacked model's metadata/);
+  });
+});
