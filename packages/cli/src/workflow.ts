@@ -28,6 +28,8 @@ export interface WorkflowOptions {
   tfThreads?: number;
   seed?: number;
   augment?: AugmentOptions;
+  /** Keep a pixel cache of the training images under out/cache (default true). */
+  cache?: boolean;
   log?: (line: string) => void;
 }
 
@@ -71,11 +73,14 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     pool: createImagePool(options.workers !== undefined ? { workers: options.workers } : {}),
     seed,
   };
-  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, shuffle: true, augment: options.augment ?? SEED_AUGMENT });
+  // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
+  // base epochs and the extraction of the training features read it instead of decoding again.
+  const cache = options.cache === false ? {} : { cache: join(out, 'cache', `train-${common.targetSize.join('x')}-${common.colorMode}.arrow`) };
+  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, ...cache, shuffle: true, augment: options.augment ?? SEED_AUGMENT });
   // Extraction is inference: larger batches amortise TensorFlow's per-op overhead and change no
   // feature (each row depends on its own image only).
   const extract = { ...common, batchSize: Math.max(common.batchSize, 256), shuffle: false, augment: { rescale: 1 / 255 } };
-  const plainTrain = await flowFromDirectory(join(data, 'train'), extract);
+  const plainTrain = await flowFromDirectory(join(data, 'train'), { ...extract, ...cache });
   const valFlow = await flowFromDirectory(join(data, 'val'), extract);
   try {
     log(`data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes, ${trainFlow.workers} decode workers`);

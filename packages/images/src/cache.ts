@@ -9,8 +9,9 @@
  * buffers' positions, so opening a cache reads a few hundred bytes per batch.
  * @internal
  */
-import { createHash } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { AsyncByteQueue, Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchFileWriter, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { DatasetError } from './errors.js';
 import type { ImageSpec } from './protocol.js';
@@ -60,7 +61,7 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
   );
 }
 
-/** Streams cache rows to `<path>.partial`; `finish()` renames it into place. */
+/** Streams cache rows to a unique `<path>.<pid>-<random>.partial`; `finish()` renames it into place. */
 export class PixelCacheWriter {
   private readonly writer = new RecordBatchFileWriter();
   // The writer's byte queue, drained to the file here: apache-arrow's node-stream adapter cannot be
@@ -74,10 +75,12 @@ export class PixelCacheWriter {
     readonly path: string,
     private readonly schema: Schema,
   ) {
-    this.tmp = `${path}.partial`;
+    // Unique per writer: two flows filling the same cache at once must not interleave their bytes.
+    this.tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
     this.writer.reset(this.queue, schema);
     const tmp = this.tmp;
     this.written = (async () => {
+      await mkdir(dirname(tmp), { recursive: true });
       const fh = await open(tmp, 'w');
       try {
         for await (const chunk of this.queue) await fh.write(chunk as Uint8Array);

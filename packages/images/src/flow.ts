@@ -513,6 +513,9 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     // The first full pass over the files (a full epoch, not fit()'s sample) also fills the cache.
     const sampleSize = this.image.height * this.image.width * this.image.channels;
     let writer: PixelCacheWriter | null = null;
+    // Another flow over the same files (e.g. training, then extraction) may have finished the
+    // cache since this one was created.
+    if (this.cachePath && !this.cacheIndex) this.cacheIndex = await openPixelCache(this.cachePath, cacheKey(this.image, this.filenames));
     if (this.cachePath && !this.cacheIndex && settings.limit === this.samples) {
       writer = new PixelCacheWriter(this.cachePath, cacheSchema(sampleSize, cacheKey(this.image, this.filenames)));
       for (const slot of this.slots) slot.cache ??= new SharedArrayBuffer(this.batchSize * sampleSize);

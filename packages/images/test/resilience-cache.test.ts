@@ -100,6 +100,20 @@ describe('pixel cache', () => {
     }
   });
 
+  it('is picked up by an existing flow once another flow over the same files has finished it', async () => {
+    const cache = join(await tempDir(), 'shared.arrow');
+    const writer = await flowFromDirectory(root, { ...options, cache });
+    const reader = await flowFromDirectory(root, { ...options, cache, augment: { rescale: 1 / 255 }, shuffle: false });
+    try {
+      expect(reader.cached).toBe(false);
+      await epochs(writer, [0]);
+      for await (const _ of reader.epoch(0)) break;
+      expect(reader.cached).toBe(true);
+    } finally {
+      await Promise.all([writer.close(), reader.close()]);
+    }
+  });
+
   it('refuses a cache built for other settings, naming the file', async () => {
     const cache = join(await tempDir(), 'c.arrow');
     const a = await flowFromDirectory(root, { ...options, cache });
