@@ -11,6 +11,7 @@ import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization 
 import { CounterRng, Stream } from '../rng.js';
 import { kerasAffine } from '../transforms/affine.js';
 import { pilResize } from '../transforms/resample.js';
+import { decodePng, isPng } from './png.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
 import { whiten } from '../zca.js';
 
@@ -54,6 +55,16 @@ export function cropBox(width: number, height: number, crop: NonNullable<ImageSp
  * adds an opaque one.
  */
 function convertPixel(src: Uint8Array, i: number, srcChannels: number, dst: Uint8Array, o: number, channels: number): void {
+  if (srcChannels <= 2) {
+    // L or LA: PIL's L → L is the identity, LA → L keeps L, L → RGB(A) replicates.
+    const v = src[i]!;
+    dst[o] = v;
+    if (channels === 1) return;
+    dst[o + 1] = v;
+    dst[o + 2] = v;
+    if (channels === 4) dst[o + 3] = srcChannels === 2 ? src[i + 1]! : 255;
+    return;
+  }
   if (channels === 1) {
     dst[o] = (src[i]! * 19595 + src[i + 1]! * 38470 + src[i + 2]! * 7471 + 0x8000) >> 16;
     return;
@@ -82,7 +93,10 @@ async function decodeFile(path: string, image: ImageSpec, crop: ReturnType<typeo
   const { width: W, height: H, channels: C } = image;
   // Reading the file here and handing libvips the bytes measured ~11 % faster than libvips' own
   // file input for 500×375 JPEGs; this is a worker thread, so the synchronous read blocks nothing.
-  let pipeline = sharp(readFileSync(path), { limitInputPixels: image.pixelLimit, failOn: 'error' });
+  const bytes = readFileSync(path);
+  const png = !image.fastDecode && !crop && isPng(bytes) ? decodePng(bytes, image.pixelLimit) : null;
+  if (png) return resizeDecoded(png.data, png.width, png.height, png.channels, image);
+  let pipeline = sharp(bytes, { limitInputPixels: image.pixelLimit, failOn: 'error' });
   if (crop) pipeline = pipeline.extract(crop);
   if (image.fastDecode) {
     pipeline = C === 1 ? pipeline.removeAlpha().toColourspace('b-w') : C === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.ensureAlpha().toColourspace('srgb');
@@ -92,26 +106,31 @@ async function decodeFile(path: string, image: ImageSpec, crop: ReturnType<typeo
     return data;
   }
   const { data: src, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  const sc = info.channels;
-  if (sc !== 3 && sc !== 4) throw new Error(`decoded to ${sc} channels, expected 3 or 4`);
-  const box = image.keepAspectRatio ? aspectBox(info.width, info.height, image) : { left: 0, top: 0, width: info.width, height: info.height };
+  if (info.channels !== 3 && info.channels !== 4) throw new Error(`decoded to ${info.channels} channels, expected 3 or 4`);
+  return resizeDecoded(src, info.width, info.height, info.channels, image);
+}
+
+/** Colour conversion and resizing of decoded pixels (1–4 channels), as Keras's load_img does them. */
+function resizeDecoded(src: Uint8Array, width: number, height: number, sc: number, image: ImageSpec): Uint8Array {
+  const { width: W, height: H, channels: C } = image;
+  const box = image.keepAspectRatio ? aspectBox(width, height, image) : { left: 0, top: 0, width, height };
   if (image.interpolation === 'nearest' || (box.width === W && box.height === H)) {
     const out = new Uint8Array(W * H * C);
     const sx = box.width / W;
     const sy = box.height / H;
     for (let y = 0; y < H; y++) {
-      const yi = Math.min(info.height - 1, Math.floor(sy * (y + 0.5) + box.top));
+      const yi = Math.min(height - 1, Math.floor(sy * (y + 0.5) + box.top));
       for (let x = 0; x < W; x++) {
-        const xi = Math.min(info.width - 1, Math.floor(sx * (x + 0.5) + box.left));
-        convertPixel(src, (yi * info.width + xi) * sc, sc, out, (y * W + x) * C, C);
+        const xi = Math.min(width - 1, Math.floor(sx * (x + 0.5) + box.left));
+        convertPixel(src, (yi * width + xi) * sc, sc, out, (y * W + x) * C, C);
       }
     }
     return out;
   }
   // Filtered resize: convert colour first (Keras converts before resizing), then Pillow's resample.
-  const converted = new Uint8Array(info.width * info.height * C);
+  const converted = new Uint8Array(width * height * C);
   for (let i = 0, o = 0; o < converted.length; i += sc, o += C) convertPixel(src, i, sc, converted, o, C);
-  return pilResize(converted, info.width, info.height, C, box, W, H, image.interpolation);
+  return pilResize(converted, width, height, C, box, W, H, image.interpolation as 'bilinear' | 'bicubic' | 'lanczos');
 }
 
 function channelShiftAndBrightness(dst: Float32Array | Uint8ClampedArray, offset: number, size: number, shift: number, brightness: number): void {
