@@ -15,19 +15,27 @@ interface NativeBackend {
   executeSingleOutput(name: string, attrs: unknown[], inputs: unknown[]): unknown;
 }
 
-export function installNativeGradients(tf: Tf): void {
+type Tensor = ReturnType<Tf['zeros']>;
+
+/**
+ * dy where x > 0, else 0, as one TensorFlow kernel. `x` may be ReLU's input or its output (both
+ * are positive at the same places).
+ */
+export function reluGrad(tf: Tf, dy: Tensor, x: Tensor): Tensor {
   const { createTensorsTypeOpAttr } = require('@tensorflow/tfjs-node/dist/nodejs_kernel_backend.js') as {
     createTensorsTypeOpAttr(name: string, dtype: string): unknown;
   };
   const backend = tf.backend() as unknown as NativeBackend;
+  return backend.executeSingleOutput('ReluGrad', [createTensorsTypeOpAttr('T', 'float32')], [dy, x]) as Tensor;
+}
+
+export function installNativeGradients(tf: Tf): void {
   tf.registerGradient({
     kernelName: 'Relu',
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
-      const [x] = saved as [unknown];
-      return {
-        x: () => backend.executeSingleOutput('ReluGrad', [createTensorsTypeOpAttr('T', 'float32')], [dy, x]) as ReturnType<Tf['zeros']>,
-      };
+      const [x] = saved as [Tensor];
+      return { x: () => reluGrad(tf, dy as Tensor, x) };
     },
   });
 }

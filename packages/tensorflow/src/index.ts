@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 import { installNativeGradients } from './gradients.js';
 
+export { reluGrad } from './gradients.js';
+
 export { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 
 /** The tfjs-node namespace: `tf.layers`, `tf.tensor`, `tf.node`, … */
