@@ -11,6 +11,14 @@ export interface HeadOptions {
   batchSize?: number;
   learningRate?: number;
   seed?: number;
+  /**
+   * Early stopping (Keras's EarlyStopping on val_loss): stop after this many epochs without an
+   * improvement of more than `minDelta`. Default: off.
+   */
+  patience?: number;
+  minDelta?: number;
+  /** With patience: end with the weights of the best epoch, not the last. Default true. */
+  restoreBestWeights?: boolean;
 }
 
 export interface HeadResult {
@@ -18,6 +26,9 @@ export interface HeadResult {
   history: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
   valAccuracy: number;
   seconds: number;
+  /** Epoch (0-based) with the lowest validation loss, and whether early stopping ended training. */
+  bestEpoch: number;
+  stoppedEarly: boolean;
 }
 
 /** A seeded Fisher–Yates permutation of 0…n-1 (mulberry32). */
@@ -97,6 +108,13 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   // The fused dense step (dense.ts): the same mathematics as model.fit, a fraction of the kernels.
   const initial = model.getWeights().map((w) => w.clone()); // getWeights() hands out the variables themselves
   const stepper = denseStepper(tf, initial, { learningRate: lr });
+  const patience = options.patience;
+  if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
+  const minDelta = options.minDelta ?? 0;
+  if (typeof minDelta !== 'number' || !(minDelta >= 0)) throw invalidOption('minDelta', 'a number ≥ 0', minDelta);
+  const restoreBest = options.restoreBestWeights ?? true;
+  let best = { loss: Infinity, epoch: -1, weights: null as Tensor[] | null };
+  let stoppedEarly = false;
   try {
     for (let e = 0; e < epochs; e++) {
       // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
@@ -129,10 +147,18 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
       const [loss, acc] = scores(xs, ys);
       const [valLoss, valAcc] = scores(vx, vy);
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
+      if (valLoss! < best.loss - minDelta) {
+        if (best.weights) tf.dispose(best.weights);
+        best = { loss: valLoss!, epoch: e, weights: patience !== undefined && restoreBest ? model.getWeights().map((w) => w.clone()) : null };
+      } else if (patience !== undefined && e - best.epoch >= patience) {
+        stoppedEarly = true;
+        break;
+      }
     }
+    if (stoppedEarly && best.weights) model.setWeights(best.weights);
   } finally {
     stepper.dispose();
-    tf.dispose([...initial, xs, ys, yOneHot]);
+    tf.dispose([...initial, xs, ys, yOneHot, ...(best.weights ?? [])]);
   }
   const predicted = tf.tidy(() => (model.predict(vx) as Tensor).argMax(-1));
   const predictions = await predicted.data();
@@ -141,5 +167,5 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   vy.dispose();
   let correct = 0;
   for (let i = 0; i < val.rows; i++) if (predictions[i] === val.labels[i]) correct++;
-  return { model, history, valAccuracy: correct / val.rows, seconds: (performance.now() - started) / 1000 };
+  return { model, history, valAccuracy: correct / val.rows, seconds: (performance.now() - started) / 1000, bestEpoch: best.epoch, stoppedEarly };
 }

@@ -43,6 +43,25 @@ describe('head', () => {
     result.model.dispose();
   });
 
+  it('stops early when validation loss stops improving, keeping the best epoch’s weights', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await blobs(join(dir, 'train.arrow'), 300, 1);
+    await blobs(join(dir, 'val.arrow'), 90, 2);
+    const train = await readFeatureFile(join(dir, 'train.arrow'));
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    // Validation labels rotated: the better the head fits the training set, the worse val loss gets.
+    const misleading = { ...val, labels: val.labels.map((l) => (l + 1) % 3) };
+    const result = await trainHead(tf, train, misleading, { epochs: 30, units: [16], patience: 2, learningRate: 0.01 });
+    expect(result.stoppedEarly).toBe(true);
+    expect(result.history.length).toBe(result.bestEpoch + 3); // two more epochs without improvement, then stop
+    const losses = result.history.map((h) => h.valLoss);
+    expect(losses[result.bestEpoch]).toBe(Math.min(...losses));
+    // The returned model is the best epoch's: its validation accuracy is that epoch's.
+    expect(result.valAccuracy).toBeCloseTo(result.history[result.bestEpoch]!.valAcc, 5);
+    result.model.dispose();
+    await expect(trainHead(tf, train, val, { patience: -1 })).rejects.toThrow('options.patience must be a non-negative integer, received -1');
+  });
+
   it('is reproducible for a seed (its own seeded shuffle, not Math.random)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
     await blobs(join(dir, 'train.arrow'), 120, 3);

@@ -157,6 +157,11 @@ export interface ImageBatch {
   outputs(): (Float32Array | Uint8Array)[];
   /** The batch as an Arrow RecordBatch whose columns view the same memory. */
   toRecordBatch(): RecordBatch;
+  /**
+   * Keeps this batch's memory from being refilled while `holder` (e.g. a tfjs tensor built on
+   * `images`, which may alias it) is not disposed.
+   */
+  retain(holder: { readonly isDisposed: boolean }): void;
 }
 
 /** Where a flow's samples come from. @internal */
@@ -176,6 +181,8 @@ interface Slot {
   samples: Uint32Array;
   /** uint8 staging rows for the pixel cache, allocated by the first caching epoch. */
   cache: SharedArrayBuffer | null;
+  /** Objects (e.g. tfjs tensors) that still read this slot's memory; it is refilled only once all are disposed. */
+  holds: { readonly isDisposed: boolean }[];
 }
 
 function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -339,20 +346,42 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.cacheIndex = source.cacheIndex ?? null;
     const metadata = new Map([['class_names', JSON.stringify(this.classNames)]]);
     this.schema = imageBatchSchema(height * width * this.image.channels, metadata, dtype);
-    // Every slot is allocated once, here: memory is (prefetch + 1) × batch bytes for the flow's life.
-    const sampleSize = height * width * this.image.channels;
-    this.slots = Array.from({ length: this.prefetch + 1 }, () => {
-      const images = new SharedArrayBuffer(this.batchSize * sampleSize * (dtype === 'uint8' ? 1 : 4));
-      return {
-        images,
-        view: dtype === 'uint8' ? new Uint8Array(images) : new Float32Array(images),
-        classIndex: new Int32Array(this.batchSize),
-        samples: new Uint32Array(this.batchSize),
-        cache: null,
-      };
-    });
+    // Slots are allocated up front: memory is (prefetch + 1) × batch bytes for the flow's life, more
+    // only while a consumer keeps tensors retained on earlier batches (takeSlot).
+    this.slots = Array.from({ length: this.prefetch + 1 }, () => this.newSlot());
     this.ownsPool = options.pool === undefined;
     this.pool = options.pool ? poolOf(options.pool) : new DecodePool(workers);
+  }
+
+  private newSlot(): Slot {
+    const sampleSize = this.image.height * this.image.width * this.image.channels;
+    const images = new SharedArrayBuffer(this.batchSize * sampleSize * (this.dtype === 'uint8' ? 1 : 4));
+    return {
+      images,
+      view: this.dtype === 'uint8' ? new Uint8Array(images) : new Float32Array(images),
+      classIndex: new Int32Array(this.batchSize),
+      samples: new Uint32Array(this.batchSize),
+      cache: null,
+      holds: [],
+    };
+  }
+
+  /**
+   * A free slot nothing reads any more. When every free slot is still held (a consumer keeps
+   * tensors built on earlier batches), another slot is allocated rather than overwriting memory a
+   * live tensor reads: memory grows only with what the consumer keeps.
+   */
+  private takeSlot(free: Slot[], caching: boolean): Slot {
+    const i = free.findIndex((s) => s.holds.every((h) => h.isDisposed));
+    let slot: Slot;
+    if (i >= 0) slot = free.splice(i, 1)[0]!;
+    else {
+      slot = this.newSlot();
+      this.slots.push(slot);
+    }
+    slot.holds = [];
+    if (caching) slot.cache ??= new SharedArrayBuffer(this.batchSize * this.image.height * this.image.width * this.image.channels);
+    return slot;
   }
 
   /** Number of samples. */
@@ -518,13 +547,12 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     if (this.cachePath && !this.cacheIndex) this.cacheIndex = await openPixelCache(this.cachePath, cacheKey(this.image, this.filenames));
     if (this.cachePath && !this.cacheIndex && settings.limit === this.samples) {
       writer = new PixelCacheWriter(this.cachePath, cacheSchema(sampleSize, cacheKey(this.image, this.filenames)));
-      for (const slot of this.slots) slot.cache ??= new SharedArrayBuffer(this.batchSize * sampleSize);
     }
     this.skippedFiles = [];
     let scheduled = 0;
     const schedule = () => {
-      while (free.length > 0 && scheduled < batches && pending.size < this.prefetch) {
-        const slot = free.pop()!;
+      while (scheduled < batches && pending.size < this.prefetch) {
+        const slot = this.takeSlot(free, writer !== null);
         const promise = this.fill(slot, epoch, scheduled, order, settings, writer !== null, controller.signal);
         promise.catch(() => {}); // observed when awaited; avoid an unhandled rejection meanwhile
         pending.set(scheduled++, promise);
@@ -688,6 +716,9 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       },
       toRecordBatch() {
         return imageRecordBatch(schema, images, classIndex, paths);
+      },
+      retain(holder) {
+        slot.holds.push(holder);
       },
     };
   }

@@ -1,19 +1,17 @@
 /**
  * A `tf.data.Dataset` view of a flow, for `model.fitDataset`. Each element is `{ xs, ys }` built
- * from the batch's shared memory; images package code never imports TensorFlow, so the caller
- * passes its `tf` namespace.
+ * on the batch's shared memory without copying; images package code never imports TensorFlow, so
+ * the caller passes its `tf` namespace.
  *
- * tfjs-node keeps a tensor's typed array and copies it into TensorFlow only when an op first uses
- * it; a slot recycled before that would change the tensor. The adapter therefore hands each new
- * tensor to TensorFlow at once (the one copy that is unavoidable: TensorFlow owns its memory), and
- * falls back to copying the array on backends without that hook.
+ * A tfjs-node tensor built from a typed array may read that memory for as long as it lives, so
+ * each tensor is registered with its batch (`batch.retain`): the flow refills a slot only once
+ * every tensor on it is disposed, and allocates another slot meanwhile if it must.
  */
 import type { ImageBatch, ImageFlow } from './flow.js';
 
 /** The part of the tfjs API the adapter uses (structural, so any tfjs build fits). */
 export interface TfLike {
   tensor(values: Float32Array | Int32Array, shape: number[], dtype?: 'float32' | 'int32'): unknown;
-  backend(): unknown;
   data: { generator(fn: () => AsyncIterator<unknown>): unknown };
 }
 
@@ -22,28 +20,24 @@ export interface DatasetOptions {
   labels?: boolean;
 }
 
-function materialize(tf: TfLike, values: Float32Array | Int32Array, shape: number[], dtype: 'float32' | 'int32'): unknown {
-  const backend = tf.backend() as { getInputTensorIds?: (t: unknown[]) => unknown };
-  if (typeof backend.getInputTensorIds !== 'function') return tf.tensor(values.slice(), shape, dtype);
-  const tensor = tf.tensor(values, shape, dtype);
-  backend.getInputTensorIds([tensor]);
-  return tensor;
-}
-
 function element(tf: TfLike, batch: ImageBatch, withLabels: boolean) {
   const images = batch.images instanceof Uint8Array ? Int32Array.from(batch.images) : batch.images;
-  const xs = materialize(tf, images, batch.shape, images instanceof Int32Array ? 'int32' : 'float32');
+  const xs = tf.tensor(images, batch.shape, images instanceof Int32Array ? 'int32' : 'float32') as { isDisposed: boolean };
+  batch.retain(xs);
   if (!withLabels) return { xs };
-  const ys = batch.outputs().map((y) => {
-    const values = y instanceof Uint8Array ? Float32Array.from(y) : y;
-    return materialize(tf, values, [batch.size, values.length / batch.size], 'float32');
+  const ys = batch.outputs().map((labels) => {
+    const values = labels instanceof Uint8Array ? Float32Array.from(labels) : labels;
+    const tensor = tf.tensor(values, [batch.size, values.length / batch.size], 'float32') as { isDisposed: boolean };
+    batch.retain(tensor); // class mode 'input': the labels are the images themselves
+    return tensor;
   });
   return { xs, ys: ys.length === 1 ? ys[0] : ys };
 }
 
 /**
  * Wraps a flow as a tf.data.Dataset; each iteration of the dataset runs the flow's next epoch.
- * Do not add `.prefetch()` or `.shuffle()`: the flow already prefetches and shuffles.
+ * No need for `.prefetch()` or `.shuffle()`: the flow already prefetches and shuffles (and each
+ * element held by such a buffer keeps its slot, growing memory).
  *
  * @example
  * const ds = toTfDataset(flow, tf);
