@@ -52,7 +52,7 @@ describe('base training and feature extraction', () => {
         expect(py).toMatchObject({ rows: 500, types: ['string', 'int32', 'fixed_size_list<value: float not null>[64]'], label: 9 });
         expect(py.classes).toHaveLength(10);
         const js = Array.from((table.getChild('features')!.get(0)!.toArray() as Float32Array).subarray(0, 3));
-        py.first.forEach((v: number, i: number) => expect(v).toBeCloseTo(js[i]!, 6));
+        for (const [i, v] of (py.first as number[]).entries()) expect(v).toBeCloseTo(js[i]!, 6);
       } else {
         console.warn('pyarrow interop check skipped: python3 -c "import pyarrow" failed (pip install pyarrow to run it)');
       }
