@@ -56,6 +56,13 @@ describe('featherstack CLI (as a user runs it)', () => {
     // Per-class recall of the run's evaluation for trousers equals the share predicted as trousers.
     const recall = evaluation.perClass[1].recall;
     expect(rows.filter((r) => r.classes[0]!.className === '1_trouser').length / 50).toBeCloseTo(recall, 6);
+    // A run resumed from its last checkpoint restores the base (all 5 epochs done) and ends identically.
+    const again = featherstack(['run', '--json', '--resume', '--out', out]);
+    expect(again.status, again.stderr).toBe(0);
+    const resumed = JSON.parse(again.stdout);
+    expect(resumed.base).toEqual(result.base);
+    expect(resumed.val_accuracy).toBe(result.val_accuracy);
+    expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
     const missing = featherstack(['predict', '--model', join(out, 'model'), '/nonexistent.png']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('predict: /nonexistent.png does not exist');

@@ -39,6 +39,8 @@ program
   .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
   .option('--tf-threads <n>', 'TensorFlow intra-op threads (default: all cores)', int('--tf-threads'))
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
+  .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
+  .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
   .option('--json', 'print one JSON object instead of progress lines')
   .action(async (opts) => {
     if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
@@ -55,6 +57,8 @@ program
       workers: opts.workers,
       tfThreads: opts.tfThreads,
       seed: opts.seed,
+      resume: opts.resume,
+      tensorBoard: opts.tensorboard,
       log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     });
     if (opts.json) {

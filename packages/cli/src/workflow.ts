@@ -30,6 +30,10 @@ export interface WorkflowOptions {
   augment?: AugmentOptions;
   /** Keep a pixel cache of the training images under out/cache (default true). */
   cache?: boolean;
+  /** Continue base training from out/checkpoints/base (written after every epoch). */
+  resume?: boolean;
+  /** Directory for TensorBoard event files of the base training. */
+  tensorBoard?: string;
   log?: (line: string) => void;
 }
 
@@ -90,6 +94,10 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const t1 = performance.now();
     const history = await trainBase(tf, trainer, trainFlow, {
       epochs: options.baseEpochs ?? 5,
+      // A checkpoint after every epoch; `resume` continues a killed run from it.
+      checkpointDir: join(out, 'checkpoints', 'base'),
+      resume: options.resume ?? false,
+      ...(options.tensorBoard ? { tensorBoardDir: resolve(options.tensorBoard) } : {}),
       onEpochEnd: (e, l) => log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)} (${l.imagesPerSecond.toFixed(0)} images/s)`),
     });
     const t2 = performance.now();

@@ -1,7 +1,13 @@
 /**
  * Base training: a batch loop over an image flow. The next batch is already being decoded by the
  * pool while TensorFlow trains on the current one (the flow prefetches).
+ *
+ * Per epoch it can validate on a non-augmenting flow, stop early on validation loss, write a
+ * checkpoint (weights + optimizer state + history) that a killed run resumes from, and log scalars
+ * for TensorBoard.
  */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { ImageBatch, ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
@@ -10,8 +16,20 @@ export interface TrainBaseOptions {
   epochs?: number;
   learningRate?: number;
   signal?: AbortSignal;
-  /** Called after every epoch with its mean loss and accuracy. */
-  onEpochEnd?: (epoch: number, logs: { loss: number; acc: number; seconds: number; imagesPerSecond: number }) => void;
+  /** A non-augmenting flow evaluated after every epoch (valLoss / valAcc in the log). */
+  validation?: ImageFlow;
+  /** Stop after this many epochs without validation-loss improvement (needs `validation`). */
+  patience?: number;
+  /**
+   * Directory for a checkpoint after every epoch (the model's weights, the optimizer's state and the
+   * history so far). With `resume: true`, training continues from the checkpoint found there.
+   */
+  checkpointDir?: string;
+  resume?: boolean;
+  /** Directory for TensorBoard event files (tfjs-node's summary writer): loss/acc per epoch. */
+  tensorBoardDir?: string;
+  /** Called after every epoch with its log. */
+  onEpochEnd?: (epoch: number, logs: EpochLog) => void;
 }
 
 export interface EpochLog {
@@ -20,6 +38,8 @@ export interface EpochLog {
   acc: number;
   seconds: number;
   imagesPerSecond: number;
+  valLoss?: number;
+  valAcc?: number;
 }
 
 /** Tensors for one batch. The pixels are uploaded to TensorFlow by the first op that uses them. */
@@ -31,26 +51,98 @@ export function batchTensors(tf: Tf, batch: ImageBatch, numClasses: number): { x
   return { x, y };
 }
 
+interface Checkpoint {
+  /** Epochs completed. */
+  epochs: number;
+  history: EpochLog[];
+  weightShapes: number[][];
+  optimizerShapes: number[][];
+}
+
+async function saveCheckpoint(dir: string, model: LayersModel, optimizerWeights: Tensor[], history: EpochLog[]): Promise<void> {
+  // Written beside, then renamed over the previous one: a run killed mid-write keeps the last good checkpoint.
+  const tmp = `${dir}.writing`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const weights = model.getWeights();
+  const flat = (ts: Tensor[]) => {
+    const parts = ts.map((t) => t.dataSync() as Float32Array);
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+  const meta: Checkpoint = { epochs: history.length, history, weightShapes: weights.map((w) => w.shape), optimizerShapes: optimizerWeights.map((w) => w.shape) };
+  await writeFile(join(tmp, 'weights.bin'), flat(weights));
+  await writeFile(join(tmp, 'optimizer.bin'), flat(optimizerWeights));
+  await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+async function loadCheckpoint(tf: Tf, dir: string): Promise<{ meta: Checkpoint; weights: Tensor[]; optimizer: Tensor[] } | null> {
+  let meta: Checkpoint;
+  try {
+    meta = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as Checkpoint;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw invalidOption('checkpointDir', `a directory holding a readable checkpoint (${join(dir, 'checkpoint.json')}: ${(error as Error).message})`, dir);
+  }
+  const split = (bytes: Buffer, shapes: number[][]) => {
+    const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    let o = 0;
+    return shapes.map((shape) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const t = tf.tensor(all.slice(o, o + n), shape);
+      o += n;
+      return t;
+    });
+  };
+  return { meta, weights: split(await readFile(join(dir, 'weights.bin')), meta.weightShapes), optimizer: split(await readFile(join(dir, 'optimizer.bin')), meta.optimizerShapes) };
+}
+
 /**
  * Trains `model` (a base with its temporary classifier) on `flow` for `epochs` epochs.
  *
  * @example
- * const history = await trainBase(tf, withClassifier(tf, base, 10), flow, { epochs: 5 });
+ * const history = await trainBase(tf, withClassifier(tf, base, 10), flow, { epochs: 5, validation: valFlow, patience: 2 });
  */
 export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, options: TrainBaseOptions = {}): Promise<EpochLog[]> {
   const epochs = options.epochs ?? 5;
   if (!Number.isInteger(epochs) || epochs < 1) throw invalidOption('epochs', 'a positive integer', epochs);
   const lr = options.learningRate ?? 1e-3;
   if (!(typeof lr === 'number' && lr > 0 && Number.isFinite(lr))) throw invalidOption('learningRate', 'a positive number', lr);
+  if (options.patience !== undefined && (!Number.isInteger(options.patience) || options.patience < 0)) throw invalidOption('patience', 'a non-negative integer', options.patience);
+  if (options.patience !== undefined && !options.validation) throw invalidOption('patience', 'used together with options.validation', options.patience);
+  if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
   const numClasses = flow.classNames.length;
   const binary = flow.classMode === 'binary';
+  const optimizer = tf.train.adam(lr);
   model.compile({
-    optimizer: tf.train.adam(lr),
+    optimizer,
     loss: binary ? 'binaryCrossentropy' : flow.classMode === 'sparse' ? 'sparseCategoricalCrossentropy' : 'categoricalCrossentropy',
     metrics: ['accuracy'],
   });
   const history: EpochLog[] = [];
-  for (let epoch = 0; epoch < epochs; epoch++) {
+  const checkpointDir = options.checkpointDir ? resolve(options.checkpointDir) : null;
+  if (checkpointDir && options.resume) {
+    const saved = await loadCheckpoint(tf, checkpointDir);
+    if (saved) {
+      model.setWeights(saved.weights);
+      // Adam's state: the iteration count, then first and second moments in variable order
+      // (tfjs matches them to variables by position; names are informational).
+      await optimizer.setWeights(saved.optimizer.map((tensor, i) => ({ name: `checkpoint_${i}`, tensor })));
+      tf.dispose(saved.weights);
+      history.push(...saved.meta.history);
+    }
+  }
+  const writer = options.tensorBoardDir ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir)) : null;
+  let best = { loss: Infinity, epoch: -1 };
+  for (const h of history) if (h.valLoss !== undefined && h.valLoss < best.loss) best = { loss: h.valLoss, epoch: h.epoch };
+  for (let epoch = history.length; epoch < epochs; epoch++) {
     const started = performance.now();
     let loss = 0;
     let acc = 0;
@@ -69,9 +161,39 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
       }
     }
     const seconds = (performance.now() - started) / 1000;
-    const log = { epoch, loss: loss / seen, acc: acc / seen, seconds, imagesPerSecond: seen / seconds };
+    const log: EpochLog = { epoch, loss: loss / seen, acc: acc / seen, seconds, imagesPerSecond: seen / seconds };
+    if (options.validation) Object.assign(log, await evaluateOn(tf, model, options.validation, numClasses, options.signal));
     history.push(log);
+    if (writer) {
+      for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc })) if (v !== undefined) writer.scalar(k, v, epoch);
+      writer.flush();
+    }
+    if (checkpointDir) await saveCheckpoint(checkpointDir, model, (await optimizer.getWeights()).map((w) => w.tensor), history);
     options.onEpochEnd?.(epoch, log);
+    if (log.valLoss !== undefined && log.valLoss < best.loss) best = { loss: log.valLoss, epoch };
+    else if (options.patience !== undefined && epoch - best.epoch >= options.patience) break;
   }
   return history;
+}
+
+interface SummaryWriter {
+  scalar(name: string, value: number, step: number): void;
+  flush(): void;
+}
+
+/** Mean loss and accuracy of `model` over one pass of a (non-augmenting) flow. */
+async function evaluateOn(tf: Tf, model: LayersModel, flow: ImageFlow, numClasses: number, signal?: AbortSignal): Promise<{ valLoss: number; valAcc: number }> {
+  let loss = 0;
+  let acc = 0;
+  let seen = 0;
+  for await (const batch of flow.epoch(0, signal ? { signal } : {})) {
+    const { x, y } = batchTensors(tf, batch, numClasses);
+    const out = model.evaluate(x, y, { batchSize: batch.size }) as Tensor[];
+    const [l, a] = out.map((t) => t.dataSync()[0]!);
+    tf.dispose([x, y, ...out]);
+    loss += l! * batch.size;
+    acc += a! * batch.size;
+    seen += batch.size;
+  }
+  return { valLoss: loss / seen, valAcc: acc / seen };
 }

@@ -1,0 +1,73 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBaseModel, type EpochLog, trainBase, withClassifier } from '../dist/index.js';
+
+const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+type Flow = Awaited<ReturnType<typeof flowFromDirectory>>;
+let train: Flow;
+let val: Flow;
+
+beforeAll(async () => {
+  const common = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 50, workers: 2 };
+  train = await flowFromDirectory(data, { ...common, seed: 1, augment: { rescale: 1 / 255, zoomRange: 0.1 } });
+  val = await flowFromDirectory(data, { ...common, shuffle: false, augment: { rescale: 1 / 255 } });
+});
+afterAll(() => Promise.all([train.close(), val.close()]));
+
+const trainer = (seed: number) => withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [32, 16], seed }), 10, seed);
+const weightsOf = (m: ReturnType<typeof trainer>) => m.getWeights().map((w) => Array.from(w.dataSync()));
+
+describe('base training', () => {
+  it('resumes from the last checkpoint and ends where an uninterrupted run ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-ckpt-'));
+    const whole = trainer(3);
+    await trainBase(tf, whole, train, { epochs: 2, checkpointDir: join(dir, 'a') });
+    expect(readdirSync(join(dir, 'a')).sort()).toEqual(['checkpoint.json', 'optimizer.bin', 'weights.bin']);
+    // "Killed" after one epoch: a fresh process builds the model anew (other initial weights) and resumes.
+    const first = trainer(3);
+    await trainBase(tf, first, train, { epochs: 1, checkpointDir: join(dir, 'b') });
+    first.dispose();
+    const resumed = trainer(99);
+    const history = await trainBase(tf, resumed, train, { epochs: 2, checkpointDir: join(dir, 'b'), resume: true });
+    expect(history.map((h) => h.epoch)).toEqual([0, 1]);
+    const a = weightsOf(whole);
+    const b = weightsOf(resumed);
+    for (let i = 0; i < a.length; i++) for (let k = 0; k < a[i]!.length; k++) expect(b[i]![k]).toBeCloseTo(a[i]![k]!, 5);
+    whole.dispose();
+    resumed.dispose();
+  });
+
+  it('validates every epoch, stops early on validation loss, logs to TensorBoard and leaks no tensors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-tb-'));
+    const model = trainer(5);
+    const logs: EpochLog[] = [];
+    const tensors: number[] = [];
+    // A learning rate far too large makes validation loss stop improving quickly.
+    const history = await trainBase(tf, model, train, {
+      epochs: 12,
+      validation: val,
+      patience: 2,
+      learningRate: 0.5,
+      tensorBoardDir: dir,
+      onEpochEnd: (_, l) => {
+        logs.push(l);
+        tensors.push(tf.memory().numTensors);
+      },
+    });
+    expect(history.every((h) => h.valLoss !== undefined && h.valAcc !== undefined)).toBe(true);
+    expect(history.length).toBeLessThan(12);
+    expect(logs).toEqual(history);
+    expect(existsSync(dir) && readdirSync(dir, { recursive: true }).some((f) => String(f).includes('tfevents'))).toBe(true);
+    // Epoch after epoch (batches, validation, TensorBoard) the tensor count stays the same.
+    expect(tensors.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(tensors.slice(1)).size).toBe(1);
+    model.dispose();
+    await expect(trainBase(tf, trainer(1), train, { patience: 2 })).rejects.toThrow('options.patience must be used together with options.validation');
+  });
+});
