@@ -4,11 +4,7 @@
  * dataset size; the file is written under a temporary name and renamed when complete, so a reader
  * never sees a half-written file under the final name.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { ImageFlow } from '@featherstack/images';
+import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import {
   Field,
@@ -17,12 +13,12 @@ import {
   Int32,
   makeData,
   RecordBatch,
-  RecordBatchFileWriter,
   Schema,
   Struct,
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
+import { invalidOption } from './errors.js';
 import { FEATURE_LAYER } from './model.js';
 
 export interface ExtractOptions {
@@ -30,6 +26,8 @@ export interface ExtractOptions {
   featureLayer?: string;
   /** Extra schema metadata (string values). */
   metadata?: Record<string, string>;
+  /** PCA projection and/or L2 normalisation applied to each row before it is written. */
+  transform?: FeatureTransform;
   signal?: AbortSignal;
 }
 
@@ -91,32 +89,101 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     ['featherstack.created', new Date().toISOString()],
     ...Object.entries(options.metadata ?? {}),
   ]);
-  const schema = featureSchema(dimension, metadata);
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.partial`;
-  const writer = new RecordBatchFileWriter();
-  writer.reset(undefined, schema);
-  const written = pipeline(writer.toNodeStream(), createWriteStream(tmp));
+  const transform = options.transform;
+  const outDimension = transform?.pca ? transform.pca.components : dimension;
+  if (transform) metadata.set('featherstack.transform', JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
+  const schema = featureSchema(outDimension, metadata);
+  const writer = new ArrowFileWriter(path, schema);
   let rows = 0;
   try {
     for await (const batch of flow.epoch(0, options.signal ? { signal: options.signal } : {})) {
       const features = tf.tidy(() => {
         const x = tf.tensor4d(batch.images, batch.shape);
-        return (extractor.predict(x) as Tensor).reshape([batch.size, dimension]);
+        return applyTransform(tf, (extractor.predict(x) as Tensor).reshape([batch.size, dimension]), transform);
       });
       const values = (await features.data()) as Float32Array;
       features.dispose();
       writer.write(featureRecordBatch(schema, batch.paths, batch.classIndex.slice(), values));
       rows += batch.size;
     }
-    writer.finish();
-    await written;
-    await rename(tmp, path);
+    await writer.finish();
   } catch (error) {
-    writer.abort();
-    await written.catch(() => {});
-    await rm(tmp, { force: true });
+    await writer.abort();
     throw error;
   }
-  return { path, rows, dimension, seconds: (performance.now() - started) / 1000 };
+  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000 };
+}
+
+/** A PCA projection fitted on training features (see fitPca). */
+export interface Pca {
+  components: number;
+  /** Feature means, length D. */
+  mean: Float32Array;
+  /** Projection D × components (row-major), principal axes by decreasing variance. */
+  projection: Float32Array;
+  /** Share of the variance each component keeps. */
+  explainedVariance: number[];
+}
+
+/** Optional transforms of each feature row before it is written. */
+export interface FeatureTransform {
+  /** Project onto principal components fitted with fitPca (applied first). */
+  pca?: Pca;
+  /** Scale each row to unit L2 norm. */
+  l2?: boolean;
+}
+
+function applyTransform(tf: Tf, features: Tensor, transform: FeatureTransform | undefined): Tensor {
+  let out = features;
+  if (transform?.pca) {
+    const { mean, projection, components } = transform.pca;
+    out = tf.matMul(tf.sub(out, tf.tensor1d(mean)) as Tensor, tf.tensor2d(projection, [mean.length, components])) as Tensor;
+  }
+  if (transform?.l2) out = tf.div(out, tf.maximum(tf.norm(out, 'euclidean', 1, true), 1e-12)) as Tensor;
+  return out;
+}
+
+/**
+ * Fits PCA on the features of `flow` (the training set): streams the extractor over it,
+ * accumulates the covariance and keeps the top `components` eigenvectors.
+ *
+ * @example
+ * const pca = await fitPca(tf, extractor, plainTrain, { components: 32 });
+ * await extractFeatures(tf, extractor, plainTrain, 'train.arrow', { transform: { pca, l2: true } });
+ */
+export async function fitPca(tf: Tf, extractor: LayersModel, flow: ImageFlow, options: { components: number; signal?: AbortSignal }): Promise<Pca> {
+  const d = (extractor.outputs[0]!.shape as number[]).slice(1).reduce((a, b) => a * b, 1);
+  const k = options.components;
+  if (!Number.isInteger(k) || k < 1 || k > d) throw invalidOption('components', `an integer in [1, ${d}]`, k);
+  const sum = new Float64Array(d);
+  const outer = new Float64Array(d * d);
+  let n = 0;
+  for await (const batch of flow.epoch(0, options.signal ? { signal: options.signal } : {})) {
+    const f = tf.tidy(() => (extractor.predict(tf.tensor4d(batch.images, batch.shape)) as Tensor).reshape([batch.size, d]));
+    const v = (await f.data()) as Float32Array;
+    f.dispose();
+    for (let r = 0; r < batch.size; r++) {
+      for (let i = 0; i < d; i++) {
+        const xi = v[r * d + i]!;
+        sum[i]! += xi;
+        for (let j = i; j < d; j++) outer[i * d + j]! += xi * v[r * d + j]!;
+      }
+    }
+    n += batch.size;
+  }
+  const mean = Float64Array.from(sum, (s) => s / n);
+  const cov = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = i; j < d; j++) {
+      const c = outer[i * d + j]! / n - mean[i]! * mean[j]!;
+      cov[i * d + j] = c;
+      cov[j * d + i] = c;
+    }
+  }
+  const { values, vectors } = symmetricEigen(cov, d);
+  const order = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]!);
+  const total = values.reduce((s, x) => s + Math.max(0, x), 0) || 1;
+  const projection = new Float32Array(d * k);
+  for (let c = 0; c < k; c++) for (let i = 0; i < d; i++) projection[i * k + c] = vectors[i * d + order[c]!]!;
+  return { components: k, mean: Float32Array.from(mean), projection, explainedVariance: order.slice(0, k).map((i) => Math.max(0, values[i]!) / total) };
 }

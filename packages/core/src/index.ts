@@ -2,6 +2,16 @@
  * @featherstack/core — trains the base CNN on image flows and streams its features into Arrow IPC files.
  */
 export { CoreOptionError } from './errors.js';
-export { type ExtractOptions, type ExtractResult, extractFeatures, featureExtractor, featureRecordBatch, featureSchema } from './extract.js';
+export {
+  type ExtractOptions,
+  type ExtractResult,
+  extractFeatures,
+  type FeatureTransform,
+  featureExtractor,
+  featureRecordBatch,
+  featureSchema,
+  fitPca,
+  type Pca,
+} from './extract.js';
 export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, withClassifier } from './model.js';
 export { batchTensors, type EpochLog, type TrainBaseOptions, trainBase } from './train.js';

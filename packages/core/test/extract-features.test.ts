@@ -1,13 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
-import { readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier } from '../dist/index.js';
+import { createBaseModel, extractFeatures, featureExtractor, fitPca, trainBase, withClassifier } from '../dist/index.js';
 
 const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
@@ -32,7 +32,7 @@ describe('base training and feature extraction', () => {
       const out = join(await mkdtemp(join(tmpdir(), 'fs-core-')), 'val.arrow');
       const result = await extractFeatures(tf, featureExtractor(tf, base), plain, out, { metadata: { 'featherstack.base_model': 'test' } });
       expect(result).toMatchObject({ rows: 500, dimension: 64 });
-      expect(existsSync(`${out}.partial`)).toBe(false);
+      expect(readdirSync(dirname(out)).filter((f) => f.endsWith('.partial'))).toEqual([]);
       const table = tableFromIPC(readFileSync(out));
       expect(table.numRows).toBe(500);
       expect(table.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual(['path:Utf8', 'label:Int32', 'features:FixedSizeList[64]<Float32>']);
@@ -64,6 +64,39 @@ describe('base training and feature extraction', () => {
       trainer.dispose();
     } finally {
       await Promise.all([flow.close(), plain.close()]);
+    }
+  });
+
+  it('projects onto PCA fitted on the training features and L2-normalises rows before writing', async () => {
+    const flow = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 100, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } });
+    try {
+      const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 4 });
+      const extractor = featureExtractor(tf, base);
+      const pca = await fitPca(tf, extractor, flow, { components: 8 });
+      expect(pca.explainedVariance).toHaveLength(8);
+      for (let i = 1; i < 8; i++) expect(pca.explainedVariance[i]).toBeLessThanOrEqual(pca.explainedVariance[i - 1]!);
+      const dir = await mkdtemp(join(tmpdir(), 'fs-pca-'));
+      const projected = await extractFeatures(tf, extractor, flow, join(dir, 'pca.arrow'), { transform: { pca } });
+      expect(projected.dimension).toBe(8);
+      const table = tableFromIPC(readFileSync(join(dir, 'pca.arrow')));
+      const rows = Array.from({ length: table.numRows }, (_, r) => Array.from(table.getChild('features')!.get(r)!.toArray() as Float32Array));
+      // Principal components are uncorrelated and centred on the training set.
+      const mean = (c: number) => rows.reduce((s, r) => s + r[c]!, 0) / rows.length;
+      expect(Math.abs(mean(0))).toBeLessThan(1e-3 * Math.sqrt(pca.explainedVariance[0]! + 1));
+      const cov = (a: number, b: number) => rows.reduce((s, r) => s + (r[a]! - mean(a)) * (r[b]! - mean(b)), 0) / rows.length;
+      expect(Math.abs(cov(0, 1))).toBeLessThan(1e-3 * Math.sqrt(cov(0, 0) * cov(1, 1)) + 1e-9);
+      expect(cov(0, 0)).toBeGreaterThanOrEqual(cov(1, 1));
+      await extractFeatures(tf, extractor, flow, join(dir, 'l2.arrow'), { transform: { pca, l2: true } });
+      const l2 = tableFromIPC(readFileSync(join(dir, 'l2.arrow')));
+      for (let r = 0; r < l2.numRows; r += 97) {
+        const v = l2.getChild('features')!.get(r)!.toArray() as Float32Array;
+        expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+      }
+      expect(JSON.parse(l2.schema.metadata.get('featherstack.transform')!)).toEqual({ l2: true, pca: { components: 8, from: 64 } });
+      await expect(fitPca(tf, extractor, flow, { components: 65 })).rejects.toThrow('options.components must be an integer in [1, 64], received 65');
+      base.dispose();
+    } finally {
+      await flow.close();
     }
   });
 

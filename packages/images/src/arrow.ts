@@ -2,7 +2,10 @@
  * Arrow views of batch memory. The columns' buffers are the shared batch slot itself: building a
  * RecordBatch copies no pixel.
  */
-import { Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, Schema, Struct, Uint8, Utf8, vectorFromArray } from 'apache-arrow';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { AsyncByteQueue, Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, Uint8, Utf8, vectorFromArray } from 'apache-arrow';
 
 /** Schema of an image batch: image FixedSizeList<float32 | uint8>[h·w·c], label int32, path utf8. */
 export function imageBatchSchema(sampleSize: number, metadata: Map<string, string> = new Map(), dtype: 'float32' | 'uint8' = 'float32'): Schema {
@@ -29,4 +32,53 @@ export function imageRecordBatch(schema: Schema, images: Float32Array | Uint8Arr
   const path = vectorFromArray(paths, new Utf8()).data[0]!;
   const struct = makeData({ type: new Struct(schema.fields), length, nullCount: 0, children: [image, label, path] });
   return new RecordBatch(schema, struct);
+}
+
+/**
+ * Streams RecordBatches into an Arrow IPC file written under a unique `<path>.<pid>-<random>.partial`
+ * name and renamed into place by `finish()`, so readers never see a half-written file and two
+ * writers of one path never interleave. The writer's byte queue is drained here: apache-arrow's
+ * node-stream adapter cannot be torn down mid-file without leaving its pipeline pending forever.
+ */
+export class ArrowFileWriter {
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly queue = new AsyncByteQueue();
+  private readonly written: Promise<void>;
+  readonly tmp: string;
+
+  constructor(
+    readonly path: string,
+    schema: Schema,
+  ) {
+    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+    this.tmp = tmp;
+    this.writer.reset(this.queue, schema);
+    this.written = (async () => {
+      await mkdir(dirname(tmp), { recursive: true });
+      const fh = await open(tmp, 'w');
+      try {
+        for await (const chunk of this.queue) await fh.write(chunk as Uint8Array);
+      } finally {
+        await fh.close();
+      }
+    })();
+    this.written.catch(() => {}); // surfaced by finish()
+  }
+
+  /** Queues a batch; its buffers must stay unchanged until written (copy views of reused memory). */
+  write(batch: RecordBatch): void {
+    this.writer.write(batch);
+  }
+
+  async finish(): Promise<void> {
+    this.writer.close(); // writes the footer, then closes the queue
+    await this.written;
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    this.queue.close();
+    await this.written.catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
 }

@@ -9,10 +9,10 @@
  * buffers' positions, so opening a cache reads a few hundred bytes per batch.
  * @internal
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { AsyncByteQueue, Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchFileWriter, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
+import { ArrowFileWriter } from './arrow.js';
 import { DatasetError } from './errors.js';
 import type { ImageSpec } from './protocol.js';
 
@@ -61,34 +61,16 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
   );
 }
 
-/** Streams cache rows to a unique `<path>.<pid>-<random>.partial`; `finish()` renames it into place. */
+/** Streams cache rows into an ArrowFileWriter; `finish()` puts the file in place. */
 export class PixelCacheWriter {
-  private readonly writer = new RecordBatchFileWriter();
-  // The writer's byte queue, drained to the file here: apache-arrow's node-stream adapter cannot be
-  // torn down without leaving a pipeline pending and an internal promise rejected unobserved.
-  private readonly queue = new AsyncByteQueue();
-  private readonly written: Promise<void>;
-  private readonly tmp: string;
+  private readonly file: ArrowFileWriter;
   rows = 0;
 
   constructor(
     readonly path: string,
     private readonly schema: Schema,
   ) {
-    // Unique per writer: two flows filling the same cache at once must not interleave their bytes.
-    this.tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
-    this.writer.reset(this.queue, schema);
-    const tmp = this.tmp;
-    this.written = (async () => {
-      await mkdir(dirname(tmp), { recursive: true });
-      const fh = await open(tmp, 'w');
-      try {
-        for await (const chunk of this.queue) await fh.write(chunk as Uint8Array);
-      } finally {
-        await fh.close();
-      }
-    })();
-    this.written.catch(() => {}); // surfaced by finish()
+    this.file = new ArrowFileWriter(path, schema);
   }
 
   /** Appends rows; `pixels` is copied, so the caller may reuse its memory at once. */
@@ -101,20 +83,16 @@ export class PixelCacheWriter {
       makeData({ type, length, nullCount: 0, child }),
       vectorFromArray(errors, new Utf8()).data[0]!,
     ];
-    this.writer.write(new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children })));
+    this.file.write(new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children })));
     this.rows += length;
   }
 
-  async finish(): Promise<void> {
-    this.writer.close(); // writes the footer, then closes the queue
-    await this.written;
-    await rename(this.tmp, this.path);
+  finish(): Promise<void> {
+    return this.file.finish();
   }
 
-  async abort(): Promise<void> {
-    this.queue.close();
-    await this.written.catch(() => {});
-    await rm(this.tmp, { force: true });
+  abort(): Promise<void> {
+    return this.file.abort();
   }
 }
 

@@ -4,9 +4,10 @@
  */
 // First: sizes libuv's thread pool before anything can start it.
 export { DEFAULT_UV_THREADPOOL_SIZE, type ThreadPlan, threadPlan } from './threads.js';
-export { imageBatchSchema, imageRecordBatch } from './arrow.js';
+export { ArrowFileWriter, imageBatchSchema, imageRecordBatch } from './arrow.js';
 export type { AugmentOptions } from './augment.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
+export { symmetricEigen } from './zca.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
 export {
   type ArrayInput,
