@@ -2,7 +2,8 @@
  * Reading Arrow feature files written by @featherstack/core. Every structural problem is reported
  * with the file's path.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DataType, type Table, tableFromIPC } from 'apache-arrow';
 import { FeatureFileError } from './errors.js';
 
@@ -65,4 +66,41 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   const meta = table.schema.metadata.get('featherstack.class_names');
   if (meta) classNames = JSON.parse(meta) as string[];
   return { path, rows, dimension, features, labels, paths: pathColumn ? (pathColumn.toArray() as string[]) : [], classNames };
+}
+
+/**
+ * Reads several feature files — or every `*.arrow` file of a directory, in code-point order (the
+ * shards of one extraction) — as one dataset: rows in file order, one dimension and one class list.
+ *
+ * @example
+ * const train = await readFeatureFiles('run/features/train-shards');
+ */
+export async function readFeatureFiles(input: string | string[]): Promise<FeatureSet> {
+  let files: string[];
+  if (Array.isArray(input)) files = input;
+  else if ((await stat(input).catch(() => null))?.isDirectory()) {
+    files = (await readdir(input))
+      .filter((f) => f.endsWith('.arrow'))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .map((f) => join(input, f));
+    if (files.length === 0) throw new FeatureFileError(input, 'holds no .arrow feature files');
+  } else files = [input];
+  const sets = await Promise.all(files.map((f) => readFeatureFile(f)));
+  const [first] = sets;
+  if (!first) throw new FeatureFileError(String(input), 'names no feature files');
+  for (const s of sets.slice(1)) {
+    if (s.dimension !== first.dimension) throw new FeatureFileError(s.path, `has ${s.dimension}-dimensional features but ${first.path} has ${first.dimension}`);
+    if (JSON.stringify(s.classNames) !== JSON.stringify(first.classNames)) throw new FeatureFileError(s.path, `has classes ${JSON.stringify(s.classNames)} but ${first.path} has ${JSON.stringify(first.classNames)}`);
+  }
+  if (sets.length === 1) return first;
+  const rows = sets.reduce((n, s) => n + s.rows, 0);
+  const features = new Float32Array(rows * first.dimension);
+  const labels = new Int32Array(rows);
+  let r = 0;
+  for (const s of sets) {
+    features.set(s.features, r * first.dimension);
+    labels.set(s.labels, r);
+    r += s.rows;
+  }
+  return { path: Array.isArray(input) ? files.join(', ') : input, rows, dimension: first.dimension, features, labels, paths: sets.flatMap((s) => s.paths), classNames: first.classNames };
 }

@@ -1,11 +1,11 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { featureRecordBatch, featureSchema } from '@featherstack/core';
-import { readFeatureFile, trainHead } from '../dist/index.js';
+import { readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
@@ -60,6 +60,32 @@ describe('head', () => {
     expect(result.valAccuracy).toBeCloseTo(result.history[result.bestEpoch]!.valAcc, 5);
     result.model.dispose();
     await expect(trainHead(tf, train, val, { patience: -1 })).rejects.toThrow('options.patience must be a non-negative integer, received -1');
+  });
+
+  it('reads a directory of feature files (shards) as one dataset and trains on it exactly as on their concatenation', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await blobs(join(dir, 'all.arrow'), 150, 4);
+    const all = await readFeatureFile(join(dir, 'all.arrow'));
+    const shards = join(dir, 'shards');
+    await mkdir(shards);
+    const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(all.classNames)]]));
+    for (const [name, from, to] of [['part-0.arrow', 0, 90], ['part-1.arrow', 90, 150]] as const) {
+      const batch = featureRecordBatch(schema, all.paths.slice(from, to), all.labels.slice(from, to), all.features.slice(from * 8, to * 8));
+      await writeFile(join(shards, name), await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
+    }
+    const joined = await readFeatureFiles(shards);
+    expect(joined.rows).toBe(150);
+    expect(Array.from(joined.features)).toEqual(Array.from(all.features));
+    expect(joined.paths).toEqual(all.paths);
+    const train = async (set: typeof all) => {
+      const { model } = await trainHead(tf, set, set, { epochs: 2, units: [8], seed: 3 });
+      const w = model.getWeights().map((t) => Array.from(t.dataSync()));
+      model.dispose();
+      return w;
+    };
+    expect(await train(joined)).toEqual(await train(all));
+    await writeFile(join(shards, 'part-2.arrow'), await RecordBatchFileWriter.writeAll([featureRecordBatch(featureSchema(4, new Map()), ['x'], Int32Array.of(0), new Float32Array(4))]).toUint8Array());
+    await expect(readFeatureFiles(shards)).rejects.toThrow(/feature file .*part-2\.arrow: has 4-dimensional features but .*part-0\.arrow has 8/);
   });
 
   it('is reproducible for a seed (its own seeded shuffle, not Math.random)', async () => {

@@ -87,6 +87,11 @@ export interface BaseFlowOptions {
   onError?: 'raise' | 'skip';
   /** Called for every file skipped under onError: 'skip'. */
   onSkip?: (file: SkippedFile) => void;
+  /**
+   * Only samples i with i mod count = index: `{ index, count }` lets several processes or machines
+   * work on disjoint parts of one dataset (e.g. sharded feature extraction).
+   */
+  shard?: { index: number; count: number };
   /** Test hook: random delay of up to n ms per task, to reorder worker completions. @internal */
   jitterMs?: number;
   /** Test hook: the worker exits on every attempt ≤ n (0 = first try only). @internal */
@@ -260,7 +265,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   private closed = false;
 
   /** @internal Use flowFromDirectory(), flowFromManifest() or flowFromArray(). */
-  constructor(source: FlowSource, options: FlowOptions) {
+  constructor(whole: FlowSource, options: FlowOptions) {
+    const source = shardOf(whole, options.shard);
     const { manifest } = source;
     let height: number;
     let width: number;
@@ -728,6 +734,32 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.closed = true;
     if (this.ownsPool) await this.pool.close();
   }
+}
+
+/** The samples of `source` in shard `shard` (all of them without one). */
+function shardOf(source: FlowSource, shard: BaseFlowOptions['shard']): FlowSource {
+  if (shard === undefined) return source;
+  const { index, count } = shard ?? {};
+  if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(index) || index! < 0 || index! >= count!) {
+    throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', shard);
+  }
+  if (source.array) throw invalidOption('shard', 'unset for in-memory arrays (slice the array instead)', shard);
+  const keep = source.manifest.paths.map((_, i) => i).filter((i) => i % count! === index);
+  const { manifest } = source;
+  return {
+    ...source,
+    manifest: { ...manifest, paths: keep.map((i) => manifest.paths[i]!), labels: Int32Array.from(keep, (i) => manifest.labels[i]!) },
+    ...(source.targets
+      ? {
+          targets: source.targets.map((t, k) => {
+            const w = source.outputWidths![k]!;
+            const out = new Float32Array(keep.length * w);
+            keep.forEach((i, j) => out.set(t.subarray(i * w, (i + 1) * w), j * w));
+            return out;
+          }),
+        }
+      : {}),
+  };
 }
 
 function checkOptions(options: unknown): void {

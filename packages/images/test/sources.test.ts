@@ -82,6 +82,23 @@ describe('manifests (Keras flow_from_dataframe)', () => {
     await expect(readManifest(join(dir, 'broken.csv'))).rejects.toThrow(/broken\.csv is not valid CSV/);
   });
 
+  it('splits a dataset into disjoint shards that together cover it', async () => {
+    const options = { targetSize: [6, 8] as [number, number], shuffle: false, workers: 1 };
+    const whole = await flowFromManifest(join(dir, 'labels.csv'), options);
+    const shards = await Promise.all([0, 1, 2].map((index) => flowFromManifest(join(dir, 'labels.csv'), { ...options, shard: { index, count: 3 } })));
+    try {
+      expect(shards.map((f) => f.filenames)).toEqual([
+        ['img/0.png', 'img/3.png'],
+        ['img/1.png', 'img/4.png'],
+        ['img/2.png', 'img/5.png'],
+      ]);
+      expect(shards.flatMap((f) => Array.from(f.classes)).sort()).toEqual(Array.from(whole.classes).sort());
+      await expect(flowFromManifest(join(dir, 'labels.csv'), { ...options, shard: { index: 3, count: 3 } })).rejects.toThrow('options.shard must be { index, count } with integers 0 ≤ index < count');
+    } finally {
+      await Promise.all([whole, ...shards].map((f) => f.close()));
+    }
+  });
+
   it('reports a missing file by path when its batch is loaded', async () => {
     await writeFile(join(dir, 'gone.csv'), 'filename,class\nimg/0.png,a\nimg/nope.png,b\n');
     const flow = await flowFromManifest(join(dir, 'gone.csv'), { targetSize: [6, 8], onError: 'skip', shuffle: false });
