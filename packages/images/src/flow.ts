@@ -754,7 +754,7 @@ function shardOf(source: FlowSource, shard: BaseFlowOptions['shard']): FlowSourc
           targets: source.targets.map((t, k) => {
             const w = source.outputWidths![k]!;
             const out = new Float32Array(keep.length * w);
-            keep.forEach((i, j) => out.set(t.subarray(i * w, (i + 1) * w), j * w));
+            for (const [j, i] of keep.entries()) out.set(t.subarray(i * w, (i + 1) * w), j * w);
             return out;
           }),
         }
