@@ -13,5 +13,5 @@ export {
   fitPca,
   type Pca,
 } from './extract.js';
-export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, withClassifier } from './model.js';
+export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';
 export { batchTensors, type EpochLog, type TrainBaseOptions, trainBase } from './train.js';

@@ -7,6 +7,7 @@
  * the classes). featherstack trains the base with a temporary softmax classifier on top of the
  * feature layer and discards it after training.
  */
+import { resolve } from 'node:path';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 
@@ -69,4 +70,29 @@ export function withClassifier(tf: Tf, base: LayersModel, numClasses: number, se
     .dense({ units: numClasses, activation: 'softmax', name: 'temporary_classifier', kernelInitializer: tf.initializers.glorotUniform({ seed }) })
     .apply(base.outputs[0]!);
   return tf.model({ inputs: base.inputs, outputs: out as never, name: 'base_with_classifier' });
+}
+
+/**
+ * Loads a base network saved in tfjs layers format (e.g. a pretrained model converted with
+ * tensorflowjs_converter, or one saved by `model.save('file://…')`), checking that it has the
+ * feature layer extraction will read.
+ *
+ * @example
+ * const base = await loadBaseModel(tf, 'models/mobilenet/model.json', 'global_average_pooling2d');
+ */
+export async function loadBaseModel(tf: Tf, path: string, featureLayer = FEATURE_LAYER): Promise<LayersModel> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'the path or file:// URL of a model.json', path);
+  const url = path.startsWith('file://') || path.startsWith('http') ? path : `file://${resolve(path)}`;
+  let model: LayersModel;
+  try {
+    model = await tf.loadLayersModel(url);
+  } catch (error) {
+    throw invalidOption('path', `a loadable tfjs layers model (${(error as Error).message})`, path);
+  }
+  if (!model.layers.some((l) => l.name === featureLayer)) {
+    const names = model.layers.map((l) => l.name).join(', ');
+    model.dispose();
+    throw invalidOption('featureLayer', `a layer of ${path} (layers: ${names})`, featureLayer);
+  }
+  return model;
 }

@@ -7,7 +7,7 @@ import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createBaseModel, extractFeatures, featureExtractor, fitPca, trainBase, withClassifier } from '../dist/index.js';
+import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, trainBase, withClassifier } from '../dist/index.js';
 
 const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
@@ -98,6 +98,22 @@ describe('base training and feature extraction', () => {
     } finally {
       await flow.close();
     }
+  });
+
+  it('loads a saved (e.g. pretrained) base from disk and extracts the same features', async () => {
+    const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 9 });
+    const dir = await mkdtemp(join(tmpdir(), 'fs-base-'));
+    await base.save(`file://${dir}`);
+    const loaded = await loadBaseModel(tf, join(dir, 'model.json'));
+    const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 2);
+    const a = tf.tidy(() => Array.from((featureExtractor(tf, base).predict(x) as import('@featherstack/tensorflow').Tensor).dataSync()));
+    const b = tf.tidy(() => Array.from((featureExtractor(tf, loaded).predict(x) as import('@featherstack/tensorflow').Tensor).dataSync()));
+    expect(b).toEqual(a);
+    await expect(loadBaseModel(tf, join(dir, 'model.json'), 'pool5')).rejects.toThrow(/options\.featureLayer must be a layer of .*model\.json \(layers: .*features/);
+    await expect(loadBaseModel(tf, join(dir, 'missing.json'))).rejects.toThrow(/options\.path must be a loadable tfjs layers model/);
+    tf.dispose(x);
+    base.dispose();
+    loaded.dispose();
   });
 
   it('names the missing layer when asked for an unknown feature layer', () => {
