@@ -19,6 +19,11 @@ export interface HeadOptions {
   minDelta?: number;
   /** With patience: end with the weights of the best epoch, not the last. Default true. */
   restoreBestWeights?: boolean;
+  /**
+   * A recurrent head for sequence features: each row is read as `timesteps` steps of
+   * dimension / timesteps values and fed to a GRU or LSTM of `units` before the dense layers.
+   */
+  recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps: number };
 }
 
 export interface HeadResult {
@@ -79,14 +84,27 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   for (const set of [train, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
   const numClasses = Math.max(train.classNames.length, maxLabel + 1);
   let seed = options.seed ?? 7;
+  const recurrent = options.recurrent;
+  if (recurrent !== undefined) {
+    const ok = typeof recurrent === 'object' && (recurrent.kind === 'gru' || recurrent.kind === 'lstm') && Number.isInteger(recurrent.units) && recurrent.units > 0;
+    if (!ok || !Number.isInteger(recurrent.timesteps) || recurrent.timesteps < 1 || train.dimension % recurrent.timesteps !== 0) {
+      throw invalidOption('recurrent', `{ kind: 'gru' | 'lstm', units > 0, timesteps dividing the feature dimension ${train.dimension} }`, recurrent);
+    }
+  }
   const model = tf.sequential({ name: 'head' });
+  if (recurrent) {
+    const step = train.dimension / recurrent.timesteps;
+    model.add(tf.layers.reshape({ targetShape: [recurrent.timesteps, step], inputShape: [train.dimension] }));
+    const config = { units: recurrent.units, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }), recurrentInitializer: tf.initializers.orthogonal({ seed: seed++ }) };
+    model.add(recurrent.kind === 'gru' ? tf.layers.gru(config) : tf.layers.lstm(config));
+  }
   units.forEach((u, i) => {
     model.add(
       tf.layers.dense({
         units: u,
         activation: 'relu',
         kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }),
-        ...(i === 0 ? { inputShape: [train.dimension] } : {}),
+        ...(i === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
       }),
     );
   });
@@ -95,19 +113,19 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
       units: numClasses,
       activation: 'softmax',
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }),
-      ...(units.length === 0 ? { inputShape: [train.dimension] } : {}),
+      ...(units.length === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
     }),
   );
-  model.compile({ optimizer: tf.train.adam(lr), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  model.compile({ optimizer: tf.train.adam(lr), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const xs = tf.tensor2d(train.features, [train.rows, train.dimension]);
-  const ys = tf.tensor1d(Float32Array.from(train.labels));
   const yOneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, 'int32'), numClasses).toFloat());
   const vx = tf.tensor2d(val.features, [val.rows, val.dimension]);
-  const vy = tf.tensor1d(Float32Array.from(val.labels));
+  const vy = tf.tidy(() => tf.oneHot(tf.tensor1d(val.labels, 'int32'), numClasses).toFloat());
   const history: HeadResult['history'] = [];
-  // The fused dense step (dense.ts): the same mathematics as model.fit, a fraction of the kernels.
-  const initial = model.getWeights().map((w) => w.clone()); // getWeights() hands out the variables themselves
-  const stepper = denseStepper(tf, initial, { learningRate: lr });
+  // Dense heads train with the fused step (dense.ts): the same mathematics as model.fit, a fraction
+  // of the kernels. Recurrent heads train through tfjs's layers.
+  const initial = recurrent ? [] : model.getWeights().map((w) => w.clone()); // getWeights() hands out the variables themselves
+  const stepper = recurrent ? null : denseStepper(tf, initial, { learningRate: lr });
   const patience = options.patience;
   if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
   const minDelta = options.minDelta ?? 0;
@@ -126,7 +144,8 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
           const rows = Math.min(batchSize, train.rows - start);
           const x = px!.slice([start, 0], [rows, train.dimension]);
           const y = py!.slice([start, 0], [rows, numClasses]);
-          stepper.step(x, y);
+          if (stepper) stepper.step(x, y);
+          else await model.trainOnBatch(x, y);
           tf.dispose([x, y]);
           if (steps % 256 === 255) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
         }
@@ -134,9 +153,11 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
         px!.dispose();
         py!.dispose();
       }
-      const weights = stepper.weights();
-      model.setWeights(weights);
-      tf.dispose(weights);
+      if (stepper) {
+        const weights = stepper.weights();
+        model.setWeights(weights);
+        tf.dispose(weights);
+      }
       // End-of-epoch loss and accuracy over the whole training set (Keras reports the running mean over the epoch).
       const scores = (x: Tensor, y: Tensor) => {
         const out = model.evaluate(x, y, { batchSize: 2048 }) as Tensor[];
@@ -144,7 +165,7 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
         tf.dispose(out);
         return values;
       };
-      const [loss, acc] = scores(xs, ys);
+      const [loss, acc] = scores(xs, yOneHot);
       const [valLoss, valAcc] = scores(vx, vy);
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
       if (valLoss! < best.loss - minDelta) {
@@ -157,8 +178,8 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
     }
     if (stoppedEarly && best.weights) model.setWeights(best.weights);
   } finally {
-    stepper.dispose();
-    tf.dispose([...initial, xs, ys, yOneHot, ...(best.weights ?? [])]);
+    stepper?.dispose();
+    tf.dispose([...initial, xs, yOneHot, ...(best.weights ?? [])]);
   }
   const predicted = tf.tidy(() => (model.predict(vx) as Tensor).argMax(-1));
   const predictions = await predicted.data();

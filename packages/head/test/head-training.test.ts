@@ -5,7 +5,7 @@ import { loadTensorFlow } from '@featherstack/tensorflow';
 import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { featureRecordBatch, featureSchema } from '@featherstack/core';
-import { readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
+import { type FeatureSet, readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
@@ -86,6 +86,35 @@ describe('head', () => {
     expect(await train(joined)).toEqual(await train(all));
     await writeFile(join(shards, 'part-2.arrow'), await RecordBatchFileWriter.writeAll([featureRecordBatch(featureSchema(4, new Map()), ['x'], Int32Array.of(0), new Float32Array(4))]).toUint8Array());
     await expect(readFeatureFiles(shards)).rejects.toThrow(/feature file .*part-2\.arrow: has 4-dimensional features but .*part-0\.arrow has 8/);
+  });
+
+  it('trains a recurrent (GRU or LSTM) head on sequence features', async () => {
+    // Rows of 4 timesteps × 2 values; the class is the timestep (0, 1 or 2) where value 0 peaks.
+    const rows = 240;
+    let s = 5;
+    const rand = () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s / 2 ** 32;
+    };
+    const make = (n: number): FeatureSet => {
+      const features = new Float32Array(n * 8);
+      const labels = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        labels[i] = i % 3;
+        for (let t = 0; t < 4; t++) {
+          features[i * 8 + t * 2] = (t === labels[i] ? 2 : 0) + rand() * 0.5;
+          features[i * 8 + t * 2 + 1] = rand();
+        }
+      }
+      return { path: 'synthetic', rows: n, dimension: 8, features, labels, paths: [], classNames: ['t0', 't1', 't2'] };
+    };
+    for (const kind of ['gru', 'lstm'] as const) {
+      const result = await trainHead(tf, make(rows), make(90), { epochs: 12, units: [], learningRate: 0.02, recurrent: { kind, units: 8, timesteps: 4 } });
+      expect(result.valAccuracy).toBeGreaterThan(0.9);
+      expect(result.model.layers.map((l) => l.getClassName())).toContain(kind === 'gru' ? 'GRU' : 'LSTM');
+      result.model.dispose();
+    }
+    await expect(trainHead(tf, make(10), make(10), { recurrent: { kind: 'gru', units: 4, timesteps: 3 } })).rejects.toThrow(/options\.recurrent must be .*timesteps dividing the feature dimension 8/);
   });
 
   it('is reproducible for a seed (its own seeded shuffle, not Math.random)', async () => {
