@@ -103,3 +103,13 @@ export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unkn
   const out = await run('workflow.mjs', args, options.log);
   return JSON.parse(out.trim().split('\n').pop()!);
 }
+
+/** Runs benchmarks/training.mjs (base training fed by the pipeline vs from memory); returns its JSON result. */
+export async function benchTraining(options: { dataset: BenchDataset; epochs: number; json?: string; markdown?: string; log: (line: string) => void }): Promise<unknown> {
+  const prepared = await prepare(options.dataset === 'photos' ? 'shipped' : options.dataset, options.log);
+  const args = ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)];
+  if (options.json) args.push('--json', resolve(options.json));
+  if (options.markdown) args.push('--markdown', resolve(options.markdown));
+  const out = await run('training.mjs', args, options.log);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import './env.js';
 import { Command, InvalidArgumentError } from 'commander';
-import { benchImages, benchWorkflow } from './bench.js';
+import { benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { doctor } from './doctor.js';
 import { predict } from './predict.js';
 import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
@@ -123,6 +123,27 @@ bench
       epochs: opts.epochs,
       repeats: opts.repeats,
       peers: opts.peers,
+      json: typeof opts.json === 'string' ? opts.json : undefined,
+      markdown: opts.markdown,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  });
+
+bench
+  .command('training')
+  .description('base-training starvation: images/s fed by the pipeline (decoding, pixel cache) vs the same batches in memory')
+  .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
+  .option('--epochs <n>', 'measured epochs (median reported)', int('--epochs'), 3)
+  .option('--json [file]', 'print the result as JSON (and write it to file)')
+  .option('--markdown <file>', 'write a markdown table')
+  .action(async (opts) => {
+    if (!['fashion-mnist', 'shipped'].includes(opts.dataset)) {
+      program.error(`--dataset must be fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
+    }
+    const result = await benchTraining({
+      dataset: opts.dataset,
+      epochs: opts.epochs,
       json: typeof opts.json === 'string' ? opts.json : undefined,
       markdown: opts.markdown,
       log: (line) => process.stderr.write(`${line}\n`),

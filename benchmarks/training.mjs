@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// Base-training starvation: images/s of the seed's CNN fed by the image pipeline (decoding, and
+// from the pixel cache) against the same batches already in memory, measured in one run. A ratio of
+// 1.0 means TensorFlow never waits for images.
+//
+//   node benchmarks/training.mjs [--data DIR] [--epochs 2] [--batch-size 32] [--json FILE] [--markdown FILE]
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
+    epochs: { type: 'string', default: '2' },
+    'batch-size': { type: 'string', default: '32' },
+    json: { type: 'string' },
+    markdown: { type: 'string' },
+  },
+});
+const epochs = Number(values.epochs);
+const batchSize = Number(values['batch-size']);
+const { flowFromDirectory } = await import('@featherstack/images');
+const { loadTensorFlow } = await import('@featherstack/tensorflow');
+const { createBaseModel, withClassifier, batchTensors } = await import('@featherstack/core');
+const tf = loadTensorFlow({ intraOpThreads: availableParallelism(), interOpThreads: 1 });
+const augment = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
+const cacheDir = mkdtempSync(join(tmpdir(), 'featherstack-train-'));
+const flow = await flowFromDirectory(values.data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize, seed: 1, augment, cache: join(cacheDir, 'c.arrow') });
+const model = withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], seed: 1 }), flow.classNames.length);
+model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+const classes = flow.classNames.length;
+
+async function fed(epoch) {
+  const started = performance.now();
+  let n = 0;
+  for await (const b of flow.epoch(epoch)) {
+    const { x, y } = batchTensors(tf, b, classes);
+    await model.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+    n += b.size;
+  }
+  return n / ((performance.now() - started) / 1000);
+}
+
+async function inMemory(epoch) {
+  const batches = [];
+  for await (const b of flow.epoch(epoch)) batches.push({ images: b.images.slice(), shape: b.shape, labels: b.labels().slice(), size: b.size });
+  const started = performance.now();
+  let n = 0;
+  for (const b of batches) {
+    const x = tf.tensor4d(b.images, b.shape);
+    const y = tf.tensor2d(b.labels, [b.size, classes]);
+    await model.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+    n += b.size;
+  }
+  return n / ((performance.now() - started) / 1000);
+}
+
+process.stderr.write('warm-up epoch (fills the pixel cache)…\n');
+await fed(0); // warm-up: TF kernels, JIT; also fills the cache
+const decodeFlow = await flowFromDirectory(values.data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize, seed: 1, augment });
+const rows = [];
+for (let e = 1; e <= epochs; e++) {
+  const memory = await inMemory(e);
+  const fromCache = await fed(e);
+  const started = performance.now();
+  let n = 0;
+  for await (const b of decodeFlow.epoch(e)) {
+    const { x, y } = batchTensors(tf, b, classes);
+    await model.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+    n += b.size;
+  }
+  const decoding = n / ((performance.now() - started) / 1000);
+  rows.push({ epoch: e, inMemory: memory, decoding, fromCache });
+  process.stderr.write(`epoch ${e}: in memory ${memory.toFixed(0)}, pipeline decoding ${decoding.toFixed(0)}, pipeline from cache ${fromCache.toFixed(0)} images/s\n`);
+}
+await Promise.all([flow.close(), decodeFlow.close()]);
+rmSync(cacheDir, { recursive: true, force: true });
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const m = median(rows.map((r) => r.inMemory));
+const d = median(rows.map((r) => r.decoding));
+const c = median(rows.map((r) => r.fromCache));
+const result = {
+  benchmark: 'training',
+  data: values.data,
+  batchSize,
+  cores: availableParallelism(),
+  cpu: cpus()[0]?.model ?? 'unknown',
+  imagesPerSecond: { inMemory: Math.round(m), pipelineDecoding: Math.round(d), pipelineFromCache: Math.round(c) },
+  starvation: { decoding: Number((d / m).toFixed(2)), fromCache: Number((c / m).toFixed(2)) },
+  epochs: rows,
+};
+const md = [
+  `Base training (seed CNN, 28×28 grayscale, batch ${batchSize}, seed augmentation), ${result.cores} cores: images/s, median of ${epochs} epochs.`,
+  '',
+  '| fed from | images/s | ÷ in memory |',
+  '|---|---:|---:|',
+  `| batches already in memory | ${result.imagesPerSecond.inMemory} | 1.00 |`,
+  `| the pipeline, decoding | ${result.imagesPerSecond.pipelineDecoding} | ${result.starvation.decoding} |`,
+  `| the pipeline, pixel cache | ${result.imagesPerSecond.pipelineFromCache} | ${result.starvation.fromCache} |`,
+  '',
+].join('\n');
+if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+if (values.markdown) writeFileSync(values.markdown, md);
+process.stdout.write(`${JSON.stringify(result)}\n`);
