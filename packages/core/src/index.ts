@@ -15,3 +15,4 @@ export {
 } from './extract.js';
 export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';
 export { batchTensors, type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
+export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer.js';

@@ -569,7 +569,14 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       for (let b = 0; b < batches; b++) {
         schedule();
         if (controller.signal.aborted) throw controller.signal.reason ?? new PoolClosedError('iteration aborted');
-        const { slot, failures } = await pending.get(b)!;
+        let result: { slot: Slot; failures: DecodeFailure[] };
+        try {
+          result = await pending.get(b)!;
+        } catch (error) {
+          // An abort rejects the in-flight tasks with the pool's own error: report the caller's reason.
+          throw controller.signal.aborted ? (controller.signal.reason ?? error) : error;
+        }
+        const { slot, failures } = result;
         pending.delete(b);
         if (failures.length > 0 && this.onError === 'raise') throw new ImageDecodeError(failures[0]!.path, failures[0]!.reason);
         for (const f of failures) {

@@ -1,0 +1,115 @@
+/**
+ * Base training as a service: a typed API (`TrainerApi`) that owns tfjs-node, run either in a
+ * dedicated long-lived worker thread driven through comlink (`startTrainer`) — the caller's event
+ * loop stays free while TensorFlow works — or in process (`inProcessTrainer`). Jobs are plain data
+ * (directories and options), progress comes back per epoch, and `cancel()` stops a running job.
+ */
+import { Worker } from 'node:worker_threads';
+import { type AugmentOptions, type ColorMode, flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
+import { proxy, type Remote, wrap } from 'comlink';
+import { nodeEndpoint } from './comlink-node.js';
+import { createBaseModel, withClassifier } from './model.js';
+import { type EpochLog, trainBase } from './train.js';
+
+/** One base-training job: everything is plain data, so it crosses the thread boundary. */
+export interface BaseJob {
+  /** flow_from_directory training data. */
+  train: string;
+  /** Optional non-augmented validation data. */
+  validation?: string;
+  targetSize: [number, number];
+  colorMode?: ColorMode;
+  batchSize?: number;
+  seed?: number;
+  epochs: number;
+  learningRate?: number;
+  augment?: AugmentOptions;
+  workers?: number;
+  /** Conv filters and dense units of the seed CNN (defaults: [32, 64] and [128, 64]). */
+  filters?: number[];
+  dense?: number[];
+  patience?: number;
+  checkpointDir?: string;
+  resume?: boolean;
+  /** Where the trained base (without its temporary classifier) is saved, tfjs layers format. */
+  saveTo: string;
+}
+
+export interface TrainerApi {
+  /** Trains a base; `onEpoch` is called after every epoch. Resolves with the history and the saved model's model.json. */
+  trainBase(job: BaseJob, onEpoch?: (log: EpochLog) => void): Promise<{ history: EpochLog[]; model: string }>;
+  /** Cancels the running job (it rejects with the reason). */
+  cancel(reason?: string): void;
+  /** The TensorFlow this trainer runs on. */
+  tensorflow(): ReturnType<typeof tensorflowReport>;
+}
+
+/** The trainer itself, in the current thread. */
+export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerApi {
+  let controller: AbortController | null = null;
+  const threads = options.tfThreads !== undefined ? { intraOpThreads: options.tfThreads } : {};
+  return {
+    async trainBase(job, onEpoch) {
+      const tf = loadTensorFlow(threads);
+      controller = new AbortController();
+      const common = { targetSize: job.targetSize, colorMode: job.colorMode ?? 'rgb', batchSize: job.batchSize ?? 32, seed: job.seed ?? 42, ...(job.workers ? { workers: job.workers } : {}) };
+      const train = await flowFromDirectory(job.train, { ...common, augment: job.augment ?? { rescale: 1 / 255 } });
+      const validation = job.validation ? await flowFromDirectory(job.validation, { ...common, shuffle: false, augment: { rescale: 1 / 255 } }) : undefined;
+      const base = createBaseModel(tf, {
+        inputShape: [job.targetSize[0], job.targetSize[1], train.image.channels],
+        seed: common.seed,
+        ...(job.filters ? { filters: job.filters } : {}),
+        ...(job.dense ? { dense: job.dense } : {}),
+      });
+      const trainer = withClassifier(tf, base, train.classNames.length, common.seed + 1000);
+      try {
+        const history = await trainBase(tf, trainer, train, {
+          epochs: job.epochs,
+          signal: controller.signal,
+          ...(job.learningRate ? { learningRate: job.learningRate } : {}),
+          ...(validation ? { validation } : {}),
+          ...(job.patience !== undefined ? { patience: job.patience } : {}),
+          ...(job.checkpointDir ? { checkpointDir: job.checkpointDir, resume: job.resume ?? false } : {}),
+          onEpochEnd: (_, log) => onEpoch?.(log),
+        });
+        await base.save(`file://${job.saveTo}`);
+        return { history, model: `${job.saveTo}/model.json` };
+      } finally {
+        trainer.dispose();
+        controller = null;
+        await Promise.all([train.close(), validation?.close()]);
+      }
+    },
+    cancel(reason = 'cancelled') {
+      controller?.abort(new Error(reason));
+    },
+    tensorflow() {
+      return tensorflowReport(threads);
+    },
+  };
+}
+
+/**
+ * Starts a trainer in a dedicated worker thread. Call `close()` when done: it ends the worker.
+ *
+ * @example
+ * const trainer = startTrainer();
+ * const { history } = await trainer.api.trainBase(job, proxy((log) => console.log(log)));
+ * await trainer.close();
+ */
+export function startTrainer(options: { tfThreads?: number } = {}): { api: Remote<TrainerApi>; close(): Promise<void> } {
+  const worker = new Worker(new URL('./trainer-worker.js', import.meta.url), { workerData: options });
+  const api = wrap<TrainerApi>(nodeEndpoint(worker as never));
+  return {
+    api,
+    async close() {
+      await worker.terminate();
+    },
+  };
+}
+
+/** Wraps a progress callback so it can be passed to a worker trainer. */
+export function progress(onEpoch: (log: EpochLog) => void): (log: EpochLog) => void {
+  return proxy(onEpoch);
+}
