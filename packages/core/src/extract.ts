@@ -4,6 +4,7 @@
  * dataset size; the file is written under a temporary name and renamed when complete, so a reader
  * never sees a half-written file under the final name.
  */
+import { readFile, rm } from 'node:fs/promises';
 import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import {
@@ -13,6 +14,7 @@ import {
   Int32,
   makeData,
   RecordBatch,
+  RecordBatchReader,
   Schema,
   Struct,
   Utf8,
@@ -28,6 +30,8 @@ export interface ExtractOptions {
   metadata?: Record<string, string>;
   /** PCA projection and/or L2 normalisation applied to each row before it is written. */
   transform?: FeatureTransform;
+  /** Continue an extraction that stopped: keep the batches journalled so far and extract the rest. */
+  resume?: boolean;
   signal?: AbortSignal;
 }
 
@@ -36,6 +40,8 @@ export interface ExtractResult {
   rows: number;
   dimension: number;
   seconds: number;
+  /** Batches taken over from an interrupted run's journal. */
+  resumedBatches: number;
 }
 
 /** Schema of a feature file: path utf8, label int32, features FixedSizeList<float32>[dimension]. */
@@ -93,10 +99,19 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   const outDimension = transform?.pca ? transform.pca.components : dimension;
   if (transform) metadata.set('featherstack.transform', JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
   const schema = featureSchema(outDimension, metadata);
-  const writer = new ArrowFileWriter(path, schema);
-  let rows = 0;
+  // Batches are journalled to <path>.journal.arrows as they are extracted; a run that stops (killed,
+  // aborted, failed) leaves every complete batch there, and `resume: true` continues after them.
+  const journal = `${path}.journal.arrows`;
+  let done: RecordBatch[] = options.resume ? await readJournal(journal, schema) : [];
+  // Each journalled batch must be one of this flow's batches (same batch size), or start over.
+  if (done.some((b, i) => b.numRows !== flow.batchSize && i !== flow.length - 1)) done = [];
+  await rm(journal, { force: true });
+  const writer = new ArrowFileWriter(journal, schema, { journal: true });
+  for (const batch of done) writer.write(batch);
+  let rows = done.reduce((n, b) => n + b.numRows, 0);
   try {
-    for await (const batch of flow.epoch(0, options.signal ? { signal: options.signal } : {})) {
+    const signal = options.signal ? { signal: options.signal } : {};
+    for await (const batch of flow.epoch(0, { ...signal, from: done.length })) {
       const features = tf.tidy(() => {
         const x = tf.tensor4d(batch.images, batch.shape);
         return applyTransform(tf, (extractor.predict(x) as Tensor).reshape([batch.size, dimension]), transform);
@@ -108,10 +123,39 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     }
     await writer.finish();
   } catch (error) {
-    await writer.abort();
+    await writer.suspend();
     throw error;
   }
-  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000 };
+  // The journal becomes the feature file: re-read, written in the IPC file format (random access,
+  // footer), renamed into place; then the journal goes.
+  const file = new ArrowFileWriter(path, schema);
+  try {
+    for (const batch of await readJournal(journal, schema)) file.write(batch);
+    await file.finish();
+  } catch (error) {
+    await file.abort();
+    throw error;
+  }
+  await rm(journal, { force: true });
+  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length };
+}
+
+/** The complete record batches of a journal (none when absent or written for another schema). */
+async function readJournal(journal: string, schema: Schema): Promise<RecordBatch[]> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(journal);
+  } catch {
+    return [];
+  }
+  const batches: RecordBatch[] = [];
+  try {
+    for (const batch of RecordBatchReader.from(bytes)) batches.push(batch);
+  } catch {
+    // A batch cut off mid-write: keep the complete ones before it.
+  }
+  const same = (a: Schema) => a.fields.length === schema.fields.length && a.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
+  return batches.length > 0 && same(batches[0]!.schema) ? batches : [];
 }
 
 /** A PCA projection fitted on training features (see fitPca). */

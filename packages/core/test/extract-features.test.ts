@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, trainBase, withClassifier } from '../dist/index.js';
 
@@ -114,6 +114,50 @@ describe('base training and feature extraction', () => {
     tf.dispose(x);
     base.dispose();
     loaded.dispose();
+  });
+
+  it('resumes an interrupted extraction from its last complete batch and yields the rows of an uninterrupted one', async () => {
+    const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 64, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } };
+    const flow = await flowFromDirectory(data, options);
+    const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 6 });
+    const extractor = featureExtractor(tf, base);
+    const dir = await mkdtemp(join(tmpdir(), 'fs-resume-'));
+    try {
+      await extractFeatures(tf, extractor, flow, join(dir, 'whole.arrow'));
+      // "Killed": the abort lands while the fourth batch is processed, so four batches are journalled.
+      const controller = new AbortController();
+      const epoch = flow.epoch.bind(flow);
+      flow.epoch = (e, o) => {
+        const inner = epoch(e, o);
+        let n = 0;
+        return (async function* () {
+          for await (const b of inner) {
+            if (n++ === 3) controller.abort(new Error('killed'));
+            yield b;
+          }
+        })() as ReturnType<typeof epoch>;
+      };
+      const out = join(dir, 'resumed.arrow');
+      await expect(extractFeatures(tf, extractor, flow, out, { signal: controller.signal })).rejects.toThrow('killed');
+      flow.epoch = epoch;
+      expect(existsSync(out)).toBe(false);
+      // Cut the journal inside its last batch too, as a kill during a write would: three remain whole.
+      const journal = `${out}.journal.arrows`;
+      truncateSync(journal, statSync(journal).size - 100);
+      const resumed = await extractFeatures(tf, extractor, flow, out, { resume: true });
+      expect(resumed.resumedBatches).toBe(3);
+      expect(existsSync(journal)).toBe(false);
+      const a = tableFromIPC(readFileSync(join(dir, 'whole.arrow')));
+      const b = tableFromIPC(readFileSync(out));
+      expect(b.numRows).toBe(a.numRows);
+      expect(b.getChild('path')!.toArray()).toEqual(a.getChild('path')!.toArray());
+      expect(Array.from(b.getChild('features')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array)))).toEqual(
+        Array.from(a.getChild('features')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array))),
+      );
+    } finally {
+      base.dispose();
+      await flow.close();
+    }
   });
 
   it('names the missing layer when asked for an unknown feature layer', () => {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { AsyncByteQueue, Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, Uint8, Utf8, vectorFromArray } from 'apache-arrow';
+import { AsyncByteQueue, Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema, Struct, Uint8, Utf8, vectorFromArray } from 'apache-arrow';
 
 /** Schema of an image batch: image FixedSizeList<float32 | uint8>[h·w·c], label int32, path utf8. */
 export function imageBatchSchema(sampleSize: number, metadata: Map<string, string> = new Map(), dtype: 'float32' | 'uint8' = 'float32'): Schema {
@@ -41,16 +41,23 @@ export function imageRecordBatch(schema: Schema, images: Float32Array | Uint8Arr
  * node-stream adapter cannot be torn down mid-file without leaving its pipeline pending forever.
  */
 export class ArrowFileWriter {
-  private readonly writer = new RecordBatchFileWriter();
+  private readonly writer: RecordBatchFileWriter | RecordBatchStreamWriter;
   private readonly queue = new AsyncByteQueue();
   private readonly written: Promise<void>;
   readonly tmp: string;
 
+  /**
+   * With `journal: true` the bytes go straight to `path` in the IPC *stream* format, batch after
+   * batch, so a process killed mid-way leaves every complete batch readable there (resumable work);
+   * finish() then only flushes.
+   */
   constructor(
     readonly path: string,
     schema: Schema,
+    private readonly options: { journal?: boolean } = {},
   ) {
-    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
+    this.writer = options.journal ? new RecordBatchStreamWriter() : new RecordBatchFileWriter();
+    const tmp = options.journal ? path : `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
     this.tmp = tmp;
     this.writer.reset(this.queue, schema);
     this.written = (async () => {
@@ -71,9 +78,15 @@ export class ArrowFileWriter {
   }
 
   async finish(): Promise<void> {
-    this.writer.close(); // writes the footer, then closes the queue
+    this.writer.close(); // writes the footer (or end-of-stream marker), then closes the queue
     await this.written;
-    await rename(this.tmp, this.path);
+    if (!this.options.journal) await rename(this.tmp, this.path);
+  }
+
+  /** Journal mode: stops writing, keeping every complete batch in the file. */
+  async suspend(): Promise<void> {
+    this.queue.close();
+    await this.written.catch(() => {});
   }
 
   async abort(): Promise<void> {

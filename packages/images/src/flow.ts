@@ -449,8 +449,10 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
    * @example
    * for await (const batch of flow.epoch(0)) model.trainOnBatch(toTensor(batch), labels(batch));
    */
-  epoch(epoch: number, options: { signal?: AbortSignal } = {}): AsyncGenerator<ImageBatch, void, undefined> {
-    return this.run(epoch, this.settings(), options.signal);
+  epoch(epoch: number, options: { signal?: AbortSignal; from?: number } = {}): AsyncGenerator<ImageBatch, void, undefined> {
+    const from = options.from ?? 0;
+    if (!Number.isInteger(from) || from < 0) throw invalidOption('from', 'a non-negative batch index', from);
+    return this.run(epoch, this.settings(), options.signal, from);
   }
 
   /** The batches of `epoch` as Arrow RecordBatches viewing the batch memory (valid until the next one is requested). */
@@ -533,7 +535,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     return { mean, std };
   }
 
-  private async *run(epoch: number, settings: RunSettings, signal: AbortSignal | undefined): AsyncGenerator<ImageBatch, void, undefined> {
+  /** `from`: the first batch to produce (resuming work); earlier batches are neither loaded nor yielded. */
+  private async *run(epoch: number, settings: RunSettings, signal: AbortSignal | undefined, from = 0): AsyncGenerator<ImageBatch, void, undefined> {
     if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption('epoch', 'a non-negative integer', epoch);
     if (this.closed) throw new PoolClosedError('this flow is closed');
     if (this.active) throw new Error('another epoch of this flow is still being iterated; finish or break it first');
@@ -551,11 +554,11 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     // Another flow over the same files (e.g. training, then extraction) may have finished the
     // cache since this one was created.
     if (this.cachePath && !this.cacheIndex) this.cacheIndex = await openPixelCache(this.cachePath, cacheKey(this.image, this.filenames));
-    if (this.cachePath && !this.cacheIndex && settings.limit === this.samples) {
+    if (this.cachePath && !this.cacheIndex && settings.limit === this.samples && from === 0) {
       writer = new PixelCacheWriter(this.cachePath, cacheSchema(sampleSize, cacheKey(this.image, this.filenames)));
     }
     this.skippedFiles = [];
-    let scheduled = 0;
+    let scheduled = from;
     const schedule = () => {
       while (scheduled < batches && pending.size < this.prefetch) {
         const slot = this.takeSlot(free, writer !== null);
@@ -566,7 +569,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     };
     let complete = false;
     try {
-      for (let b = 0; b < batches; b++) {
+      for (let b = from; b < batches; b++) {
         schedule();
         if (controller.signal.aborted) throw controller.signal.reason ?? new PoolClosedError('iteration aborted');
         let result: { slot: Slot; failures: DecodeFailure[] };
