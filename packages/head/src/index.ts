@@ -4,3 +4,4 @@ export { type FeatureSet, readFeatureFile, readFeatureFiles } from './features.j
 export { type HeadOptions, type HeadResult, trainHead } from './train.js';
 export { type ClassMetrics, type Evaluation, evaluateHead, metricsFromProbabilities } from './evaluate.js';
 export { loadStacked, type StackedMetadata, saveStacked, stackModels } from './stack.js';
+export { type FeatureStream, openFeatureStream } from './stream.js';

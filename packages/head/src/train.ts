@@ -3,6 +3,7 @@ import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, invalidOption } from './errors.js';
 import { denseStepper } from './dense.js';
 import type { FeatureSet } from './features.js';
+import type { FeatureStream } from './stream.js';
 
 export interface HeadOptions {
   /** Hidden dense layers (ReLU). Default [128] — the seed's head. */
@@ -69,7 +70,8 @@ function positiveInt(name: string, value: unknown, fallback: number): number {
  * @example
  * const { valAccuracy } = await trainHead(tf, await readFeatureFile(a), await readFeatureFile(b));
  */
-export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, options: HeadOptions = {}): Promise<HeadResult> {
+export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: FeatureSet, options: HeadOptions = {}): Promise<HeadResult> {
+  const stream = 'kind' in train ? train : null;
   const started = performance.now();
   const units = options.units ?? [128];
   if (!Array.isArray(units) || units.some((u) => !Number.isInteger(u) || u < 1)) throw invalidOption('units', 'an array of positive integers', units);
@@ -78,10 +80,10 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   const lr = options.learningRate ?? 1e-3;
   if (!(lr > 0)) throw invalidOption('learningRate', 'a positive number', lr);
   if (val.dimension !== train.dimension) {
-    throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${train.path} has ${train.dimension}`);
+    throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${stream ? stream.files.join(", ") : (train as FeatureSet).path} has ${train.dimension}`);
   }
   let maxLabel = -1;
-  for (const set of [train, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
+  for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
   const numClasses = Math.max(train.classNames.length, maxLabel + 1);
   let seed = options.seed ?? 7;
   const recurrent = options.recurrent;
@@ -117,8 +119,9 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
     }),
   );
   model.compile({ optimizer: tf.train.adam(lr), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const xs = tf.tensor2d(train.features, [train.rows, train.dimension]);
-  const yOneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, 'int32'), numClasses).toFloat());
+  const memory = stream ? null : (train as FeatureSet);
+  const xs = memory ? tf.tensor2d(memory.features, [memory.rows, memory.dimension]) : null;
+  const yOneHot = memory ? tf.tidy(() => tf.oneHot(tf.tensor1d(memory.labels, 'int32'), numClasses).toFloat()) : null;
   const vx = tf.tensor2d(val.features, [val.rows, val.dimension]);
   const vy = tf.tidy(() => tf.oneHot(tf.tensor1d(val.labels, 'int32'), numClasses).toFloat());
   const history: HeadResult['history'] = [];
@@ -135,23 +138,34 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
   let stoppedEarly = false;
   try {
     for (let e = 0; e < epochs; e++) {
-      // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
-      const order = tf.tensor1d(permutation(train.rows, seed * 7919 + e), 'int32');
-      const [px, py] = tf.tidy(() => [tf.gather(xs, order), tf.gather(yOneHot, order)]);
-      order.dispose();
-      try {
-        for (let start = 0, steps = 0; start < train.rows; start += batchSize, steps++) {
-          const rows = Math.min(batchSize, train.rows - start);
-          const x = px!.slice([start, 0], [rows, train.dimension]);
-          const y = py!.slice([start, 0], [rows, numClasses]);
-          if (stepper) stepper.step(x, y);
-          else await model.trainOnBatch(x, y);
-          tf.dispose([x, y]);
-          if (steps % 256 === 255) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
+      const step = async (x: Tensor, y: Tensor) => {
+        if (stepper) stepper.step(x, y);
+        else await model.trainOnBatch(x, y);
+        tf.dispose([x, y]);
+      };
+      if (stream) {
+        // Files read batch by batch through the seeded shuffle buffer (stream.ts).
+        let steps = 0;
+        for await (const b of stream.batches(e)) {
+          await step(tf.tensor2d(b.features, [b.rows, stream.dimension]), tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), numClasses).toFloat()));
+          if (++steps % 256 === 0) await new Promise((r) => setImmediate(r));
         }
-      } finally {
-        px!.dispose();
-        py!.dispose();
+      } else {
+        // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
+        const rowsN = memory!.rows;
+        const order = tf.tensor1d(permutation(rowsN, seed * 7919 + e), 'int32');
+        const [px, py] = tf.tidy(() => [tf.gather(xs!, order), tf.gather(yOneHot!, order)]);
+        order.dispose();
+        try {
+          for (let start = 0, steps = 0; start < rowsN; start += batchSize, steps++) {
+            const rows = Math.min(batchSize, rowsN - start);
+            await step(px!.slice([start, 0], [rows, train.dimension]), py!.slice([start, 0], [rows, numClasses]));
+            if (steps % 256 === 255) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
+          }
+        } finally {
+          px!.dispose();
+          py!.dispose();
+        }
       }
       if (stepper) {
         const weights = stepper.weights();
@@ -165,7 +179,8 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
         tf.dispose(out);
         return values;
       };
-      const [loss, acc] = scores(xs, yOneHot);
+      // Streams have no training set in memory to score: their training loss/accuracy are NaN.
+      const [loss, acc] = xs && yOneHot ? scores(xs, yOneHot) : [Number.NaN, Number.NaN];
       const [valLoss, valAcc] = scores(vx, vy);
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
       if (valLoss! < best.loss - minDelta) {
@@ -179,7 +194,7 @@ export async function trainHead(tf: Tf, train: FeatureSet, val: FeatureSet, opti
     if (stoppedEarly && best.weights) model.setWeights(best.weights);
   } finally {
     stepper?.dispose();
-    tf.dispose([...initial, xs, yOneHot, ...(best.weights ?? [])]);
+    tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? [])]);
   }
   const predicted = tf.tidy(() => (model.predict(vx) as Tensor).argMax(-1));
   const predictions = await predicted.data();

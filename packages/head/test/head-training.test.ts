@@ -5,7 +5,7 @@ import { loadTensorFlow } from '@featherstack/tensorflow';
 import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { featureRecordBatch, featureSchema } from '@featherstack/core';
-import { type FeatureSet, readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
+import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
@@ -86,6 +86,34 @@ describe('head', () => {
     expect(await train(joined)).toEqual(await train(all));
     await writeFile(join(shards, 'part-2.arrow'), await RecordBatchFileWriter.writeAll([featureRecordBatch(featureSchema(4, new Map()), ['x'], Int32Array.of(0), new Float32Array(4))]).toUint8Array());
     await expect(readFeatureFiles(shards)).rejects.toThrow(/feature file .*part-2\.arrow: has 4-dimensional features but .*part-0\.arrow has 8/);
+  });
+
+  it('trains from files larger than memory: batch by batch through a seeded shuffle buffer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    const shards = join(dir, 'shards');
+    await mkdir(shards);
+    await blobs(join(shards, 'a.arrow'), 200, 11);
+    await blobs(join(shards, 'b.arrow'), 160, 12);
+    await blobs(join(dir, 'val.arrow'), 90, 13);
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    const stream = await openFeatureStream(shards, { shuffleBuffer: 50, seed: 2 });
+    expect(stream).toMatchObject({ dimension: 8, classNames: ['a', 'b', 'c'] });
+    // Every row once per epoch, in a different order each epoch, the same order for the same seed.
+    const labelsOf = async (s: typeof stream, epoch: number) => {
+      const out: number[] = [];
+      for await (const b of s.batches(epoch)) out.push(...b.labels);
+      return out;
+    };
+    const e0 = await labelsOf(stream, 0);
+    const all = await readFeatureFiles(shards);
+    expect([...e0].sort()).toEqual(Array.from(all.labels).sort());
+    expect(await labelsOf(stream, 1)).not.toEqual(e0);
+    expect(await labelsOf(await openFeatureStream(shards, { shuffleBuffer: 50, seed: 2 }), 0)).toEqual(e0);
+    const result = await trainHead(tf, stream, val, { epochs: 8, units: [16] });
+    expect(result.valAccuracy).toBeGreaterThan(0.9);
+    expect(Number.isNaN(result.history[0]!.loss)).toBe(true); // no training set in memory to score
+    result.model.dispose();
+    await expect(openFeatureStream(shards, { shuffleBuffer: 0 })).rejects.toThrow('options.shuffleBuffer must be a positive integer (rows), received 0');
   });
 
   it('trains a recurrent (GRU or LSTM) head on sequence features', async () => {

@@ -1,0 +1,149 @@
+/**
+ * Training data larger than memory: feature files read record batch by record batch (Arrow's file
+ * reader over a file handle: the footer first, then one batch at a time), in a seeded file order,
+ * through a seeded shuffle buffer of `shuffleBuffer` rows. Memory is the buffer plus one record
+ * batch, whatever the files hold.
+ */
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
+import { FeatureFileError, invalidOption } from './errors.js';
+
+export interface FeatureStream {
+  kind: 'stream';
+  files: string[];
+  dimension: number;
+  classNames: string[];
+  batchSize: number;
+  /** The batches of one epoch, shuffled through the buffer with the epoch's seed. */
+  batches(epoch: number): AsyncGenerator<{ rows: number; features: Float32Array; labels: Int32Array }>;
+}
+
+/** mulberry32 keyed by (seed, epoch): the same sequence for the same seed and epoch. */
+function rng(seed: number, epoch: number): () => number {
+  let state = (Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function reader(path: string): Promise<{ reader: AsyncRecordBatchFileReader; close(): Promise<void> }> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    const r = (await RecordBatchReader.from(handle)) as unknown as AsyncRecordBatchFileReader;
+    await r.open({ autoDestroy: false });
+    if (!r.isFile()) throw new Error('not in the Arrow IPC file format');
+    return { reader: r, close: () => handle.close() };
+  } catch (error) {
+    await handle.close();
+    throw new FeatureFileError(path, `is not a readable Arrow IPC file (${(error as Error).message})`);
+  }
+}
+
+/**
+ * Opens feature files (or every `*.arrow` in a directory) as a stream for trainHead.
+ *
+ * @example
+ * const train = await openFeatureStream('features/train-shards', { shuffleBuffer: 8192, seed: 1 });
+ * await trainHead(tf, train, await readFeatureFile('features/val.arrow'));
+ */
+export async function openFeatureStream(input: string | string[], options: { shuffleBuffer?: number; batchSize?: number; seed?: number } = {}): Promise<FeatureStream> {
+  const shuffleBuffer = options.shuffleBuffer ?? 4096;
+  if (!Number.isInteger(shuffleBuffer) || shuffleBuffer < 1) throw invalidOption('shuffleBuffer', 'a positive integer (rows)', shuffleBuffer);
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidOption('batchSize', 'a positive integer', batchSize);
+  const seed = options.seed ?? 7;
+  let files: string[];
+  if (Array.isArray(input)) files = input;
+  else if ((await stat(input).catch(() => null))?.isDirectory()) {
+    files = (await readdir(input)).filter((f) => f.endsWith('.arrow')).sort().map((f) => join(input, f));
+    if (files.length === 0) throw new FeatureFileError(input, 'holds no .arrow feature files');
+  } else files = [input];
+  // Schemas only (read from the footers): dimension and classes of every file, checked to agree.
+  let dimension = -1;
+  let classNames: string[] = [];
+  for (const file of files) {
+    const { reader: r, close } = await reader(file);
+    try {
+      const field = r.schema.fields.find((f) => f.name === 'features');
+      if (!field || !DataType.isFixedSizeList(field.type)) throw new FeatureFileError(file, "has no FixedSizeList 'features' column");
+      const d = field.type.listSize;
+      const names = JSON.parse(r.schema.metadata.get('featherstack.class_names') ?? '[]') as string[];
+      if (dimension === -1) [dimension, classNames] = [d, names];
+      else if (d !== dimension) throw new FeatureFileError(file, `has ${d}-dimensional features but ${files[0]} has ${dimension}`);
+    } finally {
+      await close();
+    }
+  }
+  return {
+    kind: 'stream',
+    files,
+    dimension,
+    classNames,
+    batchSize,
+    async *batches(epoch) {
+      const random = rng(seed, epoch);
+      const order = files.map((f) => ({ f, k: random() })).sort((a, b) => a.k - b.k).map((x) => x.f);
+      const d = dimension;
+      const bufFeatures = new Float32Array(shuffleBuffer * d);
+      const bufLabels = new Int32Array(shuffleBuffer);
+      let filled = 0;
+      let out = { rows: 0, features: new Float32Array(batchSize * d), labels: new Int32Array(batchSize) };
+      const emit = (i: number) => {
+        out.features.set(bufFeatures.subarray(i * d, (i + 1) * d), out.rows * d);
+        out.labels[out.rows++] = bufLabels[i]!;
+      };
+      for (const file of order) {
+        const { reader: r, close } = await reader(file);
+        try {
+          for (let b = 0; b < r.numRecordBatches; b++) {
+            const batch = (await r.readRecordBatch(b))!;
+            const values = batch.getChild('features')!.data[0]!.children[0]!.values as Float32Array;
+            const offset = batch.getChild('features')!.data[0]!.offset * d;
+            const labels = batch.getChild('label')!.toArray() as Int32Array;
+            for (let row = 0; row < batch.numRows; row++) {
+              let slot = filled;
+              if (filled < shuffleBuffer) filled++;
+              else {
+                // Buffer full: a random row leaves for the batch, the new row takes its place.
+                slot = Math.floor(random() * shuffleBuffer);
+                emit(slot);
+                if (out.rows === batchSize) {
+                  yield out;
+                  out = { rows: 0, features: new Float32Array(batchSize * d), labels: new Int32Array(batchSize) };
+                }
+              }
+              bufFeatures.set(values.subarray(offset + row * d, offset + (row + 1) * d), slot * d);
+              bufLabels[slot] = labels[row]!;
+            }
+          }
+        } finally {
+          await close();
+        }
+      }
+      // Drain what is left in random order.
+      const rest = Array.from({ length: filled }, (_, i) => i);
+      for (let i = rest.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [rest[i], rest[j]] = [rest[j]!, rest[i]!];
+      }
+      for (const i of rest) {
+        emit(i);
+        if (out.rows === batchSize) {
+          yield out;
+          out = { rows: 0, features: new Float32Array(batchSize * d), labels: new Int32Array(batchSize) };
+        }
+      }
+      if (out.rows > 0) yield { rows: out.rows, features: out.features.subarray(0, out.rows * d), labels: out.labels.subarray(0, out.rows) };
+    },
+  };
+}
