@@ -38,7 +38,8 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(val.numRows).toBe(500);
     expect(val.getChild('label')!.get(0)).toBe(0);
     expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
-    // The evaluation of the head on the validation features, written beside them.
+    // Metrics history as JSON, and the evaluation of the head on the validation features, beside them.
+    expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toEqual({ base: result.base, head: result.head });
     const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
     expect(evaluation.confusion).toHaveLength(10);
     expect(evaluation.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(500);

@@ -119,6 +119,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const evaluation = await evaluateHead(tf, head.model, valSet, { topK: [1, 3] });
     const evaluationFile = join(out, 'evaluation.json');
     await writeFile(evaluationFile, `${JSON.stringify(evaluation, null, 2)}\n`);
+    await writeFile(join(out, 'history.json'), `${JSON.stringify({ base: history, head: head.history }, null, 2)}\n`);
     log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
     // One model from images to probabilities, for `featherstack predict`.
     const modelDir = join(out, 'model');
@@ -134,6 +135,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     });
     // The extractor, the stacked model and the base share the trainer's layers: disposing the
     // trainer frees them all.
+    trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
     trainer.dispose();
     head.model.dispose();
     const baseImages = history.length * trainFlow.samples;

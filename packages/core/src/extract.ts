@@ -4,7 +4,9 @@
  * dataset size; the file is written under a temporary name and renamed when complete, so a reader
  * never sees a half-written file under the final name.
  */
+import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import {
@@ -68,6 +70,19 @@ export function featureRecordBatch(schema: Schema, paths: string[], labels: Int3
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length, nullCount: 0, children }));
 }
 
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+/** Identity of a model: sha256 over its weights' shapes and values (architecture changes show in the shapes). */
+export function modelHash(model: LayersModel): string {
+  const hash = createHash('sha256');
+  for (const w of model.getWeights()) {
+    hash.update(JSON.stringify(w.shape));
+    const values = w.dataSync() as Float32Array;
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
 /** The sub-model from the base's input to `layer`'s output. */
 export function featureExtractor(tf: Tf, model: LayersModel, layer = FEATURE_LAYER): LayersModel {
   const target = model.layers.find((l) => l.name === layer);
@@ -93,6 +108,8 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     ['featherstack.image', JSON.stringify(flow.image)],
     ['featherstack.augment', JSON.stringify(flow.augment)],
     ['featherstack.created', new Date().toISOString()],
+    ['featherstack.version', VERSION],
+    ['featherstack.base_model_sha256', modelHash(extractor)],
     ...Object.entries(options.metadata ?? {}),
   ]);
   const transform = options.transform;

@@ -11,6 +11,7 @@ export {
   featureRecordBatch,
   featureSchema,
   fitPca,
+  modelHash,
   type Pca,
 } from './extract.js';
 export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';

@@ -76,6 +76,9 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
         await base.save(`file://${job.saveTo}`);
         return { history, model: `${job.saveTo}/model.json` };
       } finally {
+        // The optimizer passed to compile() outlives model.dispose() in tfjs: a long-lived trainer
+        // running job after job must release it too.
+        trainer.optimizer?.dispose();
         trainer.dispose();
         controller = null;
         await Promise.all([train.close(), validation?.close()]);

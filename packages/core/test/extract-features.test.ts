@@ -7,7 +7,7 @@ import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, trainBase, withClassifier } from '../dist/index.js';
+import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, modelHash, trainBase, withClassifier } from '../dist/index.js';
 
 const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
@@ -38,6 +38,9 @@ describe('base training and feature extraction', () => {
       expect(table.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual(['path:Utf8', 'label:Int32', 'features:FixedSizeList[64]<Float32>']);
       expect(JSON.parse(table.schema.metadata.get('featherstack.class_names')!)).toHaveLength(10);
       expect(table.schema.metadata.get('featherstack.base_model')).toBe('test');
+      expect(table.schema.metadata.get('featherstack.base_model_sha256')).toBe(modelHash(featureExtractor(tf, base)));
+      expect(table.schema.metadata.get('featherstack.version')).toMatch(/^\d+\.\d+\.\d+/);
+      expect(JSON.parse(table.schema.metadata.get('featherstack.image')!)).toMatchObject({ height: 28, width: 28, channels: 1 });
       expect(table.getChild('path')!.get(0)).toBe(plain.filenames[0]);
       expect(table.getChild('label')!.get(499)).toBe(9);
       // The file is ordinary Arrow: pyarrow (when installed) reads the same rows, schema and metadata.

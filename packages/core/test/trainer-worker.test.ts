@@ -58,9 +58,13 @@ describe('trainer in a worker thread (comlink)', () => {
     }
   });
 
-  it('runs the same API in process', async () => {
+  it('runs the same API in process, job after job without leaking tensors', async () => {
     const trainer = inProcessTrainer({ tfThreads: 2 });
+    const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
     const result = await trainer.trainBase(await job(1));
     expect(result.history).toHaveLength(1);
+    const after = tf.memory().numTensors;
+    await trainer.trainBase(await job(1));
+    expect(tf.memory().numTensors).toBe(after);
   });
 });

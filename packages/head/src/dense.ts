@@ -26,9 +26,16 @@ export interface DenseStepper {
 export function denseStepper(tf: Tf, initial: Tensor[], options: { learningRate: number; beta1?: number; beta2?: number; epsilon?: number }): DenseStepper {
   const shapes = initial.map((w) => w.shape);
   const sizes = initial.map((w) => w.size);
-  const params = tf.variable(tf.concat(initial.map((w) => w.reshape([-1]))));
-  const m = tf.variable(tf.zerosLike(params));
-  const v = tf.variable(tf.zerosLike(params));
+  // tf.variable shares its initial tensor's data: the initial tensors are released right away.
+  const variableOf = (make: () => Tensor) => {
+    const value = tf.tidy(make);
+    const variable = tf.variable(value);
+    value.dispose();
+    return variable;
+  };
+  const params = variableOf(() => tf.concat(initial.map((w) => w.reshape([-1]))));
+  const m = variableOf(() => tf.zerosLike(params));
+  const v = variableOf(() => tf.zerosLike(params));
   const b1 = options.beta1 ?? 0.9;
   const b2 = options.beta2 ?? 0.999;
   const eps = options.epsilon ?? 1e-7;

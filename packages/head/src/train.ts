@@ -196,6 +196,9 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
     stepper?.dispose();
     tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? [])]);
   }
+  // Training is over: the optimizer's state goes (tfjs keeps an optimizer passed to compile() alive
+  // beyond model.dispose()). The returned model predicts and evaluates; compile it again to train on.
+  model.optimizer.dispose();
   const predicted = tf.tidy(() => (model.predict(vx) as Tensor).argMax(-1));
   const predictions = await predicted.data();
   predicted.dispose();

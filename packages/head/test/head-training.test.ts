@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
@@ -171,5 +171,24 @@ describe('head', () => {
     const noLabel = tableFromArrays({ features: Float32Array.of(1) });
     await writeFile(join(dir, 'nolabel.arrow'), tableToIPC(noLabel, 'file'));
     await expect(readFeatureFile(join(dir, 'nolabel.arrow'))).rejects.toThrow(/nolabel\.arrow: has no 'label' column \(columns: features\)/);
+    // Truncated mid-batch (a copy cut short): named, not half-read.
+    await blobs(join(dir, 'whole.arrow'), 60, 1);
+    const bytes = await readFile(join(dir, 'whole.arrow'));
+    await writeFile(join(dir, 'cut.arrow'), bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await expect(readFeatureFile(join(dir, 'cut.arrow'))).rejects.toThrow(/feature file .*cut\.arrow: is not a readable Arrow IPC file/);
+    await expect(openFeatureStream(join(dir, 'cut.arrow'))).rejects.toThrow(/feature file .*cut\.arrow: is not a readable Arrow IPC file/);
+  });
+
+  it('leaks no tensors: training and disposing a head leaves the count where it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
+    await blobs(join(dir, 't.arrow'), 90, 5);
+    const set = await readFeatureFile(join(dir, 't.arrow'));
+    const before = tf.memory().numTensors;
+    for (const options of [{ epochs: 3, units: [8] }, { epochs: 2, units: [], patience: 0 }, { epochs: 2, units: [], recurrent: { kind: 'gru' as const, units: 4, timesteps: 2 } }]) {
+      const { model } = await trainHead(tf, set, set, options);
+      model.dispose();
+      // tfjs keeps the optimizer of a compiled model alive until the model is disposed; nothing else may remain.
+      expect(tf.memory().numTensors).toBe(before);
+    }
   });
 });
