@@ -115,6 +115,13 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   const transform = options.transform;
   const outDimension = transform?.pca ? transform.pca.components : dimension;
   if (transform) metadata.set('featherstack.transform', JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
+  if (transform?.sequence) {
+    const [t, d] = transform.sequence;
+    if (!Number.isInteger(t) || !Number.isInteger(d) || t < 1 || d < 1 || t * d !== outDimension) {
+      throw invalidOption('transform.sequence', `[timesteps, size] whose product is the feature dimension ${outDimension}`, transform.sequence);
+    }
+    metadata.set('featherstack.sequence', JSON.stringify(transform.sequence));
+  }
   const schema = featureSchema(outDimension, metadata);
   // Batches are journalled to <path>.journal.arrows as they are extracted; a run that stops (killed,
   // aborted, failed) leaves every complete batch there, and `resume: true` continues after them.
@@ -192,6 +199,11 @@ export interface FeatureTransform {
   pca?: Pca;
   /** Scale each row to unit L2 norm. */
   l2?: boolean;
+  /**
+   * Declare each row a sequence of [timesteps, size] (their product: the output dimension), for
+   * recurrent heads; recorded as `featherstack.sequence` (the values stay flat in the column).
+   */
+  sequence?: [number, number];
 }
 
 function applyTransform(tf: Tf, features: Tensor, transform: FeatureTransform | undefined): Tensor {

@@ -15,6 +15,8 @@ import { invalidOption } from './errors.js';
 export interface TrainBaseOptions {
   epochs?: number;
   learningRate?: number;
+  /** 'adam' (default), 'sgd', 'momentum' (0.9) or 'rmsprop'. */
+  optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
   signal?: AbortSignal;
   /** A non-augmenting flow evaluated after every epoch (valLoss / valAcc in the log). */
   validation?: ImageFlow;
@@ -54,12 +56,13 @@ export function batchTensors(tf: Tf, batch: ImageBatch, numClasses: number): { x
 interface Checkpoint {
   /** Epochs completed. */
   epochs: number;
+  optimizer: string;
   history: EpochLog[];
   weightShapes: number[][];
   optimizerShapes: number[][];
 }
 
-async function saveCheckpoint(dir: string, model: LayersModel, optimizerWeights: Tensor[], history: EpochLog[]): Promise<void> {
+async function saveCheckpoint(dir: string, model: LayersModel, optimizer: string, optimizerWeights: Tensor[], history: EpochLog[]): Promise<void> {
   // Written beside, then renamed over the previous one: a run killed mid-write keeps the last good checkpoint.
   const tmp = `${dir}.writing`;
   await rm(tmp, { recursive: true, force: true });
@@ -75,7 +78,7 @@ async function saveCheckpoint(dir: string, model: LayersModel, optimizerWeights:
     }
     return out;
   };
-  const meta: Checkpoint = { epochs: history.length, history, weightShapes: weights.map((w) => w.shape), optimizerShapes: optimizerWeights.map((w) => w.shape) };
+  const meta: Checkpoint = { epochs: history.length, optimizer, history, weightShapes: weights.map((w) => w.shape), optimizerShapes: optimizerWeights.map((w) => w.shape) };
   await writeFile(join(tmp, 'weights.bin'), flat(weights));
   await writeFile(join(tmp, 'optimizer.bin'), flat(optimizerWeights));
   await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
@@ -120,7 +123,10 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
   const numClasses = flow.classNames.length;
   const binary = flow.classMode === 'binary';
-  const optimizer = tf.train.adam(lr);
+  const optimizers = { adam: () => tf.train.adam(lr), sgd: () => tf.train.sgd(lr), momentum: () => tf.train.momentum(lr, 0.9), rmsprop: () => tf.train.rmsprop(lr) };
+  const kind = options.optimizer ?? 'adam';
+  if (!(kind in optimizers)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
+  const optimizer = optimizers[kind]();
   model.compile({
     optimizer,
     loss: binary ? 'binaryCrossentropy' : flow.classMode === 'sparse' ? 'sparseCategoricalCrossentropy' : 'categoricalCrossentropy',
@@ -130,10 +136,14 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   const checkpointDir = options.checkpointDir ? resolve(options.checkpointDir) : null;
   if (checkpointDir && options.resume) {
     const saved = await loadCheckpoint(tf, checkpointDir);
+    if (saved && (saved.meta.optimizer ?? 'adam') !== kind) {
+      tf.dispose([...saved.weights, ...saved.optimizer]);
+      throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
+    }
     if (saved) {
       model.setWeights(saved.weights);
-      // Adam's state: the iteration count, then first and second moments in variable order
-      // (tfjs matches them to variables by position; names are informational).
+      // The optimizer's state, e.g. Adam's iteration count then first and second moments in
+      // variable order (tfjs matches them to variables by position; names are informational).
       await optimizer.setWeights(saved.optimizer.map((tensor, i) => ({ name: `checkpoint_${i}`, tensor })));
       tf.dispose(saved.weights);
       history.push(...saved.meta.history);
@@ -168,7 +178,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
       for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc })) if (v !== undefined) writer.scalar(k, v, epoch);
       writer.flush();
     }
-    if (checkpointDir) await saveCheckpoint(checkpointDir, model, (await optimizer.getWeights()).map((w) => w.tensor), history);
+    if (checkpointDir) await saveCheckpoint(checkpointDir, model, kind, (await optimizer.getWeights()).map((w) => w.tensor), history);
     options.onEpochEnd?.(epoch, log);
     if (log.valLoss !== undefined && log.valLoss < best.loss) best = { loss: log.valLoss, epoch };
     else if (options.patience !== undefined && epoch - best.epoch >= options.patience) break;

@@ -89,13 +89,17 @@ describe('base training and feature extraction', () => {
       const cov = (a: number, b: number) => rows.reduce((s, r) => s + (r[a]! - mean(a)) * (r[b]! - mean(b)), 0) / rows.length;
       expect(Math.abs(cov(0, 1))).toBeLessThan(1e-3 * Math.sqrt(cov(0, 0) * cov(1, 1)) + 1e-9);
       expect(cov(0, 0)).toBeGreaterThanOrEqual(cov(1, 1));
-      await extractFeatures(tf, extractor, flow, join(dir, 'l2.arrow'), { transform: { pca, l2: true } });
+      await extractFeatures(tf, extractor, flow, join(dir, 'l2.arrow'), { transform: { pca, l2: true, sequence: [4, 2] } });
       const l2 = tableFromIPC(readFileSync(join(dir, 'l2.arrow')));
       for (let r = 0; r < l2.numRows; r += 97) {
         const v = l2.getChild('features')!.get(r)!.toArray() as Float32Array;
         expect(Math.hypot(...v)).toBeCloseTo(1, 5);
       }
       expect(JSON.parse(l2.schema.metadata.get('featherstack.transform')!)).toEqual({ l2: true, pca: { components: 8, from: 64 } });
+      expect(JSON.parse(l2.schema.metadata.get('featherstack.sequence')!)).toEqual([4, 2]);
+      await expect(extractFeatures(tf, extractor, flow, join(dir, 'bad.arrow'), { transform: { pca, sequence: [3, 2] } })).rejects.toThrow(
+        'options.transform.sequence must be [timesteps, size] whose product is the feature dimension 8, received [3,2]',
+      );
       await expect(fitPca(tf, extractor, flow, { components: 65 })).rejects.toThrow('options.components must be an integer in [1, 64], received 65');
       base.dispose();
     } finally {

@@ -69,5 +69,15 @@ describe('base training', () => {
     expect(new Set(tensors.slice(1)).size).toBe(1);
     model.dispose();
     await expect(trainBase(tf, trainer(1), train, { patience: 2 })).rejects.toThrow('options.patience must be used together with options.validation');
+    await expect(trainBase(tf, trainer(1), train, { optimizer: 'adagrad' as never })).rejects.toThrow("options.optimizer must be 'adam', 'sgd', 'momentum' or 'rmsprop', received \"adagrad\"");
+  });
+
+  it('trains with another optimizer, and refuses to resume a checkpoint written by a different one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-opt-'));
+    const model = trainer(8);
+    const history = await trainBase(tf, model, train, { epochs: 2, optimizer: 'momentum', learningRate: 0.05, checkpointDir: dir });
+    expect(history[1]!.loss).toBeLessThan(history[0]!.loss);
+    await expect(trainBase(tf, trainer(8), train, { epochs: 3, checkpointDir: dir, resume: true })).rejects.toThrow(/options\.optimizer must be 'momentum', the optimizer of the checkpoint in .*, received "adam"/);
+    model.dispose();
   });
 });

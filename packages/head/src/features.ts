@@ -16,6 +16,8 @@ export interface FeatureSet {
   labels: Int32Array;
   paths: string[];
   classNames: string[];
+  /** [timesteps, size] when the file declares its rows sequences (`featherstack.sequence`). */
+  sequence?: [number, number];
 }
 
 function requireColumn(table: Table, path: string, name: string) {
@@ -65,7 +67,17 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   let classNames: string[] = [];
   const meta = table.schema.metadata.get('featherstack.class_names');
   if (meta) classNames = JSON.parse(meta) as string[];
-  return { path, rows, dimension, features, labels, paths: pathColumn ? (pathColumn.toArray() as string[]) : [], classNames };
+  const sequence = table.schema.metadata.get('featherstack.sequence');
+  return {
+    path,
+    rows,
+    dimension,
+    features,
+    labels,
+    paths: pathColumn ? (pathColumn.toArray() as string[]) : [],
+    classNames,
+    ...(sequence ? { sequence: JSON.parse(sequence) as [number, number] } : {}),
+  };
 }
 
 /**

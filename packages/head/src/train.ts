@@ -11,6 +11,8 @@ export interface HeadOptions {
   epochs?: number;
   batchSize?: number;
   learningRate?: number;
+  /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
+  optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
   seed?: number;
   /**
    * Early stopping (Keras's EarlyStopping on val_loss): stop after this many epochs without an
@@ -24,7 +26,7 @@ export interface HeadOptions {
    * A recurrent head for sequence features: each row is read as `timesteps` steps of
    * dimension / timesteps values and fed to a GRU or LSTM of `units` before the dense layers.
    */
-  recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps: number };
+  recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps?: number };
 }
 
 export interface HeadResult {
@@ -86,7 +88,9 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
   const numClasses = Math.max(train.classNames.length, maxLabel + 1);
   let seed = options.seed ?? 7;
-  const recurrent = options.recurrent;
+  // Timesteps default to the sequence shape the feature file declares.
+  const declared = stream ? undefined : (train as FeatureSet).sequence?.[0];
+  const recurrent = options.recurrent ? { ...options.recurrent, timesteps: options.recurrent.timesteps ?? declared ?? 0 } : undefined;
   if (recurrent !== undefined) {
     const ok = typeof recurrent === 'object' && (recurrent.kind === 'gru' || recurrent.kind === 'lstm') && Number.isInteger(recurrent.units) && recurrent.units > 0;
     if (!ok || !Number.isInteger(recurrent.timesteps) || recurrent.timesteps < 1 || train.dimension % recurrent.timesteps !== 0) {
@@ -118,7 +122,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       ...(units.length === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
     }),
   );
-  model.compile({ optimizer: tf.train.adam(lr), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const optimizers = { adam: () => tf.train.adam(lr), sgd: () => tf.train.sgd(lr), momentum: () => tf.train.momentum(lr, 0.9), rmsprop: () => tf.train.rmsprop(lr) };
+  const kind = options.optimizer ?? 'adam';
+  if (!(kind in optimizers)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
+  model.compile({ optimizer: optimizers[kind](), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const memory = stream ? null : (train as FeatureSet);
   const xs = memory ? tf.tensor2d(memory.features, [memory.rows, memory.dimension]) : null;
   const yOneHot = memory ? tf.tidy(() => tf.oneHot(tf.tensor1d(memory.labels, 'int32'), numClasses).toFloat()) : null;
@@ -127,8 +134,9 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const history: HeadResult['history'] = [];
   // Dense heads train with the fused step (dense.ts): the same mathematics as model.fit, a fraction
   // of the kernels. Recurrent heads train through tfjs's layers.
-  const initial = recurrent ? [] : model.getWeights().map((w) => w.clone()); // getWeights() hands out the variables themselves
-  const stepper = recurrent ? null : denseStepper(tf, initial, { learningRate: lr });
+  const fused = !recurrent && kind === 'adam';
+  const initial = fused ? model.getWeights().map((w) => w.clone()) : []; // getWeights() hands out the variables themselves
+  const stepper = fused ? denseStepper(tf, initial, { learningRate: lr }) : null;
   const patience = options.patience;
   if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
   const minDelta = options.minDelta ?? 0;

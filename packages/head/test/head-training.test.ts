@@ -143,6 +143,15 @@ describe('head', () => {
       result.model.dispose();
     }
     await expect(trainHead(tf, make(10), make(10), { recurrent: { kind: 'gru', units: 4, timesteps: 3 } })).rejects.toThrow(/options\.recurrent must be .*timesteps dividing the feature dimension 8/);
+    // Timesteps default to the sequence shape the feature file declares (featherstack.sequence).
+    const declared = { ...make(rows), sequence: [4, 2] as [number, number] };
+    const fromFile = await trainHead(tf, declared, make(90), { epochs: 12, units: [], learningRate: 0.02, recurrent: { kind: 'gru', units: 8 } });
+    expect(fromFile.valAccuracy).toBeGreaterThan(0.9);
+    fromFile.model.dispose();
+    // Other optimizers train through tfjs layers.
+    const momentum = await trainHead(tf, make(rows), make(90), { epochs: 12, units: [8], learningRate: 0.05, optimizer: 'momentum' });
+    expect(momentum.valAccuracy).toBeGreaterThan(0.6);
+    momentum.model.dispose();
   });
 
   it('is reproducible for a seed (its own seeded shuffle, not Math.random)', async () => {
