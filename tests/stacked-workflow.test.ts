@@ -64,6 +64,16 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(resumed.base).toEqual(result.base);
     expect(resumed.val_accuracy).toBe(result.val_accuracy);
     expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
+    // inspect summarises the run's Arrow files: feature file with its class balance, pixel cache.
+    const features = JSON.parse(featherstack(['inspect', '--json', join(out, 'features', 'val.arrow')]).stdout);
+    expect(features).toMatchObject({ kind: 'features', rows: 500 });
+    expect(Object.values(features.classBalance)).toEqual(Array(10).fill(50));
+    expect(features.classBalance['9_ankle_boot']).toBe(50);
+    const cache = JSON.parse(featherstack(['inspect', '--json', join(out, 'cache', 'train-28x28-grayscale.arrow')]).stdout);
+    expect(cache).toMatchObject({ kind: 'pixel-cache', rows: 2000, failedSamples: 0 });
+    const notArrow = featherstack(['inspect', join(out, 'history.json')]);
+    expect(notArrow.status).toBe(1);
+    expect(notArrow.stderr).toContain(`inspect: ${join(out, 'history.json')} is not an Arrow IPC file`);
     const missing = featherstack(['predict', '--model', join(out, 'model'), '/nonexistent.png']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('predict: /nonexistent.png does not exist');
