@@ -64,6 +64,13 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(resumed.base).toEqual(result.base);
     expect(resumed.val_accuracy).toBe(result.val_accuracy);
     expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
+    // evaluate runs the stacked model over the image folders: the same numbers as the run's evaluation of its features.
+    const valDir = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'val');
+    const evaluated = featherstack(['evaluate', '--json', '--model', join(out, 'model'), '--data', valDir]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const fromImages = JSON.parse(evaluated.stdout);
+    expect(fromImages.confusion).toEqual(evaluation.confusion);
+    expect(fromImages.accuracy).toBeCloseTo(evaluation.accuracy, 10);
     // inspect summarises the run's Arrow files: feature file with its class balance, pixel cache.
     const features = JSON.parse(featherstack(['inspect', '--json', join(out, 'features', 'val.arrow')]).stdout);
     expect(features).toMatchObject({ kind: 'features', rows: 500 });

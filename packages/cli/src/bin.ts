@@ -3,6 +3,7 @@ import './env.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { doctor } from './doctor.js';
+import { evaluate } from './evaluate.js';
 import { inspect } from './inspect.js';
 import { predict } from './predict.js';
 import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
@@ -99,6 +100,23 @@ program
         process.stdout.write(`${r.path}\t${r.classes.map((c) => `${c.className} ${(c.probability * 100).toFixed(1)}%`).join('\t')}\n`);
       }
     }
+  });
+
+program
+  .command('evaluate')
+  .description('evaluate a stacked model on a directory of class folders: accuracy, top-k, per-class metrics, confusion matrix')
+  .requiredOption('--data <dir>', 'images in one subdirectory per class')
+  .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
+  .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
+  .option('--json', 'print the whole evaluation as JSON')
+  .action(async (opts) => {
+    const report = await evaluate({ model: opts.model, data: opts.data, workers: opts.workers });
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      return;
+    }
+    process.stdout.write(`samples ${report.samples}, accuracy ${report.accuracy.toFixed(4)}, ${Object.entries(report.topK).map(([k, v]) => `top-${k} ${v.toFixed(4)}`).join(', ')}, macro F1 ${report.macro.f1.toFixed(4)}\n`);
+    for (const m of report.perClass) process.stdout.write(`  ${m.name.padEnd(16)} precision ${m.precision.toFixed(3)}  recall ${m.recall.toFixed(3)}  F1 ${m.f1.toFixed(3)}  (${m.support})\n`);
   });
 
 program

@@ -1,0 +1,43 @@
+/**
+ * `featherstack evaluate`: a stacked model over a directory of class folders, through the same
+ * loading as training (no augmentation): accuracy, top-k, per-class metrics, confusion matrix.
+ */
+import { type Evaluation, loadStacked, metricsFromProbabilities } from '@featherstack/head';
+import { flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
+
+export async function evaluate(options: { model: string; data: string; topK?: number[]; workers?: number }): Promise<Evaluation> {
+  const tf = loadTensorFlow();
+  const { model, metadata } = await loadStacked(tf, options.model);
+  const [height, width] = metadata.inputShape;
+  const flow = await flowFromDirectory(options.data, {
+    targetSize: [height, width],
+    colorMode: metadata.colorMode,
+    interpolation: metadata.interpolation as never,
+    augment: { rescale: metadata.rescale },
+    classMode: 'sparse',
+    shuffle: false,
+    batchSize: 128,
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
+  });
+  try {
+    const unknown = flow.classNames.filter((c) => !metadata.classNames.includes(c));
+    if (unknown.length > 0) throw new Error(`evaluate: ${options.data} has classes the model does not know: ${unknown.join(', ')} (model classes: ${metadata.classNames.join(', ')})`);
+    const c = metadata.classNames.length;
+    const probabilities = new Float32Array(flow.samples * c);
+    const labels = new Int32Array(flow.samples);
+    let row = 0;
+    for await (const batch of flow) {
+      const probs = tf.tidy(() => model.predict(tf.tensor4d(batch.images as Float32Array, batch.shape)) as Tensor);
+      probabilities.set((await probs.data()) as Float32Array, row * c);
+      probs.dispose();
+      // The directory's class order may differ from the model's: labels are mapped by name.
+      for (let i = 0; i < batch.size; i++) labels[row + i] = metadata.classNames.indexOf(flow.classNames[batch.classIndex[i]!]!);
+      row += batch.size;
+    }
+    return metricsFromProbabilities(probabilities.subarray(0, row * c), labels.subarray(0, row), metadata.classNames, options.topK ?? [1, 3]);
+  } finally {
+    await flow.close();
+    model.dispose();
+  }
+}
