@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +102,27 @@ describe('featherstack CLI (as a user runs it)', () => {
     const bad = featherstack(['bench', 'images', '--dataset', 'imagenet']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--dataset must be photos, fashion-mnist or shipped, received 'imagenet'");
+  });
+
+  it('stops cleanly on Ctrl-C, says what was saved and how to resume, and the resumed run completes', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-sigint-'));
+    const child = spawn(process.execPath, [bin, 'run', '--out', out, '--base-epochs', '3', '--head-epochs', '1'], { cwd: join(import.meta.dirname, '..') });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      if (stderr.includes('base epoch 1:') && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toContain('featherstack: interrupted.');
+    expect(stderr).toContain(`Resume with: featherstack run --resume --out ${out}`);
+    const checkpoint = JSON.parse(readFileSync(join(out, 'checkpoints', 'base', 'checkpoint.json'), 'utf8'));
+    expect(checkpoint.epochs).toBeGreaterThanOrEqual(1);
+    const resumed = featherstack(['run', '--json', '--resume', '--out', out, '--base-epochs', '3', '--head-epochs', '1']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const result = JSON.parse(resumed.stdout);
+    expect(result.base.map((e: { epoch: number }) => e.epoch)).toEqual([0, 1, 2]);
+    expect(result.base[0]).toEqual(checkpoint.history[0]);
   });
 
   it('rejects a bad flag value with a message naming the flag', () => {

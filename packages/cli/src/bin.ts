@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import './env.js';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { doctor } from './doctor.js';
@@ -48,7 +49,14 @@ program
     if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
       program.error(`--color-mode must be grayscale, rgb or rgba, received '${opts.colorMode}'`, { exitCode: 2 });
     }
-    const result = await runWorkflow({
+    // Ctrl-C stops cleanly: the base checkpoint and the extraction journal stay, and we say how to resume.
+    const controller = new AbortController();
+    const interrupted = new Error('interrupted (SIGINT)');
+    process.once('SIGINT', () => controller.abort(interrupted));
+    let result: Awaited<ReturnType<typeof runWorkflow>>;
+    try {
+      result = await runWorkflow({
+      signal: controller.signal,
       data: opts.data,
       out: opts.out,
       imageSize: opts.imageSize,
@@ -63,6 +71,16 @@ program
       tensorBoard: opts.tensorboard,
       log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     });
+    } catch (error) {
+      if (error !== interrupted) throw error;
+      const out = resolve(opts.out);
+      process.stderr.write(
+        `featherstack: interrupted. Saved: the base checkpoint after the last finished epoch (${join(out, 'checkpoints', 'base')}), ` +
+          `finished feature files and the journal of an interrupted extraction (${join(out, 'features')}), the pixel cache once its epoch completed.\n` +
+          `Resume with: featherstack run --resume --out ${opts.out} (and the same options)\n`,
+      );
+      process.exit(130);
+    }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {

@@ -34,6 +34,8 @@ export interface WorkflowOptions {
   resume?: boolean;
   /** Directory for TensorBoard event files of the base training. */
   tensorBoard?: string;
+  /** Stops the run (base training and extraction); what was saved stays for `resume`. */
+  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -99,13 +101,16 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       resume: options.resume ?? false,
       ...(options.tensorBoard ? { tensorBoardDir: resolve(options.tensorBoard) } : {}),
       onEpochEnd: (e, l) => log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)} (${l.imagesPerSecond.toFixed(0)} images/s)`),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const t2 = performance.now();
     const extractor = featureExtractor(tf, base);
     const trainFile = join(out, 'features', 'train.arrow');
     const valFile = join(out, 'features', 'val.arrow');
-    const et = await extractFeatures(tf, extractor, plainTrain, trainFile);
-    const ev = await extractFeatures(tf, extractor, valFlow, valFile);
+    // Resumed runs also resume an interrupted extraction from its journal.
+    const extractOptions = { resume: options.resume ?? false, ...(options.signal ? { signal: options.signal } : {}) };
+    const et = await extractFeatures(tf, extractor, plainTrain, trainFile, extractOptions);
+    const ev = await extractFeatures(tf, extractor, valFlow, valFile, extractOptions);
     log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
     const t3 = performance.now();
     // The head reads the features back from disk: the files are the interface between the stages.
