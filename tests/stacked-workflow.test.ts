@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
@@ -123,6 +123,26 @@ describe('featherstack CLI (as a user runs it)', () => {
     const result = JSON.parse(resumed.stdout);
     expect(result.base.map((e: { epoch: number }) => e.epoch)).toEqual([0, 1, 2]);
     expect(result.base[0]).toEqual(checkpoint.history[0]);
+  });
+
+  it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
+    writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\naugment: { rescale: 0.00392156862745098 }\n`);
+    const good = featherstack(['run', '--json', '--config', join(dir, 'run.yaml'), '--head-epochs', '2']);
+    expect(good.status, good.stderr).toBe(0);
+    const result = JSON.parse(good.stdout);
+    expect(result.base).toHaveLength(1); // from the file
+    expect(result.head).toHaveLength(2); // the flag wins
+    expect(result.features.train).toBe(join(dir, 'out', 'features', 'train.arrow'));
+    writeFileSync(join(dir, 'bad.yaml'), 'baseEpochs: -1\ncolorMode: cmyk\nepochz: 3\n');
+    const bad = featherstack(['run', '--config', join(dir, 'bad.yaml')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(`config ${join(dir, 'bad.yaml')} is invalid:`);
+    expect(bad.stderr).toContain('baseEpochs: Too small');
+    expect(bad.stderr).toContain('colorMode: Invalid option: expected one of "grayscale"|"rgb"|"rgba"');
+    expect(bad.stderr).toContain('unknown key: epochz');
+    writeFileSync(join(dir, 'broken.json'), '{ "baseEpochs": 1, }');
+    expect(featherstack(['run', '--config', join(dir, 'broken.json')]).stderr).toContain(`config ${join(dir, 'broken.json')}: not valid JSON`);
   });
 
   it('rejects a bad flag value with a message naming the flag', () => {

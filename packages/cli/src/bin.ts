@@ -3,6 +3,7 @@ import './env.js';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchTraining, benchWorkflow } from './bench.js';
+import { readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
 import { evaluate } from './evaluate.js';
 import { inspect } from './inspect.js';
@@ -44,8 +45,29 @@ program
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
+  .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase, plus augment); flags override it')
   .option('--json', 'print one JSON object instead of progress lines')
-  .action(async (opts) => {
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 done, 1 failed (the message names the file or option), 2 bad usage, 130 interrupted (Ctrl-C; resume with --resume).
+Outputs in --out: features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
+Example config (run.yaml):
+  data: my/images
+  imageSize: [64, 64]
+  colorMode: rgb
+  baseEpochs: 10
+  augment: { shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true, rescale: 0.00392156862745098 }`,
+  )
+  .action(async (opts, command: Command) => {
+    if (opts.config) {
+      // The file fills every option not given on the command line.
+      const config = await readRunConfig(opts.config);
+      for (const [key, value] of Object.entries(config)) {
+        if (command.getOptionValueSource(key) === 'cli') continue;
+        opts[key] = key === 'imageSize' && typeof value === 'number' ? [value, value] : value;
+      }
+    }
     if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
       program.error(`--color-mode must be grayscale, rgb or rgba, received '${opts.colorMode}'`, { exitCode: 2 });
     }
@@ -69,6 +91,7 @@ program
       seed: opts.seed,
       resume: opts.resume,
       tensorBoard: opts.tensorboard,
+      ...(opts.augment ? { augment: opts.augment } : {}),
       log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     });
     } catch (error) {
