@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const packages = join(import.meta.dirname, '..', 'packages');
+
+describe('embedding (an outside project importing the built packages)', () => {
+  it('uses every stage through the packages’ exports maps, and cannot reach their internals', async () => {
+    const project = await mkdtemp(join(tmpdir(), 'fs-embed-'));
+    mkdirSync(join(project, 'node_modules', '@featherstack'), { recursive: true });
+    for (const name of ['images', 'core', 'head', 'tensorflow']) symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'outside', type: 'module', private: true }));
+    const data = join(packages, 'cli', 'data', 'fashion-mnist-small', 'val');
+    writeFileSync(
+      join(project, 'main.mjs'),
+      `
+import { createImagePool, flowFromDirectory } from '@featherstack/images';
+import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier } from '@featherstack/core';
+import { readFeatureFile, stackModels, trainHead } from '@featherstack/head';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+const pool = createImagePool({ workers: 2 });
+const common = { pool, targetSize: [28, 28], colorMode: 'grayscale', batchSize: 100, seed: 1, augment: { rescale: 1 / 255 } };
+const train = await flowFromDirectory(${JSON.stringify(data)}, common);
+const plain = await flowFromDirectory(${JSON.stringify(data)}, { ...common, shuffle: false });
+const controller = new AbortController();
+const base = createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8], dense: [16] });
+const history = await trainBase(tf, withClassifier(tf, base, 10), train, { epochs: 1, signal: controller.signal });
+const file = ${JSON.stringify(join(project, 'f.arrow'))};
+const extracted = await extractFeatures(tf, featureExtractor(tf, base), plain, file);
+const set = await readFeatureFile(file);
+const head = await trainHead(tf, set, set, { epochs: 1, units: [8] });
+const stacked = stackModels(tf, base, head.model);
+await Promise.all([train.close(), plain.close()]);
+await pool.close();
+let internal = 'reachable';
+try { await import('@featherstack/images/dist/flow.js'); } catch (e) { internal = e.code; }
+console.log(JSON.stringify({ epochs: history.length, rows: extracted.rows, outputs: stacked.outputs[0].shape, internal }));
+`,
+    );
+    const out = execFileSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ epochs: 1, rows: 500, outputs: [null, 10], internal: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
+  });
+});
