@@ -125,6 +125,20 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(result.base[0]).toEqual(checkpoint.history[0]);
   });
 
+  it('shows a progress bar on a terminal (images/s, ETA, loss, accuracy; no colours) and plain lines elsewhere', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-tty-'));
+    const args = ['run', '--out', out, '--base-epochs', '1', '--head-epochs', '1'];
+    // util-linux's script(1) runs the command on a pseudo-terminal.
+    const tty = spawnSync('script', ['-qec', [process.execPath, bin, ...args].join(' '), '/dev/null'], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    expect(tty.status, tty.stderr).toBe(0);
+    expect(tty.stdout).toMatch(/base epoch 1 \[[=-]+\] \d+\/63 batches \| \d+ images\/s \| ETA \d+s \| loss \d\.\d{4} acc \d\.\d{4}/);
+    expect(tty.stdout.includes('\u001b[3')).toBe(false); // no colour codes
+    const plain = featherstack(args);
+    expect(plain.status).toBe(0);
+    expect(plain.stderr).toMatch(/^base epoch 1: loss \d\.\d{4} acc \d\.\d{4} \(\d+ images\/s\)$/m);
+    expect(plain.stderr).not.toContain('batches |');
+  });
+
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
     writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\naugment: { rescale: 0.00392156862745098 }\n`);

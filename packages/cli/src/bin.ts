@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import './env.js';
 import { join, resolve } from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { readRunConfig } from './config.js';
@@ -75,6 +76,29 @@ Example config (run.yaml):
     const controller = new AbortController();
     const interrupted = new Error('interrupted (SIGINT)');
     process.once('SIGINT', () => controller.abort(interrupted));
+    // On a terminal: a progress bar per base epoch (batches, images/s, ETA, running loss/accuracy),
+    // uncoloured (NO_COLOR needs nothing more). Elsewhere (pipes, CI): one plain line per epoch.
+    const bar =
+      !opts.json && process.stderr.isTTY
+        ? new SingleBar(
+            { format: 'base epoch {epoch} [{bar}] {value}/{total} batches | {rate} images/s | ETA {eta}s | loss {loss} acc {acc}', stream: process.stderr, hideCursor: true, clearOnComplete: true, barsize: 24 },
+            Presets.legacy,
+          )
+        : null;
+    let barEpoch = -1;
+    const onBaseBatch = bar
+      ? (p: { epoch: number; batch: number; batches: number; images: number; seconds: number; loss: number; acc: number }) => {
+          const payload = { epoch: p.epoch + 1, rate: (p.images / p.seconds).toFixed(0), loss: p.loss.toFixed(4), acc: p.acc.toFixed(4) };
+          if (barEpoch !== p.epoch) {
+            barEpoch = p.epoch;
+            bar.start(p.batches, p.batch, payload);
+          } else bar.update(p.batch, payload);
+        }
+      : undefined;
+    const log = (line: string) => {
+      bar?.stop();
+      process.stderr.write(`${line}\n`);
+    };
     let result: Awaited<ReturnType<typeof runWorkflow>>;
     try {
       result = await runWorkflow({
@@ -92,7 +116,8 @@ Example config (run.yaml):
       resume: opts.resume,
       tensorBoard: opts.tensorboard,
       ...(opts.augment ? { augment: opts.augment } : {}),
-      log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+      log: opts.json ? () => {} : log,
+      ...(onBaseBatch ? { onBaseBatch } : {}),
     });
     } catch (error) {
       if (error !== interrupted) throw error;

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBaseModel, type EpochLog, extractFeatures, FEATURE_LAYER, featureExtractor, trainBase, withClassifier } from '@featherstack/core';
+import { createBaseModel, type EpochLog, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
@@ -36,6 +36,8 @@ export interface WorkflowOptions {
   tensorBoard?: string;
   /** Stops the run (base training and extraction); what was saved stays for `resume`. */
   signal?: AbortSignal;
+  /** Progress within each base epoch (for progress bars). */
+  onBaseBatch?: TrainBaseOptions['onBatch'];
   log?: (line: string) => void;
 }
 
@@ -102,6 +104,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       ...(options.tensorBoard ? { tensorBoardDir: resolve(options.tensorBoard) } : {}),
       onEpochEnd: (e, l) => log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)} (${l.imagesPerSecond.toFixed(0)} images/s)`),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onBaseBatch ? { onBatch: options.onBaseBatch } : {}),
     });
     const t2 = performance.now();
     const extractor = featureExtractor(tf, base);

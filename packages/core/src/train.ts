@@ -32,6 +32,8 @@ export interface TrainBaseOptions {
   tensorBoardDir?: string;
   /** Called after every epoch with its log. */
   onEpochEnd?: (epoch: number, logs: EpochLog) => void;
+  /** Called after every batch: progress within the epoch, with the running loss and accuracy. */
+  onBatch?: (progress: { epoch: number; batch: number; batches: number; images: number; seconds: number; loss: number; acc: number }) => void;
 }
 
 export interface EpochLog {
@@ -165,6 +167,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         loss += l! * batch.size;
         acc += a! * batch.size;
         seen += batch.size;
+        options.onBatch?.({ epoch, batch: batch.index + 1, batches: flow.length, images: seen, seconds: (performance.now() - started) / 1000, loss: loss / seen, acc: acc / seen });
       } finally {
         x.dispose();
         y.dispose();
