@@ -139,6 +139,28 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(plain.stderr).not.toContain('batches |');
   });
 
+  it('runs the stages as separate commands — train-base (in a worker), extract (sharded), train-head — through files', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-stages-'));
+    const data = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small');
+    const base = featherstack(['train-base', '--json', '--worker', '--data', join(data, 'train'), '--validation', join(data, 'val'), '--out', out, '--epochs', '2']);
+    expect(base.status, base.stderr).toBe(0);
+    expect(JSON.parse(base.stdout).history.map((h: { valAcc?: number }) => typeof h.valAcc)).toEqual(['number', 'number']);
+    const model = join(out, 'base', 'model.json');
+    for (const i of [0, 1]) {
+      const part = featherstack(['extract', '--json', '--model', model, '--data', join(data, 'train'), '--shard', `${i}/2`, '--out', join(out, 'train', `part-${i}.arrow`)]);
+      expect(part.status, part.stderr).toBe(0);
+      expect(JSON.parse(part.stdout).rows).toBe(1000);
+    }
+    expect(featherstack(['extract', '--json', '--model', model, '--data', join(data, 'val'), '--out', join(out, 'val.arrow')]).status).toBe(0);
+    const head = featherstack(['train-head', '--json', '--train', join(out, 'train'), '--val', join(out, 'val.arrow'), '--out', out, '--epochs', '5']);
+    expect(head.status, head.stderr).toBe(0);
+    const result = JSON.parse(head.stdout);
+    expect(result.valAccuracy).toBeGreaterThan(0.5);
+    expect(JSON.parse(readFileSync(join(out, 'head-evaluation.json'), 'utf8')).confusion).toHaveLength(10);
+    const badShard = featherstack(['extract', '--model', model, '--data', join(data, 'val'), '--out', join(out, 'x.arrow'), '--shard', '2/2']);
+    expect(badShard.stderr).toContain("--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '2/2'");
+  });
+
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
     writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\naugment: { rescale: 0.00392156862745098 }\n`);

@@ -2,14 +2,16 @@
 import './env.js';
 import { join, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
+import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
+import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 import { evaluate } from './evaluate.js';
 import { inspect } from './inspect.js';
 import { predict } from './predict.js';
-import { runWorkflow, SHIPPED_DATASET } from './workflow.js';
+import { runWorkflow, SEED_AUGMENT, SHIPPED_DATASET } from './workflow.js';
 
 function int(name: string) {
   return (value: string): number => {
@@ -148,6 +150,115 @@ program
     const report = doctor();
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+  });
+
+function colorMode(value: string): ColorMode {
+  if (!['grayscale', 'rgb', 'rgba'].includes(value)) throw new InvalidArgumentError(`--color-mode must be grayscale, rgb or rgba, received '${value}'`);
+  return value as ColorMode;
+}
+
+function shard(value: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError(`--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '${value}'`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+function recurrentHead(value: string): { kind: 'gru' | 'lstm'; units: number } {
+  const m = /^(gru|lstm):(\d+)$/.exec(value);
+  if (!m || Number(m[2]) < 1) throw new InvalidArgumentError(`--recurrent must be gru:UNITS or lstm:UNITS (e.g. gru:32), received '${value}'`);
+  return { kind: m[1] as 'gru' | 'lstm', units: Number(m[2]) };
+}
+
+const printResult = (json: boolean | undefined) => (result: unknown) => process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+
+program
+  .command('train-base')
+  .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
+  .requiredOption('--data <dir>', 'training images, one subdirectory per class')
+  .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
+  .option('--out <dir>', 'output directory', 'runs/base')
+  .option('--image-size <HxW>', 'target image size', size, [28, 28] as [number, number])
+  .option('--color-mode <mode>', 'grayscale | rgb | rgba', colorMode, 'grayscale' as ColorMode)
+  .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
+  .option('--epochs <n>', 'epochs', int('--epochs'), 5)
+  .option('--patience <n>', 'early stopping on validation loss (needs --validation)', int('--patience'))
+  .option('--seed <n>', 'seed', int('--seed'), 42)
+  .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const result = await trainBaseStage({
+      train: opts.data,
+      ...(opts.validation ? { validation: opts.validation } : {}),
+      out: opts.out,
+      targetSize: opts.imageSize,
+      colorMode: opts.colorMode,
+      batchSize: opts.batchSize,
+      epochs: opts.epochs,
+      seed: opts.seed,
+      augment: SEED_AUGMENT,
+      ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+      worker: opts.worker ?? false,
+      log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+    });
+    printResult(opts.json)(result);
+  });
+
+program
+  .command('extract')
+  .description("extract a saved base's features of class folders into an Arrow file")
+  .requiredOption('--model <file>', 'the base: model.json (from train-base, or any tfjs layers model with a "features" layer)')
+  .requiredOption('--data <dir>', 'images, one subdirectory per class')
+  .requiredOption('--out <file>', 'the feature file to write (.arrow)')
+  .option('--image-size <HxW>', 'target image size', size, [28, 28] as [number, number])
+  .option('--color-mode <mode>', 'grayscale | rgb | rgba', colorMode, 'grayscale' as ColorMode)
+  .option('--batch-size <n>', 'batch size', int('--batch-size'), 256)
+  .option('--shard <i/n>', 'extract only shard i of n (sample index mod n = i)', shard)
+  .option('--l2', 'L2-normalise every feature row')
+  .option('--resume', 'continue an interrupted extraction from its journal')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    printResult(opts.json)(
+      await extractStage({
+        model: opts.model,
+        data: opts.data,
+        out: opts.out,
+        targetSize: opts.imageSize,
+        colorMode: opts.colorMode,
+        batchSize: opts.batchSize,
+        ...(opts.shard ? { shard: opts.shard } : {}),
+        l2: opts.l2 ?? false,
+        resume: opts.resume ?? false,
+      }),
+    );
+  });
+
+program
+  .command('train-head')
+  .description('train the head from feature files and save it with its evaluation (out/head/model.json, out/head-evaluation.json)')
+  .requiredOption('--train <file|dir>', 'training feature file, or a directory of shard files')
+  .requiredOption('--val <file>', 'validation feature file')
+  .option('--out <dir>', 'output directory', 'runs/head')
+  .option('--units <list>', 'hidden dense layers, comma-separated (empty for none)', (v: string) => (v === '' ? [] : v.split(',').map((u) => int('--units')(u))), [128])
+  .option('--epochs <n>', 'epochs', int('--epochs'), 10)
+  .option('--patience <n>', 'early stopping on validation loss', int('--patience'))
+  .option('--stream <rows>', 'read the training files batch by batch through a shuffle buffer of this many rows', int('--stream'))
+  .option('--recurrent <kind:units>', 'a GRU or LSTM head over features declared as sequences (gru:32)', recurrentHead)
+  .option('--seed <n>', 'seed', int('--seed'), 7)
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    printResult(opts.json)(
+      await trainHeadStage({
+        train: opts.train,
+        val: opts.val,
+        out: opts.out,
+        units: opts.units,
+        epochs: opts.epochs,
+        seed: opts.seed,
+        ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+        ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
+        ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
+      }),
+    );
   });
 
 program

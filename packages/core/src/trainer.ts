@@ -4,6 +4,7 @@
  * loop stays free while TensorFlow works — or in process (`inProcessTrainer`). Jobs are plain data
  * (directories and options), progress comes back per epoch, and `cancel()` stops a running job.
  */
+import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { type AugmentOptions, type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
@@ -73,6 +74,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
           ...(job.checkpointDir ? { checkpointDir: job.checkpointDir, resume: job.resume ?? false } : {}),
           onEpochEnd: (_, log) => onEpoch?.(log),
         });
+        await mkdir(job.saveTo, { recursive: true });
         await base.save(`file://${job.saveTo}`);
         return { history, model: `${job.saveTo}/model.json` };
       } finally {

@@ -1,0 +1,93 @@
+/**
+ * The workflow's stages as separate commands — `train-base`, `extract`, `train-head` — so each can
+ * run on its own machine or schedule; files are the interface between them.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type BaseJob, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
+import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
+import { type ColorMode, flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+
+/** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
+export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {
+  const { out, worker, log, ...job } = options;
+  const spec: BaseJob = { ...job, saveTo: resolve(out, 'base') };
+  const onEpoch = (l: { epoch: number; loss: number; acc: number; valLoss?: number; valAcc?: number }) =>
+    log(`base epoch ${l.epoch + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''}`);
+  let result: { history: unknown[]; model: string };
+  if (worker) {
+    const trainer = startTrainer();
+    try {
+      result = await trainer.api.trainBase(spec, progress(onEpoch));
+    } finally {
+      await trainer.close();
+    }
+  } else result = await inProcessTrainer().trainBase(spec, onEpoch);
+  await writeFile(join(resolve(out), 'base-history.json'), `${JSON.stringify(result.history, null, 2)}\n`);
+  return result;
+}
+
+/** Extracts features of a directory's images with a saved base. */
+export async function extractStage(options: {
+  model: string;
+  data: string;
+  out: string;
+  targetSize: [number, number];
+  colorMode: ColorMode;
+  batchSize: number;
+  shard?: { index: number; count: number };
+  l2?: boolean;
+  resume?: boolean;
+}) {
+  const tf = loadTensorFlow();
+  const base = await loadBaseModel(tf, options.model);
+  const flow = await flowFromDirectory(options.data, {
+    targetSize: options.targetSize,
+    colorMode: options.colorMode,
+    batchSize: options.batchSize,
+    shuffle: false,
+    augment: { rescale: 1 / 255 },
+    ...(options.shard ? { shard: options.shard } : {}),
+  });
+  try {
+    return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
+      resume: options.resume ?? false,
+      ...(options.l2 ? { transform: { l2: true } } : {}),
+    });
+  } finally {
+    await flow.close();
+    base.dispose();
+  }
+}
+
+/** Trains a head from feature files and saves it (tfjs layers format) with its evaluation. */
+export async function trainHeadStage(options: {
+  train: string;
+  val: string;
+  out: string;
+  units: number[];
+  epochs: number;
+  patience?: number;
+  stream?: number;
+  recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps?: number };
+  seed: number;
+}) {
+  const tf = loadTensorFlow();
+  const train = options.stream ? await openFeatureStream(options.train, { shuffleBuffer: options.stream, seed: options.seed }) : await readFeatureFiles(options.train);
+  const val = await readFeatureFile(options.val);
+  const head = await trainHead(tf, train, val, {
+    units: options.units,
+    epochs: options.epochs,
+    seed: options.seed,
+    ...(options.patience !== undefined ? { patience: options.patience } : {}),
+    ...(options.recurrent ? { recurrent: options.recurrent } : {}),
+  });
+  const dir = resolve(options.out, 'head');
+  await head.model.save(`file://${dir}`);
+  const evaluation = await evaluateHead(tf, head.model, val, { topK: [1, 3] });
+  await writeFile(join(resolve(options.out), 'head-evaluation.json'), `${JSON.stringify(evaluation, null, 2)}\n`);
+  await writeFile(join(resolve(options.out), 'head-history.json'), `${JSON.stringify(head.history, null, 2)}\n`);
+  head.model.dispose();
+  return { model: join(dir, 'model.json'), valAccuracy: head.valAccuracy, stoppedEarly: head.stoppedEarly, evaluation: { accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 } };
+}
