@@ -121,6 +121,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const head = await trainHead(tf, await readFeatureFile(trainFile), valSet, {
       epochs: options.headEpochs ?? 10,
       seed,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const t4 = performance.now();
     log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);

@@ -11,6 +11,8 @@ export interface HeadOptions {
   epochs?: number;
   batchSize?: number;
   learningRate?: number;
+  /** Stops training (checked between batches); trainHead then rejects with the signal's reason. */
+  signal?: AbortSignal;
   /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
   optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
   seed?: number;
@@ -147,6 +149,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   try {
     for (let e = 0; e < epochs; e++) {
       const step = async (x: Tensor, y: Tensor) => {
+        if (options.signal?.aborted) {
+          tf.dispose([x, y]);
+          throw options.signal.reason ?? new Error('head training aborted');
+        }
         if (stepper) stepper.step(x, y);
         else await model.trainOnBatch(x, y);
         tf.dispose([x, y]);
@@ -200,6 +206,12 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       }
     }
     if (stoppedEarly && best.weights) model.setWeights(best.weights);
+  } catch (error) {
+    // Aborted or failed: nothing is returned, so nothing may stay allocated.
+    tf.dispose([vx, vy]);
+    model.optimizer.dispose();
+    model.dispose();
+    throw error;
   } finally {
     stepper?.dispose();
     tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? [])]);

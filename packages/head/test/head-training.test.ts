@@ -196,8 +196,10 @@ describe('head', () => {
     for (const options of [{ epochs: 3, units: [8] }, { epochs: 2, units: [], patience: 0 }, { epochs: 2, units: [], recurrent: { kind: 'gru' as const, units: 4, timesteps: 2 } }]) {
       const { model } = await trainHead(tf, set, set, options);
       model.dispose();
-      // tfjs keeps the optimizer of a compiled model alive until the model is disposed; nothing else may remain.
       expect(tf.memory().numTensors).toBe(before);
     }
+    // Aborted mid-training: rejects with the reason and leaves nothing behind either.
+    await expect(trainHead(tf, set, set, { epochs: 3, signal: AbortSignal.abort(new Error('stop')) })).rejects.toThrow('stop');
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -540,6 +540,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption('epoch', 'a non-negative integer', epoch);
     if (this.closed) throw new PoolClosedError('this flow is closed');
     if (this.active) throw new Error('another epoch of this flow is still being iterated; finish or break it first');
+    // A signal aborted before the epoch starts never fires 'abort' again: refuse at once.
+    if (signal?.aborted) throw signal.reason ?? new PoolClosedError('iteration aborted');
     this.active = true;
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);

@@ -174,6 +174,17 @@ describe('bad input', () => {
     await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]');
   });
 
+  it('refuses to start an epoch with a signal that is already aborted', async () => {
+    const flow = await flowFromDirectory(root, augmented);
+    try {
+      await expect(flow.epoch(0, { signal: AbortSignal.abort(new Error('already stopped')) }).next()).rejects.toThrow('already stopped');
+      // The flow is still usable afterwards.
+      expect((await flow.epoch(0).next()).value!.size).toBe(5);
+    } finally {
+      await flow.close();
+    }
+  });
+
   it('stops cleanly when aborted, and a closed flow refuses to iterate', async () => {
     const flow = await flowFromDirectory(root, { ...augmented, jitterMs: 20 });
     const controller = new AbortController();
