@@ -8,7 +8,7 @@
 // Every rate is taken after a warm-up epoch, as the median of --repeats interleaved runs.
 //
 //   node benchmarks/images.mjs [--data DIR] [--size 224] [--color-mode rgb] [--epochs 1] [--repeats 3]
-//                              [--json FILE] [--markdown FILE] [--no-peers]
+//                              [--json FILE] [--markdown FILE] [--chart FILE.png] [--no-peers]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     'batch-size': { type: 'string', default: '32' },
     json: { type: 'string' },
     markdown: { type: 'string' },
+    chart: { type: 'string' },
     'no-peers': { type: 'boolean', default: false },
   },
 });
@@ -152,7 +153,7 @@ if (runs.keras.length) keras = { ...keras, imagesPerSecond: median(runs.keras), 
 if (runs.tfdata.length) tfdata = { ...tfdata, imagesPerSecond: median(runs.tfdata), runs: runs.tfdata };
 
 const best = flows[flows.length - 1].imagesPerSecond;
-const ratio = (a, b) => (b ? Number((a / b).toFixed(2)) : null);
+const ratio = (a, b) => (a != null && b ? Number((a / b).toFixed(2)) : null);
 const result = {
   benchmark: 'images',
   dataset: relative(process.cwd(), values.data) || '.',
@@ -181,6 +182,7 @@ const result = {
 };
 
 const fmt = (v) => (v == null ? 'not run' : String(v));
+const times = (v) => (v == null ? 'not run' : `${v}×`);
 const md = [
   `Images: ${result.images} files, ${size}×${size} ${colorMode}, batch ${batchSize}, seed augmentation (shear 0.2, zoom 0.2, horizontal flip, rescale), ${cores} cores (${result.cpu}).`,
   '',
@@ -194,9 +196,41 @@ const md = [
   `| Keras ImageDataGenerator.flow_from_directory | 1 | ${fmt(keras.imagesPerSecond)} | ${fmt(ratio(keras.imagesPerSecond, ceiling))} |`,
   `| tf.data image_dataset_from_directory + layers, AUTOTUNE | ${cores} | ${fmt(tfdata.imagesPerSecond)} | ${fmt(ratio(tfdata.imagesPerSecond, ceiling))} |`,
   '',
-  `featherstack (${cores} workers) vs Keras ImageDataGenerator: **${fmt(result.ratios.vsKerasImageDataGenerator)}×**, vs tf.data: **${fmt(result.ratios.vsTfData)}×**, cached epochs vs first epoch: **${result.ratios.cachedVsFirstEpoch}×**.`,
+  `featherstack (${cores} workers) vs Keras ImageDataGenerator: **${times(result.ratios.vsKerasImageDataGenerator)}**, vs tf.data: **${times(result.ratios.vsTfData)}**, cached epochs vs first epoch: **${times(result.ratios.cachedVsFirstEpoch)}**.`,
   '',
 ].join('\n');
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 if (values.markdown) writeFileSync(values.markdown, md);
+if (values.chart) await writeChart(values.chart);
+
+/** Throughput against worker count (PNG, drawn as SVG and rendered by libvips): flows, raw ceiling, peers. */
+async function writeChart(file) {
+  const W = 640;
+  const H = 400;
+  const pad = { l: 70, r: 170, t: 40, b: 50 };
+  const lines = [
+    { label: 'raw ceiling', color: '#888', dash: '6 4', value: ceiling },
+    ...(keras.imagesPerSecond ? [{ label: 'Keras IDG', color: '#d62728', dash: '2 3', value: keras.imagesPerSecond }] : []),
+    ...(tfdata.imagesPerSecond ? [{ label: 'tf.data', color: '#ff7f0e', dash: '2 3', value: tfdata.imagesPerSecond }] : []),
+  ];
+  const maxY = Math.max(...flows.map((f) => f.imagesPerSecond), ...lines.map((l) => l.value)) * 1.1;
+  const x = (w) => pad.l + ((w - 1) / Math.max(1, cores - 1)) * (W - pad.l - pad.r);
+  const y = (v) => H - pad.b - (v / maxY) * (H - pad.t - pad.b);
+  const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const points = flows.map((f) => `${x(f.workers).toFixed(1)},${y(f.imagesPerSecond).toFixed(1)}`).join(' ');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
+  <rect width="100%" height="100%" fill="white"/>
+  <text x="${pad.l}" y="24" font-size="14">${esc(`images/s vs decode workers — ${size}×${size} ${colorMode}, ${files.length} images`)}</text>
+  <line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>
+  <line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="black"/>
+  ${[0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${pad.l - 8}" y="${y(f * maxY) + 4}" text-anchor="end">${Math.round(f * maxY)}</text>`).join('\n  ')}
+  ${flows.map((f) => `<text x="${x(f.workers)}" y="${H - pad.b + 18}" text-anchor="middle">${f.workers}</text>`).join('\n  ')}
+  <text x="${(pad.l + W - pad.r) / 2}" y="${H - 12}" text-anchor="middle">decode workers</text>
+  ${lines.map((l, i) => `<line x1="${pad.l}" y1="${y(l.value)}" x2="${W - pad.r}" y2="${y(l.value)}" stroke="${l.color}" stroke-dasharray="${l.dash}"/><text x="${W - pad.r + 8}" y="${y(l.value) + 4 + i * 0}" fill="${l.color}">${esc(`${l.label} ${Math.round(l.value)}`)}</text>`).join('\n  ')}
+  <polyline points="${points}" fill="none" stroke="#1f77b4" stroke-width="2.5"/>
+  ${flows.map((f) => `<circle cx="${x(f.workers)}" cy="${y(f.imagesPerSecond)}" r="4" fill="#1f77b4"/>`).join('\n  ')}
+  <text x="${W - pad.r + 8}" y="${y(flows[flows.length - 1].imagesPerSecond) + 4}" fill="#1f77b4">featherstack ${Math.round(flows[flows.length - 1].imagesPerSecond)}</text>
+</svg>`;
+  await sharp(Buffer.from(svg)).png().toFile(file);
+}
 process.stdout.write(`${JSON.stringify(result)}\n`);

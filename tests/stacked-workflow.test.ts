@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -88,7 +88,8 @@ describe('featherstack CLI (as a user runs it)', () => {
 
   it('bench images --json measures the pipeline against the raw ceiling and marks absent peers "not run"', async () => {
     const file = join(await mkdtemp(join(tmpdir(), 'fs-bench-')), 'images.json');
-    const { status, stdout, stderr } = featherstack(['bench', 'images', '--dataset', 'shipped', '--repeats', '1', '--no-peers', '--json', file]);
+    const chart = join(dirname(file), 'workers.png');
+    const { status, stdout, stderr } = featherstack(['bench', 'images', '--dataset', 'shipped', '--repeats', '1', '--no-peers', '--json', file, '--chart', chart]);
     expect(status, stderr).toBe(0);
     const result = JSON.parse(stdout);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(result);
@@ -99,6 +100,9 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(result.pixelCache.cachedImagesPerSecond).toBeGreaterThan(0);
     expect(result.peers.kerasImageDataGenerator).toEqual({ status: 'not run', reason: '--no-peers' });
     expect(result.ratios.vsKerasImageDataGenerator).toBeNull();
+    // The throughput-vs-workers chart is a real PNG.
+    expect(readFileSync(chart).subarray(1, 4).toString('latin1')).toBe('PNG');
+    expect(readFileSync(chart).readUInt32BE(16)).toBe(640); // IHDR width
     const bad = featherstack(['bench', 'images', '--dataset', 'imagenet']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--dataset must be photos, fashion-mnist or shipped, received 'imagenet'");

@@ -24,6 +24,8 @@ export interface ImageBenchOptions {
   peers: boolean;
   json?: string;
   markdown?: string;
+  /** PNG chart of images/s against worker count. */
+  chart?: string;
   log: (line: string) => void;
 }
 
@@ -78,6 +80,7 @@ export async function benchImages(options: ImageBenchOptions): Promise<unknown> 
   if (!options.peers) args.push('--no-peers');
   if (options.json) args.push('--json', resolve(options.json));
   if (options.markdown) args.push('--markdown', resolve(options.markdown));
+  if (options.chart) args.push('--chart', resolve(options.chart));
   const out = await run('images.mjs', args, options.log);
   return JSON.parse(out.trim().split('\n').pop()!);
 }

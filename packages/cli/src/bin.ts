@@ -326,6 +326,7 @@ bench
   .option('--no-peers', 'skip the Keras and tf.data rows')
   .option('--json [file]', 'print the result as JSON (and write it to file)')
   .option('--markdown <file>', 'write a markdown table')
+  .option('--chart <file.png>', 'write a chart of images/s against worker count')
   .action(async (opts) => {
     if (!['photos', 'fashion-mnist', 'shipped'].includes(opts.dataset)) {
       program.error(`--dataset must be photos, fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
@@ -339,6 +340,7 @@ bench
       peers: opts.peers,
       json: typeof opts.json === 'string' ? opts.json : undefined,
       markdown: opts.markdown,
+      chart: opts.chart,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
