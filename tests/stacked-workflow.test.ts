@@ -185,6 +185,16 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(featherstack(['run', '--config', join(dir, 'broken.json')]).stderr).toContain(`config ${join(dir, 'broken.json')}: not valid JSON`);
   });
 
+  it('bench all runs every suite into one directory with a summary', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'fs-bench-all-')), 'results');
+    const { status, stderr } = featherstack(['bench', 'all', '--dataset', 'shipped', '--no-peers', '--repeats', '1', '--out', out]);
+    expect(status, stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['images-workers.png', 'images.json', 'images.md', 'summary.md', 'training.json', 'training.md', 'workflow.json', 'workflow.md']);
+    const summary = readFileSync(join(out, 'summary.md'), 'utf8');
+    for (const title of ['## Image pipeline', '## Base training starvation', '## Stacked workflow']) expect(summary).toContain(title);
+    expect(JSON.parse(readFileSync(join(out, 'workflow.json'), 'utf8')).keras).toEqual({ status: 'not run', reason: '--no-peers' });
+  });
+
   it('rejects a bad flag value with a message naming the flag', () => {
     const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
     expect(status).not.toBe(0);

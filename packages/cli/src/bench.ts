@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,4 +116,44 @@ export async function benchTraining(options: { dataset: BenchDataset; epochs: nu
   if (options.markdown) args.push('--markdown', resolve(options.markdown));
   const out = await run('training.mjs', args, options.log);
   return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+/**
+ * Every suite in turn — images, training, workflow — into `out`: one JSON, markdown table (and
+ * for images a PNG chart) per suite, plus summary.md with all the tables.
+ */
+export async function benchAll(options: { dataset: BenchDataset; out: string; peers: boolean; repeats: number; log: (line: string) => void }): Promise<Record<string, unknown>> {
+  const out = resolve(options.out);
+  await mkdir(out, { recursive: true });
+  const path = (name: string, ext: string) => join(out, `${name}.${ext}`);
+  const images = await benchImages({
+    dataset: options.dataset,
+    epochs: 1,
+    repeats: options.repeats,
+    peers: options.peers,
+    json: path('images', 'json'),
+    markdown: path('images', 'md'),
+    chart: path('images-workers', 'png'),
+    log: options.log,
+  });
+  const small = options.dataset === 'photos' ? 'shipped' : options.dataset;
+  const training = await benchTraining({ dataset: small, epochs: Math.max(1, options.repeats), json: path('training', 'json'), markdown: path('training', 'md'), log: options.log });
+  const workflow = await benchWorkflow({
+    dataset: small === 'shipped' ? 'shipped' : 'fashion-mnist',
+    baseEpochs: 1,
+    headEpochs: 5,
+    peers: options.peers,
+    json: path('workflow', 'json'),
+    markdown: path('workflow', 'md'),
+    log: options.log,
+  });
+  const sections = await Promise.all(
+    [
+      ['Image pipeline', 'images'],
+      ['Base training starvation', 'training'],
+      ['Stacked workflow', 'workflow'],
+    ].map(async ([title, name]) => `## ${title}\n\n${(await readFile(path(name!, 'md'), 'utf8')).trim()}\n`),
+  );
+  await writeFile(path('summary', 'md'), `# featherstack benchmarks\n\n${sections.join('\n')}\n![images/s against decode workers](images-workers.png)\n`);
+  return { images, training, workflow, summary: path('summary', 'md') };
 }

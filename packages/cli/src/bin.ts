@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
-import { benchImages, benchTraining, benchWorkflow } from './bench.js';
+import { benchAll, benchImages, benchTraining, benchWorkflow } from './bench.js';
 import { readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
 import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
@@ -344,6 +344,22 @@ bench
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  });
+
+bench
+  .command('all')
+  .description('every suite in turn (images, training, workflow) into one directory, with summary.md')
+  .option('--dataset <name>', 'photos (images at 224², the rest on the shipped subset) | fashion-mnist | shipped', 'photos')
+  .option('--out <dir>', 'results directory', 'benchmarks/results/latest')
+  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
+  .option('--no-peers', 'skip the Keras and tf.data rows')
+  .option('--json', 'print the results as JSON')
+  .action(async (opts) => {
+    if (!['photos', 'fashion-mnist', 'shipped'].includes(opts.dataset)) {
+      program.error(`--dataset must be photos, fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
+    }
+    const result = await benchAll({ dataset: opts.dataset, out: opts.out, peers: opts.peers, repeats: opts.repeats, log: (line) => process.stderr.write(`${line}\n`) });
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `results in ${opts.out} (summary: ${result.summary})\n`);
   });
 
 bench
