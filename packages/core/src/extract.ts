@@ -5,6 +5,7 @@
  * never sees a half-written file under the final name.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
@@ -150,11 +151,11 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     await writer.suspend();
     throw error;
   }
-  // The journal becomes the feature file: re-read, written in the IPC file format (random access,
-  // footer), renamed into place; then the journal goes.
+  // The journal becomes the feature file: streamed back batch by batch (constant memory), written in
+  // the IPC file format (random access, footer), renamed into place; then the journal goes.
   const file = new ArrowFileWriter(path, schema);
   try {
-    for (const batch of await readJournal(journal, schema)) file.write(batch);
+    for await (const batch of await RecordBatchReader.from(createReadStream(journal))) file.write(batch);
     await file.finish();
   } catch (error) {
     await file.abort();
