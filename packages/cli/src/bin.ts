@@ -169,6 +169,11 @@ function recurrentHead(value: string): { kind: 'gru' | 'lstm'; units: number } {
   return { kind: m[1] as 'gru' | 'lstm', units: Number(m[2]) };
 }
 
+/** Exits with usage status 2 unless --dataset is one of `choices`. */
+function checkDataset(value: string, choices: string[]): void {
+  if (!choices.includes(value)) program.error(`--dataset must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, received '${value}'`, { exitCode: 2 });
+}
+
 const printResult = (json: boolean | undefined) => (result: unknown) => process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
 
 program
@@ -328,9 +333,7 @@ bench
   .option('--markdown <file>', 'write a markdown table')
   .option('--chart <file.png>', 'write a chart of images/s against worker count')
   .action(async (opts) => {
-    if (!['photos', 'fashion-mnist', 'shipped'].includes(opts.dataset)) {
-      program.error(`--dataset must be photos, fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
-    }
+    checkDataset(opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
     const result = await benchImages({
       dataset: opts.dataset,
       data: opts.data,
@@ -343,7 +346,7 @@ bench
       chart: opts.chart,
       log: (line) => process.stderr.write(`${line}\n`),
     });
-    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+    printResult(opts.json)(result);
   });
 
 bench
@@ -355,9 +358,7 @@ bench
   .option('--no-peers', 'skip the Keras and tf.data rows')
   .option('--json', 'print the results as JSON')
   .action(async (opts) => {
-    if (!['photos', 'fashion-mnist', 'shipped'].includes(opts.dataset)) {
-      program.error(`--dataset must be photos, fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
-    }
+    checkDataset(opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
     const result = await benchAll({ dataset: opts.dataset, out: opts.out, peers: opts.peers, repeats: opts.repeats, log: (line) => process.stderr.write(`${line}\n`) });
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `results in ${opts.out} (summary: ${result.summary})\n`);
   });
@@ -370,9 +371,7 @@ bench
   .option('--json [file]', 'print the result as JSON (and write it to file)')
   .option('--markdown <file>', 'write a markdown table')
   .action(async (opts) => {
-    if (!['fashion-mnist', 'shipped'].includes(opts.dataset)) {
-      program.error(`--dataset must be fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
-    }
+    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
     const result = await benchTraining({
       dataset: opts.dataset,
       epochs: opts.epochs,
@@ -380,7 +379,7 @@ bench
       markdown: opts.markdown,
       log: (line) => process.stderr.write(`${line}\n`),
     });
-    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+    printResult(opts.json)(result);
   });
 
 bench
@@ -394,9 +393,7 @@ bench
   .option('--json [file]', 'print the result as JSON (and write it to file)')
   .option('--markdown <file>', 'write a markdown table')
   .action(async (opts) => {
-    if (!['fashion-mnist', 'shipped'].includes(opts.dataset)) {
-      program.error(`--dataset must be fashion-mnist or shipped, received '${opts.dataset}'`, { exitCode: 2 });
-    }
+    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
     const result = await benchWorkflow({
       dataset: opts.dataset,
       data: opts.data,
@@ -407,7 +404,7 @@ bench
       markdown: opts.markdown,
       log: (line) => process.stderr.write(`${line}\n`),
     });
-    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+    printResult(opts.json)(result);
   });
 
 program.parseAsync().catch((error: Error) => {
