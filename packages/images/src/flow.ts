@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import type { RecordBatch, Schema } from 'apache-arrow';
 import { imageBatchSchema, imageRecordBatch } from './arrow.js';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from './augment.js';
-import { cacheKey, cacheSchema, openPixelCache, type PixelCacheIndex, PixelCacheWriter } from './cache.js';
+import { type CacheKey, cacheKey, cacheSchema, openPixelCache, type PixelCacheIndex, PixelCacheWriter } from './cache.js';
 import { DecodePool, resolveWorkers } from './engine.js';
 import { DatasetError, ImageDecodeError, invalidOption, PoolClosedError } from './errors.js';
 import type { ColorMode, DecodeFailure, DecodeTask, ImageSpec, Interpolation, Normalization, PixelType, SampleSource } from './protocol.js';
@@ -409,6 +409,14 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     return this.pool.retries;
   }
 
+  private cacheKeyMemo: CacheKey | null = null;
+
+  /** @internal What this flow's pixel cache must have been built for (hashes every path: computed once). */
+  get pixelCacheKey(): CacheKey {
+    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames);
+    return this.cacheKeyMemo;
+  }
+
   /** @internal Reads epochs from a finished pixel cache. */
   useCache(index: PixelCacheIndex): void {
     this.cacheIndex = index;
@@ -555,9 +563,9 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     let writer: PixelCacheWriter | null = null;
     // Another flow over the same files (e.g. training, then extraction) may have finished the
     // cache since this one was created.
-    if (this.cachePath && !this.cacheIndex) this.cacheIndex = await openPixelCache(this.cachePath, cacheKey(this.image, this.filenames));
+    if (this.cachePath && !this.cacheIndex) this.cacheIndex = await openPixelCache(this.cachePath, this.pixelCacheKey);
     if (this.cachePath && !this.cacheIndex && settings.limit === this.samples && from === 0) {
-      writer = new PixelCacheWriter(this.cachePath, cacheSchema(sampleSize, cacheKey(this.image, this.filenames)));
+      writer = new PixelCacheWriter(this.cachePath, cacheSchema(sampleSize, this.pixelCacheKey));
     }
     this.skippedFiles = [];
     let scheduled = from;
@@ -607,7 +615,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       await Promise.allSettled(pending.values());
       if (writer && complete) {
         await writer.finish();
-        this.cacheIndex = await openPixelCache(writer.path, cacheKey(this.image, this.filenames));
+        this.cacheIndex = await openPixelCache(writer.path, this.pixelCacheKey);
       } else await writer?.abort();
       this.active = false;
     }
@@ -781,7 +789,7 @@ function checkOptions(options: unknown): void {
 async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omit<FlowSource, 'manifest'> = {}): Promise<ImageFlow> {
   const flow = new ImageFlow({ manifest, ...rest }, options);
   if (flow.cachePath) {
-    const index = await openPixelCache(flow.cachePath, cacheKey(flow.image, flow.filenames)).catch(async (error) => {
+    const index = await openPixelCache(flow.cachePath, flow.pixelCacheKey).catch(async (error) => {
       await flow.close();
       throw error;
     });
