@@ -172,6 +172,14 @@ describe('bad input', () => {
     await expect(flowFromDirectory(root, { pixelLimit: 0 })).rejects.toThrow('options.pixelLimit must be a positive integer, received 0');
     await expect(flowFromDirectory(root, { onSkip: 'log' as never })).rejects.toThrow('options.onSkip must be a function, received "string"');
     await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]');
+    await expect(flowFromDirectory(root, { dtype: 'int16' as never })).rejects.toThrow(`options.dtype must be 'float32' or 'uint8', received "int16"`);
+    await expect(flowFromDirectory(root, { fastDecode: 'yes' as never })).rejects.toThrow('options.fastDecode must be a boolean, received "yes"');
+    await expect(flowFromDirectory(root, { randomCrop: { scale: [0.5, 2] } })).rejects.toThrow('options.randomCrop.scale must be [lo, hi] with 0 < lo ≤ hi ≤ 1, received [0.5, 2]');
+    await expect(flowFromDirectory(root, { cache: 42 as never })).rejects.toThrow('options.cache must be a file path, received 42');
+    await expect(flowFromDirectory(root, { augment: { zcaEpsilon: 0 } })).rejects.toThrow('options.augment.zcaEpsilon must be a finite number > 0, received 0');
+    const flow = await flowFromDirectory(root, augmented);
+    expect(() => flow.epoch(0, { from: -1 })).toThrow('options.from must be a non-negative batch index, received -1');
+    await flow.close();
   });
 
   it('refuses to start an epoch with a signal that is already aborted', async () => {
