@@ -5,6 +5,7 @@
 // Plain Node.js with no dependencies: it runs before anything is installed.
 
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,6 +50,32 @@ function build() {
   step('build packages (turbo)', bin('turbo'), ['run', 'build', '--output-logs=errors-only']);
 }
 
+/**
+ * The report test renders a run's HTML report in Debian's Chromium. A machine without it gets the
+ * package from apt (as root, or through sudo); FEATHERSTACK_CHROMIUM names another build instead.
+ */
+function ensureChromium() {
+  const path = process.env.FEATHERSTACK_CHROMIUM ?? '/usr/bin/chromium';
+  if (existsSync(path)) return;
+  if (process.env.FEATHERSTACK_CHROMIUM) {
+    process.stderr.write(`✖ FEATHERSTACK_CHROMIUM=${path}: no such file\n`);
+    process.exit(1);
+  }
+  const root = process.getuid?.() === 0;
+  const [cmd, pre] = root ? ['apt-get', []] : ['sudo', ['-n', 'apt-get']];
+  const install = () => spawnSync(cmd, [...pre, 'install', '-y', 'chromium'], { stdio: 'inherit', env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
+  process.stderr.write('\n▶ install Chromium for the report test (apt-get install chromium)\n');
+  let result = install();
+  if (result.status !== 0 && !result.error) {
+    spawnSync(cmd, [...pre, 'update'], { stdio: 'inherit' });
+    result = install();
+  }
+  if (result.status !== 0 || !existsSync(path)) {
+    process.stderr.write(`✖ could not install Debian's chromium package (${result.error?.message ?? `exit ${result.status}`}); install it, or set FEATHERSTACK_CHROMIUM to a Chromium binary\n`);
+    process.exit(1);
+  }
+}
+
 const verb = process.argv[2] ?? 'build';
 const rest = process.argv.slice(3);
 install();
@@ -61,6 +88,7 @@ switch (verb) {
     break;
   case 'test':
     step('lint and typecheck (turbo)', bin('turbo'), ['run', 'lint', 'typecheck', '--output-logs=errors-only']);
+    ensureChromium();
     step('tests (vitest)', bin('vitest'), ['run', ...rest]);
     break;
   case 'bench':

@@ -10,6 +10,7 @@ import { createBaseModel, type EpochLog, extractFeatures, FEATURE_LAYER, feature
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
+import { augmentationGrid, writeReport } from './report.js';
 
 /** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
 export const SHIPPED_DATASET = fileURLToPath(new URL('../data/fashion-mnist-small', import.meta.url));
@@ -51,7 +52,9 @@ export interface WorkflowResult {
   model: string;
   /** Summary of evaluation.json (per-class metrics and the confusion matrix are in the file). */
   evaluation: { file: string; accuracy: number; topK: Record<string, number>; macroF1: number };
-  throughput: { base_images_per_second: number; extract_images_per_second: number };
+  throughput: { base_images_per_second: number; extract_images_per_second: number; head_rows_per_second: number };
+  /** The HTML report (curves, confusion matrix, per-class metrics, throughput, augmented samples) and its PNG charts. */
+  report: { html: string; charts: Record<string, string> };
   tensorflow: ReturnType<typeof tensorflowReport>;
   workers: number;
 }
@@ -147,7 +150,43 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
     trainer.dispose();
     head.model.dispose();
+    // Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore.
+    const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
     const baseImages = history.length * trainFlow.samples;
+    const headRows = et.rows * head.history.length;
+    const stages = [
+      { stage: 'base training', seconds: baseSeconds, items: baseImages, unit: 'images' },
+      { stage: 'feature extraction', seconds: (t3 - t2) / 1000, items: et.rows + ev.rows, unit: 'images' },
+      { stage: 'head training', seconds: (t4 - t3) / 1000, items: headRows, unit: 'rows' },
+    ];
+    // One image of each class (up to 8) through the training augmentation, beside its plain self.
+    const firstOfClass = trainFlow.classNames.slice(0, 8).map((_, c) => trainFlow.classes.indexOf(c)).filter((i) => i >= 0);
+    const samples = await augmentationGrid({
+      files: firstOfClass.map((i) => join(trainFlow.root, trainFlow.filenames[i]!)),
+      augment: options.augment ?? SEED_AUGMENT,
+      targetSize: common.targetSize,
+      colorMode: common.colorMode,
+      pool: common.pool,
+      seed,
+    });
+    const tfReport = tensorflowReport();
+    const report = await writeReport(join(out, 'report.html'), {
+      title: `featherstack run — ${data}`,
+      facts: [
+        ['dataset', data],
+        ['images', `${trainFlow.samples} train / ${valFlow.samples} val, ${trainFlow.classNames.length} classes, ${h}×${w} ${common.colorMode}`],
+        ['epochs', `base ${history.length}, head ${head.history.length} (batch ${common.batchSize})`],
+        ['feature dimension', String(et.dimension)],
+        ['seconds', `total ${((performance.now() - t0) / 1000).toFixed(1)} (setup ${((t1 - t0) / 1000).toFixed(1)}, base ${((t2 - t1) / 1000).toFixed(1)}, extract ${((t3 - t2) / 1000).toFixed(1)}, head ${((t4 - t3) / 1000).toFixed(1)})`],
+        ['machine', `${cores} cores, ${trainFlow.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend})`],
+      ],
+      base: history,
+      head: head.history,
+      evaluation,
+      stages,
+      samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
+    });
+    log(`report: ${report.html}`);
     return {
       val_accuracy: head.valAccuracy,
       seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000 },
@@ -156,8 +195,9 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       features: { train: trainFile, val: valFile, dimension: et.dimension, rows: { train: et.rows, val: ev.rows } },
       model: modelDir,
       evaluation: { file: evaluationFile, accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 },
-      throughput: { base_images_per_second: baseImages / ((t2 - t1) / 1000), extract_images_per_second: (et.rows + ev.rows) / ((t3 - t2) / 1000) },
-      tensorflow: tensorflowReport(),
+      throughput: { base_images_per_second: baseImages / baseSeconds, extract_images_per_second: (et.rows + ev.rows) / ((t3 - t2) / 1000), head_rows_per_second: headRows / ((t4 - t3) / 1000) },
+      report,
+      tensorflow: tfReport,
       workers: trainFlow.workers,
     };
   } finally {
