@@ -9,11 +9,11 @@
 //
 //   node benchmarks/images.mjs [--data DIR] [--size 224] [--color-mode rgb] [--epochs 1] [--repeats 3]
 //                              [--json FILE] [--markdown FILE] [--chart FILE.png] [--no-peers]
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runPeer } from './lib.mjs';
 
 const cores = availableParallelism();
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, cores + 2));
@@ -102,18 +102,7 @@ async function cacheRun(pool) {
 }
 
 function peer(mode) {
-  if (values['no-peers']) return { status: 'not run', reason: '--no-peers' };
-  try {
-    execFileSync('python3', ['-c', 'import tensorflow, keras'], { stdio: 'ignore', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
-  } catch {
-    return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
-  }
-  const out = execFileSync('python3', [join(import.meta.dirname, 'peers', 'keras_images.py'), '--mode', mode, '--data', values.data, '--size', String(size), '--color-mode', colorMode, '--batch', String(batchSize), '--epochs', String(epochs)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
-  });
-  return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
+  return runPeer('keras_images.py', ['--mode', mode, '--data', values.data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--epochs', epochs], { enabled: !values['no-peers'] });
 }
 
 log(`images: ${files.length} files from ${values.data} at ${size}×${size} ${colorMode}, ${cores} cores, ${repeats} interleaved repeats`);
@@ -205,32 +194,19 @@ if (values.chart) await writeChart(values.chart);
 
 /** Throughput against worker count (PNG, drawn as SVG and rendered by libvips): flows, raw ceiling, peers. */
 async function writeChart(file) {
-  const W = 640;
-  const H = 400;
-  const pad = { l: 70, r: 170, t: 40, b: 50 };
-  const lines = [
-    { label: 'raw ceiling', color: '#888', dash: '6 4', value: ceiling },
-    ...(keras.imagesPerSecond ? [{ label: 'Keras IDG', color: '#d62728', dash: '2 3', value: keras.imagesPerSecond }] : []),
-    ...(tfdata.imagesPerSecond ? [{ label: 'tf.data', color: '#ff7f0e', dash: '2 3', value: tfdata.imagesPerSecond }] : []),
-  ];
-  const maxY = Math.max(...flows.map((f) => f.imagesPerSecond), ...lines.map((l) => l.value)) * 1.1;
-  const x = (w) => pad.l + ((w - 1) / Math.max(1, cores - 1)) * (W - pad.l - pad.r);
-  const y = (v) => H - pad.b - (v / maxY) * (H - pad.t - pad.b);
-  const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const points = flows.map((f) => `${x(f.workers).toFixed(1)},${y(f.imagesPerSecond).toFixed(1)}`).join(' ');
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
-  <rect width="100%" height="100%" fill="white"/>
-  <text x="${pad.l}" y="24" font-size="14">${esc(`images/s vs decode workers — ${size}×${size} ${colorMode}, ${files.length} images`)}</text>
-  <line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>
-  <line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="black"/>
-  ${[0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${pad.l - 8}" y="${y(f * maxY) + 4}" text-anchor="end">${Math.round(f * maxY)}</text>`).join('\n  ')}
-  ${flows.map((f) => `<text x="${x(f.workers)}" y="${H - pad.b + 18}" text-anchor="middle">${f.workers}</text>`).join('\n  ')}
-  <text x="${(pad.l + W - pad.r) / 2}" y="${H - 12}" text-anchor="middle">decode workers</text>
-  ${lines.map((l, i) => `<line x1="${pad.l}" y1="${y(l.value)}" x2="${W - pad.r}" y2="${y(l.value)}" stroke="${l.color}" stroke-dasharray="${l.dash}"/><text x="${W - pad.r + 8}" y="${y(l.value) + 4 + i * 0}" fill="${l.color}">${esc(`${l.label} ${Math.round(l.value)}`)}</text>`).join('\n  ')}
-  <polyline points="${points}" fill="none" stroke="#1f77b4" stroke-width="2.5"/>
-  ${flows.map((f) => `<circle cx="${x(f.workers)}" cy="${y(f.imagesPerSecond)}" r="4" fill="#1f77b4"/>`).join('\n  ')}
-  <text x="${W - pad.r + 8}" y="${y(flows[flows.length - 1].imagesPerSecond) + 4}" fill="#1f77b4">featherstack ${Math.round(flows[flows.length - 1].imagesPerSecond)}</text>
-</svg>`;
-  await sharp(Buffer.from(svg)).png().toFile(file);
+  const { lineChart, svgToPng } = await import('@featherstack/cli');
+  const svg = lineChart({
+    title: `images/s vs decode workers — ${size}×${size} ${colorMode}, ${files.length} images`,
+    xLabel: 'decode workers',
+    yLabel: 'images/s',
+    integerX: true,
+    series: [{ label: 'featherstack', points: flows.map((f) => [f.workers, f.imagesPerSecond]) }],
+    references: [
+      { label: 'raw ceiling', value: ceiling, color: '#888' },
+      ...(keras.imagesPerSecond ? [{ label: 'Keras IDG', value: keras.imagesPerSecond, color: '#d62728' }] : []),
+      ...(tfdata.imagesPerSecond ? [{ label: 'tf.data', value: tfdata.imagesPerSecond, color: '#ff7f0e' }] : []),
+    ],
+  });
+  writeFileSync(file, await svgToPng(svg));
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -8,11 +8,12 @@
 //
 // DIR holds train/ and val/ class folders (full Fashion-MNIST: `featherstack bench workflow`
 // prepares it with datasets/fashion-mnist.mjs).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runPeer } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -42,21 +43,13 @@ if (ours.status !== 0) throw new Error(`featherstack run exited with ${ours.stat
 const featherstack = JSON.parse(ours.stdout.trim().split('\n').pop());
 log(`featherstack: ${JSON.stringify(featherstack.seconds)}, accuracy ${featherstack.val_accuracy}`);
 
-let keras = { status: 'not run', reason: '--no-peers' };
-if (!values['no-peers']) {
-  try {
-    execFileSync('python3', ['-c', 'import tensorflow, keras'], { stdio: 'ignore', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
-    log('keras (the seed workflow) …');
-    const k = execFileSync(
-      'python3',
-      [join(import.meta.dirname, 'peers', 'keras_workflow.py'), '--data', data, '--base-epochs', values['base-epochs'], '--head-epochs', values['head-epochs'], '--batch', values['batch-size']],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } },
-    );
-    keras = { status: 'ok', ...JSON.parse(k.trim().split('\n').pop()) };
-    log(`keras: ${JSON.stringify(keras.seconds)}, accuracy ${keras.val_accuracy}`);
-  } catch (error) {
-    keras = { status: 'not run', reason: error.status === undefined ? 'Python tensorflow is not installed' : `keras_workflow.py failed: ${error.message.split('\n')[0]}` };
-  }
+let keras;
+try {
+  log('keras (the seed workflow) …');
+  keras = runPeer('keras_workflow.py', ['--data', data, '--base-epochs', values['base-epochs'], '--head-epochs', values['head-epochs'], '--batch', values['batch-size']], { enabled: !values['no-peers'] });
+  if (keras.status === 'ok') log(`keras: ${JSON.stringify(keras.seconds)}, accuracy ${keras.val_accuracy}`);
+} catch (error) {
+  keras = { status: 'not run', reason: error.message.split('\n')[0] };
 }
 
 const ratio = (a, b) => (b ? Number((a / b).toFixed(2)) : null);

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SHIPPED_DATASET } from './workflow.js';
 
@@ -67,6 +67,29 @@ async function prepare(dataset: BenchDataset, log: (line: string) => void): Prom
   return { dir, size: 224, colorMode: 'rgb' };
 }
 
+/** Where a suite writes its results, and whether it runs its peers. */
+export interface SuiteOutput {
+  peers?: boolean;
+  json?: string;
+  markdown?: string;
+  /** PNG chart (throughput against decode workers, or per row). */
+  chart?: string;
+}
+
+function outputArgs(options: SuiteOutput): string[] {
+  const args: string[] = [];
+  if (options.peers === false) args.push('--no-peers');
+  if (options.json) args.push('--json', resolve(options.json));
+  if (options.markdown) args.push('--markdown', resolve(options.markdown));
+  if (options.chart) args.push('--chart', resolve(options.chart));
+  return args;
+}
+
+async function suite(script: string, args: string[], options: SuiteOutput, log: (line: string) => void): Promise<unknown> {
+  const out = await run(script, [...args, ...outputArgs(options)], log);
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
 /** Runs benchmarks/images.mjs; returns its JSON result. */
 export async function benchImages(options: ImageBenchOptions): Promise<unknown> {
   const prepared = await prepare(options.dataset, options.log);
@@ -78,12 +101,7 @@ export async function benchImages(options: ImageBenchOptions): Promise<unknown> 
     '--epochs', String(options.epochs),
     '--repeats', String(options.repeats),
   ];
-  if (!options.peers) args.push('--no-peers');
-  if (options.json) args.push('--json', resolve(options.json));
-  if (options.markdown) args.push('--markdown', resolve(options.markdown));
-  if (options.chart) args.push('--chart', resolve(options.chart));
-  const out = await run('images.mjs', args, options.log);
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return suite('images.mjs', args, options, options.log);
 }
 
 export interface WorkflowBenchOptions {
@@ -101,59 +119,98 @@ export interface WorkflowBenchOptions {
 export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unknown> {
   const dir = options.data ?? join((await prepare(options.dataset, options.log)).dir, '..');
   const args = ['--data', resolve(dir), '--base-epochs', String(options.baseEpochs), '--head-epochs', String(options.headEpochs)];
-  if (!options.peers) args.push('--no-peers');
-  if (options.json) args.push('--json', resolve(options.json));
-  if (options.markdown) args.push('--markdown', resolve(options.markdown));
-  const out = await run('workflow.mjs', args, options.log);
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return suite('workflow.mjs', args, options, options.log);
 }
 
 /** Runs benchmarks/training.mjs (base training fed by the pipeline vs from memory); returns its JSON result. */
 export async function benchTraining(options: { dataset: BenchDataset; epochs: number; json?: string; markdown?: string; log: (line: string) => void }): Promise<unknown> {
   const prepared = await prepare(options.dataset === 'photos' ? 'shipped' : options.dataset, options.log);
-  const args = ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)];
-  if (options.json) args.push('--json', resolve(options.json));
-  if (options.markdown) args.push('--markdown', resolve(options.markdown));
-  const out = await run('training.mjs', args, options.log);
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], { json: options.json, markdown: options.markdown }, options.log);
 }
 
+export interface StageBenchOptions extends SuiteOutput {
+  dataset: 'fashion-mnist' | 'shipped';
+  /** Overrides the dataset's directory (class folders for extraction; train/ and val/ for head). */
+  data?: string;
+  repeats: number;
+  log: (line: string) => void;
+}
+
+/** Runs benchmarks/extraction.mjs (extractFeatures against decode workers, pixel cache, ceiling, Keras). */
+export async function benchExtraction(options: StageBenchOptions & { batchSize: number }): Promise<unknown> {
+  const dir = options.data ?? (await prepare(options.dataset, options.log)).dir;
+  return suite('extraction.mjs', ['--data', resolve(dir), '--batch-size', String(options.batchSize), '--repeats', String(options.repeats)], options, options.log);
+}
+
+/** Runs benchmarks/head.mjs (trainHead in memory and streamed, tfjs model.fit, Keras). */
+export async function benchHead(options: StageBenchOptions & { epochs: number; batchSize: number }): Promise<unknown> {
+  const dir = options.data ?? join((await prepare(options.dataset, options.log)).dir, '..');
+  const args = ['--data', resolve(dir), '--epochs', String(options.epochs), '--batch-size', String(options.batchSize), '--repeats', String(options.repeats)];
+  return suite('head.mjs', args, options, options.log);
+}
+
+/** The suites of `bench all`, in order: name, title, whether it draws a chart. */
+export const SUITES = [
+  ['images', 'Image pipeline', true],
+  ['training', 'Base training starvation', false],
+  ['extraction', 'Feature extraction', true],
+  ['head', 'Head training', true],
+  ['workflow', 'Stacked workflow', false],
+] as const;
+
 /**
- * Every suite in turn — images, training, workflow — into `out`: one JSON, markdown table (and
- * for images a PNG chart) per suite, plus summary.md with all the tables.
+ * Every suite in turn into `out`: per suite a JSON file, a markdown table and (images,
+ * extraction, head) a PNG chart, plus summary.md with every table — the README's performance
+ * section is this file (see `featherstack bench readme`).
  */
 export async function benchAll(options: { dataset: BenchDataset; out: string; peers: boolean; repeats: number; log: (line: string) => void }): Promise<Record<string, unknown>> {
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
-  const path = (name: string, ext: string) => join(out, `${name}.${ext}`);
-  const images = await benchImages({
-    dataset: options.dataset,
-    epochs: 1,
-    repeats: options.repeats,
-    peers: options.peers,
-    json: path('images', 'json'),
-    markdown: path('images', 'md'),
-    chart: path('images-workers', 'png'),
-    log: options.log,
-  });
+  const files = (name: string, chart: boolean) => ({ json: join(out, `${name}.json`), markdown: join(out, `${name}.md`), ...(chart ? { chart: join(out, `${name}.png`) } : {}) });
   const small = options.dataset === 'photos' ? 'shipped' : options.dataset;
-  const training = await benchTraining({ dataset: small, epochs: Math.max(1, options.repeats), json: path('training', 'json'), markdown: path('training', 'md'), log: options.log });
-  const workflow = await benchWorkflow({
-    dataset: small === 'shipped' ? 'shipped' : 'fashion-mnist',
-    baseEpochs: 1,
-    headEpochs: 5,
-    peers: options.peers,
-    json: path('workflow', 'json'),
-    markdown: path('workflow', 'md'),
-    log: options.log,
-  });
-  const sections = await Promise.all(
-    [
-      ['Image pipeline', 'images'],
-      ['Base training starvation', 'training'],
-      ['Stacked workflow', 'workflow'],
-    ].map(async ([title, name]) => `## ${title}\n\n${(await readFile(path(name!, 'md'), 'utf8')).trim()}\n`),
-  );
-  await writeFile(path('summary', 'md'), `# featherstack benchmarks\n\n${sections.join('\n')}\n![images/s against decode workers](images-workers.png)\n`);
-  return { images, training, workflow, summary: path('summary', 'md') };
+  const common = { peers: options.peers, repeats: options.repeats, log: options.log };
+  const results: Record<string, unknown> = {};
+  results.images = await benchImages({ ...common, ...files('images', true), dataset: options.dataset, epochs: 1 });
+  results.training = await benchTraining({ ...files('training', false), dataset: small, epochs: Math.max(1, options.repeats), log: options.log });
+  results.extraction = await benchExtraction({ ...common, ...files('extraction', true), dataset: small, batchSize: 256 });
+  results.head = await benchHead({ ...common, ...files('head', true), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
+  // The workflow's headline comparison runs on full Fashion-MNIST unless the shipped subset was asked for.
+  results.workflow = await benchWorkflow({ ...common, ...files('workflow', false), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
+  const summary = join(out, 'summary.md');
+  await writeFile(summary, await summaryMarkdown(out, '.'));
+  return { ...results, summary };
+}
+
+/**
+ * The markdown of every suite's table in `dir` (written by `bench all`), with chart links
+ * relative to `base` (the directory of the document that will hold it).
+ */
+export async function summaryMarkdown(dir: string, base: string): Promise<string> {
+  const sections: string[] = [];
+  for (const [name, title, chart] of SUITES) {
+    const md = join(dir, `${name}.md`);
+    if (!existsSync(md)) throw new Error(`${md} does not exist: run \`featherstack bench all --out ${dir}\` first`);
+    const link = `${base === '.' ? '' : `${base}/`}${name}.png`;
+    sections.push(`### ${title}\n\n${(await readFile(md, 'utf8')).trim()}\n${chart ? `\n![${title}: throughput](${link})\n` : ''}`);
+  }
+  return `${sections.join('\n')}`;
+}
+
+export const README_START = '<!-- bench:start (generated by `featherstack bench readme`; edits between these lines are overwritten) -->';
+export const README_END = '<!-- bench:end -->';
+
+/**
+ * Replaces the performance section of `readme` (between README_START and README_END) with the
+ * suite results in `dir`. Refuses a README without exactly one pair of markers.
+ */
+export async function updateReadme(readme: string, dir: string): Promise<void> {
+  const text = await readFile(readme, 'utf8');
+  const start = text.indexOf(README_START);
+  const end = text.indexOf(README_END);
+  if (start < 0 || end < start || text.indexOf(README_START, start + 1) >= 0) {
+    throw new Error(`${readme}: needs one line '${README_START}' followed by one line '${README_END}' around the generated performance section`);
+  }
+  const rel = relative(dirname(resolve(readme)), resolve(dir)) || '.';
+  const body = await summaryMarkdown(resolve(dir), rel);
+  await writeFile(readme, `${text.slice(0, start + README_START.length)}\n\n${body}\n${text.slice(end)}`);
 }

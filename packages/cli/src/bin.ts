@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
-import { benchAll, benchImages, benchTraining, benchWorkflow } from './bench.js';
+import { benchAll, benchExtraction, benchHead, benchImages, benchTraining, benchWorkflow, updateReadme } from './bench.js';
 import { readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
 import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
@@ -351,8 +351,8 @@ bench
 
 bench
   .command('all')
-  .description('every suite in turn (images, training, workflow) into one directory, with summary.md')
-  .option('--dataset <name>', 'photos (images at 224², the rest on the shipped subset) | fashion-mnist | shipped', 'photos')
+  .description('every suite in turn (images, training, extraction, head, workflow) into one directory: JSON, markdown and charts per suite, and summary.md')
+  .option('--dataset <name>', 'photos (images at 224², workflow on full Fashion-MNIST, the rest on the shipped subset) | fashion-mnist | shipped', 'photos')
   .option('--out <dir>', 'results directory', 'benchmarks/results/latest')
   .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
   .option('--no-peers', 'skip the Keras and tf.data rows')
@@ -361,6 +361,72 @@ bench
     checkDataset(opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
     const result = await benchAll({ dataset: opts.dataset, out: opts.out, peers: opts.peers, repeats: opts.repeats, log: (line) => process.stderr.write(`${line}\n`) });
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `results in ${opts.out} (summary: ${result.summary})\n`);
+  });
+
+bench
+  .command('extraction')
+  .description('feature extraction images/s: against decode workers, from the pixel cache, TensorFlow alone (ceiling), Keras (seed)')
+  .option('--dataset <name>', 'shipped (2,000 images) | fashion-mnist (60,000)', 'shipped')
+  .option('--data <dir>', 'override: a directory of class folders')
+  .option('--batch-size <n>', 'batch size', int('--batch-size'), 256)
+  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
+  .option('--no-peers', 'skip the Keras row')
+  .option('--json [file]', 'print the result as JSON (and write it to file)')
+  .option('--markdown <file>', 'write a markdown table')
+  .option('--chart <file.png>', 'write a chart of images/s against decode workers')
+  .action(async (opts) => {
+    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+    const result = await benchExtraction({
+      dataset: opts.dataset,
+      data: opts.data,
+      batchSize: opts.batchSize,
+      repeats: opts.repeats,
+      peers: opts.peers,
+      json: typeof opts.json === 'string' ? opts.json : undefined,
+      markdown: opts.markdown,
+      chart: opts.chart,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    printResult(opts.json)(result);
+  });
+
+bench
+  .command('head')
+  .description('head training rows/s and accuracy: trainHead in memory and streamed, tfjs model.fit (baseline), Keras (seed)')
+  .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
+  .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
+  .option('--epochs <n>', 'head epochs per run', int('--epochs'), 10)
+  .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
+  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
+  .option('--no-peers', 'skip the Keras row')
+  .option('--json [file]', 'print the result as JSON (and write it to file)')
+  .option('--markdown <file>', 'write a markdown table')
+  .option('--chart <file.png>', 'write a bar chart of rows/s')
+  .action(async (opts) => {
+    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+    const result = await benchHead({
+      dataset: opts.dataset,
+      data: opts.data,
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      repeats: opts.repeats,
+      peers: opts.peers,
+      json: typeof opts.json === 'string' ? opts.json : undefined,
+      markdown: opts.markdown,
+      chart: opts.chart,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    printResult(opts.json)(result);
+  });
+
+bench
+  .command('readme')
+  .description("rewrite the performance section of a README (between its bench:start/bench:end markers) from `bench all` results")
+  .option('--results <dir>', 'a `bench all --out` directory', 'benchmarks/results/latest')
+  .option('--readme <file>', 'the README to update', 'README.md')
+  .action(async (opts) => {
+    await updateReadme(opts.readme, opts.results);
+    process.stdout.write(`${opts.readme}: performance section rewritten from ${opts.results}\n`);
   });
 
 bench

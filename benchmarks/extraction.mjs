@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// Feature extraction: images/s of extractFeatures (decode → seed CNN → Arrow file) against decode
+// workers, from the pixel cache, and TensorFlow alone on batches already in memory (the ceiling),
+// with the seed's Keras extract_features (model.predict over ImageDataGenerator) as peer. All
+// measured in one run, rows interleaved over repeats; medians reported.
+//
+//   node benchmarks/extraction.mjs [--data DIR] [--size 28] [--color-mode grayscale] [--batch-size 256]
+//        [--repeats 3] [--no-peers] [--json FILE] [--markdown FILE] [--chart FILE.png]
+//
+// DIR holds class folders. The CNN is the seed's, untrained: its weights do not change the cost.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { log, machine, median, runPeer } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
+    size: { type: 'string', default: '28' },
+    'color-mode': { type: 'string', default: 'grayscale' },
+    'batch-size': { type: 'string', default: '256' },
+    repeats: { type: 'string', default: '3' },
+    'no-peers': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    markdown: { type: 'string' },
+    chart: { type: 'string' },
+  },
+});
+const data = resolve(values.data);
+const size = Number(values.size);
+const colorMode = values['color-mode'];
+const batchSize = Number(values['batch-size']);
+const repeats = Number(values.repeats);
+const { cores } = machine();
+
+const { createImagePool, flowFromDirectory } = await import('@featherstack/images');
+const { loadTensorFlow } = await import('@featherstack/tensorflow');
+const { createBaseModel, extractFeatures, featureExtractor } = await import('@featherstack/core');
+const { lineChart, svgToPng } = await import('@featherstack/cli');
+const tf = loadTensorFlow({ intraOpThreads: cores });
+const channels = colorMode === 'grayscale' ? 1 : colorMode === 'rgb' ? 3 : 4;
+const base = createBaseModel(tf, { inputShape: [size, size, channels], seed: 1 });
+const extractor = featureExtractor(tf, base);
+const dir = mkdtempSync(join(tmpdir(), 'featherstack-extract-'));
+const options = (pool, extra = {}) => ({ targetSize: [size, size], colorMode, batchSize, shuffle: false, augment: { rescale: 1 / 255 }, pool, ...extra });
+
+/** Images/s of one extractFeatures of `flow` into a fresh file. */
+async function extractRate(flow, name) {
+  const file = join(dir, `${name}.arrow`);
+  const started = performance.now();
+  const { rows } = await extractFeatures(tf, extractor, flow, file);
+  const rate = rows / ((performance.now() - started) / 1000);
+  rmSync(file, { force: true });
+  return rate;
+}
+
+/** Images/s of the extractor alone on batches already in memory (no decoding, no file). */
+async function ceilingRate(batches) {
+  const started = performance.now();
+  let n = 0;
+  for (const b of batches) {
+    const x = tf.tensor4d(b.images, b.shape);
+    const y = extractor.predict(x);
+    await y.data();
+    tf.dispose([x, y]);
+    n += b.shape[0];
+  }
+  return n / ((performance.now() - started) / 1000);
+}
+
+const pools = Array.from({ length: cores }, (_, i) => createImagePool({ workers: i + 1 }));
+const flows = [];
+try {
+  for (const pool of pools) flows.push(await flowFromDirectory(data, options(pool)));
+  const cached = await flowFromDirectory(data, options(pools[cores - 1], { cache: join(dir, 'pixels.arrow') }));
+  flows.push(cached);
+  const samples = flows[0].samples;
+  log(`extraction: ${samples} images from ${data} at ${size}×${size} ${colorMode}, batch ${batchSize}, ${cores} cores, ${repeats} interleaved repeats`);
+  const batches = [];
+  for await (const b of flows[cores - 1].epoch(0)) batches.push({ images: b.images.slice(), shape: b.shape });
+  // Warm-up: TensorFlow kernels, page cache, and the pixel cache (filled by its first epoch).
+  await ceilingRate(batches);
+  for (const [i, flow] of flows.entries()) await extractRate(flow, `warm-${i}`);
+  const runs = { ceiling: [], workers: Array.from({ length: cores }, () => []), cached: [] };
+  for (let r = 0; r < repeats; r++) {
+    runs.ceiling.push(await ceilingRate(batches));
+    for (let w = 0; w < cores; w++) runs.workers[w].push(await extractRate(flows[w], `w${w + 1}`));
+    runs.cached.push(await extractRate(cached, 'cached'));
+    log(`repeat ${r + 1}: ceiling ${runs.ceiling.at(-1).toFixed(0)}, ${runs.workers.map((x, w) => `${w + 1} workers ${x.at(-1).toFixed(0)}`).join(', ')}, cache ${runs.cached.at(-1).toFixed(0)} images/s`);
+  }
+  log('keras (the seed\'s extract_features) …');
+  const keras = runPeer('keras_stages.py', ['--stage', 'extraction', '--data', data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--repeats', repeats], { enabled: !values['no-peers'] });
+  const ceiling = median(runs.ceiling);
+  const byWorkers = runs.workers.map((x, w) => ({ workers: w + 1, imagesPerSecond: Math.round(median(x)) }));
+  const best = byWorkers[cores - 1].imagesPerSecond;
+  const kerasRate = keras.status === 'ok' ? Math.round(median(keras.imagesPerSecond)) : null;
+  const result = {
+    benchmark: 'extraction',
+    data,
+    samples,
+    size,
+    colorMode,
+    batchSize,
+    repeats,
+    ...machine(),
+    imagesPerSecond: { ceiling: Math.round(ceiling), workers: byWorkers, pixelCache: Math.round(median(runs.cached)), keras: kerasRate },
+    ratios: {
+      ofCeiling: Number((best / ceiling).toFixed(2)),
+      pixelCacheOfCeiling: Number((median(runs.cached) / ceiling).toFixed(2)),
+      overKeras: kerasRate ? Number((best / kerasRate).toFixed(2)) : null,
+    },
+    keras,
+    runs,
+  };
+  const md = [
+    `Feature extraction (seed CNN → 64 features → Arrow file), ${samples} images at ${size}×${size} ${colorMode}, batch ${batchSize}, ${cores} cores: images/s, median of ${repeats} interleaved repeats.`,
+    '',
+    '| extraction | images/s | ÷ ceiling |',
+    '|---|---:|---:|',
+    `| TensorFlow alone, batches in memory (ceiling) | ${Math.round(ceiling)} | 1.00 |`,
+    ...byWorkers.map((b) => `| featherstack, ${b.workers} decode worker${b.workers > 1 ? 's' : ''} | ${b.imagesPerSecond} | ${(b.imagesPerSecond / ceiling).toFixed(2)} |`),
+    `| featherstack, from the pixel cache | ${result.imagesPerSecond.pixelCache} | ${result.ratios.pixelCacheOfCeiling} |`,
+    kerasRate ? `| Keras, the seed's extract_features (model.predict per batch over ImageDataGenerator) | ${kerasRate} | ${(kerasRate / ceiling).toFixed(2)} |` : `| Keras, the seed's extract_features | not run (${keras.reason}) | |`,
+    '',
+    kerasRate ? `featherstack (${cores} workers) ÷ Keras: **${result.ratios.overKeras}×**.` : '',
+    '',
+  ].join('\n');
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+  if (values.markdown) writeFileSync(values.markdown, md);
+  if (values.chart) {
+    const svg = lineChart({
+      title: `Feature extraction images/s vs decode workers (${size}×${size} ${colorMode}, ${samples} images)`,
+      xLabel: 'decode workers',
+      yLabel: 'images/s',
+      integerX: true,
+      series: [{ label: 'featherstack', points: byWorkers.map((b) => [b.workers, b.imagesPerSecond]) }],
+      references: [
+        { label: 'ceiling', value: ceiling, color: '#888' },
+        { label: 'pixel cache', value: median(runs.cached), color: '#2ca02c' },
+        ...(kerasRate ? [{ label: 'Keras', value: kerasRate, color: '#d62728' }] : []),
+      ],
+    });
+    writeFileSync(values.chart, await svgToPng(svg));
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await Promise.all(flows.map((f) => f.close()));
+  await Promise.all(pools.map((p) => p.close()));
+  rmSync(dir, { recursive: true, force: true });
+}

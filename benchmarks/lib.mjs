@@ -1,0 +1,40 @@
+// Helpers shared by the benchmark scripts: peers in Python, medians, the machine description.
+import { execFileSync } from 'node:child_process';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+
+const PY_ENV = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' };
+let kerasAvailable;
+
+/**
+ * Runs peers/<script> with `args` and returns its last JSON line as `{ status: 'ok', ... }`, or
+ * `{ status: 'not run', reason }` when peers are off or Python tensorflow is missing.
+ */
+export function runPeer(script, args, { enabled = true } = {}) {
+  if (!enabled) return { status: 'not run', reason: '--no-peers' };
+  if (kerasAvailable === undefined) {
+    try {
+      execFileSync('python3', ['-c', 'import tensorflow, keras'], { stdio: 'ignore', env: PY_ENV });
+      kerasAvailable = true;
+    } catch {
+      kerasAvailable = false;
+    }
+  }
+  if (!kerasAvailable) return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
+  let out;
+  try {
+    out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: PY_ENV });
+  } catch (error) {
+    throw new Error(`peers/${script} failed (${error.status ?? error.signal}):\n${String(error.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`);
+  }
+  return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export const machine = () => ({ cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version });
+
+export const log = (line) => process.stderr.write(`${line}\n`);
