@@ -129,18 +129,30 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(result.base[0]).toEqual(checkpoint.history[0]);
   });
 
-  it('shows a progress bar on a terminal (images/s, ETA, loss, accuracy; no colours) and plain lines elsewhere', async () => {
+  it('shows progress bars on a terminal (base, extraction, head: rate, ETA, scores), coloured unless NO_COLOR, and plain lines elsewhere', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-tty-'));
-    const args = ['run', '--out', out, '--base-epochs', '1', '--head-epochs', '1'];
+    const args = ['run', '--out', out, '--base-epochs', '1', '--head-epochs', '2'];
     // util-linux's script(1) runs the command on a pseudo-terminal.
-    const tty = spawnSync('script', ['-qec', [process.execPath, bin, ...args].join(' '), '/dev/null'], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    const onTerminal = (env: NodeJS.ProcessEnv) =>
+      spawnSync('script', ['-qec', [process.execPath, bin, ...args].join(' '), '/dev/null'], { encoding: 'utf8', cwd: join(import.meta.dirname, '..'), env: { ...process.env, ...env } });
+    const tty = onTerminal({ NO_COLOR: '' }); // empty: colours allowed (no-color.org)
     expect(tty.status, tty.stderr).toBe(0);
-    expect(tty.stdout).toMatch(/base epoch 1 \[[=-]+\] \d+\/63 batches \| \d+ images\/s \| ETA \d+s \| loss \d\.\d{4} acc \d\.\d{4}/);
-    expect(tty.stdout.includes('\u001b[3')).toBe(false); // no colour codes
+    const text = tty.stdout.replace(/\u001b\[\d*m/g, '');
+    expect(text).toMatch(/base epoch 1 \[[=-]+\] \d+\/63 batches \| \d+ images\/s \| ETA \d+s \| loss \d\.\d{4} acc \d\.\d{4}/);
+    expect(text).toMatch(/extract train \[[=-]+\] 8\/8 batches \| \d+ images\/s \| ETA \d+s/);
+    expect(text).toMatch(/extract val \[[=-]+\] 2\/2 batches/);
+    expect(text).toMatch(/head \[[=-]+\] 2\/2 epochs \| \d+ rows\/s \| ETA \d+s \| loss \d\.\d{4} acc \d\.\d{4} val_loss \d\.\d{4} val_acc \d\.\d{4}/);
+    expect(tty.stdout).toContain('\u001b[32m[');
+    const noColor = onTerminal({ NO_COLOR: '1' });
+    expect(noColor.status).toBe(0);
+    expect(noColor.stdout).toMatch(/head \[[=-]+\] 2\/2 epochs/);
+    expect(noColor.stdout).not.toMatch(/\u001b\[\d+(;\d+)*m/); // no SGR (colour) sequences at all
     const plain = featherstack(args);
     expect(plain.status).toBe(0);
     expect(plain.stderr).toMatch(/^base epoch 1: loss \d\.\d{4} acc \d\.\d{4} \(\d+ images\/s\)$/m);
+    expect(plain.stderr).toMatch(/^head epoch 2\/2: loss \d\.\d{4} acc \d\.\d{4} val_loss \d\.\d{4} val_acc \d\.\d{4} \(\d+ rows\/s\)$/m);
     expect(plain.stderr).not.toContain('batches |');
+    expect(plain.stderr).not.toContain('\u001b[');
   });
 
   it('runs the stages as separate commands — train-base (in a worker), extract (sharded), train-head — through files', async () => {

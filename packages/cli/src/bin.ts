@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import './env.js';
 import { join, resolve } from 'node:path';
-import { Presets, SingleBar } from 'cli-progress';
 import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchAll, benchExtraction, benchHead, benchImages, benchTraining, benchWorkflow, updateReadme } from './bench.js';
@@ -11,6 +10,7 @@ import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 import { evaluate } from './evaluate.js';
 import { inspect } from './inspect.js';
 import { predict } from './predict.js';
+import { Progress, useColor } from './progress.js';
 import { runWorkflow, SEED_AUGMENT, SHIPPED_DATASET } from './workflow.js';
 
 function int(name: string) {
@@ -78,29 +78,9 @@ Example config (run.yaml):
     const controller = new AbortController();
     const interrupted = new Error('interrupted (SIGINT)');
     process.once('SIGINT', () => controller.abort(interrupted));
-    // On a terminal: a progress bar per base epoch (batches, images/s, ETA, running loss/accuracy),
-    // uncoloured (NO_COLOR needs nothing more). Elsewhere (pipes, CI): one plain line per epoch.
-    const bar =
-      !opts.json && process.stderr.isTTY
-        ? new SingleBar(
-            { format: 'base epoch {epoch} [{bar}] {value}/{total} batches | {rate} images/s | ETA {eta}s | loss {loss} acc {acc}', stream: process.stderr, hideCursor: true, clearOnComplete: true, barsize: 24 },
-            Presets.legacy,
-          )
-        : null;
-    let barEpoch = -1;
-    const onBaseBatch = bar
-      ? (p: { epoch: number; batch: number; batches: number; images: number; seconds: number; loss: number; acc: number }) => {
-          const payload = { epoch: p.epoch + 1, rate: (p.images / p.seconds).toFixed(0), loss: p.loss.toFixed(4), acc: p.acc.toFixed(4) };
-          if (barEpoch !== p.epoch) {
-            barEpoch = p.epoch;
-            bar.start(p.batches, p.batch, payload);
-          } else bar.update(p.batch, payload);
-        }
-      : undefined;
-    const log = (line: string) => {
-      bar?.stop();
-      process.stderr.write(`${line}\n`);
-    };
+    // Bars on a terminal (base epochs, extractions, head), plain lines elsewhere; see progress.ts.
+    const progress = new Progress({ json: opts.json });
+    const log = (line: string) => progress.line(line);
     let result: Awaited<ReturnType<typeof runWorkflow>>;
     try {
       result = await runWorkflow({
@@ -118,8 +98,9 @@ Example config (run.yaml):
       resume: opts.resume,
       tensorBoard: opts.tensorboard,
       ...(opts.augment ? { augment: opts.augment } : {}),
-      log: opts.json ? () => {} : log,
-      ...(onBaseBatch ? { onBaseBatch } : {}),
+      log,
+      ...(progress.interactive ? { onBaseBatch: progress.base, onExtractBatch: (split, p) => progress.extract(split)(p) } : {}),
+      onHeadEpoch: progress.head,
     });
     } catch (error) {
       if (error !== interrupted) throw error;
@@ -222,19 +203,21 @@ program
   .option('--resume', 'continue an interrupted extraction from its journal')
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    printResult(opts.json)(
-      await extractStage({
-        model: opts.model,
-        data: opts.data,
-        out: opts.out,
-        targetSize: opts.imageSize,
-        colorMode: opts.colorMode,
-        batchSize: opts.batchSize,
-        ...(opts.shard ? { shard: opts.shard } : {}),
-        l2: opts.l2 ?? false,
-        resume: opts.resume ?? false,
-      }),
-    );
+    const progress = new Progress({ json: opts.json });
+    const result = await extractStage({
+      model: opts.model,
+      data: opts.data,
+      out: opts.out,
+      targetSize: opts.imageSize,
+      colorMode: opts.colorMode,
+      batchSize: opts.batchSize,
+      ...(opts.shard ? { shard: opts.shard } : {}),
+      l2: opts.l2 ?? false,
+      resume: opts.resume ?? false,
+      onBatch: progress.extract(opts.out),
+    });
+    progress.stop();
+    printResult(opts.json)(result);
   });
 
 program
@@ -251,19 +234,21 @@ program
   .option('--seed <n>', 'seed', int('--seed'), 7)
   .option('--json', 'print JSON')
   .action(async (opts) => {
-    printResult(opts.json)(
-      await trainHeadStage({
-        train: opts.train,
-        val: opts.val,
-        out: opts.out,
-        units: opts.units,
-        epochs: opts.epochs,
-        seed: opts.seed,
-        ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
-        ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
-        ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
-      }),
-    );
+    const progress = new Progress({ json: opts.json });
+    const result = await trainHeadStage({
+      train: opts.train,
+      val: opts.val,
+      out: opts.out,
+      units: opts.units,
+      epochs: opts.epochs,
+      seed: opts.seed,
+      ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+      ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
+      ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
+      onEpochEnd: progress.head,
+    });
+    progress.stop();
+    printResult(opts.json)(result);
   });
 
 program
@@ -474,6 +459,7 @@ bench
   });
 
 program.parseAsync().catch((error: Error) => {
-  process.stderr.write(`featherstack: ${error.message}\n`);
+  const prefix = useColor(process.stderr) ? '\u001b[31mfeatherstack:\u001b[0m' : 'featherstack:';
+  process.stderr.write(`${prefix} ${error.message}\n`);
   process.exit(1);
 });

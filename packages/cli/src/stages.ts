@@ -4,10 +4,11 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type BaseJob, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
+import { type BaseJob, type ExtractProgress, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
 import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import { type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
+import type { HeadEpochProgress } from './progress.js';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
 export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {
@@ -39,6 +40,7 @@ export async function extractStage(options: {
   shard?: { index: number; count: number };
   l2?: boolean;
   resume?: boolean;
+  onBatch?: (progress: ExtractProgress) => void;
 }) {
   const tf = loadTensorFlow();
   const base = await loadBaseModel(tf, options.model);
@@ -54,6 +56,7 @@ export async function extractStage(options: {
     return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
       resume: options.resume ?? false,
       ...(options.l2 ? { transform: { l2: true } } : {}),
+      ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });
   } finally {
     await flow.close();
@@ -72,6 +75,7 @@ export async function trainHeadStage(options: {
   stream?: number;
   recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps?: number };
   seed: number;
+  onEpochEnd?: (progress: HeadEpochProgress) => void;
 }) {
   const tf = loadTensorFlow();
   const train = options.stream ? await openFeatureStream(options.train, { shuffleBuffer: options.stream, seed: options.seed }) : await readFeatureFiles(options.train);
@@ -82,6 +86,7 @@ export async function trainHeadStage(options: {
     seed: options.seed,
     ...(options.patience !== undefined ? { patience: options.patience } : {}),
     ...(options.recurrent ? { recurrent: options.recurrent } : {}),
+    ...(options.onEpochEnd ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onEpochEnd!(l) } : {}),
   });
   const dir = resolve(options.out, 'head');
   await head.model.save(`file://${dir}`);

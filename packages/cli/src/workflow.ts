@@ -6,10 +6,11 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBaseModel, type EpochLog, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
+import { createBaseModel, type EpochLog, type ExtractProgress, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
+import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
 
 /** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
@@ -39,6 +40,10 @@ export interface WorkflowOptions {
   signal?: AbortSignal;
   /** Progress within each base epoch (for progress bars). */
   onBaseBatch?: TrainBaseOptions['onBatch'];
+  /** Progress of each feature extraction (after every batch). */
+  onExtractBatch?: (split: 'train' | 'val', progress: ExtractProgress) => void;
+  /** Scores after every head epoch. */
+  onHeadEpoch?: (progress: HeadEpochProgress) => void;
   log?: (line: string) => void;
 }
 
@@ -114,9 +119,13 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const trainFile = join(out, 'features', 'train.arrow');
     const valFile = join(out, 'features', 'val.arrow');
     // Resumed runs also resume an interrupted extraction from its journal.
-    const extractOptions = { resume: options.resume ?? false, ...(options.signal ? { signal: options.signal } : {}) };
-    const et = await extractFeatures(tf, extractor, plainTrain, trainFile, extractOptions);
-    const ev = await extractFeatures(tf, extractor, valFlow, valFile, extractOptions);
+    const extractOptions = (split: 'train' | 'val') => ({
+      resume: options.resume ?? false,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onExtractBatch ? { onBatch: (p: ExtractProgress) => options.onExtractBatch!(split, p) } : {}),
+    });
+    const et = await extractFeatures(tf, extractor, plainTrain, trainFile, extractOptions('train'));
+    const ev = await extractFeatures(tf, extractor, valFlow, valFile, extractOptions('val'));
     log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
     const t3 = performance.now();
     // The head reads the features back from disk: the files are the interface between the stages.
@@ -125,6 +134,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       epochs: options.headEpochs ?? 10,
       seed,
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onHeadEpoch!(l) } : {}),
     });
     const t4 = performance.now();
     log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);

@@ -36,6 +36,19 @@ export interface ExtractOptions {
   /** Continue an extraction that stopped: keep the batches journalled so far and extract the rest. */
   resume?: boolean;
   signal?: AbortSignal;
+  /** Called after each batch is written (for progress bars): rows done of `total`, including resumed ones. */
+  onBatch?: (progress: ExtractProgress) => void;
+}
+
+export interface ExtractProgress {
+  /** Batches done (resumed ones included) of `batches`. */
+  batch: number;
+  batches: number;
+  rows: number;
+  total: number;
+  /** Seconds since this call started, and the rows extracted in them (resumed rows excluded). */
+  seconds: number;
+  extractedRows: number;
 }
 
 export interface ExtractResult {
@@ -134,6 +147,8 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   const writer = new ArrowFileWriter(journal, schema, { journal: true });
   for (const batch of done) writer.write(batch);
   let rows = done.reduce((n, b) => n + b.numRows, 0);
+  const resumedRows = rows;
+  let batchesDone = done.length;
   try {
     const signal = options.signal ? { signal: options.signal } : {};
     for await (const batch of flow.epoch(0, { ...signal, from: done.length })) {
@@ -145,6 +160,7 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
       features.dispose();
       writer.write(featureRecordBatch(schema, batch.paths, batch.classIndex.slice(), values));
       rows += batch.size;
+      options.onBatch?.({ batch: ++batchesDone, batches: flow.length, rows, total: flow.samples, seconds: (performance.now() - started) / 1000, extractedRows: rows - resumedRows });
     }
     await writer.finish();
   } catch (error) {

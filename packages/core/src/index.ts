@@ -4,6 +4,7 @@
 export { CoreOptionError } from './errors.js';
 export {
   type ExtractOptions,
+  type ExtractProgress,
   type ExtractResult,
   extractFeatures,
   type FeatureTransform,

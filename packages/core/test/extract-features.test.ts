@@ -151,8 +151,12 @@ describe('base training and feature extraction', () => {
       // Cut the journal inside its last batch too, as a kill during a write would: three remain whole.
       const journal = `${out}.journal.arrows`;
       truncateSync(journal, statSync(journal).size - 100);
-      const resumed = await extractFeatures(tf, extractor, flow, out, { resume: true });
+      const progress: { batch: number; batches: number; rows: number; total: number; extractedRows: number }[] = [];
+      const resumed = await extractFeatures(tf, extractor, flow, out, { resume: true, onBatch: (p) => progress.push(p) });
       expect(resumed.resumedBatches).toBe(3);
+      // Progress counts the resumed batches as done and the rows extracted now separately.
+      expect(progress.map((p) => p.batch)).toEqual([4, 5, 6, 7, 8]);
+      expect(progress.at(-1)).toMatchObject({ batches: 8, rows: 500, total: 500, extractedRows: 500 - 3 * 64 });
       expect(existsSync(journal)).toBe(false);
       const a = tableFromIPC(readFileSync(join(dir, 'whole.arrow')));
       const b = tableFromIPC(readFileSync(out));

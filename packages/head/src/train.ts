@@ -13,6 +13,8 @@ export interface HeadOptions {
   learningRate?: number;
   /** Stops training (checked between batches); trainHead then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Called after each epoch with its scores (for progress bars and logs). */
+  onEpochEnd?: (epoch: number, log: HeadResult['history'][number] & { epochs: number; seconds: number; rows: number }) => void;
   /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
   optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
   seed?: number;
@@ -148,7 +150,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   let stoppedEarly = false;
   try {
     for (let e = 0; e < epochs; e++) {
+      const epochStarted = performance.now();
+      let epochRows = 0;
       const step = async (x: Tensor, y: Tensor) => {
+        epochRows += x.shape[0]!;
         if (options.signal?.aborted) {
           tf.dispose([x, y]);
           throw options.signal.reason ?? new Error('head training aborted');
@@ -197,6 +202,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       const [loss, acc] = xs && yOneHot ? scores(xs, yOneHot) : [Number.NaN, Number.NaN];
       const [valLoss, valAcc] = scores(vx, vy);
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
+      options.onEpochEnd?.(e, { ...history[e]!, epochs, seconds: (performance.now() - epochStarted) / 1000, rows: epochRows });
       if (valLoss! < best.loss - minDelta) {
         if (best.weights) tf.dispose(best.weights);
         best = { loss: valLoss!, epoch: e, weights: patience !== undefined && restoreBest ? model.getWeights().map((w) => w.clone()) : null };

@@ -37,9 +37,13 @@ describe('head', () => {
     expect(train.paths[299]).toBe('img299.png');
     expect(train.labels[4]).toBe(1);
     const val = await readFeatureFile(join(dir, 'val.arrow'));
-    const result = await trainHead(tf, train, val, { epochs: 15, units: [16] });
+    const seen: { epoch: number; rows: number; epochs: number; valAcc: number }[] = [];
+    const result = await trainHead(tf, train, val, { epochs: 15, units: [16], onEpochEnd: (e, l) => seen.push({ ...l, epoch: e }) });
     expect(result.valAccuracy).toBeGreaterThan(0.9);
     expect(result.history).toHaveLength(15);
+    // onEpochEnd reports every epoch's scores (as in the history) and the rows it trained on.
+    expect(seen.map((l) => [l.epoch, l.rows, l.epochs])).toEqual(Array.from({ length: 15 }, (_, e) => [e, 300, 15]));
+    expect(seen.map((l) => l.valAcc)).toEqual(result.history.map((h) => h.valAcc));
     result.model.dispose();
   });
 
@@ -109,8 +113,10 @@ describe('head', () => {
     expect([...e0].sort()).toEqual(Array.from(all.labels).sort());
     expect(await labelsOf(stream, 1)).not.toEqual(e0);
     expect(await labelsOf(await openFeatureStream(shards, { shuffleBuffer: 50, seed: 2 }), 0)).toEqual(e0);
-    const result = await trainHead(tf, stream, val, { epochs: 8, units: [16] });
+    const rowsPerEpoch: number[] = [];
+    const result = await trainHead(tf, stream, val, { epochs: 8, units: [16], onEpochEnd: (_, l) => rowsPerEpoch.push(l.rows) });
     expect(result.valAccuracy).toBeGreaterThan(0.9);
+    expect(rowsPerEpoch).toEqual(Array(8).fill(360));
     expect(Number.isNaN(result.history[0]!.loss)).toBe(true); // no training set in memory to score
     result.model.dispose();
     await expect(openFeatureStream(shards, { shuffleBuffer: 0 })).rejects.toThrow('options.shuffleBuffer must be a positive integer (rows), received 0');
