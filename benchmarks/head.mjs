@@ -72,14 +72,14 @@ try {
     return { rowsPerSecond: rowsDone / ((performance.now() - started) / 1000), valAccuracy };
   };
   const rows = {
-    memory: () => timed(async () => {
-      const head = await trainHead(tf, train, val, { epochs, batchSize, seed: 7 });
+    memory: (r) => timed(async () => {
+      const head = await trainHead(tf, train, val, { epochs, batchSize, seed: 7 + r });
       head.model.dispose();
       return head.valAccuracy;
     }),
-    stream: () => timed(async () => {
-      const stream = await openFeatureStream(files.train, { batchSize, seed: 7 });
-      const head = await trainHead(tf, stream, val, { epochs, batchSize, seed: 7 });
+    stream: (r) => timed(async () => {
+      const stream = await openFeatureStream(files.train, { batchSize, seed: 7 + r });
+      const head = await trainHead(tf, stream, val, { epochs, batchSize, seed: 7 + r });
       head.model.dispose();
       return head.valAccuracy;
     }),
@@ -94,10 +94,11 @@ try {
       return history.history.val_acc.at(-1);
     }),
   };
-  for (const fn of Object.values(rows)) await fn(); // warm-up: kernels, file cache
+  // Every repeat draws new initial weights and a new order, on every row (accuracy varies by ±0.01 with the seed here).
+  for (const fn of Object.values(rows)) await fn(-1); // warm-up: kernels, file cache
   const runs = Object.fromEntries(Object.keys(rows).map((k) => [k, []]));
   for (let r = 0; r < repeats; r++) {
-    for (const [name, fn] of Object.entries(rows)) runs[name].push(await fn());
+    for (const [name, fn] of Object.entries(rows)) runs[name].push(await fn(r));
     log(`repeat ${r + 1}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1).rowsPerSecond.toFixed(0)} rows/s (acc ${v.at(-1).valAccuracy.toFixed(3)})`).join(', ')}`);
   }
   log('keras (the seed\'s head.fit) …');
@@ -135,6 +136,8 @@ try {
     line('featherstack trainHead, features in memory', result.featherstack),
     line('featherstack trainHead, streamed from the Arrow file', result.featherstackStream),
     keras.status === 'ok' ? line("Keras head.fit (the seed's)", result.keras) : `| Keras head.fit | not run (${keras.reason}) | | |`,
+    '',
+    `featherstack (in memory) ÷ tfjs model.fit: **${result.ratios.overLayersFit}×**${result.ratios.overKeras ? `, ÷ Keras: **${result.ratios.overKeras}×**` : ''}.`,
     '',
   ].join('\n');
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);

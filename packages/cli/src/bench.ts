@@ -191,7 +191,7 @@ export async function summaryMarkdown(dir: string, base: string): Promise<string
     const md = join(dir, `${name}.md`);
     if (!existsSync(md)) throw new Error(`${md} does not exist: run \`featherstack bench all --out ${dir}\` first`);
     const link = `${base === '.' ? '' : `${base}/`}${name}.png`;
-    sections.push(`### ${title}\n\n${(await readFile(md, 'utf8')).trim()}\n${chart ? `\n![${title}: throughput](${link})\n` : ''}`);
+    sections.push(`### ${title} (\`featherstack bench ${name}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n${chart ? `\n![${title}: throughput](${link})\n` : ''}`);
   }
   return `${sections.join('\n')}`;
 }

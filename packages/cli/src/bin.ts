@@ -54,7 +54,9 @@ program
     'after',
     `
 Exit codes: 0 done, 1 failed (the message names the file or option), 2 bad usage, 130 interrupted (Ctrl-C; resume with --resume).
-Outputs in --out: features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
+Outputs in --out: report.html (curves, confusion matrix, per-class metrics, throughput, augmented samples; PNGs in report/),
+  features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
+Progress: bars on a terminal (NO_COLOR=1 for no colours), plain lines otherwise, nothing but errors with --json.
 Example config (run.yaml):
   data: my/images
   imageSize: [64, 64]
@@ -118,7 +120,8 @@ Example config (run.yaml):
       const s = result.seconds;
       process.stdout.write(
         `validation accuracy: ${result.val_accuracy.toFixed(4)}\n` +
-          `seconds: total ${s.total.toFixed(1)} (setup ${s.setup.toFixed(1)}, base ${s.base_train.toFixed(1)}, extract ${s.extract.toFixed(1)}, head ${s.head_train.toFixed(1)})\n`,
+          `seconds: total ${s.total.toFixed(1)} (setup ${s.setup.toFixed(1)}, base ${s.base_train.toFixed(1)}, extract ${s.extract.toFixed(1)}, head ${s.head_train.toFixed(1)}), then evaluation, model and report ${s.report.toFixed(1)}\n` +
+          `report: ${result.report.html}\n`,
       );
     }
   });

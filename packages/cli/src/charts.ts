@@ -73,7 +73,7 @@ export function lineChart(options: LineChartOptions): string {
   const xTicks = options.integerX ? [...new Set(xs)].sort((a, b) => a - b) : ticks(x0, x1);
   const parts: string[] = [
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${pad.l}" y="22" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>`,
+    `<text x="${pad.l}" y="22" font-size="${titleSize(options.title, W - pad.l - 8)}" font-weight="bold">${escapeXml(options.title)}</text>`,
     ...ticks(y0, y1).map((t) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e5e5"/><text x="${pad.l - 6}" y="${y(t) + 4}" text-anchor="end">${label(t)}</text>`),
     ...xTicks.map((t) => `<text x="${x(t)}" y="${H - pad.b + 16}" text-anchor="middle">${label(t)}</text>`),
     `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>`,
@@ -116,7 +116,7 @@ export function barChart(options: BarChartOptions): string {
   const pad = { l: 16 + 7 * Math.max(8, ...options.bars.map((b) => b.label.length)), r: 120, t: 36, b: 12 };
   const H = pad.t + pad.b + row * options.bars.length;
   const max = Math.max(...options.bars.map((b) => b.value).filter(Number.isFinite), 0) || 1;
-  const parts = [`<rect width="100%" height="100%" fill="white"/>`, `<text x="8" y="22" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>`];
+  const parts = [`<rect width="100%" height="100%" fill="white"/>`, `<text x="8" y="22" font-size="${titleSize(options.title, W - 16)}" font-weight="bold">${escapeXml(options.title)}</text>`];
   for (const [i, b] of options.bars.entries()) {
     const top = pad.t + i * row;
     const w = Number.isFinite(b.value) ? (b.value / max) * (W - pad.l - pad.r) : 0;
@@ -154,6 +154,11 @@ export function confusionChart(matrix: number[][], classNames: string[], title =
     parts.push(`<text transform="translate(${cx + 4} ${cy}) rotate(60)">${escapeXml(classNames[p]!)}</text>`);
   }
   return svg(W, H, parts);
+}
+
+/** A bold title's font size (≤ 14 px) that fits `room` pixels (~0.62 em per character). */
+function titleSize(title: string, room: number): number {
+  return Math.max(9, Math.min(14, Math.floor(room / (0.62 * title.length))));
 }
 
 function svg(width: number, height: number, parts: string[]): string {

@@ -49,7 +49,8 @@ export interface WorkflowOptions {
 
 export interface WorkflowResult {
   val_accuracy: number;
-  seconds: { total: number; setup: number; base_train: number; extract: number; head_train: number };
+  /** Stage wall times; `total` covers setup to the end of head training, `report` (evaluation, model, report) comes after it. */
+  seconds: { total: number; setup: number; base_train: number; extract: number; head_train: number; report: number };
   base: EpochLog[];
   head: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
@@ -196,10 +197,11 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       stages,
       samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
     });
+    const t5 = performance.now();
     log(`report: ${report.html}`);
     return {
       val_accuracy: head.valAccuracy,
-      seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000 },
+      seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000, report: (t5 - t4) / 1000 },
       base: history,
       head: head.history,
       features: { train: trainFile, val: valFile, dimension: et.dimension, rows: { train: et.rows, val: ev.rows } },
