@@ -253,8 +253,15 @@ describe('featherstack CLI (as a user runs it)', () => {
 
   it('rejects a bad flag value with a message naming the flag', () => {
     const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
-    expect(status).not.toBe(0);
+    expect(status).toBe(2); // bad usage, as `run --help` documents
     expect(stderr).toContain("--batch-size must be a positive integer, received 'zero'");
+    const typo = featherstack(['run', '--augment', 'shearRange=0.2,horizontalFlp=true']);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain('unknown key: horizontalFlp; known: rotationRange');
+    const unknown = featherstack(['run', '--epochs', '3']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("error: unknown option '--epochs'");
+    expect(featherstack(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const badSize = featherstack(['run', '--image-size', '28by28']);
     expect(badSize.stderr).toContain("--image-size must be N or HxW (e.g. 28 or 224x224), received '28by28'");
     const badMode = featherstack(['run', '--color-mode', 'cmyk']);

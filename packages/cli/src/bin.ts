@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import './env.js';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
 import { benchAll, benchExtraction, benchHead, benchImages, benchTraining, benchWorkflow, updateReadme } from './bench.js';
-import { readRunConfig } from './config.js';
+import { applyConfig, parseAugmentFlag, readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
 import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 import { evaluate } from './evaluate.js';
@@ -21,6 +22,14 @@ function int(name: string) {
   };
 }
 
+function augmentFlag(value: string): ReturnType<typeof parseAugmentFlag> {
+  try {
+    return parseAugmentFlag(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 function size(value: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`--image-size must be N or HxW (e.g. 28 or 224x224), received '${value}'`);
@@ -31,7 +40,10 @@ function size(value: string): [number, number] {
 const program = new Command()
   .name('featherstack')
   .description('Train stacked image models on Node.js: parallel image pipeline → base CNN → Arrow features → head.')
-  .showHelpAfterError();
+  .version((createRequire(import.meta.url)('../package.json') as { version: string }).version)
+  .showHelpAfterError('(see --help for usage)')
+  // Usage errors (unknown option, missing or invalid argument) exit with 2, as documented; help with 0.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 program
   .command('run')
@@ -48,12 +60,14 @@ program
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
-  .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase, plus augment); flags override it')
+  .option('--augment <spec>', "augmentation replacing the seed's (rescale 1/255, shear 0.2, zoom 0.2, horizontal flip): key=value pairs or JSON, e.g. rescale=0.00392,rotationRange=10,horizontalFlip=true; over a config's augment, key by key", augmentFlag)
+  .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase); flags override it')
   .option('--json', 'print one JSON object instead of progress lines')
   .addHelpText(
     'after',
     `
-Exit codes: 0 done, 1 failed (the message names the file or option), 2 bad usage, 130 interrupted (Ctrl-C; resume with --resume).
+Exit codes: 0 done, 1 failed (the message names the file or option, e.g. an invalid config), 2 bad usage (unknown command or
+  option, invalid flag value), 130 interrupted (Ctrl-C; resume with --resume).
 Outputs in --out: report.html (curves, confusion matrix, per-class metrics, throughput, augmented samples; PNGs in report/),
   features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
 Progress: bars on a terminal (NO_COLOR=1 for no colours), plain lines otherwise, nothing but errors with --json.
@@ -68,10 +82,7 @@ Example config (run.yaml):
     if (opts.config) {
       // The file fills every option not given on the command line.
       const config = await readRunConfig(opts.config);
-      for (const [key, value] of Object.entries(config)) {
-        if (command.getOptionValueSource(key) === 'cli') continue;
-        opts[key] = key === 'imageSize' && typeof value === 'number' ? [value, value] : value;
-      }
+      Object.assign(opts, applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'));
     }
     if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
       program.error(`--color-mode must be grayscale, rgb or rgba, received '${opts.colorMode}'`, { exitCode: 2 });

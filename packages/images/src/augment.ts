@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { invalidOption } from './errors.js';
+import { ImageOptionError, invalidOption } from './errors.js';
 import { CounterRng, Stream } from './rng.js';
 import type { AffineParams } from './transforms/affine.js';
 import type { FillMode } from './transforms/warp.js';
@@ -123,10 +123,23 @@ function moduleUrl(name: string, value: unknown): string | null {
   return pathToFileURL(path).href;
 }
 
+/** Every key of AugmentOptions: anything else is a typo that would otherwise be ignored. */
+export const AUGMENT_KEYS: readonly (keyof AugmentOptions)[] = [
+  'rotationRange', 'widthShiftRange', 'heightShiftRange', 'shearRange', 'zoomRange', 'channelShiftRange', 'brightnessRange',
+  'horizontalFlip', 'verticalFlip', 'fillMode', 'cval', 'interpolationOrder', 'rescale', 'keras', 'samplewiseCenter',
+  'samplewiseStdNormalization', 'featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'zcaEpsilon',
+  'preprocessingFunction',
+];
+
 /** Validates augmentation options; every message names the option and the value received. @internal */
 export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment'): AugmentSpec {
   const n = (k: string) => `${prefix}.${k}`;
   if (typeof options !== 'object' || options === null) throw invalidOption(prefix, 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!(AUGMENT_KEYS as readonly string[]).includes(key)) {
+      throw new ImageOptionError(`options.${n(key)} is not an augmentation option (known: ${AUGMENT_KEYS.join(', ')})`);
+    }
+  }
   let zoom: [number, number] = [1, 1];
   if (Array.isArray(options.zoomRange)) {
     const [lo, hi] = options.zoomRange;

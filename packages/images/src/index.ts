@@ -5,7 +5,7 @@
 // First: sizes libuv's thread pool before anything can start it.
 export { DEFAULT_UV_THREADPOOL_SIZE, type ThreadPlan, threadPlan } from './threads.js';
 export { ArrowFileWriter, imageBatchSchema, imageRecordBatch } from './arrow.js';
-export type { AugmentOptions } from './augment.js';
+export { AUGMENT_KEYS, type AugmentOptions } from './augment.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
 export { symmetricEigen } from './zca.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
