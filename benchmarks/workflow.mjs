@@ -4,7 +4,7 @@
 // same dataset, the same way: wall time per stage and validation accuracy side by side.
 //
 //   node benchmarks/workflow.mjs --data DIR [--base-epochs 1] [--head-epochs 5] [--batch-size 32]
-//                                [--json FILE] [--markdown FILE] [--no-peers]
+//                                [--json FILE] [--markdown FILE] [--chart FILE.png] [--no-peers]
 //
 // DIR holds train/ and val/ class folders (full Fashion-MNIST: `featherstack bench workflow`
 // prepares it with datasets/fashion-mnist.mjs).
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'batch-size': { type: 'string', default: '32' },
     json: { type: 'string' },
     markdown: { type: 'string' },
+    chart: { type: 'string' },
     'no-peers': { type: 'boolean', default: false },
   },
 });
@@ -85,7 +86,21 @@ const md = [
   `| **total** | **${cell(f.total)}** | **${cell(k.total)}** | **${result.ratios.wallTimeVsKeras ?? '–'}** |`,
   `| validation accuracy | ${featherstack.val_accuracy.toFixed(4)} | ${keras.val_accuracy?.toFixed(4) ?? 'not run'} | |`,
   '',
+  ...(keras.status === 'ok' ? [] : [`Keras not run: ${keras.reason}.`, '']),
 ].join('\n');
+if (values.chart) {
+  const { barChart, svgToPng } = await import('@featherstack/cli');
+  const stages = [['base training', 'base_train'], ['extraction', 'extract'], ['head training', 'head_train'], ['total', 'total']];
+  const svg = barChart({
+    title: `Stacked workflow: seconds per stage (lower is better), ${result.baseEpochs} base + ${result.headEpochs} head epochs`,
+    unit: 's',
+    bars: stages.flatMap(([label, key]) => [
+      { label: `${label}: featherstack`, value: f[key] },
+      { label: `${label}: Keras`, value: k[key] ?? Number.NaN, color: '#d62728' },
+    ]),
+  });
+  writeFileSync(values.chart, await svgToPng(svg));
+}
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 if (values.markdown) writeFileSync(values.markdown, md);
 process.stdout.write(`${JSON.stringify(result)}\n`);

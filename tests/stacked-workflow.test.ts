@@ -205,7 +205,8 @@ describe('featherstack CLI (as a user runs it)', () => {
     const { status, stderr } = featherstack(['bench', 'all', '--dataset', 'shipped', '--no-peers', '--repeats', '1', '--out', out]);
     expect(status, stderr).toBe(0);
     const suites = ['images', 'training', 'extraction', 'head', 'workflow'];
-    expect(readdirSync(out).sort()).toEqual([...suites.flatMap((s) => [`${s}.json`, `${s}.md`]), 'extraction.png', 'head.png', 'images.png', 'summary.md'].sort());
+    expect(readdirSync(out).sort()).toEqual([...suites.flatMap((s) => [`${s}.json`, `${s}.md`, `${s}.png`]), 'summary.md'].sort());
+    for (const suite of suites) expect(readFileSync(join(out, `${suite}.png`)).subarray(1, 4).toString('latin1'), suite).toBe('PNG');
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
     for (const title of ['### Image pipeline', '### Base training starvation', '### Feature extraction', '### Head training', '### Stacked workflow']) expect(summary).toContain(title);
     // Peers absent: their rows say so instead of disappearing.
@@ -217,7 +218,6 @@ describe('featherstack CLI (as a user runs it)', () => {
     const head = JSON.parse(readFileSync(join(out, 'head.json'), 'utf8'));
     expect(head.featherstack.valAccuracy).toBeGreaterThan(0.5);
     expect(head.ratios.overLayersFit).toBeGreaterThan(0);
-    expect(readFileSync(join(out, 'head.png')).subarray(1, 4).toString('latin1')).toBe('PNG');
 
     // bench readme: the section between the markers is the summary, chart links relative to the README.
     const docs = join(out, '..', 'docs');
@@ -240,6 +240,21 @@ describe('featherstack CLI (as a user runs it)', () => {
     writeFileSync(readme, `${start}\n<!-- bench:end -->\n`);
     const empty = featherstack(['bench', 'readme', '--results', docs, '--readme', readme]);
     expect(empty.stderr).toContain(`${join(docs, 'images.md')} does not exist`);
+  });
+
+  it('bench head marks its Keras row "not run" with the reason when Python tensorflow is missing', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-bench-head-'));
+    // No python3 on PATH: what a machine without Python tensorflow sees.
+    const result = spawnSync(process.execPath, [bin, 'bench', 'head', '--epochs', '1', '--repeats', '1', '--json', join(out, 'head.json'), '--markdown', join(out, 'head.md')], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: out },
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const head = JSON.parse(result.stdout);
+    expect(head.keras).toEqual({ status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' });
+    expect(head.ratios.overKeras).toBeNull();
+    expect(head.tfjsLayersFit.rowsPerSecond).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'head.md'), 'utf8')).toContain('| Keras head.fit | not run (Python tensorflow is not installed (pip install tensorflow-cpu)) | | |');
   });
 
   it('bench extraction and bench head refuse bad values by name', () => {

@@ -112,6 +112,7 @@ export interface WorkflowBenchOptions {
   peers: boolean;
   json?: string;
   markdown?: string;
+  chart?: string;
   log: (line: string) => void;
 }
 
@@ -123,9 +124,9 @@ export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unkn
 }
 
 /** Runs benchmarks/training.mjs (base training fed by the pipeline vs from memory); returns its JSON result. */
-export async function benchTraining(options: { dataset: BenchDataset; epochs: number; json?: string; markdown?: string; log: (line: string) => void }): Promise<unknown> {
+export async function benchTraining(options: { dataset: BenchDataset; epochs: number; json?: string; markdown?: string; chart?: string; log: (line: string) => void }): Promise<unknown> {
   const prepared = await prepare(options.dataset === 'photos' ? 'shipped' : options.dataset, options.log);
-  return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], { json: options.json, markdown: options.markdown }, options.log);
+  return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], { json: options.json, markdown: options.markdown, chart: options.chart }, options.log);
 }
 
 export interface StageBenchOptions extends SuiteOutput {
@@ -152,15 +153,15 @@ export async function benchHead(options: StageBenchOptions & { epochs: number; b
 /** The suites of `bench all`, in order: name, title, whether it draws a chart. */
 export const SUITES = [
   ['images', 'Image pipeline', true],
-  ['training', 'Base training starvation', false],
+  ['training', 'Base training starvation', true],
   ['extraction', 'Feature extraction', true],
   ['head', 'Head training', true],
-  ['workflow', 'Stacked workflow', false],
+  ['workflow', 'Stacked workflow', true],
 ] as const;
 
 /**
- * Every suite in turn into `out`: per suite a JSON file, a markdown table and (images,
- * extraction, head) a PNG chart, plus summary.md with every table — the README's performance
+ * Every suite in turn into `out`: per suite a JSON file, a markdown table and a PNG chart, plus
+ * summary.md with every table — the README's performance
  * section is this file (see `featherstack bench readme`).
  */
 export async function benchAll(options: { dataset: BenchDataset; out: string; peers: boolean; repeats: number; log: (line: string) => void }): Promise<Record<string, unknown>> {
@@ -171,11 +172,12 @@ export async function benchAll(options: { dataset: BenchDataset; out: string; pe
   const common = { peers: options.peers, repeats: options.repeats, log: options.log };
   const results: Record<string, unknown> = {};
   results.images = await benchImages({ ...common, ...files('images', true), dataset: options.dataset, epochs: 1 });
-  results.training = await benchTraining({ ...files('training', false), dataset: small, epochs: Math.max(1, options.repeats), log: options.log });
+  // Epoch-to-epoch noise here is ±15 %: a median of at least five, unless a quick single repeat was asked for.
+  results.training = await benchTraining({ ...files('training', true), dataset: small, epochs: options.repeats === 1 ? 1 : Math.max(5, options.repeats), log: options.log });
   results.extraction = await benchExtraction({ ...common, ...files('extraction', true), dataset: small, batchSize: 256 });
   results.head = await benchHead({ ...common, ...files('head', true), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
   // The workflow's headline comparison runs on full Fashion-MNIST unless the shipped subset was asked for.
-  results.workflow = await benchWorkflow({ ...common, ...files('workflow', false), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
+  results.workflow = await benchWorkflow({ ...common, ...files('workflow', true), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };

@@ -435,6 +435,7 @@ bench
   .option('--epochs <n>', 'measured epochs (median reported)', int('--epochs'), 3)
   .option('--json [file]', 'print the result as JSON (and write it to file)')
   .option('--markdown <file>', 'write a markdown table')
+  .option('--chart <file.png>', 'write a bar chart of images/s')
   .action(async (opts) => {
     checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
     const result = await benchTraining({
@@ -442,6 +443,7 @@ bench
       epochs: opts.epochs,
       json: typeof opts.json === 'string' ? opts.json : undefined,
       markdown: opts.markdown,
+      chart: opts.chart,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     printResult(opts.json)(result);
@@ -457,6 +459,7 @@ bench
   .option('--no-peers', 'skip the Keras run')
   .option('--json [file]', 'print the result as JSON (and write it to file)')
   .option('--markdown <file>', 'write a markdown table')
+  .option('--chart <file.png>', 'write a bar chart of seconds per stage')
   .action(async (opts) => {
     checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
     const result = await benchWorkflow({
@@ -467,6 +470,7 @@ bench
       peers: opts.peers,
       json: typeof opts.json === 'string' ? opts.json : undefined,
       markdown: opts.markdown,
+      chart: opts.chart,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     printResult(opts.json)(result);
