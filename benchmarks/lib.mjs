@@ -7,8 +7,10 @@ const PY_ENV = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' };
 let kerasAvailable;
 
 /**
- * Runs peers/<script> with `args` and returns its last JSON line as `{ status: 'ok', ... }`, or
- * `{ status: 'not run', reason }` when peers are off or Python tensorflow is missing.
+ * Runs peers/<script> with `args` and returns its last JSON line as `{ status: 'ok', ... }`;
+ * `{ status: 'not run', reason }` when peers are off or Python tensorflow is missing, and
+ * `{ status: 'failed', reason }` (the end of its stderr) when the peer itself fails — a suite
+ * reports that row instead of losing every row it measured.
  */
 export function runPeer(script, args, { enabled = true } = {}) {
   if (!enabled) return { status: 'not run', reason: '--no-peers' };
@@ -21,13 +23,14 @@ export function runPeer(script, args, { enabled = true } = {}) {
     }
   }
   if (!kerasAvailable) return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
-  let out;
   try {
-    out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: PY_ENV });
+    const out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: PY_ENV });
+    return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
   } catch (error) {
-    throw new Error(`peers/${script} failed (${error.status ?? error.signal}):\n${String(error.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`);
+    const tail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' | ');
+    process.stderr.write(`peers/${script} failed (${error.status ?? error.signal ?? 'bad output'}):\n${String(error.stderr ?? error.message).trim()}\n`);
+    return { status: 'failed', reason: `peers/${script} exited with ${error.status ?? error.signal ?? 'unreadable output'}: ${tail}` };
   }
-  return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
 }
 
 export const median = (xs) => {

@@ -44,14 +44,9 @@ if (ours.status !== 0) throw new Error(`featherstack run exited with ${ours.stat
 const featherstack = JSON.parse(ours.stdout.trim().split('\n').pop());
 log(`featherstack: ${JSON.stringify(featherstack.seconds)}, accuracy ${featherstack.val_accuracy}`);
 
-let keras;
-try {
-  log('keras (the seed workflow) …');
-  keras = runPeer('keras_workflow.py', ['--data', data, '--base-epochs', values['base-epochs'], '--head-epochs', values['head-epochs'], '--batch', values['batch-size']], { enabled: !values['no-peers'] });
-  if (keras.status === 'ok') log(`keras: ${JSON.stringify(keras.seconds)}, accuracy ${keras.val_accuracy}`);
-} catch (error) {
-  keras = { status: 'not run', reason: error.message.split('\n')[0] };
-}
+if (!values['no-peers']) log('keras (the seed workflow) …');
+const keras = runPeer('keras_workflow.py', ['--data', data, '--base-epochs', values['base-epochs'], '--head-epochs', values['head-epochs'], '--batch', values['batch-size']], { enabled: !values['no-peers'] });
+if (keras.status === 'ok') log(`keras: ${JSON.stringify(keras.seconds)}, accuracy ${keras.val_accuracy}`);
 
 const ratio = (a, b) => (b ? Number((a / b).toFixed(2)) : null);
 const result = {
@@ -86,7 +81,7 @@ const md = [
   `| **total** | **${cell(f.total)}** | **${cell(k.total)}** | **${result.ratios.wallTimeVsKeras ?? '–'}** |`,
   `| validation accuracy | ${featherstack.val_accuracy.toFixed(4)} | ${keras.val_accuracy?.toFixed(4) ?? 'not run'} | |`,
   '',
-  ...(keras.status === 'ok' ? [] : [`Keras not run: ${keras.reason}.`, '']),
+  ...(keras.status === 'ok' ? [] : [`Keras ${keras.status}: ${keras.reason}.`, '']),
 ].join('\n');
 if (values.chart) {
   const { barChart, svgToPng } = await import('@featherstack/cli');

@@ -53,13 +53,14 @@ function build() {
 /**
  * The report test renders a run's HTML report in Debian's Chromium. A machine without it gets the
  * package from apt (as root, or through sudo); FEATHERSTACK_CHROMIUM names another build instead.
+ * When neither works, the tests still run: that one test fails, saying what is missing.
  */
 function ensureChromium() {
   const path = process.env.FEATHERSTACK_CHROMIUM ?? '/usr/bin/chromium';
   if (existsSync(path)) return;
   if (process.env.FEATHERSTACK_CHROMIUM) {
-    process.stderr.write(`✖ FEATHERSTACK_CHROMIUM=${path}: no such file\n`);
-    process.exit(1);
+    process.stderr.write(`✖ FEATHERSTACK_CHROMIUM=${path}: no such file (the report test will fail)\n`);
+    return;
   }
   const root = process.getuid?.() === 0;
   const [cmd, pre] = root ? ['apt-get', []] : ['sudo', ['-n', 'apt-get']];
@@ -71,8 +72,9 @@ function ensureChromium() {
     result = install();
   }
   if (result.status !== 0 || !existsSync(path)) {
-    process.stderr.write(`✖ could not install Debian's chromium package (${result.error?.message ?? `exit ${result.status}`}); install it, or set FEATHERSTACK_CHROMIUM to a Chromium binary\n`);
-    process.exit(1);
+    process.stderr.write(
+      `✖ could not install Debian's chromium package (${result.error?.message ?? `exit ${result.status}`}); the report test will fail: install it, or set FEATHERSTACK_CHROMIUM to a Chromium binary\n`,
+    );
   }
 }
 

@@ -1,16 +1,18 @@
 """Keras peers for single stages of the stacked workflow, for benchmarks/extraction.mjs and
 benchmarks/head.mjs. Prints one JSON line.
 
-    python3 keras_stages.py --stage extraction --data DIR [--size 28] [--color-mode grayscale] [--batch 256] [--repeats 3]
+    python3 keras_stages.py --stage extraction --data DIR [--size 28] [--color-mode grayscale] [--batch 256] [--repeats 1] [--passes 1]
         The seed's extract_features: an untrained seed CNN (weights do not change the cost) runs
-        model.predict batch by batch over a non-augmenting ImageDataGenerator.flow_from_directory.
-        Reports images/s per repeat (after one warm-up pass).
+        model.predict batch by batch over a non-augmenting ImageDataGenerator.flow_from_directory,
+        `passes` times per timed run (as the featherstack rows do). Reports images/s per repeat
+        (after one warm-up pass).
 
     python3 keras_stages.py --stage head --features DIR [--epochs 10] [--batch 32] [--repeats 3]
         The seed's head (dense128 relu → softmax, Adam 1e-3) fitted on the features that the
         benchmark wrote as raw little-endian files (train.f32, train.i32, val.f32, val.i32, meta.json),
         with the validation features evaluated every epoch as in the seed. Reports rows/s (training
-        rows × epochs ÷ seconds) per repeat and the final validation accuracy.
+        rows × epochs ÷ seconds, model construction included as in the featherstack rows) per repeat
+        and the final validation accuracy.
 """
 import argparse
 import json
@@ -31,7 +33,8 @@ p.add_argument("--size", type=int, default=28)
 p.add_argument("--color-mode", default="grayscale")
 p.add_argument("--batch", type=int, default=256)
 p.add_argument("--epochs", type=int, default=10)
-p.add_argument("--repeats", type=int, default=3)
+p.add_argument("--repeats", type=int, default=1)
+p.add_argument("--passes", type=int, default=1)
 p.add_argument("--seed", type=int, default=1)
 a = p.parse_args()
 keras.utils.set_random_seed(a.seed)
@@ -52,20 +55,23 @@ def extraction():
     channels = 1 if a.color_mode == "grayscale" else 3
     base = seed_base(a.size, channels)
 
-    def one_pass():
-        gen = ImageDataGenerator(rescale=1 / 255).flow_from_directory(
-            a.data, target_size=(a.size, a.size), color_mode=a.color_mode, batch_size=a.batch, class_mode="sparse", shuffle=False
-        )
+    def timed(passes):
         started = time.perf_counter()
         n = 0
-        for batch, _ in gen:
-            n += len(base.predict(batch, verbose=0))
-            if n >= gen.samples:
-                break
+        for _ in range(passes):
+            gen = ImageDataGenerator(rescale=1 / 255).flow_from_directory(
+                a.data, target_size=(a.size, a.size), color_mode=a.color_mode, batch_size=a.batch, class_mode="sparse", shuffle=False
+            )
+            done = 0
+            for batch, _ in gen:
+                done += len(base.predict(batch, verbose=0))
+                if done >= gen.samples:
+                    break
+            n += done
         return n / (time.perf_counter() - started)
 
-    one_pass()  # warm-up: graph tracing, page cache
-    rates = [one_pass() for _ in range(a.repeats)]
+    timed(1)  # warm-up: graph tracing, page cache
+    rates = [timed(a.passes) for _ in range(a.repeats)]
     return dict(imagesPerSecond=rates)
 
 
@@ -78,9 +84,9 @@ def head():
     rates, accuracies = [], []
     for r in range(a.repeats + 1):
         keras.utils.set_random_seed(a.seed + r)
+        started = time.perf_counter()
         model = keras.Sequential([keras.Input(shape=(d,)), layers.Dense(128, activation="relu"), layers.Dense(classes, activation="softmax")])
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        started = time.perf_counter()
         history = model.fit(xt, yt, batch_size=a.batch, epochs=a.epochs, validation_data=(xv, yv), verbose=0)
         seconds = time.perf_counter() - started
         if r == 0:

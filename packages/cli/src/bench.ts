@@ -87,7 +87,12 @@ function outputArgs(options: SuiteOutput): string[] {
 
 async function suite(script: string, args: string[], options: SuiteOutput, log: (line: string) => void): Promise<unknown> {
   const out = await run(script, [...args, ...outputArgs(options)], log);
-  return JSON.parse(out.trim().split('\n').pop()!);
+  const last = out.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last);
+  } catch {
+    throw new Error(`benchmarks/${script} ended without a JSON result line (last line: ${JSON.stringify(last.slice(0, 200))})`);
+  }
 }
 
 /** Runs benchmarks/images.mjs; returns its JSON result. */
@@ -137,26 +142,36 @@ export interface StageBenchOptions extends SuiteOutput {
   log: (line: string) => void;
 }
 
-/** Runs benchmarks/extraction.mjs (extractFeatures against decode workers, pixel cache, ceiling, Keras). */
+/**
+ * Runs benchmarks/extraction.mjs (extractFeatures against decode workers, pixel cache, ceiling, Keras).
+ *
+ * @example
+ * await benchExtraction({ dataset: 'shipped', batchSize: 256, repeats: 3, json: 'extraction.json', log: console.error });
+ */
 export async function benchExtraction(options: StageBenchOptions & { batchSize: number }): Promise<unknown> {
   const dir = options.data ?? (await prepare(options.dataset, options.log)).dir;
   return suite('extraction.mjs', ['--data', resolve(dir), '--batch-size', String(options.batchSize), '--repeats', String(options.repeats)], options, options.log);
 }
 
-/** Runs benchmarks/head.mjs (trainHead in memory and streamed, tfjs model.fit, Keras). */
+/**
+ * Runs benchmarks/head.mjs (trainHead in memory and streamed, tfjs model.fit, Keras).
+ *
+ * @example
+ * await benchHead({ dataset: 'shipped', epochs: 10, batchSize: 32, repeats: 3, peers: false, log: console.error });
+ */
 export async function benchHead(options: StageBenchOptions & { epochs: number; batchSize: number }): Promise<unknown> {
   const dir = options.data ?? join((await prepare(options.dataset, options.log)).dir, '..');
   const args = ['--data', resolve(dir), '--epochs', String(options.epochs), '--batch-size', String(options.batchSize), '--repeats', String(options.repeats)];
   return suite('head.mjs', args, options, options.log);
 }
 
-/** The suites of `bench all`, in order: name, title, whether it draws a chart. */
+/** The suites of `bench all`, in order: name, title, what its chart shows. */
 export const SUITES = [
-  ['images', 'Image pipeline', true],
-  ['training', 'Base training starvation', true],
-  ['extraction', 'Feature extraction', true],
-  ['head', 'Head training', true],
-  ['workflow', 'Stacked workflow', true],
+  ['images', 'Image pipeline', 'images/s against decode workers'],
+  ['training', 'Base training starvation', 'images/s by what feeds the base'],
+  ['extraction', 'Feature extraction', 'images/s against decode workers'],
+  ['head', 'Head training', 'rows/s per trainer'],
+  ['workflow', 'Stacked workflow', 'seconds per stage, featherstack and Keras'],
 ] as const;
 
 /**
@@ -167,17 +182,17 @@ export const SUITES = [
 export async function benchAll(options: { dataset: BenchDataset; out: string; peers: boolean; repeats: number; log: (line: string) => void }): Promise<Record<string, unknown>> {
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
-  const files = (name: string, chart: boolean) => ({ json: join(out, `${name}.json`), markdown: join(out, `${name}.md`), ...(chart ? { chart: join(out, `${name}.png`) } : {}) });
+  const files = (name: string) => ({ json: join(out, `${name}.json`), markdown: join(out, `${name}.md`), chart: join(out, `${name}.png`) });
   const small = options.dataset === 'photos' ? 'shipped' : options.dataset;
   const common = { peers: options.peers, repeats: options.repeats, log: options.log };
   const results: Record<string, unknown> = {};
-  results.images = await benchImages({ ...common, ...files('images', true), dataset: options.dataset, epochs: 1 });
+  results.images = await benchImages({ ...common, ...files('images'), dataset: options.dataset, epochs: 1 });
   // Epoch-to-epoch noise here is ±15 %: a median of at least five, unless a quick single repeat was asked for.
-  results.training = await benchTraining({ ...files('training', true), dataset: small, epochs: options.repeats === 1 ? 1 : Math.max(5, options.repeats), log: options.log });
-  results.extraction = await benchExtraction({ ...common, ...files('extraction', true), dataset: small, batchSize: 256 });
-  results.head = await benchHead({ ...common, ...files('head', true), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
+  results.training = await benchTraining({ ...files('training'), dataset: small, epochs: options.repeats === 1 ? 1 : Math.max(5, options.repeats), log: options.log });
+  results.extraction = await benchExtraction({ ...common, ...files('extraction'), dataset: small, batchSize: 256 });
+  results.head = await benchHead({ ...common, ...files('head'), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
   // The workflow's headline comparison runs on full Fashion-MNIST unless the shipped subset was asked for.
-  results.workflow = await benchWorkflow({ ...common, ...files('workflow', true), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
+  results.workflow = await benchWorkflow({ ...common, ...files('workflow'), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };
@@ -186,6 +201,9 @@ export async function benchAll(options: { dataset: BenchDataset; out: string; pe
 /**
  * The markdown of every suite's table in `dir` (written by `bench all`), with chart links
  * relative to `base` (the directory of the document that will hold it).
+ *
+ * @example
+ * const md = await summaryMarkdown('benchmarks/results/latest', 'benchmarks/results/latest');
  */
 export async function summaryMarkdown(dir: string, base: string): Promise<string> {
   const sections: string[] = [];
@@ -193,7 +211,7 @@ export async function summaryMarkdown(dir: string, base: string): Promise<string
     const md = join(dir, `${name}.md`);
     if (!existsSync(md)) throw new Error(`${md} does not exist: run \`featherstack bench all --out ${dir}\` first`);
     const link = `${base === '.' ? '' : `${base}/`}${name}.png`;
-    sections.push(`### ${title} (\`featherstack bench ${name}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n${chart ? `\n![${title}: throughput](${link})\n` : ''}`);
+    sections.push(`### ${title} (\`featherstack bench ${name}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n\n![${title}: ${chart}](${link})\n`);
   }
   return `${sections.join('\n')}`;
 }
@@ -204,6 +222,9 @@ export const README_END = '<!-- bench:end -->';
 /**
  * Replaces the performance section of `readme` (between README_START and README_END) with the
  * suite results in `dir`. Refuses a README without exactly one pair of markers.
+ *
+ * @example
+ * await updateReadme('README.md', 'benchmarks/results/latest');
  */
 export async function updateReadme(readme: string, dir: string): Promise<void> {
   const text = await readFile(readme, 'utf8');

@@ -60,7 +60,11 @@ program
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
-  .option('--augment <spec>', "augmentation replacing the seed's (rescale 1/255, shear 0.2, zoom 0.2, horizontal flip): key=value pairs or JSON, e.g. rescale=0.00392,rotationRange=10,horizontalFlip=true; over a config's augment, key by key", augmentFlag)
+  .option(
+    '--augment <spec>',
+    "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
+    augmentFlag,
+  )
   .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase); flags override it')
   .option('--json', 'print one JSON object instead of progress lines')
   .addHelpText(
@@ -116,6 +120,7 @@ Example config (run.yaml):
       onHeadEpoch: progress.head,
     });
     } catch (error) {
+      progress.stop(); // give the terminal its line and cursor back before the message
       if (error !== interrupted) throw error;
       const out = resolve(opts.out);
       process.stderr.write(
@@ -218,19 +223,23 @@ program
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const progress = new Progress({ json: opts.json });
-    const result = await extractStage({
-      model: opts.model,
-      data: opts.data,
-      out: opts.out,
-      targetSize: opts.imageSize,
-      colorMode: opts.colorMode,
-      batchSize: opts.batchSize,
-      ...(opts.shard ? { shard: opts.shard } : {}),
-      l2: opts.l2 ?? false,
-      resume: opts.resume ?? false,
-      onBatch: progress.extract(opts.out),
-    });
-    progress.stop();
+    let result: Awaited<ReturnType<typeof extractStage>>;
+    try {
+      result = await extractStage({
+        model: opts.model,
+        data: opts.data,
+        out: opts.out,
+        targetSize: opts.imageSize,
+        colorMode: opts.colorMode,
+        batchSize: opts.batchSize,
+        ...(opts.shard ? { shard: opts.shard } : {}),
+        l2: opts.l2 ?? false,
+        resume: opts.resume ?? false,
+        onBatch: progress.extract(opts.out),
+      });
+    } finally {
+      progress.stop();
+    }
     printResult(opts.json)(result);
   });
 
@@ -249,19 +258,23 @@ program
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const progress = new Progress({ json: opts.json });
-    const result = await trainHeadStage({
-      train: opts.train,
-      val: opts.val,
-      out: opts.out,
-      units: opts.units,
-      epochs: opts.epochs,
-      seed: opts.seed,
-      ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
-      ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
-      ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
-      onEpochEnd: progress.head,
-    });
-    progress.stop();
+    let result: Awaited<ReturnType<typeof trainHeadStage>>;
+    try {
+      result = await trainHeadStage({
+        train: opts.train,
+        val: opts.val,
+        out: opts.out,
+        units: opts.units,
+        epochs: opts.epochs,
+        seed: opts.seed,
+        ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+        ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
+        ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
+        onEpochEnd: progress.head,
+      });
+    } finally {
+      progress.stop();
+    }
     printResult(opts.json)(result);
   });
 

@@ -29,6 +29,7 @@ export interface LineChartOptions {
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
+/** Escapes text for SVG and HTML content and attribute values. @internal */
 export function escapeXml(text: string | number): string {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -51,7 +52,12 @@ function label(v: number): string {
   return v.toPrecision(2).replace(/\.?0+$/, '');
 }
 
-/** A line chart as an SVG document. */
+/**
+ * A line chart as an SVG document.
+ *
+ * @example
+ * const svg = lineChart({ title: 'loss', xLabel: 'epoch', yLabel: 'loss', series: [{ label: 'training', points: [[1, 0.9], [2, 0.6]] }] });
+ */
 export function lineChart(options: LineChartOptions): string {
   const W = options.width ?? 640;
   const H = options.height ?? 360;
@@ -108,7 +114,12 @@ export interface BarChartOptions {
   width?: number;
 }
 
-/** Horizontal bars with their values, one per row. */
+/**
+ * Horizontal bars with their values, one per row; a bar whose value is not finite reads "not run".
+ *
+ * @example
+ * const svg = barChart({ title: 'images/s', unit: 'images/s', bars: [{ label: 'featherstack', value: 322 }, { label: 'Keras', value: 102 }] });
+ */
 export function barChart(options: BarChartOptions): string {
   const W = options.width ?? 640;
   const row = 26;
@@ -127,9 +138,17 @@ export function barChart(options: BarChartOptions): string {
   return svg(W, H, parts);
 }
 
-/** A confusion matrix: rows are true classes, columns predictions; cells shaded by row share. */
+/**
+ * A confusion matrix: rows are true classes, columns predictions; cells shaded by row share.
+ *
+ * @example
+ * const svg = confusionChart([[9, 1], [2, 8]], ['cat', 'dog']);
+ */
 export function confusionChart(matrix: number[][], classNames: string[], title = 'Confusion matrix (rows: true class, columns: predicted)'): string {
   const n = classNames.length;
+  if (matrix.length !== n || matrix.some((row) => row.length !== n)) {
+    throw new Error(`confusionChart: the matrix must be ${n} × ${n} for ${n} class names, received ${matrix.length} rows of ${matrix.map((r) => r.length).join('/')}`);
+  }
   const cell = Math.max(22, Math.min(44, Math.floor(440 / Math.max(1, n))));
   const longest = Math.max(4, ...classNames.map((c) => c.length));
   const pad = { l: 16 + 7 * longest, t: 40, b: 20 + 6 * longest };
@@ -165,7 +184,12 @@ function svg(width: number, height: number, parts: string[]): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">\n  ${parts.join('\n  ')}\n</svg>\n`;
 }
 
-/** Rasterises an SVG document to PNG bytes. */
-export function svgToPng(svgText: string): Promise<Buffer> {
+/**
+ * Rasterises an SVG document to PNG bytes (librsvg through sharp); rejects invalid SVG.
+ *
+ * @example
+ * await writeFile('chart.png', await svgToPng(lineChart(options)));
+ */
+export async function svgToPng(svgText: string): Promise<Buffer> {
   return sharp(Buffer.from(svgText)).png({ compressionLevel: 9 }).toBuffer();
 }

@@ -64,7 +64,12 @@ export const runConfigSchema = z
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 
-/** Reads and validates a config file. */
+/**
+ * Reads and validates a config file.
+ *
+ * @example
+ * const config = await readRunConfig('run.yaml'); // throws "config run.yaml is invalid:\n  augment.zoomRange: …"
+ */
 export async function readRunConfig(file: string): Promise<RunConfig> {
   let text: string;
   try {
@@ -95,8 +100,13 @@ function describeIssues(issues: z.core.$ZodIssue[], prefix: string): string[] {
 
 /**
  * `--augment`: a JSON object (`'{"zoomRange":0.2}'`) or `key=value` pairs separated by commas
- * (`shearRange=0.2,horizontalFlip=true`), values read as JSON where they parse (numbers, booleans,
- * [lo,hi]) and as strings otherwise. Checked against the same schema as the config's `augment`.
+ * (`rescale=1/255,shearRange=0.2,horizontalFlip=true`), values read as JSON where they parse
+ * (numbers, booleans, [lo,hi]), as a number for a fraction `a/b`, and as strings otherwise.
+ * Checked against the same schema as the config's `augment`; a key given twice is an error.
+ *
+ * @example
+ * parseAugmentFlag('rescale=1/255,zoomRange=[0.8,1.2],fillMode=nearest');
+ * // → { rescale: 0.00392156862745098, zoomRange: [0.8, 1.2], fillMode: 'nearest' }
  */
 export function parseAugmentFlag(value: string): z.infer<typeof augmentSchema> {
   let raw: unknown;
@@ -107,20 +117,27 @@ export function parseAugmentFlag(value: string): z.infer<typeof augmentSchema> {
       throw new Error(`--augment: not valid JSON (${(error as Error).message})`);
     }
   } else {
-    raw = Object.fromEntries(
-      value.split(/,(?![^[]*\])/).map((pair) => {
-        const eq = pair.indexOf('=');
-        if (eq < 1) throw new Error(`--augment: expected key=value pairs separated by commas (e.g. shearRange=0.2,horizontalFlip=true), received '${pair}'`);
-        const text = pair.slice(eq + 1).trim();
-        let parsed: unknown = text;
+    const entries = value.split(/,(?![^[]*\])/).map((pair): [string, unknown] => {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw new Error(`--augment: expected key=value pairs separated by commas (e.g. shearRange=0.2,horizontalFlip=true), received '${pair}'`);
+      const text = pair.slice(eq + 1).trim();
+      const fraction = /^(-?\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(text);
+      let parsed: unknown = fraction ? Number(fraction[1]) / Number(fraction[2]) : text;
+      if (!fraction) {
         try {
           parsed = JSON.parse(text);
         } catch {
           // a bare string, e.g. fillMode=nearest
         }
-        return [pair.slice(0, eq).trim(), parsed];
-      }),
-    );
+      }
+      return [pair.slice(0, eq).trim(), parsed];
+    });
+    const seen = new Set<string>();
+    for (const [key] of entries) {
+      if (seen.has(key)) throw new Error(`--augment: ${key} is given twice`);
+      seen.add(key);
+    }
+    raw = Object.fromEntries(entries);
   }
   const parsed = augmentSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`--augment is invalid:\n${describeIssues(parsed.error.issues, 'augment.').join('\n')}`);
@@ -130,6 +147,10 @@ export function parseAugmentFlag(value: string): z.infer<typeof augmentSchema> {
 /**
  * Fills `options` (the parsed flags) from `config`: a key given on the command line wins, except
  * `augment`, where the flag's keys override the file's one by one.
+ *
+ * @example
+ * applyConfig({ headEpochs: 9 }, { headEpochs: 3, baseEpochs: 2 }, (key) => key === 'headEpochs');
+ * // → { headEpochs: 9, baseEpochs: 2 }
  */
 export function applyConfig(options: Record<string, unknown>, config: RunConfig, fromCommandLine: (key: string) => boolean): Record<string, unknown> {
   const out = { ...options };

@@ -29,7 +29,12 @@ export interface HeadEpochProgress {
   rows: number;
 }
 
-/** Whether colour may be used on `stream`: a terminal, and NO_COLOR unset or empty. */
+/**
+ * Whether colour may be used on `stream`: a terminal, and NO_COLOR unset or empty.
+ *
+ * @example
+ * const red = useColor(process.stderr) ? '\u001b[31m' : '';
+ */
 export function useColor(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(stream.isTTY) && !env.NO_COLOR;
 }
@@ -37,6 +42,18 @@ export function useColor(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = pr
 const GREEN = '\u001b[32m';
 const RESET = '\u001b[0m';
 
+/**
+ * Bars or lines for one command's stages; `line()` prints between bars, `stop()` restores the
+ * terminal (call it in `finally`).
+ *
+ * @example
+ * const progress = new Progress({ json: false });
+ * try {
+ *   await extractFeatures(tf, extractor, flow, 'f.arrow', { onBatch: progress.extract('f.arrow') });
+ * } finally {
+ *   progress.stop();
+ * }
+ */
 export class Progress {
   readonly #stream: NodeJS.WriteStream;
   readonly #bar: SingleBar | null;

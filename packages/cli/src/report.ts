@@ -34,6 +34,8 @@ export interface ReportInput {
   head: HeadEpoch[];
   evaluation: Evaluation;
   stages: StageThroughput[];
+  /** How the stage times were taken, shown under the throughput table. */
+  stagesNote?: string;
   /** PNG of augmented samples (see `augmentationGrid`), with a caption. */
   samples?: { png: Buffer; caption: string };
 }
@@ -48,34 +50,22 @@ export interface WrittenReport {
 /**
  * Writes `file` (HTML) and its charts as PNGs in `<file without .html>/`. Written to temporary
  * names and renamed, so a report on disk is always whole.
+ *
+ * @example
+ * const { html } = await writeReport('runs/a/report.html', { title: 'run a', facts: [], base, head, evaluation, stages: [] });
  */
 export async function writeReport(file: string, input: ReportInput): Promise<WrittenReport> {
   const pngDir = join(dirname(file), basename(file, '.html'));
   await mkdir(pngDir, { recursive: true });
-  const images: Record<string, Buffer> = {};
-  const epochs = (log: { epoch: number }[]) => log.map((e) => e.epoch + 1);
-  const curve = (name: string, title: string, log: { epoch: number }[], keys: [string, string][]) => {
-    const series = keys
-      .map(([key, label]) => ({ label, points: log.map((e, i): [number, number] => [epochs(log)[i]!, Number((e as unknown as Record<string, number>)[key])]) }))
-      .filter((s) => s.points.some((p) => Number.isFinite(p[1])));
-    if (series.length > 0) images[name] = Buffer.from(lineChart({ title, xLabel: 'epoch', yLabel: keys[0]![0].toLowerCase().includes('loss') ? 'loss' : 'accuracy', series, integerX: true, yMin: 'auto' }));
-  };
-  curve('base-loss', 'Base CNN: loss per epoch', input.base, [['loss', 'training'], ['valLoss', 'validation']]);
-  curve('base-accuracy', 'Base CNN: accuracy per epoch', input.base, [['acc', 'training'], ['valAcc', 'validation']]);
-  curve('head-loss', 'Head: loss per epoch', input.head, [['loss', 'training'], ['valLoss', 'validation']]);
-  curve('head-accuracy', 'Head: accuracy per epoch', input.head, [['acc', 'training'], ['valAcc', 'validation']]);
+  const images: Record<string, string> = trainingCurves(input);
   const names = input.evaluation.perClass.map((m) => m.name);
-  images.confusion = Buffer.from(confusionChart(input.evaluation.confusion, names));
-  images['per-class'] = Buffer.from(
-    barChart({ title: 'F1 per class (validation)', unit: '', bars: input.evaluation.perClass.map((m) => ({ label: m.name, value: m.f1 })) }),
-  );
-  images.throughput = Buffer.from(
-    barChart({ title: 'Throughput per stage', unit: '/s', bars: input.stages.map((s) => ({ label: `${s.stage} (${s.unit})`, value: s.items / s.seconds })) }),
-  );
+  images.confusion = confusionChart(input.evaluation.confusion, names);
+  images['per-class'] = barChart({ title: 'F1 per class (validation)', unit: '', bars: input.evaluation.perClass.map((m) => ({ label: m.name, value: m.f1 })) });
+  images.throughput = barChart({ title: 'Throughput per stage', unit: '/s', bars: input.stages.map((s) => ({ label: `${s.stage} (${s.unit})`, value: s.items / s.seconds })) });
   const charts: Record<string, string> = {};
   const png: Record<string, Buffer> = {};
   for (const [name, svgText] of Object.entries(images)) {
-    png[name] = await svgToPng(svgText.toString());
+    png[name] = await svgToPng(svgText);
     charts[name] = join(pngDir, `${name}.png`);
   }
   if (input.samples) {
@@ -85,6 +75,26 @@ export async function writeReport(file: string, input: ReportInput): Promise<Wri
   await Promise.all(Object.entries(png).map(([name, bytes]) => atomicWrite(charts[name]!, bytes)));
   await atomicWrite(file, renderHtml(input, png));
   return { html: file, charts };
+}
+
+/**
+ * The loss and accuracy curves of base and head as SVG documents, by chart name; a curve without
+ * any finite value (e.g. validation of a base trained without it) is left out, and so is a chart
+ * left with no curve. @internal
+ */
+export function trainingCurves(input: Pick<ReportInput, 'base' | 'head'>): Record<string, string> {
+  const charts: Record<string, string> = {};
+  const curve = (name: string, title: string, log: readonly object[], yLabel: string, keys: [string, string][]) => {
+    const series = keys
+      .map(([key, label]) => ({ label, points: log.map((e): [number, number] => [(e as { epoch: number }).epoch + 1, Number((e as Record<string, unknown>)[key])]) }))
+      .filter((s) => s.points.some((p) => Number.isFinite(p[1])));
+    if (series.length > 0) charts[name] = lineChart({ title, xLabel: 'epoch', yLabel, series, integerX: true, yMin: 'auto' });
+  };
+  curve('base-loss', 'Base CNN: loss per epoch', input.base, 'loss', [['loss', 'training'], ['valLoss', 'validation']]);
+  curve('base-accuracy', 'Base CNN: accuracy per epoch', input.base, 'accuracy', [['acc', 'training'], ['valAcc', 'validation']]);
+  curve('head-loss', 'Head: loss per epoch', input.head, 'loss', [['loss', 'training'], ['valLoss', 'validation']]);
+  curve('head-accuracy', 'Head: accuracy per epoch', input.head, 'accuracy', [['acc', 'training'], ['valAcc', 'validation']]);
+  return charts;
 }
 
 async function atomicWrite(file: string, data: string | Buffer): Promise<void> {
@@ -147,6 +157,7 @@ ${rows(
   input.stages.map((s) => [escapeXml(s.stage), s.seconds.toFixed(2), `${((s.seconds / total) * 100).toFixed(0)} %`, String(s.items), `${(s.items / s.seconds).toFixed(0)} ${escapeXml(s.unit)}/s`]),
   ['stage', 'seconds', 'share', 'items', 'throughput'],
 )}
+${input.stagesNote ? `<p>${escapeXml(input.stagesNote)}</p>` : ''}
 </section>
 <section id="evaluation"><h2>Validation: confusion matrix and per-class metrics</h2>
 ${img(png, 'confusion', 'confusion matrix')}
@@ -182,6 +193,9 @@ export interface GridOptions {
  * A PNG grid of augmented samples through the same loading and augmentation as training: each row
  * one image, its first column without augmentation. Tiles are stretched to 0–255 individually, so
  * standardised pixels show too.
+ *
+ * @example
+ * const png = await augmentationGrid({ files: ['a.png', 'b.png'], augment: { rescale: 1 / 255, zoomRange: 0.2 }, targetSize: [28, 28], colorMode: 'grayscale' });
  */
 export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
   const variants = options.variants ?? 6;
@@ -189,12 +203,13 @@ export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
   const common = { targetSize: options.targetSize, colorMode: options.colorMode, shuffle: false, seed: options.seed ?? 42, ...(options.pool ? { pool: options.pool } : {}) };
   const rescale = options.augment.rescale !== undefined ? { rescale: options.augment.rescale } : {};
   const batchSize = 16;
-  const plain = await flowFromFiles(files, { ...common, augment: rescale, batchSize });
   const repeated = files.flatMap((f) => Array<string>(variants).fill(f));
-  const augmented = await flowFromFiles(repeated, { ...common, augment: options.augment, batchSize });
+  const flows: Awaited<ReturnType<typeof flowFromFiles>>[] = [];
   try {
-    const original = await collect(plain);
-    const drawn = await collect(augmented);
+    flows.push(await flowFromFiles(files, { ...common, augment: rescale, batchSize }));
+    flows.push(await flowFromFiles(repeated, { ...common, augment: options.augment, batchSize }));
+    const original = await collect(flows[0]!);
+    const drawn = await collect(flows[1]!);
     const [, h, w, c] = original.shape;
     const channels = c === 1 ? 1 : 3;
     const gap = 2;
@@ -228,7 +243,7 @@ export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
       .png()
       .toBuffer();
   } finally {
-    await Promise.all([plain.close(), augmented.close()]);
+    await Promise.all(flows.map((f) => f.close()));
   }
 }
 

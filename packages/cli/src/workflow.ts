@@ -78,6 +78,20 @@ export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2,
 export async function runWorkflow(options: WorkflowOptions = {}): Promise<WorkflowResult> {
   const t0 = performance.now();
   const log = options.log ?? (() => {});
+  const augment = options.augment ?? SEED_AUGMENT;
+  // Extraction and the saved model (predict, evaluate) repeat the training images' preprocessing:
+  // the rescale, whatever it is (none means 0–255 pixels, as in Keras). Normalisation that depends
+  // on statistics or code (featurewise/samplewise, ZCA, a preprocessing module) is not recorded in
+  // the stacked model, so the workflow refuses it rather than train on inputs inference never sees.
+  const unsupported = (['featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'samplewiseCenter', 'samplewiseStdNormalization', 'preprocessingFunction'] as const).filter(
+    (key) => augment[key] !== undefined && augment[key] !== false,
+  );
+  if (unsupported.length > 0) {
+    throw new Error(
+      `augment.${unsupported[0]} is not supported by the workflow (featherstack run): the stacked model records only the rescale for inference. Train with the package API (flow.fit(), @featherstack/core) for ${unsupported.join(', ')}`,
+    );
+  }
+  const rescale = augment.rescale ?? 1;
   const data = resolve(options.data ?? SHIPPED_DATASET);
   const out = resolve(options.out ?? 'runs/latest');
   const cores = availableParallelism();
@@ -93,10 +107,10 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
   // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
   // base epochs and the extraction of the training features read it instead of decoding again.
   const cache = options.cache === false ? {} : { cache: join(out, 'cache', `train-${common.targetSize.join('x')}-${common.colorMode}.arrow`) };
-  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, ...cache, shuffle: true, augment: options.augment ?? SEED_AUGMENT });
+  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, ...cache, shuffle: true, augment });
   // Extraction is inference: larger batches amortise TensorFlow's per-op overhead and change no
   // feature (each row depends on its own image only).
-  const extract = { ...common, batchSize: Math.max(common.batchSize, 256), shuffle: false, augment: { rescale: 1 / 255 } };
+  const extract = { ...common, batchSize: Math.max(common.batchSize, 256), shuffle: false, augment: { rescale } };
   const plainTrain = await flowFromDirectory(join(data, 'train'), { ...extract, ...cache });
   const valFlow = await flowFromDirectory(join(data, 'val'), extract);
   try {
@@ -153,7 +167,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       inputShape: [h, w, trainFlow.image.channels],
       colorMode: common.colorMode,
       interpolation: trainFlow.image.interpolation,
-      rescale: 1 / 255,
+      rescale,
       featureLayer: FEATURE_LAYER,
     });
     // The extractor, the stacked model and the base share the trainer's layers: disposing the
@@ -174,7 +188,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const firstOfClass = trainFlow.classNames.slice(0, 8).map((_, c) => trainFlow.classes.indexOf(c)).filter((i) => i >= 0);
     const samples = await augmentationGrid({
       files: firstOfClass.map((i) => join(trainFlow.root, trainFlow.filenames[i]!)),
-      augment: options.augment ?? SEED_AUGMENT,
+      augment,
       targetSize: common.targetSize,
       colorMode: common.colorMode,
       pool: common.pool,
@@ -188,13 +202,15 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
         ['images', `${trainFlow.samples} train / ${valFlow.samples} val, ${trainFlow.classNames.length} classes, ${h}×${w} ${common.colorMode}`],
         ['epochs', `base ${history.length}, head ${head.history.length} (batch ${common.batchSize})`],
         ['feature dimension', String(et.dimension)],
-        ['seconds', `total ${((performance.now() - t0) / 1000).toFixed(1)} (setup ${((t1 - t0) / 1000).toFixed(1)}, base ${((t2 - t1) / 1000).toFixed(1)}, extract ${((t3 - t2) / 1000).toFixed(1)}, head ${((t4 - t3) / 1000).toFixed(1)})`],
+        ['seconds (wall)', `${((t4 - t0) / 1000).toFixed(1)} to the end of head training: setup ${((t1 - t0) / 1000).toFixed(1)}, base ${((t2 - t1) / 1000).toFixed(1)}, extraction ${((t3 - t2) / 1000).toFixed(1)}, head ${((t4 - t3) / 1000).toFixed(1)}`],
+        ['augmentation', JSON.stringify(augment)],
         ['machine', `${cores} cores, ${trainFlow.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend})`],
       ],
       base: history,
       head: head.history,
       evaluation,
       stages,
+      stagesNote: "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
       samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
     });
     const t5 = performance.now();

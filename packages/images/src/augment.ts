@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ImageOptionError, invalidOption } from './errors.js';
+import { invalidOption } from './errors.js';
 import { CounterRng, Stream } from './rng.js';
 import type { AffineParams } from './transforms/affine.js';
 import type { FillMode } from './transforms/warp.js';
@@ -137,7 +137,7 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
   if (typeof options !== 'object' || options === null) throw invalidOption(prefix, 'an object', options);
   for (const key of Object.keys(options)) {
     if (!(AUGMENT_KEYS as readonly string[]).includes(key)) {
-      throw new ImageOptionError(`options.${n(key)} is not an augmentation option (known: ${AUGMENT_KEYS.join(', ')})`);
+      throw invalidOption(n(key), `a known augmentation option — there is no such option (known: ${AUGMENT_KEYS.join(', ')})`, (options as Record<string, unknown>)[key]);
     }
   }
   let zoom: [number, number] = [1, 1];
