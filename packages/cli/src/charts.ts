@@ -45,11 +45,13 @@ function ticks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
-function label(v: number): string {
+/** A value as a short label: thousands as k, else at most two significant digits below 100. @internal */
+export function label(v: number): string {
   const a = Math.abs(v);
   if (a >= 10_000) return `${(v / 1000).toFixed(0)}k`;
   if (a >= 100 || Number.isInteger(v)) return v.toFixed(0);
-  return v.toPrecision(2).replace(/\.?0+$/, '');
+  // Two significant digits; trailing zeros only go after a decimal point (90, not 9; 0.5, not 0.50).
+  return Number(v.toPrecision(2)).toString();
 }
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { barChart, confusionChart, lineChart, svgToPng } from '../src/charts.js';
+import { barChart, confusionChart, label, lineChart, svgToPng } from '../src/charts.js';
 import { augmentationGrid, type ReportInput, trainingCurves, writeReport } from '../src/report.js';
 
 const shipped = fileURLToPath(new URL('../data/fashion-mnist-small/train', import.meta.url));
@@ -78,6 +78,11 @@ describe('charts', () => {
     const result = svgToPng('<svg');
     expect(result).toBeInstanceOf(Promise);
     await expect(result).rejects.toThrow();
+  });
+
+  it('label values without losing digits', () => {
+    expect([89.87, 30.2, 12.4, 0.5, 0.84, 1.25, 7, 372.3, 19551].map(label)).toEqual(['90', '30', '12', '0.5', '0.84', '1.3', '7', '372', '20k']);
+    expect(barChart({ title: 'b', unit: 's', bars: [{ label: 'total', value: 89.87 }] })).toContain('>90 s</text>');
   });
 
   it('mark a bar without a value as not run', () => {
