@@ -214,7 +214,6 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
     });
     const t5 = performance.now();
-    log(`report: ${report.html}`);
     return {
       val_accuracy: head.valAccuracy,
       seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000, report: (t5 - t4) / 1000 },
