@@ -59,6 +59,7 @@ program
   .option('--tf-threads <n>', 'TensorFlow intra-op threads (default: all cores)', int('--tf-threads'))
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
+  .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
   .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
   .option(
     '--augment <spec>',
@@ -113,6 +114,7 @@ Example config (run.yaml):
       tfThreads: opts.tfThreads,
       seed: opts.seed,
       resume: opts.resume,
+      validateBase: opts.validateBase,
       tensorBoard: opts.tensorboard,
       ...(opts.augment ? { augment: opts.augment } : {}),
       log,
@@ -436,9 +438,11 @@ bench
   .description("rewrite the performance section of a README (between its bench:start/bench:end markers) from `bench all` results")
   .option('--results <dir>', 'a `bench all --out` directory', 'benchmarks/results/latest')
   .option('--readme <file>', 'the README to update', 'README.md')
+  .option('--json', 'print JSON')
   .action(async (opts) => {
     await updateReadme(opts.readme, opts.results);
-    process.stdout.write(`${opts.readme}: performance section rewritten from ${opts.results}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ readme: resolve(opts.readme), results: resolve(opts.results) })}\n`);
+    else process.stdout.write(`${opts.readme}: performance section rewritten from ${opts.results}\n`);
   });
 
 bench

@@ -56,6 +56,7 @@ export const runConfigSchema = z
     tfThreads: positive,
     seed: z.number().int().nonnegative(),
     resume: z.boolean(),
+    validateBase: z.boolean(),
     tensorboard: z.string().min(1),
     augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
   })

@@ -32,6 +32,8 @@ export interface WorkflowOptions {
   augment?: AugmentOptions;
   /** Keep a pixel cache of the training images under out/cache (default true). */
   cache?: boolean;
+  /** Score the base on the validation images after every epoch (curves in the report; default true). */
+  validateBase?: boolean;
   /** Continue base training from out/checkpoints/base (written after every epoch). */
   resume?: boolean;
   /** Directory for TensorBoard event files of the base training. */
@@ -125,7 +127,9 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       checkpointDir: join(out, 'checkpoints', 'base'),
       resume: options.resume ?? false,
       ...(options.tensorBoard ? { tensorBoardDir: resolve(options.tensorBoard) } : {}),
-      onEpochEnd: (e, l) => log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)} (${l.imagesPerSecond.toFixed(0)} images/s)`),
+      ...(options.validateBase === false ? {} : { validation: valFlow }),
+      onEpochEnd: (e, l) =>
+        log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onBaseBatch ? { onBatch: options.onBaseBatch } : {}),
     });
