@@ -15,18 +15,13 @@ const CACHE = process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'feath
 
 export type BenchDataset = 'photos' | 'fashion-mnist' | 'shipped';
 
-export interface ImageBenchOptions {
+export interface ImageBenchOptions extends SuiteOutput {
   dataset: BenchDataset;
   /** Overrides the dataset's directory. */
   data?: string;
   size?: number;
   epochs: number;
   repeats: number;
-  peers: boolean;
-  json?: string;
-  markdown?: string;
-  /** PNG chart of images/s against worker count. */
-  chart?: string;
   log: (line: string) => void;
 }
 
@@ -109,15 +104,11 @@ export async function benchImages(options: ImageBenchOptions): Promise<unknown> 
   return suite('images.mjs', args, options, options.log);
 }
 
-export interface WorkflowBenchOptions {
+export interface WorkflowBenchOptions extends SuiteOutput {
   dataset: 'fashion-mnist' | 'shipped';
   data?: string;
   baseEpochs: number;
   headEpochs: number;
-  peers: boolean;
-  json?: string;
-  markdown?: string;
-  chart?: string;
   log: (line: string) => void;
 }
 
@@ -129,9 +120,9 @@ export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unkn
 }
 
 /** Runs benchmarks/training.mjs (base training fed by the pipeline vs from memory); returns its JSON result. */
-export async function benchTraining(options: { dataset: BenchDataset; epochs: number; json?: string; markdown?: string; chart?: string; log: (line: string) => void }): Promise<unknown> {
+export async function benchTraining(options: Omit<SuiteOutput, 'peers'> & { dataset: BenchDataset; epochs: number; log: (line: string) => void }): Promise<unknown> {
   const prepared = await prepare(options.dataset === 'photos' ? 'shipped' : options.dataset, options.log);
-  return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], { json: options.json, markdown: options.markdown, chart: options.chart }, options.log);
+  return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], options, options.log);
 }
 
 export interface StageBenchOptions extends SuiteOutput {

@@ -51,7 +51,7 @@ program
   .option('--data <dir>', 'dataset with train/ and val/ class folders', SHIPPED_DATASET)
   .option('--out <dir>', 'output directory for feature files', 'runs/latest')
   .option('--image-size <HxW>', 'target image size', size, [28, 28] as [number, number])
-  .option('--color-mode <mode>', 'grayscale | rgb | rgba', 'grayscale')
+  .option('--color-mode <mode>', 'grayscale | rgb | rgba', colorMode, 'grayscale' as ColorMode)
   .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
   .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 5)
   .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 10)
@@ -88,9 +88,6 @@ Example config (run.yaml):
       // The file fills every option not given on the command line.
       const config = await readRunConfig(opts.config);
       Object.assign(opts, applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'));
-    }
-    if (!['grayscale', 'rgb', 'rgba'].includes(opts.colorMode)) {
-      program.error(`--color-mode must be grayscale, rgb or rgba, received '${opts.colorMode}'`, { exitCode: 2 });
     }
     // Ctrl-C stops cleanly: the base checkpoint and the extraction journal stay, and we say how to resume.
     const controller = new AbortController();
@@ -177,6 +174,26 @@ function checkDataset(value: string, choices: string[]): void {
 }
 
 const printResult = (json: boolean | undefined) => (result: unknown) => process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+
+/** The output options every bench suite takes (after its own): peers when it has any, JSON, markdown, chart. */
+function suiteOutputOptions(command: Command, chart: string, peers?: string): Command {
+  if (peers) command.option('--no-peers', peers);
+  return command
+    .option('--json [file]', 'print the result as JSON (and write it to file)')
+    .option('--markdown <file>', 'write a markdown table')
+    .option('--chart <file.png>', chart);
+}
+
+/** Those options as a suite function takes them, with progress lines on stderr. */
+function suiteOutputs(opts: { peers?: boolean; json?: string | boolean; markdown?: string; chart?: string }) {
+  return {
+    peers: opts.peers,
+    json: typeof opts.json === 'string' ? opts.json : undefined,
+    markdown: opts.markdown,
+    chart: opts.chart,
+    log: (line: string) => process.stderr.write(`${line}\n`),
+  };
+}
 
 program
   .command('train-base')
@@ -334,34 +351,22 @@ program
   });
 
 const bench = program.command('bench').description('run a benchmark suite (from a source checkout); peer rows need Python tensorflow');
-bench
-  .command('images')
-  .description('image pipeline images/s: raw ceiling, 1…cores workers, fastDecode, pixel cache, Keras ImageDataGenerator, tf.data')
-  .option('--dataset <name>', 'photos (2,000 JPEGs, 224², from Debian wallpapers) | fashion-mnist (60,000, 28² grayscale) | shipped', 'photos')
-  .option('--data <dir>', "override the dataset's directory")
-  .option('--size <n>', 'square target size (default: 224 for photos, 28 otherwise)', int('--size'))
-  .option('--epochs <n>', 'timed epochs per run', int('--epochs'), 1)
-  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
-  .option('--no-peers', 'skip the Keras and tf.data rows')
-  .option('--json [file]', 'print the result as JSON (and write it to file)')
-  .option('--markdown <file>', 'write a markdown table')
-  .option('--chart <file.png>', 'write a chart of images/s against worker count')
-  .action(async (opts) => {
-    checkDataset(opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
-    const result = await benchImages({
-      dataset: opts.dataset,
-      data: opts.data,
-      size: opts.size,
-      epochs: opts.epochs,
-      repeats: opts.repeats,
-      peers: opts.peers,
-      json: typeof opts.json === 'string' ? opts.json : undefined,
-      markdown: opts.markdown,
-      chart: opts.chart,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    printResult(opts.json)(result);
-  });
+suiteOutputOptions(
+  bench
+    .command('images')
+    .description('image pipeline images/s: raw ceiling, 1…cores workers, fastDecode, pixel cache, Keras ImageDataGenerator, tf.data')
+    .option('--dataset <name>', 'photos (2,000 JPEGs, 224², from Debian wallpapers) | fashion-mnist (60,000, 28² grayscale) | shipped', 'photos')
+    .option('--data <dir>', "override the dataset's directory")
+    .option('--size <n>', 'square target size (default: 224 for photos, 28 otherwise)', int('--size'))
+    .option('--epochs <n>', 'timed epochs per run', int('--epochs'), 1)
+    .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3),
+  'write a chart of images/s against worker count',
+  'skip the Keras and tf.data rows',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
+  const result = await benchImages({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, size: opts.size, epochs: opts.epochs, repeats: opts.repeats });
+  printResult(opts.json)(result);
+});
 
 bench
   .command('all')
@@ -377,61 +382,38 @@ bench
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `results in ${opts.out} (summary: ${result.summary})\n`);
   });
 
-bench
-  .command('extraction')
-  .description('feature extraction images/s: against decode workers, from the pixel cache, TensorFlow alone (ceiling), Keras (seed)')
-  .option('--dataset <name>', 'shipped (2,000 images) | fashion-mnist (60,000)', 'shipped')
-  .option('--data <dir>', 'override: a directory of class folders')
-  .option('--batch-size <n>', 'batch size', int('--batch-size'), 256)
-  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
-  .option('--no-peers', 'skip the Keras row')
-  .option('--json [file]', 'print the result as JSON (and write it to file)')
-  .option('--markdown <file>', 'write a markdown table')
-  .option('--chart <file.png>', 'write a chart of images/s against decode workers')
-  .action(async (opts) => {
-    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await benchExtraction({
-      dataset: opts.dataset,
-      data: opts.data,
-      batchSize: opts.batchSize,
-      repeats: opts.repeats,
-      peers: opts.peers,
-      json: typeof opts.json === 'string' ? opts.json : undefined,
-      markdown: opts.markdown,
-      chart: opts.chart,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    printResult(opts.json)(result);
-  });
+suiteOutputOptions(
+  bench
+    .command('extraction')
+    .description('feature extraction images/s: against decode workers, from the pixel cache, TensorFlow alone (ceiling), Keras (seed)')
+    .option('--dataset <name>', 'shipped (2,000 images) | fashion-mnist (60,000)', 'shipped')
+    .option('--data <dir>', 'override: a directory of class folders')
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 256)
+    .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3),
+  'write a chart of images/s against decode workers',
+  'skip the Keras row',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+  const result = await benchExtraction({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, batchSize: opts.batchSize, repeats: opts.repeats });
+  printResult(opts.json)(result);
+});
 
-bench
-  .command('head')
-  .description('head training rows/s and accuracy: trainHead in memory and streamed, tfjs model.fit (baseline), Keras (seed)')
-  .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
-  .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
-  .option('--epochs <n>', 'head epochs per run', int('--epochs'), 10)
-  .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
-  .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3)
-  .option('--no-peers', 'skip the Keras row')
-  .option('--json [file]', 'print the result as JSON (and write it to file)')
-  .option('--markdown <file>', 'write a markdown table')
-  .option('--chart <file.png>', 'write a bar chart of rows/s')
-  .action(async (opts) => {
-    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await benchHead({
-      dataset: opts.dataset,
-      data: opts.data,
-      epochs: opts.epochs,
-      batchSize: opts.batchSize,
-      repeats: opts.repeats,
-      peers: opts.peers,
-      json: typeof opts.json === 'string' ? opts.json : undefined,
-      markdown: opts.markdown,
-      chart: opts.chart,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    printResult(opts.json)(result);
-  });
+suiteOutputOptions(
+  bench
+    .command('head')
+    .description('head training rows/s and accuracy: trainHead in memory and streamed, tfjs model.fit (baseline), Keras (seed)')
+    .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
+    .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
+    .option('--epochs <n>', 'head epochs per run', int('--epochs'), 10)
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
+    .option('--repeats <n>', 'runs per row (the median is reported)', int('--repeats'), 3),
+  'write a bar chart of rows/s',
+  'skip the Keras row',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+  const result = await benchHead({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, epochs: opts.epochs, batchSize: opts.batchSize, repeats: opts.repeats });
+  printResult(opts.json)(result);
+});
 
 bench
   .command('readme')
@@ -445,53 +427,34 @@ bench
     else process.stdout.write(`${opts.readme}: performance section rewritten from ${opts.results}\n`);
   });
 
-bench
-  .command('training')
-  .description('base-training starvation: images/s fed by the pipeline (decoding, pixel cache) vs the same batches in memory')
-  .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
-  .option('--epochs <n>', 'measured epochs (median reported)', int('--epochs'), 3)
-  .option('--json [file]', 'print the result as JSON (and write it to file)')
-  .option('--markdown <file>', 'write a markdown table')
-  .option('--chart <file.png>', 'write a bar chart of images/s')
-  .action(async (opts) => {
-    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await benchTraining({
-      dataset: opts.dataset,
-      epochs: opts.epochs,
-      json: typeof opts.json === 'string' ? opts.json : undefined,
-      markdown: opts.markdown,
-      chart: opts.chart,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    printResult(opts.json)(result);
-  });
+suiteOutputOptions(
+  bench
+    .command('training')
+    .description('base-training starvation: images/s fed by the pipeline (decoding, pixel cache) vs the same batches in memory')
+    .option('--dataset <name>', 'shipped | fashion-mnist', 'shipped')
+    .option('--epochs <n>', 'measured epochs (median reported)', int('--epochs'), 3),
+  'write a bar chart of images/s',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+  const result = await benchTraining({ ...suiteOutputs(opts), dataset: opts.dataset, epochs: opts.epochs });
+  printResult(opts.json)(result);
+});
 
-bench
-  .command('workflow')
-  .description("the seed's stacked workflow end to end, featherstack vs Keras: stage times and validation accuracy")
-  .option('--dataset <name>', 'fashion-mnist (60,000 train / 10,000 val, prepared once) | shipped', 'fashion-mnist')
-  .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
-  .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 1)
-  .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 5)
-  .option('--no-peers', 'skip the Keras run')
-  .option('--json [file]', 'print the result as JSON (and write it to file)')
-  .option('--markdown <file>', 'write a markdown table')
-  .option('--chart <file.png>', 'write a bar chart of seconds per stage')
-  .action(async (opts) => {
-    checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await benchWorkflow({
-      dataset: opts.dataset,
-      data: opts.data,
-      baseEpochs: opts.baseEpochs,
-      headEpochs: opts.headEpochs,
-      peers: opts.peers,
-      json: typeof opts.json === 'string' ? opts.json : undefined,
-      markdown: opts.markdown,
-      chart: opts.chart,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    printResult(opts.json)(result);
-  });
+suiteOutputOptions(
+  bench
+    .command('workflow')
+    .description("the seed's stacked workflow end to end, featherstack vs Keras: stage times and validation accuracy")
+    .option('--dataset <name>', 'fashion-mnist (60,000 train / 10,000 val, prepared once) | shipped', 'fashion-mnist')
+    .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
+    .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 1)
+    .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 5),
+  'write a bar chart of seconds per stage',
+  'skip the Keras run',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
+  const result = await benchWorkflow({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, baseEpochs: opts.baseEpochs, headEpochs: opts.headEpochs });
+  printResult(opts.json)(result);
+});
 
 program.parseAsync().catch((error: Error) => {
   const prefix = useColor(process.stderr) ? '\u001b[31mfeatherstack:\u001b[0m' : 'featherstack:';
