@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, runPeer } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -21,10 +21,8 @@ const { values } = parseArgs({
     'color-mode': { type: 'string', default: 'grayscale' },
     'batch-size': { type: 'string', default: '256' },
     repeats: { type: 'string', default: '3' },
-    'no-peers': { type: 'boolean', default: false },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
-    chart: { type: 'string' },
+    ...PEER_OPTION,
+    ...OUTPUT_OPTIONS,
   },
 });
 const data = resolve(values.data);
@@ -37,7 +35,6 @@ const { cores } = machine();
 const { createImagePool, flowFromDirectory } = await import('@featherstack/images');
 const { loadTensorFlow } = await import('@featherstack/tensorflow');
 const { createBaseModel, extractFeatures, featureExtractor } = await import('@featherstack/core');
-const { lineChart, svgToPng } = await import('@featherstack/cli');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const channels = colorMode === 'grayscale' ? 1 : colorMode === 'rgb' ? 3 : 4;
 const base = createBaseModel(tf, { inputShape: [size, size, channels], seed: 1 });
@@ -141,19 +138,11 @@ try {
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
   if (values.markdown) writeFileSync(values.markdown, md);
   if (values.chart) {
-    const svg = lineChart({
-      title: `Extraction images/s vs decode workers (${samples} images, ${size}×${size} ${colorMode})`,
-      xLabel: 'decode workers',
-      yLabel: 'images/s',
-      integerX: true,
-      series: [{ label: 'featherstack', points: byWorkers.map((b) => [b.workers, b.imagesPerSecond]) }],
-      references: [
-        { label: 'ceiling', value: ceiling, color: '#888' },
-        { label: 'pixel cache', value: median(runs.cached), color: '#2ca02c' },
-        ...(kerasRate ? [{ label: 'Keras', value: kerasRate, color: '#d62728' }] : []),
-      ],
-    });
-    writeFileSync(values.chart, await svgToPng(svg));
+    await writeWorkersChart(values.chart, `Extraction images/s vs decode workers (${samples} images, ${size}×${size} ${colorMode})`, byWorkers, [
+      { label: 'ceiling', value: ceiling, color: '#888' },
+      { label: 'pixel cache', value: median(runs.cached), color: '#2ca02c' },
+      { label: 'Keras', value: kerasRate, color: '#d62728' },
+    ]);
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {

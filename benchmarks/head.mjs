@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, runPeer } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -23,10 +23,8 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '10' },
     'batch-size': { type: 'string', default: '32' },
     repeats: { type: 'string', default: '3' },
-    'no-peers': { type: 'boolean', default: false },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
-    chart: { type: 'string' },
+    ...PEER_OPTION,
+    ...OUTPUT_OPTIONS,
   },
 });
 const data = resolve(values.data);

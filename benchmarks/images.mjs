@@ -10,12 +10,12 @@
 //   node benchmarks/images.mjs [--data DIR] [--size 224] [--color-mode rgb] [--epochs 1] [--repeats 3]
 //                              [--json FILE] [--markdown FILE] [--chart FILE.png] [--no-peers]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runPeer } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
 
-const cores = availableParallelism();
+const { cores } = machine();
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, cores + 2));
 const { createImagePool, flowFromDirectory, listDirectory } = await import('@featherstack/images');
 const { default: sharp } = await import('sharp');
@@ -28,10 +28,8 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '3' },
     'batch-size': { type: 'string', default: '32' },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
-    chart: { type: 'string' },
-    'no-peers': { type: 'boolean', default: false },
+    ...OUTPUT_OPTIONS,
+    ...PEER_OPTION,
   },
 });
 const size = Number(values.size);
@@ -46,8 +44,6 @@ const manifest = await listDirectory(values.data);
 const files = manifest.paths.map((p) => join(manifest.root, p));
 const SEED_AUGMENT = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const log = (line) => process.stderr.write(`${line}\n`);
 
 async function rawCeiling() {
   sharp.concurrency(1);
@@ -151,8 +147,7 @@ const result = {
   colorMode,
   batchSize,
   augmentation: SEED_AUGMENT,
-  cores,
-  cpu: cpus()[0]?.model ?? 'unknown',
+  ...machine(),
   repeats,
   rawCeiling: { imagesPerSecond: Math.round(ceiling), runs: runs.ceiling.map(Math.round) },
   flows: flows.map((f, i) => ({ workers: f.workers, imagesPerSecond: Math.round(f.imagesPerSecond), vsRawCeiling: ratio(f.imagesPerSecond, ceiling), runs: runs.flows[i].map(Math.round) })),
@@ -190,23 +185,12 @@ const md = [
 ].join('\n');
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 if (values.markdown) writeFileSync(values.markdown, md);
-if (values.chart) await writeChart(values.chart);
-
-/** Throughput against worker count (PNG, drawn as SVG and rendered by libvips): flows, raw ceiling, peers. */
-async function writeChart(file) {
-  const { lineChart, svgToPng } = await import('@featherstack/cli');
-  const svg = lineChart({
-    title: `images/s vs decode workers — ${size}×${size} ${colorMode}, ${files.length} images`,
-    xLabel: 'decode workers',
-    yLabel: 'images/s',
-    integerX: true,
-    series: [{ label: 'featherstack', points: flows.map((f) => [f.workers, f.imagesPerSecond]) }],
-    references: [
-      { label: 'raw ceiling', value: ceiling, color: '#888' },
-      ...(keras.imagesPerSecond ? [{ label: 'Keras IDG', value: keras.imagesPerSecond, color: '#d62728' }] : []),
-      ...(tfdata.imagesPerSecond ? [{ label: 'tf.data', value: tfdata.imagesPerSecond, color: '#ff7f0e' }] : []),
-    ],
-  });
-  writeFileSync(file, await svgToPng(svg));
+if (values.chart) {
+  await writeWorkersChart(values.chart, `images/s vs decode workers — ${size}×${size} ${colorMode}, ${files.length} images`, flows, [
+    { label: 'raw ceiling', value: ceiling, color: '#888' },
+    { label: 'Keras IDG', value: keras.imagesPerSecond, color: '#d62728' },
+    { label: 'tf.data', value: tfdata.imagesPerSecond, color: '#ff7f0e' },
+  ]);
 }
+
 process.stdout.write(`${JSON.stringify(result)}\n`);

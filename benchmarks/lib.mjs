@@ -1,5 +1,6 @@
 // Helpers shared by the benchmark scripts: peers in Python, medians, the machine description.
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,3 +42,26 @@ export const median = (xs) => {
 export const machine = () => ({ cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version });
 
 export const log = (line) => process.stderr.write(`${line}\n`);
+
+/** parseArgs options of every suite: where its results go. */
+export const OUTPUT_OPTIONS = { json: { type: 'string' }, markdown: { type: 'string' }, chart: { type: 'string' } };
+
+/** parseArgs option of the suites with peers. */
+export const PEER_OPTION = { 'no-peers': { type: 'boolean', default: false } };
+
+/**
+ * Writes a PNG of featherstack's images/s against decode workers, with horizontal reference lines
+ * (a ceiling, the pixel cache, peers); references without a value (peers not run) are left out.
+ */
+export async function writeWorkersChart(file, title, byWorkers, references) {
+  const { lineChart, svgToPng } = await import('@featherstack/cli');
+  const svg = lineChart({
+    title,
+    xLabel: 'decode workers',
+    yLabel: 'images/s',
+    integerX: true,
+    series: [{ label: 'featherstack', points: byWorkers.map((b) => [b.workers, b.imagesPerSecond]) }],
+    references: references.filter((r) => r.value),
+  });
+  writeFileSync(file, await svgToPng(svg));
+}

@@ -5,19 +5,17 @@
 //
 //   node benchmarks/training.mjs [--data DIR] [--epochs 2] [--batch-size 32] [--json FILE] [--markdown FILE] [--chart FILE.png]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { median } from './lib.mjs';
+import { machine, median, OUTPUT_OPTIONS } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
     data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
     epochs: { type: 'string', default: '2' },
     'batch-size': { type: 'string', default: '32' },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
-    chart: { type: 'string' },
+    ...OUTPUT_OPTIONS,
   },
 });
 const epochs = Number(values.epochs);
@@ -81,8 +79,7 @@ const result = {
   benchmark: 'training',
   data: values.data,
   batchSize,
-  cores: availableParallelism(),
-  cpu: cpus()[0]?.model ?? 'unknown',
+  ...machine(),
   imagesPerSecond: { inMemory: Math.round(m), pipelineDecoding: Math.round(d), pipelineFromCache: Math.round(c) },
   // Each epoch measures the three rows back to back: the median of those paired ratios is steadier
   // than a ratio of medians on a machine whose speed drifts from one epoch to the next.

@@ -10,10 +10,10 @@
 // prepares it with datasets/fashion-mnist.mjs).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runPeer } from './lib.mjs';
+import { log, machine, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -21,15 +21,12 @@ const { values } = parseArgs({
     'base-epochs': { type: 'string', default: '1' },
     'head-epochs': { type: 'string', default: '5' },
     'batch-size': { type: 'string', default: '32' },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
-    chart: { type: 'string' },
-    'no-peers': { type: 'boolean', default: false },
+    ...OUTPUT_OPTIONS,
+    ...PEER_OPTION,
   },
 });
 if (!values.data) throw new Error('--data DIR (with train/ and val/ class folders) is required');
 const data = resolve(values.data);
-const log = (line) => process.stderr.write(`${line}\n`);
 const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
 
 const out = mkdtempSync(join(tmpdir(), 'featherstack-workflow-'));
@@ -56,8 +53,7 @@ const result = {
   baseEpochs: Number(values['base-epochs']),
   headEpochs: Number(values['head-epochs']),
   batchSize: Number(values['batch-size']),
-  cores: availableParallelism(),
-  cpu: cpus()[0]?.model ?? 'unknown',
+  ...machine(),
   featherstack: { val_accuracy: featherstack.val_accuracy, seconds: featherstack.seconds, throughput: featherstack.throughput, workers: featherstack.workers },
   keras,
   ratios: {

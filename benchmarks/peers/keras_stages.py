@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
+from seed_cnn import seed_base  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--stage", choices=["extraction", "head"], required=True)
@@ -38,17 +39,6 @@ p.add_argument("--passes", type=int, default=1)
 p.add_argument("--seed", type=int, default=1)
 a = p.parse_args()
 keras.utils.set_random_seed(a.seed)
-
-
-def seed_base(size, channels):
-    inputs = keras.Input(shape=(size, size, channels))
-    x = layers.Conv2D(32, (3, 3), activation="relu")(inputs)
-    x = layers.MaxPooling2D((2, 2))(x)
-    x = layers.Conv2D(64, (3, 3), activation="relu")(x)
-    x = layers.MaxPooling2D((2, 2))(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu")(x)
-    return keras.Model(inputs, layers.Dense(64, activation="relu")(x))
 
 
 def extraction():

@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
+from seed_cnn import seed_base  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
@@ -45,16 +46,8 @@ train_plain = plain.flow_from_directory(os.path.join(a.data, "train"), target_si
 val_plain = plain.flow_from_directory(os.path.join(a.data, "val"), target_size=(a.size, a.size), color_mode=a.color_mode, batch_size=a.batch, class_mode="categorical", shuffle=False)
 classes = len(train_gen.class_indices)
 
-inputs = keras.Input(shape=(a.size, a.size, channels))
-x = layers.Conv2D(32, (3, 3), activation="relu")(inputs)
-x = layers.MaxPooling2D((2, 2))(x)
-x = layers.Conv2D(64, (3, 3), activation="relu")(x)
-x = layers.MaxPooling2D((2, 2))(x)
-x = layers.Flatten()(x)
-x = layers.Dense(128, activation="relu")(x)
-features = layers.Dense(64, activation="relu")(x)
-base = keras.Model(inputs, features)
-trainer = keras.Model(inputs, layers.Dense(classes, activation="softmax")(features))
+base = seed_base(a.size, channels)
+trainer = keras.Model(base.input, layers.Dense(classes, activation="softmax")(base.output))
 trainer.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 t1 = time.perf_counter()
 trainer.fit(train_gen, steps_per_epoch=len(train_gen), epochs=a.base_epochs, verbose=0)
