@@ -34,6 +34,12 @@ export class DecodePool {
   readonly workers: number;
   /** Tasks retried after a worker died. */
   retries = 0;
+  /** Workers that stopped before the pool closed (crashed, and were replaced). */
+  workersLost = 0;
+  /** Tasks handed to piscina and not yet settled: at most one per worker. */
+  private running = 0;
+  /** Tasks waiting for a free worker, in order; an abort or close removes them before they start. */
+  private readonly waiting: { start: () => void; fail: (reason: unknown) => void }[] = [];
 
   constructor(workers: number) {
     this.workers = workers;
@@ -49,33 +55,79 @@ export class DecodePool {
     // event; piscina already rejects the tasks it held (that is how callers learn of it), so the
     // event only needs a listener to keep it from crashing the process as unhandled.
     this.pool.on('error', () => {});
+    this.pool.on('workerDestroy', () => {
+      if (!this.closed) this.workersLost++;
+    });
   }
 
   /**
    * Runs a task. A task whose worker died (or threw outside the per-image error handling) is
    * retried once on a replacement worker — piscina replaces dead workers itself; a second failure
    * rejects with a WorkerCrashError naming the task's files.
+   *
+   * An abort cancels the tasks that have not started and lets running ones finish (a task is a
+   * few images): piscina would abort a running task by terminating its worker, and a worker
+   * terminated inside native code (zlib's inflate of an in-worker PNG decode) can abort the whole
+   * process while Node tears the thread down. Finishing also means that when the returned
+   * promise settles, no worker writes into the task's memory any more.
    */
   async run(task: DecodeTask, signal?: AbortSignal): Promise<DecodeResult> {
     if (this.closed) throw new PoolClosedError('the image pool is closed');
-    const options = signal ? { signal } : {};
+    await this.turn(signal);
     try {
-      return await this.pool.run(task, options);
-    } catch (first) {
-      if (this.closed || signal?.aborted) throw first;
-      this.retries++;
       try {
-        return await this.pool.run({ ...task, attempt: task.attempt + 1 }, options);
-      } catch (second) {
-        if (this.closed || signal?.aborted) throw second;
-        throw new WorkerCrashError(describeSource(task), (first as Error).message, (second as Error).message);
+        return await this.pool.run(task);
+      } catch (first) {
+        if (this.closed || signal?.aborted) throw first;
+        this.retries++;
+        try {
+          return await this.pool.run({ ...task, attempt: task.attempt + 1 });
+        } catch (second) {
+          if (this.closed || signal?.aborted) throw second;
+          throw new WorkerCrashError(describeSource(task), (first as Error).message, (second as Error).message);
+        }
       }
+    } finally {
+      this.running--;
+      this.waiting.shift()?.start();
     }
   }
 
+  /** Resolves when a worker is free for this task (counted as running); rejects on abort or close. */
+  private turn(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new PoolClosedError('task aborted'));
+    if (this.running < this.workers) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const entry = {
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.running++;
+          resolve();
+        },
+        fail: (reason: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(reason);
+        },
+      };
+      const onAbort = () => {
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        entry.fail(signal?.reason ?? new PoolClosedError('task aborted'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(entry);
+    });
+  }
+
+  /** Closes the pool: waiting tasks are rejected, running ones finish, then the workers exit. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    for (const entry of this.waiting.splice(0)) entry.fail(new PoolClosedError('the image pool is closed'));
+    // Not destroy(): that terminates workers mid-task (see run()). close() waits for running tasks,
+    // up to piscina's closeTimeout (30 s), and only then terminates what is left.
+    await this.pool.close({ force: true });
   }
 }

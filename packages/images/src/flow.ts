@@ -41,6 +41,11 @@ export class ImagePool {
     return poolOf(this).retries;
   }
 
+  /** Workers that stopped before the pool closed (crashed, and were replaced). */
+  get workersLost(): number {
+    return poolOf(this).workersLost;
+  }
+
   close(): Promise<void> {
     return poolOf(this).close();
   }

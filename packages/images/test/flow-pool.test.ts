@@ -1,7 +1,7 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { flowFromDirectory, type FlowOptions } from '../dist/index.js';
+import { createImagePool, flowFromDirectory, type FlowOptions } from '../dist/index.js';
 import { tempDir, writeImage, writeText } from './helpers.js';
 
 let root: string;
@@ -190,6 +190,30 @@ describe('bad input', () => {
       expect((await flow.epoch(0).next()).value!.size).toBe(5);
     } finally {
       await flow.close();
+    }
+  });
+
+  it('lets running tasks finish on an abort instead of terminating their workers', async () => {
+    // A worker terminated mid-task can take the process down (a native assertion when Node tears
+    // down a thread stopped inside zlib); an abort cancels only tasks that have not started.
+    const pool = createImagePool({ workers: 2 });
+    const flow = await flowFromDirectory(root, { ...augmented, jitterMs: 30, pool });
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const controller = new AbortController();
+        const it = flow.epoch(attempt, { signal: controller.signal });
+        await it.next(); // the next batches are being decoded now
+        controller.abort(new Error('stop now'));
+        await expect(it.next()).rejects.toThrow('stop now');
+      }
+      expect(pool.workersLost).toBe(0);
+      // The same workers go on serving epochs.
+      let batches = 0;
+      for await (const _ of flow.epoch(9)) batches++;
+      expect(batches).toBe(flow.length);
+    } finally {
+      await flow.close();
+      await pool.close();
     }
   });
 
