@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
-import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
+import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
 import {
   Field,
   FixedSizeList,
@@ -23,10 +23,13 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
+import type { EngineOptions } from './engines.js';
 import { invalidOption } from './errors.js';
+import { compileModel, GraphCompileError } from './graph/compile.js';
+import { GraphReplicas } from './graph/replicas.js';
 import { FEATURE_LAYER } from './model.js';
 
-export interface ExtractOptions {
+export interface ExtractOptions extends Omit<EngineOptions, 'seed'> {
   /** Layer whose output is the feature vector. Default 'features'. */
   featureLayer?: string;
   /** Extra schema metadata (string values). */
@@ -144,6 +147,7 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   // Each journalled batch must be one of this flow's batches (same batch size), or start over.
   if (done.some((b, i) => b.numRows !== flow.batchSize && i !== flow.length - 1)) done = [];
   await rm(journal, { force: true });
+  const replicas = await openExtractor(extractor, options);
   const writer = new ArrowFileWriter(journal, schema, { journal: true });
   for (const batch of done) writer.write(batch);
   let rows = done.reduce((n, b) => n + b.numRows, 0);
@@ -152,12 +156,25 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   try {
     const signal = options.signal ? { signal: options.signal } : {};
     for await (const batch of flow.epoch(0, { ...signal, from: done.length })) {
-      const features = tf.tidy(() => {
-        const x = tf.tensor4d(batch.images, batch.shape);
-        return applyTransform(tf, (extractor.predict(x) as Tensor).reshape([batch.size, dimension]), transform);
-      });
-      const values = (await features.data()) as Float32Array;
-      features.dispose();
+      let values: Float32Array;
+      if (replicas) {
+        // Each replica writes the feature rows of the image rows it read: row order is the flow's.
+        values = new Float32Array(batch.size * dimension);
+        const pixels = batch.images instanceof Float32Array ? batch.images : Float32Array.from(batch.images);
+        await replicas.predict(pixels, batch.size, values);
+        if (transform) {
+          const projected = tf.tidy(() => applyTransform(tf, tf.tensor2d(values, [batch.size, dimension]), transform));
+          values = (await projected.data()) as Float32Array;
+          projected.dispose();
+        }
+      } else {
+        const features = tf.tidy(() => {
+          const x = tf.tensor4d(batch.images, batch.shape);
+          return applyTransform(tf, (extractor.predict(x) as Tensor).reshape([batch.size, dimension]), transform);
+        });
+        values = (await features.data()) as Float32Array;
+        features.dispose();
+      }
       writer.write(featureRecordBatch(schema, batch.paths, batch.classIndex.slice(), values));
       rows += batch.size;
       options.onBatch?.({ batch: ++batchesDone, batches: flow.length, rows, total: flow.samples, seconds: (performance.now() - started) / 1000, extractedRows: rows - resumedRows });
@@ -166,6 +183,8 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   } catch (error) {
     await writer.suspend();
     throw error;
+  } finally {
+    await replicas?.close();
   }
   // The journal becomes the feature file: streamed back batch by batch (constant memory), written in
   // the IPC file format (random access, footer), renamed into place; then the journal goes.
@@ -179,6 +198,38 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   }
   await rm(journal, { force: true });
   return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length };
+}
+
+/**
+ * The extractor compiled to a forward-only graph on data-parallel replicas, or null for tfjs's
+ * eager predict (engine: 'eager', or a model the graph engine cannot compile when it was not asked
+ * for by name or with replicas).
+ */
+async function openExtractor(extractor: LayersModel, options: ExtractOptions): Promise<GraphReplicas | null> {
+  if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (options.engine === 'eager') {
+    if (options.replicas !== undefined && options.replicas !== 1) throw invalidOption('replicas', "1 with engine 'eager' (tfjs's ops run in one context; replicas need the graph engine)", options.replicas);
+    return null;
+  }
+  const plan = planThreads({
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
+  });
+  let compiled: ReturnType<typeof compileModel>;
+  try {
+    compiled = compileModel(extractor, { train: false });
+  } catch (error) {
+    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1) throw error;
+    return null;
+  }
+  const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
+  try {
+    await replicas.setWeights(extractor.getWeights().map((w) => w.dataSync() as Float32Array));
+  } catch (error) {
+    await replicas.close();
+    throw error;
+  }
+  return replicas;
 }
 
 /** The complete record batches of a journal (none when absent or written for another schema). */

@@ -10,9 +10,11 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ImageBatch, ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
+import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
 import { invalidOption } from './errors.js';
+import type { LossKind } from './graph/compile.js';
 
-export interface TrainBaseOptions {
+export interface TrainBaseOptions extends EngineOptions {
   epochs?: number;
   learningRate?: number;
   /** 'adam' (default), 'sgd', 'momentum' (0.9) or 'rmsprop'. */
@@ -44,6 +46,9 @@ export interface EpochLog {
   imagesPerSecond: number;
   valLoss?: number;
   valAcc?: number;
+  /** The engine that trained this epoch, and on how many replicas. */
+  engine?: EngineKind;
+  replicas?: number;
 }
 
 /** Tensors for one batch. The pixels are uploaded to TensorFlow by the first op that uses them. */
@@ -59,36 +64,37 @@ interface Checkpoint {
   /** Epochs completed. */
   epochs: number;
   optimizer: string;
+  /** The engine whose optimizer state this is (absent: eager, written before engines existed). */
+  engine?: EngineKind;
   history: EpochLog[];
   weightShapes: number[][];
   optimizerShapes: number[][];
 }
 
-async function saveCheckpoint(dir: string, model: LayersModel, optimizer: string, optimizerWeights: Tensor[], history: EpochLog[]): Promise<void> {
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function saveCheckpoint(dir: string, engine: EngineKind, optimizer: string, weights: Arrays, optimizerState: Arrays, history: EpochLog[]): Promise<void> {
   // Written beside, then renamed over the previous one: a run killed mid-write keeps the last good checkpoint.
   const tmp = `${dir}.writing`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  const weights = model.getWeights();
-  const flat = (ts: Tensor[]) => {
-    const parts = ts.map((t) => t.dataSync() as Float32Array);
-    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  };
-  const meta: Checkpoint = { epochs: history.length, optimizer, history, weightShapes: weights.map((w) => w.shape), optimizerShapes: optimizerWeights.map((w) => w.shape) };
-  await writeFile(join(tmp, 'weights.bin'), flat(weights));
-  await writeFile(join(tmp, 'optimizer.bin'), flat(optimizerWeights));
+  const meta: Checkpoint = { epochs: history.length, optimizer, engine, history, weightShapes: weights.shapes, optimizerShapes: optimizerState.shapes };
+  await writeFile(join(tmp, 'weights.bin'), concat(weights.values));
+  await writeFile(join(tmp, 'optimizer.bin'), concat(optimizerState.values));
   await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
 }
 
-async function loadCheckpoint(tf: Tf, dir: string): Promise<{ meta: Checkpoint; weights: Tensor[]; optimizer: Tensor[] } | null> {
+async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays } | null> {
   let meta: Checkpoint;
   try {
     meta = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as Checkpoint;
@@ -96,21 +102,29 @@ async function loadCheckpoint(tf: Tf, dir: string): Promise<{ meta: Checkpoint; 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw invalidOption('checkpointDir', `a directory holding a readable checkpoint (${join(dir, 'checkpoint.json')}: ${(error as Error).message})`, dir);
   }
-  const split = (bytes: Buffer, shapes: number[][]) => {
+  const split = async (file: string, shapes: number[][]): Promise<Arrays> => {
+    const bytes = await readFile(join(dir, file));
     const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const expected = shapes.reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
+    if (all.length !== expected) throw invalidOption('checkpointDir', `a checkpoint whose ${file} holds the ${expected} values its checkpoint.json describes`, `${join(dir, file)} with ${all.length}`);
     let o = 0;
-    return shapes.map((shape) => {
+    const values = shapes.map((shape) => {
       const n = shape.reduce((a, b) => a * b, 1);
-      const t = tf.tensor(all.slice(o, o + n), shape);
       o += n;
-      return t;
+      return all.slice(o - n, o);
     });
+    return { values, shapes };
   };
-  return { meta, weights: split(await readFile(join(dir, 'weights.bin')), meta.weightShapes), optimizer: split(await readFile(join(dir, 'optimizer.bin')), meta.optimizerShapes) };
+  return { meta, weights: await split('weights.bin', meta.weightShapes), optimizer: await split('optimizer.bin', meta.optimizerShapes) };
 }
 
 /**
  * Trains `model` (a base with its temporary classifier) on `flow` for `epochs` epochs.
+ *
+ * The graph engine (default) compiles the model into one TensorFlow graph per step and trains it on
+ * `replicas` data-parallel sessions; models it cannot compile (see GraphCompileError) train on the
+ * eager engine, tfjs's own ops in one context, unless the graph engine or several replicas were
+ * asked for (then the compile error is thrown). Each epoch's log names the engine that ran.
  *
  * @example
  * const history = await trainBase(tf, withClassifier(tf, base, 10), flow, { epochs: 5, validation: valFlow, patience: 2 });
@@ -123,70 +137,67 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   if (options.patience !== undefined && (!Number.isInteger(options.patience) || options.patience < 0)) throw invalidOption('patience', 'a non-negative integer', options.patience);
   if (options.patience !== undefined && !options.validation) throw invalidOption('patience', 'used together with options.validation', options.patience);
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
-  const numClasses = flow.classNames.length;
-  const binary = flow.classMode === 'binary';
-  const optimizers = { adam: () => tf.train.adam(lr), sgd: () => tf.train.sgd(lr), momentum: () => tf.train.momentum(lr, 0.9), rmsprop: () => tf.train.rmsprop(lr) };
   const kind = options.optimizer ?? 'adam';
-  if (!(kind in optimizers)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
-  const optimizer = optimizers[kind]();
-  model.compile({
-    optimizer,
-    loss: binary ? 'binaryCrossentropy' : flow.classMode === 'sparse' ? 'sparseCategoricalCrossentropy' : 'categoricalCrossentropy',
-    metrics: ['accuracy'],
-  });
-  const history: EpochLog[] = [];
-  const checkpointDir = options.checkpointDir ? resolve(options.checkpointDir) : null;
-  if (checkpointDir && options.resume) {
-    const saved = await loadCheckpoint(tf, checkpointDir);
-    if (saved && (saved.meta.optimizer ?? 'adam') !== kind) {
-      tf.dispose([...saved.weights, ...saved.optimizer]);
-      throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
-    }
-    if (saved) {
-      model.setWeights(saved.weights);
-      // The optimizer's state, e.g. Adam's iteration count then first and second moments in
-      // variable order (tfjs matches them to variables by position; names are informational).
-      await optimizer.setWeights(saved.optimizer.map((tensor, i) => ({ name: `checkpoint_${i}`, tensor })));
-      tf.dispose(saved.weights);
-      history.push(...saved.meta.history);
-    }
-  }
-  const writer = options.tensorBoardDir ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir)) : null;
-  let best = { loss: Infinity, epoch: -1 };
-  for (const h of history) if (h.valLoss !== undefined && h.valLoss < best.loss) best = { loss: h.valLoss, epoch: h.epoch };
-  for (let epoch = history.length; epoch < epochs; epoch++) {
-    const started = performance.now();
-    let loss = 0;
-    let acc = 0;
-    let seen = 0;
-    for await (const batch of flow.epoch(epoch, options.signal ? { signal: options.signal } : {})) {
-      const { x, y } = batchTensors(tf, batch, numClasses);
-      try {
-        // Awaited before the next batch is requested: the slot's memory stays valid while TF reads it.
-        const [l, a] = (await model.trainOnBatch(x, y)) as number[];
-        loss += l! * batch.size;
-        acc += a! * batch.size;
-        seen += batch.size;
-        options.onBatch?.({ epoch, batch: batch.index + 1, batches: flow.length, images: seen, seconds: (performance.now() - started) / 1000, loss: loss / seen, acc: acc / seen });
-      } finally {
-        x.dispose();
-        y.dispose();
+  if (!['adam', 'sgd', 'momentum', 'rmsprop'].includes(kind)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
+  const numClasses = flow.classNames.length;
+  const engine = await openEngine(tf, model, { ...options, learningRate: lr, optimizer: kind, loss: lossOf(flow) });
+  try {
+    const history: EpochLog[] = [];
+    const checkpointDir = options.checkpointDir ? resolve(options.checkpointDir) : null;
+    if (checkpointDir && options.resume) {
+      const saved = await loadCheckpoint(checkpointDir);
+      if (saved && (saved.meta.optimizer ?? 'adam') !== kind) {
+        throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
+      }
+      if (saved && (saved.meta.engine ?? 'eager') !== engine.kind) {
+        throw invalidOption('engine', `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`, engine.kind);
+      }
+      if (saved) {
+        await engine.restore(saved.weights, saved.optimizer);
+        history.push(...saved.meta.history);
       }
     }
-    const seconds = (performance.now() - started) / 1000;
-    const log: EpochLog = { epoch, loss: loss / seen, acc: acc / seen, seconds, imagesPerSecond: seen / seconds };
-    if (options.validation) Object.assign(log, await evaluateOn(tf, model, options.validation, numClasses, options.signal));
-    history.push(log);
-    if (writer) {
-      for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc })) if (v !== undefined) writer.scalar(k, v, epoch);
-      writer.flush();
+    const writer = options.tensorBoardDir ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir)) : null;
+    let best = { loss: Infinity, epoch: -1 };
+    for (const h of history) if (h.valLoss !== undefined && h.valLoss < best.loss) best = { loss: h.valLoss, epoch: h.epoch };
+    for (let epoch = history.length; epoch < epochs; epoch++) {
+      const started = performance.now();
+      let loss = 0;
+      let correct = 0;
+      let seen = 0;
+      for await (const batch of flow.epoch(epoch, options.signal ? { signal: options.signal } : {})) {
+        // Awaited before the next batch is requested: the slot's memory stays valid while TF reads it.
+        const step = await engine.train(batch, numClasses);
+        loss += step.lossSum;
+        correct += step.correct;
+        seen += batch.size;
+        options.onBatch?.({ epoch, batch: batch.index + 1, batches: flow.length, images: seen, seconds: (performance.now() - started) / 1000, loss: loss / seen, acc: correct / seen });
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const log: EpochLog = { epoch, loss: loss / seen, acc: correct / seen, seconds, imagesPerSecond: seen / seconds, engine: engine.kind, replicas: engine.replicas };
+      if (options.validation) Object.assign(log, await evaluateOn(engine, options.validation, numClasses, options.signal));
+      history.push(log);
+      if (writer) {
+        for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc })) if (v !== undefined) writer.scalar(k, v, epoch);
+        writer.flush();
+      }
+      if (checkpointDir) await saveCheckpoint(checkpointDir, engine.kind, kind, await engine.weights(), await engine.optimizerState(), history);
+      options.onEpochEnd?.(epoch, log);
+      if (log.valLoss !== undefined && log.valLoss < best.loss) best = { loss: log.valLoss, epoch };
+      else if (options.patience !== undefined && epoch - best.epoch >= options.patience) break;
     }
-    if (checkpointDir) await saveCheckpoint(checkpointDir, model, kind, (await optimizer.getWeights()).map((w) => w.tensor), history);
-    options.onEpochEnd?.(epoch, log);
-    if (log.valLoss !== undefined && log.valLoss < best.loss) best = { loss: log.valLoss, epoch };
-    else if (options.patience !== undefined && epoch - best.epoch >= options.patience) break;
+    return history;
+  } finally {
+    // The model holds what was trained, also when training stopped early (abort, failure).
+    await engine.close();
   }
-  return history;
+}
+
+function lossOf(flow: ImageFlow): LossKind {
+  if (flow.classMode === 'binary') return 'binary';
+  if (flow.classMode === 'sparse') return 'sparse';
+  if (flow.classMode === 'categorical') return 'categorical';
+  throw invalidOption('flow.classMode', "'categorical', 'sparse' or 'binary' to train a classifier", flow.classMode);
 }
 
 interface SummaryWriter {
@@ -194,19 +205,16 @@ interface SummaryWriter {
   flush(): void;
 }
 
-/** Mean loss and accuracy of `model` over one pass of a (non-augmenting) flow. */
-async function evaluateOn(tf: Tf, model: LayersModel, flow: ImageFlow, numClasses: number, signal?: AbortSignal): Promise<{ valLoss: number; valAcc: number }> {
+/** Mean loss and accuracy over one pass of a (non-augmenting) flow. */
+async function evaluateOn(engine: TrainingEngine, flow: ImageFlow, numClasses: number, signal?: AbortSignal): Promise<{ valLoss: number; valAcc: number }> {
   let loss = 0;
-  let acc = 0;
+  let correct = 0;
   let seen = 0;
   for await (const batch of flow.epoch(0, signal ? { signal } : {})) {
-    const { x, y } = batchTensors(tf, batch, numClasses);
-    const out = model.evaluate(x, y, { batchSize: batch.size }) as Tensor[];
-    const [l, a] = out.map((t) => t.dataSync()[0]!);
-    tf.dispose([x, y, ...out]);
-    loss += l! * batch.size;
-    acc += a! * batch.size;
+    const step = await engine.evaluate(batch, numClasses);
+    loss += step.lossSum;
+    correct += step.correct;
     seen += batch.size;
   }
-  return { valLoss: loss / seen, valAcc: acc / seen };
+  return { valLoss: loss / seen, valAcc: correct / seen };
 }

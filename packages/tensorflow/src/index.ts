@@ -13,6 +13,10 @@ import { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 import { installNativeGradients } from './gradients.js';
 
 export { reluGrad } from './gradients.js';
+export { F32, GraphBuilder } from './graph/builder.js';
+export type { Attr, DType, NodeDef } from './graph/proto.js';
+export { planThreads, THREADS_PER_REPLICA_CAP, type ThreadPlan, type ThreadPlanOptions } from './plan.js';
+export { type Feed, GraphSession, openSession, type SessionOptions, sumInto } from './graph/session.js';
 
 export { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 
@@ -117,6 +121,9 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
   process.env.TF_NUM_INTRAOP_THREADS = String(settings.intraOpThreads);
   process.env.TF_NUM_INTEROP_THREADS = String(settings.interOpThreads);
   process.env.TF_CPP_MIN_LOG_LEVEL = String(settings.logLevel);
+  // Every session (trainer replica) gets an intra-op pool of its own size instead of sharing the
+  // process's first pool: replicas must not queue behind each other's ops.
+  process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ??= '1';
   let tf: Tf;
   try {
     tf = require('@tensorflow/tfjs-node') as Tf;

@@ -1,0 +1,210 @@
+/**
+ * The two ways base training runs a step, behind one interface:
+ * - graph: the model compiled into one TensorFlow graph, on data-parallel replicas (graph/);
+ * - eager: tfjs's `trainOnBatch`, op by op, in the tfjs-node context (any tfjs model, one replica).
+ * trainBase picks one, and checkpoints, validation and progress work the same on both.
+ * @internal
+ */
+import type { ImageBatch } from '@featherstack/images';
+import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
+import { invalidOption } from './errors.js';
+import { compileModel, GraphCompileError, type LossKind, type OptimizerKind } from './graph/compile.js';
+import { GraphReplicas, type StepResult } from './graph/replicas.js';
+
+export type EngineKind = 'graph' | 'eager';
+
+export interface EngineOptions {
+  /** 'graph' or 'eager'; default: graph where the model compiles, else eager. */
+  engine?: EngineKind;
+  /** Data-parallel replicas (graph engine). Default: the thread plan's. */
+  replicas?: number;
+  /** Intra-op threads of each replica. Default: the thread plan's. */
+  threadsPerReplica?: number;
+  /** Seed of the graph's dropout masks. */
+  seed?: number;
+}
+
+/** Arrays with their shapes: weights or optimizer state, as checkpoints store them. */
+export interface Arrays {
+  values: Float32Array[];
+  shapes: number[][];
+}
+
+export interface TrainingEngine {
+  readonly kind: EngineKind;
+  readonly replicas: number;
+  train(batch: ImageBatch, numClasses: number): Promise<StepResult>;
+  evaluate(batch: ImageBatch, numClasses: number): Promise<StepResult>;
+  weights(): Promise<Arrays>;
+  optimizerState(): Promise<Arrays>;
+  restore(weights: Arrays, optimizer: Arrays): Promise<void>;
+  /** Leaves the trained weights in the model and frees the engine. */
+  close(): Promise<void>;
+}
+
+function labelsOf(batch: ImageBatch): Float32Array {
+  const labels = batch.labels();
+  if (!labels) throw invalidOption('flow.classMode', "'categorical', 'sparse' or 'binary' to train a classifier", 'none');
+  return labels instanceof Float32Array ? labels : Float32Array.from(labels);
+}
+
+function pixelsOf(batch: ImageBatch): Float32Array {
+  return batch.images instanceof Float32Array ? batch.images : Float32Array.from(batch.images);
+}
+
+function tensorsToArrays(tensors: Tensor[]): Arrays {
+  return { values: tensors.map((t) => t.dataSync() as Float32Array), shapes: tensors.map((t) => [...t.shape]) };
+}
+
+class GraphEngine implements TrainingEngine {
+  readonly kind = 'graph';
+  private iteration = 0;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly model: LayersModel,
+    private readonly replicaSet: GraphReplicas,
+    private readonly learningRate: number,
+  ) {}
+
+  get replicas(): number {
+    return this.replicaSet.replicas;
+  }
+
+  async train(batch: ImageBatch): Promise<StepResult> {
+    this.iteration++;
+    return this.replicaSet.trainStep(pixelsOf(batch), labelsOf(batch), batch.size, { learningRate: this.learningRate, iteration: this.iteration });
+  }
+
+  evaluate(batch: ImageBatch): Promise<StepResult> {
+    return this.replicaSet.evaluate(pixelsOf(batch), labelsOf(batch), batch.size);
+  }
+
+  async weights(): Promise<Arrays> {
+    return { values: await this.replicaSet.getWeights(), shapes: this.replicaSet.compiled.variables.map((v) => v.shape) };
+  }
+
+  /** [iterations, then each trainable variable's slots (Adam: m, v)]. */
+  async optimizerState(): Promise<Arrays> {
+    return { values: [Float32Array.of(this.iteration), ...(await this.replicaSet.getSlots())], shapes: [[], ...this.replicaSet.slotShapes()] };
+  }
+
+  async restore(weights: Arrays, optimizer: Arrays): Promise<void> {
+    const expected = this.replicaSet.slotShapes();
+    if (optimizer.shapes.length !== expected.length + 1) throw invalidOption('checkpointDir', `a checkpoint with ${expected.length} optimizer slots for this model`, `${optimizer.shapes.length - 1} slots`);
+    await this.replicaSet.setWeights(weights.values);
+    await this.replicaSet.setSlots(optimizer.values.slice(1));
+    this.iteration = optimizer.values[0]![0]!;
+  }
+
+  async close(): Promise<void> {
+    try {
+      const { values, shapes } = await this.weights();
+      const tensors = values.map((v, i) => this.tf.tensor(v, shapes[i]));
+      this.model.setWeights(tensors);
+      this.tf.dispose(tensors);
+    } finally {
+      await this.replicaSet.close();
+    }
+  }
+}
+
+class EagerEngine implements TrainingEngine {
+  readonly kind = 'eager';
+  readonly replicas = 1;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly model: LayersModel,
+  ) {}
+
+  private tensors(batch: ImageBatch, numClasses: number): { x: Tensor; y: Tensor } {
+    const x = this.tf.tensor4d(batch.images, batch.shape);
+    const labels = labelsOf(batch);
+    const y = labels.length === batch.size * numClasses ? this.tf.tensor2d(labels, [batch.size, numClasses]) : this.tf.tensor2d(labels, [batch.size, 1]);
+    return { x, y };
+  }
+
+  async train(batch: ImageBatch, numClasses: number): Promise<StepResult> {
+    const { x, y } = this.tensors(batch, numClasses);
+    try {
+      const [loss, acc] = (await this.model.trainOnBatch(x, y)) as number[];
+      return { lossSum: loss! * batch.size, correct: acc! * batch.size };
+    } finally {
+      this.tf.dispose([x, y]);
+    }
+  }
+
+  async evaluate(batch: ImageBatch, numClasses: number): Promise<StepResult> {
+    const { x, y } = this.tensors(batch, numClasses);
+    const out = this.model.evaluate(x, y, { batchSize: batch.size }) as Tensor[];
+    const [loss, acc] = out.map((t) => t.dataSync()[0]!);
+    this.tf.dispose([x, y, ...out]);
+    return { lossSum: loss! * batch.size, correct: acc! * batch.size };
+  }
+
+  async weights(): Promise<Arrays> {
+    return tensorsToArrays(this.model.getWeights());
+  }
+
+  async optimizerState(): Promise<Arrays> {
+    return tensorsToArrays((await this.model.optimizer.getWeights()).map((w) => w.tensor));
+  }
+
+  async restore(weights: Arrays, optimizer: Arrays): Promise<void> {
+    const w = weights.values.map((v, i) => this.tf.tensor(v, weights.shapes[i]));
+    this.model.setWeights(w);
+    this.tf.dispose(w);
+    // The optimizer's state, e.g. Adam's iteration count then first and second moments in
+    // variable order (tfjs matches them to variables by position; names are informational).
+    await this.model.optimizer.setWeights(optimizer.values.map((v, i) => ({ name: `checkpoint_${i}`, tensor: this.tf.tensor(v, optimizer.shapes[i]) })));
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Opens the engine trainBase runs on (see EngineOptions for the choice). @internal */
+export async function openEngine(
+  tf: Tf,
+  model: LayersModel,
+  options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
+): Promise<TrainingEngine> {
+  if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (options.engine === 'eager' && options.replicas !== undefined && options.replicas !== 1) {
+    throw invalidOption('replicas', "1 with engine 'eager' (tfjs's ops run in one context; replicas need the graph engine)", options.replicas);
+  }
+  const plan = planThreads({
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
+  });
+  if (options.engine !== 'eager') {
+    try {
+      const compiled = compileModel(model, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
+      const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
+      try {
+        await replicas.setWeights(tensorsToArrays(model.getWeights()).values);
+        await replicas.setSlots();
+      } catch (error) {
+        await replicas.close();
+        throw error;
+      }
+      return new GraphEngine(tf, model, replicas, options.learningRate);
+    } catch (error) {
+      // The graph engine was the default choice: a model it cannot compile trains eagerly instead,
+      // and the epoch logs say so (engine: 'eager'). Asked for by name or with replicas, it fails.
+      if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1) throw error;
+    }
+  }
+  const optimizers = {
+    adam: () => tf.train.adam(options.learningRate),
+    sgd: () => tf.train.sgd(options.learningRate),
+    momentum: () => tf.train.momentum(options.learningRate, 0.9),
+    rmsprop: () => tf.train.rmsprop(options.learningRate),
+  };
+  model.compile({
+    optimizer: optimizers[options.optimizer](),
+    loss: options.loss === 'binary' ? 'binaryCrossentropy' : options.loss === 'sparse' ? 'sparseCategoricalCrossentropy' : 'categoricalCrossentropy',
+    metrics: ['accuracy'],
+  });
+  return new EagerEngine(tf, model);
+}

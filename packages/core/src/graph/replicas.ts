@@ -1,0 +1,196 @@
+/**
+ * Data-parallel replicas of one compiled graph. Each replica is a TensorFlow session with its own
+ * copy of the variables and its own intra-op thread pool; its steps run on a native thread of its
+ * own, so N replicas compute at once.
+ *
+ * One training step over a global batch of B rows, with N replicas:
+ * 1. replica r takes the contiguous rows [⌊rB/N⌋, ⌊(r+1)B/N⌋) straight from the batch's memory
+ *    (a view of the flow's shared slot: no copy) and computes the gradient of its rows' summed
+ *    loss, scaled by 1/B, into its own region of one SharedArrayBuffer;
+ * 2. the N regions are summed into a shared sum buffer, in N parallel ranges, always adding
+ *    replica 0's value first, then 1's, … (the sum is the same however it is split);
+ * 3. every replica applies that one sum with the same optimizer step, so all replicas hold
+ *    identical weights after every step (the update kernels are deterministic elementwise ops).
+ * The sum of per-slice mean-scaled gradients is the gradient of the global batch's mean loss: N
+ * replicas train as one replica does at the same global batch, up to float summation order.
+ * With one replica a step is a single native call (gradients never leave TensorFlow).
+ * @internal
+ */
+import { type GraphSession, openSession, sumInto } from '@featherstack/tensorflow';
+import type { CompiledGraph } from './compile.js';
+
+export interface ReplicaOptions {
+  replicas: number;
+  /** Intra-op threads of each replica's session. */
+  threadsPerReplica: number;
+}
+
+export interface OptimizerStep {
+  learningRate: number;
+  /** The 1-based count of this update (Adam's bias correction). */
+  iteration: number;
+}
+
+export interface StepResult {
+  /** Sum over the batch's rows of the per-row loss. */
+  lossSum: number;
+  /** Rows predicted correctly. */
+  correct: number;
+}
+
+/** Float offsets padded to 16 floats (64 bytes), so fed sums are aligned for TensorFlow (no copy). */
+const ALIGN = 16;
+
+export class GraphReplicas {
+  readonly compiled: CompiledGraph;
+  readonly sessions: GraphSession[];
+  private readonly pixels: number;
+  private readonly gradOffsets: number[];
+  private readonly gradLength: number;
+  private grads: Float32Array[] | null = null;
+  private sum: Float32Array | null = null;
+
+  /** @internal Use GraphReplicas.open(). */
+  constructor(compiled: CompiledGraph, options: ReplicaOptions) {
+    this.compiled = compiled;
+    this.pixels = compiled.inputShape.reduce((a, b) => a * b, 1);
+    // Inter-op threads: 1. A replica's ops are a chain (each layer waits for the one before), and
+    // the cores are spread over replicas instead; intra-op threads parallelise each op.
+    this.sessions = Array.from({ length: options.replicas }, () => openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: 1 }));
+    let offset = 0;
+    this.gradOffsets = compiled.trainable.map((v) => {
+      const at = offset;
+      offset += Math.ceil(compiled.variables[v]!.size / ALIGN) * ALIGN;
+      return at;
+    });
+    this.gradLength = offset;
+  }
+
+  static open(compiled: CompiledGraph, options: ReplicaOptions): GraphReplicas {
+    return new GraphReplicas(compiled, options);
+  }
+
+  get replicas(): number {
+    return this.sessions.length;
+  }
+
+  /** Sets every replica's weights (in model.getWeights() order). */
+  async setWeights(weights: Float32Array[]): Promise<void> {
+    const feeds = Object.fromEntries(this.compiled.variables.map((v) => [`init/${v.index}`, { data: weights[v.index]!, shape: v.shape }]));
+    await Promise.all(this.sessions.map((s) => s.run(feeds, {}, ['init'])));
+  }
+
+  /** The weights (identical on every replica; read from the first). */
+  async getWeights(): Promise<Float32Array[]> {
+    const out = this.compiled.variables.map((v) => new Float32Array(v.size));
+    await this.sessions[0]!.run({}, Object.fromEntries(this.compiled.variables.map((v) => [`read/${v.index}`, out[v.index]!])));
+    return out;
+  }
+
+  /** Optimizer slots, `slotsPerVariable` per trainable variable in order; zeros when `slots` is omitted. */
+  async setSlots(slots?: Float32Array[]): Promise<void> {
+    const feeds = Object.fromEntries(
+      this.slotShapes().map((shape, k) => [`slot_init/${k}`, { data: slots?.[k] ?? new Float32Array(shape.reduce((a, b) => a * b, 1)), shape }]),
+    );
+    await Promise.all(this.sessions.map((s) => s.run(feeds, {}, ['slot_init'])));
+  }
+
+  async getSlots(): Promise<Float32Array[]> {
+    const out = this.slotShapes().map((shape) => new Float32Array(shape.reduce((a, b) => a * b, 1)));
+    await this.sessions[0]!.run({}, Object.fromEntries(out.map((o, k) => [`slot_read/${k}`, o])));
+    return out;
+  }
+
+  slotShapes(): number[][] {
+    return this.compiled.trainable.flatMap((v) => Array.from({ length: this.compiled.slotsPerVariable }, () => this.compiled.variables[v]!.shape));
+  }
+
+  /** Contiguous row ranges of a batch of `rows`, one per replica (empty ones dropped). */
+  private slices(rows: number): { replica: number; begin: number; end: number }[] {
+    const n = this.sessions.length;
+    return Array.from({ length: n }, (_, r) => ({ replica: r, begin: Math.floor((r * rows) / n), end: Math.floor(((r + 1) * rows) / n) })).filter((s) => s.end > s.begin);
+  }
+
+  private inputs(x: Float32Array, y: Float32Array, begin: number, end: number) {
+    const labels = y.length / (x.length / this.pixels);
+    return {
+      x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] },
+      y: { data: y.subarray(begin * labels, end * labels), shape: [end - begin, labels] },
+    };
+  }
+
+  /**
+   * One optimizer step on a batch of `rows` rows: `x` holds rows × inputShape pixels, `y` the labels
+   * (one-hot rows, or one class index / binary label per row).
+   */
+  async trainStep(x: Float32Array, y: Float32Array, rows: number, step: OptimizerStep): Promise<StepResult> {
+    const hyper = {
+      lr: scalar(step.learningRate),
+      beta1_power: scalar(0.9 ** step.iteration),
+      beta2_power: scalar(0.999 ** step.iteration),
+    };
+    const scale = scalar(1 / rows);
+    const slices = this.slices(rows);
+    const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
+    if (this.sessions.length === 1) {
+      const [loss, correct] = stats[0]!;
+      await this.sessions[0]!.run({ ...this.inputs(x, y, 0, rows), scale, ...hyper }, { loss_sum: loss, correct }, ['apply']);
+      return { lossSum: loss[0]!, correct: correct[0]! };
+    }
+    this.grads ??= this.sessions.map(() => new Float32Array(new SharedArrayBuffer(this.gradLength * 4)));
+    this.sum ??= new Float32Array(new SharedArrayBuffer(this.gradLength * 4));
+    const grads = this.grads;
+    const sum = this.sum;
+    await Promise.all(
+      slices.map(({ replica, begin, end }, i) => {
+        const [loss, correct] = stats[i]!;
+        const fetches = Object.fromEntries(this.gradViews(grads[replica]!).map((view, k) => [`grad/${k}`, view]));
+        return this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end), scale }, { loss_sum: loss, correct, ...fetches });
+      }),
+    );
+    const parts = slices.map((s) => grads[s.replica]!);
+    const n = this.sessions.length;
+    await Promise.all(Array.from({ length: n }, (_, r) => sumInto(sum, parts, Math.floor((r * this.gradLength) / n), Math.floor(((r + 1) * this.gradLength) / n))));
+    const fed = Object.fromEntries(this.gradViews(sum).map((view, k) => [`grad_in/${k}`, { data: view, shape: this.compiled.variables[this.compiled.trainable[k]!]!.shape }]));
+    await Promise.all(this.sessions.map((s) => s.run({ ...fed, ...hyper }, {}, ['apply_fed'])));
+    return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
+  }
+
+  private gradViews(buffer: Float32Array): Float32Array[] {
+    return this.compiled.trainable.map((v, k) => buffer.subarray(this.gradOffsets[k]!, this.gradOffsets[k]! + this.compiled.variables[v]!.size));
+  }
+
+  /** Summed loss and correct rows of a batch, without training (validation). */
+  async evaluate(x: Float32Array, y: Float32Array, rows: number): Promise<StepResult> {
+    const slices = this.slices(rows);
+    const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
+    await Promise.all(slices.map(({ replica, begin, end }, i) => this.sessions[replica]!.run(this.inputs(x, y, begin, end), { loss_sum: stats[i]![0], correct: stats[i]![1] })));
+    return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
+  }
+
+  /**
+   * The `output` of `rows` rows of `x` into `out` (rows × outputSize, row order kept: replica r
+   * writes the rows it read).
+   */
+  async predict(x: Float32Array, rows: number, out: Float32Array): Promise<void> {
+    const size = this.compiled.outputSize;
+    await Promise.all(
+      this.slices(rows).map(({ replica, begin, end }) =>
+        this.sessions[replica]!.run(
+          { x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] } },
+          { output: out.subarray(begin * size, end * size) },
+        ),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sessions.map((s) => s.close()));
+    this.grads = null;
+    this.sum = null;
+  }
+}
+
+function scalar(value: number) {
+  return { data: Float32Array.of(value), shape: [] as number[] };
+}

@@ -1,0 +1,133 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { tableFromIPC } from 'apache-arrow';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBaseModel, type EpochLog, extractFeatures, featureExtractor, trainBase, withClassifier } from '../dist/index.js';
+
+const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+type Flow = Awaited<ReturnType<typeof flowFromDirectory>>;
+let train: Flow;
+let plain: Flow;
+
+beforeAll(async () => {
+  const common = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 50, workers: 2 };
+  train = await flowFromDirectory(data, { ...common, seed: 1, augment: { rescale: 1 / 255, zoomRange: 0.1, horizontalFlip: true } });
+  plain = await flowFromDirectory(data, { ...common, shuffle: false, augment: { rescale: 1 / 255 } });
+});
+afterAll(() => Promise.all([train.close(), plain.close()]));
+
+const trainer = (seed: number) => withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [32, 16], seed }), 10, seed);
+const weightsOf = (m: ReturnType<typeof trainer>) => m.getWeights().map((w) => Float32Array.from(w.dataSync()));
+
+/** Trains a fresh model (same initial weights every call) and returns the loss after every batch. */
+async function run(options: Parameters<typeof trainBase>[3]) {
+  const model = trainer(11);
+  const losses: number[] = [];
+  const history = await trainBase(tf, model, train, { epochs: 2, ...options, onBatch: (p) => losses.push(p.loss) });
+  const weights = weightsOf(model);
+  model.dispose();
+  return { losses, history, weights };
+}
+
+describe('graph engine and data-parallel replicas', () => {
+  it('trains on N replicas as one replica does at the same global batch, and deterministically for a given N', async () => {
+    const one = await run({ replicas: 1, threadsPerReplica: 1 });
+    const two = await run({ replicas: 2, threadsPerReplica: 1 });
+    const again = await run({ replicas: 2, threadsPerReplica: 1 });
+    expect(one.history.map((h) => [h.engine, h.replicas])).toEqual([['graph', 1], ['graph', 1]]);
+    expect(two.history.map((h) => [h.engine, h.replicas])).toEqual([['graph', 2], ['graph', 2]]);
+    expect(one.losses).toHaveLength(20);
+    // Learning happened, and the two layouts followed the same trajectory (summation order aside).
+    expect(one.history[1]!.loss).toBeLessThan(one.history[0]!.loss);
+    for (let i = 0; i < one.losses.length; i++) expect(Math.abs(two.losses[i]! - one.losses[i]!)).toBeLessThan(1e-3 * one.losses[i]!);
+    for (let i = 0; i < one.weights.length; i++) for (let k = 0; k < one.weights[i]!.length; k += 7) expect(two.weights[i]![k]).toBeCloseTo(one.weights[i]![k]!, 3);
+    // The same N twice: bit-identical losses and weights.
+    expect(again.losses).toEqual(two.losses);
+    expect(again.weights).toEqual(two.weights);
+    // Adam hides a wrongly scaled gradient (it divides by the gradient's own magnitude); SGD does not.
+    const sgdOne = await run({ replicas: 1, threadsPerReplica: 1, optimizer: 'sgd', learningRate: 0.5 });
+    const sgdTwo = await run({ replicas: 2, threadsPerReplica: 1, optimizer: 'sgd', learningRate: 0.5 });
+    expect(sgdOne.history[1]!.loss).toBeLessThan(sgdOne.history[0]!.loss);
+    for (let i = 0; i < sgdOne.losses.length; i++) expect(Math.abs(sgdTwo.losses[i]! - sgdOne.losses[i]!)).toBeLessThan(1e-3 * sgdOne.losses[i]!);
+  });
+
+  it("computes the eager engine's loss and trains to a similar point", async () => {
+    const graph = await run({ engine: 'graph', replicas: 1, epochs: 1 });
+    const eager = await run({ engine: 'eager', epochs: 1 });
+    expect(eager.history[0]!.engine).toBe('eager');
+    // The first batch's loss is the initial weights' loss: the same function in both engines.
+    expect(graph.losses[0]).toBeCloseTo(eager.losses[0]!, 4);
+    // Adam differs only in where epsilon enters (TensorFlow's ApplyAdam vs tfjs): same trajectory within noise.
+    expect(Math.abs(graph.history[0]!.loss - eager.history[0]!.loss)).toBeLessThan(0.05 * eager.history[0]!.loss);
+  });
+
+  it('keeps a trained model after an abort, and resumes a checkpoint only on the engine that wrote it', async () => {
+    const model = trainer(4);
+    const before = weightsOf(model);
+    const controller = new AbortController();
+    await expect(
+      trainBase(tf, model, train, { epochs: 1, replicas: 2, threadsPerReplica: 1, signal: controller.signal, onBatch: (p) => p.batch === 3 && controller.abort(new Error('stop here')) }),
+    ).rejects.toThrow('stop here');
+    expect(weightsOf(model)[0]).not.toEqual(before[0]);
+    const dir = await mkdtemp(join(tmpdir(), 'fs-engine-'));
+    await trainBase(tf, model, train, { epochs: 1, checkpointDir: dir });
+    await expect(trainBase(tf, trainer(4), train, { epochs: 2, engine: 'eager', checkpointDir: dir, resume: true })).rejects.toThrow(
+      /options\.engine must be 'graph', the engine that wrote the checkpoint in .*, received "eager"/,
+    );
+    const resumed = trainer(4);
+    const history = await trainBase(tf, resumed, train, { epochs: 2, checkpointDir: dir, resume: true, replicas: 2, threadsPerReplica: 1 });
+    expect(history.map((h: EpochLog) => h.epoch)).toEqual([0, 1]);
+    model.dispose();
+    resumed.dispose();
+  });
+
+  it('refuses layers it cannot train on replicas by name, and trains them eagerly when replicas were not asked for', async () => {
+    const input = tf.input({ shape: [28, 28, 1] });
+    let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'conv' }).apply(input) as ReturnType<typeof tf.input>;
+    x = tf.layers.batchNormalization({ name: 'norm' }).apply(x) as typeof x;
+    x = tf.layers.flatten().apply(x) as typeof x;
+    const features = tf.layers.dense({ units: 8, activation: 'relu', name: 'features' }).apply(x) as typeof x;
+    const model = withClassifier(tf, tf.model({ inputs: input, outputs: features }), 10);
+    await expect(trainBase(tf, model, train, { epochs: 1, replicas: 2 })).rejects.toThrow(
+      /layer 'norm' \(BatchNormalization\): its moving mean and variance are state that replicas would each update/,
+    );
+    await expect(trainBase(tf, model, train, { epochs: 1, engine: 'graph' })).rejects.toThrow("the graph engine cannot train this model (train it with engine: 'eager' and replicas: 1)");
+    const history = await trainBase(tf, model, train, { epochs: 1 });
+    expect(history[0]!.engine).toBe('eager');
+    model.dispose();
+  });
+
+  it('refuses unreasonable replica, thread and engine options, naming them', async () => {
+    await expect(trainBase(tf, trainer(1), train, { replicas: 500 })).rejects.toThrow(/replicas \(--replicas\) must be at most \d+ on this machine .*received 500/);
+    await expect(trainBase(tf, trainer(1), train, { replicas: 0 })).rejects.toThrow('replicas (--replicas) must be a positive integer, received 0');
+    await expect(trainBase(tf, trainer(1), train, { threadsPerReplica: 1.5 })).rejects.toThrow('threads per replica (--tf-threads) must be a positive integer, received 1.5');
+    await expect(trainBase(tf, trainer(1), train, { engine: 'eager', replicas: 2 })).rejects.toThrow("options.replicas must be 1 with engine 'eager'");
+    await expect(trainBase(tf, trainer(1), train, { engine: 'xla' as never })).rejects.toThrow(`options.engine must be 'graph' or 'eager', received "xla"`);
+  });
+
+  it('extracts on replicas in the flow’s row order, with the eager engine’s values', async () => {
+    const base = createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [32, 16], seed: 2 });
+    const extractor = featureExtractor(tf, base);
+    const dir = await mkdtemp(join(tmpdir(), 'fs-extract-'));
+    await extractFeatures(tf, extractor, plain, join(dir, 'eager.arrow'), { engine: 'eager' });
+    await extractFeatures(tf, extractor, plain, join(dir, 'graph.arrow'), { replicas: 2, threadsPerReplica: 1 });
+    const eager = tableFromIPC(await readFile(join(dir, 'eager.arrow')));
+    const graph = tableFromIPC(await readFile(join(dir, 'graph.arrow')));
+    expect(graph.numRows).toBe(500);
+    expect(graph.getChild('path')!.toArray()).toEqual(eager.getChild('path')!.toArray());
+    expect(graph.schema.metadata.get('featherstack.base_model_sha256')).toBe(eager.schema.metadata.get('featherstack.base_model_sha256'));
+    const a = eager.getChild('features')!;
+    const b = graph.getChild('features')!;
+    for (const row of [0, 1, 249, 250, 499]) {
+      const x = Array.from(a.get(row)!.toArray() as Float32Array);
+      const y = Array.from(b.get(row)!.toArray() as Float32Array);
+      for (let k = 0; k < x.length; k++) expect(y[k]).toBeCloseTo(x[k]!, 4);
+    }
+    base.dispose();
+  });
+});

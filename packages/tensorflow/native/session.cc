@@ -1,0 +1,425 @@
+// featherstack's native session: runs a TensorFlow graph (a GraphDef built in JavaScript) through
+// TensorFlow's C API, in the same libtensorflow that tfjs-node loads.
+//
+// Why a graph and not tfjs's eager ops: a whole training step as one graph lets TensorFlow's
+// optimiser fuse conv + bias + relu, run the weight and input gradients without a round trip to
+// JavaScript per op, and apply the optimizer with one fused kernel per variable (tfjs's Adam is ~10
+// elementwise ops per variable, each allocating a tensor the size of the weights).
+//
+// Threads and memory ownership:
+// - Every run() executes on a thread of its own, not on libuv's pool: the decode workers' sharp
+//   calls use that pool, and a training step that held one of its threads for a second would stall
+//   them. The promise is settled on the JavaScript thread through a thread-safe function.
+// - Feeds are fed without a copy where TensorFlow accepts the alignment (TF_NewTensor copies
+//   otherwise); fetches are copied straight into caller-owned typed arrays, which may view
+//   SharedArrayBuffers. Each typed array is held by a napi reference until its run has settled, so
+//   its memory cannot be collected while TensorFlow reads or writes it. The caller must not write
+//   a fed array, or read a fetched one, before the promise settles.
+// - One session must not run two steps at once (the JavaScript side serialises them).
+#include <node_api.h>
+#include <tensorflow/c/c_api.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+#define CHECK_NAPI(call)                                        \
+  do {                                                          \
+    if ((call) != napi_ok) {                                    \
+      napi_throw_error(env, nullptr, "featherstack native: " #call " failed"); \
+      return nullptr;                                           \
+    }                                                           \
+  } while (0)
+
+struct Session {
+  TF_Graph* graph = nullptr;
+  TF_Session* session = nullptr;
+  bool running = false;
+};
+
+void CloseSession(Session* s) {
+  if (s->session) {
+    TF_Status* status = TF_NewStatus();
+    TF_CloseSession(s->session, status);
+    TF_DeleteSession(s->session, status);
+    TF_DeleteStatus(status);
+    s->session = nullptr;
+  }
+  if (s->graph) {
+    TF_DeleteGraph(s->graph);
+    s->graph = nullptr;
+  }
+}
+
+napi_value Throw(napi_env env, const std::string& message) {
+  napi_throw_error(env, nullptr, message.c_str());
+  return nullptr;
+}
+
+std::string GetString(napi_env env, napi_value v) {
+  size_t len = 0;
+  napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+  std::string out(len, '\0');
+  napi_get_value_string_utf8(env, v, out.data(), len + 1, &len);
+  return out;
+}
+
+struct View {
+  void* data = nullptr;
+  size_t bytes = 0;
+  TF_DataType dtype = TF_FLOAT;
+  napi_ref ref = nullptr;
+};
+
+bool GetView(napi_env env, napi_value v, View* out, std::string* error) {
+  bool is_typed = false;
+  napi_is_typedarray(env, v, &is_typed);
+  if (!is_typed) {
+    *error = "expected a typed array";
+    return false;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr);
+  switch (type) {
+    case napi_float32_array: out->dtype = TF_FLOAT; out->bytes = length * 4; break;
+    case napi_int32_array: out->dtype = TF_INT32; out->bytes = length * 4; break;
+    case napi_uint8_array: out->dtype = TF_UINT8; out->bytes = length; break;
+    default: *error = "expected a Float32Array, Int32Array or Uint8Array"; return false;
+  }
+  out->data = data;
+  napi_create_reference(env, v, 1, &out->ref);
+  return true;
+}
+
+bool ParseOutput(TF_Graph* graph, const std::string& name, TF_Output* out) {
+  std::string op = name;
+  int index = 0;
+  size_t colon = name.rfind(':');
+  if (colon != std::string::npos) {
+    op = name.substr(0, colon);
+    index = std::stoi(name.substr(colon + 1));
+  }
+  TF_Operation* operation = TF_GraphOperationByName(graph, op.c_str());
+  if (!operation) return false;
+  *out = TF_Output{operation, index};
+  return true;
+}
+
+void NoDealloc(void*, size_t, void*) {}
+
+struct RunJob {
+  Session* session = nullptr;
+  napi_ref session_ref = nullptr;
+  std::vector<TF_Output> feed_outputs;
+  std::vector<TF_Tensor*> feed_tensors;
+  std::vector<TF_Output> fetch_outputs;
+  std::vector<View> fetch_views;
+  std::vector<std::string> fetch_names;
+  std::vector<TF_Operation*> targets;
+  std::vector<View> held;  // feeds' typed arrays, kept alive until the run settles
+  napi_deferred deferred = nullptr;
+  napi_threadsafe_function done = nullptr;
+  std::string error;
+};
+
+void Settle(napi_env env, napi_value, void*, void* data) {
+  RunJob* job = static_cast<RunJob*>(data);
+  job->session->running = false;
+  if (env) {
+    for (View& v : job->held) napi_delete_reference(env, v.ref);
+    for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
+    napi_delete_reference(env, job->session_ref);
+    if (job->error.empty()) {
+      napi_value undefined;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, job->deferred, undefined);
+    } else {
+      napi_value message, error;
+      napi_create_string_utf8(env, job->error.c_str(), NAPI_AUTO_LENGTH, &message);
+      napi_create_error(env, nullptr, message, &error);
+      napi_resolve_deferred(env, job->deferred, error);  // the JS wrapper rethrows with its own stack
+    }
+  }
+  napi_release_threadsafe_function(job->done, napi_tsfn_release);
+  delete job;
+}
+
+void Execute(RunJob* job) {
+  TF_Status* status = TF_NewStatus();
+  std::vector<TF_Tensor*> outputs(job->fetch_outputs.size(), nullptr);
+  TF_SessionRun(job->session->session, nullptr, job->feed_outputs.data(), job->feed_tensors.data(),
+                static_cast<int>(job->feed_outputs.size()), job->fetch_outputs.data(), outputs.data(),
+                static_cast<int>(outputs.size()), job->targets.data(), static_cast<int>(job->targets.size()),
+                nullptr, status);
+  if (TF_GetCode(status) != TF_OK) job->error = TF_Message(status);
+  for (size_t i = 0; i < outputs.size(); i++) {
+    if (!outputs[i]) continue;
+    size_t bytes = TF_TensorByteSize(outputs[i]);
+    if (job->error.empty() && bytes != job->fetch_views[i].bytes) {
+      job->error = "fetch '" + job->fetch_names[i] + "' has " + std::to_string(bytes) +
+                   " bytes but its destination has " + std::to_string(job->fetch_views[i].bytes);
+    } else if (job->error.empty()) {
+      std::memcpy(job->fetch_views[i].data, TF_TensorData(outputs[i]), bytes);
+    }
+    TF_DeleteTensor(outputs[i]);
+  }
+  for (TF_Tensor* t : job->feed_tensors) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+  napi_call_threadsafe_function(job->done, job, napi_tsfn_blocking);
+}
+
+void FinalizeSession(napi_env, void* data, void*) {
+  Session* s = static_cast<Session*>(data);
+  CloseSession(s);
+  delete s;
+}
+
+Session* GetSession(napi_env env, napi_value v) {
+  void* data = nullptr;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return nullptr;
+  return static_cast<Session*>(data);
+}
+
+// newSession(graphDef: Uint8Array, config: Uint8Array): External
+napi_value NewSession(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  View graph_def, config;
+  std::string error;
+  if (argc < 2 || !GetView(env, argv[0], &graph_def, &error) || !GetView(env, argv[1], &config, &error)) {
+    return Throw(env, "newSession(graphDef, config): " + error);
+  }
+  napi_delete_reference(env, graph_def.ref);
+  napi_delete_reference(env, config.ref);
+  Session* s = new Session();
+  s->graph = TF_NewGraph();
+  TF_Status* status = TF_NewStatus();
+  TF_Buffer* buffer = TF_NewBufferFromString(graph_def.data, graph_def.bytes);
+  TF_ImportGraphDefOptions* options = TF_NewImportGraphDefOptions();
+  TF_GraphImportGraphDef(s->graph, buffer, options, status);
+  TF_DeleteImportGraphDefOptions(options);
+  TF_DeleteBuffer(buffer);
+  if (TF_GetCode(status) != TF_OK) {
+    std::string message = std::string("TensorFlow refused the graph: ") + TF_Message(status);
+    TF_DeleteStatus(status);
+    CloseSession(s);
+    delete s;
+    return Throw(env, message);
+  }
+  TF_SessionOptions* session_options = TF_NewSessionOptions();
+  TF_SetConfig(session_options, config.data, config.bytes, status);
+  if (TF_GetCode(status) == TF_OK) s->session = TF_NewSession(s->graph, session_options, status);
+  TF_DeleteSessionOptions(session_options);
+  if (TF_GetCode(status) != TF_OK) {
+    std::string message = std::string("TensorFlow could not start a session: ") + TF_Message(status);
+    TF_DeleteStatus(status);
+    CloseSession(s);
+    delete s;
+    return Throw(env, message);
+  }
+  TF_DeleteStatus(status);
+  napi_value external;
+  CHECK_NAPI(napi_create_external(env, s, FinalizeSession, nullptr, &external));
+  return external;
+}
+
+// run(session, feeds: [name, typedArray, shape][], fetches: [name, typedArray][], targets: string[]):
+// Promise<undefined | Error>
+napi_value Run(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
+  if (!session || !session->session) return Throw(env, "run(): the session is closed or not a session");
+  if (session->running) return Throw(env, "run(): the session is already running a step");
+  RunJob* job = new RunJob();
+  job->session = session;
+  auto fail = [&](const std::string& message) {
+    for (View& v : job->held) napi_delete_reference(env, v.ref);
+    for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
+    for (TF_Tensor* t : job->feed_tensors) TF_DeleteTensor(t);
+    delete job;
+    return Throw(env, "run(): " + message);
+  };
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value entry, name, array, shape;
+    napi_get_element(env, argv[1], i, &entry);
+    napi_get_element(env, entry, 0, &name);
+    napi_get_element(env, entry, 1, &array);
+    napi_get_element(env, entry, 2, &shape);
+    std::string feed_name = GetString(env, name);
+    TF_Output output;
+    if (!ParseOutput(session->graph, feed_name, &output)) return fail("no operation named '" + feed_name + "' to feed");
+    View view;
+    std::string error;
+    if (!GetView(env, array, &view, &error)) return fail("feed '" + feed_name + "': " + error);
+    job->held.push_back(view);
+    uint32_t rank = 0;
+    napi_get_array_length(env, shape, &rank);
+    std::vector<int64_t> dims(rank);
+    size_t elements = 1;
+    for (uint32_t d = 0; d < rank; d++) {
+      napi_value dim;
+      napi_get_element(env, shape, d, &dim);
+      napi_get_value_int64(env, dim, &dims[d]);
+      elements *= static_cast<size_t>(dims[d]);
+    }
+    size_t item = view.dtype == TF_UINT8 ? 1 : 4;
+    if (elements * item != view.bytes) return fail("feed '" + feed_name + "': its shape does not match its array's length");
+    job->feed_outputs.push_back(output);
+    job->feed_tensors.push_back(TF_NewTensor(view.dtype, dims.data(), static_cast<int>(rank), view.data, view.bytes, NoDealloc, nullptr));
+  }
+  napi_get_array_length(env, argv[2], &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value entry, name, array;
+    napi_get_element(env, argv[2], i, &entry);
+    napi_get_element(env, entry, 0, &name);
+    napi_get_element(env, entry, 1, &array);
+    std::string fetch_name = GetString(env, name);
+    TF_Output output;
+    if (!ParseOutput(session->graph, fetch_name, &output)) return fail("no operation named '" + fetch_name + "' to fetch");
+    View view;
+    std::string error;
+    if (!GetView(env, array, &view, &error)) return fail("fetch '" + fetch_name + "': " + error);
+    job->fetch_outputs.push_back(output);
+    job->fetch_views.push_back(view);
+    job->fetch_names.push_back(fetch_name);
+  }
+  napi_get_array_length(env, argv[3], &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value name;
+    napi_get_element(env, argv[3], i, &name);
+    std::string target = GetString(env, name);
+    TF_Operation* op = TF_GraphOperationByName(session->graph, target.c_str());
+    if (!op) return fail("no operation named '" + target + "' to run");
+    job->targets.push_back(op);
+  }
+  napi_value promise, resource_name;
+  CHECK_NAPI(napi_create_promise(env, &job->deferred, &promise));
+  napi_create_string_utf8(env, "featherstack.run", NAPI_AUTO_LENGTH, &resource_name);
+  CHECK_NAPI(napi_create_threadsafe_function(env, nullptr, nullptr, resource_name, 0, 1, nullptr, nullptr, nullptr, Settle, &job->done));
+  napi_create_reference(env, argv[0], 1, &job->session_ref);
+  session->running = true;
+  std::thread(Execute, job).detach();
+  return promise;
+}
+
+// closeSession(session): releases TensorFlow's session and graph (their memory) now.
+napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session* session = argc == 1 ? GetSession(env, argv[0]) : nullptr;
+  if (!session) return Throw(env, "closeSession(): not a session");
+  if (session->running) return Throw(env, "closeSession(): the session is running a step");
+  CloseSession(session);
+  return nullptr;
+}
+
+struct SumJob {
+  float* out = nullptr;
+  std::vector<const float*> inputs;
+  size_t begin = 0, end = 0;
+  std::vector<napi_ref> refs;
+  napi_deferred deferred = nullptr;
+  napi_threadsafe_function done = nullptr;
+};
+
+void SettleSum(napi_env env, napi_value, void*, void* data) {
+  SumJob* job = static_cast<SumJob*>(data);
+  if (env) {
+    for (napi_ref r : job->refs) napi_delete_reference(env, r);
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, job->deferred, undefined);
+  }
+  napi_release_threadsafe_function(job->done, napi_tsfn_release);
+  delete job;
+}
+
+void ExecuteSum(SumJob* job) {
+  // Fixed order (input 0, then 1, …) for every element: the sum is the same whatever the split.
+  float* out = job->out;
+  const float* first = job->inputs[0];
+  for (size_t k = job->begin; k < job->end; k++) out[k] = first[k];
+  for (size_t i = 1; i < job->inputs.size(); i++) {
+    const float* in = job->inputs[i];
+    for (size_t k = job->begin; k < job->end; k++) out[k] += in[k];
+  }
+  napi_call_threadsafe_function(job->done, job, napi_tsfn_blocking);
+}
+
+// sumInto(out: Float32Array, inputs: Float32Array[], begin, end): Promise<void>, out[k] = Σ inputs[i][k]
+napi_value SumInto(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 4) return Throw(env, "sumInto(out, inputs, begin, end)");
+  SumJob* job = new SumJob();
+  View out;
+  std::string error;
+  if (!GetView(env, argv[0], &out, &error) || out.dtype != TF_FLOAT) {
+    delete job;
+    return Throw(env, "sumInto(): out must be a Float32Array");
+  }
+  job->refs.push_back(out.ref);
+  job->out = static_cast<float*>(out.data);
+  int64_t begin = 0, end = 0;
+  napi_get_value_int64(env, argv[2], &begin);
+  napi_get_value_int64(env, argv[3], &end);
+  size_t length = out.bytes / 4;
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  bool ok = n > 0 && begin >= 0 && begin <= end && static_cast<size_t>(end) <= length;
+  for (uint32_t i = 0; ok && i < n; i++) {
+    napi_value input;
+    napi_get_element(env, argv[1], i, &input);
+    View view;
+    if (!GetView(env, input, &view, &error) || view.dtype != TF_FLOAT || view.bytes != out.bytes) {
+      if (view.ref) napi_delete_reference(env, view.ref);
+      ok = false;
+      break;
+    }
+    job->refs.push_back(view.ref);
+    job->inputs.push_back(static_cast<const float*>(view.data));
+  }
+  if (!ok) {
+    for (napi_ref r : job->refs) napi_delete_reference(env, r);
+    delete job;
+    return Throw(env, "sumInto(): inputs must be Float32Arrays as long as out, and 0 <= begin <= end <= out.length");
+  }
+  job->begin = static_cast<size_t>(begin);
+  job->end = static_cast<size_t>(end);
+  napi_value promise, resource_name;
+  CHECK_NAPI(napi_create_promise(env, &job->deferred, &promise));
+  napi_create_string_utf8(env, "featherstack.sumInto", NAPI_AUTO_LENGTH, &resource_name);
+  CHECK_NAPI(napi_create_threadsafe_function(env, nullptr, nullptr, resource_name, 0, 1, nullptr, nullptr, nullptr, SettleSum, &job->done));
+  std::thread(ExecuteSum, job).detach();
+  return promise;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"newSession", nullptr, NewSession, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"closeSession", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumInto", nullptr, SumInto, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  napi_value version;
+  napi_create_string_utf8(env, TF_Version(), NAPI_AUTO_LENGTH, &version);
+  napi_set_named_property(env, exports, "tensorflowVersion", version);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() { return Init(env, exports); }

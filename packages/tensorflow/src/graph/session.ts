@@ -1,0 +1,125 @@
+/**
+ * A TensorFlow session over a graph built with GraphBuilder, run through featherstack's native
+ * addon (native/session.cc) in the libtensorflow tfjs-node loads. Each session owns its variables
+ * and its own thread pools, so several sessions (trainer replicas) run side by side.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeTensorFlowError, TensorFlowOptionError } from '../errors.js';
+import { loadTensorFlow } from '../index.js';
+import { sessionConfig } from './proto.js';
+
+type Buffer = Float32Array | Int32Array | Uint8Array;
+
+interface Addon {
+  tensorflowVersion: string;
+  newSession(graphDef: Uint8Array, config: Uint8Array): object;
+  run(session: object, feeds: [string, Buffer, number[]][], fetches: [string, Buffer][], targets: string[]): Promise<Error | undefined>;
+  closeSession(session: object): void;
+  sumInto(out: Float32Array, inputs: Float32Array[], begin: number, end: number): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+/** Where scripts/build-native.mjs puts the addon. */
+export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'featherstack_session.node');
+let addon: Addon | undefined;
+
+/** The native addon, loaded after tfjs-node (whose TensorFlow settings it must share). @internal */
+export function nativeAddon(): Addon {
+  if (addon) return addon;
+  loadTensorFlow();
+  if (!existsSync(ADDON_PATH)) {
+    throw new NativeTensorFlowError(`featherstack's native session addon is not built (${ADDON_PATH}); run \`npm run build\` (it runs packages/tensorflow/scripts/build-native.mjs)`);
+  }
+  try {
+    addon = require(ADDON_PATH) as Addon;
+  } catch (error) {
+    throw new NativeTensorFlowError(`featherstack's native session addon ${ADDON_PATH} does not load (${(error as Error).message.split('\n')[0]}); rebuild it with \`npm run build\``);
+  }
+  return addon;
+}
+
+export interface SessionOptions {
+  /** Threads one op may use in this session. */
+  intraOpThreads: number;
+  /** Ops of this session that may run at once. */
+  interOpThreads: number;
+}
+
+export interface Feed {
+  data: Buffer;
+  shape: number[];
+}
+
+/**
+ * A running graph. `run` feeds placeholders, copies fetched outputs into the given arrays and runs
+ * the targets; one run at a time per session.
+ *
+ * @example
+ * const s = openSession(g.toGraphDef(), { intraOpThreads: 1, interOpThreads: 1 });
+ * const out = new Float32Array(4);
+ * await s.run({ x: { data: input, shape: [1, 4] } }, { y: out });
+ */
+export class GraphSession {
+  private handle: object | null;
+  private busy: Promise<unknown> = Promise.resolve();
+
+  /** @internal Use openSession(). */
+  constructor(graphDef: Uint8Array, options: SessionOptions) {
+    for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
+      const v = options[key];
+      if (!Number.isInteger(v) || v < 1) throw new TensorFlowOptionError(`options.${key} must be a positive integer, received ${JSON.stringify(v)}`);
+    }
+    this.handle = nativeAddon().newSession(graphDef, sessionConfig(options));
+  }
+
+  /** Runs one step. Rejects with TensorFlow's message (and this call's stack) when the step fails. */
+  async run(feeds: Record<string, Feed>, fetches: Record<string, Buffer> = {}, targets: string[] = []): Promise<void> {
+    if (!this.handle) throw new NativeTensorFlowError('this session is closed');
+    const caller = new Error();
+    const previous = this.busy;
+    let release!: () => void;
+    this.busy = new Promise<void>((r) => {
+      release = r;
+    });
+    try {
+      await previous;
+      if (!this.handle) throw new NativeTensorFlowError('this session is closed');
+      const result = await nativeAddon().run(
+        this.handle,
+        Object.entries(feeds).map(([name, f]) => [name, f.data, f.shape]),
+        Object.entries(fetches),
+        targets,
+      );
+      if (result instanceof Error) {
+        const error = new NativeTensorFlowError(`TensorFlow step failed: ${result.message.split('\n')[0]}`);
+        error.stack = `${error.name}: ${error.message}\n${caller.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+        throw error;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Frees the session's graph, variables and threads (after any running step). */
+  async close(): Promise<void> {
+    await this.busy;
+    if (this.handle) nativeAddon().closeSession(this.handle);
+    this.handle = null;
+  }
+}
+
+/** Opens a session on a serialised GraphDef (GraphBuilder.toGraphDef()). */
+export function openSession(graphDef: Uint8Array, options: SessionOptions): GraphSession {
+  return new GraphSession(graphDef, options);
+}
+
+/**
+ * out[k] = Σ inputs[i][k] for k in [begin, end), on a native thread, summing in input order (so the
+ * result does not depend on how a range is split between callers).
+ */
+export function sumInto(out: Float32Array, inputs: Float32Array[], begin = 0, end = out.length): Promise<void> {
+  return nativeAddon().sumInto(out, inputs, begin, end);
+}
