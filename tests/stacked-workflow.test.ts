@@ -26,6 +26,11 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(['download', 'wheel']).toContain(report.provisionedFrom);
     expect(report.cores).toBeGreaterThan(0);
     expect(report.libvips).toMatch(/^\d+\.\d+/);
+    // Pooled tensor memory and the thread plan `run` uses by default.
+    expect(report.allocator.kind).toBe('bfc');
+    expect(report.allocator.memoryLimitMB).toBeGreaterThan(0);
+    expect(report.plan.replicas * report.plan.threadsPerReplica).toBeLessThanOrEqual(report.cores);
+    expect(report.plan.decodeWorkers).toBe(report.cores);
   });
 
   it('run --json trains the stacked model on the shipped Fashion-MNIST subset to ≥ 0.70 validation accuracy', async () => {
@@ -38,6 +43,8 @@ describe('featherstack CLI (as a user runs it)', () => {
     // The base is scored on the validation images after every epoch (the report's base curves).
     expect(result.base.every((e: { valAcc?: number }) => typeof e.valAcc === 'number' && e.valAcc > 0.3)).toBe(true);
     expect(result.tensorflow.backend).toBe('tensorflow');
+    // The base trained on the graph engine, on the thread plan's replicas.
+    expect(result.base.every((e: { engine: string; replicas: number }) => e.engine === 'graph' && e.replicas === result.plan.replicas)).toBe(true);
     // The head trained from files on disk: they hold every image, in class order for validation.
     const val = tableFromIPC(readFileSync(join(out, 'features', 'val.arrow')));
     expect(val.numRows).toBe(500);
@@ -184,21 +191,24 @@ describe('featherstack CLI (as a user runs it)', () => {
 
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
-    writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\nvalidateBase: false\naugment: { rescale: 0.00392156862745098 }\n`);
+    writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\nvalidateBase: false\nreplicas: 2\ntfThreads: 1\nengine: graph\naugment: { rescale: 0.00392156862745098 }\n`);
     const good = featherstack(['run', '--json', '--config', join(dir, 'run.yaml'), '--head-epochs', '2']);
     expect(good.status, good.stderr).toBe(0);
     const result = JSON.parse(good.stdout);
     expect(result.base).toHaveLength(1); // from the file
     expect(result.base[0].valAcc).toBeUndefined(); // validateBase: false, from the file
     expect(result.head).toHaveLength(2); // the flag wins
+    expect(result.plan).toMatchObject({ replicas: 2, threadsPerReplica: 1 }); // from the file
+    expect(result.base[0]).toMatchObject({ engine: 'graph', replicas: 2 });
     expect(result.features.train).toBe(join(dir, 'out', 'features', 'train.arrow'));
-    writeFileSync(join(dir, 'bad.yaml'), 'baseEpochs: -1\ncolorMode: cmyk\nepochz: 3\n');
+    writeFileSync(join(dir, 'bad.yaml'), 'baseEpochs: -1\ncolorMode: cmyk\nepochz: 3\nengine: xla\n');
     const bad = featherstack(['run', '--config', join(dir, 'bad.yaml')]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain(`config ${join(dir, 'bad.yaml')} is invalid:`);
     expect(bad.stderr).toContain('baseEpochs: Too small');
     expect(bad.stderr).toContain('colorMode: Invalid option: expected one of "grayscale"|"rgb"|"rgba"');
     expect(bad.stderr).toContain('unknown key: epochz');
+    expect(bad.stderr).toContain('engine: Invalid option: expected one of "graph"|"eager"');
     // --augment replaces the seed's augmentation; without rescale, training, extraction and the
     // saved model all see 0–255 pixels (never 1/255 in one place and 1 in another).
     const raw = featherstack(['run', '--json', '--out', join(dir, 'raw'), '--base-epochs', '1', '--head-epochs', '1', '--augment', 'horizontalFlip=true']);
@@ -297,6 +307,16 @@ describe('featherstack CLI (as a user runs it)', () => {
     const badMode = featherstack(['run', '--color-mode', 'cmyk']);
     expect(badMode.status).toBe(2);
     expect(badMode.stderr).toContain("--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
+    // Unreasonable thread counts are refused before anything starts, naming the flag.
+    const replicas = featherstack(['run', '--replicas', '500']);
+    expect(replicas.status).toBe(1);
+    expect(replicas.stderr).toMatch(/replicas \(--replicas\) must be at most \d+ on this machine \(\d+ cores: a replica needs a core\), received 500/);
+    const workers = featherstack(['run', '--workers', '1000']);
+    expect(workers.status).toBe(1);
+    expect(workers.stderr).toMatch(/decode workers \(--workers\) must be at most \d+ on this machine .*received 1000/);
+    const engine = featherstack(['run', '--engine', 'xla']);
+    expect(engine.status).toBe(2);
+    expect(engine.stderr).toContain("--engine must be graph or eager, received 'xla'");
     const missing = featherstack(['run', '--data', '/nonexistent/dataset']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('dataset directory /nonexistent/dataset/train does not exist');

@@ -30,6 +30,11 @@ function augmentFlag(value: string): ReturnType<typeof parseAugmentFlag> {
   }
 }
 
+function engineFlag(value: string): 'graph' | 'eager' {
+  if (value !== 'graph' && value !== 'eager') throw new InvalidArgumentError(`--engine must be graph or eager, received '${value}'`);
+  return value;
+}
+
 function size(value: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`--image-size must be N or HxW (e.g. 28 or 224x224), received '${value}'`);
@@ -55,8 +60,10 @@ program
   .option('--batch-size <n>', 'batch size', int('--batch-size'), 32)
   .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 5)
   .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 10)
-  .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
-  .option('--tf-threads <n>', 'TensorFlow intra-op threads (default: all cores)', int('--tf-threads'))
+  .option('--workers <n>', 'image decode workers (default: all cores; at most 4 per core)', int('--workers'))
+  .option('--replicas <n>', 'data-parallel trainer replicas, each a TensorFlow session (default: the thread plan, see doctor; at most the core count)', int('--replicas'))
+  .option('--tf-threads <n>', 'TensorFlow intra-op threads per replica (default: the thread plan, see doctor)', int('--tf-threads'))
+  .option('--engine <engine>', "graph (one compiled TensorFlow graph per step, the default where the model compiles) or eager (tfjs ops, one replica)", engineFlag)
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
@@ -109,6 +116,8 @@ Example config (run.yaml):
       headEpochs: opts.headEpochs,
       workers: opts.workers,
       tfThreads: opts.tfThreads,
+      replicas: opts.replicas,
+      ...(opts.engine ? { engine: opts.engine } : {}),
       seed: opts.seed,
       resume: opts.resume,
       validateBase: opts.validateBase,

@@ -54,6 +54,8 @@ export const runConfigSchema = z
     headEpochs: positive,
     workers: positive,
     tfThreads: positive,
+    replicas: positive,
+    engine: z.enum(['graph', 'eager']),
     seed: z.number().int().nonnegative(),
     resume: z.boolean(),
     validateBase: z.boolean(),

@@ -1,6 +1,6 @@
 /** `featherstack doctor`: what this machine gives featherstack. */
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { type TensorFlowReport, tensorflowReport } from '@featherstack/tensorflow';
+import { planThreads, type TensorFlowReport, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import sharp from 'sharp';
 
 export interface DoctorReport extends TensorFlowReport {
@@ -11,6 +11,8 @@ export interface DoctorReport extends TensorFlowReport {
   sharp: string;
   libvips: string;
   uvThreadpoolSize: number;
+  /** How `run` shares the cores by default: trainer replicas × TensorFlow threads, decode workers. */
+  plan: ThreadPlan;
 }
 
 export function doctor(): DoctorReport {
@@ -24,5 +26,6 @@ export function doctor(): DoctorReport {
     sharp: sharp.versions.sharp ?? 'unknown',
     libvips: sharp.versions.vips,
     uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+    plan: planThreads(),
   };
 }

@@ -6,10 +6,10 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBaseModel, type EpochLog, type ExtractProgress, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
+import { createBaseModel, type EngineKind, type EpochLog, type ExtractProgress, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
-import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
+import { loadTensorFlow, planThreads, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
 
@@ -27,7 +27,12 @@ export interface WorkflowOptions {
   baseEpochs?: number;
   headEpochs?: number;
   workers?: number;
+  /** TensorFlow intra-op threads of each trainer replica (and of the eager context). Default: the thread plan's. */
   tfThreads?: number;
+  /** Data-parallel trainer replicas. Default: the thread plan's (see planThreads). */
+  replicas?: number;
+  /** 'graph' (default where the model compiles) or 'eager' (tfjs ops, one replica). */
+  engine?: EngineKind;
   seed?: number;
   augment?: AugmentOptions;
   /** Keep a pixel cache of the training images under out/cache (default true). */
@@ -65,6 +70,8 @@ export interface WorkflowResult {
   report: { html: string; charts: Record<string, string> };
   tensorflow: ReturnType<typeof tensorflowReport>;
   workers: number;
+  /** How the cores were shared: trainer replicas × threads, decode workers. */
+  plan: ThreadPlan;
 }
 
 /** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
@@ -97,13 +104,22 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
   const data = resolve(options.data ?? SHIPPED_DATASET);
   const out = resolve(options.out ?? 'runs/latest');
   const cores = availableParallelism();
+  // Replicas × threads per replica × decode workers, checked (an unreasonable value names its flag)
+  // before anything starts.
+  const plan = planThreads({
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
+    ...(options.workers !== undefined ? { decodeWorkers: options.workers } : {}),
+  });
+  for (const warning of plan.warnings) log(`warning: ${warning}`);
+  const engine = { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica, ...(options.engine ? { engine: options.engine } : {}) };
   const tf = loadTensorFlow({ intraOpThreads: options.tfThreads ?? cores });
   const seed = options.seed ?? 42;
   const common = {
     targetSize: options.imageSize ?? ([28, 28] as [number, number]),
     colorMode: options.colorMode ?? ('grayscale' as ColorMode),
     batchSize: options.batchSize ?? 32,
-    pool: createImagePool(options.workers !== undefined ? { workers: options.workers } : {}),
+    pool: createImagePool({ workers: plan.decodeWorkers }),
     seed,
   };
   // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
@@ -116,12 +132,16 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
   const plainTrain = await flowFromDirectory(join(data, 'train'), { ...extract, ...cache });
   const valFlow = await flowFromDirectory(join(data, 'val'), extract);
   try {
-    log(`data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes, ${trainFlow.workers} decode workers`);
+    log(
+      `data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes; ${trainFlow.workers} decode workers, ` +
+        `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
+    );
     const [h, w] = common.targetSize;
     const base = createBaseModel(tf, { inputShape: [h, w, trainFlow.image.channels], seed });
     const trainer = withClassifier(tf, base, trainFlow.classNames.length, seed + 1000);
     const t1 = performance.now();
     const history = await trainBase(tf, trainer, trainFlow, {
+      ...engine,
       epochs: options.baseEpochs ?? 5,
       // A checkpoint after every epoch; `resume` continues a killed run from it.
       checkpointDir: join(out, 'checkpoints', 'base'),
@@ -139,6 +159,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     const valFile = join(out, 'features', 'val.arrow');
     // Resumed runs also resume an interrupted extraction from its journal.
     const extractOptions = (split: 'train' | 'val') => ({
+      ...engine,
       resume: options.resume ?? false,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onExtractBatch ? { onBatch: (p: ExtractProgress) => options.onExtractBatch!(split, p) } : {}),
@@ -208,7 +229,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
         ['feature dimension', String(et.dimension)],
         ['seconds (wall)', `${((t4 - t0) / 1000).toFixed(1)} to the end of head training: setup ${((t1 - t0) / 1000).toFixed(1)}, base ${((t2 - t1) / 1000).toFixed(1)}, extraction ${((t3 - t2) / 1000).toFixed(1)}, head ${((t4 - t3) / 1000).toFixed(1)}`],
         ['augmentation', JSON.stringify(augment)],
-        ['machine', `${cores} cores, ${trainFlow.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend})`],
+        ['machine', `${cores} cores, ${trainFlow.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${plan.replicas} replica(s) × ${plan.threadsPerReplica} thread(s)`],
       ],
       base: history,
       head: head.history,
@@ -230,6 +251,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       report,
       tensorflow: tfReport,
       workers: trainFlow.workers,
+      plan,
     };
   } finally {
     await Promise.all([trainFlow.close(), plainTrain.close(), valFlow.close()]);

@@ -25,6 +25,10 @@ export function resolveWorkers(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
     throw invalidOption('workers', 'a positive integer', value);
   }
+  // Each worker is a thread with its own heap and decode buffers: past a few per core they only
+  // add memory (a thousand of them grew past 6 GB before decoding anything).
+  const cores = availableParallelism();
+  if (value > 4 * cores) throw invalidOption('workers', `at most ${4 * cores} (4 per core on ${cores} cores)`, value);
   return value;
 }
 

@@ -19,6 +19,9 @@
 #include <node_api.h>
 #include <tensorflow/c/c_api.h>
 
+#include <dlfcn.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -406,12 +409,30 @@ napi_value SumInto(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// setEnv(name, value): the process environment as native code reads it. In a worker thread,
+// process.env is a private copy that libtensorflow never sees.
+napi_value SetEnv(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 2) return Throw(env, "setEnv(name, value)");
+  setenv(GetString(env, argv[0]).c_str(), GetString(env, argv[1]).c_str(), 1);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
+  // Pin this addon (and with it libtensorflow) in memory for the life of the process. Node unloads
+  // an addon when the last worker thread that loaded it ends, but TensorFlow registers exit
+  // handlers and keeps threads of its own: unloaded under them, the process crashed at exit
+  // after a trainer worker had ended.
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&Init), &self) && self.dli_fname) dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
   napi_property_descriptor props[] = {
       {"newSession", nullptr, NewSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closeSession", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumInto", nullptr, SumInto, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setEnv", nullptr, SetEnv, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value version;

@@ -9,8 +9,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
 import { installNativeGradients } from './gradients.js';
+import { requireAddon } from './graph/session.js';
 
 export { reluGrad } from './gradients.js';
 export { F32, GraphBuilder } from './graph/builder.js';
@@ -142,17 +144,24 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
     }
     return loaded.tf;
   }
-  process.env.TF_NUM_INTRAOP_THREADS = String(settings.intraOpThreads);
-  process.env.TF_NUM_INTEROP_THREADS = String(settings.interOpThreads);
-  process.env.TF_CPP_MIN_LOG_LEVEL = String(settings.logLevel);
-  // Pooled tensor memory: measured at 224² (seed CNN, batch 32) glibc's allocator spent about half
-  // of training's CPU time in the kernel (page faults of buffers returned and re-requested every
-  // step); TensorFlow's BFC allocator keeps them (see README, Performance).
-  process.env.TF_CPU_ALLOCATOR_USE_BFC = settings.allocator === 'bfc' ? 'true' : 'false';
-  process.env.TF_CPU_BFC_MEM_LIMIT_IN_MB = String(settings.memoryLimitMB);
-  // Every session (trainer replica) gets an intra-op pool of its own size instead of sharing the
-  // process's first pool: replicas must not queue behind each other's ops.
-  process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ??= '1';
+  const environment: Record<string, string> = {
+    TF_NUM_INTRAOP_THREADS: String(settings.intraOpThreads),
+    TF_NUM_INTEROP_THREADS: String(settings.interOpThreads),
+    TF_CPP_MIN_LOG_LEVEL: String(settings.logLevel),
+    // Pooled tensor memory: measured at 224² (seed CNN, batch 32) glibc's allocator spent about half
+    // of training's CPU time in the kernel (page faults of buffers returned and re-requested every
+    // step); TensorFlow's BFC allocator keeps them (see README, Performance).
+    TF_CPU_ALLOCATOR_USE_BFC: settings.allocator === 'bfc' ? 'true' : 'false',
+    TF_CPU_BFC_MEM_LIMIT_IN_MB: String(settings.memoryLimitMB),
+    // Every session (trainer replica) gets an intra-op pool of its own size instead of sharing the
+    // process's first pool: replicas must not queue behind each other's ops.
+    TF_OVERRIDE_GLOBAL_THREADPOOL: process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ?? '1',
+  };
+  for (const [name, value] of Object.entries(environment)) {
+    process.env[name] = value;
+    // A worker thread's process.env is its own copy; libtensorflow reads the process's.
+    if (!isMainThread) requireAddon().setEnv(name, value);
+  }
   let tf: Tf;
   try {
     tf = require('@tensorflow/tfjs-node') as Tf;

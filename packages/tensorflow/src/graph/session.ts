@@ -19,6 +19,7 @@ interface Addon {
   run(session: object, feeds: [string, Buffer, number[]][], fetches: [string, Buffer][], targets: string[]): Promise<Error | undefined>;
   closeSession(session: object): void;
   sumInto(out: Float32Array, inputs: Float32Array[], begin: number, end: number): Promise<void>;
+  setEnv(name: string, value: string): void;
 }
 
 const require = createRequire(import.meta.url);
@@ -26,10 +27,15 @@ const require = createRequire(import.meta.url);
 export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'featherstack_session.node');
 let addon: Addon | undefined;
 
-/** The native addon, loaded after tfjs-node (whose TensorFlow settings it must share). @internal */
+/** The native addon, with TensorFlow loaded (whose settings it shares). @internal */
 export function nativeAddon(): Addon {
-  if (addon) return addon;
   loadTensorFlow();
+  return requireAddon();
+}
+
+/** The native addon alone (it links libtensorflow, which reads its settings only when first used). @internal */
+export function requireAddon(): Addon {
+  if (addon) return addon;
   if (!existsSync(ADDON_PATH)) {
     throw new NativeTensorFlowError(`featherstack's native session addon is not built (${ADDON_PATH}); run \`npm run build\` (it runs packages/tensorflow/scripts/build-native.mjs)`);
   }
