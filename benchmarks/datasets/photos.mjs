@@ -3,7 +3,10 @@
 // typical size and encoding), one class per source photograph, cut as seeded random crops (20–100 %
 // of the source's area, random horizontal flip) so that every file is a distinct decode.
 //
-//   node benchmarks/datasets/photos.mjs --out DIR [--count 2000] [--sources DIR] [--seed 1] [--marker]
+//   node benchmarks/datasets/photos.mjs --out DIR [--count 2000] [--sources DIR] [--seed 1] [--marker] [--val-every N]
+//
+// --val-every N: a workflow dataset, DIR/train/<class>/ and DIR/val/<class>/, every Nth crop of a
+// class in val/ (N = 5: 1,600 train / 400 val of 2,000, the seed's split).
 //
 // Sources: Debian wallpaper packages (default /usr/share/backgrounds, filled by `apt-get install
 // ukui-wallpapers`), or any directory of JPEG/PNG photographs.
@@ -19,11 +22,15 @@ const { values } = parseArgs({
     sources: { type: 'string', default: '/usr/share/backgrounds' },
     seed: { type: 'string', default: '1' },
     marker: { type: 'boolean', default: false },
+    'val-every': { type: 'string' },
   },
 });
 if (!values.out) throw new Error('--out DIR is required');
 const count = Number(values.count);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, received ${values.count}`);
+const valEvery = values['val-every'] === undefined ? 0 : Number(values['val-every']);
+if (!Number.isInteger(valEvery) || valEvery < 0 || valEvery === 1) throw new Error(`--val-every must be an integer ≥ 2, received ${values['val-every']}`);
+const dirOf = (cls, i) => (valEvery ? join(values.out, i % valEvery === valEvery - 1 ? 'val' : 'train', cls) : join(values.out, cls));
 
 let sources;
 try {
@@ -50,7 +57,7 @@ rmSync(values.out, { recursive: true, force: true });
 const started = performance.now();
 for (const [s, source] of sources.entries()) {
   const cls = basename(source, extname(source)).replace(/[^\w-]/g, '_');
-  mkdirSync(join(values.out, cls), { recursive: true });
+  for (const i of [0, valEvery - 1]) mkdirSync(dirOf(cls, Math.max(0, i)), { recursive: true });
   const image = sharp(source, { limitInputPixels: false }).removeAlpha();
   const { width, height } = await image.metadata();
   const decoded = await image.toColourspace('srgb').raw().toBuffer();
@@ -63,7 +70,7 @@ for (const [s, source] of sources.entries()) {
     const top = Math.floor(random() * (height - h + 1));
     let crop = sharp(decoded, { raw: { width, height, channels: 3 } }).extract({ left, top, width: w, height: h }).resize(500, 375, { fit: 'fill' });
     if (random() < 0.5) crop = crop.flop();
-    await crop.jpeg({ quality: 90 }).toFile(join(values.out, cls, `${String(i).padStart(4, '0')}.jpg`));
+    await crop.jpeg({ quality: 90 }).toFile(join(dirOf(cls, i), `${String(i).padStart(4, '0')}.jpg`));
   }
 }
 // --marker: a file that says the corpus is complete (callers that prepare it once check for it).

@@ -35,6 +35,11 @@ function engineFlag(value: string): 'graph' | 'eager' {
   return value;
 }
 
+function precisionFlag(value: string): 'float32' | 'mixed-bfloat16' {
+  if (value !== 'float32' && value !== 'mixed-bfloat16') throw new InvalidArgumentError(`--precision must be float32 or mixed-bfloat16, received '${value}'`);
+  return value;
+}
+
 function size(value: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`--image-size must be N or HxW (e.g. 28 or 224x224), received '${value}'`);
@@ -64,6 +69,7 @@ program
   .option('--replicas <n>', 'data-parallel trainer replicas, each a TensorFlow session (default: the thread plan, see doctor; at most the core count)', int('--replicas'))
   .option('--tf-threads <n>', 'TensorFlow intra-op threads per replica (default: the thread plan, see doctor)', int('--tf-threads'))
   .option('--engine <engine>', "graph (one compiled TensorFlow graph per step, the default where the model compiles) or eager (tfjs ops, one replica)", engineFlag)
+  .option('--precision <p>', 'float32 (default) or mixed-bfloat16 (graph engine: layers compute in bfloat16, weights and optimizer stay float32; about 2× faster on CPUs with AVX512_BF16 or AMX)', precisionFlag)
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
@@ -118,6 +124,7 @@ Example config (run.yaml):
       tfThreads: opts.tfThreads,
       replicas: opts.replicas,
       ...(opts.engine ? { engine: opts.engine } : {}),
+      ...(opts.precision ? { precision: opts.precision } : {}),
       seed: opts.seed,
       resume: opts.resume,
       validateBase: opts.validateBase,

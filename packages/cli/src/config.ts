@@ -56,6 +56,7 @@ export const runConfigSchema = z
     tfThreads: positive,
     replicas: positive,
     engine: z.enum(['graph', 'eager']),
+    precision: z.enum(['float32', 'mixed-bfloat16']),
     seed: z.number().int().nonnegative(),
     resume: z.boolean(),
     validateBase: z.boolean(),

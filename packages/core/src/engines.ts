@@ -8,7 +8,7 @@
 import type { ImageBatch } from '@featherstack/images';
 import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
-import { compileModel, GraphCompileError, type LossKind, type OptimizerKind } from './graph/compile.js';
+import { compileModel, GraphCompileError, type LossKind, type OptimizerKind, type Precision } from './graph/compile.js';
 import { GraphReplicas, type StepResult } from './graph/replicas.js';
 
 export type EngineKind = 'graph' | 'eager';
@@ -22,6 +22,8 @@ export interface EngineOptions {
   threadsPerReplica?: number;
   /** Seed of the graph's dropout masks. */
   seed?: number;
+  /** The graph engine's compute precision (see CompileOptions.precision). Default 'float32'. */
+  precision?: Precision;
 }
 
 /** Arrays with their shapes: weights or optimizer state, as checkpoints store them. */
@@ -170,6 +172,10 @@ export async function openEngine(
   options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
 ): Promise<TrainingEngine> {
   if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'mixed-bfloat16') {
+    throw invalidOption('precision', "'float32' or 'mixed-bfloat16'", options.precision);
+  }
+  if (options.engine === 'eager' && options.precision === 'mixed-bfloat16') throw invalidOption('precision', "'float32' with engine 'eager' (mixed precision needs the graph engine)", options.precision);
   if (options.engine === 'eager' && options.replicas !== undefined && options.replicas !== 1) {
     throw invalidOption('replicas', "1 with engine 'eager' (tfjs's ops run in one context; replicas need the graph engine)", options.replicas);
   }
@@ -179,7 +185,7 @@ export async function openEngine(
   });
   if (options.engine !== 'eager') {
     try {
-      const compiled = compileModel(model, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
+      const compiled = compileModel(model, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1, precision: options.precision ?? 'float32' });
       const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
       try {
         await replicas.setWeights(tensorsToArrays(model.getWeights()).values);
@@ -192,7 +198,7 @@ export async function openEngine(
     } catch (error) {
       // The graph engine was the default choice: a model it cannot compile trains eagerly instead,
       // and the epoch logs say so (engine: 'eager'). Asked for by name or with replicas, it fails.
-      if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1) throw error;
+      if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
     }
   }
   const optimizers = {

@@ -217,9 +217,9 @@ async function openExtractor(extractor: LayersModel, options: ExtractOptions): P
   });
   let compiled: ReturnType<typeof compileModel>;
   try {
-    compiled = compileModel(extractor, { train: false });
+    compiled = compileModel(extractor, { train: false, precision: options.precision ?? 'float32' });
   } catch (error) {
-    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1) throw error;
+    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
     return null;
   }
   const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });

@@ -16,7 +16,7 @@ export {
   type Pca,
 } from './extract.js';
 export type { EngineKind, EngineOptions } from './engines.js';
-export { type CompiledGraph, compileModel, GraphCompileError } from './graph/compile.js';
+export { type CompiledGraph, compileModel, GraphCompileError, type Precision } from './graph/compile.js';
 export { GraphReplicas } from './graph/replicas.js';
 export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';
 export { batchTensors, type EpochLog, type TrainBaseOptions, trainBase } from './train.js';

@@ -131,3 +131,25 @@ describe('graph engine and data-parallel replicas', () => {
     base.dispose();
   });
 });
+
+describe('mixed precision', () => {
+  it('trains in bfloat16 with float32 weights, close to the float32 trajectory, and refuses it on the eager engine', async () => {
+    const f32 = await run({ replicas: 1, epochs: 1 });
+    const bf16 = await run({ replicas: 1, epochs: 1, precision: 'mixed-bfloat16' });
+    // bfloat16 keeps 8 bits of mantissa: the first loss agrees to ~1 %, and the epoch still learns.
+    expect(Math.abs(bf16.losses[0]! - f32.losses[0]!)).toBeLessThan(0.01 * f32.losses[0]!);
+    expect(bf16.losses.at(-1)!).toBeLessThan(bf16.losses[0]!);
+    expect(Math.abs(bf16.history[0]!.loss - f32.history[0]!.loss)).toBeLessThan(0.05 * f32.history[0]!.loss);
+    // Master weights stay float32: updates smaller than bfloat16's resolution still accumulate.
+    expect(bf16.weights[0]!.some((w) => Math.fround(w) !== bfloat16(w))).toBe(true);
+    await expect(trainBase(tf, trainer(1), train, { engine: 'eager', precision: 'mixed-bfloat16' })).rejects.toThrow("options.precision must be 'float32' with engine 'eager'");
+    await expect(trainBase(tf, trainer(1), train, { precision: 'float16' as never })).rejects.toThrow(`options.precision must be 'float32' or 'mixed-bfloat16', received "float16"`);
+  });
+});
+
+/** `v` rounded to bfloat16 (the top 16 bits of its float32, round to nearest even). */
+function bfloat16(v: number): number {
+  const u = new Uint32Array(Float32Array.of(v).buffer);
+  const rounded = (u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000;
+  return new Float32Array(Uint32Array.of(rounded >>> 0).buffer)[0]!;
+}

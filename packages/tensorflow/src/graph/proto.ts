@@ -6,7 +6,7 @@
  */
 
 /** TensorFlow's DataType enum values. */
-export const DT = { float: 1, int32: 3, uint8: 4, int64: 9, bool: 10, resource: 20 } as const;
+export const DT = { float: 1, int32: 3, uint8: 4, int64: 9, bool: 10, bfloat16: 14, resource: 20 } as const;
 export type DType = keyof typeof DT;
 
 /** An attribute value of a NodeDef (AttrValue's oneof). */
