@@ -8,12 +8,12 @@ const PY_ENV = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' };
 let kerasAvailable;
 
 /**
- * Runs peers/<script> with `args` and returns its last JSON line as `{ status: 'ok', ... }`;
+ * Runs peers/<script> with `args` (and `env` added to its environment) and returns its last JSON line as `{ status: 'ok', ... }`;
  * `{ status: 'not run', reason }` when peers are off or Python tensorflow is missing, and
  * `{ status: 'failed', reason }` (the end of its stderr) when the peer itself fails — a suite
  * reports that row instead of losing every row it measured.
  */
-export function runPeer(script, args, { enabled = true } = {}) {
+export function runPeer(script, args, { enabled = true, env = {} } = {}) {
   if (!enabled) return { status: 'not run', reason: '--no-peers' };
   if (kerasAvailable === undefined) {
     try {
@@ -25,7 +25,7 @@ export function runPeer(script, args, { enabled = true } = {}) {
   }
   if (!kerasAvailable) return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
   try {
-    const out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: PY_ENV });
+    const out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...PY_ENV, ...env } });
     return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
   } catch (error) {
     const tail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' | ');

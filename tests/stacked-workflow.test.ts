@@ -228,19 +228,32 @@ describe('featherstack CLI (as a user runs it)', () => {
     const out = join(await mkdtemp(join(tmpdir(), 'fs-bench-all-')), 'results');
     const { status, stderr } = featherstack(['bench', 'all', '--dataset', 'shipped', '--no-peers', '--repeats', '1', '--out', out]);
     expect(status, stderr).toBe(0);
-    const suites = ['images', 'training', 'extraction', 'head', 'workflow'];
+    const suites = ['images', 'training', 'scaling', 'scaling-224', 'extraction', 'head', 'workflow', 'workflow-224'];
     expect(readdirSync(out).sort()).toEqual([...suites.flatMap((s) => [`${s}.json`, `${s}.md`, `${s}.png`]), 'summary.md'].sort());
     for (const suite of suites) expect(readFileSync(join(out, `${suite}.png`)).subarray(1, 4).toString('latin1'), suite).toBe('PNG');
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
     for (const title of ['### Image pipeline', '### Base training starvation', '### Feature extraction', '### Head training', '### Stacked workflow']) expect(summary).toContain(title);
     // Peers absent: their rows say so instead of disappearing.
-    for (const suite of ['workflow', 'head']) expect(JSON.parse(readFileSync(join(out, `${suite}.json`), 'utf8')).keras).toEqual({ status: 'not run', reason: '--no-peers' });
+    expect(JSON.parse(readFileSync(join(out, 'head.json'), 'utf8')).keras).toEqual({ status: 'not run', reason: '--no-peers' });
+    const workflow = JSON.parse(readFileSync(join(out, 'workflow.json'), 'utf8'));
+    for (const peer of ['keras', 'kerasBfc']) expect(workflow.rows[peer]).toEqual({ status: 'not run', reason: '--no-peers' });
+    // Both precisions ran, each with its peak RSS and where its CPU time went.
+    for (const row of ['featherstack', 'featherstackMixed']) {
+      expect(workflow.rows[row].cpu.peakRssMB).toBeGreaterThan(0);
+      expect(workflow.rows[row].cpu.threads.tensorflow).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(out, 'workflow.md'), 'utf8')).toContain('| Keras, as users run it | not run: --no-peers |');
     expect(readFileSync(join(out, 'extraction.md'), 'utf8')).toContain("| Keras, the seed's extract_features | not run (--no-peers) | |");
     const extraction = JSON.parse(readFileSync(join(out, 'extraction.json'), 'utf8'));
     expect(extraction.imagesPerSecond.workers.map((w: { workers: number }) => w.workers)).toEqual(Array.from({ length: extraction.cores }, (_, i) => i + 1));
     expect(extraction.ratios.ofCeiling).toBeGreaterThan(0);
     const head = JSON.parse(readFileSync(join(out, 'head.json'), 'utf8'));
     expect(head.featherstack.valAccuracy).toBeGreaterThan(0.5);
+    // The scaling grid: every replicas × threads layout that fits the cores, each with its efficiency.
+    const scaling = JSON.parse(readFileSync(join(out, 'scaling.json'), 'utf8'));
+    const layouts = scaling.rows.filter((r: { efficiency?: number }) => r.efficiency !== undefined);
+    expect(layouts.length).toBe(Array.from({ length: scaling.cores }, (_, r) => Math.floor(scaling.cores / (r + 1))).reduce((a, b) => a + b, 0));
+    expect(scaling.rows.every((r: { imagesPerSecond: number; peakRssMB: number }) => r.imagesPerSecond > 0 && r.peakRssMB > 0)).toBe(true);
     expect(head.ratios.overLayersFit).toBeGreaterThan(0);
 
     // bench readme: the section between the markers is the summary, chart links relative to the README.

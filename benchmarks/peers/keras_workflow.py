@@ -15,6 +15,7 @@ featherstack does, the base trains through a temporary softmax layer on its feat
 import argparse
 import json
 import os
+import resource
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -77,6 +78,7 @@ head = keras.Sequential([keras.Input(shape=(64,)), layers.Dense(128, activation=
 head.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 history = head.fit(train_features, train_labels, epochs=a.head_epochs, validation_data=(val_features, val_labels), verbose=0)
 t4 = time.perf_counter()
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(
     json.dumps(
         dict(
@@ -86,6 +88,9 @@ print(
             val_images=val_plain.samples,
             tensorflow=tf.__version__,
             keras=keras.__version__,
+            # Peak RSS and CPU of the whole process (ru_maxrss is in KiB on Linux).
+            cpu=dict(userSeconds=round(usage.ru_utime, 1), systemSeconds=round(usage.ru_stime, 1), peakRssMB=round(usage.ru_maxrss / 1024)),
+            allocator="bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true") else "system",
         )
     )
 )

@@ -105,17 +105,34 @@ export async function benchImages(options: ImageBenchOptions): Promise<unknown> 
 }
 
 export interface WorkflowBenchOptions extends SuiteOutput {
-  dataset: 'fashion-mnist' | 'shipped';
+  /** photos: the seed's configuration (224² RGB, 1,600 / 400 photographs); fashion-mnist and shipped: 28² grayscale. */
+  dataset: BenchDataset;
   data?: string;
   baseEpochs: number;
   headEpochs: number;
+  repeats: number;
   log: (line: string) => void;
 }
 
-/** Runs benchmarks/workflow.mjs (featherstack run vs the seed's Keras workflow); returns its JSON result. */
+/** The 224² workflow corpus: 2,000 photographs as train/ (4 of 5) and val/ (1 of 5), prepared once. */
+async function preparePhotoWorkflow(log: (line: string) => void): Promise<string> {
+  const dir = join(CACHE, 'datasets', 'photos-workflow');
+  if (!existsSync(join(dir, '.complete'))) {
+    log(`preparing the 2,000-photo workflow corpus (train/ and val/) in ${dir} (once)`);
+    await run('datasets/photos.mjs', ['--out', dir, '--count', '2000', '--val-every', '5', '--marker'], log);
+  }
+  return dir;
+}
+
+/**
+ * Runs benchmarks/workflow.mjs (featherstack run, float32 and mixed-bfloat16, vs the seed's Keras
+ * workflow as users run it and with the BFC allocator); returns its JSON result.
+ */
 export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unknown> {
-  const dir = options.data ?? join((await prepare(options.dataset, options.log)).dir, '..');
-  const args = ['--data', resolve(dir), '--base-epochs', String(options.baseEpochs), '--head-epochs', String(options.headEpochs)];
+  const photos = options.dataset === 'photos';
+  const dir = options.data ?? (photos ? await preparePhotoWorkflow(options.log) : join((await prepare(options.dataset, options.log)).dir, '..'));
+  const args = ['--data', resolve(dir), '--base-epochs', String(options.baseEpochs), '--head-epochs', String(options.headEpochs), '--repeats', String(options.repeats), '--mixed'];
+  if (photos) args.push('--image-size', '224', '--color-mode', 'rgb');
   return suite('workflow.mjs', args, options, options.log);
 }
 
@@ -123,6 +140,20 @@ export async function benchWorkflow(options: WorkflowBenchOptions): Promise<unkn
 export async function benchTraining(options: Omit<SuiteOutput, 'peers'> & { dataset: BenchDataset; epochs: number; log: (line: string) => void }): Promise<unknown> {
   const prepared = await prepare(options.dataset === 'photos' ? 'shipped' : options.dataset, options.log);
   return suite('training.mjs', ['--data', resolve(prepared.dir), '--epochs', String(options.epochs)], options, options.log);
+}
+
+/**
+ * Runs benchmarks/scaling.mjs: the training step's images/s for every replicas × threads layout,
+ * mixed precision, the eager engine and both allocators, at 28² (and 224² for photos).
+ */
+export async function benchScaling(options: Omit<SuiteOutput, 'peers'> & { dataset: BenchDataset; repeats: number; steps?: number; log: (line: string) => void }): Promise<unknown> {
+  const photos = options.dataset === 'photos';
+  const dir = photos ? join(await preparePhotoWorkflow(options.log), 'train') : (await prepare(options.dataset, options.log)).dir;
+  const args = ['--data', resolve(dir), '--repeats', String(options.repeats)];
+  // Steps per row: enough for a ±5 % median of step times (a 224² step takes ~0.1–0.5 s, a 28² one ~3–15 ms).
+  args.push('--steps', String(options.steps ?? (photos ? 12 : 100)));
+  if (photos) args.push('--size', '224', '--color-mode', 'rgb');
+  return suite('scaling.mjs', args, options, options.log);
 }
 
 export interface StageBenchOptions extends SuiteOutput {
@@ -162,7 +193,10 @@ export const SUITES = [
   ['training', 'Base training starvation', 'images/s by what feeds the base'],
   ['extraction', 'Feature extraction', 'images/s against decode workers'],
   ['head', 'Head training', 'rows/s per trainer'],
-  ['workflow', 'Stacked workflow', 'seconds per stage, featherstack and Keras'],
+  ['scaling', 'Base training on the cores, 28²', 'images/s per engine and layout'],
+  ['scaling-224', 'Base training on the cores, 224² RGB', 'images/s per engine and layout'],
+  ['workflow', 'Stacked workflow, 28² Fashion-MNIST', 'seconds per stage, featherstack and Keras'],
+  ['workflow-224', "Stacked workflow, the seed's 224² RGB configuration", 'seconds per stage, featherstack and Keras'],
 ] as const;
 
 /**
@@ -180,10 +214,14 @@ export async function benchAll(options: { dataset: BenchDataset; out: string; pe
   results.images = await benchImages({ ...common, ...files('images'), dataset: options.dataset, epochs: 1 });
   // Epoch-to-epoch noise here is ±15 %: a median of at least five, unless a quick single repeat was asked for.
   results.training = await benchTraining({ ...files('training'), dataset: small, epochs: options.repeats === 1 ? 1 : Math.max(5, options.repeats), log: options.log });
+  results.scaling = await benchScaling({ ...files('scaling'), dataset: small, repeats: options.repeats, log: options.log });
+  results['scaling-224'] = await benchScaling({ ...files('scaling-224'), dataset: options.dataset === 'shipped' ? 'shipped' : 'photos', repeats: options.repeats, ...(options.dataset === 'shipped' ? { steps: 10 } : {}), log: options.log });
   results.extraction = await benchExtraction({ ...common, ...files('extraction'), dataset: small, batchSize: 256 });
   results.head = await benchHead({ ...common, ...files('head'), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
   // The workflow's headline comparison runs on full Fashion-MNIST unless the shipped subset was asked for.
   results.workflow = await benchWorkflow({ ...common, ...files('workflow'), dataset: options.dataset === 'shipped' ? 'shipped' : 'fashion-mnist', baseEpochs: 1, headEpochs: 5 });
+  // The seed's own configuration: 224² RGB photographs (the shipped subset stands in for a quick run).
+  results['workflow-224'] = await benchWorkflow({ ...common, ...files('workflow-224'), dataset: options.dataset === 'shipped' ? 'shipped' : 'photos', baseEpochs: 1, headEpochs: 5 });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { ColorMode } from '@featherstack/images';
 import { Command, InvalidArgumentError } from 'commander';
-import { benchAll, benchExtraction, benchHead, benchImages, benchTraining, benchWorkflow, updateReadme } from './bench.js';
+import { benchAll, benchExtraction, benchHead, benchImages, benchScaling, benchTraining, benchWorkflow, updateReadme } from './bench.js';
 import { applyConfig, parseAugmentFlag, readRunConfig } from './config.js';
 import { doctor } from './doctor.js';
 import { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
@@ -458,17 +458,32 @@ suiteOutputOptions(
 
 suiteOutputOptions(
   bench
+    .command('scaling')
+    .description('base training images/s for every replicas × TensorFlow threads layout, mixed precision, the eager engine and both allocators (batches in memory)')
+    .option('--dataset <name>', "shipped (28²) | fashion-mnist (28²) | photos (224² RGB)", 'shipped')
+    .option('--repeats <n>', 'interleaved runs per row (the median is reported)', int('--repeats'), 3)
+    .option('--steps <n>', 'measured training steps per run (default: 100 at 28², 12 at 224²)', int('--steps')),
+  'write a bar chart of images/s per row',
+).action(async (opts) => {
+  checkDataset(opts.dataset, ['shipped', 'fashion-mnist', 'photos']);
+  const result = await benchScaling({ ...suiteOutputs(opts), dataset: opts.dataset, repeats: opts.repeats, ...(opts.steps ? { steps: opts.steps } : {}) });
+  printResult(opts.json)(result);
+});
+
+suiteOutputOptions(
+  bench
     .command('workflow')
     .description("the seed's stacked workflow end to end, featherstack vs Keras: stage times and validation accuracy")
-    .option('--dataset <name>', 'fashion-mnist (60,000 train / 10,000 val, prepared once) | shipped', 'fashion-mnist')
+    .option('--dataset <name>', "fashion-mnist (60,000 train / 10,000 val, 28², prepared once) | photos (the seed's 224² RGB: 1,600 / 400 photographs) | shipped", 'fashion-mnist')
     .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
     .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 1)
-    .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 5),
+    .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 5)
+    .option('--repeats <n>', 'interleaved runs per row (the median is reported)', int('--repeats'), 1),
   'write a bar chart of seconds per stage',
   'skip the Keras run',
 ).action(async (opts) => {
-  checkDataset(opts.dataset, ['fashion-mnist', 'shipped']);
-  const result = await benchWorkflow({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, baseEpochs: opts.baseEpochs, headEpochs: opts.headEpochs });
+  checkDataset(opts.dataset, ['fashion-mnist', 'photos', 'shipped']);
+  const result = await benchWorkflow({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, baseEpochs: opts.baseEpochs, headEpochs: opts.headEpochs, repeats: opts.repeats });
   printResult(opts.json)(result);
 });
 

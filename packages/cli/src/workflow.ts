@@ -10,6 +10,7 @@ import { createBaseModel, type EngineKind, type EpochLog, type Precision, type E
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, planThreads, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
+import { type CpuReport, cpuSampler } from './cpu.js';
 import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
 
@@ -74,6 +75,8 @@ export interface WorkflowResult {
   workers: number;
   /** How the cores were shared: trainer replicas × threads, decode workers. */
   plan: ThreadPlan;
+  /** CPU time (user, system, by thread group) and peak RSS of the run to the end of head training. */
+  cpu: CpuReport;
 }
 
 /** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
@@ -88,6 +91,7 @@ export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2,
  */
 export async function runWorkflow(options: WorkflowOptions = {}): Promise<WorkflowResult> {
   const t0 = performance.now();
+  const sampler = cpuSampler();
   const log = options.log ?? (() => {});
   const augment = options.augment ?? SEED_AUGMENT;
   // Extraction and the saved model (predict, evaluate) repeat the training images' preprocessing:
@@ -189,6 +193,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       ...(options.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onHeadEpoch!(l) } : {}),
     });
     const t4 = performance.now();
+    const cpu = sampler.stop();
     log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);
     const evaluation = await evaluateHead(tf, head.model, valSet, { topK: [1, 3] });
     const evaluationFile = join(out, 'evaluation.json');
@@ -264,6 +269,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
       tensorflow: tfReport,
       workers: trainFlow.workers,
       plan,
+      cpu,
     };
   } finally {
     await Promise.all([trainFlow.close(), plainTrain.close(), valFlow.close()]);

@@ -20,6 +20,7 @@
 #include <tensorflow/c/c_api.h>
 
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -153,6 +154,8 @@ void Settle(napi_env env, napi_value, void*, void* data) {
 }
 
 void Execute(RunJob* job) {
+  // Named so that CPU accounting (/proc/<pid>/task/*/comm) can tell TensorFlow's work from the rest.
+  pthread_setname_np(pthread_self(), "fs_session");
   TF_Status* status = TF_NewStatus();
   std::vector<TF_Tensor*> outputs(job->fetch_outputs.size(), nullptr);
   TF_SessionRun(job->session->session, nullptr, job->feed_outputs.data(), job->feed_tensors.data(),
@@ -217,7 +220,13 @@ napi_value NewSession(napi_env env, napi_callback_info info) {
   }
   TF_SessionOptions* session_options = TF_NewSessionOptions();
   TF_SetConfig(session_options, config.data, config.bytes, status);
+  // The session's thread pools start here and take this thread's name: named for the duration, so
+  // that CPU accounting can tell them from the JavaScript thread that created them.
+  char previous[16] = {0};
+  pthread_getname_np(pthread_self(), previous, sizeof(previous));
+  pthread_setname_np(pthread_self(), "fs_session");
   if (TF_GetCode(status) == TF_OK) s->session = TF_NewSession(s->graph, session_options, status);
+  pthread_setname_np(pthread_self(), previous);
   TF_DeleteSessionOptions(session_options);
   if (TF_GetCode(status) != TF_OK) {
     std::string message = std::string("TensorFlow could not start a session: ") + TF_Message(status);
