@@ -10,11 +10,11 @@
 // - Every run() executes on a thread of its own, not on libuv's pool: the decode workers' sharp
 //   calls use that pool, and a training step that held one of its threads for a second would stall
 //   them. The promise is settled on the JavaScript thread through a thread-safe function.
-// - Feeds are fed without a copy where TensorFlow accepts the alignment (TF_NewTensor copies
-//   otherwise); fetches are copied straight into caller-owned typed arrays, which may view
-//   SharedArrayBuffers. Each typed array is held by a napi reference until its run has settled, so
-//   its memory cannot be collected while TensorFlow reads or writes it. The caller must not write
-//   a fed array, or read a fetched one, before the promise settles.
+// - Feeds are copied into tensors TensorFlow owns (see Run for why never in place); fetches are
+//   copied straight into caller-owned typed arrays, which may view SharedArrayBuffers. Each fetched
+//   typed array is held by a napi reference until its run has settled, so its memory cannot be
+//   collected while TensorFlow writes it. The caller must not read a fetched array before the
+//   promise settles.
 // - One session must not run two steps at once (the JavaScript side serialises them).
 #include <node_api.h>
 #include <tensorflow/c/c_api.h>
@@ -114,8 +114,6 @@ bool ParseOutput(TF_Graph* graph, const std::string& name, TF_Output* out) {
   return true;
 }
 
-void NoDealloc(void*, size_t, void*) {}
-
 struct RunJob {
   Session* session = nullptr;
   napi_ref session_ref = nullptr;
@@ -125,7 +123,6 @@ struct RunJob {
   std::vector<View> fetch_views;
   std::vector<std::string> fetch_names;
   std::vector<TF_Operation*> targets;
-  std::vector<View> held;  // feeds' typed arrays, kept alive until the run settles
   napi_deferred deferred = nullptr;
   napi_threadsafe_function done = nullptr;
   std::string error;
@@ -135,7 +132,6 @@ void Settle(napi_env env, napi_value, void*, void* data) {
   RunJob* job = static_cast<RunJob*>(data);
   job->session->running = false;
   if (env) {
-    for (View& v : job->held) napi_delete_reference(env, v.ref);
     for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
     napi_delete_reference(env, job->session_ref);
     if (job->error.empty()) {
@@ -253,7 +249,6 @@ napi_value Run(napi_env env, napi_callback_info info) {
   RunJob* job = new RunJob();
   job->session = session;
   auto fail = [&](const std::string& message) {
-    for (View& v : job->held) napi_delete_reference(env, v.ref);
     for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
     for (TF_Tensor* t : job->feed_tensors) TF_DeleteTensor(t);
     delete job;
@@ -273,7 +268,7 @@ napi_value Run(napi_env env, napi_callback_info info) {
     View view;
     std::string error;
     if (!GetView(env, array, &view, &error)) return fail("feed '" + feed_name + "': " + error);
-    job->held.push_back(view);
+    napi_delete_reference(env, view.ref);  // copied below, before this call returns
     uint32_t rank = 0;
     napi_get_array_length(env, shape, &rank);
     std::vector<int64_t> dims(rank);
@@ -287,7 +282,14 @@ napi_value Run(napi_env env, napi_callback_info info) {
     size_t item = view.dtype == TF_UINT8 ? 1 : 4;
     if (elements * item != view.bytes) return fail("feed '" + feed_name + "': its shape does not match its array's length");
     job->feed_outputs.push_back(output);
-    job->feed_tensors.push_back(TF_NewTensor(view.dtype, dims.data(), static_cast<int>(rank), view.data, view.bytes, NoDealloc, nullptr));
+    // Copied into memory TensorFlow owns, never fed in place: an op may take over the buffer of
+    // an input it holds the only reference to (AssignVariableOp keeps it as the variable's
+    // storage, elementwise ops write their output into it), and JavaScript memory must not
+    // become a variable's storage or be written behind the caller's back. One memcpy per feed
+    // is small beside a step (19 MB for a 32-image 224² RGB batch).
+    TF_Tensor* tensor = TF_AllocateTensor(view.dtype, dims.data(), static_cast<int>(rank), view.bytes);
+    std::memcpy(TF_TensorData(tensor), view.data, view.bytes);
+    job->feed_tensors.push_back(tensor);
   }
   napi_get_array_length(env, argv[2], &n);
   for (uint32_t i = 0; i < n; i++) {
