@@ -30,6 +30,25 @@ function augmentFlag(value: string): ReturnType<typeof parseAugmentFlag> {
   }
 }
 
+/** The training engine's options, the same on run, train-base and extract. */
+function engineOptions(command: Command): Command {
+  return command
+    .option('--replicas <n>', 'data-parallel trainer replicas, each a TensorFlow session (default: the thread plan, see doctor; at most the core count)', int('--replicas'))
+    .option('--tf-threads <n>', 'TensorFlow intra-op threads per replica (default: the thread plan, see doctor)', int('--tf-threads'))
+    .option('--engine <engine>', 'graph (one compiled TensorFlow graph per step, the default where the model compiles) or eager (tfjs ops, one replica)', engineFlag)
+    .option('--precision <p>', 'float32 (default) or mixed-bfloat16 (graph engine: layers compute in bfloat16, weights and optimizer stay float32; about 2× faster on CPUs with AVX512_BF16 or AMX)', precisionFlag);
+}
+
+/** Those options as the API takes them (absent flags stay absent: the plan decides). */
+function engineFrom(opts: { replicas?: number; tfThreads?: number; engine?: 'graph' | 'eager'; precision?: 'float32' | 'mixed-bfloat16' }) {
+  return {
+    ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
+    ...(opts.tfThreads !== undefined ? { tfThreads: opts.tfThreads } : {}),
+    ...(opts.engine ? { engine: opts.engine } : {}),
+    ...(opts.precision ? { precision: opts.precision } : {}),
+  };
+}
+
 function engineFlag(value: string): 'graph' | 'eager' {
   if (value !== 'graph' && value !== 'eager') throw new InvalidArgumentError(`--engine must be graph or eager, received '${value}'`);
   return value;
@@ -55,8 +74,8 @@ const program = new Command()
   // Usage errors (unknown option, missing or invalid argument) exit with 2, as documented; help with 0.
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
-program
-  .command('run')
+engineOptions(program
+  .command('run'))
   .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
   .option('--data <dir>', 'dataset with train/ and val/ class folders', SHIPPED_DATASET)
   .option('--out <dir>', 'output directory for feature files', 'runs/latest')
@@ -66,10 +85,6 @@ program
   .option('--base-epochs <n>', 'base training epochs', int('--base-epochs'), 5)
   .option('--head-epochs <n>', 'head training epochs', int('--head-epochs'), 10)
   .option('--workers <n>', 'image decode workers (default: all cores; at most 4 per core)', int('--workers'))
-  .option('--replicas <n>', 'data-parallel trainer replicas, each a TensorFlow session (default: the thread plan, see doctor; at most the core count)', int('--replicas'))
-  .option('--tf-threads <n>', 'TensorFlow intra-op threads per replica (default: the thread plan, see doctor)', int('--tf-threads'))
-  .option('--engine <engine>', "graph (one compiled TensorFlow graph per step, the default where the model compiles) or eager (tfjs ops, one replica)", engineFlag)
-  .option('--precision <p>', 'float32 (default) or mixed-bfloat16 (graph engine: layers compute in bfloat16, weights and optimizer stay float32; about 2× faster on CPUs with AVX512_BF16 or AMX)', precisionFlag)
   .option('--seed <n>', 'seed for order, augmentation and weights', int('--seed'), 42)
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
@@ -121,10 +136,7 @@ Example config (run.yaml):
       baseEpochs: opts.baseEpochs,
       headEpochs: opts.headEpochs,
       workers: opts.workers,
-      tfThreads: opts.tfThreads,
-      replicas: opts.replicas,
-      ...(opts.engine ? { engine: opts.engine } : {}),
-      ...(opts.precision ? { precision: opts.precision } : {}),
+      ...engineFrom(opts),
       seed: opts.seed,
       resume: opts.resume,
       validateBase: opts.validateBase,
@@ -211,8 +223,8 @@ function suiteOutputs(opts: { peers?: boolean; json?: string | boolean; markdown
   };
 }
 
-program
-  .command('train-base')
+engineOptions(program
+  .command('train-base'))
   .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
   .requiredOption('--data <dir>', 'training images, one subdirectory per class')
   .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
@@ -237,14 +249,15 @@ program
       seed: opts.seed,
       augment: SEED_AUGMENT,
       ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+      ...engineFrom(opts),
       worker: opts.worker ?? false,
       log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     });
     printResult(opts.json)(result);
   });
 
-program
-  .command('extract')
+engineOptions(program
+  .command('extract'))
   .description("extract a saved base's features of class folders into an Arrow file")
   .requiredOption('--model <file>', 'the base: model.json (from train-base, or any tfjs layers model with a "features" layer)')
   .requiredOption('--data <dir>', 'images, one subdirectory per class')
@@ -270,6 +283,7 @@ program
         ...(opts.shard ? { shard: opts.shard } : {}),
         l2: opts.l2 ?? false,
         resume: opts.resume ?? false,
+        ...engineFrom(opts),
         onBatch: progress.extract(opts.out),
       });
     } finally {

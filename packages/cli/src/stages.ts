@@ -4,7 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type BaseJob, type ExtractProgress, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
+import { type BaseJob, type EngineKind, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
 import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import { type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
@@ -40,6 +40,10 @@ export async function extractStage(options: {
   shard?: { index: number; count: number };
   l2?: boolean;
   resume?: boolean;
+  replicas?: number;
+  tfThreads?: number;
+  engine?: EngineKind;
+  precision?: Precision;
   onBatch?: (progress: ExtractProgress) => void;
 }) {
   const tf = loadTensorFlow();
@@ -55,6 +59,10 @@ export async function extractStage(options: {
   try {
     return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
       resume: options.resume ?? false,
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+      ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
+      ...(options.engine ? { engine: options.engine } : {}),
+      ...(options.precision ? { precision: options.precision } : {}),
       ...(options.l2 ? { transform: { l2: true } } : {}),
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });

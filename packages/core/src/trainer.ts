@@ -11,6 +11,8 @@ import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
 import { createBaseModel, withClassifier } from './model.js';
+import type { EngineKind } from './engines.js';
+import type { Precision } from './graph/compile.js';
 import { type EpochLog, trainBase } from './train.js';
 
 /** One base-training job: everything is plain data, so it crosses the thread boundary. */
@@ -35,6 +37,11 @@ export interface BaseJob {
   resume?: boolean;
   /** Where the trained base (without its temporary classifier) is saved, tfjs layers format. */
   saveTo: string;
+  /** Data-parallel replicas, TensorFlow threads per replica, engine and precision (see trainBase). */
+  replicas?: number;
+  tfThreads?: number;
+  engine?: EngineKind;
+  precision?: Precision;
 }
 
 export interface TrainerApi {
@@ -72,6 +79,10 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
           ...(validation ? { validation } : {}),
           ...(job.patience !== undefined ? { patience: job.patience } : {}),
           ...(job.checkpointDir ? { checkpointDir: job.checkpointDir, resume: job.resume ?? false } : {}),
+          ...(job.replicas !== undefined ? { replicas: job.replicas } : {}),
+          ...(job.tfThreads !== undefined ? { threadsPerReplica: job.tfThreads } : {}),
+          ...(job.engine ? { engine: job.engine } : {}),
+          ...(job.precision ? { precision: job.precision } : {}),
           onEpochEnd: (_, log) => onEpoch?.(log),
         });
         await mkdir(job.saveTo, { recursive: true });
