@@ -153,3 +153,48 @@ function bfloat16(v: number): number {
   const rounded = (u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000;
   return new Float32Array(Uint32Array.of(rounded >>> 0).buffer)[0]!;
 }
+
+describe('a loaded tfjs model on the graph engine', () => {
+  it('trains a saved model of other layers (same padding, strides, average and global pooling, tanh, dropout) with the gradients tfjs computes', async () => {
+    const build = (dropout: number) => {
+      const input = tf.input({ shape: [28, 28, 1] });
+      let x = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', strides: 2, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+      x = tf.layers.averagePooling2d({ poolSize: 2 }).apply(x);
+      x = tf.layers.conv2d({ filters: 8, kernelSize: 3, activation: 'elu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
+      x = tf.layers.globalAveragePooling2d({}).apply(x);
+      x = tf.layers.dropout({ rate: dropout }).apply(x);
+      x = tf.layers.dense({ units: 12, activation: 'relu6', name: 'features', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }).apply(x);
+      return tf.model({ inputs: input, outputs: x as never });
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'fs-loaded-'));
+    await build(0).save(`file://${dir}`);
+    const { loadBaseModel } = await import('../dist/index.js');
+    // SGD follows the gradient exactly: after 10 steps the engines agree only if every layer's
+    // hand-written gradient equals tfjs's automatic one.
+    const losses = async (engine: 'graph' | 'eager') => {
+      const base = await loadBaseModel(tf, join(dir, 'model.json'));
+      const model = withClassifier(tf, base, 10, 7);
+      const out: number[] = [];
+      await trainBase(tf, model, train, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.5, onBatch: (p) => out.push(p.loss), ...(engine === 'graph' ? { replicas: 2, threadsPerReplica: 1 } : {}) });
+      const weights = weightsOf(model);
+      model.dispose();
+      return { losses: out, weights };
+    };
+    const graph = await losses('graph');
+    const eager = await losses('eager');
+    expect(graph.losses.at(-1)!).toBeLessThan(graph.losses[0]!);
+    for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
+    // Every weight, of every layer, where tfjs's own gradients took it.
+    for (let i = 0; i < eager.weights.length; i++) {
+      const [a, b] = [graph.weights[i]!, eager.weights[i]!];
+      const worst = a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!) / (1e-4 + 1e-3 * Math.abs(b[k]!))), 0);
+      expect(worst, `weight ${i}`).toBeLessThan(1);
+    }
+    // Dropout trains (masks drawn in the graph, seeded), and its model still compiles.
+    const dropped = withClassifier(tf, build(0.3), 10);
+    const history = await trainBase(tf, dropped, train, { epochs: 2, replicas: 2, threadsPerReplica: 1 });
+    expect(history.map((h) => h.engine)).toEqual(['graph', 'graph']);
+    expect(history[1]!.loss).toBeLessThan(history[0]!.loss);
+    dropped.dispose();
+  });
+});
