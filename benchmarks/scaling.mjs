@@ -9,12 +9,14 @@
 //                               [--json FILE] [--markdown FILE] [--chart FILE.png]
 //
 // Parallel efficiency = images/s ÷ (images/s of 1 replica × 1 thread × replicas × threads).
+// Peers (peers/keras_step.py): Keras's train_on_batch on the same kind of batches, as users run it,
+// with the BFC allocator, and with its mixed_bfloat16 policy.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     'batch-size': { type: 'string', default: '32' },
     child: { type: 'string' },
     ...OUTPUT_OPTIONS,
+    ...PEER_OPTION,
   },
 });
 if (!values.data) throw new Error('--data DIR (class folders) is required');
@@ -89,12 +92,30 @@ const ROWS = [
   { label: `graph, system allocator, 1 × ${cores}`, engine: 'graph', precision: 'float32', allocator: 'system', replicas: 1, threads: cores },
   { label: `eager (tfjs ops), 1 × ${cores}`, engine: 'eager', allocator: 'bfc', replicas: 1, threads: cores },
   { label: `eager (tfjs ops), system allocator, 1 × ${cores}`, engine: 'eager', allocator: 'system', replicas: 1, threads: cores },
+  ...(values['no-peers']
+    ? []
+    : [
+        { label: 'Keras train_on_batch, as users run it', peer: {} },
+        { label: 'Keras train_on_batch, TF_CPU_ALLOCATOR_USE_BFC=true', peer: { TF_CPU_ALLOCATOR_USE_BFC: 'true' } },
+        { label: 'Keras train_on_batch, mixed_bfloat16, BFC', peer: { TF_CPU_ALLOCATOR_USE_BFC: 'true' }, mixed: true },
+      ]),
 ];
 const runs = ROWS.map(() => []);
 for (let rep = 0; rep < repeats; rep++) {
   for (let i = 0; i < ROWS.length; i++) {
     const k = (i + rep) % ROWS.length;
     const row = ROWS[k];
+    if (row.peer) {
+      const peerArgs = ['--data', values.data, '--size', size, '--color-mode', values['color-mode'], '--steps', steps, '--batch', batchSize, ...(row.mixed ? ['--mixed'] : [])];
+      const r = runPeer('keras_step.py', peerArgs, { env: row.peer });
+      if (r.status !== 'ok') {
+        log(`${row.label}: ${r.status} (${r.reason})`);
+        continue;
+      }
+      runs[k].push(r);
+      log(`repeat ${rep + 1}/${repeats}: ${row.label}: ${r.imagesPerSecond.toFixed(0)} images/s, ${r.msPerStep.toFixed(0)} ms/step, peak RSS ${r.peakRssMB} MB`);
+      continue;
+    }
     const args = [import.meta.filename, '--data', values.data, '--size', String(size), '--color-mode', values['color-mode'], '--steps', String(steps), '--batch-size', String(batchSize), '--child', JSON.stringify(row)];
     const child = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.status !== 0) throw new Error(`${row.label} failed (exit ${child.status}): ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
@@ -103,31 +124,35 @@ for (let rep = 0; rep < repeats; rep++) {
     log(`repeat ${rep + 1}/${repeats}: ${row.label}: ${r.imagesPerSecond.toFixed(0)} images/s, ${r.msPerStep.toFixed(0)} ms/step, peak RSS ${r.peakRssMB} MB`);
   }
 }
-const rows = ROWS.map((row, k) => ({
+const rows = ROWS.map((row, k) => (runs[k].length === 0 ? { ...row, status: 'not run' } : {
   ...row,
   imagesPerSecond: Math.round(median(runs[k].map((r) => r.imagesPerSecond)) * 10) / 10,
-  msPerStep: Math.round(median(runs[k].map((r) => r.msPerStep))),
+  msPerStep: Number(median(runs[k].map((r) => r.msPerStep)).toFixed(1)),
   peakRssMB: Math.max(...runs[k].map((r) => r.peakRssMB)),
   userSeconds: Number(median(runs[k].map((r) => r.userSeconds)).toFixed(1)),
   systemSeconds: Number(median(runs[k].map((r) => r.systemSeconds)).toFixed(1)),
-}));
+})).filter((r) => r.status !== 'not run');
 const single = rows.find((r) => r.engine === 'graph' && r.precision === 'float32' && r.allocator === 'bfc' && r.replicas === 1 && r.threads === 1);
 for (const r of rows) if (r.engine === 'graph' && r.precision === 'float32' && r.allocator === 'bfc') r.efficiency = Number((r.imagesPerSecond / (single.imagesPerSecond * r.replicas * r.threads)).toFixed(2));
 const eager = rows.find((r) => r.engine === 'eager' && r.allocator === 'bfc');
+const kerasBfc = rows.find((r) => r.peer?.TF_CPU_ALLOCATOR_USE_BFC && !r.mixed);
 const result = { benchmark: 'scaling', data: resolve(values.data), size, colorMode: values['color-mode'], batchSize, steps, repeats, ...machine(), rows };
 const md = [
   `Base training step (seed CNN, ${size}×${size} ${values['color-mode']}, batch ${batchSize}, batches in memory), ${cores} cores: median of ${repeats} interleaved repeats of ${steps} steps, each row in a process of its own.`,
   '',
-  '| engine, layout | images/s | ms/step | parallel efficiency | ÷ eager | peak RSS (MB) | user / sys CPU (s) |',
-  '|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.label} | ${r.imagesPerSecond} | ${r.msPerStep} | ${r.efficiency ?? ''} | ${(r.imagesPerSecond / eager.imagesPerSecond).toFixed(2)} | ${r.peakRssMB} | ${r.userSeconds} / ${r.systemSeconds} |`),
+  '| engine, layout | images/s | ms/step | parallel efficiency | ÷ eager | ÷ Keras (BFC) | peak RSS (MB) | user / sys CPU (s) |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.label} | ${r.imagesPerSecond} | ${r.msPerStep} | ${r.efficiency ?? ''} | ${(r.imagesPerSecond / eager.imagesPerSecond).toFixed(2)} | ${kerasBfc ? (r.imagesPerSecond / kerasBfc.imagesPerSecond).toFixed(2) : 'not run'} | ${r.peakRssMB} | ${r.userSeconds} / ${r.systemSeconds} |`,
+  ),
   '',
 ].join('\n');
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 if (values.markdown) writeFileSync(values.markdown, md);
 if (values.chart) {
   const { barChart, svgToPng } = await import('@featherstack/cli');
-  const svg = barChart({ title: `Base training images/s at ${size}×${size} (${cores} cores)`, unit: 'images/s', bars: rows.map((r) => ({ label: r.label, value: r.imagesPerSecond, color: r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' ? '#2ca02c' : '#1f77b4' })) });
+  const svg = barChart({ title: `Base training images/s at ${size}×${size} (${cores} cores)`, unit: 'images/s', bars: rows.map((r) => ({ label: r.label, value: r.imagesPerSecond, color: r.peer ? '#d62728' : r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' || r.mixed ? '#2ca02c' : '#1f77b4' })) });
   writeFileSync(values.chart, await svgToPng(svg));
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

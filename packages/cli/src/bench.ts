@@ -146,7 +146,7 @@ export async function benchTraining(options: Omit<SuiteOutput, 'peers'> & { data
  * Runs benchmarks/scaling.mjs: the training step's images/s for every replicas × threads layout,
  * mixed precision, the eager engine and both allocators, at 28² (and 224² for photos).
  */
-export async function benchScaling(options: Omit<SuiteOutput, 'peers'> & { dataset: BenchDataset; repeats: number; steps?: number; log: (line: string) => void }): Promise<unknown> {
+export async function benchScaling(options: SuiteOutput & { dataset: BenchDataset; repeats: number; steps?: number; log: (line: string) => void }): Promise<unknown> {
   const photos = options.dataset === 'photos';
   const dir = photos ? join(await preparePhotoWorkflow(options.log), 'train') : (await prepare(options.dataset, options.log)).dir;
   const args = ['--data', resolve(dir), '--repeats', String(options.repeats)];
@@ -187,16 +187,16 @@ export async function benchHead(options: StageBenchOptions & { epochs: number; b
   return suite('head.mjs', args, options, options.log);
 }
 
-/** The suites of `bench all`, in order: name, title, what its chart shows. */
+/** The suites of `bench all`, in order: name, title, what its chart shows, the command that runs it alone. */
 export const SUITES = [
-  ['images', 'Image pipeline', 'images/s against decode workers'],
-  ['training', 'Base training starvation', 'images/s by what feeds the base'],
-  ['extraction', 'Feature extraction', 'images/s against decode workers'],
-  ['head', 'Head training', 'rows/s per trainer'],
-  ['scaling', 'Base training on the cores, 28²', 'images/s per engine and layout'],
-  ['scaling-224', 'Base training on the cores, 224² RGB', 'images/s per engine and layout'],
-  ['workflow', 'Stacked workflow, 28² Fashion-MNIST', 'seconds per stage, featherstack and Keras'],
-  ['workflow-224', "Stacked workflow, the seed's 224² RGB configuration", 'seconds per stage, featherstack and Keras'],
+  ['images', 'Image pipeline', 'images/s against decode workers', 'bench images'],
+  ['training', 'Base training starvation', 'images/s by what feeds the base', 'bench training'],
+  ['scaling', 'Base training on the cores, 28²', 'images/s per engine and layout', 'bench scaling'],
+  ['scaling-224', 'Base training on the cores, 224² RGB', 'images/s per engine and layout', 'bench scaling --dataset photos'],
+  ['extraction', 'Feature extraction', 'images/s against decode workers', 'bench extraction'],
+  ['head', 'Head training', 'rows/s per trainer', 'bench head'],
+  ['workflow', 'Stacked workflow, 28² Fashion-MNIST', 'seconds per stage, featherstack and Keras', 'bench workflow'],
+  ['workflow-224', "Stacked workflow, the seed's 224² RGB configuration", 'seconds per stage, featherstack and Keras', 'bench workflow --dataset photos'],
 ] as const;
 
 /**
@@ -214,8 +214,8 @@ export async function benchAll(options: { dataset: BenchDataset; out: string; pe
   results.images = await benchImages({ ...common, ...files('images'), dataset: options.dataset, epochs: 1 });
   // Epoch-to-epoch noise here is ±15 %: a median of at least five, unless a quick single repeat was asked for.
   results.training = await benchTraining({ ...files('training'), dataset: small, epochs: options.repeats === 1 ? 1 : Math.max(5, options.repeats), log: options.log });
-  results.scaling = await benchScaling({ ...files('scaling'), dataset: small, repeats: options.repeats, log: options.log });
-  results['scaling-224'] = await benchScaling({ ...files('scaling-224'), dataset: options.dataset === 'shipped' ? 'shipped' : 'photos', repeats: options.repeats, ...(options.dataset === 'shipped' ? { steps: 10 } : {}), log: options.log });
+  results.scaling = await benchScaling({ ...files('scaling'), peers: options.peers, dataset: small, repeats: options.repeats, log: options.log });
+  results['scaling-224'] = await benchScaling({ ...files('scaling-224'), peers: options.peers, dataset: options.dataset === 'shipped' ? 'shipped' : 'photos', repeats: options.repeats, ...(options.dataset === 'shipped' ? { steps: 10 } : {}), log: options.log });
   results.extraction = await benchExtraction({ ...common, ...files('extraction'), dataset: small, batchSize: 256 });
   results.head = await benchHead({ ...common, ...files('head'), dataset: small, epochs: small === 'shipped' ? 10 : 5, batchSize: 32 });
   // The workflow's headline comparison runs on full Fashion-MNIST unless the shipped subset was asked for.
@@ -236,11 +236,11 @@ export async function benchAll(options: { dataset: BenchDataset; out: string; pe
  */
 export async function summaryMarkdown(dir: string, base: string): Promise<string> {
   const sections: string[] = [];
-  for (const [name, title, chart] of SUITES) {
+  for (const [name, title, chart, command] of SUITES) {
     const md = join(dir, `${name}.md`);
     if (!existsSync(md)) throw new Error(`${md} does not exist: run \`featherstack bench all --out ${dir}\` first`);
     const link = `${base === '.' ? '' : `${base}/`}${name}.png`;
-    sections.push(`### ${title} (\`featherstack bench ${name}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n\n![${title}: ${chart}](${link})\n`);
+    sections.push(`### ${title} (\`featherstack ${command}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n\n![${title}: ${chart}](${link})\n`);
   }
   return `${sections.join('\n')}`;
 }

@@ -478,6 +478,7 @@ suiteOutputOptions(
     .option('--repeats <n>', 'interleaved runs per row (the median is reported)', int('--repeats'), 3)
     .option('--steps <n>', 'measured training steps per run (default: 100 at 28², 12 at 224²)', int('--steps')),
   'write a bar chart of images/s per row',
+  "skip the Keras train_on_batch rows",
 ).action(async (opts) => {
   checkDataset(opts.dataset, ['shipped', 'fashion-mnist', 'photos']);
   const result = await benchScaling({ ...suiteOutputs(opts), dataset: opts.dataset, repeats: opts.repeats, ...(opts.steps ? { steps: opts.steps } : {}) });
