@@ -8,7 +8,7 @@
 import type { ImageBatch } from '@featherstack/images';
 import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
-import { compileModel, GraphCompileError, type LossKind, type OptimizerKind, type Precision } from './graph/compile.js';
+import { type CompiledGraph, type CompileOptions, compileModel, GraphCompileError, type LossKind, type OptimizerKind, type Precision } from './graph/compile.js';
 import { GraphReplicas, type StepResult } from './graph/replicas.js';
 
 export type EngineKind = 'graph' | 'eager';
@@ -165,12 +165,13 @@ class EagerEngine implements TrainingEngine {
   async close(): Promise<void> {}
 }
 
-/** Opens the engine trainBase runs on (see EngineOptions for the choice). @internal */
-export async function openEngine(
-  tf: Tf,
-  model: LayersModel,
-  options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
-): Promise<TrainingEngine> {
+/**
+ * The model compiled onto the thread plan's replicas, with its weights loaded — or null where the
+ * eager engine runs instead: engine 'eager', or a model the compiler refuses when the graph engine
+ * was only the default (not asked for by name, with replicas or with mixed precision). Shared by
+ * training and extraction, so both choose an engine the same way. @internal
+ */
+export async function openReplicas(model: LayersModel, options: EngineOptions, compile: Omit<CompileOptions, 'precision'>): Promise<GraphReplicas | null> {
   if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
   if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'mixed-bfloat16') {
     throw invalidOption('precision', "'float32' or 'mixed-bfloat16'", options.precision);
@@ -183,24 +184,35 @@ export async function openEngine(
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
   });
-  if (options.engine !== 'eager') {
-    try {
-      const compiled = compileModel(model, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1, precision: options.precision ?? 'float32' });
-      const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
-      try {
-        await replicas.setWeights(tensorsToArrays(model.getWeights()).values);
-        await replicas.setSlots();
-      } catch (error) {
-        await replicas.close();
-        throw error;
-      }
-      return new GraphEngine(tf, model, replicas, options.learningRate);
-    } catch (error) {
-      // The graph engine was the default choice: a model it cannot compile trains eagerly instead,
-      // and the epoch logs say so (engine: 'eager'). Asked for by name or with replicas, it fails.
-      if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
-    }
+  if (options.engine === 'eager') return null;
+  let compiled: CompiledGraph;
+  try {
+    compiled = compileModel(model, { ...compile, precision: options.precision ?? 'float32' });
+  } catch (error) {
+    // The graph engine was the default choice: a model it cannot compile runs eagerly instead (and
+    // training's epoch logs say so). Asked for by name, with replicas or mixed precision, it fails.
+    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
+    return null;
   }
+  const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
+  try {
+    await replicas.setWeights(tensorsToArrays(model.getWeights()).values);
+    if (compile.train) await replicas.setSlots();
+  } catch (error) {
+    await replicas.close();
+    throw error;
+  }
+  return replicas;
+}
+
+/** Opens the engine trainBase runs on (see EngineOptions for the choice). @internal */
+export async function openEngine(
+  tf: Tf,
+  model: LayersModel,
+  options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
+): Promise<TrainingEngine> {
+  const replicas = await openReplicas(model, options, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
+  if (replicas) return new GraphEngine(tf, model, replicas, options.learningRate);
   const optimizers = {
     adam: () => tf.train.adam(options.learningRate),
     sgd: () => tf.train.sgd(options.learningRate),

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
-import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
+import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import {
   Field,
   FixedSizeList,
@@ -23,10 +23,8 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
-import type { EngineOptions } from './engines.js';
+import { type EngineOptions, openReplicas } from './engines.js';
 import { invalidOption } from './errors.js';
-import { compileModel, GraphCompileError } from './graph/compile.js';
-import { GraphReplicas } from './graph/replicas.js';
 import { FEATURE_LAYER } from './model.js';
 
 export interface ExtractOptions extends Omit<EngineOptions, 'seed'> {
@@ -147,7 +145,8 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   // Each journalled batch must be one of this flow's batches (same batch size), or start over.
   if (done.some((b, i) => b.numRows !== flow.batchSize && i !== flow.length - 1)) done = [];
   await rm(journal, { force: true });
-  const replicas = await openExtractor(extractor, options);
+  // The extractor as a forward-only graph on the thread plan's replicas, or tfjs's eager predict.
+  const replicas = await openReplicas(extractor, options, { train: false });
   const writer = new ArrowFileWriter(journal, schema, { journal: true });
   for (const batch of done) writer.write(batch);
   let rows = done.reduce((n, b) => n + b.numRows, 0);
@@ -198,38 +197,6 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   }
   await rm(journal, { force: true });
   return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length };
-}
-
-/**
- * The extractor compiled to a forward-only graph on data-parallel replicas, or null for tfjs's
- * eager predict (engine: 'eager', or a model the graph engine cannot compile when it was not asked
- * for by name or with replicas).
- */
-async function openExtractor(extractor: LayersModel, options: ExtractOptions): Promise<GraphReplicas | null> {
-  if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
-  if (options.engine === 'eager') {
-    if (options.replicas !== undefined && options.replicas !== 1) throw invalidOption('replicas', "1 with engine 'eager' (tfjs's ops run in one context; replicas need the graph engine)", options.replicas);
-    return null;
-  }
-  const plan = planThreads({
-    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
-    ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
-  });
-  let compiled: ReturnType<typeof compileModel>;
-  try {
-    compiled = compileModel(extractor, { train: false, precision: options.precision ?? 'float32' });
-  } catch (error) {
-    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
-    return null;
-  }
-  const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
-  try {
-    await replicas.setWeights(extractor.getWeights().map((w) => w.dataSync() as Float32Array));
-  } catch (error) {
-    await replicas.close();
-    throw error;
-  }
-  return replicas;
 }
 
 /** The complete record batches of a journal (none when absent or written for another schema). */
