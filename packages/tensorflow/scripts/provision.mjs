@@ -9,6 +9,8 @@
 //   3. runs tfjs-node's normal download;
 //   4. takes libtensorflow from the tensorflow-cpu Python wheel (pip download, any configured index)
 //      and builds tfjs-node's binding from source with node-pre-gyp/node-gyp.
+// Every path ends with TensorFlow's C API headers in deps/include (cached with the libraries):
+// featherstack's own native addon (scripts/build-native.mjs) compiles against them.
 // Steps 3 and 4 store their result in the cache. If nothing works it fails naming both remedies.
 //
 // Plain Node.js with no dependencies: it runs before anything is built.
@@ -16,6 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -94,6 +97,10 @@ function linkFromCache(pkgDir, entry) {
   for (const name of readdirSync(join(entry, 'lib'))) {
     symlinkSync(join(entry, 'lib', name), join(depsLib, name));
   }
+  // The C API headers, which featherstack's own native addon compiles against.
+  const depsInclude = join(pkgDir, 'deps', 'include');
+  rmSync(depsInclude, { recursive: true, force: true });
+  if (existsSync(join(entry, 'include'))) symlinkSync(join(entry, 'include'), depsInclude);
   mkdirSync(join(pkgDir, 'lib', NAPI_DIR), { recursive: true });
   copyFileSync(join(entry, 'tfjs_binding.node'), bindingPath(pkgDir));
   writeMarker(pkgDir, { ...meta, cache: entry });
@@ -127,6 +134,8 @@ function saveToCache(pkgDir, entry, meta) {
     if (lstatSync(from).isSymbolicLink()) symlinkSync(readlinkSync(from), to);
     else moveFile(from, to);
   }
+  const depsInclude = join(pkgDir, 'deps', 'include');
+  if (existsSync(depsInclude)) cpSync(depsInclude, join(staging, 'include'), { recursive: true });
   copyFileSync(bindingPath(pkgDir), join(staging, 'tfjs_binding.node'));
   writeFileSync(join(staging, 'complete.json'), `${JSON.stringify(meta, null, 2)}\n`);
   rmSync(entry, { recursive: true, force: true });
@@ -165,6 +174,64 @@ function findPython() {
   return undefined;
 }
 
+const HEADER_PREFIXES = ['tensorflow/include/tensorflow/c/', 'tensorflow/include/xla/tsl/c/', 'tensorflow/include/tsl/platform/ctstring', 'tensorflow/include/tensorflow/core/platform/ctstring'];
+
+/**
+ * Downloads the tensorflow-cpu wheel into `work` and extracts the C API headers (and, unless
+ * `headersOnly`, the two shared libraries) under work/tensorflow; the ~270 MB wheel is deleted.
+ */
+function fromWheel(python, work, headersOnly) {
+  const dl = run(python, [
+    '-m', 'pip', 'download', `tensorflow-cpu==${WHEEL_TF_VERSION}`,
+    '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-d', work,
+  ]);
+  const wheel = readdirSync(work).find((f) => f.endsWith('.whl'));
+  if (!dl.ok || !wheel) {
+    return { ok: false, reason: `pip download tensorflow-cpu==${WHEEL_TF_VERSION} failed: ${dl.output.trim().split('\n').slice(-2).join(' ')}` };
+  }
+  const libraries = headersOnly ? [] : ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2'];
+  const extract = run(python, ['-c', [
+    'import json, sys, zipfile',
+    'z = zipfile.ZipFile(sys.argv[1])',
+    'libs, prefixes = json.loads(sys.argv[3]), json.loads(sys.argv[4])',
+    'want = lambda n: n in libs or any(n.startswith(p) for p in prefixes)',
+    '[z.extract(n, sys.argv[2]) for n in z.namelist() if want(n)]',
+  ].join('\n'), join(work, wheel), work, JSON.stringify(libraries), JSON.stringify(HEADER_PREFIXES)]);
+  rmSync(join(work, wheel), { force: true });
+  if (!extract.ok) return { ok: false, reason: `could not extract ${wheel}: ${extract.output.trim()}` };
+  return { ok: true };
+}
+
+/**
+ * Makes sure deps/include holds the C API headers (featherstack's native addon compiles against
+ * them). A cache entry written before the headers were kept gets them from the wheel once.
+ */
+function ensureHeaders(pkgDir, entry) {
+  const depsInclude = join(pkgDir, 'deps', 'include');
+  if (existsSync(join(depsInclude, 'tensorflow', 'c', 'c_api.h'))) return;
+  const target = entry ? join(entry, 'include') : depsInclude;
+  if (!existsSync(join(target, 'tensorflow', 'c', 'c_api.h'))) {
+    const python = findPython();
+    if (!python) throw new Error(`${target} has no TensorFlow C API headers and no python3 with pip is there to fetch them (set PYTHON)`);
+    log(`${target} has no TensorFlow C API headers; taking them from the tensorflow-cpu ${WHEEL_TF_VERSION} wheel`);
+    const work = join(cacheRoot(), `headers-${WHEEL_TF_VERSION}.partial-${process.pid}`);
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(work, { recursive: true });
+    try {
+      const got = fromWheel(python, work, true);
+      if (!got.ok) throw new Error(`TensorFlow C API headers for ${target}: ${got.reason}`);
+      rmSync(target, { recursive: true, force: true });
+      renameSync(join(work, 'tensorflow', 'include'), target);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  if (target !== depsInclude) {
+    rmSync(depsInclude, { recursive: true, force: true });
+    symlinkSync(target, depsInclude);
+  }
+}
+
 function tryWheel(pkgDir) {
   const python = findPython();
   if (!python) return { ok: false, reason: 'no python3 with pip found (set PYTHON)' };
@@ -172,23 +239,8 @@ function tryWheel(pkgDir) {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   try {
-    const dl = run(python, [
-      '-m', 'pip', 'download', `tensorflow-cpu==${WHEEL_TF_VERSION}`,
-      '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-d', work,
-    ]);
-    const wheel = readdirSync(work).find((f) => f.endsWith('.whl'));
-    if (!dl.ok || !wheel) {
-      return { ok: false, reason: `pip download tensorflow-cpu==${WHEEL_TF_VERSION} failed: ${dl.output.trim().split('\n').slice(-2).join(' ')}` };
-    }
-    // Extract only the shared libraries and the C API headers (the wheel is ~270 MB).
-    const extract = run(python, ['-c', [
-      'import sys, zipfile',
-      'z = zipfile.ZipFile(sys.argv[1])',
-      'want = lambda n: n in ("tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2") or any(n.startswith(p) for p in ("tensorflow/include/tensorflow/c/", "tensorflow/include/xla/tsl/c/", "tensorflow/include/tsl/platform/ctstring", "tensorflow/include/tensorflow/core/platform/ctstring"))',
-      '[z.extract(n, sys.argv[2]) for n in z.namelist() if want(n)]',
-    ].join('\n'), join(work, wheel), work]);
-    rmSync(join(work, wheel), { force: true });
-    if (!extract.ok) return { ok: false, reason: `could not extract ${wheel}: ${extract.output.trim()}` };
+    const got = fromWheel(python, work, false);
+    if (!got.ok) return got;
 
     const tfDir = join(work, 'tensorflow');
     const depsLib = join(pkgDir, 'deps', 'lib');
@@ -227,11 +279,14 @@ export function provision() {
   const pkgDir = tfjsNodeDir();
   const current = bindingLoads(pkgDir);
   if (current.ok && existsSync(join(pkgDir, MARKER))) {
+    const marker = JSON.parse(readFileSync(join(pkgDir, MARKER), 'utf8'));
+    ensureHeaders(pkgDir, marker.cache);
     log(`native TensorFlow ${current.tensorflowVersion} ready`);
-    return JSON.parse(readFileSync(join(pkgDir, MARKER), 'utf8'));
+    return marker;
   }
   if (current.ok) {
     const info = { provisionedFrom: 'download', tensorflowVersion: current.tensorflowVersion, tfjsNode: TFJS_NODE_VERSION };
+    ensureHeaders(pkgDir, undefined);
     writeMarker(pkgDir, info);
     return info;
   }
@@ -243,6 +298,7 @@ export function provision() {
     const meta = linkFromCache(pkgDir, entry);
     const check = bindingLoads(pkgDir);
     if (check.ok) {
+      ensureHeaders(pkgDir, entry);
       log(`native TensorFlow ${check.tensorflowVersion} restored from ${entry}`);
       return meta;
     }
