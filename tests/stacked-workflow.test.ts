@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 /** ANSI SGR (colour/style) sequences; cursor movement is not one. */
@@ -180,13 +180,31 @@ describe('featherstack CLI (as a user runs it)', () => {
       expect(JSON.parse(part.stdout).rows).toBe(1000);
     }
     expect(featherstack(['extract', '--json', '--model', model, '--data', join(data, 'val'), '--out', join(out, 'val.arrow')]).status).toBe(0);
-    const head = featherstack(['train-head', '--json', '--train', join(out, 'train'), '--val', join(out, 'val.arrow'), '--out', out, '--epochs', '5']);
+    // --out need not exist yet: the trained head is saved into it (it used to fail on mkdir after training).
+    const headOut = join(out, 'new', 'dir');
+    const head = featherstack(['train-head', '--json', '--train', join(out, 'train'), '--val', join(out, 'val.arrow'), '--out', headOut, '--epochs', '5']);
     expect(head.status, head.stderr).toBe(0);
     const result = JSON.parse(head.stdout);
     expect(result.valAccuracy).toBeGreaterThan(0.5);
-    expect(JSON.parse(readFileSync(join(out, 'head-evaluation.json'), 'utf8')).confusion).toHaveLength(10);
+    expect(result.model).toBe(join(headOut, 'head', 'model.json'));
+    expect(readdirSync(join(headOut, 'head')).sort()).toEqual(['model.json', 'weights.bin']);
+    expect(JSON.parse(readFileSync(join(headOut, 'head-evaluation.json'), 'utf8')).confusion).toHaveLength(10);
     const badShard = featherstack(['extract', '--model', model, '--data', join(data, 'val'), '--out', join(out, 'x.arrow'), '--shard', '2/2']);
     expect(badShard.stderr).toContain("--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '2/2'");
+  });
+
+  it('refuses a val/ whose class folders differ from train/, naming both, before training', async () => {
+    const data = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small');
+    const dir = await mkdtemp(join(tmpdir(), 'fs-classes-'));
+    cpSync(join(data, 'train'), join(dir, 'train'), { recursive: true });
+    cpSync(join(data, 'val'), join(dir, 'val'), { recursive: true });
+    rmSync(join(dir, 'val', '3_dress'), { recursive: true });
+    const run = featherstack(['run', '--no-validate-base', '--data', dir, '--out', join(dir, 'out'), '--base-epochs', '1', '--head-epochs', '1']);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${join(dir, 'val')} has classes ["0_t-shirt_top","1_trouser","2_pullover","4_coat"`);
+    expect(run.stderr).toContain(`but ${join(dir, 'train')} has ["0_t-shirt_top","1_trouser","2_pullover","3_dress","4_coat"`);
+    expect(run.stderr).toContain('validation must use the training classes');
+    expect(existsSync(join(dir, 'out', 'checkpoints'))).toBe(false); // refused before any training
   });
 
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {

@@ -2,7 +2,7 @@
  * The workflow's stages as separate commands — `train-base`, `extract`, `train-head` — so each can
  * run on its own machine or schedule; files are the interface between them.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type BaseJob, type EngineKind, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
 import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
@@ -86,6 +86,8 @@ export async function trainHeadStage(options: {
   onEpochEnd?: (progress: HeadEpochProgress) => void;
 }) {
   const tf = loadTensorFlow();
+  // The output directory first: a head trained for minutes must have somewhere to go.
+  await mkdir(resolve(options.out), { recursive: true });
   const train = options.stream ? await openFeatureStream(options.train, { shuffleBuffer: options.stream, seed: options.seed }) : await readFeatureFiles(options.train);
   const val = await readFeatureFile(options.val);
   const head = await trainHead(tf, train, val, {
@@ -97,6 +99,7 @@ export async function trainHeadStage(options: {
     ...(options.onEpochEnd ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onEpochEnd!(l) } : {}),
   });
   const dir = resolve(options.out, 'head');
+  await mkdir(dir, { recursive: true });
   await head.model.save(`file://${dir}`);
   const evaluation = await evaluateHead(tf, head.model, val, { topK: [1, 3] });
   await writeFile(join(resolve(options.out), 'head-evaluation.json'), `${JSON.stringify(evaluation, null, 2)}\n`);

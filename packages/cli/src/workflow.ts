@@ -148,6 +148,13 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
   const plainTrain = await flowFromDirectory(join(data, 'train'), { ...extract, ...cache });
   const valFlow = await flowFromDirectory(join(data, 'val'), extract);
   try {
+    // Labels are class indices: val/ must hold the classes of train/ (checked before any training).
+    if (JSON.stringify(valFlow.classNames) !== JSON.stringify(trainFlow.classNames)) {
+      throw new Error(
+        `${join(data, 'val')} has classes ${JSON.stringify(valFlow.classNames)} but ${join(data, 'train')} has ${JSON.stringify(trainFlow.classNames)}: ` +
+          'validation must use the training classes (add or remove class folders so that both match)',
+      );
+    }
     log(
       `data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes; ${trainFlow.workers} decode workers, ` +
         `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,

@@ -140,6 +140,15 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   const kind = options.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum', 'rmsprop'].includes(kind)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
   const numClasses = flow.classNames.length;
+  // Labels are class indices: a validation flow listing other classes (one missing, one extra)
+  // would score the model against shifted labels.
+  if (options.validation && JSON.stringify(options.validation.classNames) !== JSON.stringify(flow.classNames)) {
+    throw invalidOption(
+      'validation',
+      `a flow with the training classes ${JSON.stringify(flow.classNames)} (validation must use the training class indices)`,
+      `${options.validation.root ?? 'a flow'} with ${JSON.stringify(options.validation.classNames)}`,
+    );
+  }
   const engine = await openEngine(tf, model, { ...options, learningRate: lr, optimizer: kind, loss: lossOf(flow) });
   try {
     const history: EpochLog[] = [];

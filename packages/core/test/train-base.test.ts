@@ -72,6 +72,18 @@ describe('base training', () => {
     await expect(trainBase(tf, trainer(1), train, { optimizer: 'adagrad' as never })).rejects.toThrow("options.optimizer must be 'adam', 'sgd', 'momentum' or 'rmsprop', received \"adagrad\"");
   });
 
+  it('refuses a validation flow whose classes are not the training classes (labels would be shifted)', async () => {
+    const classes = train.classNames.filter((c) => c !== train.classNames[3]);
+    const shifted = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, workers: 1, shuffle: false, classes, augment: { rescale: 1 / 255 } });
+    try {
+      await expect(trainBase(tf, trainer(1), train, { epochs: 1, validation: shifted })).rejects.toThrow(
+        `options.validation must be a flow with the training classes ${JSON.stringify(train.classNames)} (validation must use the training class indices), received "${shifted.root} with ${JSON.stringify(classes).replaceAll('"', '\\"')}"`,
+      );
+    } finally {
+      await shifted.close();
+    }
+  });
+
   it('trains with another optimizer, and refuses to resume a checkpoint written by a different one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-opt-'));
     const model = trainer(8);

@@ -85,8 +85,14 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const batchSize = positiveInt('batchSize', options.batchSize, 32);
   const lr = options.learningRate ?? 1e-3;
   if (!(lr > 0)) throw invalidOption('learningRate', 'a positive number', lr);
+  const trainPath = stream ? stream.files.join(', ') : (train as FeatureSet).path;
   if (val.dimension !== train.dimension) {
-    throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${stream ? stream.files.join(", ") : (train as FeatureSet).path} has ${train.dimension}`);
+    throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${trainPath} has ${train.dimension}`);
+  }
+  // Labels are class indices: the same index must mean the same class in both files, or the
+  // validation scores are computed against shifted labels (and look merely poor).
+  if (train.classNames.length > 0 && JSON.stringify(val.classNames) !== JSON.stringify(train.classNames)) {
+    throw new FeatureFileError(val.path, `has classes ${JSON.stringify(val.classNames)} but ${trainPath} has ${JSON.stringify(train.classNames)}: validation must use the training classes, in the training order`);
   }
   let maxLabel = -1;
   for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;

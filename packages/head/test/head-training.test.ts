@@ -10,7 +10,7 @@ import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
 /** Writes a feature file with 3 Gaussian blobs in 8 dimensions. */
-async function blobs(path: string, rows: number, seed: number) {
+async function blobs(path: string, rows: number, seed: number, classNames = ['a', 'b', 'c']) {
   let s = seed;
   const rand = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -22,12 +22,24 @@ async function blobs(path: string, rows: number, seed: number) {
     labels[i] = i % 3;
     for (let d = 0; d < 8; d++) features[i * 8 + d] = (d % 3 === labels[i] ? 2 : 0) + (rand() - 0.5);
   }
-  const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(['a', 'b', 'c'])]]));
+  const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(classNames)]]));
   const batch = featureRecordBatch(schema, Array.from({ length: rows }, (_, i) => `img${i}.png`), labels, features);
   await writeFile(path, await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
 }
 
 describe('head', () => {
+  it('refuses train and validation files whose classes differ, naming both files and both class lists', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-classes-'));
+    await blobs(join(dir, 'train.arrow'), 30, 1);
+    // One class missing from validation: its indices would mean other classes.
+    await blobs(join(dir, 'val.arrow'), 9, 2, ['a', 'c', 'd']);
+    const train = await readFeatureFile(join(dir, 'train.arrow'));
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    await expect(trainHead(tf, train, val, { epochs: 1 })).rejects.toThrow(
+      `feature file ${join(dir, 'val.arrow')}: has classes ["a","c","d"] but ${join(dir, 'train.arrow')} has ["a","b","c"]: validation must use the training classes, in the training order`,
+    );
+  });
+
   it('reads a feature file back exactly and learns separable features', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
     await blobs(join(dir, 'train.arrow'), 300, 1);
