@@ -289,6 +289,7 @@ engineOptions(program
     } finally {
       progress.stop();
     }
+    if (result.discardedJournal) process.stderr.write(`featherstack: ${result.discardedJournal}; extracted ${result.path} from the start\n`);
     printResult(opts.json)(result);
   });
 

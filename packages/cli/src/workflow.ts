@@ -189,6 +189,7 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
     });
     const et = await extractFeatures(tf, extractor, plainTrain, trainFile, extractOptions('train'));
     const ev = await extractFeatures(tf, extractor, valFlow, valFile, extractOptions('val'));
+    for (const r of [et, ev]) if (r.discardedJournal) log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
     log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
     const t3 = performance.now();
     // The head reads the features back from disk: the files are the interface between the stages.

@@ -59,6 +59,11 @@ export interface ExtractResult {
   seconds: number;
   /** Batches taken over from an interrupted run's journal. */
   resumedBatches: number;
+  /**
+   * Why an interrupted run's journal was not resumed (it was written by another base model, for
+   * other images or settings, or with another batch size); absent when it was, or when none was found.
+   */
+  discardedJournal?: string;
 }
 
 /** Schema of a feature file: path utf8, label int32, features FixedSizeList<float32>[dimension]. */
@@ -141,9 +146,14 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   // Batches are journalled to <path>.journal.arrows as they are extracted; a run that stops (killed,
   // aborted, failed) leaves every complete batch there, and `resume: true` continues after them.
   const journal = `${path}.journal.arrows`;
-  let done: RecordBatch[] = options.resume ? await readJournal(journal, schema) : [];
+  const found = options.resume ? await readJournal(journal, schema) : { batches: [] };
+  let done = found.batches;
+  let discardedJournal = found.discarded;
   // Each journalled batch must be one of this flow's batches (same batch size), or start over.
-  if (done.some((b, i) => b.numRows !== flow.batchSize && i !== flow.length - 1)) done = [];
+  if (done.some((b, i) => b.numRows !== flow.batchSize && i !== flow.length - 1)) {
+    discardedJournal = `${journal} holds batches of another batch size than ${flow.batchSize}`;
+    done = [];
+  }
   await rm(journal, { force: true });
   // The extractor as a forward-only graph on the thread plan's replicas, or tfjs's eager predict.
   const replicas = await openReplicas(extractor, options, { train: false });
@@ -196,16 +206,23 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     throw error;
   }
   await rm(journal, { force: true });
-  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length };
+  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length, ...(discardedJournal ? { discardedJournal } : {}) };
 }
 
-/** The complete record batches of a journal (none when absent or written for another schema). */
-async function readJournal(journal: string, schema: Schema): Promise<RecordBatch[]> {
+/** Metadata keys that may differ between a journal and the run resuming it. */
+const VOLATILE_METADATA = new Set(['featherstack.created']);
+
+/**
+ * The complete record batches of a journal written for the same schema and metadata: the same
+ * base model (by sha256), classes, image settings, augmentation, transform and version. Anything
+ * else is discarded with the reason, so that a resumed file never mixes two models' features.
+ */
+async function readJournal(journal: string, schema: Schema): Promise<{ batches: RecordBatch[]; discarded?: string }> {
   let bytes: Buffer;
   try {
     bytes = await readFile(journal);
   } catch {
-    return [];
+    return { batches: [] };
   }
   const batches: RecordBatch[] = [];
   try {
@@ -213,8 +230,19 @@ async function readJournal(journal: string, schema: Schema): Promise<RecordBatch
   } catch {
     // A batch cut off mid-write: keep the complete ones before it.
   }
-  const same = (a: Schema) => a.fields.length === schema.fields.length && a.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
-  return batches.length > 0 && same(batches[0]!.schema) ? batches : [];
+  if (batches.length === 0) return { batches };
+  const theirs = batches[0]!.schema;
+  const same = theirs.fields.length === schema.fields.length && theirs.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
+  if (!same) return { batches: [], discarded: `${journal} was written with another feature schema` };
+  const hash = 'featherstack.base_model_sha256';
+  if (theirs.metadata.get(hash) !== schema.metadata.get(hash)) {
+    const short = (h: string | undefined) => (h ?? 'none').slice(0, 12);
+    return { batches: [], discarded: `${journal} was written by base model ${short(theirs.metadata.get(hash))}…, not this one (${short(schema.metadata.get(hash))}…)` };
+  }
+  for (const [key, value] of schema.metadata) {
+    if (!VOLATILE_METADATA.has(key) && theirs.metadata.get(key) !== value) return { batches: [], discarded: `${journal} was written with another ${key.replace('featherstack.', '')}` };
+  }
+  return { batches };
 }
 
 /** A PCA projection fitted on training features (see fitPca). */

@@ -171,6 +171,35 @@ describe('base training and feature extraction', () => {
     }
   });
 
+  it('never resumes a journal written by another base model: it extracts anew and says why', async () => {
+    const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 100, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } };
+    const flow = await flowFromDirectory(data, options);
+    const first = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 11 });
+    const second = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 12 });
+    const dir = await mkdtemp(join(tmpdir(), 'fs-journal-'));
+    try {
+      // An extraction with the first model stops after two batches, leaving its journal.
+      const controller = new AbortController();
+      const out = join(dir, 'features.arrow');
+      await expect(
+        extractFeatures(tf, featureExtractor(tf, first), flow, out, { signal: controller.signal, onBatch: (p) => p.batch === 2 && controller.abort(new Error('killed')) }),
+      ).rejects.toThrow('killed');
+      expect(existsSync(`${out}.journal.arrows`)).toBe(true);
+      // Resumed with the second model: the journal is not taken over.
+      const resumed = await extractFeatures(tf, featureExtractor(tf, second), flow, out, { resume: true });
+      expect(resumed.resumedBatches).toBe(0);
+      expect(resumed.discardedJournal).toMatch(/features\.arrow\.journal\.arrows was written by base model [0-9a-f]{12}…, not this one \([0-9a-f]{12}…\)/);
+      const fresh = await extractFeatures(tf, featureExtractor(tf, second), flow, join(dir, 'fresh.arrow'));
+      const values = (file: string) => Array.from(tableFromIPC(readFileSync(file)).getChild('features')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array)));
+      expect(values(out)).toEqual(values(fresh.path));
+      expect(fresh.discardedJournal).toBeUndefined();
+    } finally {
+      first.dispose();
+      second.dispose();
+      await flow.close();
+    }
+  });
+
   it('names the missing layer when asked for an unknown feature layer', () => {
     const base = createBaseModel(tf, { inputShape: [8, 8, 1] });
     expect(() => featureExtractor(tf, base, 'nope')).toThrow(/no layer named 'nope' \(layers: .*features/);
