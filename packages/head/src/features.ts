@@ -64,6 +64,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   }
   const labels = Int32Array.from(labelColumn.toArray() as ArrayLike<number>);
   const pathColumn = table.getChild('path');
+  assertFinite(path, features, dimension, 0, (row) => (pathColumn ? String(pathColumn.get(row)) : undefined));
   let classNames: string[] = [];
   const meta = table.schema.metadata.get('featherstack.class_names');
   if (meta) classNames = JSON.parse(meta) as string[];
@@ -78,6 +79,20 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     classNames,
     ...(sequence ? { sequence: JSON.parse(sequence) as [number, number] } : {}),
   };
+}
+
+/**
+ * Refuses a non-finite feature value (NaN, ±Infinity) by file, row and image: one such value turns
+ * the head's loss into NaN, and training "completes" with meaningless scores.
+ * @internal
+ */
+export function assertFinite(path: string, values: Float32Array, dimension: number, firstRow: number, imageOf: (row: number) => string | undefined): void {
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isFinite(values[i]!)) continue;
+    const row = firstRow + Math.floor(i / dimension);
+    const image = imageOf(row);
+    throw new FeatureFileError(path, `row ${row}${image ? ` (${image})` : ''} has a non-finite feature value (${values[i]} at position ${i % dimension}); re-extract it, or drop the row`);
+  }
 }
 
 /**

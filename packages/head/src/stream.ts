@@ -8,6 +8,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
+import { assertFinite } from './features.js';
 
 export interface FeatureStream {
   kind: 'stream';
@@ -104,12 +105,15 @@ export async function openFeatureStream(input: string | string[], options: { shu
       };
       for (const file of order) {
         const { reader: r, close } = await reader(file);
+        let rowsRead = 0;
         try {
           for (let b = 0; b < r.numRecordBatches; b++) {
             const batch = (await r.readRecordBatch(b))!;
             const values = batch.getChild('features')!.data[0]!.children[0]!.values as Float32Array;
             const offset = batch.getChild('features')!.data[0]!.offset * d;
             const labels = batch.getChild('label')!.toArray() as Int32Array;
+            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) => String(batch.getChild('path')?.get(row - rowsRead) ?? ''));
+            rowsRead += batch.numRows;
             for (let row = 0; row < batch.numRows; row++) {
               let slot = filled;
               if (filled < shuffleBuffer) filled++;

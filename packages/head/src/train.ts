@@ -207,6 +207,12 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       // Streams have no training set in memory to score: their training loss/accuracy are NaN.
       const [loss, acc] = xs && yOneHot ? scores(xs, yOneHot) : [Number.NaN, Number.NaN];
       const [valLoss, valAcc] = scores(vx, vy);
+      // A loss that went non-finite stays so: stop, rather than finish with meaningless scores.
+      for (const [name, value] of [['training loss', loss], ['validation loss', valLoss]] as const) {
+        if (!Number.isFinite(value) && !(name === 'training loss' && !(xs && yOneHot))) {
+          throw new Error(`head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${lr}, or check the features for extreme values)`);
+        }
+      }
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
       options.onEpochEnd?.(e, { ...history[e]!, epochs, seconds: (performance.now() - epochStarted) / 1000, rows: epochRows });
       if (valLoss! < best.loss - minDelta) {

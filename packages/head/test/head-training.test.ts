@@ -10,7 +10,7 @@ import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
 /** Writes a feature file with 3 Gaussian blobs in 8 dimensions. */
-async function blobs(path: string, rows: number, seed: number, classNames = ['a', 'b', 'c']) {
+async function blobs(path: string, rows: number, seed: number, classNames = ['a', 'b', 'c'], edit?: (features: Float32Array) => void) {
   let s = seed;
   const rand = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -22,12 +22,28 @@ async function blobs(path: string, rows: number, seed: number, classNames = ['a'
     labels[i] = i % 3;
     for (let d = 0; d < 8; d++) features[i * 8 + d] = (d % 3 === labels[i] ? 2 : 0) + (rand() - 0.5);
   }
+  edit?.(features);
   const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(classNames)]]));
   const batch = featureRecordBatch(schema, Array.from({ length: rows }, (_, i) => `img${i}.png`), labels, features);
   await writeFile(path, await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
 }
 
 describe('head', () => {
+  it('refuses a non-finite feature by file, row and image, in memory and streamed, and stops when the loss diverges', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-nan-'));
+    await blobs(join(dir, 'train.arrow'), 30, 1, undefined, (f) => {
+      f[5 * 8 + 2] = Number.NaN;
+    });
+    await blobs(join(dir, 'val.arrow'), 9, 2);
+    const message = `feature file ${join(dir, 'train.arrow')}: row 5 (img5.png) has a non-finite feature value (NaN at position 2); re-extract it, or drop the row`;
+    await expect(readFeatureFile(join(dir, 'train.arrow'))).rejects.toThrow(message);
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    await expect(trainHead(tf, await openFeatureStream(join(dir, 'train.arrow'), { shuffleBuffer: 4, seed: 1 }), val, { epochs: 1 })).rejects.toThrow(message);
+    // Finite but extreme features overflow the head: training stops at the first non-finite loss.
+    await blobs(join(dir, 'huge.arrow'), 30, 3, undefined, (f) => f.fill(3e38));
+    await expect(trainHead(tf, await readFeatureFile(join(dir, 'huge.arrow')), val, { epochs: 3 })).rejects.toThrow(/head training diverged at epoch [12]: the (training|validation) loss is (NaN|Infinity) \(lower options.learningRate, now 0.001/);
+  });
+
   it('refuses train and validation files whose classes differ, naming both files and both class lists', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-classes-'));
     await blobs(join(dir, 'train.arrow'), 30, 1);
