@@ -10,7 +10,7 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { ArrowFileWriter } from './arrow.js';
 import { DatasetError } from './errors.js';
@@ -20,7 +20,7 @@ const KEY = 'featherstack.pixel_cache';
 
 /** What a cache's pixels depend on; a cache is reused only when every field matches. */
 export interface CacheKey {
-  format: 1;
+  format: 2;
   height: number;
   width: number;
   channels: number;
@@ -31,13 +31,15 @@ export interface CacheKey {
   samples: number;
   /** sha256 of the sample paths in dataset order. */
   paths: string;
+  /** sha256 of every file's size and modification time in dataset order: replaced images show here. */
+  files: string;
 }
 
-export function cacheKey(image: ImageSpec, paths: string[]): CacheKey {
+export function cacheKey(image: ImageSpec, paths: string[], files: string): CacheKey {
   const hash = createHash('sha256');
   for (const p of paths) hash.update(p).update('\0');
   return {
-    format: 1,
+    format: 2,
     height: image.height,
     width: image.width,
     channels: image.channels,
@@ -47,7 +49,21 @@ export function cacheKey(image: ImageSpec, paths: string[]): CacheKey {
     fastDecode: image.fastDecode,
     samples: paths.length,
     paths: hash.digest('hex'),
+    files,
   };
+}
+
+/**
+ * sha256 over each file's size and modification time (to the millisecond), in order (stat'ed 64 at a time). A file that
+ * cannot be stat'ed contributes its error code, so a vanished file changes the stamp too.
+ */
+export async function fileStamp(files: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (let i = 0; i < files.length; i += 64) {
+    const stats = await Promise.all(files.slice(i, i + 64).map((f) => stat(f).then((s) => `${s.size}:${Math.trunc(s.mtimeMs)}`, (error: NodeJS.ErrnoException) => error.code ?? 'error')));
+    for (const s of stats) hash.update(s).update('\0');
+  }
+  return hash.digest('hex');
 }
 
 export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
@@ -134,6 +150,17 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
     await reader.open({ autoDestroy: false });
     const stored = reader.schema?.metadata.get(KEY);
     if (stored !== JSON.stringify(key)) {
+      const old = (() => {
+        try {
+          return JSON.parse(stored ?? 'null') as Record<string, unknown> | null;
+        } catch {
+          return null;
+        }
+      })();
+      const differs = old ? Object.keys(key).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(key[k as keyof CacheKey])) : [];
+      if (differs.length === 1 && differs[0] === 'files') {
+        throw new DatasetError(`pixel cache ${file} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`);
+      }
       throw new DatasetError(`pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`);
     }
     const sampleSize = key.height * key.width * key.channels;

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import type { RecordBatch, Schema } from 'apache-arrow';
 import { imageBatchSchema, imageRecordBatch } from './arrow.js';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from './augment.js';
-import { type CacheKey, cacheKey, cacheSchema, openPixelCache, type PixelCacheIndex, PixelCacheWriter } from './cache.js';
+import { type CacheKey, cacheKey, cacheSchema, fileStamp, openPixelCache, type PixelCacheIndex, PixelCacheWriter } from './cache.js';
 import { DecodePool, resolveWorkers } from './engine.js';
 import { DatasetError, ImageDecodeError, invalidOption, PoolClosedError } from './errors.js';
 import type { ColorMode, DecodeFailure, DecodeTask, ImageSpec, Interpolation, Normalization, PixelType, SampleSource } from './protocol.js';
@@ -415,10 +415,20 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   }
 
   private cacheKeyMemo: CacheKey | null = null;
+  private fileStampMemo = '';
 
-  /** @internal What this flow's pixel cache must have been built for (hashes every path: computed once). */
+  /** @internal Stats every file once (size, modification time) for the pixel cache's key. */
+  async stampFiles(): Promise<void> {
+    this.fileStampMemo = await fileStamp(this.filenames.map((f) => resolve(this.root, f)));
+    this.cacheKeyMemo = null;
+  }
+
+  /**
+   * @internal What this flow's pixel cache must have been built for: the image settings, every
+   * path and every file's size and modification time (hashed once, when the flow opens).
+   */
   get pixelCacheKey(): CacheKey {
-    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames);
+    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo);
     return this.cacheKeyMemo;
   }
 
@@ -794,7 +804,10 @@ function checkOptions(options: unknown): void {
 async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omit<FlowSource, 'manifest'> = {}): Promise<ImageFlow> {
   const flow = new ImageFlow({ manifest, ...rest }, options);
   if (flow.cachePath) {
-    const index = await openPixelCache(flow.cachePath, flow.pixelCacheKey).catch(async (error) => {
+    const index = await flow
+      .stampFiles()
+      .then(() => openPixelCache(flow.cachePath!, flow.pixelCacheKey))
+      .catch(async (error) => {
       await flow.close();
       throw error;
     });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { cp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -82,15 +82,24 @@ describe('pixel cache', () => {
     expect(Array.from(table.getChild('sample')!.toArray() as Uint32Array).sort((a, b) => a - b)).toEqual(Array.from({ length: 14 }, (_, i) => i));
   });
 
-  it('is reused by a new flow without decoding: the images can even be gone', async () => {
+  it('is reused by a new flow without decoding while the files are unchanged (same size and modification time)', async () => {
     const data = await tempDir();
     await cp(root, data, { recursive: true });
+    // Whole-second modification times, which utimes restores exactly.
+    const when = 1_700_000_000;
+    for (const f of await readdir(join(data, 'cat'))) utimesSync(join(data, 'cat', f), when, when);
     const cache = join(await tempDir(), 'c.arrow');
     const first = await flowFromDirectory(data, { ...options, cache });
     const [e0] = await epochs(first, [0]);
     const [e3] = await epochs(first, [3]);
     await first.close();
-    for (const f of await readdir(join(data, 'cat'))) await writeText(join(data, 'cat', f), 'gone'); // would fail to decode now
+    // Bytes that cannot decode, with each file's size and modification time kept: only a flow that
+    // decodes would notice, and a cached one does not decode.
+    for (const f of await readdir(join(data, 'cat'))) {
+      const file = join(data, 'cat', f);
+      writeFileSync(file, Buffer.alloc(statSync(file).size, 0x20));
+      utimesSync(file, when, when);
+    }
     const second = await flowFromDirectory(data, { ...options, cache });
     try {
       expect(second.cached).toBe(true);
@@ -98,6 +107,24 @@ describe('pixel cache', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('refuses a cache whose files were replaced or deleted since it was built (stale pixels), naming it', async () => {
+    const data = await tempDir();
+    await cp(root, data, { recursive: true });
+    const cache = join(await tempDir(), 'c.arrow');
+    const first = await flowFromDirectory(data, { ...options, cache });
+    await epochs(first, [0]);
+    await first.close();
+    // One image replaced in place by another (same path, other pixels).
+    const replaced = join(data, 'dog', '0.png');
+    await cp(join(data, 'cat', '1.png'), replaced);
+    utimesSync(replaced, new Date(Date.now() + 5000), new Date(Date.now() + 5000));
+    const stale = `pixel cache ${cache} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`;
+    await expect(flowFromDirectory(data, { ...options, cache })).rejects.toThrow(stale);
+    await rm(join(data, 'dog', '0.png'));
+    await writeImage(replaced, { width: 20, height: 14, seed: 0 });
+    await expect(flowFromDirectory(data, { ...options, cache })).rejects.toThrow(stale);
   });
 
   it('is picked up by an existing flow once another flow over the same files has finished it', async () => {
