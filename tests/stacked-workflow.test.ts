@@ -334,7 +334,10 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(unknown.stderr).toContain("error: unknown option '--epochs'");
     expect(featherstack(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const badSize = featherstack(['run', '--image-size', '28by28']);
-    expect(badSize.stderr).toContain("--image-size must be N or HxW (e.g. 28 or 224x224), received '28by28'");
+    expect(badSize.stderr).toContain("--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '28by28'");
+    const zero = featherstack(['run', '--image-size', '0x0']);
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toContain("--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '0x0'");
     const badMode = featherstack(['run', '--color-mode', 'cmyk']);
     expect(badMode.status).toBe(2);
     expect(badMode.stderr).toContain("--color-mode must be grayscale, rgb or rgba, received 'cmyk'");

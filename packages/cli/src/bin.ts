@@ -61,9 +61,10 @@ function precisionFlag(value: string): 'float32' | 'mixed-bfloat16' {
 
 function size(value: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`--image-size must be N or HxW (e.g. 28 or 224x224), received '${value}'`);
-  const h = Number(m[1]);
-  return [h, m[2] ? Number(m[2]) : h];
+  const h = Number(m?.[1]);
+  const w = m?.[2] ? Number(m[2]) : h;
+  if (!m || h < 1 || w < 1) throw new InvalidArgumentError(`--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '${value}'`);
+  return [h, w];
 }
 
 const program = new Command()

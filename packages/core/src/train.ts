@@ -140,6 +140,9 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   const kind = options.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum', 'rmsprop'].includes(kind)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
   const numClasses = flow.classNames.length;
+  if (numClasses < 2) {
+    throw invalidOption('flow', `a dataset of at least 2 classes to train a classifier`, `${flow.root || 'a flow'} with ${numClasses} class${numClasses === 1 ? '' : 'es'} ${JSON.stringify(flow.classNames)}`);
+  }
   // Labels are class indices: a validation flow listing other classes (one missing, one extra)
   // would score the model against shifted labels.
   if (options.validation && JSON.stringify(options.validation.classNames) !== JSON.stringify(flow.classNames)) {

@@ -84,6 +84,15 @@ describe('base training', () => {
     }
   });
 
+  it('refuses a one-class dataset by name (a classifier needs two classes)', async () => {
+    const one = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, workers: 1, classes: [train.classNames[0]!], augment: { rescale: 1 / 255 } });
+    try {
+      await expect(trainBase(tf, trainer(1), one, { epochs: 1 })).rejects.toThrow(`options.flow must be a dataset of at least 2 classes to train a classifier, received "${one.root} with 1 class [\\"${train.classNames[0]}\\"]"`);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('trains with another optimizer, and refuses to resume a checkpoint written by a different one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-opt-'));
     const model = trainer(8);

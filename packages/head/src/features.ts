@@ -54,6 +54,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   if (!DataType.isInt(labelColumn.type)) throw new FeatureFileError(path, `column 'label' must be an integer column, found ${String(labelColumn.type)}`);
   const dimension = type.listSize;
   const rows = table.numRows;
+  if (rows === 0) throw new FeatureFileError(path, 'has no rows (an extraction that stopped before its first batch, or an empty dataset)');
   const features = new Float32Array(rows * dimension);
   let offset = 0;
   for (const data of featuresColumn.data) {

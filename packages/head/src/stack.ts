@@ -55,6 +55,18 @@ export async function loadStacked(tf: Tf, dir: string): Promise<{ model: LayersM
     throw new FeatureFileError(join(target, 'featherstack.json'), `cannot be read as a stacked model's metadata (${(error as Error).message})`);
   }
   if (metadata.format !== 1 || !Array.isArray(metadata.classNames)) throw new FeatureFileError(join(target, 'featherstack.json'), 'is not featherstack stacked-model metadata (format 1)');
-  const model = await tf.loadLayersModel(`file://${join(target, 'model.json')}`);
+  let model: LayersModel;
+  try {
+    model = await tf.loadLayersModel(`file://${join(target, 'model.json')}`);
+  } catch (error) {
+    throw new FeatureFileError(join(target, 'model.json'), `cannot be loaded as the stacked model (${(error as Error).message.split('\n')[0]})`);
+  }
+  // Predictions are named by classNames, position by position: a list of another length would
+  // drop or invent classes silently.
+  const outputs = (model.outputs[0]!.shape as number[]).at(-1);
+  if (outputs !== metadata.classNames.length) {
+    model.dispose();
+    throw new FeatureFileError(join(target, 'featherstack.json'), `names ${metadata.classNames.length} classes but the model in ${join(target, 'model.json')} has ${outputs} outputs`);
+  }
   return { model, metadata };
 }

@@ -39,6 +39,9 @@ describe('head', () => {
     await expect(readFeatureFile(join(dir, 'train.arrow'))).rejects.toThrow(message);
     const val = await readFeatureFile(join(dir, 'val.arrow'));
     await expect(trainHead(tf, await openFeatureStream(join(dir, 'train.arrow'), { shuffleBuffer: 4, seed: 1 }), val, { epochs: 1 })).rejects.toThrow(message);
+    // An empty file (an extraction stopped before its first batch) is named, not a crash later.
+    await blobs(join(dir, 'empty.arrow'), 0, 4);
+    await expect(readFeatureFile(join(dir, 'empty.arrow'))).rejects.toThrow(`feature file ${join(dir, 'empty.arrow')}: has no rows`);
     // Finite but extreme features overflow the head: training stops at the first non-finite loss.
     await blobs(join(dir, 'huge.arrow'), 30, 3, undefined, (f) => f.fill(3e38));
     await expect(trainHead(tf, await readFeatureFile(join(dir, 'huge.arrow')), val, { epochs: 3 })).rejects.toThrow(/head training diverged at epoch [12]: the (training|validation) loss is (NaN|Infinity) \(lower options.learningRate, now 0.001/);

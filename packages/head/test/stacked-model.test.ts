@@ -23,6 +23,10 @@ describe('stacked model', () => {
     await saveStacked(stacked, dir, { ...metadata, inputShape: [12, 12, 1] });
     const loaded = await loadStacked(tf, dir);
     expect(loaded.metadata.classNames).toEqual(['a', 'b', 'c']);
+    // Metadata naming fewer classes than the model has outputs would drop a class from predictions.
+    const short = join(dir, '..', 'short');
+    await saveStacked(stacked, short, { ...metadata, classNames: ['a', 'b'] });
+    await expect(loadStacked(tf, short)).rejects.toThrow(`feature file ${join(short, 'featherstack.json')}: names 2 classes but the model in ${join(short, 'model.json')} has 3 outputs`);
     const reloaded = loaded.model.predict(x) as Tensor;
     const a = await reloaded.data();
     const b = await twoStep.data();
