@@ -207,6 +207,21 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(existsSync(join(dir, 'out', 'checkpoints'))).toBe(false); // refused before any training
   });
 
+  it('refuses a second run into an --out in use, naming the holder, and takes over a stale lock', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-lock-'));
+    // A live holder: this test's own process.
+    writeFileSync(join(out, '.featherstack.lock'), `${process.pid}\n`);
+    const busy = featherstack(['run', '--out', out, '--base-epochs', '1', '--head-epochs', '1']);
+    expect(busy.status).toBe(1);
+    expect(busy.stderr).toContain(`${out} is in use by another featherstack run (pid ${process.pid}, lock ${join(out, '.featherstack.lock')})`);
+    expect(existsSync(join(out, 'features'))).toBe(false);
+    // A holder that is gone (a pid no process has): the run proceeds, and leaves no lock behind.
+    writeFileSync(join(out, '.featherstack.lock'), '2147483646\n');
+    const run = featherstack(['run', '--json', '--out', out, '--base-epochs', '1', '--head-epochs', '1', '--no-validate-base']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(existsSync(join(out, '.featherstack.lock'))).toBe(false);
+  });
+
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
     writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\nvalidateBase: false\nreplicas: 2\ntfThreads: 1\nengine: graph\naugment: { rescale: 0.00392156862745098 }\n`);

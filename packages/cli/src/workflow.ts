@@ -11,6 +11,7 @@ import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } fr
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, planThreads, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
+import { lockDirectory } from './lock.js';
 import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
 
@@ -90,6 +91,16 @@ export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2,
  * console.log(result.val_accuracy);
  */
 export async function runWorkflow(options: WorkflowOptions = {}): Promise<WorkflowResult> {
+  // One run per --out at a time (checked before anything is written there).
+  const lock = await lockDirectory(resolve(options.out ?? 'runs/latest'));
+  try {
+    return await workflow(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
   const t0 = performance.now();
   const sampler = cpuSampler();
   const log = options.log ?? (() => {});

@@ -1,0 +1,48 @@
+/**
+ * One run per output directory: `run` writes checkpoints, a pixel cache, feature files and a
+ * model under --out, and two runs interleaving there destroyed each other's files (and left 0-row
+ * feature files under final names). The lock is a file created exclusively (O_EXCL) holding the
+ * owner's pid; a lock whose process is gone (killed, crashed) is taken over.
+ */
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const LOCK_FILE = '.featherstack.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the lock on `dir` (creating it), or throws naming the process that holds it.
+ *
+ * @example
+ * const lock = await lockDirectory('runs/latest');
+ * try { … } finally { await lock.release(); }
+ */
+export async function lockDirectory(dir: string): Promise<{ release(): Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return { release: () => rm(file, { force: true }) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number.parseInt(await readFile(file, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+        throw new Error(`${dir} is in use by another featherstack run (pid ${pid}, lock ${file}); wait for it, or choose another --out`);
+      }
+      // The holder is gone: its lock is stale.
+      await rm(file, { force: true });
+    }
+  }
+  throw new Error(`could not lock ${dir} (${file} keeps reappearing)`);
+}
