@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 /** ANSI SGR (colour/style) sequences; cursor movement is not one. */
@@ -66,6 +66,13 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(rows).toHaveLength(50);
     expect(rows[0]!.path).toBe(join(trousers, readdirSync(trousers).sort()[0]!));
     expect(rows.every((r) => r.classes.length === 2 && r.classes[0]!.probability >= r.classes[1]!.probability)).toBe(true);
+    // A directory with a symlink loop: every image once, and the walk ends (it used to run into ELOOP).
+    const looped = await mkdtemp(join(tmpdir(), 'fs-loop-'));
+    for (const f of readdirSync(trousers).sort().slice(0, 3)) cpSync(join(trousers, f), join(looped, f));
+    symlinkSync(looped, join(looped, 'loop'));
+    const loopRows = featherstack(['predict', '--model', join(out, 'model'), '--json', looped]);
+    expect(loopRows.status, loopRows.stderr).toBe(0);
+    expect(JSON.parse(loopRows.stdout).map((r: { path: string }) => r.path)).toEqual(readdirSync(trousers).sort().slice(0, 3).map((f) => join(looped, f)));
     // Per-class recall of the run's evaluation for trousers equals the share predicted as trousers.
     const recall = evaluation.perClass[1].recall;
     expect(rows.filter((r) => r.classes[0]!.className === '1_trouser').length / 50).toBeCloseTo(recall, 6);

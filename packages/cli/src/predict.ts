@@ -2,10 +2,10 @@
  * `featherstack predict`: images (files or directories) through a saved stacked model, with the
  * same loading as training (no augmentation), to class names and probabilities.
  */
-import { opendir, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { loadStacked } from '@featherstack/head';
-import { codePointCompare, flowFromFiles, KERAS_EXTENSIONS } from '@featherstack/images';
+import { flowFromFiles, KERAS_EXTENSIONS, listClassFiles } from '@featherstack/images';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 
 export interface Prediction {
@@ -26,13 +26,9 @@ async function expand(input: string, out: string[]): Promise<void> {
     out.push(path);
     return;
   }
-  const names: string[] = [];
-  for await (const entry of await opendir(path)) names.push(entry.name);
-  for (const name of names.sort(codePointCompare)) {
-    const full = join(path, name);
-    if ((await stat(full)).isDirectory()) await expand(full, out);
-    else if ((KERAS_EXTENSIONS as readonly string[]).includes(extname(name).slice(1).toLowerCase())) out.push(full);
-  }
+  // The library's walk: Keras's order, directory links followed, and a directory whose real path
+  // was already visited skipped, so a link loop ends instead of recursing to ELOOP.
+  out.push(...(await listClassFiles(path, KERAS_EXTENSIONS, true)));
 }
 
 /**

@@ -26,6 +26,6 @@ export {
   type SkippedFile,
 } from './flow.js';
 export type { ColorMode, Interpolation, PixelType } from './protocol.js';
-export { codePointCompare, KERAS_EXTENSIONS, listDirectory, type Manifest } from './sources/directory.js';
+export { codePointCompare, KERAS_EXTENSIONS, listClassFiles, listDirectory, type Manifest } from './sources/directory.js';
 export { type ManifestClassMode, type ManifestOptions, readManifest, type TableManifest } from './sources/manifest.js';
 export { type DatasetOptions, type TfLike, toTfDataset } from './tfdata.js';
