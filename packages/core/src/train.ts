@@ -165,6 +165,14 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         throw invalidOption('engine', `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`, engine.kind);
       }
       if (saved) {
+        const expected = (await engine.weights()).shapes;
+        if (JSON.stringify(saved.weights.shapes) !== JSON.stringify(expected)) {
+          throw invalidOption(
+            'checkpointDir',
+            `a checkpoint of this model (weight shapes ${JSON.stringify(expected)}; another image size, colour mode or architecture gives other shapes)`,
+            `${checkpointDir} with weight shapes ${JSON.stringify(saved.weights.shapes)}`,
+          );
+        }
         await engine.restore(saved.weights, saved.optimizer);
         history.push(...saved.meta.history);
       }

@@ -84,6 +84,18 @@ describe('base training', () => {
     }
   });
 
+  it('refuses to resume a checkpoint of another architecture or image size, naming the directory and both shapes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-ckpt-shape-'));
+    const model = trainer(2);
+    await trainBase(tf, model, train, { epochs: 1, checkpointDir: dir });
+    model.dispose();
+    const other = withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [24, 16], seed: 2 }), 10, 2);
+    await expect(trainBase(tf, other, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(
+      new RegExp(`options\\.checkpointDir must be a checkpoint of this model \\(weight shapes .*24.*\\), received "${dir.replaceAll('/', '\\/')} with weight shapes .*32`),
+    );
+    other.dispose();
+  });
+
   it('refuses a one-class dataset by name (a classifier needs two classes)', async () => {
     const one = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, workers: 1, classes: [train.classNames[0]!], augment: { rescale: 1 / 255 } });
     try {

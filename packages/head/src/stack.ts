@@ -2,7 +2,7 @@
  * Stacked inference: the base (up to its feature layer) and the head combined into one tfjs model,
  * saved with the image settings it expects, so images go in and class probabilities come out.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, invalidOption } from './errors.js';
@@ -40,9 +40,20 @@ export function stackModels(tf: Tf, base: LayersModel, head: LayersModel, featur
 /** Saves the model (tfjs layers format) and its metadata into `dir`. */
 export async function saveStacked(model: LayersModel, dir: string, metadata: StackedMetadata): Promise<void> {
   const target = resolve(dir);
-  await mkdir(target, { recursive: true });
-  await model.save(`file://${target}`);
-  await writeFile(join(target, 'featherstack.json'), `${JSON.stringify(metadata, null, 2)}\n`);
+  // Written beside, then renamed over the previous model: a full disk or a kill mid-write leaves
+  // the previous model (or none), never a model.json beside a truncated weights.bin.
+  const writing = `${target}.writing`;
+  await rm(writing, { recursive: true, force: true });
+  try {
+    await mkdir(writing, { recursive: true });
+    await model.save(`file://${writing}`);
+    await writeFile(join(writing, 'featherstack.json'), `${JSON.stringify(metadata, null, 2)}\n`);
+    await rm(target, { recursive: true, force: true });
+    await rename(writing, target);
+  } catch (error) {
+    await rm(writing, { recursive: true, force: true });
+    throw new Error(`could not save the stacked model to ${target}: ${(error as Error).message}`);
+  }
 }
 
 /** Loads a model saved by saveStacked, with its metadata. */

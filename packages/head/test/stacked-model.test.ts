@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,11 @@ describe('stacked model', () => {
     await saveStacked(stacked, dir, { ...metadata, inputShape: [12, 12, 1] });
     const loaded = await loadStacked(tf, dir);
     expect(loaded.metadata.classNames).toEqual(['a', 'b', 'c']);
+    // Saved atomically: nothing is left beside the model, and saving again replaces it whole.
+    expect(readdirSync(join(dir, '..')).sort()).toEqual(['model']);
+    await saveStacked(stacked, dir, { ...metadata, classNames: ['x', 'y', 'z'] });
+    expect((await loadStacked(tf, dir)).metadata.classNames).toEqual(['x', 'y', 'z']);
+    expect(readdirSync(join(dir, '..')).sort()).toEqual(['model']);
     // Metadata naming fewer classes than the model has outputs would drop a class from predictions.
     const short = join(dir, '..', 'short');
     await saveStacked(stacked, short, { ...metadata, classNames: ['a', 'b'] });
