@@ -9,6 +9,7 @@
  * the loop); then the slot is recycled. Copy what must outlive that (`batch.images.slice()`).
  */
 import { randomInt } from 'node:crypto';
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { RecordBatch, Schema } from 'apache-arrow';
 import { imageBatchSchema, imageRecordBatch } from './arrow.js';
@@ -358,7 +359,17 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const metadata = new Map([['class_names', JSON.stringify(this.classNames)]]);
     this.schema = imageBatchSchema(height * width * this.image.channels, metadata, dtype);
     // Slots are allocated up front: memory is (prefetch + 1) × batch bytes for the flow's life, more
-    // only while a consumer keeps tensors retained on earlier batches (takeSlot).
+    // only while a consumer keeps tensors retained on earlier batches (takeSlot). Refused by name
+    // when that cannot fit in half of this machine's memory (an allocation failure names nothing).
+    const slotBytes = this.batchSize * height * width * this.image.channels * (dtype === 'uint8' ? 1 : 4);
+    if (slotBytes * (this.prefetch + 1) > totalmem() / 2) {
+      const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+      throw invalidOption(
+        'batchSize',
+        `small enough that ${this.prefetch + 1} batches of ${height}×${width}×${this.image.channels} ${dtype} images fit in half of this machine's ${gib(totalmem())} (${gib(slotBytes * (this.prefetch + 1))} asked for; lower batchSize or targetSize)`,
+        this.batchSize,
+      );
+    }
     this.slots = Array.from({ length: this.prefetch + 1 }, () => this.newSlot());
     this.ownsPool = options.pool === undefined;
     this.pool = options.pool ? poolOf(options.pool) : new DecodePool(workers);

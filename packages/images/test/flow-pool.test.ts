@@ -169,6 +169,9 @@ describe('bad input', () => {
     await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(`options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`);
     await expect(flowFromDirectory(root, { seed: 1.5 })).rejects.toThrow('options.seed must be an integer, received 1.5');
     await expect(flowFromDirectory(root, { prefetch: -1 })).rejects.toThrow('options.prefetch must be a positive integer, received -1');
+    // Batches that cannot fit in memory are refused by name, up front (not "Array buffer allocation failed").
+    await expect(flowFromDirectory(root, { batchSize: 1e9, workers: 1 })).rejects.toThrow(/options\.batchSize must be small enough that \d+ batches of 256×256×3 float32 images fit in half of this machine's .* GiB asked for; lower batchSize or targetSize\), received 1000000000/);
+    await expect(flowFromDirectory(root, { targetSize: [20000, 20000], workers: 1 })).rejects.toThrow(/options\.batchSize must be small enough .* 20000×20000×3 float32 images/);
     await expect(flowFromDirectory(root, { pixelLimit: 0 })).rejects.toThrow('options.pixelLimit must be a positive integer, received 0');
     await expect(flowFromDirectory(root, { onSkip: 'log' as never })).rejects.toThrow('options.onSkip must be a function, received "string"');
     await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]');
