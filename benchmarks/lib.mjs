@@ -65,3 +65,16 @@ export async function writeWorkersChart(file, title, byWorkers, references) {
   });
   writeFileSync(file, await svgToPng(svg));
 }
+
+/**
+ * Writes a suite's outputs where its options ask: the JSON result, the markdown table, and a bar
+ * chart (PNG) drawn from `chart` ({ title, unit, bars }).
+ */
+export async function writeSuiteOutputs(values, result, markdown, chart) {
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+  if (values.markdown) writeFileSync(values.markdown, markdown);
+  if (values.chart) {
+    const { barChart, svgToPng } = await import('@featherstack/cli');
+    writeFileSync(values.chart, await svgToPng(barChart(chart)));
+  }
+}

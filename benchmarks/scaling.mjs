@@ -12,11 +12,10 @@
 // Peers (peers/keras_step.py): Keras's train_on_batch on the same kind of batches, as users run it,
 // with the BFC allocator, and with its mixed_bfloat16 policy.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -148,11 +147,9 @@ const md = [
   ),
   '',
 ].join('\n');
-if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
-if (values.markdown) writeFileSync(values.markdown, md);
-if (values.chart) {
-  const { barChart, svgToPng } = await import('@featherstack/cli');
-  const svg = barChart({ title: `Base training images/s at ${size}×${size} (${cores} cores)`, unit: 'images/s', bars: rows.map((r) => ({ label: r.label, value: r.imagesPerSecond, color: r.peer ? '#d62728' : r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' || r.mixed ? '#2ca02c' : '#1f77b4' })) });
-  writeFileSync(values.chart, await svgToPng(svg));
-}
+await writeSuiteOutputs(values, result, md, {
+  title: `Base training images/s at ${size}×${size} (${cores} cores)`,
+  unit: 'images/s',
+  bars: rows.map((r) => ({ label: r.label, value: r.imagesPerSecond, color: r.peer ? '#d62728' : r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' || r.mixed ? '#2ca02c' : '#1f77b4' })),
+});
 process.stdout.write(`${JSON.stringify(result)}\n`);

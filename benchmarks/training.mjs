@@ -4,11 +4,11 @@
 // 1.0 means TensorFlow never waits for images.
 //
 //   node benchmarks/training.mjs [--data DIR] [--epochs 2] [--batch-size 32] [--json FILE] [--markdown FILE] [--chart FILE.png]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machine, median, OUTPUT_OPTIONS } from './lib.mjs';
+import { machine, median, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -93,19 +93,13 @@ const md = [
   `| the pipeline, pixel cache | ${result.imagesPerSecond.pipelineFromCache} | ${result.starvation.fromCache} |`,
   '',
 ].join('\n');
-if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
-if (values.markdown) writeFileSync(values.markdown, md);
-if (values.chart) {
-  const { barChart, svgToPng } = await import('@featherstack/cli');
-  const svg = barChart({
-    title: `Base training images/s by what feeds it (${result.cores} cores, median of ${epochs} epochs)`,
-    unit: 'images/s',
-    bars: [
-      { label: 'batches in memory', value: result.imagesPerSecond.inMemory, color: '#888' },
-      { label: 'pipeline, decoding', value: result.imagesPerSecond.pipelineDecoding },
-      { label: 'pipeline, pixel cache', value: result.imagesPerSecond.pipelineFromCache, color: '#2ca02c' },
-    ],
-  });
-  writeFileSync(values.chart, await svgToPng(svg));
-}
+await writeSuiteOutputs(values, result, md, {
+  title: `Base training images/s by what feeds it (${result.cores} cores, median of ${epochs} epochs)`,
+  unit: 'images/s',
+  bars: [
+    { label: 'batches in memory', value: result.imagesPerSecond.inMemory, color: '#888' },
+    { label: 'pipeline, decoding', value: result.imagesPerSecond.pipelineDecoding },
+    { label: 'pipeline, pixel cache', value: result.imagesPerSecond.pipelineFromCache, color: '#2ca02c' },
+  ],
+});
 process.stdout.write(`${JSON.stringify(result)}\n`);
