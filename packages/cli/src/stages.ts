@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type BaseJob, type EngineKind, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
+import { type BaseJob, type EngineKind, engineOptions, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
 import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import { type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
@@ -59,10 +59,7 @@ export async function extractStage(options: {
   try {
     return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
       resume: options.resume ?? false,
-      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
-      ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
-      ...(options.engine ? { engine: options.engine } : {}),
-      ...(options.precision ? { precision: options.precision } : {}),
+      ...engineOptions(options),
       ...(options.l2 ? { transform: { l2: true } } : {}),
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });

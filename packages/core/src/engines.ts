@@ -58,6 +58,34 @@ function tensorsToArrays(tensors: Tensor[]): Arrays {
   return { values: tensors.map((t) => t.dataSync() as Float32Array), shapes: tensors.map((t) => [...t.shape]) };
 }
 
+/** Sets `model`'s weights from arrays (model.getWeights() order). */
+function setModelWeights(tf: Tf, model: LayersModel, weights: Arrays): void {
+  const tensors = weights.values.map((v, i) => tf.tensor(v, weights.shapes[i]));
+  model.setWeights(tensors);
+  tf.dispose(tensors);
+}
+
+/** Tensors for one batch. The pixels are uploaded to TensorFlow by the first op that uses them. */
+export function batchTensors(tf: Tf, batch: ImageBatch, numClasses: number): { x: Tensor; y: Tensor } {
+  const x = tf.tensor4d(batch.images, batch.shape);
+  const labels = labelsOf(batch);
+  const y = labels.length === batch.size * numClasses ? tf.tensor2d(labels, [batch.size, numClasses]) : tf.tensor2d(labels, [batch.size, 1]);
+  return { x, y };
+}
+
+/**
+ * Engine options as the CLI and jobs spell them (`tfThreads`: threads per replica), absent ones
+ * left absent so that the thread plan decides.
+ */
+export function engineOptions(o: { replicas?: number; tfThreads?: number; engine?: EngineKind; precision?: Precision }): EngineOptions {
+  return {
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    ...(o.tfThreads !== undefined ? { threadsPerReplica: o.tfThreads } : {}),
+    ...(o.engine ? { engine: o.engine } : {}),
+    ...(o.precision ? { precision: o.precision } : {}),
+  };
+}
+
 class GraphEngine implements TrainingEngine {
   readonly kind = 'graph';
   private iteration = 0;
@@ -101,10 +129,7 @@ class GraphEngine implements TrainingEngine {
 
   async close(): Promise<void> {
     try {
-      const { values, shapes } = await this.weights();
-      const tensors = values.map((v, i) => this.tf.tensor(v, shapes[i]));
-      this.model.setWeights(tensors);
-      this.tf.dispose(tensors);
+      setModelWeights(this.tf, this.model, await this.weights());
     } finally {
       await this.replicaSet.close();
     }
@@ -120,15 +145,8 @@ class EagerEngine implements TrainingEngine {
     private readonly model: LayersModel,
   ) {}
 
-  private tensors(batch: ImageBatch, numClasses: number): { x: Tensor; y: Tensor } {
-    const x = this.tf.tensor4d(batch.images, batch.shape);
-    const labels = labelsOf(batch);
-    const y = labels.length === batch.size * numClasses ? this.tf.tensor2d(labels, [batch.size, numClasses]) : this.tf.tensor2d(labels, [batch.size, 1]);
-    return { x, y };
-  }
-
   async train(batch: ImageBatch, numClasses: number): Promise<StepResult> {
-    const { x, y } = this.tensors(batch, numClasses);
+    const { x, y } = batchTensors(this.tf, batch, numClasses);
     try {
       const [loss, acc] = (await this.model.trainOnBatch(x, y)) as number[];
       return { lossSum: loss! * batch.size, correct: acc! * batch.size };
@@ -138,7 +156,7 @@ class EagerEngine implements TrainingEngine {
   }
 
   async evaluate(batch: ImageBatch, numClasses: number): Promise<StepResult> {
-    const { x, y } = this.tensors(batch, numClasses);
+    const { x, y } = batchTensors(this.tf, batch, numClasses);
     const out = this.model.evaluate(x, y, { batchSize: batch.size }) as Tensor[];
     const [loss, acc] = out.map((t) => t.dataSync()[0]!);
     this.tf.dispose([x, y, ...out]);
@@ -154,9 +172,7 @@ class EagerEngine implements TrainingEngine {
   }
 
   async restore(weights: Arrays, optimizer: Arrays): Promise<void> {
-    const w = weights.values.map((v, i) => this.tf.tensor(v, weights.shapes[i]));
-    this.model.setWeights(w);
-    this.tf.dispose(w);
+    setModelWeights(this.tf, this.model, weights);
     // The optimizer's state, e.g. Adam's iteration count then first and second moments in
     // variable order (tfjs matches them to variables by position; names are informational).
     await this.model.optimizer.setWeights(optimizer.values.map((v, i) => ({ name: `checkpoint_${i}`, tensor: this.tf.tensor(v, optimizer.shapes[i]) })));

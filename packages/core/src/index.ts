@@ -15,9 +15,9 @@ export {
   modelHash,
   type Pca,
 } from './extract.js';
-export type { EngineKind, EngineOptions } from './engines.js';
+export { batchTensors, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
 export { type CompiledGraph, compileModel, GraphCompileError, type Precision } from './graph/compile.js';
 export { GraphReplicas } from './graph/replicas.js';
 export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';
-export { batchTensors, type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
+export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer.js';

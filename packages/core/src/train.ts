@@ -8,8 +8,8 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ImageBatch, ImageFlow } from '@featherstack/images';
-import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
+import type { ImageFlow } from '@featherstack/images';
+import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
 import { invalidOption } from './errors.js';
 import type { LossKind } from './graph/compile.js';
@@ -49,15 +49,6 @@ export interface EpochLog {
   /** The engine that trained this epoch, and on how many replicas. */
   engine?: EngineKind;
   replicas?: number;
-}
-
-/** Tensors for one batch. The pixels are uploaded to TensorFlow by the first op that uses them. */
-export function batchTensors(tf: Tf, batch: ImageBatch, numClasses: number): { x: Tensor; y: Tensor } {
-  const x = tf.tensor4d(batch.images, batch.shape);
-  const labels = batch.labels();
-  if (!labels) throw invalidOption('flow.classMode', "'categorical', 'sparse' or 'binary' to train a classifier", 'none');
-  const y = labels.length === batch.size * numClasses ? tf.tensor2d(labels, [batch.size, numClasses]) : tf.tensor2d(labels, [batch.size, 1]);
-  return { x, y };
 }
 
 interface Checkpoint {
@@ -165,7 +156,8 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         throw invalidOption('engine', `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`, engine.kind);
       }
       if (saved) {
-        const expected = (await engine.weights()).shapes;
+        // Both engines number weights as model.weights does: its shapes are the expected ones.
+        const expected = model.weights.map((w) => [...w.shape]);
         if (JSON.stringify(saved.weights.shapes) !== JSON.stringify(expected)) {
           throw invalidOption(
             'checkpointDir',

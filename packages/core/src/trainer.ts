@@ -11,7 +11,7 @@ import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
 import { createBaseModel, withClassifier } from './model.js';
-import type { EngineKind } from './engines.js';
+import { type EngineKind, engineOptions } from './engines.js';
 import type { Precision } from './graph/compile.js';
 import { type EpochLog, trainBase } from './train.js';
 
@@ -79,10 +79,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
           ...(validation ? { validation } : {}),
           ...(job.patience !== undefined ? { patience: job.patience } : {}),
           ...(job.checkpointDir ? { checkpointDir: job.checkpointDir, resume: job.resume ?? false } : {}),
-          ...(job.replicas !== undefined ? { replicas: job.replicas } : {}),
-          ...(job.tfThreads !== undefined ? { threadsPerReplica: job.tfThreads } : {}),
-          ...(job.engine ? { engine: job.engine } : {}),
-          ...(job.precision ? { precision: job.precision } : {}),
+          ...engineOptions(job),
           onEpochEnd: (_, log) => onEpoch?.(log),
         });
         await mkdir(job.saveTo, { recursive: true });
