@@ -25,6 +25,7 @@ export {
   ImagePool,
   type SkippedFile,
 } from './flow.js';
+export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';
 export type { ColorMode, Interpolation, PixelType } from './protocol.js';
 export { codePointCompare, KERAS_EXTENSIONS, listClassFiles, listDirectory, type Manifest } from './sources/directory.js';
 export { type ManifestClassMode, type ManifestOptions, readManifest, type TableManifest } from './sources/manifest.js';

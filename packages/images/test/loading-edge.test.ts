@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImagePool, type FlowOptions, flowFromDirectory, type ImagePool, KERAS_EXTENSIONS } from '../dist/index.js';
+import { createImagePool, type FlowOptions, flowFromDirectory, type ImagePool, KERAS_EXTENSIONS, loadImage } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers.js';
 
 let pool: ImagePool;
@@ -39,7 +39,7 @@ describe('image kinds', () => {
     expect(Math.abs(r! - 200) + Math.abs(g! - 40) + Math.abs(b! - 90)).toBeLessThan(45);
   });
 
-  it('reads 16-bit PNGs as their high byte, as PIL does', async () => {
+  it('reads 16-bit RGB PNGs as their high byte, as PIL does', async () => {
     const dir = await tempDir();
     const px = new Uint16Array(4 * 4 * 3);
     for (let i = 0; i < px.length; i++) px[i] = (i * 4099) % 65536;
@@ -48,7 +48,33 @@ describe('image kinds', () => {
     await sharp(px, { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toFile(file);
     expect((await sharp(file).metadata()).depth).toBe('ushort');
     const { images } = await first(dir, { targetSize: [4, 4], classes: ['x'] });
-    for (let i = 0; i < images.length; i++) expect(Math.abs(images[i]! - (px[i]! >> 8))).toBeLessThanOrEqual(1);
+    expect(images).toEqual(Array.from(px, (v) => v >> 8));
+  });
+
+  it('loads BMP and PPM files through the pool as loadImage (tested against Keras) does', async () => {
+    const dir = await tempDir();
+    const fixtures = join(import.meta.dirname, 'fixtures', 'loading');
+    await mkdir(join(dir, 'x'), { recursive: true });
+    const { sources } = JSON.parse(readFileSync(join(fixtures, '..', 'keras-loading-cases.json'), 'utf8')) as { sources: { file: string; kind: string }[] };
+    // 16-bit 5-6-5 BMP, 4-bit palette BMP, ASCII PPM, binary PGM with a maxval below 255.
+    const files = ['bmp-16-565', 'bmp-pal4', 'ppm-P3', 'ppm-P5-maxval'].map((k) => sources.find((s) => s.kind.startsWith(k))!.file);
+    for (const f of files) await writeFile(join(dir, 'x', f), readFileSync(join(fixtures, f)));
+    const { images, paths } = await first(dir, { targetSize: [9, 7], batchSize: files.length, interpolation: 'bilinear' });
+    expect(paths.length).toBe(files.length);
+    for (const [i, p] of paths.entries()) {
+      const expected = await loadImage(join(dir, p), { targetSize: [9, 7], interpolation: 'bilinear' });
+      expect(images.slice(i * 189, (i + 1) * 189)).toEqual(Array.from(expected.data));
+    }
+  });
+
+  it("refuses a 16-bit grayscale PNG in grayscale mode by path (Keras keeps 0–65535), and clips it to 255 in rgb mode as Keras does", async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'x', 'gray16.png');
+    await mkdir(join(dir, 'x'), { recursive: true });
+    await sharp(Uint16Array.from([0, 100, 255, 256, 1000, 65535]), { raw: { width: 6, height: 1, channels: 1 } }).toColourspace('grey16').png().toFile(file);
+    const rgb = await first(dir, { targetSize: [1, 6] });
+    expect(rgb.images.filter((_, i) => i % 3 === 0)).toEqual([0, 100, 255, 255, 255, 255]);
+    await expect(first(dir, { targetSize: [1, 6], colorMode: 'grayscale' })).rejects.toThrow(/gray16\.png: 16-bit grayscale image: Keras keeps its values/);
   });
 
   it('replicates grayscale sources into RGB and keeps them as they are in grayscale mode', async () => {

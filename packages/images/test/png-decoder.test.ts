@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodePng, isPng } from '../src/worker/png.js';
+import { decodePng, isPng } from '../src/decoders/png.js';
 
 /** A 23×17 image with every PNG filter worth of structure: gradients, noise and flat runs. */
 function pixels(channels: number): Buffer {
@@ -21,7 +21,7 @@ async function viaSharp(png: Buffer) {
   return { data: Array.from(data), channels: info.channels };
 }
 
-describe('direct PNG decoding (the worker fast path)', () => {
+describe('direct PNG decoding (Pillow-exact; most layouts are covered by the Keras golden cases)', () => {
   for (const [name, channels, options] of [
     ['grayscale', 1, {}],
     ['gray + alpha', 2, {}],
@@ -34,20 +34,21 @@ describe('direct PNG decoding (the worker fast path)', () => {
       const png = await sharp(pixels(channels), { raw: { width: 23, height: 17, channels } }).png(options).toBuffer();
       expect(isPng(png)).toBe(true);
       const fast = decodePng(png, 1e9);
-      expect(fast).not.toBeNull();
       const reference = await viaSharp(png);
-      expect(fast!.channels).toBe(reference.channels);
-      expect(Array.from(fast!.data)).toEqual(reference.data);
+      expect(fast.channels).toBe(reference.channels);
+      expect(Array.from(fast.data)).toEqual(reference.data);
     });
   }
 
-  it('leaves 16-bit, interlaced and transparent-palette PNGs to libvips', async () => {
-    const deep = await sharp(new Uint16Array(4 * 4 * 3).fill(40000), { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
-    expect(decodePng(deep, 1e9)).toBeNull();
+  it('decodes interlaced and transparent-palette PNGs as libvips does, and 16-bit RGB to its high byte as Pillow does', async () => {
     const interlaced = await sharp(pixels(3), { raw: { width: 23, height: 17, channels: 3 } }).png({ progressive: true }).toBuffer();
-    expect(decodePng(interlaced, 1e9)).toBeNull();
-    const transparent = await sharp(pixels(4), { raw: { width: 23, height: 17, channels: 4 } }).png({ palette: true }).toBuffer();
-    expect(decodePng(transparent, 1e9)).toBeNull();
+    expect(Array.from(decodePng(interlaced, 1e9).data)).toEqual((await viaSharp(interlaced)).data);
+    const transparent = await sharp(pixels(4), { raw: { width: 23, height: 17, channels: 4 } }).png({ palette: true, dither: 0 }).toBuffer();
+    const decoded = decodePng(transparent, 1e9);
+    expect(decoded.channels).toBe(4);
+    expect(Array.from(decoded.data)).toEqual((await viaSharp(transparent)).data);
+    const deep = await sharp(new Uint16Array(4 * 4 * 3).fill(40000), { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    expect(Array.from(new Set(decodePng(deep, 1e9).data))).toEqual([40000 >> 8]);
   });
 
   it('refuses damaged files and oversized headers with a reason', async () => {
