@@ -5,7 +5,8 @@
  * - classes are the subdirectories in code-point order, unless given;
  * - within a class, directories are visited in code-point order of their full path (Keras sorts
  *   os.walk's tuples by root), and files within a directory in code-point order;
- * - a file is accepted when its lower-cased name ends with an accepted extension;
+ * - a file is accepted when its lower-cased name ends with an accepted extension (Keras's
+ *   `str.endswith`, without a dot);
  * - validationSplit takes, per class, files [0, floor(split·n)) for 'validation' and the rest for
  *   'training'.
  */
@@ -51,57 +52,56 @@ export interface Manifest {
   labels: Int32Array;
 }
 
-async function isDirectory(path: string, entry: Dirent, followLinks: boolean): Promise<boolean> {
-  if (entry.isDirectory()) return true;
-  if (!followLinks || !entry.isSymbolicLink()) return false;
+/**
+ * How os.walk sees an entry: a directory (following symlinks, as `entry.is_dir()` does), which it
+ * descends into unless it is a symlink and links are not followed; anything else is a file, a
+ * dangling symlink included (Keras lists it, and loading it fails by name). FIFOs, sockets and
+ * devices are left out: reading one would block a decode worker forever.
+ */
+async function classify(path: string, entry: Dirent): Promise<'dir' | 'link-dir' | 'file' | 'other'> {
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isFile()) return 'file';
+  if (!entry.isSymbolicLink()) return 'other';
   try {
-    return (await stat(path)).isDirectory();
+    const target = await stat(path);
+    return target.isDirectory() ? 'link-dir' : target.isFile() ? 'file' : 'other';
   } catch {
-    return false; // a dangling link is neither a directory nor an image
-  }
-}
-
-/** Keras (os.walk) lists symlinked files whatever followlinks says; followlinks only affects directories. */
-async function isFile(path: string, entry: Dirent): Promise<boolean> {
-  if (entry.isFile()) return true;
-  if (!entry.isSymbolicLink()) return false;
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
+    return 'file';
   }
 }
 
 /**
- * Every accepted file under `dir`, in Keras's order. Directory symlinks are followed only with
- * `followLinks`, and a directory whose real path was already visited is skipped, so a link loop
- * terminates instead of recursing forever.
+ * Every accepted file under `dir`, in Keras's order: a name is accepted when its lower-cased form
+ * ends with an extension, as Keras's `str.endswith` test does (so without a dot: `xpng` counts).
+ * Directory symlinks are followed only with `followLinks`. A directory whose real path is one of
+ * its own ancestors is not entered again, so a link loop ends; os.walk would go round it until
+ * the kernel's 40-link limit and list the files once per lap (the one documented difference).
  */
 export async function listClassFiles(dir: string, extensions: readonly string[], followLinks: boolean): Promise<string[]> {
-  const suffixes = extensions.map((e) => `.${e.toLowerCase()}`);
+  const suffixes = extensions.map((e) => e.toLowerCase());
   const accepted = (name: string) => {
     const lower = name.toLowerCase();
     return suffixes.some((s) => lower.endsWith(s));
   };
   // Keras sorts os.walk's (root, dirs, files) tuples by root: gather every directory first.
   const dirs: { path: string; files: string[] }[] = [];
-  const seen = new Set<string>();
-  const walk = async (path: string): Promise<void> => {
+  const walk = async (path: string, ancestors: readonly string[]): Promise<void> => {
     const real = await realpath(path);
-    if (seen.has(real)) return;
-    seen.add(real);
+    if (ancestors.includes(real)) return;
     const files: string[] = [];
     const subdirs: string[] = [];
     // Streamed: a directory of a million files holds only the accepted names, never every entry.
     for await (const entry of await opendir(path, { bufferSize: 256 })) {
       const full = join(path, entry.name);
-      if (await isDirectory(full, entry, followLinks)) subdirs.push(full);
-      else if (accepted(entry.name) && (await isFile(full, entry))) files.push(entry.name);
+      const kind = await classify(full, entry);
+      if (kind === 'dir' || (kind === 'link-dir' && followLinks)) subdirs.push(full);
+      else if (kind === 'file' && accepted(entry.name)) files.push(entry.name);
     }
     dirs.push({ path, files: files.sort(codePointCompare) });
-    for (const sub of subdirs) await walk(sub);
+    const chain = [...ancestors, real];
+    for (const sub of subdirs) await walk(sub, chain);
   };
-  await walk(dir);
+  await walk(dir, []);
   dirs.sort((a, b) => codePointCompare(a.path, b.path));
   return dirs.flatMap((d) => d.files.map((f) => join(d.path, f)));
 }
@@ -129,7 +129,10 @@ export async function listDirectory(root: string, options: DirectoryListingOptio
   let classNames = options.classes;
   if (classNames === undefined) {
     const names: string[] = [];
-    for await (const entry of await opendir(root)) if (await isDirectory(join(root, entry.name), entry, true)) names.push(entry.name);
+    for await (const entry of await opendir(root)) {
+      const kind = await classify(join(root, entry.name), entry);
+      if (kind === 'dir' || kind === 'link-dir') names.push(entry.name);
+    }
     classNames = names.sort(codePointCompare);
   } else if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string' || c.length === 0)) {
     throw invalidOption('classes', 'an array of subdirectory names', classNames);
