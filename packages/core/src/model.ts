@@ -8,7 +8,7 @@
  * feature layer and discards it after training.
  */
 import { resolve } from 'node:path';
-import type { LayersModel, Tf } from '@featherstack/tensorflow';
+import { checkModelFiles, type LayersModel, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 
 export interface BaseModelOptions {
@@ -83,6 +83,7 @@ export function withClassifier(tf: Tf, base: LayersModel, numClasses: number, se
 export async function loadBaseModel(tf: Tf, path: string, featureLayer = FEATURE_LAYER): Promise<LayersModel> {
   if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'the path or file:// URL of a model.json', path);
   const url = path.startsWith('file://') || path.startsWith('http') ? path : `file://${resolve(path)}`;
+  if (url.startsWith('file://')) await checkModelFiles(url.slice('file://'.length));
   let model: LayersModel;
   try {
     model = await tf.loadLayersModel(url);

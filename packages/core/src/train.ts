@@ -95,9 +95,11 @@ async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights:
   }
   const split = async (file: string, shapes: number[][]): Promise<Arrays> => {
     const bytes = await readFile(join(dir, file));
-    const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     const expected = shapes.reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
-    if (all.length !== expected) throw invalidOption('checkpointDir', `a checkpoint whose ${file} holds the ${expected} values its checkpoint.json describes`, `${join(dir, file)} with ${all.length}`);
+    if (bytes.byteLength !== expected * 4) {
+      throw invalidOption('checkpointDir', `a checkpoint whose ${file} holds the ${expected * 4} bytes its checkpoint.json describes (truncated or damaged)`, `${join(dir, file)} of ${bytes.byteLength} bytes`);
+    }
+    const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     let o = 0;
     const values = shapes.map((shape) => {
       const n = shape.reduce((a, b) => a * b, 1);

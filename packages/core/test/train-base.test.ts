@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, truncateSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +94,15 @@ describe('base training', () => {
       new RegExp(`options\\.checkpointDir must be a checkpoint of this model \\(weight shapes .*24.*\\), received "${dir.replaceAll('/', '\\/')} with weight shapes .*32`),
     );
     other.dispose();
+  });
+
+  it('refuses a truncated checkpoint file by name instead of a typed-array error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-ckpt-trunc-'));
+    const model = trainer(2);
+    await trainBase(tf, model, train, { epochs: 1, checkpointDir: dir });
+    truncateSync(join(dir, 'weights.bin'), 1001);
+    await expect(trainBase(tf, model, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(new RegExp(`weights\\.bin holds the \\d+ bytes its checkpoint\\.json describes \\(truncated or damaged\\), received "${dir.replaceAll('/', '\\/')}\\/weights\\.bin of 1001 bytes"`));
+    model.dispose();
   });
 
   it('refuses a one-class dataset by name (a classifier needs two classes)', async () => {

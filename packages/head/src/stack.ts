@@ -4,8 +4,8 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { LayersModel, Tf } from '@featherstack/tensorflow';
-import { FeatureFileError, invalidOption } from './errors.js';
+import { checkModelFiles, type LayersModel, ModelFileError, type Tf } from '@featherstack/tensorflow';
+import { invalidOption } from './errors.js';
 
 /** What a stacked model needs to know about its input images (saved as featherstack.json). */
 export interface StackedMetadata {
@@ -63,21 +63,22 @@ export async function loadStacked(tf: Tf, dir: string): Promise<{ model: LayersM
   try {
     metadata = JSON.parse(await readFile(join(target, 'featherstack.json'), 'utf8')) as StackedMetadata;
   } catch (error) {
-    throw new FeatureFileError(join(target, 'featherstack.json'), `cannot be read as a stacked model's metadata (${(error as Error).message})`);
+    throw new ModelFileError(join(target, 'featherstack.json'), `cannot be read as a stacked model's metadata (${(error as Error).message})`);
   }
-  if (metadata.format !== 1 || !Array.isArray(metadata.classNames)) throw new FeatureFileError(join(target, 'featherstack.json'), 'is not featherstack stacked-model metadata (format 1)');
+  if (metadata.format !== 1 || !Array.isArray(metadata.classNames)) throw new ModelFileError(join(target, 'featherstack.json'), 'is not featherstack stacked-model metadata (format 1)');
+  await checkModelFiles(join(target, 'model.json'));
   let model: LayersModel;
   try {
     model = await tf.loadLayersModel(`file://${join(target, 'model.json')}`);
   } catch (error) {
-    throw new FeatureFileError(join(target, 'model.json'), `cannot be loaded as the stacked model (${(error as Error).message.split('\n')[0]})`);
+    throw new ModelFileError(join(target, 'model.json'), `cannot be loaded as the stacked model (${(error as Error).message.split('\n')[0]})`);
   }
   // Predictions are named by classNames, position by position: a list of another length would
   // drop or invent classes silently.
   const outputs = (model.outputs[0]!.shape as number[]).at(-1);
   if (outputs !== metadata.classNames.length) {
     model.dispose();
-    throw new FeatureFileError(join(target, 'featherstack.json'), `names ${metadata.classNames.length} classes but the model in ${join(target, 'model.json')} has ${outputs} outputs`);
+    throw new ModelFileError(join(target, 'featherstack.json'), `names ${metadata.classNames.length} classes but the model in ${join(target, 'model.json')} has ${outputs} outputs`);
   }
   return { model, metadata };
 }

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,31 @@ import { loadStacked, saveStacked, stackModels } from '../dist/index.js';
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
 describe('stacked model', () => {
+  it('names the file when model.json or weights.bin is truncated, missing or foreign, before tfjs reads them', async () => {
+    const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 3 });
+    const head = tf.sequential({ layers: [tf.layers.dense({ units: 3, activation: 'softmax', inputShape: [8] })] });
+    const root = await mkdtemp(join(tmpdir(), 'fs-stacked-bad-'));
+    const metadata = { format: 1, classNames: ['a', 'b', 'c'], inputShape: [12, 12, 1], colorMode: 'grayscale', interpolation: 'nearest', rescale: 1 / 255, featureLayer: 'features' } as const;
+    const fresh = async (name: string) => {
+      const dir = join(root, name);
+      await saveStacked(stackModels(tf, base, head), dir, metadata);
+      return dir;
+    };
+    const weights = await fresh('weights');
+    const size = statSync(join(weights, 'weights.bin')).size;
+    truncateSync(join(weights, 'weights.bin'), 1000);
+    await expect(loadStacked(tf, weights)).rejects.toThrow(`model file ${join(weights, 'weights.bin')} holds 1000 bytes where ${join(weights, 'model.json')} describes ${size}: truncated`);
+    const json = await fresh('json');
+    truncateSync(join(json, 'model.json'), 100);
+    await expect(loadStacked(tf, json)).rejects.toThrow(new RegExp(`model file ${join(json, 'model.json')} is not valid JSON, truncated or damaged`));
+    const missing = await fresh('missing');
+    rmSync(join(missing, 'weights.bin'));
+    await expect(loadStacked(tf, missing)).rejects.toThrow(`model file ${join(missing, 'weights.bin')} is missing (listed by ${join(missing, 'model.json')})`);
+    const foreign = await fresh('foreign');
+    writeFileSync(join(foreign, 'weights.bin'), Buffer.alloc(size + 8));
+    await expect(loadStacked(tf, foreign)).rejects.toThrow('not the weights of this model');
+  });
+
   it('predicts what base → features → head predicts, and survives a save/load round trip', async () => {
     const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 3 });
     const head = tf.sequential({ layers: [tf.layers.dense({ units: 6, activation: 'relu', inputShape: [8] }), tf.layers.dense({ units: 3, activation: 'softmax' })] });
@@ -32,7 +57,7 @@ describe('stacked model', () => {
     // Metadata naming fewer classes than the model has outputs would drop a class from predictions.
     const short = join(dir, '..', 'short');
     await saveStacked(stacked, short, { ...metadata, classNames: ['a', 'b'] });
-    await expect(loadStacked(tf, short)).rejects.toThrow(`feature file ${join(short, 'featherstack.json')}: names 2 classes but the model in ${join(short, 'model.json')} has 3 outputs`);
+    await expect(loadStacked(tf, short)).rejects.toThrow(`model file ${join(short, 'featherstack.json')} names 2 classes but the model in ${join(short, 'model.json')} has 3 outputs`);
     const reloaded = loaded.model.predict(x) as Tensor;
     const a = await reloaded.data();
     const b = await twoStep.data();

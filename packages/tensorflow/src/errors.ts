@@ -9,3 +9,15 @@ export class TensorFlowOptionError extends Error {
   override readonly name = 'TensorFlowOptionError';
   readonly code = 'FEATHERSTACK_INVALID_OPTION';
 }
+
+/** A saved model's file that is missing, truncated or damaged; `path` names it. */
+export class ModelFileError extends Error {
+  override readonly name = 'ModelFileError';
+  readonly code = 'FEATHERSTACK_MODEL_FILE';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`model file ${path} ${reason}`);
+  }
+}

@@ -20,7 +20,8 @@ export type { Attr, DType, NodeDef } from './graph/proto.js';
 export { planThreads, THREADS_PER_REPLICA_CAP, type ThreadPlan, type ThreadPlanOptions } from './plan.js';
 export { type Feed, GraphSession, openSession, type SessionOptions, sumInto } from './graph/session.js';
 
-export { NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
+export { ModelFileError, NativeTensorFlowError, TensorFlowOptionError } from './errors.js';
+export { checkModelFiles } from './model-files.js';
 
 /** The tfjs-node namespace: `tf.layers`, `tf.tensor`, `tf.node`, … */
 export type Tf = typeof import('@tensorflow/tfjs-node');
