@@ -10,7 +10,7 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { ArrowFileWriter } from './arrow.js';
 import { DatasetError } from './errors.js';
@@ -121,18 +121,35 @@ export interface PixelCacheIndex {
   errors: Map<number, string>;
 }
 
+/** A cache file that cannot be read back (truncated, overwritten, not Arrow): derived data, rebuilt. */
+class DamagedCacheError extends DatasetError {}
+
 async function readExactly(fh: Awaited<ReturnType<typeof open>>, position: number, length: number, file: string): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
   const { bytesRead } = await fh.read(buf, 0, length, position);
-  if (bytesRead !== length) throw new DatasetError(`pixel cache ${file} is truncated at byte ${position + bytesRead}; delete it to rebuild`);
+  if (bytesRead !== length) throw new DamagedCacheError(`pixel cache ${file} is truncated at byte ${position + bytesRead}`);
   return buf;
 }
 
 /**
- * Opens a finished cache and indexes its rows. Returns null when `file` does not exist; throws a
- * DatasetError naming the file when it was built for other images or settings, or is damaged.
+ * Opens a finished cache and indexes its rows. Returns null when `file` does not exist, and also
+ * when it is damaged (truncated, overwritten, not an Arrow file): caches are written beside and
+ * renamed, so a damaged one was damaged afterwards; it is removed, with a process warning (code
+ * FEATHERSTACK_CACHE_REBUILT) naming it, and the next full epoch rebuilds it. Throws a DatasetError
+ * naming the file when it was built for other images or settings, or from files changed since.
  */
 export async function openPixelCache(file: string, key: CacheKey): Promise<PixelCacheIndex | null> {
+  try {
+    return await readPixelCache(file, key);
+  } catch (error) {
+    if (!(error instanceof DamagedCacheError)) throw error;
+    await rm(file, { force: true });
+    process.emitWarning(`${error.message}: removed, to be rebuilt by the next full epoch`, { code: 'FEATHERSTACK_CACHE_REBUILT' });
+    return null;
+  }
+}
+
+async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIndex | null> {
   let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(file, 'r');
@@ -143,12 +160,20 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
   try {
     const { size } = await fh.stat();
     const magic = Buffer.from(await readExactly(fh, 0, 8, file));
-    if (magic.subarray(0, 6).toString('latin1') !== 'ARROW1') throw new DatasetError(`pixel cache ${file} is not an Arrow IPC file; delete it to rebuild`);
+    if (magic.subarray(0, 6).toString('latin1') !== 'ARROW1') throw new DamagedCacheError(`pixel cache ${file} is not an Arrow IPC file`);
+    if (size < 14 || Buffer.from(await readExactly(fh, size - 6, 6, file)).toString('latin1') !== 'ARROW1') {
+      throw new DamagedCacheError(`pixel cache ${file} is truncated (no Arrow footer)`);
+    }
     // apache-arrow writes the schema in the footer only: read it through the file reader, which
     // opens the footer without touching any record batch.
-    const reader = await RecordBatchReader.from(fh);
-    await reader.open({ autoDestroy: false });
-    const stored = reader.schema?.metadata.get(KEY);
+    let stored: string | undefined;
+    try {
+      const reader = await RecordBatchReader.from(fh);
+      await reader.open({ autoDestroy: false });
+      stored = reader.schema?.metadata.get(KEY);
+    } catch (error) {
+      throw new DamagedCacheError(`pixel cache ${file} has an unreadable footer (${(error as Error).message})`);
+    }
     if (stored !== JSON.stringify(key)) {
       const old = (() => {
         try {
@@ -177,7 +202,14 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
         headerBytes = 8;
       }
       if (metaLength === 0) break; // end-of-stream marker; the footer follows
-      const message = Message.decode(await readExactly(fh, position + headerBytes, metaLength, file));
+      if (metaLength < 0 || position + headerBytes + metaLength > size) throw new DamagedCacheError(`pixel cache ${file} has a damaged message at byte ${position}`);
+      let message: Message;
+      try {
+        message = Message.decode(await readExactly(fh, position + headerBytes, metaLength, file));
+      } catch (error) {
+        if (error instanceof DamagedCacheError) throw error;
+        throw new DamagedCacheError(`pixel cache ${file} has a damaged message at byte ${position} (${(error as Error).message})`);
+      }
       const body = position + headerBytes + metaLength;
       if (message.isRecordBatch()) {
         const header = message.header();
@@ -186,7 +218,7 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
         // (validity, data), error (validity, offsets, data). Nodes: sample, pixels, values, error.
         const [, samplesBuf, , , pixelsBuf, , errorOffsetsBuf, errorDataBuf] = header.buffers;
         if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
-          throw new DatasetError(`pixel cache ${file} has an unexpected layout; delete it to rebuild`);
+          throw new DamagedCacheError(`pixel cache ${file} has an unexpected layout`);
         }
         const samples = new Uint32Array((await readExactly(fh, body + samplesBuf.offset, rows * 4, file)).buffer);
         for (let r = 0; r < rows; r++) offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
@@ -205,7 +237,7 @@ export async function openPixelCache(file: string, key: CacheKey): Promise<Pixel
       position = body + message.bodyLength;
     }
     if (seen !== key.samples) {
-      throw new DatasetError(`pixel cache ${file} holds ${seen} of ${key.samples} samples; delete it to rebuild`);
+      throw new DamagedCacheError(`pixel cache ${file} holds ${seen} of ${key.samples} samples`);
     }
     return { file, offsets, errors };
   } finally {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { cp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -125,6 +125,34 @@ describe('pixel cache', () => {
     await rm(join(data, 'dog', '0.png'));
     await writeImage(replaced, { width: 20, height: 14, seed: 0 });
     await expect(flowFromDirectory(data, { ...options, cache })).rejects.toThrow(stale);
+  });
+
+  it('removes and rebuilds a damaged cache (truncated, or overwritten with other bytes), warning with its name', async () => {
+    const cache = join(await tempDir(), 'c.arrow');
+    const first = await flowFromDirectory(root, { ...options, cache });
+    const [e0] = await epochs(first, [0]);
+    await first.close();
+    const full = statSync(cache).size;
+    for (const damage of [(f: string) => truncateSync(f, Math.floor(full / 2)), (f: string) => truncateSync(f, full - 3), (f: string) => writeFileSync(f, 'not arrow at all')]) {
+      damage(cache);
+      const warnings: string[] = [];
+      const onWarning = (w: Error & { code?: string }) => w.code === 'FEATHERSTACK_CACHE_REBUILT' && warnings.push(w.message);
+      process.on('warning', onWarning);
+      try {
+        const again = await flowFromDirectory(root, { ...options, cache });
+        expect(again.cached).toBe(false);
+        expect(await epochs(again, [0])).toEqual([e0]);
+        await again.close();
+        await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      } finally {
+        process.off('warning', onWarning);
+      }
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(new RegExp(`^pixel cache ${cache} (is truncated|is not an Arrow IPC file).*: removed, to be rebuilt by the next full epoch$`));
+      const reused = await flowFromDirectory(root, { ...options, cache });
+      expect(reused.cached).toBe(true);
+      await reused.close();
+    }
   });
 
   it('is picked up by an existing flow once another flow over the same files has finished it', async () => {
