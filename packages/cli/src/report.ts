@@ -2,13 +2,14 @@
  * The run report: one self-contained HTML file (charts and sample images inlined as PNG data
  * URIs, no scripts, no network) plus the same charts as PNG files beside it.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { EpochLog } from '@featherstack/core';
 import type { Evaluation } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, flowFromFiles, type ImagePool } from '@featherstack/images';
 import sharp from 'sharp';
 import { barChart, confusionChart, escapeXml, lineChart, svgToPng } from './charts.js';
+import { writeFileAtomic } from './files.js';
 
 export interface HeadEpoch {
   epoch: number;
@@ -72,8 +73,8 @@ export async function writeReport(file: string, input: ReportInput): Promise<Wri
     png.samples = input.samples.png;
     charts.samples = join(pngDir, 'samples.png');
   }
-  await Promise.all(Object.entries(png).map(([name, bytes]) => atomicWrite(charts[name]!, bytes)));
-  await atomicWrite(file, renderHtml(input, png));
+  await Promise.all(Object.entries(png).map(([name, bytes]) => writeFileAtomic(charts[name]!, bytes)));
+  await writeFileAtomic(file, renderHtml(input, png));
   return { html: file, charts };
 }
 
@@ -95,12 +96,6 @@ export function trainingCurves(input: Pick<ReportInput, 'base' | 'head'>): Recor
   curve('head-loss', 'Head: loss per epoch', input.head, 'loss', [['loss', 'training'], ['valLoss', 'validation']]);
   curve('head-accuracy', 'Head: accuracy per epoch', input.head, 'accuracy', [['acc', 'training'], ['valAcc', 'validation']]);
   return charts;
-}
-
-async function atomicWrite(file: string, data: string | Buffer): Promise<void> {
-  const partial = `${file}.${process.pid}.partial`;
-  await writeFile(partial, data);
-  await rename(partial, file);
 }
 
 const fmt = (v: number, digits = 4) => (Number.isFinite(v) ? v.toFixed(digits) : '–');

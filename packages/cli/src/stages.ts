@@ -2,13 +2,14 @@
  * The workflow's stages as separate commands — `train-base`, `extract`, `train-head` — so each can
  * run on its own machine or schedule; files are the interface between them.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type BaseJob, type EngineKind, engineOptions, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
 import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import { type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import type { HeadEpochProgress } from './progress.js';
+import { writeFileAtomic } from './files.js';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
 export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {
@@ -25,7 +26,7 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
       await trainer.close();
     }
   } else result = await inProcessTrainer().trainBase(spec, onEpoch);
-  await writeFile(join(resolve(out), 'base-history.json'), `${JSON.stringify(result.history, null, 2)}\n`);
+  await writeFileAtomic(join(resolve(out), 'base-history.json'), `${JSON.stringify(result.history, null, 2)}\n`);
   return result;
 }
 
@@ -99,8 +100,8 @@ export async function trainHeadStage(options: {
   await mkdir(dir, { recursive: true });
   await head.model.save(`file://${dir}`);
   const evaluation = await evaluateHead(tf, head.model, val, { topK: [1, 3] });
-  await writeFile(join(resolve(options.out), 'head-evaluation.json'), `${JSON.stringify(evaluation, null, 2)}\n`);
-  await writeFile(join(resolve(options.out), 'head-history.json'), `${JSON.stringify(head.history, null, 2)}\n`);
+  await writeFileAtomic(join(resolve(options.out), 'head-evaluation.json'), `${JSON.stringify(evaluation, null, 2)}\n`);
+  await writeFileAtomic(join(resolve(options.out), 'head-history.json'), `${JSON.stringify(head.history, null, 2)}\n`);
   head.model.dispose();
   return { model: join(dir, 'model.json'), valAccuracy: head.valAccuracy, stoppedEarly: head.stoppedEarly, evaluation: { accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 } };
 }

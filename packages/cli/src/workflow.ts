@@ -2,7 +2,6 @@
  * The stacked workflow end to end: flows → base training → feature extraction to Arrow files →
  * head training from those files → validation accuracy.
  */
-import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { type CpuReport, cpuSampler } from './cpu.js';
 import { lockDirectory } from './lock.js';
 import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
+import { writeFileAtomic } from './files.js';
 
 /** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
 export const SHIPPED_DATASET = fileURLToPath(new URL('../data/fashion-mnist-small', import.meta.url));
@@ -216,8 +216,8 @@ async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
     log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);
     const evaluation = await evaluateHead(tf, head.model, valSet, { topK: [1, 3] });
     const evaluationFile = join(out, 'evaluation.json');
-    await writeFile(evaluationFile, `${JSON.stringify(evaluation, null, 2)}\n`);
-    await writeFile(join(out, 'history.json'), `${JSON.stringify({ base: history, head: head.history }, null, 2)}\n`);
+    await writeFileAtomic(evaluationFile, `${JSON.stringify(evaluation, null, 2)}\n`);
+    await writeFileAtomic(join(out, 'history.json'), `${JSON.stringify({ base: history, head: head.history }, null, 2)}\n`);
     log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
     // One model from images to probabilities, for `featherstack predict`.
     const modelDir = join(out, 'model');

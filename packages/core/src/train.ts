@@ -74,15 +74,21 @@ function concat(parts: Float32Array[]): Float32Array {
 
 async function saveCheckpoint(dir: string, engine: EngineKind, optimizer: string, weights: Arrays, optimizerState: Arrays, history: EpochLog[]): Promise<void> {
   // Written beside, then renamed over the previous one: a run killed mid-write keeps the last good checkpoint.
+  // A failed write (a full disk) leaves the previous checkpoint and no partial directory.
   const tmp = `${dir}.writing`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
   const meta: Checkpoint = { epochs: history.length, optimizer, engine, history, weightShapes: weights.shapes, optimizerShapes: optimizerState.shapes };
-  await writeFile(join(tmp, 'weights.bin'), concat(weights.values));
-  await writeFile(join(tmp, 'optimizer.bin'), concat(optimizerState.values));
-  await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    await writeFile(join(tmp, 'weights.bin'), concat(weights.values));
+    await writeFile(join(tmp, 'optimizer.bin'), concat(optimizerState.values));
+    await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  } catch (error) {
+    await rm(tmp, { recursive: true, force: true });
+    throw new Error(`cannot write the checkpoint ${dir}: ${(error as Error).message}`);
+  }
 }
 
 async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays } | null> {

@@ -52,7 +52,7 @@ export async function saveStacked(model: LayersModel, dir: string, metadata: Sta
     await rename(writing, target);
   } catch (error) {
     await rm(writing, { recursive: true, force: true });
-    throw new Error(`could not save the stacked model to ${target}: ${(error as Error).message}`);
+    throw new Error(`cannot write the stacked model ${target}: ${(error as Error).message}`);
   }
 }
 

@@ -44,6 +44,8 @@ export class ArrowFileWriter {
   private readonly writer: RecordBatchFileWriter | RecordBatchStreamWriter;
   private readonly queue = new AsyncByteQueue();
   private readonly written: Promise<void>;
+  /** The first write error, named by file; later calls rethrow it instead of the queue's own. */
+  private failure: Error | null = null;
   readonly tmp: string;
 
   /**
@@ -60,27 +62,48 @@ export class ArrowFileWriter {
     const tmp = options.journal ? path : `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
     this.tmp = tmp;
     this.writer.reset(this.queue, schema);
+    const fail = (error: unknown) => {
+      // Set before the loop's exit closes the queue, so that write() reports this, not 'AsyncQueue is closed'.
+      this.failure ??= new Error(`cannot write ${path}: ${(error as Error).message}`);
+      throw this.failure;
+    };
     this.written = (async () => {
-      await mkdir(dirname(tmp), { recursive: true });
-      const fh = await open(tmp, 'w');
+      let fh: Awaited<ReturnType<typeof open>>;
       try {
-        for await (const chunk of this.queue) await fh.write(chunk as Uint8Array);
+        await mkdir(dirname(tmp), { recursive: true });
+        fh = await open(tmp, 'w');
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      try {
+        for await (const chunk of this.queue) await fh.write(chunk as Uint8Array).catch(fail);
       } finally {
-        await fh.close();
+        await fh.close().catch(() => {});
       }
     })();
-    this.written.catch(() => {}); // surfaced by finish()
+    // A failed file is removed (a journal keeps its complete batches); surfaced by write() and finish().
+    this.written.catch(() => (options.journal ? undefined : rm(tmp, { force: true }).catch(() => {})));
   }
 
   /** Queues a batch; its buffers must stay unchanged until written (copy views of reused memory). */
   write(batch: RecordBatch): void {
+    if (this.failure) throw this.failure;
     this.writer.write(batch);
   }
 
   async finish(): Promise<void> {
+    if (this.failure) throw this.failure;
     this.writer.close(); // writes the footer (or end-of-stream marker), then closes the queue
     await this.written;
-    if (!this.options.journal) await rename(this.tmp, this.path);
+    if (!this.options.journal) {
+      try {
+        await rename(this.tmp, this.path);
+      } catch (error) {
+        await rm(this.tmp, { force: true });
+        throw new Error(`cannot write ${this.path}: ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Journal mode: stops writing, keeping every complete batch in the file. */
