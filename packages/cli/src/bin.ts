@@ -75,6 +75,8 @@ const program = new Command()
   // Usage errors (unknown option, missing or invalid argument) exit with 2, as documented; help with 0.
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
+const ON_ERROR_HELP = 'raise: stop at the first image that cannot be loaded, naming it; skip: leave such images out and report every one';
+
 engineOptions(program
   .command('run'))
   .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
@@ -90,6 +92,7 @@ engineOptions(program
   .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
   .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
   .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
+  .option('--on-error <mode>', ON_ERROR_HELP, onError, 'raise' as const)
   .option(
     '--augment <spec>',
     "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
@@ -137,6 +140,7 @@ Example config (run.yaml):
       baseEpochs: opts.baseEpochs,
       headEpochs: opts.headEpochs,
       workers: opts.workers,
+      onError: opts.onError,
       ...engineFrom(opts),
       seed: opts.seed,
       resume: opts.resume,
@@ -179,6 +183,11 @@ program
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
   });
+
+function onError(value: string): 'raise' | 'skip' {
+  if (value !== 'raise' && value !== 'skip') throw new InvalidArgumentError(`--on-error must be raise or skip, received '${value}'`);
+  return value;
+}
 
 function colorMode(value: string): ColorMode {
   if (!['grayscale', 'rgb', 'rgba'].includes(value)) throw new InvalidArgumentError(`--color-mode must be grayscale, rgb or rgba, received '${value}'`);
@@ -336,13 +345,15 @@ program
   .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
   .option('--top <n>', 'classes to report per image', int('--top'), 3)
   .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
-  .option('--json', 'print JSON')
+  .option('--on-error <mode>', ON_ERROR_HELP, onError, 'raise' as const)
+  .option('--json', 'print JSON: one entry per image, { path, classes } or { path, error }')
   .action(async (images: string[], opts) => {
-    const results = await predict({ model: opts.model, inputs: images, top: opts.top, workers: opts.workers });
+    const results = await predict({ model: opts.model, inputs: images, top: opts.top, workers: opts.workers, onError: opts.onError });
     if (opts.json) process.stdout.write(`${JSON.stringify(results)}\n`);
     else {
       for (const r of results) {
-        process.stdout.write(`${r.path}\t${r.classes.map((c) => `${c.className} ${(c.probability * 100).toFixed(1)}%`).join('\t')}\n`);
+        if (r.error) process.stderr.write(`featherstack: skipped ${r.path}: ${r.error}\n`);
+        else process.stdout.write(`${r.path}\t${r.classes.map((c) => `${c.className} ${(c.probability * 100).toFixed(1)}%`).join('\t')}\n`);
       }
     }
   });
@@ -353,9 +364,11 @@ program
   .requiredOption('--data <dir>', 'images in one subdirectory per class')
   .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
   .option('--workers <n>', 'image decode workers (default: all cores)', int('--workers'))
+  .option('--on-error <mode>', ON_ERROR_HELP, onError, 'raise' as const)
   .option('--json', 'print the whole evaluation as JSON')
   .action(async (opts) => {
-    const report = await evaluate({ model: opts.model, data: opts.data, workers: opts.workers });
+    const report = await evaluate({ model: opts.model, data: opts.data, workers: opts.workers, onError: opts.onError });
+    for (const s of report.skipped) process.stderr.write(`featherstack: skipped ${s.path}: ${s.reason}\n`);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
       return;
@@ -506,6 +519,8 @@ suiteOutputOptions(
 
 program.parseAsync().catch((error: Error) => {
   const prefix = useColor(process.stderr) ? '\u001b[31mfeatherstack:\u001b[0m' : 'featherstack:';
-  process.stderr.write(`${prefix} ${error.message}\n`);
+  // An image that cannot be loaded stops a command under --on-error raise (the default): say how to go on without it.
+  const hint = (error as { code?: string }).code === 'FEATHERSTACK_IMAGE_DECODE' ? ' (--on-error skip leaves such images out and reports each one)' : '';
+  process.stderr.write(`${prefix} ${error.message}${hint}\n`);
   process.exit(1);
 });

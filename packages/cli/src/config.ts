@@ -60,6 +60,7 @@ export const runConfigSchema = z
     seed: z.number().int().nonnegative(),
     resume: z.boolean(),
     validateBase: z.boolean(),
+    onError: z.enum(['raise', 'skip']),
     tensorboard: z.string().min(1),
     augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
   })

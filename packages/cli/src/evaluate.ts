@@ -6,7 +6,10 @@ import { type Evaluation, loadStacked, metricsFromProbabilities } from '@feather
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 
-export async function evaluate(options: { model: string; data: string; topK?: number[]; workers?: number }): Promise<Evaluation> {
+/** An evaluation, with the images left out under onError: 'skip'. */
+export type ImageEvaluation = Evaluation & { skipped: { path: string; reason: string }[] };
+
+export async function evaluate(options: { model: string; data: string; topK?: number[]; workers?: number; onError?: 'raise' | 'skip' }): Promise<ImageEvaluation> {
   const tf = loadTensorFlow();
   const { model, metadata } = await loadStacked(tf, options.model);
   const [height, width] = metadata.inputShape;
@@ -18,6 +21,7 @@ export async function evaluate(options: { model: string; data: string; topK?: nu
     classMode: 'sparse',
     shuffle: false,
     batchSize: 128,
+    onError: options.onError ?? 'raise',
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
   try {
@@ -35,7 +39,9 @@ export async function evaluate(options: { model: string; data: string; topK?: nu
       for (let i = 0; i < batch.size; i++) labels[row + i] = metadata.classNames.indexOf(flow.classNames[batch.classIndex[i]!]!);
       row += batch.size;
     }
-    return metricsFromProbabilities(probabilities.subarray(0, row * c), labels.subarray(0, row), metadata.classNames, options.topK ?? [1, 3]);
+    if (row === 0) throw new Error(`evaluate: none of the ${flow.samples} images in ${options.data} could be loaded`);
+    const metrics = metricsFromProbabilities(probabilities.subarray(0, row * c), labels.subarray(0, row), metadata.classNames, options.topK ?? [1, 3]);
+    return { ...metrics, skipped: flow.skippedFiles.map(({ path, reason }) => ({ path, reason })) };
   } finally {
     await flow.close();
     model.dispose();

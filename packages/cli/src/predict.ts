@@ -10,8 +10,10 @@ import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 
 export interface Prediction {
   path: string;
-  /** The `top` most probable classes, most probable first. */
+  /** The `top` most probable classes, most probable first; empty when the image could not be loaded. */
   classes: { className: string; probability: number }[];
+  /** Why the image could not be loaded (onError: 'skip' only). */
+  error?: string;
 }
 
 async function expand(input: string, out: string[]): Promise<void> {
@@ -37,7 +39,7 @@ async function expand(input: string, out: string[]): Promise<void> {
  * @example
  * const [first] = await predict({ model: 'runs/latest/model', inputs: ['shoe.png'], top: 3 });
  */
-export async function predict(options: { model: string; inputs: string[]; top?: number; workers?: number }): Promise<Prediction[]> {
+export async function predict(options: { model: string; inputs: string[]; top?: number; workers?: number; onError?: 'raise' | 'skip' }): Promise<Prediction[]> {
   const files: string[] = [];
   for (const input of options.inputs) await expand(input, files);
   if (files.length === 0) throw new Error(`predict: no images in ${options.inputs.join(', ')}`);
@@ -50,10 +52,12 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
     interpolation: metadata.interpolation as never,
     augment: { rescale: metadata.rescale },
     batchSize: 64,
+    onError: options.onError ?? 'raise',
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
   const top = Math.min(options.top ?? 3, metadata.classNames.length);
-  const results: Prediction[] = [];
+  // One entry per input file, in input order: a file that fails under 'skip' keeps its place with the reason.
+  const results: Prediction[] = files.map((path) => ({ path, classes: [] }));
   try {
     for await (const batch of flow) {
       const probs = tf.tidy(() => model.predict(tf.tensor4d(batch.images as Float32Array, batch.shape)) as Tensor);
@@ -63,9 +67,11 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
       for (let i = 0; i < batch.size; i++) {
         const row = Array.from(values.subarray(i * c, (i + 1) * c), (p, k) => ({ className: metadata.classNames[k]!, probability: p }));
         row.sort((a, b) => b.probability - a.probability);
-        results.push({ path: files[batch.samples[i]!]!, classes: row.slice(0, top) });
+        results[batch.samples[i]!]!.classes = row.slice(0, top);
       }
     }
+    const failed = new Map(flow.skippedFiles.map((f) => [f.path, f.reason]));
+    for (const r of results) if (failed.has(r.path)) r.error = failed.get(r.path)!;
   } finally {
     await flow.close();
     model.dispose();

@@ -39,6 +39,11 @@ export interface WorkflowOptions {
   precision?: Precision;
   seed?: number;
   augment?: AugmentOptions;
+  /**
+   * 'raise' (default): the first image that cannot be loaded stops the run, naming it. 'skip':
+   * such images are left out of training and features, each reported once (log and `skipped`).
+   */
+  onError?: 'raise' | 'skip';
   /** Keep a pixel cache of the training images under out/cache (default true). */
   cache?: boolean;
   /** Score the base on the validation images after every epoch (curves in the report; default true). */
@@ -78,6 +83,8 @@ export interface WorkflowResult {
   plan: ThreadPlan;
   /** CPU time (user, system, by thread group) and peak RSS of the run to the end of head training. */
   cpu: CpuReport;
+  /** Images left out under onError: 'skip', each once, with the reason. */
+  skipped: { path: string; reason: string }[];
 }
 
 /** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
@@ -137,12 +144,23 @@ async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
   };
   const tf = loadTensorFlow({ intraOpThreads: options.tfThreads ?? cores });
   const seed = options.seed ?? 42;
+  const onError = options.onError ?? 'raise';
+  if (onError !== 'raise' && onError !== 'skip') throw new Error(`onError must be 'raise' or 'skip', received ${JSON.stringify(onError)}`);
+  // Every epoch meets the same bad files: each is reported once.
+  const skipped = new Map<string, string>();
+  const onSkip = (file: { path: string; reason: string }) => {
+    if (skipped.has(file.path)) return;
+    skipped.set(file.path, file.reason);
+    log(`skipped ${file.path}: ${file.reason}`);
+  };
   const common = {
     targetSize: options.imageSize ?? ([28, 28] as [number, number]),
     colorMode: options.colorMode ?? ('grayscale' as ColorMode),
     batchSize: options.batchSize ?? 32,
     pool: createImagePool({ workers: plan.decodeWorkers }),
     seed,
+    onError,
+    onSkip,
   };
   // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
   // base epochs and the extraction of the training features read it instead of decoding again.
@@ -245,10 +263,15 @@ async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
       { stage: 'feature extraction', seconds: (t3 - t2) / 1000, items: et.rows + ev.rows, unit: 'images' },
       { stage: 'head training', seconds: (t4 - t3) / 1000, items: headRows, unit: 'rows' },
     ];
-    // One image of each class (up to 8) through the training augmentation, beside its plain self.
-    const firstOfClass = trainFlow.classNames.slice(0, 8).map((_, c) => trainFlow.classes.indexOf(c)).filter((i) => i >= 0);
+    // One image of each class (up to 8) through the training augmentation, beside its plain self;
+    // images skipped in training are not shown.
+    const path = (i: number) => join(trainFlow.root, trainFlow.filenames[i]!);
+    const firstOfClass = trainFlow.classNames
+      .slice(0, 8)
+      .map((_, c) => trainFlow.classes.findIndex((k, i) => k === c && !skipped.has(path(i))))
+      .filter((i) => i >= 0);
     const samples = await augmentationGrid({
-      files: firstOfClass.map((i) => join(trainFlow.root, trainFlow.filenames[i]!)),
+      files: firstOfClass.map(path),
       augment,
       targetSize: common.targetSize,
       colorMode: common.colorMode,
@@ -289,6 +312,7 @@ async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
       workers: trainFlow.workers,
       plan,
       cpu,
+      skipped: [...skipped].map(([path, reason]) => ({ path, reason })),
     };
   } finally {
     await Promise.all([trainFlow.close(), plainTrain.close(), valFlow.close()]);
