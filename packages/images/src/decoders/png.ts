@@ -95,6 +95,7 @@ export function decodePng(buf: Buffer, pixelLimit: number): DecodedImage {
     const chunk = buf.subarray(start, start + length);
     pos = start + length + 4; // skip the CRC
     if (type === 'IHDR') {
+      if (chunk.length < 13) throw new Error(`PNG IHDR chunk is ${chunk.length} bytes, not 13`);
       header = { width: chunk.readUInt32BE(0), height: chunk.readUInt32BE(4), depth: chunk[8]!, colorType: chunk[9]!, interlaced: chunk[12] === 1 };
       if (!(header.colorType in SAMPLES) || !DEPTHS[header.colorType]!.includes(header.depth)) {
         throw new Error(`PNG has an invalid bit depth ${header.depth} for colour type ${header.colorType}`);
@@ -115,15 +116,27 @@ export function decodePng(buf: Buffer, pixelLimit: number): DecodedImage {
   const samples = SAMPLES[colorType]!;
   const bitsPerPixel = samples * depth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
+  if (trns && ((colorType === 0 && trns.length < 2) || (colorType === 2 && trns.length < 6))) throw new Error(`PNG tRNS chunk of ${trns.length} bytes is too short for colour type ${colorType}`);
+  // The inflated size is known from the header: stop there, so a damaged or hostile stream cannot
+  // inflate to gigabytes before the size check.
+  const passes = header.interlaced ? ADAM7 : ([[0, 0, 1, 1]] as const);
+  let expected = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const pw = Math.ceil((width - x0) / dx);
+    const ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) expected += (Math.ceil((pw * bitsPerPixel) / 8) + 1) * ph;
+  }
   let raw: Buffer;
   try {
-    raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
+    raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) });
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`PNG image data inflates to more than the ${expected} bytes its header describes`);
     throw new Error(`PNG image data does not inflate: ${(error as Error).message}`);
   }
+  if (raw.length < expected) throw new Error(`PNG image data is short: ${raw.length} of ${expected} bytes`);
   // Every sample as a number, row-major, before palette expansion or transparency.
   const values = depth === 16 ? new Uint16Array(width * height * samples) : new Uint8Array(width * height * samples);
-  const passes = header.interlaced ? ADAM7 : ([[0, 0, 1, 1]] as const);
   let offset = 0;
   for (const [x0, y0, dx, dy] of passes) {
     const pw = Math.ceil((width - x0) / dx);

@@ -48,6 +48,7 @@ export function decodePnm(buf: Buffer, pixelLimit: number): DecodedImage {
   checkPixelLimit('PNM', width, height, pixelLimit);
   const n = width * height;
   if (kind === 1 || kind === 4) {
+    if (pos + (kind === 4 ? Math.ceil(width / 8) * height : n) > buf.length) throw new Error('PBM image data is truncated');
     const data = new Uint8Array(n);
     if (kind === 4) {
       const stride = Math.ceil(width / 8);
@@ -71,12 +72,13 @@ export function decodePnm(buf: Buffer, pixelLimit: number): DecodedImage {
   const channels = kind === 3 || kind === 6 ? 3 : 1;
   const wide = channels === 1 && maxval > 255;
   const outMax = wide ? 65535 : 255;
-  const data = wide ? new Uint16Array(n * channels) : new Uint8Array(n * channels);
   const scale = (v: number) => (v === maxval ? outMax : roundHalfEven((v / maxval) * outMax));
   const count = n * channels;
+  const bytes = kind === 5 || kind === 6 ? (maxval > 255 ? 2 : 1) : 1;
+  // Checked before allocating: ASCII samples take a byte each at least.
+  if (pos + count * bytes > buf.length) throw new Error(`PNM image data is truncated: needs ${count * bytes} bytes, has ${buf.length - pos}`);
+  const data = wide ? new Uint16Array(count) : new Uint8Array(count);
   if (kind === 5 || kind === 6) {
-    const bytes = maxval > 255 ? 2 : 1;
-    if (pos + count * bytes > buf.length) throw new Error(`PNM image data is truncated: needs ${count * bytes} bytes, has ${buf.length - pos}`);
     for (let i = 0; i < count; i++) {
       const v = bytes === 2 ? buf.readUInt16BE(pos + 2 * i) : buf[pos + i]!;
       data[i] = maxval === 255 || (wide && maxval === 65535) ? v : Math.min(outMax, scale(v));
