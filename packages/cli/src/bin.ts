@@ -17,7 +17,7 @@ import { runWorkflow, SEED_AUGMENT, SHIPPED_DATASET } from './workflow.js';
 function int(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, received '${value}'`);
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, received '${value}'`);
     return n;
   };
 }

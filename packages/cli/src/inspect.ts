@@ -30,6 +30,10 @@ export async function inspect(path: string): Promise<Inspection> {
     const magic = Buffer.alloc(6);
     await handle.read(magic, 0, 6, 0);
     if (magic.toString('latin1') !== 'ARROW1') throw new Error(`inspect: ${path} is not an Arrow IPC file (it does not start with ARROW1)`);
+    const { size } = await handle.stat();
+    const tail = Buffer.alloc(6);
+    await handle.read(tail, 0, 6, Math.max(0, size - 6));
+    if (size < 12 || tail.toString('latin1') !== 'ARROW1') throw new Error(`inspect: ${path} is truncated or damaged: its ${size} bytes end without the Arrow file footer`);
     let reader: AsyncRecordBatchFileReader;
     try {
       reader = (await RecordBatchReader.from(handle)) as unknown as AsyncRecordBatchFileReader;

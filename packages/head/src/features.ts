@@ -32,6 +32,16 @@ function requireColumn(table: Table, path: string, name: string) {
  * @example
  * const train = await readFeatureFile('run/features/train.arrow');
  */
+/**
+ * An Arrow IPC file starts and ends with ARROW1; apache-arrow reports a file cut short as
+ * "Cannot read properties of null (reading 'fieldsLength')". @internal
+ */
+export function checkArrowFraming(path: string, head: Uint8Array, tail: Uint8Array, size: number): void {
+  const magic = (b: Uint8Array) => Buffer.from(b).toString('latin1') === 'ARROW1';
+  if (size < 12 || !magic(head)) throw new FeatureFileError(path, 'is not an Arrow IPC file (it does not start with ARROW1)');
+  if (!magic(tail)) throw new FeatureFileError(path, `is truncated or damaged: its ${size} bytes end without the Arrow file footer`);
+}
+
 export async function readFeatureFile(path: string): Promise<FeatureSet> {
   let bytes: Uint8Array;
   try {
@@ -39,6 +49,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   } catch (error) {
     throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
+  checkArrowFraming(path, bytes.subarray(0, 6), bytes.subarray(bytes.length - 6), bytes.length);
   let table: Table;
   try {
     table = tableFromIPC(bytes);

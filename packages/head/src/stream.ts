@@ -8,7 +8,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
-import { assertFinite } from './features.js';
+import { assertFinite, checkArrowFraming } from './features.js';
 
 export interface FeatureStream {
   kind: 'stream';
@@ -38,6 +38,17 @@ async function reader(path: string): Promise<{ reader: AsyncRecordBatchFileReade
     handle = await open(path, 'r');
   } catch (error) {
     throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(6);
+    const tail = Buffer.alloc(6);
+    await handle.read(head, 0, 6, 0);
+    await handle.read(tail, 0, 6, Math.max(0, size - 6));
+    checkArrowFraming(path, head, tail, size);
+  } catch (error) {
+    await handle.close();
+    throw error;
   }
   try {
     const r = (await RecordBatchReader.from(handle)) as unknown as AsyncRecordBatchFileReader;

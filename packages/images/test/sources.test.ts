@@ -80,6 +80,10 @@ describe('manifests (Keras flow_from_dataframe)', () => {
     await expect(readManifest(join(dir, 'labels.txt'))).rejects.toThrow(/unsupported extension '\.txt'/);
     await writeFile(join(dir, 'broken.csv'), 'filename,class\n"img/0.png,a\n');
     await expect(readManifest(join(dir, 'broken.csv'))).rejects.toThrow(/broken\.csv is not valid CSV/);
+    // Found by fuzzing: a truncated Arrow manifest reached apache-arrow's "reading 'fieldsLength'".
+    const arrow = tableToIPC(tableFromArrays({ filename: ['img/0.png', 'img/1.png'], class: ['a', 'b'] }), 'file');
+    await writeFile(join(dir, 'cut.arrow'), arrow.subarray(0, arrow.length - 40));
+    await expect(readManifest(join(dir, 'cut.arrow'))).rejects.toThrow(`manifest ${join(dir, 'cut.arrow')} is truncated or damaged: its ${arrow.length - 40} bytes end without the Arrow file footer`);
   });
 
   it('splits a dataset into disjoint shards that together cover it', async () => {

@@ -58,6 +58,10 @@ async function readRows(file: string): Promise<{ rows: Row[]; columns: string[] 
       throw new DatasetError(`manifest ${file} is not valid CSV: ${(error as Error).message}`);
     }
   }
+  const magic = (at: number) => Buffer.from(bytes.subarray(at, at + 6)).toString('latin1') === 'ARROW1';
+  if (magic(0) && (bytes.length < 12 || !magic(bytes.length - 6))) {
+    throw new DatasetError(`manifest ${file} is truncated or damaged: its ${bytes.length} bytes end without the Arrow file footer`);
+  }
   try {
     const table = tableFromIPC(bytes);
     return { rows: table.toArray().map((r) => r.toJSON() as Row), columns: table.schema.fields.map((f) => f.name) };

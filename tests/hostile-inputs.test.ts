@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// Hostile flag values, configs and input files, as a fuzzing pass over the CLI found them (143
+// combinations of every command's numeric flags, paths and formats). Each must fail with exit 1
+// or 2 and a message naming the flag or file, never an internal error or a stack trace. The
+// cases that did reach internals are marked "found".
+
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'packages', 'cli', 'bin', 'featherstack.js');
+const data = join(root, 'packages', 'cli', 'data', 'fashion-mnist-small');
+const dir = mkdtempSync(join(tmpdir(), 'fs-hostile-'));
+const INTERNAL = /\n\s+at |TypeError|ReferenceError|Cannot read properties|RangeError|Array buffer allocation|\[object Object\]|fieldsLength/;
+
+function featherstack(args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root, timeout: 120_000 });
+  return { status: r.status, stderr: r.stderr };
+}
+
+let features: string;
+beforeAll(() => {
+  // A real feature file to damage: extract one from a quickly trained base.
+  const out = join(dir, 'run');
+  const run = spawnSync(process.execPath, [bin, 'run', '--out', out, '--base-epochs', '1', '--head-epochs', '1'], { encoding: 'utf8', cwd: root });
+  expect(run.status, run.stderr).toBe(0);
+  features = join(out, 'features', 'val.arrow');
+  writeFileSync(join(dir, 'trunc.arrow'), readFileSync(features).subarray(0, 500));
+  writeFileSync(join(dir, 'garbage.bin'), Buffer.from('garbage\u0000\u0001'));
+  writeFileSync(join(dir, 'empty.arrow'), '');
+  mkdirSync(join(dir, 'adir'));
+  writeFileSync(join(dir, 'bad.yaml'), 'data: [1,2');
+  writeFileSync(join(dir, 'neg.yaml'), 'baseEpochs: -3');
+  writeFileSync(join(dir, 'unknown.yaml'), 'nosuchkey: 1');
+  writeFileSync(join(dir, 'aug.json'), '{"augment": {"rotationRange": "a lot"}}');
+});
+
+const cases: [string, () => string[], RegExp][] = [
+  ['found: a truncated feature file to inspect', () => ['inspect', join(dir, 'trunc.arrow')], /trunc\.arrow is truncated or damaged: its 500 bytes end without the Arrow file footer/],
+  ['found: a truncated training feature file', () => ['train-head', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')], /feature file .*trunc\.arrow: is truncated or damaged/],
+  ['found: a truncated file, streamed', () => ['train-head', '--stream', '100', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')], /feature file .*trunc\.arrow: is truncated or damaged/],
+  ['found: an integer beyond 2^53', () => ['run', '--base-epochs', '99999999999999999999'], /--base-epochs must be a positive integer, received '99999999999999999999'/],
+  ['a non-numeric batch size', () => ['run', '--batch-size', 'abc'], /--batch-size must be a positive integer, received 'abc'/],
+  ['a fractional worker count', () => ['run', '--workers', '2.5'], /--workers must be a positive integer, received '2.5'/],
+  ['zero replicas', () => ['run', '--replicas', '0'], /--replicas must be a positive integer/],
+  ['an image size without width', () => ['run', '--image-size', '28x'], /--image-size/],
+  ['a three-part image size', () => ['run', '--image-size', '28x28x3'], /--image-size/],
+  ['a dataset that is a file', () => ['run', '--data', join(dir, 'garbage.bin'), '--out', join(dir, 'x')], /garbage\.bin/],
+  ['a dataset without train/ and val/', () => ['run', '--data', join(dir, 'adir'), '--out', join(dir, 'x')], /adir/],
+  ['a config that is not YAML', () => ['run', '--config', join(dir, 'bad.yaml')], /bad\.yaml/],
+  ['a config with a negative epoch count', () => ['run', '--config', join(dir, 'neg.yaml')], /neg\.yaml[\s\S]*baseEpochs/],
+  ['a config with an unknown key', () => ['run', '--config', join(dir, 'unknown.yaml')], /unknown\.yaml[\s\S]*nosuchkey/],
+  ['a config with a non-numeric augmentation', () => ['run', '--config', join(dir, 'aug.json')], /aug\.json[\s\S]*rotationRange/],
+  ['a missing config', () => ['run', '--config', join(dir, 'none.yaml')], /none\.yaml/],
+  ['an unknown augmentation key', () => ['run', '--augment', 'nope=1'], /nope/],
+  ['augmentation that is not JSON', () => ['run', '--augment', '{bad json'], /--augment/],
+  ['a negative zoom', () => ['run', '--augment', 'zoomRange=-1'], /zoomRange/],
+  ['an empty feature file', () => ['inspect', join(dir, 'empty.arrow')], /empty\.arrow/],
+  ['a directory as a feature file', () => ['train-head', '--train', join(dir, 'adir'), '--val', features, '--out', join(dir, 'th')], /adir/],
+  ['garbage as the validation features', () => ['train-head', '--train', features, '--val', join(dir, 'garbage.bin'), '--out', join(dir, 'th')], /garbage\.bin/],
+  ['hidden units that are not numbers', () => ['train-head', '--train', features, '--val', features, '--units', 'a,b'], /--units/],
+  ['a recurrent head without units', () => ['train-head', '--train', features, '--val', features, '--recurrent', 'gru:0'], /--recurrent/],
+  ['a model directory that is garbage', () => ['predict', '--model', join(dir, 'garbage.bin'), join(data, 'val')], /garbage\.bin/],
+  ['a model directory without a model', () => ['evaluate', '--model', join(dir, 'adir'), '--data', join(data, 'val')], /adir.*featherstack\.json/],
+  ['a base model that is garbage', () => ['extract', '--model', join(dir, 'garbage.bin'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow')], /garbage\.bin/],
+  ['a shard beyond the count', () => ['extract', '--model', join(dir, 'm.json'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow'), '--shard', '3/2'], /--shard must be i\/n/],
+  ['no images to predict', () => ['predict', '--model', join(dir, 'run', 'model'), join(dir, 'adir')], /no images in/],
+  ['a top-k of zero', () => ['predict', '--model', join(dir, 'run', 'model'), '--top', '0', join(data, 'val')], /--top must be a positive integer/],
+];
+
+describe('hostile CLI inputs fail by name, never through internals', () => {
+  for (const [what, args, message] of cases) {
+    it(what, () => {
+      const { status, stderr } = featherstack(args());
+      expect([1, 2]).toContain(status);
+      expect(stderr).toMatch(message);
+      expect(stderr).not.toMatch(INTERNAL);
+    });
+  }
+});
