@@ -9,7 +9,7 @@ import type { Evaluation } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, flowFromFiles, type ImagePool } from '@featherstack/images';
 import sharp from 'sharp';
 import { barChart, confusionChart, escapeXml, lineChart, svgToPng } from './charts.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '@featherstack/common';
 
 export interface HeadEpoch {
   epoch: number;

@@ -9,7 +9,7 @@ import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, tra
 import { type ColorMode, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import type { HeadEpochProgress } from './progress.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '@featherstack/common';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
 export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {

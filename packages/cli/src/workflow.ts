@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBaseModel, type EngineKind, type EpochLog, type Precision, type ExtractProgress, extractFeatures, FEATURE_LAYER, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
+import { createBaseModel, type EngineKind, type EpochLog, type Precision, type ExtractProgress, extractFeatures, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
 import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, planThreads, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
@@ -13,7 +13,7 @@ import { type CpuReport, cpuSampler } from './cpu.js';
 import { lockDirectory } from './lock.js';
 import type { HeadEpochProgress } from './progress.js';
 import { augmentationGrid, writeReport } from './report.js';
-import { writeFileAtomic } from './files.js';
+import { FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
 
 /** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
 export const SHIPPED_DATASET = fileURLToPath(new URL('../data/fashion-mnist-small', import.meta.url));

@@ -8,24 +8,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { ArrowFileWriter, type ImageFlow, symmetricEigen } from '@featherstack/images';
+import { ArrowFileWriter, Covariance, FEATURE_LAYER, FEATURE_METADATA as META, featureRecordBatch, featureSchema, symmetricEigen } from '@featherstack/common';
+import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
-import {
-  Field,
-  FixedSizeList,
-  Float32,
-  Int32,
-  makeData,
-  RecordBatch,
-  RecordBatchReader,
-  Schema,
-  Struct,
-  Utf8,
-  vectorFromArray,
-} from 'apache-arrow';
+import { type RecordBatch, RecordBatchReader, type Schema } from 'apache-arrow';
 import { type EngineOptions, openReplicas } from './engines.js';
 import { invalidOption } from './errors.js';
-import { FEATURE_LAYER } from './model.js';
 
 export interface ExtractOptions extends Omit<EngineOptions, 'seed'> {
   /** Layer whose output is the feature vector. Default 'features'. */
@@ -66,30 +54,6 @@ export interface ExtractResult {
   discardedJournal?: string;
 }
 
-/** Schema of a feature file: path utf8, label int32, features FixedSizeList<float32>[dimension]. */
-export function featureSchema(dimension: number, metadata: Map<string, string>): Schema {
-  return new Schema(
-    [
-      new Field('path', new Utf8(), false),
-      new Field('label', new Int32(), false),
-      new Field('features', new FixedSizeList(dimension, new Field('value', new Float32(), false)), false),
-    ],
-    metadata,
-  );
-}
-
-/** A feature RecordBatch over `features` (row-major, rows × dimension) without copying it. */
-export function featureRecordBatch(schema: Schema, paths: string[], labels: Int32Array, features: Float32Array): RecordBatch {
-  const length = labels.length;
-  const listType = schema.fields[2]!.type as FixedSizeList<Float32>;
-  const children = [
-    vectorFromArray(paths, new Utf8()).data[0]!,
-    makeData({ type: new Int32(), length, nullCount: 0, data: labels }),
-    makeData({ type: listType, length, nullCount: 0, child: makeData({ type: new Float32(), length: features.length, nullCount: 0, data: features }) }),
-  ];
-  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length, nullCount: 0, children }));
-}
-
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** Identity of a model: sha256 over its weights' shapes and values (architecture changes show in the shapes). */
@@ -122,25 +86,25 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   const started = performance.now();
   const dimension = (extractor.outputs[0]!.shape as number[]).slice(1).reduce((a, b) => a * b, 1);
   const metadata = new Map<string, string>([
-    ['featherstack.class_names', JSON.stringify(flow.classNames)],
-    ['featherstack.class_indices', JSON.stringify(flow.classIndices)],
-    ['featherstack.feature_layer', options.featureLayer ?? FEATURE_LAYER],
-    ['featherstack.image', JSON.stringify(flow.image)],
-    ['featherstack.augment', JSON.stringify(flow.augment)],
-    ['featherstack.created', new Date().toISOString()],
-    ['featherstack.version', VERSION],
-    ['featherstack.base_model_sha256', modelHash(extractor)],
+    [META.classNames, JSON.stringify(flow.classNames)],
+    [META.classIndices, JSON.stringify(flow.classIndices)],
+    [META.featureLayer, options.featureLayer ?? FEATURE_LAYER],
+    [META.image, JSON.stringify(flow.image)],
+    [META.augment, JSON.stringify(flow.augment)],
+    [META.created, new Date().toISOString()],
+    [META.version, VERSION],
+    [META.baseModelSha256, modelHash(extractor)],
     ...Object.entries(options.metadata ?? {}),
   ]);
   const transform = options.transform;
   const outDimension = transform?.pca ? transform.pca.components : dimension;
-  if (transform) metadata.set('featherstack.transform', JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
+  if (transform) metadata.set(META.transform, JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
   if (transform?.sequence) {
     const [t, d] = transform.sequence;
     if (!Number.isInteger(t) || !Number.isInteger(d) || t < 1 || d < 1 || t * d !== outDimension) {
       throw invalidOption('transform.sequence', `[timesteps, size] whose product is the feature dimension ${outDimension}`, transform.sequence);
     }
-    metadata.set('featherstack.sequence', JSON.stringify(transform.sequence));
+    metadata.set(META.sequence, JSON.stringify(transform.sequence));
   }
   const schema = featureSchema(outDimension, metadata);
   // Batches are journalled to <path>.journal.arrows as they are extracted; a run that stops (killed,
@@ -210,7 +174,7 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
 }
 
 /** Metadata keys that may differ between a journal and the run resuming it. */
-const VOLATILE_METADATA = new Set(['featherstack.created']);
+const VOLATILE_METADATA = new Set<string>([META.created]);
 
 /**
  * The complete record batches of a journal written for the same schema and metadata: the same
@@ -234,7 +198,7 @@ async function readJournal(journal: string, schema: Schema): Promise<{ batches: 
   const theirs = batches[0]!.schema;
   const same = theirs.fields.length === schema.fields.length && theirs.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
   if (!same) return { batches: [], discarded: `${journal} was written with another feature schema` };
-  const hash = 'featherstack.base_model_sha256';
+  const hash = META.baseModelSha256;
   if (theirs.metadata.get(hash) !== schema.metadata.get(hash)) {
     const short = (h: string | undefined) => (h ?? 'none').slice(0, 12);
     return { batches: [], discarded: `${journal} was written by base model ${short(theirs.metadata.get(hash))}…, not this one (${short(schema.metadata.get(hash))}…)` };
@@ -291,32 +255,15 @@ export async function fitPca(tf: Tf, extractor: LayersModel, flow: ImageFlow, op
   const d = (extractor.outputs[0]!.shape as number[]).slice(1).reduce((a, b) => a * b, 1);
   const k = options.components;
   if (!Number.isInteger(k) || k < 1 || k > d) throw invalidOption('components', `an integer in [1, ${d}]`, k);
-  const sum = new Float64Array(d);
-  const outer = new Float64Array(d * d);
-  let n = 0;
+  const covariance = new Covariance(d);
   for await (const batch of flow.epoch(0, options.signal ? { signal: options.signal } : {})) {
     const f = tf.tidy(() => (extractor.predict(tf.tensor4d(batch.images, batch.shape)) as Tensor).reshape([batch.size, d]));
     const v = (await f.data()) as Float32Array;
     f.dispose();
-    for (let r = 0; r < batch.size; r++) {
-      for (let i = 0; i < d; i++) {
-        const xi = v[r * d + i]!;
-        sum[i]! += xi;
-        for (let j = i; j < d; j++) outer[i * d + j]! += xi * v[r * d + j]!;
-      }
-    }
-    n += batch.size;
+    for (let r = 0; r < batch.size; r++) covariance.add(v, r * d);
   }
-  const mean = Float64Array.from(sum, (s) => s / n);
-  const cov = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) {
-    for (let j = i; j < d; j++) {
-      const c = outer[i * d + j]! / n - mean[i]! * mean[j]!;
-      cov[i * d + j] = c;
-      cov[j * d + i] = c;
-    }
-  }
-  const { values, vectors } = symmetricEigen(cov, d);
+  const { mean, matrix } = covariance.finish({ center: true });
+  const { values, vectors } = symmetricEigen(matrix, d);
   const order = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]!);
   const total = values.reduce((s, x) => s + Math.max(0, x), 0) || 1;
   const projection = new Float32Array(d * k);

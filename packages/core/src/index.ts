@@ -9,8 +9,6 @@ export {
   extractFeatures,
   type FeatureTransform,
   featureExtractor,
-  featureRecordBatch,
-  featureSchema,
   fitPca,
   modelHash,
   type Pca,
@@ -18,6 +16,6 @@ export {
 export { batchTensors, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
 export { type CompiledGraph, compileModel, GraphCompileError, type Precision } from './graph/compile.js';
 export { GraphReplicas } from './graph/replicas.js';
-export { type BaseModelOptions, createBaseModel, FEATURE_LAYER, loadBaseModel, withClassifier } from './model.js';
+export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer.js';

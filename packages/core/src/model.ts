@@ -8,6 +8,7 @@
  * feature layer and discards it after training.
  */
 import { resolve } from 'node:path';
+import { FEATURE_LAYER } from '@featherstack/common';
 import { checkModelFiles, type LayersModel, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 
@@ -21,8 +22,6 @@ export interface BaseModelOptions {
   /** Seed for the weight initialisers. */
   seed?: number;
 }
-
-export const FEATURE_LAYER = 'features';
 
 function positiveInts(name: string, value: unknown, fallback: number[]): number[] {
   if (value === undefined) return fallback;

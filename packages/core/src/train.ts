@@ -6,7 +6,8 @@
  * checkpoint (weights + optimizer state + history) that a killed run resumes from, and log scalars
  * for TensorBoard.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { writeDirectoryAtomic } from '@featherstack/common';
 import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
@@ -73,22 +74,14 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 async function saveCheckpoint(dir: string, engine: EngineKind, optimizer: string, weights: Arrays, optimizerState: Arrays, history: EpochLog[]): Promise<void> {
-  // Written beside, then renamed over the previous one: a run killed mid-write keeps the last good checkpoint.
-  // A failed write (a full disk) leaves the previous checkpoint and no partial directory.
-  const tmp = `${dir}.writing`;
+  // Written beside, then renamed over the previous one: a run killed mid-write, or a full disk,
+  // keeps the last good checkpoint and leaves no partial directory.
   const meta: Checkpoint = { epochs: history.length, optimizer, engine, history, weightShapes: weights.shapes, optimizerShapes: optimizerState.shapes };
-  try {
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
+  await writeDirectoryAtomic(dir, 'the checkpoint', async (tmp) => {
     await writeFile(join(tmp, 'weights.bin'), concat(weights.values));
     await writeFile(join(tmp, 'optimizer.bin'), concat(optimizerState.values));
     await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-  } catch (error) {
-    await rm(tmp, { recursive: true, force: true });
-    throw new Error(`cannot write the checkpoint ${dir}: ${(error as Error).message}`);
-  }
+  });
 }
 
 async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays } | null> {

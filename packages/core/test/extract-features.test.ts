@@ -98,7 +98,7 @@ describe('base training and feature extraction', () => {
       expect(JSON.parse(l2.schema.metadata.get('featherstack.transform')!)).toEqual({ l2: true, pca: { components: 8, from: 64 } });
       expect(JSON.parse(l2.schema.metadata.get('featherstack.sequence')!)).toEqual([4, 2]);
       await expect(extractFeatures(tf, extractor, flow, join(dir, 'bad.arrow'), { transform: { pca, sequence: [3, 2] } })).rejects.toThrow(
-        'options.transform.sequence must be [timesteps, size] whose product is the feature dimension 8, received [3,2]',
+        'options.transform.sequence must be [timesteps, size] whose product is the feature dimension 8, received [3, 2]',
       );
       await expect(fitPca(tf, extractor, flow, { components: 65 })).rejects.toThrow('options.components must be an integer in [1, 64], received 65');
       base.dispose();
@@ -207,7 +207,7 @@ describe('base training and feature extraction', () => {
   });
 
   it('validates model options', () => {
-    expect(() => createBaseModel(tf, { inputShape: [8, 8] as never })).toThrow('options.inputShape must be [height, width, channels] of positive integers, received [8,8]');
+    expect(() => createBaseModel(tf, { inputShape: [8, 8] as never })).toThrow('options.inputShape must be [height, width, channels] of positive integers, received [8, 8]');
     expect(() => createBaseModel(tf, { inputShape: [8, 8, 1], dense: [] })).toThrow('options.dense must be a non-empty array of positive integers, received []');
   });
 });

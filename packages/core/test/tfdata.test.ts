@@ -40,7 +40,7 @@ describe('tf.data adapter', () => {
       }
       for (const e of held) tf.dispose([e.xs, e.ys]);
       // Holding four batches with two slots made the flow allocate more rather than overwrite them.
-      expect((flow as unknown as { slots: unknown[] }).slots.length).toBeGreaterThan(2);
+      expect((flow as unknown as { ring: { size: number } }).ring.size).toBeGreaterThan(2);
     } finally {
       await flow.close();
     }

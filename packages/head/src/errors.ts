@@ -1,4 +1,6 @@
 /** Errors of @featherstack/head, with stable names and codes. */
+import { invalidOption as commonInvalidOption, OptionError } from '@featherstack/common';
+
 export class FeatureFileError extends Error {
   override readonly name = 'FeatureFileError';
   readonly code = 'FEATHERSTACK_FEATURE_FILE';
@@ -10,12 +12,11 @@ export class FeatureFileError extends Error {
   }
 }
 
-export class HeadOptionError extends Error {
+export class HeadOptionError extends OptionError {
   override readonly name = 'HeadOptionError';
-  readonly code = 'FEATHERSTACK_INVALID_OPTION';
 }
 
 /** @internal */
 export function invalidOption(name: string, expected: string, received: unknown): HeadOptionError {
-  return new HeadOptionError(`options.${name} must be ${expected}, received ${JSON.stringify(received)}`);
+  return commonInvalidOption(name, expected, received, HeadOptionError);
 }

@@ -2,8 +2,8 @@
  * Reading Arrow feature files written by @featherstack/core. Every structural problem is reported
  * with the file's path.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { arrowBytesProblem, FEATURE_COLUMNS as COLUMNS, listArrowFiles, readFeatureInfo } from '@featherstack/common';
 import { DataType, type Table, tableFromIPC } from 'apache-arrow';
 import { FeatureFileError } from './errors.js';
 
@@ -33,13 +33,15 @@ function requireColumn(table: Table, path: string, name: string) {
  * const train = await readFeatureFile('run/features/train.arrow');
  */
 /**
- * An Arrow IPC file starts and ends with ARROW1; apache-arrow reports a file cut short as
- * "Cannot read properties of null (reading 'fieldsLength')". @internal
+ * The files `input` names: itself, each of a list, or every `*.arrow` file of a directory sorted
+ * by name (the shards of one extraction). @internal
  */
-export function checkArrowFraming(path: string, head: Uint8Array, tail: Uint8Array, size: number): void {
-  const magic = (b: Uint8Array) => Buffer.from(b).toString('latin1') === 'ARROW1';
-  if (size < 12 || !magic(head)) throw new FeatureFileError(path, 'is not an Arrow IPC file (it does not start with ARROW1)');
-  if (!magic(tail)) throw new FeatureFileError(path, `is truncated or damaged: its ${size} bytes end without the Arrow file footer`);
+export async function featureFiles(input: string | string[]): Promise<string[]> {
+  if (Array.isArray(input)) return input;
+  const listed = await listArrowFiles(input);
+  if (listed === null) return [input];
+  if (listed.length === 0) throw new FeatureFileError(input, 'holds no .arrow feature files');
+  return listed;
 }
 
 export async function readFeatureFile(path: string): Promise<FeatureSet> {
@@ -49,15 +51,16 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   } catch (error) {
     throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  checkArrowFraming(path, bytes.subarray(0, 6), bytes.subarray(bytes.length - 6), bytes.length);
+  const framing = arrowBytesProblem(bytes);
+  if (framing) throw new FeatureFileError(path, framing);
   let table: Table;
   try {
     table = tableFromIPC(bytes);
   } catch (error) {
     throw new FeatureFileError(path, `is not a readable Arrow IPC file (${(error as Error).message})`);
   }
-  const featuresColumn = requireColumn(table, path, 'features');
-  const labelColumn = requireColumn(table, path, 'label');
+  const featuresColumn = requireColumn(table, path, COLUMNS.features);
+  const labelColumn = requireColumn(table, path, COLUMNS.label);
   const type = featuresColumn.type;
   if (!DataType.isFixedSizeList(type) || !DataType.isFloat(type.children[0]!.type)) {
     throw new FeatureFileError(path, `column 'features' must be FixedSizeList<Float32>, found ${String(type)}`);
@@ -75,12 +78,11 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     offset += data.length * dimension;
   }
   const labels = Int32Array.from(labelColumn.toArray() as ArrayLike<number>);
-  const pathColumn = table.getChild('path');
+  const pathColumn = table.getChild(COLUMNS.path);
   assertFinite(path, features, dimension, 0, (row) => (pathColumn ? String(pathColumn.get(row)) : undefined));
-  let classNames: string[] = [];
-  const meta = table.schema.metadata.get('featherstack.class_names');
-  if (meta) classNames = JSON.parse(meta) as string[];
-  const sequence = table.schema.metadata.get('featherstack.sequence');
+  const info = readFeatureInfo(table.schema.metadata);
+  if (typeof info === 'string') throw new FeatureFileError(path, info);
+  const { classNames, sequence } = info;
   return {
     path,
     rows,
@@ -89,7 +91,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     labels,
     paths: pathColumn ? (pathColumn.toArray() as string[]) : [],
     classNames,
-    ...(sequence ? { sequence: JSON.parse(sequence) as [number, number] } : {}),
+    ...(sequence ? { sequence } : {}),
   };
 }
 
@@ -115,15 +117,7 @@ export function assertFinite(path: string, values: Float32Array, dimension: numb
  * const train = await readFeatureFiles('run/features/train-shards');
  */
 export async function readFeatureFiles(input: string | string[]): Promise<FeatureSet> {
-  let files: string[];
-  if (Array.isArray(input)) files = input;
-  else if ((await stat(input).catch(() => null))?.isDirectory()) {
-    files = (await readdir(input))
-      .filter((f) => f.endsWith('.arrow'))
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-      .map((f) => join(input, f));
-    if (files.length === 0) throw new FeatureFileError(input, 'holds no .arrow feature files');
-  } else files = [input];
+  const files = await featureFiles(input);
   const sets = await Promise.all(files.map((f) => readFeatureFile(f)));
   const [first] = sets;
   if (!first) throw new FeatureFileError(String(input), 'names no feature files');

@@ -2,22 +2,11 @@
  * Stacked inference: the base (up to its feature layer) and the head combined into one tfjs model,
  * saved with the image settings it expects, so images go in and class probabilities come out.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { FEATURE_LAYER, parseStackedMetadata, STACKED_METADATA_FILE, type StackedMetadata, writeDirectoryAtomic } from '@featherstack/common';
 import { checkModelFiles, type LayersModel, ModelFileError, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
-
-/** What a stacked model needs to know about its input images (saved as featherstack.json). */
-export interface StackedMetadata {
-  format: 1;
-  classNames: string[];
-  /** [height, width, channels]. */
-  inputShape: [number, number, number];
-  colorMode: 'grayscale' | 'rgb' | 'rgba';
-  interpolation: string;
-  rescale: number;
-  featureLayer: string;
-}
 
 /**
  * One model: `base` up to `featureLayer`, then `head`.
@@ -25,7 +14,7 @@ export interface StackedMetadata {
  * @example
  * const stacked = stackModels(tf, base, head.model);
  */
-export function stackModels(tf: Tf, base: LayersModel, head: LayersModel, featureLayer = 'features'): LayersModel {
+export function stackModels(tf: Tf, base: LayersModel, head: LayersModel, featureLayer = FEATURE_LAYER): LayersModel {
   let layer: ReturnType<LayersModel['getLayer']>;
   try {
     layer = base.getLayer(featureLayer);
@@ -39,33 +28,26 @@ export function stackModels(tf: Tf, base: LayersModel, head: LayersModel, featur
 
 /** Saves the model (tfjs layers format) and its metadata into `dir`. */
 export async function saveStacked(model: LayersModel, dir: string, metadata: StackedMetadata): Promise<void> {
-  const target = resolve(dir);
   // Written beside, then renamed over the previous model: a full disk or a kill mid-write leaves
   // the previous model (or none), never a model.json beside a truncated weights.bin.
-  const writing = `${target}.writing`;
-  await rm(writing, { recursive: true, force: true });
-  try {
-    await mkdir(writing, { recursive: true });
+  await writeDirectoryAtomic(resolve(dir), 'the stacked model', async (writing) => {
     await model.save(`file://${writing}`);
-    await writeFile(join(writing, 'featherstack.json'), `${JSON.stringify(metadata, null, 2)}\n`);
-    await rm(target, { recursive: true, force: true });
-    await rename(writing, target);
-  } catch (error) {
-    await rm(writing, { recursive: true, force: true });
-    throw new Error(`cannot write the stacked model ${target}: ${(error as Error).message}`);
-  }
+    await writeFile(join(writing, STACKED_METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
+  });
 }
 
 /** Loads a model saved by saveStacked, with its metadata. */
 export async function loadStacked(tf: Tf, dir: string): Promise<{ model: LayersModel; metadata: StackedMetadata }> {
   const target = resolve(dir);
-  let metadata: StackedMetadata;
+  const metadataFile = join(target, STACKED_METADATA_FILE);
+  let json: unknown;
   try {
-    metadata = JSON.parse(await readFile(join(target, 'featherstack.json'), 'utf8')) as StackedMetadata;
+    json = JSON.parse(await readFile(metadataFile, 'utf8'));
   } catch (error) {
-    throw new ModelFileError(join(target, 'featherstack.json'), `cannot be read as a stacked model's metadata (${(error as Error).message})`);
+    throw new ModelFileError(metadataFile, `cannot be read as a stacked model's metadata (${(error as Error).message})`);
   }
-  if (metadata.format !== 1 || !Array.isArray(metadata.classNames)) throw new ModelFileError(join(target, 'featherstack.json'), 'is not featherstack stacked-model metadata (format 1)');
+  const metadata = parseStackedMetadata(json);
+  if (typeof metadata === 'string') throw new ModelFileError(metadataFile, metadata);
   await checkModelFiles(join(target, 'model.json'));
   let model: LayersModel;
   try {
@@ -78,7 +60,7 @@ export async function loadStacked(tf: Tf, dir: string): Promise<{ model: LayersM
   const outputs = (model.outputs[0]!.shape as number[]).at(-1);
   if (outputs !== metadata.classNames.length) {
     model.dispose();
-    throw new ModelFileError(join(target, 'featherstack.json'), `names ${metadata.classNames.length} classes but the model in ${join(target, 'model.json')} has ${outputs} outputs`);
+    throw new ModelFileError(metadataFile, `names ${metadata.classNames.length} classes but the model in ${join(target, 'model.json')} has ${outputs} outputs`);
   }
   return { model, metadata };
 }

@@ -4,11 +4,11 @@
  * through a seeded shuffle buffer of `shuffleBuffer` rows. Memory is the buffer plus one record
  * batch, whatever the files hold.
  */
-import { open, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { arrowFileProblem, CounterRng, FEATURE_COLUMNS as COLUMNS, readFeatureInfo, Stream } from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
-import { assertFinite, checkArrowFraming } from './features.js';
+import { assertFinite, featureFiles } from './features.js';
 
 export interface FeatureStream {
   kind: 'stream';
@@ -20,18 +20,6 @@ export interface FeatureStream {
   batches(epoch: number): AsyncGenerator<{ rows: number; features: Float32Array; labels: Int32Array }>;
 }
 
-/** mulberry32 keyed by (seed, epoch): the same sequence for the same seed and epoch. */
-function rng(seed: number, epoch: number): () => number {
-  let state = (Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function reader(path: string): Promise<{ reader: AsyncRecordBatchFileReader; close(): Promise<void> }> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -39,16 +27,10 @@ async function reader(path: string): Promise<{ reader: AsyncRecordBatchFileReade
   } catch (error) {
     throw new FeatureFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  try {
-    const { size } = await handle.stat();
-    const head = Buffer.alloc(6);
-    const tail = Buffer.alloc(6);
-    await handle.read(head, 0, 6, 0);
-    await handle.read(tail, 0, 6, Math.max(0, size - 6));
-    checkArrowFraming(path, head, tail, size);
-  } catch (error) {
+  const framing = await arrowFileProblem(handle).catch((error: Error) => error.message);
+  if (framing) {
     await handle.close();
-    throw error;
+    throw new FeatureFileError(path, framing);
   }
   try {
     const r = (await RecordBatchReader.from(handle)) as unknown as AsyncRecordBatchFileReader;
@@ -74,22 +56,19 @@ export async function openFeatureStream(input: string | string[], options: { shu
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidOption('batchSize', 'a positive integer', batchSize);
   const seed = options.seed ?? 7;
-  let files: string[];
-  if (Array.isArray(input)) files = input;
-  else if ((await stat(input).catch(() => null))?.isDirectory()) {
-    files = (await readdir(input)).filter((f) => f.endsWith('.arrow')).sort().map((f) => join(input, f));
-    if (files.length === 0) throw new FeatureFileError(input, 'holds no .arrow feature files');
-  } else files = [input];
+  const files = await featureFiles(input);
   // Schemas only (read from the footers): dimension and classes of every file, checked to agree.
   let dimension = -1;
   let classNames: string[] = [];
   for (const file of files) {
     const { reader: r, close } = await reader(file);
     try {
-      const field = r.schema.fields.find((f) => f.name === 'features');
+      const field = r.schema.fields.find((f) => f.name === COLUMNS.features);
       if (!field || !DataType.isFixedSizeList(field.type)) throw new FeatureFileError(file, "has no FixedSizeList 'features' column");
       const d = field.type.listSize;
-      const names = JSON.parse(r.schema.metadata.get('featherstack.class_names') ?? '[]') as string[];
+      const info = readFeatureInfo(r.schema.metadata);
+      if (typeof info === 'string') throw new FeatureFileError(file, info);
+      const names = info.classNames;
       if (dimension === -1) [dimension, classNames] = [d, names];
       else if (d !== dimension) throw new FeatureFileError(file, `has ${d}-dimensional features but ${files[0]} has ${dimension}`);
     } finally {
@@ -103,7 +82,9 @@ export async function openFeatureStream(input: string | string[], options: { shu
     classNames,
     batchSize,
     async *batches(epoch) {
-      const random = rng(seed, epoch);
+      // The seeded RNG keyed by (seed, epoch): the same sequence for the same seed and epoch.
+      const rng = new CounterRng(seed, epoch, 0, Stream.headBuffer);
+      const random = () => rng.next();
       const order = files.map((f) => ({ f, k: random() })).sort((a, b) => a.k - b.k).map((x) => x.f);
       const d = dimension;
       const bufFeatures = new Float32Array(shuffleBuffer * d);
@@ -120,10 +101,10 @@ export async function openFeatureStream(input: string | string[], options: { shu
         try {
           for (let b = 0; b < r.numRecordBatches; b++) {
             const batch = (await r.readRecordBatch(b))!;
-            const values = batch.getChild('features')!.data[0]!.children[0]!.values as Float32Array;
-            const offset = batch.getChild('features')!.data[0]!.offset * d;
-            const labels = batch.getChild('label')!.toArray() as Int32Array;
-            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) => String(batch.getChild('path')?.get(row - rowsRead) ?? ''));
+            const values = batch.getChild(COLUMNS.features)!.data[0]!.children[0]!.values as Float32Array;
+            const offset = batch.getChild(COLUMNS.features)!.data[0]!.offset * d;
+            const labels = batch.getChild(COLUMNS.label)!.toArray() as Int32Array;
+            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) => String(batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? ''));
             rowsRead += batch.numRows;
             for (let row = 0; row < batch.numRows; row++) {
               let slot = filled;

@@ -1,6 +1,7 @@
 /** The head: a dense classifier trained on feature vectors. */
+import { epochOrder, positiveInt } from '@featherstack/common';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
-import { FeatureFileError, invalidOption } from './errors.js';
+import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
 import { denseStepper } from './dense.js';
 import type { FeatureSet } from './features.js';
 import type { FeatureStream } from './stream.js';
@@ -43,32 +44,7 @@ export interface HeadResult {
   stoppedEarly: boolean;
 }
 
-/** A seeded Fisher–Yates permutation of 0…n-1 (mulberry32). */
-function permutation(n: number, seed: number): Int32Array {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    const t = out[i]!;
-    out[i] = out[j]!;
-    out[j] = t;
-  }
-  return out;
-}
 
-function positiveInt(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || (value as number) < 1) throw invalidOption(name, 'a positive integer', value);
-  return value as number;
-}
 
 /**
  * Trains the head on `train` and reports accuracy on `val` after every epoch.
@@ -81,8 +57,8 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const started = performance.now();
   const units = options.units ?? [128];
   if (!Array.isArray(units) || units.some((u) => !Number.isInteger(u) || u < 1)) throw invalidOption('units', 'an array of positive integers', units);
-  const epochs = positiveInt('epochs', options.epochs, 10);
-  const batchSize = positiveInt('batchSize', options.batchSize, 32);
+  const epochs = positiveInt('epochs', options.epochs, 10, HeadOptionError);
+  const batchSize = positiveInt('batchSize', options.batchSize, 32, HeadOptionError);
   const lr = options.learningRate ?? 1e-3;
   if (!(lr > 0)) throw invalidOption('learningRate', 'a positive number', lr);
   const trainPath = stream ? stream.files.join(', ') : (train as FeatureSet).path;
@@ -178,7 +154,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       } else {
         // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
         const rowsN = memory!.rows;
-        const order = tf.tensor1d(permutation(rowsN, seed * 7919 + e), 'int32');
+        const order = tf.tensor1d(Int32Array.from(epochOrder(rowsN, seed, e)), 'int32');
         const [px, py] = tf.tidy(() => [tf.gather(xs!, order), tf.gather(yOneHot!, order)]);
         order.dispose();
         try {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { featureRecordBatch, featureSchema } from '@featherstack/core';
+import { featureRecordBatch, featureSchema } from '@featherstack/common';
 import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { invalidOption } from './errors.js';
-import { CounterRng, Stream } from './rng.js';
+import { CounterRng, Stream } from '@featherstack/common';
 import type { AffineParams } from './transforms/affine.js';
 import type { FillMode } from './transforms/warp.js';
 

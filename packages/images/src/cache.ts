@@ -12,11 +12,11 @@
 import { createHash } from 'node:crypto';
 import { open, rm, stat } from 'node:fs/promises';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
-import { ArrowFileWriter } from './arrow.js';
+import { ArrowFileWriter, PIXEL_CACHE_METADATA } from '@featherstack/common';
 import { DatasetError } from './errors.js';
-import type { ImageSpec } from './protocol.js';
+import type { ImageSpec } from './pool/protocol.js';
 
-const KEY = 'featherstack.pixel_cache';
+const KEY = PIXEL_CACHE_METADATA;
 
 /** What a cache's pixels depend on; a cache is reused only when every field matches. */
 export interface CacheKey {
@@ -80,7 +80,6 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
 /** Streams cache rows into an ArrowFileWriter; `finish()` puts the file in place. */
 export class PixelCacheWriter {
   private readonly file: ArrowFileWriter;
-  rows = 0;
 
   constructor(
     readonly path: string,
@@ -100,7 +99,6 @@ export class PixelCacheWriter {
       vectorFromArray(errors, new Utf8()).data[0]!,
     ];
     this.file.write(new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children })));
-    this.rows += length;
   }
 
   finish(): Promise<void> {

@@ -2,9 +2,10 @@
  * Errors of @featherstack/images. Each has a stable `name` and `code`: errors cross worker threads
  * as structured clones, where `instanceof` does not survive, so callers test `code`.
  */
-export class ImageOptionError extends Error {
+import { invalidOption as commonInvalidOption, OptionError } from '@featherstack/common';
+
+export class ImageOptionError extends OptionError {
   override readonly name = 'ImageOptionError';
-  readonly code = 'FEATHERSTACK_INVALID_OPTION';
 }
 
 /** An image file that cannot be read or decoded; `path` names it. */
@@ -49,16 +50,5 @@ export class WorkerCrashError extends Error {
  * what was received. @internal
  */
 export function invalidOption(name: string, expected: string, received: unknown): ImageOptionError {
-  return new ImageOptionError(`options.${name} must be ${expected}, received ${describe(received)}`);
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return typeof value;
-  }
+  return commonInvalidOption(name, expected, received, ImageOptionError);
 }

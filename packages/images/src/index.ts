@@ -1,32 +1,24 @@
 /**
  * @featherstack/images — a parallel, deterministic image input pipeline for Node.js: Keras's
  * ImageDataGenerator semantics on a worker pool that writes into shared Arrow buffers.
+ *
+ * The data path, folder by folder: sources/ (files: directory listing, manifests) → decoders/ +
+ * load.ts (Keras's load_img) → transforms/ + augment.ts → pool/ (decode workers) → batch/ (the
+ * shared slot and the batch viewing it) → flow/ (options, order, one epoch at a time, fit()).
  */
 // First: sizes libuv's thread pool before anything can start it.
-export { DEFAULT_UV_THREADPOOL_SIZE, type ThreadPlan, threadPlan } from './threads.js';
-export { ArrowFileWriter, imageBatchSchema, imageRecordBatch } from './arrow.js';
+export { DEFAULT_UV_THREADPOOL_SIZE } from './pool/threads.js';
 export { AUGMENT_KEYS, type AugmentOptions } from './augment.js';
+export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
+export type { ClassMode, ImageBatch } from './batch/batch.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
-export { symmetricEigen } from './zca.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
-export {
-  type ArrayInput,
-  type BaseFlowOptions,
-  type ClassMode,
-  createImagePool,
-  type FileFlowOptions,
-  type FlowOptions,
-  flowFromArray,
-  flowFromDirectory,
-  flowFromFiles,
-  flowFromManifest,
-  type ImageBatch,
-  ImageFlow,
-  ImagePool,
-  type SkippedFile,
-} from './flow.js';
+export { type ArrayInput, flowFromArray, flowFromDirectory, flowFromFiles, flowFromManifest } from './flow/factories.js';
+export { ImageFlow } from './flow/flow.js';
+export type { BaseFlowOptions, FileFlowOptions, FlowOptions, SkippedFile } from './flow/options.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';
-export type { ColorMode, Interpolation, PixelType } from './protocol.js';
+export { createImagePool, ImagePool } from './pool/pool.js';
+export type { ColorMode, Interpolation, PixelType } from './pool/protocol.js';
 export { codePointCompare, KERAS_EXTENSIONS, listClassFiles, listDirectory, type Manifest } from './sources/directory.js';
 export { type ManifestClassMode, type ManifestOptions, readManifest, type TableManifest } from './sources/manifest.js';
 export { type DatasetOptions, type TfLike, toTfDataset } from './tfdata.js';

@@ -5,13 +5,14 @@
  * the pool's workers for every file and exported as `loadImage` for single files.
  */
 import { readFile } from 'node:fs/promises';
+import { CHANNELS } from '@featherstack/common';
 import sharp from 'sharp';
 import { decodeBmp, isBmp } from './decoders/bmp.js';
 import type { DecodedImage } from './decoders/image.js';
 import { decodePng, isPng } from './decoders/png.js';
 import { decodePnm, isPnm } from './decoders/pnm.js';
 import { ImageDecodeError, invalidOption } from './errors.js';
-import type { ColorMode, ImageSpec, Interpolation } from './protocol.js';
+import type { ColorMode, ImageSpec, Interpolation } from './pool/protocol.js';
 import { pilResize } from './transforms/resample.js';
 
 /** A region of the source image, in pixels. */
@@ -22,7 +23,6 @@ export interface Box {
   height: number;
 }
 
-const CHANNELS: Record<ColorMode, 1 | 3 | 4> = { grayscale: 1, rgb: 3, rgba: 4 };
 const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3' } as const;
 
 /**

@@ -7,7 +7,8 @@
  * each tensor is registered with its batch (`batch.retain`): the flow refills a slot only once
  * every tensor on it is disposed, and allocates another slot meanwhile if it must.
  */
-import type { ImageBatch, ImageFlow } from './flow.js';
+import type { ImageBatch } from './batch/batch.js';
+import type { ImageFlow } from './flow/flow.js';
 
 /** The part of the tfjs API the adapter uses (structural, so any tfjs build fits). */
 export interface TfLike {

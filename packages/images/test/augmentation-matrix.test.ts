@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { drawParams, resolveAugment } from '../src/augment.js';
-import { kerasAffine } from '../src/transforms/affine.js';
-import { warpInto } from '../src/transforms/warp.js';
+import { drawParams, resolveAugment } from '../dist/augment.js';
+import { kerasAffine } from '../dist/transforms/affine.js';
+import { warpInto } from '../dist/transforms/warp.js';
 
 const none = { theta: 0, heightShift: 0, widthShift: 0, shear: 0, zx: 1, zy: 1 };
 

@@ -1,7 +1,7 @@
 import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { codePointCompare, listDirectory } from '../src/sources/directory.js';
+import { codePointCompare, listDirectory } from '../dist/sources/directory.js';
 import { tempDir, writeImage, writeText } from './helpers.js';
 
 describe('directory listing (Keras flow_from_directory semantics)', () => {

@@ -2,7 +2,7 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createImagePool, flowFromDirectory, type FlowOptions } from '../dist/index.js';
-import { tempDir, writeImage, writeText } from './helpers.js';
+import { tempDir, withHooks, writeImage, writeText } from './helpers.js';
 
 let root: string;
 beforeAll(async () => {
@@ -17,8 +17,8 @@ const augmented: FlowOptions = {
   augment: { rescale: 1 / 255, rotationRange: 15, zoomRange: 0.2, shearRange: 10, horizontalFlip: true, widthShiftRange: 0.1 },
 };
 
-async function collect(options: FlowOptions, epoch = 0) {
-  const flow = await flowFromDirectory(root, options);
+async function collect(options: FlowOptions, epoch = 0, hooks = {}) {
+  const flow = withHooks(await flowFromDirectory(root, options), hooks);
   const out: { images: Float32Array; classIndex: number[]; paths: string[] }[] = [];
   try {
     for await (const b of flow.epoch(epoch)) out.push({ images: b.images.slice(), classIndex: Array.from(b.classIndex), paths: b.paths });
@@ -41,7 +41,7 @@ describe('flow over the worker pool', () => {
 
   it('is bit-identical for 1 and 3 workers, even with worker completions reordered', async () => {
     const one = await collect({ ...augmented, workers: 1 });
-    const three = await collect({ ...augmented, workers: 3, jitterMs: 15, prefetch: 3 });
+    const three = await collect({ ...augmented, workers: 3, prefetch: 3 }, 0, { jitterMs: 15 });
     expect(three.map((b) => b.paths)).toEqual(one.map((b) => b.paths));
     for (let i = 0; i < one.length; i++) expect(Buffer.from(three[i]!.images.buffer).equals(Buffer.from(one[i]!.images.buffer))).toBe(true);
   });
@@ -200,7 +200,7 @@ describe('bad input', () => {
     // A worker terminated mid-task can take the process down (a native assertion when Node tears
     // down a thread stopped inside zlib); an abort cancels only tasks that have not started.
     const pool = createImagePool({ workers: 2 });
-    const flow = await flowFromDirectory(root, { ...augmented, jitterMs: 30, pool });
+    const flow = withHooks(await flowFromDirectory(root, { ...augmented, pool }), { jitterMs: 30 });
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const controller = new AbortController();
@@ -221,7 +221,7 @@ describe('bad input', () => {
   });
 
   it('stops cleanly when aborted, and a closed flow refuses to iterate', async () => {
-    const flow = await flowFromDirectory(root, { ...augmented, jitterMs: 20 });
+    const flow = withHooks(await flowFromDirectory(root, augmented), { jitterMs: 20 });
     const controller = new AbortController();
     const it = flow.epoch(0, { signal: controller.signal });
     await it.next();

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeBmp } from '../src/decoders/bmp.js';
-import { decodePng } from '../src/decoders/png.js';
-import { decodePnm } from '../src/decoders/pnm.js';
+import { decodeBmp } from '../dist/decoders/bmp.js';
+import { decodePng } from '../dist/decoders/png.js';
+import { decodePnm } from '../dist/decoders/pnm.js';
 
 // Seeded mutation fuzzing of the decoders featherstack owns (PNG, BMP, PBM/PGM/PPM), starting from
 // the committed Keras golden sources. Every input must either decode to a consistent image or

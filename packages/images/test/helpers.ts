@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { setTestHooks, type TestHooks } from '../dist/flow/hooks.js';
 
 export async function tempDir(prefix = 'featherstack-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -19,4 +20,10 @@ export async function writeImage(path: string, options: { width?: number; height
 export async function writeText(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, text);
+}
+
+/** `flow` with the internal test hooks set (a per-task delay, a crashing worker). */
+export function withHooks<F extends object>(flow: F, hooks: TestHooks): F {
+  setTestHooks(flow, hooks);
+  return flow;
 }

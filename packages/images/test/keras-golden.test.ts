@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kerasAffine } from '../src/transforms/affine.js';
-import { brightness, kerasBrightness } from '../src/transforms/color.js';
-import { type FillMode, warpInto } from '../src/transforms/warp.js';
+import { kerasAffine } from '../dist/transforms/affine.js';
+import { brightness, kerasBrightness } from '../dist/transforms/color.js';
+import { type FillMode, warpInto } from '../dist/transforms/warp.js';
 
 // Produced by Keras 3's own apply_affine_transform (benchmarks/golden/keras_affine.py).
 const golden = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'keras-affine.json'), 'utf8')) as {

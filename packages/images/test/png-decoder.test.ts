@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodePng, isPng } from '../src/decoders/png.js';
+import { decodePng, isPng } from '../dist/decoders/png.js';
 
 /** A 23×17 image with every PNG filter worth of structure: gradients, noise and flat runs. */
 function pixels(channels: number): Buffer {

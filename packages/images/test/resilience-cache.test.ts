@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { flowFromDirectory, type FlowOptions, type ImageFlow } from '../dist/index.js';
-import { tempDir, writeImage, writeText } from './helpers.js';
+import { tempDir, withHooks, writeImage, writeText } from './helpers.js';
 
 let root: string;
 beforeAll(async () => {
@@ -35,7 +35,7 @@ async function epochs(flow: ImageFlow, which: number[]) {
 describe('worker death', () => {
   it('replaces a worker that dies and retries its task once, delivering the same batches', async () => {
     const reference = await flowFromDirectory(root, options);
-    const crashing = await flowFromDirectory(root, { ...options, crashOnAttempt: 0 });
+    const crashing = withHooks(await flowFromDirectory(root, options), { crashOnAttempt: 0 });
     try {
       const [expected] = await epochs(reference, [0]);
       const [got] = await epochs(crashing, [0]);
@@ -48,7 +48,7 @@ describe('worker death', () => {
   });
 
   it('fails with the task’s files named when the retry dies too, and does not hang', async () => {
-    const flow = await flowFromDirectory(root, { ...options, crashOnAttempt: 1 });
+    const flow = withHooks(await flowFromDirectory(root, options), { crashOnAttempt: 1 });
     try {
       await expect(flow.epoch(0).next()).rejects.toThrow(/a decode worker died twice while loading .*(cat|dog)\/\d+\.png.*worker exited with code: 70/);
     } finally {
@@ -207,15 +207,15 @@ describe('pixel cache', () => {
 
 describe('thread plan', () => {
   const probe = (env: Record<string, string | undefined>) => {
-    const script = `import('${new URL('../dist/index.js', import.meta.url).href}').then((m) => console.log(JSON.stringify({ uv: process.env.UV_THREADPOOL_SIZE, plan: m.threadPlan(64) })))`;
+    const script = `import('${new URL('../dist/index.js', import.meta.url).href}').then((m) => console.log(JSON.stringify({ uv: process.env.UV_THREADPOOL_SIZE, default: m.DEFAULT_UV_THREADPOOL_SIZE })))`;
     const { UV_THREADPOOL_SIZE: _, ...rest } = process.env;
     return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...rest, ...env }, encoding: 'utf8' }));
   };
 
-  it('sizes libuv’s pool for one decode per core unless the user chose, and flags oversubscription', () => {
+  it('sizes libuv’s pool for one decode per core unless the user chose', () => {
     const auto = probe({});
     expect(Number(auto.uv)).toBe(Math.max(4, availableParallelism() + 2));
-    expect(auto.plan).toMatchObject({ decodeWorkers: 64, vipsThreadsPerWorker: 1, oversubscribed: 64 > availableParallelism() });
+    expect(auto.default).toBe(Number(auto.uv));
     expect(probe({ UV_THREADPOOL_SIZE: '7' }).uv).toBe('7');
   });
 });

@@ -1,37 +1,58 @@
 /**
- * Arrow views of batch memory. The columns' buffers are the shared batch slot itself: building a
- * RecordBatch copies no pixel.
+ * Arrow IPC files on disk: the streaming writer every featherstack file goes through (feature
+ * files, pixel caches, journals), the framing check readers run first, and the listing of a
+ * directory of `.arrow` shard files.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { AsyncByteQueue, Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema, Struct, Uint8, Utf8, vectorFromArray } from 'apache-arrow';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AsyncByteQueue, type RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, type Schema } from 'apache-arrow';
 
-/** Schema of an image batch: image FixedSizeList<float32 | uint8>[h·w·c], label int32, path utf8. */
-export function imageBatchSchema(sampleSize: number, metadata: Map<string, string> = new Map(), dtype: 'float32' | 'uint8' = 'float32'): Schema {
-  return new Schema(
-    [
-      new Field('image', new FixedSizeList(sampleSize, new Field('value', dtype === 'uint8' ? new Uint8() : new Float32(), false)), false),
-      new Field('label', new Int32(), false),
-      new Field('path', new Utf8(), false),
-    ],
-    metadata,
-  );
+const MAGIC = 'ARROW1';
+
+/**
+ * What is wrong with an Arrow IPC *file* whose first and last six bytes are `head` and `tail`, or
+ * null: it starts and ends with ARROW1. apache-arrow reports a file cut short as "Cannot read
+ * properties of null (reading 'fieldsLength')", so readers check this first.
+ */
+export function arrowFramingProblem(head: Uint8Array, tail: Uint8Array, size: number): string | null {
+  const magic = (b: Uint8Array) => Buffer.from(b).toString('latin1') === MAGIC;
+  if (size < 12 || !magic(head)) return 'is not an Arrow IPC file (it does not start with ARROW1)';
+  if (!magic(tail)) return `is truncated or damaged: its ${size} bytes end without the Arrow file footer`;
+  return null;
 }
 
-/** A RecordBatch whose `image` and `label` columns view `images` and `labels` without copying. */
-export function imageRecordBatch(schema: Schema, images: Float32Array | Uint8Array, labels: Int32Array, paths: string[]): RecordBatch {
-  const length = labels.length;
-  const listType = schema.fields[0]!.type as FixedSizeList<Float32 | Uint8>;
-  const child =
-    images instanceof Uint8Array
-      ? makeData({ type: new Uint8(), length: images.length, nullCount: 0, data: images })
-      : makeData({ type: new Float32(), length: images.length, nullCount: 0, data: images });
-  const image = makeData({ type: listType, length, nullCount: 0, child });
-  const label = makeData({ type: new Int32(), length, nullCount: 0, data: labels });
-  const path = vectorFromArray(paths, new Utf8()).data[0]!;
-  const struct = makeData({ type: new Struct(schema.fields), length, nullCount: 0, children: [image, label, path] });
-  return new RecordBatch(schema, struct);
+/** The framing problem of a file already in memory, or null. */
+export function arrowBytesProblem(bytes: Uint8Array): string | null {
+  return arrowFramingProblem(bytes.subarray(0, 6), bytes.subarray(Math.max(0, bytes.length - 6)), bytes.length);
+}
+
+/** The framing problem of an open file, or null. */
+export async function arrowFileProblem(handle: Awaited<ReturnType<typeof open>>): Promise<string | null> {
+  const { size } = await handle.stat();
+  const head = Buffer.alloc(6);
+  const tail = Buffer.alloc(6);
+  await handle.read(head, 0, 6, 0);
+  await handle.read(tail, 0, 6, Math.max(0, size - 6));
+  return arrowFramingProblem(head, tail, size);
+}
+
+/**
+ * The `*.arrow` files of `dir`, sorted by name (the shards of one extraction), or null when `dir`
+ * is not a directory.
+ */
+export async function listArrowFiles(dir: string): Promise<string[] | null> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR' || (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  return names
+    .filter((f) => f.endsWith('.arrow'))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((f) => join(dir, f));
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
- * The worker pool behind every flow: a piscina pool of decode workers. Private: flows own one and
- * hand it tasks; callers never see piscina.
- * @internal
+ * The decode worker pool: a piscina pool of workers (worker.ts) that load, augment and write
+ * samples straight into a batch's shared slot. ImagePool is the handle callers share between
+ * flows; DecodePool, behind it, is private: callers never see piscina.
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { invalidOption, PoolClosedError, WorkerCrashError } from './errors.js';
+import { invalidOption, PoolClosedError, WorkerCrashError } from '../errors.js';
 import type { DecodeResult, DecodeTask } from './protocol.js';
 
 function describeSource(task: DecodeTask): string {
@@ -13,11 +13,6 @@ function describeSource(task: DecodeTask): string {
   if (source.kind === 'files') return source.paths.map((p) => `${source.root}/${p}`).join(', ');
   if (source.kind === 'cache') return `${source.paths.join(', ')} (from pixel cache ${source.file})`;
   return `samples ${task.samples.join(', ')} of the in-memory dataset`;
-}
-
-export interface PoolOptions {
-  /** Decode workers. Default: every core. */
-  workers?: number;
 }
 
 export function resolveWorkers(value: unknown): number {
@@ -32,6 +27,7 @@ export function resolveWorkers(value: unknown): number {
   return value;
 }
 
+/** @internal */
 export class DecodePool {
   private readonly pool: Piscina<DecodeTask, DecodeResult>;
   private closed = false;
@@ -48,7 +44,7 @@ export class DecodePool {
   constructor(workers: number) {
     this.workers = workers;
     this.pool = new Piscina({
-      filename: new URL('./worker/decode.js', import.meta.url).href,
+      filename: new URL('./worker.js', import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: 60_000,
@@ -134,4 +130,46 @@ export class DecodePool {
     // up to piscina's closeTimeout (30 s), and only then terminates what is left.
     await this.pool.close({ force: true });
   }
+}
+
+const pools = new WeakMap<ImagePool, DecodePool>();
+
+/** @internal The DecodePool behind a handle. */
+export function poolOf(handle: ImagePool): DecodePool {
+  return pools.get(handle)!;
+}
+
+/** A decode worker pool that several flows share. Close it when every flow is done. */
+export class ImagePool {
+  readonly workers: number;
+  /** @internal Use createImagePool(). */
+  constructor(workers: number) {
+    this.workers = workers;
+    pools.set(this, new DecodePool(workers));
+  }
+
+  /** Tasks retried because their worker died. */
+  get retries(): number {
+    return poolOf(this).retries;
+  }
+
+  /** Workers that stopped before the pool closed (crashed, and were replaced). */
+  get workersLost(): number {
+    return poolOf(this).workersLost;
+  }
+
+  close(): Promise<void> {
+    return poolOf(this).close();
+  }
+}
+
+/**
+ * Starts a pool of decode workers to share between flows.
+ *
+ * @example
+ * const pool = createImagePool({ workers: 4 });
+ * const train = await flowFromDirectory('data/train', { pool });
+ */
+export function createImagePool(options: { workers?: number } = {}): ImagePool {
+  return new ImagePool(resolveWorkers(options.workers));
 }

@@ -4,10 +4,11 @@
  * shared, not copied.
  * @internal
  */
-import type { AugmentSpec } from './augment.js';
+import type { AugmentSpec } from '../augment.js';
 
-export type ColorMode = 'grayscale' | 'rgb' | 'rgba';
-export type Interpolation = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos';
+import type { ColorMode, Interpolation } from '@featherstack/common';
+
+export type { ColorMode, Interpolation };
 export type PixelType = 'float32' | 'uint8';
 
 export interface ImageSpec {

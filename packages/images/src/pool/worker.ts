@@ -8,12 +8,12 @@ import { openSync, readFileSync, readSync } from 'node:fs';
 import sharp from 'sharp';
 import { drawParams } from '../augment.js';
 import { loadPixels } from '../load.js';
-import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization } from '../protocol.js';
-import { CounterRng, Stream } from '../rng.js';
+import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization } from './protocol.js';
+import { CounterRng, Stream } from '@featherstack/common';
 import { kerasAffine } from '../transforms/affine.js';
 import { brightness, channelShift, kerasBrightness } from '../transforms/color.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
-import { whiten } from '../zca.js';
+import { whiten } from '../transforms/zca.js';
 
 // Each worker is one of N parallel decoders: libvips' own thread pool per image would oversubscribe
 // the cores (workers × libvips threads), and its operation cache only grows memory here.

@@ -5,8 +5,8 @@
  * for 1, 2 or N workers.
  *
  * The mixer is the murmur3/splitmix finaliser applied to a chain of 32-bit keys; it passes the
- * avalanche property needed here (neighbouring counters give unrelated outputs).
- * @internal
+ * avalanche property needed here (neighbouring counters give unrelated outputs). The one seeded
+ * generator of featherstack: image order and augmentation, head shuffles, stream buffers.
  */
 
 function mix32(h: number): number {
@@ -32,6 +32,8 @@ export const Stream = {
   shuffle: 1,
   augment: 2,
   crop: 3,
+  /** The head's streamed shuffle buffer. */
+  headBuffer: 4,
 } as const;
 
 /**
@@ -73,7 +75,7 @@ export class CounterRng {
  * The order in which an epoch visits `n` samples: a Fisher–Yates shuffle keyed by (seed, epoch).
  * Without a seed-based shuffle the identity order is returned.
  */
-export function epochOrder(n: number, seed: number, epoch: number, shuffle: boolean): Uint32Array {
+export function epochOrder(n: number, seed: number, epoch: number, shuffle = true): Uint32Array {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   if (!shuffle) return order;

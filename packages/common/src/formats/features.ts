@@ -1,0 +1,89 @@
+/**
+ * The feature file: what core's extraction writes and head reads back. One Arrow IPC file (or a
+ * directory of shard files) with one row per image:
+ *
+ * | column | type |
+ * | --- | --- |
+ * | `path` | utf8, relative to the dataset root |
+ * | `label` | int32, the class index (-1 when unlabelled) |
+ * | `features` | FixedSizeList<float32>[dimension] |
+ *
+ * and string metadata under the keys of FEATURE_METADATA (JSON values where noted).
+ */
+import { Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, Schema, Struct, Utf8, vectorFromArray } from 'apache-arrow';
+
+export const FEATURE_COLUMNS = { path: 'path', label: 'label', features: 'features' } as const;
+
+export const FEATURE_METADATA = {
+  /** JSON string[]: class names by label index. */
+  classNames: 'featherstack.class_names',
+  /** JSON Record<string, number>. */
+  classIndices: 'featherstack.class_indices',
+  /** The base layer the features were read from. */
+  featureLayer: 'featherstack.feature_layer',
+  /** JSON: the flow's image settings (size, channels, colour mode, interpolation, …). */
+  image: 'featherstack.image',
+  /** JSON: the flow's augmentation (extraction runs without random transforms). */
+  augment: 'featherstack.augment',
+  /** ISO time of writing; the one key that may differ between two runs of the same extraction. */
+  created: 'featherstack.created',
+  /** The writing package's version. */
+  version: 'featherstack.version',
+  /** sha256 over the base model's weight shapes and values. */
+  baseModelSha256: 'featherstack.base_model_sha256',
+  /** JSON { l2, pca: { components, from } | null }: the transform applied to each row. */
+  transform: 'featherstack.transform',
+  /** JSON [steps, features per step]: rows are sequences, for a recurrent head. */
+  sequence: 'featherstack.sequence',
+} as const;
+
+/** The name of the base layer whose output is the feature vector, unless a model says otherwise. */
+export const FEATURE_LAYER = 'features';
+
+/** Schema of a feature file with `dimension` features per row. */
+export function featureSchema(dimension: number, metadata: Map<string, string>): Schema {
+  return new Schema(
+    [
+      new Field(FEATURE_COLUMNS.path, new Utf8(), false),
+      new Field(FEATURE_COLUMNS.label, new Int32(), false),
+      new Field(FEATURE_COLUMNS.features, new FixedSizeList(dimension, new Field('value', new Float32(), false)), false),
+    ],
+    metadata,
+  );
+}
+
+/** A feature RecordBatch over `features` (row-major, rows × dimension) without copying it. */
+export function featureRecordBatch(schema: Schema, paths: string[], labels: Int32Array, features: Float32Array): RecordBatch {
+  const length = labels.length;
+  const listType = schema.fields[2]!.type as FixedSizeList<Float32>;
+  const children = [
+    vectorFromArray(paths, new Utf8()).data[0]!,
+    makeData({ type: new Int32(), length, nullCount: 0, data: labels }),
+    makeData({ type: listType, length, nullCount: 0, child: makeData({ type: new Float32(), length: features.length, nullCount: 0, data: features }) }),
+  ];
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length, nullCount: 0, children }));
+}
+
+/** What a reader needs from a feature file's metadata. */
+export interface FeatureFileInfo {
+  classNames: string[];
+  /** [steps, features per step] when rows are sequences. */
+  sequence: [number, number] | null;
+}
+
+/** Reads FEATURE_METADATA's classNames and sequence; returns the problem as a string when they do not parse. */
+export function readFeatureInfo(metadata: Map<string, string>): FeatureFileInfo | string {
+  let classNames: unknown = [];
+  let sequence: unknown = null;
+  try {
+    classNames = JSON.parse(metadata.get(FEATURE_METADATA.classNames) ?? '[]');
+    sequence = JSON.parse(metadata.get(FEATURE_METADATA.sequence) ?? 'null');
+  } catch (error) {
+    return `has metadata that is not JSON (${(error as Error).message})`;
+  }
+  if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string')) return `has metadata ${FEATURE_METADATA.classNames} that is not a list of names`;
+  if (sequence !== null && !(Array.isArray(sequence) && sequence.length === 2 && sequence.every((v) => Number.isInteger(v) && v > 0))) {
+    return `has metadata ${FEATURE_METADATA.sequence} that is not [steps, features per step]`;
+  }
+  return { classNames, sequence: sequence as [number, number] | null };
+}

@@ -1,0 +1,11 @@
+/**
+ * The contract of every file featherstack writes and reads back, owned here so that writer and
+ * reader import one definition: feature files, the stacked model's metadata, the pixel cache's
+ * metadata key, and the image settings they record.
+ */
+export { FEATURE_COLUMNS, FEATURE_LAYER, FEATURE_METADATA, type FeatureFileInfo, featureRecordBatch, featureSchema, readFeatureInfo } from './features.js';
+export { CHANNELS, COLOR_MODES, type ColorMode, INTERPOLATIONS, type Interpolation } from './image.js';
+export { parseStackedMetadata, STACKED_FORMAT, STACKED_METADATA_FILE, type StackedMetadata } from './stacked.js';
+
+/** Schema metadata key of a pixel cache (JSON: the images and settings it was built for). */
+export const PIXEL_CACHE_METADATA = 'featherstack.pixel_cache';

@@ -1,0 +1,10 @@
+/**
+ * @featherstack/common — what the other packages share: the formats' contract, Arrow file I/O,
+ * atomic writes, option validation, the seeded RNG and the linear algebra.
+ */
+export { ArrowFileWriter, arrowBytesProblem, arrowFileProblem, arrowFramingProblem, listArrowFiles } from './arrow.js';
+export { writeDirectoryAtomic, writeFileAtomic } from './files.js';
+export * from './formats/index.js';
+export { Covariance, symmetricEigen } from './linalg.js';
+export { CounterRng, epochOrder, hashKeys, Stream } from './rng.js';
+export { describe, invalidOption, is, nonNegativeInt, OptionError, positiveInt } from './validate.js';

@@ -1,0 +1,168 @@
+/**
+ * The ways to make a flow: over a directory of class folders (flow_from_directory), a manifest
+ * (flow_from_dataframe), a list of files (prediction) or an array in memory (flow). File flows open
+ * their pixel cache here, once the files' sizes and modification times are known.
+ */
+import { resolve } from 'node:path';
+import { openPixelCache } from '../cache.js';
+import { invalidOption } from '../errors.js';
+import type { PixelType } from '../pool/protocol.js';
+import { listDirectory, type Manifest } from '../sources/directory.js';
+import { type ManifestOptions, readManifest } from '../sources/manifest.js';
+import { ImageFlow } from './flow.js';
+import type { BaseFlowOptions, FileFlowOptions, FlowOptions } from './options.js';
+import type { FlowSource } from './order.js';
+
+function checkOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
+}
+
+async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omit<FlowSource, 'manifest'> = {}): Promise<ImageFlow> {
+  const flow = new ImageFlow({ manifest, ...rest }, options);
+  if (flow.cachePath) {
+    const index = await flow
+      .stampFiles()
+      .then(() => openPixelCache(flow.cachePath!, flow.pixelCacheKey))
+      .catch(async (error) => {
+      await flow.close();
+      throw error;
+    });
+    if (index) flow.useCache(index);
+  }
+  return flow;
+}
+
+/**
+ * Keras's `flow_from_directory`: one class per subdirectory of `directory`.
+ *
+ * @example
+ * const flow = await flowFromDirectory('data/train', {
+ *   targetSize: [224, 224], batchSize: 32, seed: 1,
+ *   augment: { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true },
+ * });
+ * for await (const batch of flow) console.log(batch.shape);
+ * await flow.close();
+ */
+export async function flowFromDirectory(directory: string, options: FlowOptions = {}): Promise<ImageFlow> {
+  if (typeof directory !== 'string' || directory.length === 0) throw invalidOption('directory', 'a non-empty path', directory);
+  checkOptions(options);
+  return withCache(await listDirectory(directory, options), options);
+}
+
+/**
+ * Keras's `flow_from_dataframe` over a CSV or Arrow manifest of paths and labels.
+ *
+ * @example
+ * const flow = await flowFromManifest('data/labels.csv', {
+ *   xCol: 'file', yCol: ['x', 'y'], classMode: 'raw', targetSize: [128, 128],
+ * });
+ */
+export async function flowFromManifest(file: string, options: FileFlowOptions & ManifestOptions = {}): Promise<ImageFlow> {
+  checkOptions(options);
+  const m = await readManifest(file, options);
+  const flow = await withCache(m, options, m.targets.length > 0 ? { targets: m.targets, outputWidths: m.outputWidths } : {});
+  flow.excludedRows = m.excludedRows;
+  return flow;
+}
+
+/**
+ * A flow over a list of image files (paths absolute or relative to the working directory), in the
+ * given order, without labels — for prediction.
+ *
+ * @example
+ * const flow = await flowFromFiles(['a.jpg', 'b.png'], { targetSize: [224, 224], shuffle: false });
+ */
+export async function flowFromFiles(files: string[], options: FileFlowOptions = {}): Promise<ImageFlow> {
+  checkOptions(options);
+  if (!Array.isArray(files) || files.length === 0 || files.some((f) => typeof f !== 'string' || f.length === 0)) {
+    throw invalidOption('files', 'a non-empty array of file paths', files);
+  }
+  const manifest: Manifest = {
+    root: '',
+    classNames: [],
+    classIndices: {},
+    paths: files.map((f) => resolve(f).slice(1)), // relative to the filesystem root: root + '/' + path
+    labels: new Int32Array(files.length).fill(-1),
+  };
+  return withCache(manifest, { shuffle: false, ...options, classMode: 'none' });
+}
+
+/** An in-memory dataset for flowFromArray: NHWC pixels in 0–255 units. */
+export interface ArrayInput {
+  data: Uint8Array | Float32Array;
+  /** [samples, height, width, channels] with channels 1, 3 or 4. */
+  shape: [number, number, number, number];
+}
+
+/**
+ * Keras's `flow(x, y)`: batches from images already in memory, augmented by the worker pool. The
+ * pixels are shared with the workers without copying when `x.data` views a SharedArrayBuffer, and
+ * copied into one once otherwise.
+ *
+ * @example
+ * const flow = flowFromArray({ data: pixels, shape: [60000, 28, 28, 1] }, { y: labels, batchSize: 128 });
+ */
+export function flowFromArray(
+  x: ArrayInput,
+  options: BaseFlowOptions & {
+    /** Class index of each sample (Keras's `y`). */
+    y?: ArrayLike<number>;
+    /** Names of the classes, in index order. Default '0', '1', …. */
+    classNames?: string[];
+    /** Numeric targets, n × k values (classMode 'raw'). */
+    targets?: Float32Array;
+  } = {},
+): ImageFlow {
+  checkOptions(options);
+  if (typeof x !== 'object' || x === null || !(x.data instanceof Uint8Array || x.data instanceof Float32Array)) {
+    throw invalidOption('x.data', 'a Uint8Array or Float32Array of NHWC pixels', typeof x?.data);
+  }
+  const shape = x.shape;
+  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((v) => Number.isInteger(v) && v >= 1) || ![1, 3, 4].includes(shape[3])) {
+    throw invalidOption('x.shape', '[samples, height, width, channels] with channels 1, 3 or 4', shape);
+  }
+  const [n, height, width, channels] = shape;
+  if (x.data.length !== n * height * width * channels) throw invalidOption('x.data', `${n * height * width * channels} values for shape [${shape.join(', ')}]`, `${x.data.length} values`);
+  const dtype: PixelType = x.data instanceof Uint8Array ? 'uint8' : 'float32';
+  let data: SharedArrayBuffer;
+  if (x.data.buffer instanceof SharedArrayBuffer && x.data.byteOffset === 0) data = x.data.buffer;
+  else {
+    data = new SharedArrayBuffer(x.data.byteLength);
+    (dtype === 'uint8' ? new Uint8Array(data) : new Float32Array(data)).set(x.data);
+  }
+  const labels = new Int32Array(n).fill(-1);
+  let classNames = options.classNames ?? [];
+  if (options.y !== undefined) {
+    if (options.y.length !== n) throw invalidOption('y', `${n} class indices (one per sample)`, `${options.y.length} values`);
+    let max = -1;
+    for (let i = 0; i < n; i++) {
+      const c = options.y[i]!;
+      if (!Number.isInteger(c) || c < 0) throw invalidOption(`y[${i}]`, 'a non-negative integer class index', c);
+      labels[i] = c;
+      max = Math.max(max, c);
+    }
+    if (classNames.length === 0) classNames = Array.from({ length: max + 1 }, (_, i) => String(i));
+    if (max >= classNames.length) throw invalidOption('classNames', `at least ${max + 1} names`, classNames);
+  }
+  let targets: Float32Array[] | undefined;
+  let outputWidths: number[] | undefined;
+  if (options.targets !== undefined) {
+    if (!(options.targets instanceof Float32Array) || options.targets.length % n !== 0 || options.targets.length === 0) {
+      throw invalidOption('targets', `a Float32Array of ${n} × k values`, options.targets?.length);
+    }
+    targets = [options.targets];
+    outputWidths = [options.targets.length / n];
+  }
+  const classMode = options.classMode ?? (targets ? 'raw' : options.y !== undefined ? 'categorical' : 'none');
+  const manifest: Manifest = {
+    root: '(memory)',
+    classNames,
+    classIndices: Object.fromEntries(classNames.map((c, i) => [c, i])),
+    paths: Array.from({ length: n }, (_, i) => `#${i}`),
+    labels,
+  };
+  return new ImageFlow(
+    { manifest, array: { data, dtype, height, width, channels: channels as 1 | 3 | 4 }, ...(targets ? { targets, outputWidths: outputWidths! } : {}) },
+    { ...options, classMode },
+  );
+}

@@ -1,0 +1,258 @@
+/**
+ * ImageFlow: a re-iterable dataset of augmented image batches. It ties the pieces together — the
+ * resolved options (options.ts), the decode pool, the slot ring (batch/), the order (order.ts), one
+ * epoch run at a time (epoch.ts) and fit()'s statistics (statistics.ts) — and holds no logic of
+ * its own beyond that.
+ */
+import { resolve } from 'node:path';
+import { epochOrder } from '@featherstack/common';
+import type { RecordBatch, Schema } from 'apache-arrow';
+import type { AugmentSpec } from '../augment.js';
+import { imageBatchSchema } from '../batch/arrow.js';
+import type { BatchLayout, ClassMode, ImageBatch } from '../batch/batch.js';
+import { SlotRing } from '../batch/slot.js';
+import { type CacheKey, cacheKey, fileStamp, type PixelCacheIndex } from '../cache.js';
+import { DatasetError, invalidOption, PoolClosedError } from '../errors.js';
+import { DecodePool, poolOf } from '../pool/pool.js';
+import type { ImageSpec, PixelType, SampleSource } from '../pool/protocol.js';
+import { type EpochContext, type RunSettings, runEpoch } from './epoch.js';
+import { testHooksOf } from './hooks.js';
+import { type FlowOptions, type FlowSpec, resolveFlowOptions, type SkippedFile } from './options.js';
+import { type FlowSource, shardOf } from './order.js';
+import { fitStatistics, type Statistics } from './statistics.js';
+
+/** A re-iterable dataset of augmented image batches decoded by a worker pool. */
+export class ImageFlow implements AsyncIterable<ImageBatch> {
+  readonly root: string;
+  readonly classNames: string[];
+  readonly classIndices: Record<string, number>;
+  /** Paths relative to `root`, in dataset order. */
+  readonly filenames: string[];
+  /** Class index of every sample, in dataset order (-1 for raw / multi_output). */
+  readonly classes: Int32Array;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly classMode: ClassMode;
+  readonly dtype: PixelType;
+  readonly image: ImageSpec;
+  readonly augment: AugmentSpec;
+  readonly schema: Schema;
+  /** Path of the pixel cache, when one was asked for. */
+  readonly cachePath: string | null;
+  /** Manifest rows left out because their class is not in `classes` (1-based line numbers). */
+  excludedRows: number[] = [];
+  /** Per-channel statistics from fit(), in the units standardisation sees. */
+  statistics: Statistics | null = null;
+  /** Files skipped in the most recent epoch (onError: 'skip'); complete when that epoch ends. */
+  skippedFiles: SkippedFile[] = [];
+  private readonly spec: FlowSpec;
+  private readonly pool: DecodePool;
+  private readonly ring: SlotRing;
+  private readonly source: FlowSource;
+  private readonly cache: EpochContext['cache'];
+  private nextEpoch = 0;
+  private active = false;
+  private closed = false;
+
+  /** @internal Use flowFromDirectory(), flowFromManifest(), flowFromFiles() or flowFromArray(). */
+  constructor(whole: FlowSource, options: FlowOptions) {
+    const source = shardOf(whole, options.shard);
+    const spec = resolveFlowOptions(source, options);
+    const { manifest } = source;
+    this.spec = spec;
+    this.source = source;
+    this.root = manifest.root;
+    this.classNames = manifest.classNames;
+    this.classIndices = manifest.classIndices;
+    this.filenames = manifest.paths;
+    this.classes = manifest.labels;
+    this.batchSize = spec.batchSize;
+    this.seed = spec.seed;
+    this.shuffle = spec.shuffle;
+    this.classMode = spec.classMode;
+    this.dtype = spec.dtype;
+    this.image = spec.image;
+    this.augment = spec.augment;
+    this.cachePath = spec.cachePath;
+    const { height, width, channels } = spec.image;
+    this.schema = imageBatchSchema(height * width * channels, new Map([['class_names', JSON.stringify(this.classNames)]]), spec.dtype);
+    this.cache = { path: spec.cachePath, key: () => this.pixelCacheKey, index: source.cacheIndex ?? null };
+    this.ring = new SlotRing(spec.batchSize, height * width * channels, spec.dtype, spec.prefetch + 1);
+    this.pool = spec.pool ? poolOf(spec.pool) : new DecodePool(spec.workers);
+  }
+
+  /** Number of samples. */
+  get samples(): number {
+    return this.filenames.length;
+  }
+
+  /** Batches per epoch: ceil(samples / batchSize). */
+  get length(): number {
+    return Math.ceil(this.samples / this.batchSize);
+  }
+
+  get workers(): number {
+    return this.pool.workers;
+  }
+
+  /** Tasks of this flow's pool retried because their worker died. */
+  get retries(): number {
+    return this.pool.retries;
+  }
+
+  private cacheKeyMemo: CacheKey | null = null;
+  private fileStampMemo = '';
+
+  /** @internal Stats every file once (size, modification time) for the pixel cache's key. */
+  async stampFiles(): Promise<void> {
+    this.fileStampMemo = await fileStamp(this.filenames.map((f) => resolve(this.root, f)));
+    this.cacheKeyMemo = null;
+  }
+
+  /**
+   * @internal What this flow's pixel cache must have been built for: the image settings, every
+   * path and every file's size and modification time (hashed once, when the flow opens).
+   */
+  get pixelCacheKey(): CacheKey {
+    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo);
+    return this.cacheKeyMemo;
+  }
+
+  /** @internal Reads epochs from a finished pixel cache. */
+  useCache(index: PixelCacheIndex): void {
+    this.cache.index = index;
+  }
+
+  /** Whether epochs read the pixel cache instead of decoding. */
+  get cached(): boolean {
+    return this.cache.index !== null;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ImageBatch> {
+    return this.epoch(this.nextEpoch++);
+  }
+
+  /**
+   * A single-use iterator over the batches of `epoch`. With the same seed, the batches of an epoch
+   * are bit-identical whatever the worker count.
+   *
+   * @example
+   * for await (const batch of flow.epoch(0)) model.trainOnBatch(toTensor(batch), labels(batch));
+   */
+  epoch(epoch: number, options: { signal?: AbortSignal; from?: number } = {}): AsyncGenerator<ImageBatch, void, undefined> {
+    const from = options.from ?? 0;
+    if (!Number.isInteger(from) || from < 0) throw invalidOption('from', 'a non-negative batch index', from);
+    return this.run(epoch, this.settings(), options.signal, from);
+  }
+
+  /** The batches of `epoch` as Arrow RecordBatches viewing the batch memory (valid until the next one is requested). */
+  async *recordBatches(epoch: number, options: { signal?: AbortSignal } = {}): AsyncGenerator<RecordBatch, void, undefined> {
+    for await (const batch of this.epoch(epoch, options)) yield batch.toRecordBatch();
+  }
+
+  /**
+   * Computes the per-channel mean and std that featurewiseCenter / featurewiseStdNormalization use
+   * (Keras's `ImageDataGenerator.fit`), streaming over the first `samples` samples in file order
+   * (default: all) without augmentation. Statistics are in the units standardisation sees — after
+   * the preprocessing function, rescale and samplewise normalisation; Keras computes them on raw
+   * pixels and then subtracts them from rescaled ones, which `augment.keras: true` reproduces.
+   * With zcaWhitening it also computes the whitening matrix from the covariance of those samples.
+   */
+  async fit(options: { samples?: number; signal?: AbortSignal } = {}): Promise<{ mean: number[]; std: number[] }> {
+    const samples = options.samples ?? this.samples;
+    if (!Number.isInteger(samples) || samples < 1) throw invalidOption('samples', 'a positive integer', samples);
+    if (this.dtype !== 'float32') throw invalidOption('dtype', "'float32' for fit()", this.dtype);
+    const limit = Math.min(samples, this.samples);
+    this.statistics = await fitStatistics((settings) => this.run(0, settings, options.signal), this.image, this.augment, limit);
+    return { mean: this.statistics.mean, std: this.statistics.std };
+  }
+
+  /** Ends the flow and, unless it was given a shared pool, every worker. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (!this.spec.pool) await this.pool.close();
+  }
+
+  private settings(): RunSettings {
+    const a = this.augment;
+    if ((a.featurewiseCenter || a.featurewiseStdNormalization || a.zcaWhitening) && !this.statistics) {
+      throw new DatasetError('augment.featurewiseCenter / featurewiseStdNormalization / zcaWhitening need statistics: call `await flow.fit()` first');
+    }
+    return {
+      augment: a,
+      normalization: {
+        samplewiseCenter: a.samplewiseCenter,
+        samplewiseStd: a.samplewiseStdNormalization,
+        mean: a.featurewiseCenter ? this.statistics!.mean : null,
+        std: a.featurewiseStdNormalization ? this.statistics!.std : null,
+        zca: a.zcaWhitening ? this.statistics!.zca : null,
+      },
+      shuffle: this.shuffle,
+      limit: this.samples,
+    };
+  }
+
+  /** `from`: the first batch to produce (resuming work); earlier batches are neither loaded nor yielded. */
+  private async *run(epoch: number, settings: RunSettings, signal: AbortSignal | undefined, from = 0): AsyncGenerator<ImageBatch, void, undefined> {
+    if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption('epoch', 'a non-negative integer', epoch);
+    if (this.closed) throw new PoolClosedError('this flow is closed');
+    if (this.active) throw new Error('another epoch of this flow is still being iterated; finish or break it first');
+    // A signal aborted before the epoch starts never fires 'abort' again: refuse at once.
+    if (signal?.aborted) throw signal.reason ?? new PoolClosedError('iteration aborted');
+    this.active = true;
+    this.skippedFiles = [];
+    try {
+      const order = epochOrder(this.samples, this.seed, epoch, settings.shuffle);
+      yield* runEpoch(this.context(), { epoch, order, settings, from, signal, skipped: this.skippedFiles });
+    } finally {
+      this.active = false;
+    }
+  }
+
+  private context(): EpochContext {
+    const { spec, source } = this;
+    const layout: BatchLayout = {
+      ...spec.image,
+      classMode: spec.classMode,
+      numClasses: this.classNames.length,
+      targets: source.targets ?? [],
+      outputWidths: source.outputWidths ?? [],
+      schema: this.schema,
+      pathOf: source.array ? (s) => `#${s}` : (s) => this.filenames[s]!,
+    };
+    return {
+      pool: this.pool,
+      ring: this.ring,
+      image: spec.image,
+      dtype: spec.dtype,
+      seed: spec.seed,
+      batchSize: spec.batchSize,
+      prefetch: spec.prefetch,
+      samples: this.samples,
+      classes: this.classes,
+      layout,
+      hooks: testHooksOf(this),
+      onError: spec.onError,
+      onSkip: spec.onSkip,
+      sourceFor: (samples) => this.sourceFor(samples),
+      cache: this.cache,
+    };
+  }
+
+  private sourceFor(samples: number[]): SampleSource {
+    const { array } = this.source;
+    if (array) return { kind: 'array', data: array.data, dtype: array.dtype };
+    if (this.cache.index) {
+      const { file, offsets, errors } = this.cache.index;
+      return {
+        kind: 'cache',
+        file,
+        offsets: samples.map((s) => offsets[s]!),
+        errors: samples.map((s) => errors.get(s) ?? null),
+        paths: samples.map((s) => `${this.root}/${this.filenames[s]!}`),
+      };
+    }
+    return { kind: 'files', root: this.root, paths: samples.map((s) => this.filenames[s]!) };
+  }
+}
