@@ -169,7 +169,7 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
   } catch (error) {
     throw new NativeTensorFlowError(
       `@tensorflow/tfjs-node could not load its native binding: ${(error as Error).message.split('\n')[0]}. ` +
-        'Run `node packages/tensorflow/scripts/provision.mjs` (or `npm run build`) to provision native TensorFlow.',
+        'Provision native TensorFlow: `npx featherstack-provision` where featherstack is installed from npm, `npm run build` in its repository.',
     );
   }
   assertNativeBackend(tf.getBackend());

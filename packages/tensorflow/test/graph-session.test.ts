@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F32, GraphBuilder, loadTensorFlow, openSession, planThreads, sumInto, tensorflowReport } from '../src/index.js';
+import { F32, GraphBuilder, loadTensorFlow, openSession, planThreads, sumInto, tensorflowReport } from '../dist/index.js';
 
 loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 

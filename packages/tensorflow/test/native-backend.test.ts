@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertNativeBackend, loadTensorFlow, tensorflowReport } from '../src/index.js';
+import { assertNativeBackend, loadTensorFlow, tensorflowReport } from '../dist/index.js';
 
 describe('native TensorFlow', () => {
   it('loads the native tensorflow backend and reports where it came from', () => {

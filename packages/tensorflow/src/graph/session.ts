@@ -37,7 +37,7 @@ export function nativeAddon(): Addon {
 export function requireAddon(): Addon {
   if (addon) return addon;
   if (!existsSync(ADDON_PATH)) {
-    throw new NativeTensorFlowError(`featherstack's native session addon is not built (${ADDON_PATH}); run \`npm run build\` (it runs packages/tensorflow/scripts/build-native.mjs)`);
+    throw new NativeTensorFlowError(`featherstack's native session addon is not built (${ADDON_PATH}); run \`npx featherstack-provision\` (installed from npm) or \`npm run build\` (in the repository)`);
   }
   try {
     addon = require(ADDON_PATH) as Addon;
