@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
+import { SHIPPED_TRAIN } from '@featherstack/fixtures';
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
+    data: { type: 'string', default: SHIPPED_TRAIN },
     size: { type: 'string', default: '28' },
     'color-mode': { type: 'string', default: 'grayscale' },
     'batch-size': { type: 'string', default: '256' },

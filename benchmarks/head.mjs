@@ -16,10 +16,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
+import { SHIPPED_DATASET } from '@featherstack/fixtures';
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small') },
+    data: { type: 'string', default: SHIPPED_DATASET },
     epochs: { type: 'string', default: '10' },
     'batch-size': { type: 'string', default: '32' },
     repeats: { type: 'string', default: '3' },
@@ -37,7 +38,7 @@ const { flowFromDirectory } = await import('@featherstack/images');
 const { loadTensorFlow } = await import('@featherstack/tensorflow');
 const { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier } = await import('@featherstack/core');
 const { openFeatureStream, readFeatureFile, trainHead } = await import('@featherstack/head');
-const { barChart, svgToPng } = await import('@featherstack/cli');
+const { barChart, svgToPng } = await import('@featherstack/report');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const dir = mkdtempSync(join(tmpdir(), 'featherstack-head-'));
 

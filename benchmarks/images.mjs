@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
+import { SHIPPED_TRAIN } from '@featherstack/fixtures';
 
 const { cores } = machine();
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, cores + 2));
@@ -22,7 +23,7 @@ const { default: sharp } = await import('sharp');
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
+    data: { type: 'string', default: SHIPPED_TRAIN },
     size: { type: 'string', default: '28' },
     'color-mode': { type: 'string', default: 'grayscale' },
     epochs: { type: 'string', default: '1' },

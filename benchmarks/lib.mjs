@@ -54,7 +54,7 @@ export const PEER_OPTION = { 'no-peers': { type: 'boolean', default: false } };
  * (a ceiling, the pixel cache, peers); references without a value (peers not run) are left out.
  */
 export async function writeWorkersChart(file, title, byWorkers, references) {
-  const { lineChart, svgToPng } = await import('@featherstack/cli');
+  const { lineChart, svgToPng } = await import('@featherstack/report');
   const svg = lineChart({
     title,
     xLabel: 'decode workers',
@@ -74,7 +74,7 @@ export async function writeSuiteOutputs(values, result, markdown, chart) {
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
   if (values.markdown) writeFileSync(values.markdown, markdown);
   if (values.chart) {
-    const { barChart, svgToPng } = await import('@featherstack/cli');
+    const { barChart, svgToPng } = await import('@featherstack/report');
     writeFileSync(values.chart, await svgToPng(barChart(chart)));
   }
 }

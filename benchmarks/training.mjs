@@ -9,10 +9,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machine, median, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
+import { SHIPPED_TRAIN } from '@featherstack/fixtures';
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'train') },
+    data: { type: 'string', default: SHIPPED_TRAIN },
     epochs: { type: 'string', default: '2' },
     'batch-size': { type: 'string', default: '32' },
     ...OUTPUT_OPTIONS,

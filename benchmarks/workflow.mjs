@@ -14,7 +14,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer } from './lib.mjs';
 
@@ -38,7 +39,8 @@ const size = Number(values['image-size']);
 const repeats = Number(values.repeats);
 for (const [flag, v] of [['--image-size', size], ['--repeats', repeats]]) if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} must be a positive integer, received ${v}`);
 if (!['grayscale', 'rgb'].includes(values['color-mode'])) throw new Error(`--color-mode must be grayscale or rgb, received ${values['color-mode']}`);
-const cli = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
+// The command as users run it, found by package name (the workspace root depends on @featherstack/cli).
+const cli = join(dirname(fileURLToPath(import.meta.resolve('@featherstack/cli/package.json'))), 'bin', 'featherstack.js');
 const common = { base: values['base-epochs'], head: values['head-epochs'], batch: values['batch-size'] };
 
 function featherstack(extra) {
@@ -143,7 +145,7 @@ for (const row of ROWS.filter((r) => r.key.startsWith('featherstack') && rows[r.
 lines.push('');
 const md = lines.join('\n');
 if (values.chart) {
-  const { barChart, svgToPng } = await import('@featherstack/cli');
+  const { barChart, svgToPng } = await import('@featherstack/report');
   const stages = [['base training', 'base_train'], ['extraction', 'extract'], ['head training', 'head_train'], ['total', 'total']];
   const colors = { featherstack: '#1f77b4', featherstackMixed: '#2ca02c', keras: '#d62728', kerasBfc: '#ff9896' };
   const svg = barChart({

@@ -3,6 +3,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SHIPPED_DATASET, SHIPPED_VAL } from '@featherstack/fixtures';
 import { describe, expect, it } from 'vitest';
 
 const packages = join(import.meta.dirname, '..', 'packages');
@@ -11,9 +12,9 @@ describe('embedding (an outside project importing the built packages)', () => {
   it('uses every stage through the packages’ exports maps (with progress events and an AbortSignal), and cannot reach their internals', async () => {
     const project = await mkdtemp(join(tmpdir(), 'fs-embed-'));
     mkdirSync(join(project, 'node_modules', '@featherstack'), { recursive: true });
-    for (const name of ['images', 'core', 'head', 'tensorflow', 'cli']) symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
+    for (const name of ['common', 'images', 'core', 'head', 'tensorflow', 'report', 'pipeline', 'fixtures', 'cli']) symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'outside', type: 'module', private: true }));
-    const data = join(packages, 'cli', 'data', 'fashion-mnist-small', 'val');
+    const data = SHIPPED_VAL;
     writeFileSync(
       join(project, 'main.mjs'),
       `
@@ -21,7 +22,8 @@ import { createImagePool, flowFromDirectory } from '@featherstack/images';
 import { createBaseModel, extractFeatures, featureExtractor, trainBase, withClassifier } from '@featherstack/core';
 import { readFeatureFile, stackModels, trainHead } from '@featherstack/head';
 import { loadTensorFlow } from '@featherstack/tensorflow';
-import { runWorkflow, lineChart, svgToPng } from '@featherstack/cli';
+import { runWorkflow } from '@featherstack/pipeline';
+import { lineChart, svgToPng } from '@featherstack/report';
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 const pool = createImagePool({ workers: 2 });
 const common = { pool, targetSize: [28, 28], colorMode: 'grayscale', batchSize: 100, seed: 1, augment: { rescale: 1 / 255 } };
@@ -43,12 +45,12 @@ await pool.close();
 const stop = new AbortController();
 let stopped = 'ran to the end';
 try {
-  await runWorkflow({ data: ${JSON.stringify(join(packages, 'cli', 'data', 'fashion-mnist-small'))}, out: ${JSON.stringify(join(project, 'run'))}, baseEpochs: 1, signal: stop.signal,
+  await runWorkflow({ data: ${JSON.stringify(SHIPPED_DATASET)}, out: ${JSON.stringify(join(project, 'run'))}, baseEpochs: 1, signal: stop.signal,
     onBaseBatch: (p) => { if (p.batch === 3) stop.abort(new Error('enough')); } });
 } catch (e) { stopped = e.message; }
 const png = await svgToPng(lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ label: 'a', points: [[0, 1], [1, 2]] }] }));
 let internal = 'reachable';
-try { await import('@featherstack/images/dist/flow.js'); } catch (e) { internal = e.code; }
+try { await import('@featherstack/images/dist/flow/flow.js'); } catch (e) { internal = e.code; }
 console.log(JSON.stringify({ epochs: history.length, rows: extracted.rows, batches, headEpochs: epochs, outputs: stacked.outputs[0].shape, stopped, png: png.subarray(1, 4).toString(), internal }));
 `,
     );

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SHIPPED_DATASET } from '@featherstack/fixtures';
 
 // Hostile flag values, configs and input files, as a fuzzing pass over the CLI found them (143
 // combinations of every command's numeric flags, paths and formats). Each must fail with exit 1
@@ -11,12 +12,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'featherstack.js');
-const data = join(root, 'packages', 'cli', 'data', 'fashion-mnist-small');
+const data = SHIPPED_DATASET;
 const dir = mkdtempSync(join(tmpdir(), 'fs-hostile-'));
 const INTERNAL = /\n\s+at |TypeError|ReferenceError|Cannot read properties|RangeError|Array buffer allocation|\[object Object\]|fieldsLength/;
 
 function featherstack(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root, timeout: 120_000 });
+  // Every run gets its own --out: the default (runs/latest) is locked while another test's run uses it.
+  const out = args[0] === 'run' && !args.includes('--out') ? ['--out', mkdtempSync(join(dir, 'out-'))] : [];
+  const r = spawnSync(process.execPath, [bin, ...args, ...out], { encoding: 'utf8', cwd: root, timeout: 120_000 });
   return { status: r.status, stderr: r.stderr };
 }
 

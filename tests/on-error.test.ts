@@ -3,12 +3,13 @@ import { cpSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SHIPPED_DATASET } from '@featherstack/fixtures';
 
 // --on-error skip on run, predict and evaluate: every bad file is reported, the rest is used.
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'featherstack.js');
-const shipped = join(root, 'packages', 'cli', 'data', 'fashion-mnist-small');
+const shipped = SHIPPED_DATASET;
 
 function featherstack(args: string[]) {
   return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
-const READMES = ['README.md', 'packages/cli/README.md', 'packages/images/README.md'];
+const READMES = ['README.md', 'packages/cli/README.md', 'packages/images/README.md', 'packages/pipeline/README.md'];
 
 describe('README examples', () => {
   it('every TypeScript example typechecks against the built packages', () => {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { SHIPPED_DATASET, SHIPPED_VAL } from '@featherstack/fixtures';
 
 /** ANSI SGR (colour/style) sequences; cursor movement is not one. */
 const SGR = new RegExp(`${String.fromCharCode(27)}\\[\\d*(;\\d+)*m`, 'g');
@@ -59,7 +60,7 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(evaluation.perClass.map((m: { support: number }) => m.support)).toEqual(Array(10).fill(50));
     expect(result.evaluation.topK['3']).toBeGreaterThanOrEqual(evaluation.accuracy);
     // The stacked model (base + head) classifies images directly, through the same loading.
-    const trousers = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'val', '1_trouser');
+    const trousers = join(SHIPPED_VAL, '1_trouser');
     const predicted = featherstack(['predict', '--model', join(out, 'model'), '--top', '2', '--json', trousers]);
     expect(predicted.status, predicted.stderr).toBe(0);
     const rows = JSON.parse(predicted.stdout) as { path: string; classes: { className: string; probability: number }[] }[];
@@ -84,7 +85,7 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(resumed.val_accuracy).toBe(result.val_accuracy);
     expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
     // evaluate runs the stacked model over the image folders: the same numbers as the run's evaluation of its features.
-    const valDir = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small', 'val');
+    const valDir = SHIPPED_VAL;
     const evaluated = featherstack(['evaluate', '--json', '--model', join(out, 'model'), '--data', valDir]);
     expect(evaluated.status, evaluated.stderr).toBe(0);
     const fromImages = JSON.parse(evaluated.stdout);
@@ -176,7 +177,7 @@ describe('featherstack CLI (as a user runs it)', () => {
 
   it('runs the stages as separate commands — train-base (in a worker), extract (sharded), train-head — through files', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-stages-'));
-    const data = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small');
+    const data = SHIPPED_DATASET;
     const base = featherstack(['train-base', '--json', '--worker', '--data', join(data, 'train'), '--validation', join(data, 'val'), '--out', out, '--epochs', '2']);
     expect(base.status, base.stderr).toBe(0);
     expect(JSON.parse(base.stdout).history.map((h: { valAcc?: number }) => typeof h.valAcc)).toEqual(['number', 'number']);
@@ -201,7 +202,7 @@ describe('featherstack CLI (as a user runs it)', () => {
   });
 
   it('refuses a val/ whose class folders differ from train/, naming both, before training', async () => {
-    const data = join(import.meta.dirname, '..', 'packages', 'cli', 'data', 'fashion-mnist-small');
+    const data = SHIPPED_DATASET;
     const dir = await mkdtemp(join(tmpdir(), 'fs-classes-'));
     cpSync(join(data, 'train'), join(dir, 'train'), { recursive: true });
     cpSync(join(data, 'val'), join(dir, 'val'), { recursive: true });

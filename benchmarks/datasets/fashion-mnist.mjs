@@ -5,7 +5,7 @@
 //   node benchmarks/datasets/fashion-mnist.mjs --out DIR [--train-per-class N] [--val-per-class N]
 //
 // Without the per-class limits it writes the whole set (60,000 train / 10,000 val). The repository
-// ships the subset made with --train-per-class 200 --val-per-class 50 (packages/cli/data).
+// ships the subset made with --train-per-class 200 --val-per-class 50 (packages/fixtures/data).
 // Class folders carry their label index as a prefix so that code-point order (Keras's class order)
 // equals Fashion-MNIST's label order.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

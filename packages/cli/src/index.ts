@@ -1,5 +1,5 @@
-/** @featherstack/cli — the featherstack command, and its workflow as a function. */
+/**
+ * @featherstack/cli — the featherstack command. Its work is a library too: the workflow, stages,
+ * predict and evaluate are @featherstack/pipeline's, the report and charts @featherstack/report's.
+ */
 export { type DoctorReport, doctor } from './doctor.js';
-export { runWorkflow, SEED_AUGMENT, SHIPPED_DATASET, type WorkflowOptions, type WorkflowResult } from './workflow.js';
-export { barChart, confusionChart, type LineChartOptions, lineChart, type Series, svgToPng } from './charts.js';
-export { augmentationGrid, type GridOptions, type ReportInput, type WrittenReport, writeReport } from './report.js';

@@ -18,4 +18,3 @@ export { type CompiledGraph, compileModel, GraphCompileError, type Precision } f
 export { GraphReplicas } from './graph/replicas.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
-export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer.js';

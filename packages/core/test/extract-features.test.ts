@@ -8,8 +8,9 @@ import { tableFromIPC } from 'apache-arrow';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, modelHash, trainBase, withClassifier } from '../dist/index.js';
+import { SHIPPED_VAL } from '@featherstack/fixtures';
 
-const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const data = SHIPPED_VAL;
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 const hasPyarrow = spawnSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' }).status === 0;
 

@@ -7,8 +7,9 @@ import { tableFromIPC } from 'apache-arrow';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBaseModel, type EpochLog, extractFeatures, featureExtractor, trainBase, withClassifier } from '../dist/index.js';
+import { SHIPPED_VAL } from '@featherstack/fixtures';
 
-const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const data = SHIPPED_VAL;
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 type Flow = Awaited<ReturnType<typeof flowFromDirectory>>;
 let train: Flow;

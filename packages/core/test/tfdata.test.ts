@@ -1,9 +1,9 @@
-import { join } from 'node:path';
 import { flowFromDirectory, toTfDataset } from '@featherstack/images';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
+import { SHIPPED_VAL } from '@featherstack/fixtures';
 
-const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const data = SHIPPED_VAL;
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 50, shuffle: false, workers: 1, prefetch: 1, augment: { rescale: 1 / 255 } };
 

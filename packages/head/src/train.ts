@@ -6,6 +6,9 @@ import { denseStepper } from './dense.js';
 import type { FeatureSet } from './features.js';
 import type { FeatureStream } from './stream.js';
 
+/** A head epoch's scores with its progress: epochs in all, seconds and training rows of the epoch. */
+export type HeadEpochProgress = HeadResult['history'][number] & { epochs: number; seconds: number; rows: number };
+
 export interface HeadOptions {
   /** Hidden dense layers (ReLU). Default [128] — the seed's head. */
   units?: number[];
@@ -15,7 +18,7 @@ export interface HeadOptions {
   /** Stops training (checked between batches); trainHead then rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Called after each epoch with its scores (for progress bars and logs). */
-  onEpochEnd?: (epoch: number, log: HeadResult['history'][number] & { epochs: number; seconds: number; rows: number }) => void;
+  onEpochEnd?: (epoch: number, log: HeadEpochProgress) => void;
   /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
   optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
   seed?: number;

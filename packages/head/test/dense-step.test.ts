@@ -1,6 +1,6 @@
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
-import { denseStepper } from '../src/dense.js';
+import { denseStepper } from '../dist/dense.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 

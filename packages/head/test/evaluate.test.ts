@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metricsFromProbabilities } from '../src/evaluate.js';
+import { metricsFromProbabilities } from '../dist/evaluate.js';
 
 describe('evaluation metrics', () => {
   // Three classes, six samples; predictions (argmax) and truths chosen by hand.

@@ -4,6 +4,7 @@
  * batch by record batch, so a file larger than memory is fine.
  */
 import { open } from 'node:fs/promises';
+import { arrowFileProblem, FEATURE_COLUMNS, PIXEL_CACHE_METADATA, readFeatureInfo } from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, RecordBatchReader } from 'apache-arrow';
 
 export interface Inspection {
@@ -27,13 +28,8 @@ export async function inspect(path: string): Promise<Inspection> {
     throw new Error(`inspect: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   try {
-    const magic = Buffer.alloc(6);
-    await handle.read(magic, 0, 6, 0);
-    if (magic.toString('latin1') !== 'ARROW1') throw new Error(`inspect: ${path} is not an Arrow IPC file (it does not start with ARROW1)`);
-    const { size } = await handle.stat();
-    const tail = Buffer.alloc(6);
-    await handle.read(tail, 0, 6, Math.max(0, size - 6));
-    if (size < 12 || tail.toString('latin1') !== 'ARROW1') throw new Error(`inspect: ${path} is truncated or damaged: its ${size} bytes end without the Arrow file footer`);
+    const framing = await arrowFileProblem(handle);
+    if (framing) throw new Error(`inspect: ${path} ${framing}`);
     let reader: AsyncRecordBatchFileReader;
     try {
       reader = (await RecordBatchReader.from(handle)) as unknown as AsyncRecordBatchFileReader;
@@ -43,8 +39,10 @@ export async function inspect(path: string): Promise<Inspection> {
     }
     const metadata = Object.fromEntries(reader.schema.metadata);
     const names = reader.schema.fields.map((f) => f.name);
-    const kind = metadata['featherstack.pixel_cache'] ? 'pixel-cache' : names.includes('features') && names.includes('label') ? 'features' : 'arrow';
-    const classNames = metadata['featherstack.class_names'] ? (JSON.parse(metadata['featherstack.class_names']) as string[]) : [];
+    const kind = metadata[PIXEL_CACHE_METADATA] ? 'pixel-cache' : names.includes(FEATURE_COLUMNS.features) && names.includes(FEATURE_COLUMNS.label) ? 'features' : 'arrow';
+    const info = readFeatureInfo(reader.schema.metadata);
+    if (typeof info === 'string') throw new Error(`inspect: ${path} ${info}`);
+    const { classNames } = info;
     const counts = new Map<number, number>();
     let rows = 0;
     let failed = 0;

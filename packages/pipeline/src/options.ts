@@ -1,12 +1,15 @@
 /**
- * `featherstack run --config file.(yaml|yml|json)`: the run's options in one file, validated with
- * a schema; errors name the file, the exact key and what was expected. Flags given on the command
- * line override the file.
+ * The run's options, defined once: one schema checks them whether they come from flags, a config
+ * file (`--config run.yaml`) or the API (runWorkflow), and one resolver fills the defaults that
+ * every stage — the workflow, the stage commands, the trainer service — then shares. Errors name
+ * the source (file or flag), the exact key and what was expected.
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import type { EngineKind, Precision } from '@featherstack/core';
+import { SHIPPED_DATASET } from '@featherstack/fixtures';
+import type { AUGMENT_KEYS, AugmentOptions, ColorMode } from '@featherstack/images';
 import { parse as parseYaml } from 'yaml';
-import type { AUGMENT_KEYS } from '@featherstack/images';
 import { z } from 'zod';
 
 const positive = z.number().int().positive();
@@ -61,13 +64,95 @@ export const runConfigSchema = z
     resume: z.boolean(),
     validateBase: z.boolean(),
     onError: z.enum(['raise', 'skip']),
-    tensorboard: z.string().min(1),
+    tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
+    cache: z.boolean().describe('keep a pixel cache of the training images under out/cache'),
     augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
   })
   .partial()
   .strict();
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
+export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
+
+/** Every run option with its default: the one place defaults live. */
+export interface ResolvedRunOptions {
+  data: string;
+  out: string;
+  imageSize: [number, number];
+  colorMode: ColorMode;
+  batchSize: number;
+  baseEpochs: number;
+  headEpochs: number;
+  workers: number | undefined;
+  tfThreads: number | undefined;
+  replicas: number | undefined;
+  engine: EngineKind | undefined;
+  precision: Precision | undefined;
+  seed: number;
+  resume: boolean;
+  validateBase: boolean;
+  onError: 'raise' | 'skip';
+  tensorboard: string | undefined;
+  cache: boolean;
+  augment: AugmentOptions;
+  /** The augmentation's rescale, which extraction and the stacked model replay (1: none). */
+  rescale: number;
+}
+
+export const RUN_DEFAULTS = {
+  data: SHIPPED_DATASET,
+  out: 'runs/latest',
+  imageSize: [28, 28] as [number, number],
+  colorMode: 'grayscale' as ColorMode,
+  batchSize: 32,
+  baseEpochs: 5,
+  headEpochs: 10,
+  seed: 42,
+  resume: false,
+  validateBase: true,
+  onError: 'raise' as const,
+  cache: true,
+  augment: SEED_AUGMENT,
+};
+
+/**
+ * Checks `input` (from the API, or flags merged over a config file) against the run schema and
+ * fills the defaults. `source` names where the options came from in errors.
+ *
+ * @example
+ * const options = resolveRunOptions({ baseEpochs: 3, imageSize: 64 });
+ */
+export function resolveRunOptions(input: unknown, source = 'run options'): ResolvedRunOptions {
+  const parsed = runConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
+  const o = parsed.data;
+  const imageSize: [number, number] = typeof o.imageSize === 'number' ? [o.imageSize, o.imageSize] : (o.imageSize ?? RUN_DEFAULTS.imageSize);
+  const augment = (o.augment ?? RUN_DEFAULTS.augment) as AugmentOptions;
+  return {
+    data: o.data ?? RUN_DEFAULTS.data,
+    out: o.out ?? RUN_DEFAULTS.out,
+    imageSize,
+    colorMode: o.colorMode ?? RUN_DEFAULTS.colorMode,
+    batchSize: o.batchSize ?? RUN_DEFAULTS.batchSize,
+    baseEpochs: o.baseEpochs ?? RUN_DEFAULTS.baseEpochs,
+    headEpochs: o.headEpochs ?? RUN_DEFAULTS.headEpochs,
+    workers: o.workers,
+    tfThreads: o.tfThreads,
+    replicas: o.replicas,
+    engine: o.engine,
+    precision: o.precision,
+    seed: o.seed ?? RUN_DEFAULTS.seed,
+    resume: o.resume ?? RUN_DEFAULTS.resume,
+    validateBase: o.validateBase ?? RUN_DEFAULTS.validateBase,
+    onError: o.onError ?? RUN_DEFAULTS.onError,
+    tensorboard: o.tensorboard,
+    cache: o.cache ?? RUN_DEFAULTS.cache,
+    augment,
+    rescale: augment.rescale ?? 1,
+  };
+}
 
 /**
  * Reads and validates a config file.

@@ -4,11 +4,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type BaseJob, type EngineKind, engineOptions, type ExtractProgress, type Precision, extractFeatures, featureExtractor, inProcessTrainer, loadBaseModel, progress, startTrainer } from '@featherstack/core';
-import { evaluateHead, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
-import { type ColorMode, flowFromDirectory } from '@featherstack/images';
+import { type EngineKind, engineOptions, type ExtractProgress, type Precision, extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
+import type { ColorMode } from '@featherstack/images';
+import { plainFlow } from './flows.js';
+import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow } from '@featherstack/tensorflow';
-import type { HeadEpochProgress } from './progress.js';
+import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
 import { writeFileAtomic } from '@featherstack/common';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
@@ -39,6 +41,8 @@ export async function extractStage(options: {
   colorMode: ColorMode;
   batchSize: number;
   shard?: { index: number; count: number };
+  /** The rescale the base was trained with (default the seed augmentation's, 1/255). */
+  rescale?: number;
   l2?: boolean;
   resume?: boolean;
   replicas?: number;
@@ -49,14 +53,8 @@ export async function extractStage(options: {
 }) {
   const tf = loadTensorFlow();
   const base = await loadBaseModel(tf, options.model);
-  const flow = await flowFromDirectory(options.data, {
-    targetSize: options.targetSize,
-    colorMode: options.colorMode,
-    batchSize: options.batchSize,
-    shuffle: false,
-    augment: { rescale: 1 / 255 },
-    ...(options.shard ? { shard: options.shard } : {}),
-  });
+  const settings = { imageSize: options.targetSize, colorMode: options.colorMode, batchSize: options.batchSize, seed: RUN_DEFAULTS.seed };
+  const flow = await plainFlow(options.data, settings, options.rescale ?? RUN_DEFAULTS.augment.rescale ?? 1, options.shard ? { shard: options.shard } : {});
   try {
     return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
       resume: options.resume ?? false,

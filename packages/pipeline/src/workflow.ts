@@ -1,57 +1,22 @@
 /**
- * The stacked workflow end to end: flows → base training → feature extraction to Arrow files →
- * head training from those files → validation accuracy.
+ * The stacked workflow end to end, stage by stage: flows → base training → feature extraction to
+ * Arrow files → head training from those files → evaluation, the stacked model and the report.
  */
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createBaseModel, type EngineKind, type EpochLog, type Precision, type ExtractProgress, extractFeatures, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
-import { evaluateHead, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
-import { type AugmentOptions, type ColorMode, createImagePool, flowFromDirectory } from '@featherstack/images';
-import { loadTensorFlow, planThreads, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
-import { type CpuReport, cpuSampler } from './cpu.js';
-import { lockDirectory } from './lock.js';
-import type { HeadEpochProgress } from './progress.js';
-import { augmentationGrid, writeReport } from './report.js';
 import { FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
+import { createBaseModel, type EpochLog, type ExtractProgress, type ExtractResult, extractFeatures, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
+import { type Evaluation, evaluateHead, type HeadEpochProgress, type HeadResult, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
+import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
+import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
+import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
+import { type CpuReport, cpuSampler } from './cpu.js';
+import { extractionBatch, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+import { lockDirectory } from './lock.js';
+import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
 
-/** The Fashion-MNIST subset shipped with the CLI (200 train + 50 val images per class). */
-export const SHIPPED_DATASET = fileURLToPath(new URL('../data/fashion-mnist-small', import.meta.url));
-
-export interface WorkflowOptions {
-  /** Directory with train/ and val/ subdirectories of class folders. */
-  data?: string;
-  /** Where feature files go. */
-  out?: string;
-  imageSize?: [number, number];
-  colorMode?: ColorMode;
-  batchSize?: number;
-  baseEpochs?: number;
-  headEpochs?: number;
-  workers?: number;
-  /** TensorFlow intra-op threads of each trainer replica (and of the eager context). Default: the thread plan's. */
-  tfThreads?: number;
-  /** Data-parallel trainer replicas. Default: the thread plan's (see planThreads). */
-  replicas?: number;
-  /** 'graph' (default where the model compiles) or 'eager' (tfjs ops, one replica). */
-  engine?: EngineKind;
-  /** 'float32' (default) or 'mixed-bfloat16' (graph engine: layers compute in bfloat16, weights stay float32). */
-  precision?: Precision;
-  seed?: number;
-  augment?: AugmentOptions;
-  /**
-   * 'raise' (default): the first image that cannot be loaded stops the run, naming it. 'skip':
-   * such images are left out of training and features, each reported once (log and `skipped`).
-   */
-  onError?: 'raise' | 'skip';
-  /** Keep a pixel cache of the training images under out/cache (default true). */
-  cache?: boolean;
-  /** Score the base on the validation images after every epoch (curves in the report; default true). */
-  validateBase?: boolean;
-  /** Continue base training from out/checkpoints/base (written after every epoch). */
-  resume?: boolean;
-  /** Directory for TensorBoard event files of the base training. */
-  tensorBoard?: string;
+/** Callbacks and a signal: what the API adds to the run options. */
+export interface WorkflowHooks {
   /** Stops the run (base training and extraction); what was saved stays for `resume`. */
   signal?: AbortSignal;
   /** Progress within each base epoch (for progress bars). */
@@ -63,12 +28,15 @@ export interface WorkflowOptions {
   log?: (line: string) => void;
 }
 
+/** The run options (as flags and the config file name them; see RUN_DEFAULTS) and the hooks. */
+export type WorkflowOptions = RunConfig & WorkflowHooks;
+
 export interface WorkflowResult {
   val_accuracy: number;
   /** Stage wall times; `total` covers setup to the end of head training, `report` (evaluation, model, report) comes after it. */
   seconds: { total: number; setup: number; base_train: number; extract: number; head_train: number; report: number };
   base: EpochLog[];
-  head: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
+  head: HeadResult['history'];
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
   /** The stacked model (base + head), for `featherstack predict`. */
   model: string;
@@ -76,7 +44,7 @@ export interface WorkflowResult {
   evaluation: { file: string; accuracy: number; topK: Record<string, number>; macroF1: number };
   throughput: { base_images_per_second: number; extract_images_per_second: number; head_rows_per_second: number };
   /** The HTML report (curves, confusion matrix, per-class metrics, throughput, augmented samples) and its PNG charts. */
-  report: { html: string; charts: Record<string, string> };
+  report: WrittenReport;
   tensorflow: ReturnType<typeof tensorflowReport>;
   workers: number;
   /** How the cores were shared: trainer replicas × threads, decode workers. */
@@ -87,8 +55,17 @@ export interface WorkflowResult {
   skipped: { path: string; reason: string }[];
 }
 
-/** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
-export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
+/** Stage clock: named marks instead of t0…t5. */
+class Clock {
+  private readonly marks = new Map<string, number>([['start', performance.now()]]);
+  mark(name: string): void {
+    this.marks.set(name, performance.now());
+  }
+  /** Seconds from mark `from` to mark `to`. */
+  seconds(from: string, to: string): number {
+    return (this.marks.get(to)! - this.marks.get(from)!) / 1000;
+  }
+}
 
 /**
  * Runs the whole stacked workflow.
@@ -98,24 +75,25 @@ export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2,
  * console.log(result.val_accuracy);
  */
 export async function runWorkflow(options: WorkflowOptions = {}): Promise<WorkflowResult> {
+  const { signal, onBaseBatch, onExtractBatch, onHeadEpoch, log, ...rest } = options;
+  const resolved = resolveRunOptions(rest);
+  checkReplayable(resolved.augment);
   // One run per --out at a time (checked before anything is written there).
-  const lock = await lockDirectory(resolve(options.out ?? 'runs/latest'));
+  const lock = await lockDirectory(resolve(resolved.out));
   try {
-    return await workflow(options);
+    return await new Workflow(resolved, { signal, onBaseBatch, onExtractBatch, onHeadEpoch, log }).run();
   } finally {
     await lock.release();
   }
 }
 
-async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
-  const t0 = performance.now();
-  const sampler = cpuSampler();
-  const log = options.log ?? (() => {});
-  const augment = options.augment ?? SEED_AUGMENT;
-  // Extraction and the saved model (predict, evaluate) repeat the training images' preprocessing:
-  // the rescale, whatever it is (none means 0–255 pixels, as in Keras). Normalisation that depends
-  // on statistics or code (featurewise/samplewise, ZCA, a preprocessing module) is not recorded in
-  // the stacked model, so the workflow refuses it rather than train on inputs inference never sees.
+/**
+ * Extraction and the saved model (predict, evaluate) replay the training images' preprocessing:
+ * the rescale, whatever it is (none means 0–255 pixels, as in Keras). Normalisation that depends
+ * on statistics or code is not recorded in the stacked model: refused rather than train on inputs
+ * inference never sees.
+ */
+function checkReplayable(augment: ResolvedRunOptions['augment']): void {
   const unsupported = (['featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'samplewiseCenter', 'samplewiseStdNormalization', 'preprocessingFunction'] as const).filter(
     (key) => augment[key] !== undefined && augment[key] !== false,
   );
@@ -124,198 +102,262 @@ async function workflow(options: WorkflowOptions): Promise<WorkflowResult> {
       `augment.${unsupported[0]} is not supported by the workflow (featherstack run): the stacked model records only the rescale for inference. Train with the package API (flow.fit(), @featherstack/core) for ${unsupported.join(', ')}`,
     );
   }
-  const rescale = augment.rescale ?? 1;
-  const data = resolve(options.data ?? SHIPPED_DATASET);
-  const out = resolve(options.out ?? 'runs/latest');
-  const cores = availableParallelism();
-  // Replicas × threads per replica × decode workers, checked (an unreasonable value names its flag)
-  // before anything starts.
-  const plan = planThreads({
-    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
-    ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
-    ...(options.workers !== undefined ? { decodeWorkers: options.workers } : {}),
-  });
-  for (const warning of plan.warnings) log(`warning: ${warning}`);
-  const engine = {
-    replicas: plan.replicas,
-    threadsPerReplica: plan.threadsPerReplica,
-    ...(options.engine ? { engine: options.engine } : {}),
-    ...(options.precision ? { precision: options.precision } : {}),
-  };
-  const tf = loadTensorFlow({ intraOpThreads: options.tfThreads ?? cores });
-  const seed = options.seed ?? 42;
-  const onError = options.onError ?? 'raise';
-  if (onError !== 'raise' && onError !== 'skip') throw new Error(`onError must be 'raise' or 'skip', received ${JSON.stringify(onError)}`);
-  // Every epoch meets the same bad files: each is reported once.
-  const skipped = new Map<string, string>();
-  const onSkip = (file: { path: string; reason: string }) => {
-    if (skipped.has(file.path)) return;
-    skipped.set(file.path, file.reason);
-    log(`skipped ${file.path}: ${file.reason}`);
-  };
-  const common = {
-    targetSize: options.imageSize ?? ([28, 28] as [number, number]),
-    colorMode: options.colorMode ?? ('grayscale' as ColorMode),
-    batchSize: options.batchSize ?? 32,
-    pool: createImagePool({ workers: plan.decodeWorkers }),
-    seed,
-    onError,
-    onSkip,
-  };
-  // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
-  // base epochs and the extraction of the training features read it instead of decoding again.
-  const cache = options.cache === false ? {} : { cache: join(out, 'cache', `train-${common.targetSize.join('x')}-${common.colorMode}.arrow`) };
-  const trainFlow = await flowFromDirectory(join(data, 'train'), { ...common, ...cache, shuffle: true, augment });
-  // Extraction is inference: larger batches amortise TensorFlow's per-op overhead and change no
-  // feature (each row depends on its own image only). Up to 256 images, and no more than 4M input
-  // values a batch: at 224² RGB a batch of 256 held 1.6 GB of first-layer activations (peak RSS
-  // 5.5 GB) for no gain, since per-op overhead is nothing beside a 224² convolution.
-  const [th, tw] = common.targetSize;
-  const channels = { grayscale: 1, rgb: 3, rgba: 4 }[common.colorMode];
-  const extractBatch = Math.max(common.batchSize, Math.min(256, Math.floor(2 ** 22 / (th * tw * channels))));
-  const extract = { ...common, batchSize: extractBatch, shuffle: false, augment: { rescale } };
-  const plainTrain = await flowFromDirectory(join(data, 'train'), { ...extract, ...cache });
-  const valFlow = await flowFromDirectory(join(data, 'val'), extract);
-  try {
-    // Labels are class indices: val/ must hold the classes of train/ (checked before any training).
-    if (JSON.stringify(valFlow.classNames) !== JSON.stringify(trainFlow.classNames)) {
-      throw new Error(
-        `${join(data, 'val')} has classes ${JSON.stringify(valFlow.classNames)} but ${join(data, 'train')} has ${JSON.stringify(trainFlow.classNames)}: ` +
-          'validation must use the training classes (add or remove class folders so that both match)',
+}
+
+class Workflow {
+  private readonly clock = new Clock();
+  private readonly sampler = cpuSampler();
+  private readonly log: (line: string) => void;
+  private readonly out: string;
+  private readonly data: string;
+  /** Every epoch meets the same bad files: each is reported once. */
+  private readonly skipped = new Map<string, string>();
+  private plan!: ThreadPlan;
+
+  constructor(
+    private readonly o: ResolvedRunOptions,
+    private readonly hooks: WorkflowHooks,
+  ) {
+    this.log = hooks.log ?? (() => {});
+    this.out = resolve(o.out);
+    this.data = resolve(o.data);
+  }
+
+  private get signal() {
+    return this.hooks.signal ? { signal: this.hooks.signal } : {};
+  }
+
+  async run(): Promise<WorkflowResult> {
+    const { o } = this;
+    // Replicas × threads per replica × decode workers, checked (an unreasonable value names its
+    // flag) before anything starts.
+    const plan = planThreads({
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+      ...(o.tfThreads !== undefined ? { threadsPerReplica: o.tfThreads } : {}),
+      ...(o.workers !== undefined ? { decodeWorkers: o.workers } : {}),
+    });
+    this.plan = plan;
+    for (const warning of plan.warnings) this.log(`warning: ${warning}`);
+    const tf = loadTensorFlow({ intraOpThreads: o.tfThreads ?? availableParallelism() });
+    const pool = createImagePool({ workers: plan.decodeWorkers });
+    const settings: ImageSettings = { imageSize: o.imageSize, colorMode: o.colorMode, batchSize: o.batchSize, seed: o.seed, onError: o.onError, onSkip: (f) => this.skip(f), pool };
+    // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
+    // base epochs and the extraction of the training features read it instead of decoding again.
+    const cache = o.cache ? pixelCachePath(this.out, o) : undefined;
+    const train = await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
+    const extractSettings = { ...settings, batchSize: extractionBatch(o) };
+    const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
+    const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
+    try {
+      this.checkClasses(train, val);
+      this.log(
+        `data: ${train.samples} train / ${val.samples} val images, ${train.classNames.length} classes; ${train.workers} decode workers, ` +
+          `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
       );
+      this.clock.mark('setup');
+      const { base, trainer, history } = await this.trainBase(tf, plan, train, val);
+      this.clock.mark('base');
+      const features = await this.extract(tf, plan, base, plainTrain, val);
+      this.clock.mark('extract');
+      const head = await this.trainHead(tf, features);
+      this.clock.mark('head');
+      const cpu = this.sampler.stop();
+      const published = await this.publish(tf, { base, head: head.result, valSet: head.valSet, train, history, features, pool });
+      // The extractor, the stacked model and the base share the trainer's layers: disposing the
+      // trainer frees them all.
+      trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
+      trainer.dispose();
+      head.result.model.dispose();
+      this.clock.mark('report');
+      return this.result({ plan, cpu, train, history, features, head: head.result, ...published });
+    } finally {
+      await Promise.all([train.close(), plainTrain.close(), val.close()]);
+      await pool.close();
     }
-    log(
-      `data: ${trainFlow.samples} train / ${valFlow.samples} val images, ${trainFlow.classNames.length} classes; ${trainFlow.workers} decode workers, ` +
-        `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
+  }
+
+  private skip(file: { path: string; reason: string }): void {
+    if (this.skipped.has(file.path)) return;
+    this.skipped.set(file.path, file.reason);
+    this.log(`skipped ${file.path}: ${file.reason}`);
+  }
+
+  /** Labels are class indices: val/ must hold the classes of train/ (checked before any training). */
+  private checkClasses(train: ImageFlow, val: ImageFlow): void {
+    if (JSON.stringify(val.classNames) === JSON.stringify(train.classNames)) return;
+    throw new Error(
+      `${join(this.data, 'val')} has classes ${JSON.stringify(val.classNames)} but ${join(this.data, 'train')} has ${JSON.stringify(train.classNames)}: ` +
+        'validation must use the training classes (add or remove class folders so that both match)',
     );
-    const [h, w] = common.targetSize;
-    const base = createBaseModel(tf, { inputShape: [h, w, trainFlow.image.channels], seed });
-    const trainer = withClassifier(tf, base, trainFlow.classNames.length, seed + 1000);
-    const t1 = performance.now();
-    const history = await trainBase(tf, trainer, trainFlow, {
-      ...engine,
-      epochs: options.baseEpochs ?? 5,
+  }
+
+  private async trainBase(tf: Tf, plan: ThreadPlan, train: ImageFlow, val: ImageFlow) {
+    const { o } = this;
+    const [h, w] = o.imageSize;
+    const base = createBaseModel(tf, { inputShape: [h, w, train.image.channels], seed: o.seed });
+    const trainer = withClassifier(tf, base, train.classNames.length, o.seed + 1000);
+    const history = await trainBase(tf, trainer, train, {
+      ...this.engine(plan),
+      epochs: o.baseEpochs,
       // A checkpoint after every epoch; `resume` continues a killed run from it.
-      checkpointDir: join(out, 'checkpoints', 'base'),
-      resume: options.resume ?? false,
-      ...(options.tensorBoard ? { tensorBoardDir: resolve(options.tensorBoard) } : {}),
-      ...(options.validateBase === false ? {} : { validation: valFlow }),
+      checkpointDir: join(this.out, 'checkpoints', 'base'),
+      resume: o.resume,
+      ...(o.tensorboard ? { tensorBoardDir: resolve(o.tensorboard) } : {}),
+      ...(o.validateBase ? { validation: val } : {}),
       onEpochEnd: (e, l) =>
-        log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onBaseBatch ? { onBatch: options.onBaseBatch } : {}),
+        this.log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`),
+      ...this.signal,
+      ...(this.hooks.onBaseBatch ? { onBatch: this.hooks.onBaseBatch } : {}),
     });
-    const t2 = performance.now();
+    return { base, trainer, history };
+  }
+
+  private engine(plan: ThreadPlan) {
+    return { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica, ...(this.o.engine ? { engine: this.o.engine } : {}), ...(this.o.precision ? { precision: this.o.precision } : {}) };
+  }
+
+  private async extract(tf: Tf, plan: ThreadPlan, base: LayersModel, plainTrain: ImageFlow, val: ImageFlow) {
     const extractor = featureExtractor(tf, base);
-    const trainFile = join(out, 'features', 'train.arrow');
-    const valFile = join(out, 'features', 'val.arrow');
+    const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
-    const extractOptions = (split: 'train' | 'val') => ({
-      ...engine,
-      resume: options.resume ?? false,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onExtractBatch ? { onBatch: (p: ExtractProgress) => options.onExtractBatch!(split, p) } : {}),
+    const options = (split: 'train' | 'val') => ({
+      ...this.engine(plan),
+      resume: this.o.resume,
+      ...this.signal,
+      ...(this.hooks.onExtractBatch ? { onBatch: (p: ExtractProgress) => this.hooks.onExtractBatch!(split, p) } : {}),
     });
-    const et = await extractFeatures(tf, extractor, plainTrain, trainFile, extractOptions('train'));
-    const ev = await extractFeatures(tf, extractor, valFlow, valFile, extractOptions('val'));
-    for (const r of [et, ev]) if (r.discardedJournal) log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
-    log(`features: ${et.rows} + ${ev.rows} rows × ${et.dimension} → ${join(out, 'features')}`);
-    const t3 = performance.now();
-    // The head reads the features back from disk: the files are the interface between the stages.
-    const valSet = await readFeatureFile(valFile);
-    const head = await trainHead(tf, await readFeatureFile(trainFile), valSet, {
-      epochs: options.headEpochs ?? 10,
-      seed,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onHeadEpoch!(l) } : {}),
+    const train = await extractFeatures(tf, extractor, plainTrain, files.train, options('train'));
+    const valResult = await extractFeatures(tf, extractor, val, files.val, options('val'));
+    for (const r of [train, valResult]) if (r.discardedJournal) this.log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
+    this.log(`features: ${train.rows} + ${valResult.rows} rows × ${train.dimension} → ${join(this.out, 'features')}`);
+    return { files, train, val: valResult };
+  }
+
+  /** The head reads the features back from disk: the files are the interface between the stages. */
+  private async trainHead(tf: Tf, features: Features) {
+    const valSet = await readFeatureFile(features.files.val);
+    const result = await trainHead(tf, await readFeatureFile(features.files.train), valSet, {
+      epochs: this.o.headEpochs,
+      seed: this.o.seed,
+      ...this.signal,
+      ...(this.hooks.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => this.hooks.onHeadEpoch!(l) } : {}),
     });
-    const t4 = performance.now();
-    const cpu = sampler.stop();
-    log(`head: validation accuracy ${head.valAccuracy.toFixed(4)}`);
-    const evaluation = await evaluateHead(tf, head.model, valSet, { topK: [1, 3] });
+    this.log(`head: validation accuracy ${result.valAccuracy.toFixed(4)}`);
+    return { result, valSet };
+  }
+
+  /** Evaluation, history, the stacked model (for `featherstack predict`) and the HTML report. */
+  private async publish(
+    tf: Tf,
+    p: { base: LayersModel; head: HeadResult; valSet: Awaited<ReturnType<typeof readFeatureFile>>; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool },
+  ) {
+    const { o, out } = this;
+    const evaluation = await evaluateHead(tf, p.head.model, p.valSet, { topK: [1, 3] });
     const evaluationFile = join(out, 'evaluation.json');
     await writeFileAtomic(evaluationFile, `${JSON.stringify(evaluation, null, 2)}\n`);
-    await writeFileAtomic(join(out, 'history.json'), `${JSON.stringify({ base: history, head: head.history }, null, 2)}\n`);
-    log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
-    // One model from images to probabilities, for `featherstack predict`.
+    await writeFileAtomic(join(out, 'history.json'), `${JSON.stringify({ base: p.history, head: p.head.history }, null, 2)}\n`);
+    this.log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
     const modelDir = join(out, 'model');
-    const stacked = stackModels(tf, base, head.model);
-    await saveStacked(stacked, modelDir, {
+    const [h, w] = o.imageSize;
+    await saveStacked(stackModels(tf, p.base, p.head.model), modelDir, {
       format: 1,
-      classNames: trainFlow.classNames,
-      inputShape: [h, w, trainFlow.image.channels],
-      colorMode: common.colorMode,
-      interpolation: trainFlow.image.interpolation,
-      rescale,
+      classNames: p.train.classNames,
+      inputShape: [h, w, p.train.image.channels],
+      colorMode: o.colorMode,
+      interpolation: p.train.image.interpolation,
+      rescale: o.rescale,
       featureLayer: FEATURE_LAYER,
     });
-    // The extractor, the stacked model and the base share the trainer's layers: disposing the
-    // trainer frees them all.
-    trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
-    trainer.dispose();
-    head.model.dispose();
-    // Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore.
-    const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
-    const baseImages = history.length * trainFlow.samples;
-    const headRows = et.rows * head.history.length;
-    const stages = [
-      { stage: 'base training', seconds: baseSeconds, items: baseImages, unit: 'images' },
-      { stage: 'feature extraction', seconds: (t3 - t2) / 1000, items: et.rows + ev.rows, unit: 'images' },
-      { stage: 'head training', seconds: (t4 - t3) / 1000, items: headRows, unit: 'rows' },
-    ];
+    const report = await this.report(evaluation, p);
+    return { evaluation, evaluationFile, modelDir, report };
+  }
+
+  private async report(evaluation: Evaluation, p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool }): Promise<WrittenReport> {
+    const { o, data, clock } = this;
+    const { train, history, features, head } = p;
     // One image of each class (up to 8) through the training augmentation, beside its plain self;
     // images skipped in training are not shown.
-    const path = (i: number) => join(trainFlow.root, trainFlow.filenames[i]!);
-    const firstOfClass = trainFlow.classNames
+    const path = (i: number) => join(train.root, train.filenames[i]!);
+    const firstOfClass = train.classNames
       .slice(0, 8)
-      .map((_, c) => trainFlow.classes.findIndex((k, i) => k === c && !skipped.has(path(i))))
+      .map((_, c) => train.classes.findIndex((k, i) => k === c && !this.skipped.has(path(i))))
       .filter((i) => i >= 0);
-    const samples = await augmentationGrid({
-      files: firstOfClass.map(path),
-      augment,
-      targetSize: common.targetSize,
-      colorMode: common.colorMode,
-      pool: common.pool,
-      seed,
-    });
+    const samples = await augmentationGrid({ files: firstOfClass.map(path), augment: o.augment, targetSize: o.imageSize, colorMode: o.colorMode, pool: p.pool, seed: o.seed });
     const tfReport = tensorflowReport();
-    const report = await writeReport(join(out, 'report.html'), {
+    const [h, w] = o.imageSize;
+    const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
+    return writeReport(join(this.out, 'report.html'), {
       title: `featherstack run — ${data}`,
       facts: [
         ['dataset', data],
-        ['images', `${trainFlow.samples} train / ${valFlow.samples} val, ${trainFlow.classNames.length} classes, ${h}×${w} ${common.colorMode}`],
-        ['epochs', `base ${history.length}, head ${head.history.length} (batch ${common.batchSize})`],
-        ['feature dimension', String(et.dimension)],
-        ['seconds (wall)', `${((t4 - t0) / 1000).toFixed(1)} to the end of head training: setup ${((t1 - t0) / 1000).toFixed(1)}, base ${((t2 - t1) / 1000).toFixed(1)}, extraction ${((t3 - t2) / 1000).toFixed(1)}, head ${((t4 - t3) / 1000).toFixed(1)}`],
-        ['augmentation', JSON.stringify(augment)],
-        ['machine', `${cores} cores, ${trainFlow.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${plan.replicas} replica(s) × ${plan.threadsPerReplica} thread(s)`],
+        ['images', `${train.samples} train / ${features.val.rows} val, ${train.classNames.length} classes, ${h}×${w} ${o.colorMode}`],
+        ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
+        ['feature dimension', String(features.train.dimension)],
+        ['seconds (wall)', `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`],
+        ['augmentation', JSON.stringify(o.augment)],
+        ['machine', `${availableParallelism()} cores, ${train.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${this.plan.replicas} replica(s) × ${this.plan.threadsPerReplica} thread(s)`],
       ],
       base: history,
       head: head.history,
       evaluation,
-      stages,
+      stages: this.stages(train, history, features, head),
       stagesNote: "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
       samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
     });
-    const t5 = performance.now();
-    return {
-      val_accuracy: head.valAccuracy,
-      seconds: { total: (t4 - t0) / 1000, setup: (t1 - t0) / 1000, base_train: (t2 - t1) / 1000, extract: (t3 - t2) / 1000, head_train: (t4 - t3) / 1000, report: (t5 - t4) / 1000 },
-      base: history,
-      head: head.history,
-      features: { train: trainFile, val: valFile, dimension: et.dimension, rows: { train: et.rows, val: ev.rows } },
-      model: modelDir,
-      evaluation: { file: evaluationFile, accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 },
-      throughput: { base_images_per_second: baseImages / baseSeconds, extract_images_per_second: (et.rows + ev.rows) / ((t3 - t2) / 1000), head_rows_per_second: headRows / ((t4 - t3) / 1000) },
-      report,
-      tensorflow: tfReport,
-      workers: trainFlow.workers,
-      plan,
-      cpu,
-      skipped: [...skipped].map(([path, reason]) => ({ path, reason })),
-    };
-  } finally {
-    await Promise.all([trainFlow.close(), plainTrain.close(), valFlow.close()]);
-    await common.pool.close();
   }
+
+  /** Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore. */
+  private stages(train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult) {
+    const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
+    return [
+      { stage: 'base training', seconds: baseSeconds, items: history.length * train.samples, unit: 'images' },
+      { stage: 'feature extraction', seconds: this.clock.seconds('base', 'extract'), items: features.train.rows + features.val.rows, unit: 'images' },
+      { stage: 'head training', seconds: this.clock.seconds('extract', 'head'), items: features.train.rows * head.history.length, unit: 'rows' },
+    ];
+  }
+
+  private result(r: {
+    plan: ThreadPlan;
+    cpu: CpuReport;
+    train: ImageFlow;
+    history: EpochLog[];
+    features: Features;
+    head: HeadResult;
+    evaluation: Evaluation;
+    evaluationFile: string;
+    modelDir: string;
+    report: WrittenReport;
+  }): WorkflowResult {
+    const { clock } = this;
+    const [base, extract, head] = this.stages(r.train, r.history, r.features, r.head);
+    return {
+      val_accuracy: r.head.valAccuracy,
+      seconds: {
+        total: clock.seconds('start', 'head'),
+        setup: clock.seconds('start', 'setup'),
+        base_train: clock.seconds('setup', 'base'),
+        extract: clock.seconds('base', 'extract'),
+        head_train: clock.seconds('extract', 'head'),
+        report: clock.seconds('head', 'report'),
+      },
+      base: r.history,
+      head: r.head.history,
+      features: { train: r.features.files.train, val: r.features.files.val, dimension: r.features.train.dimension, rows: { train: r.features.train.rows, val: r.features.val.rows } },
+      model: r.modelDir,
+      evaluation: { file: r.evaluationFile, accuracy: r.evaluation.accuracy, topK: r.evaluation.topK, macroF1: r.evaluation.macro.f1 },
+      throughput: { base_images_per_second: base!.items / base!.seconds, extract_images_per_second: extract!.items / extract!.seconds, head_rows_per_second: head!.items / head!.seconds },
+      report: r.report,
+      tensorflow: tensorflowReport(),
+      workers: r.train.workers,
+      plan: r.plan,
+      cpu: r.cpu,
+      skipped: [...this.skipped].map(([path, reason]) => ({ path, reason })),
+    };
+  }
+}
+
+interface Features {
+  files: { train: string; val: string };
+  train: ExtractResult;
+  val: ExtractResult;
 }

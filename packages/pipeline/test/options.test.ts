@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AUGMENT_KEYS } from '@featherstack/images';
 import { describe, expect, it } from 'vitest';
-import { applyConfig, augmentSchema, parseAugmentFlag, readRunConfig } from '../src/config.js';
+import { applyConfig, augmentSchema, parseAugmentFlag, readRunConfig } from '../dist/options.js';
 
 describe('--augment', () => {
   it('reads key=value pairs (numbers, booleans, [lo, hi], bare strings) and JSON objects alike', () => {

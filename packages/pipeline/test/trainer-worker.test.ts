@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
-import { type BaseJob, type EpochLog, inProcessTrainer, loadBaseModel, progress, startTrainer } from '../dist/index.js';
+import { type EpochLog, loadBaseModel } from '@featherstack/core';
+import { type BaseJob, inProcessTrainer, progress, startTrainer } from '../dist/index.js';
+import { SHIPPED_VAL } from '@featherstack/fixtures';
 
-const data = join(import.meta.dirname, '..', '..', 'cli', 'data', 'fashion-mnist-small', 'val');
+const data = SHIPPED_VAL;
 
 async function job(epochs: number): Promise<BaseJob> {
   const out = await mkdtemp(join(tmpdir(), 'fs-trainer-'));

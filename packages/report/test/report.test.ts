@@ -1,13 +1,13 @@
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { SHIPPED_TRAIN } from '@featherstack/fixtures';
 import { describe, expect, it } from 'vitest';
-import { barChart, confusionChart, label, lineChart, svgToPng } from '../src/charts.js';
-import { augmentationGrid, type ReportInput, trainingCurves, writeReport } from '../src/report.js';
+import { barChart, confusionChart, label, lineChart, svgToPng } from '../dist/charts.js';
+import { augmentationGrid, type ReportInput, trainingCurves, writeReport } from '../dist/report.js';
 
-const shipped = fileURLToPath(new URL('../data/fashion-mnist-small/train', import.meta.url));
+const shipped = SHIPPED_TRAIN;
 
 async function firstImages(count: number): Promise<string[]> {
   const classes = (await readdir(shipped)).sort().slice(0, count);

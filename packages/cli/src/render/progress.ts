@@ -6,6 +6,7 @@
  */
 import type { ExtractProgress } from '@featherstack/core';
 import { Presets, SingleBar } from 'cli-progress';
+import type { HeadEpochProgress } from '@featherstack/head';
 
 export interface BaseBatchProgress {
   epoch: number;
@@ -17,17 +18,6 @@ export interface BaseBatchProgress {
   acc: number;
 }
 
-export interface HeadEpochProgress {
-  epoch: number;
-  epochs: number;
-  loss: number;
-  acc: number;
-  valLoss: number;
-  valAcc: number;
-  seconds: number;
-  /** Training rows of the epoch. */
-  rows: number;
-}
 
 /**
  * Whether colour may be used on `stream`: a terminal, and NO_COLOR unset or empty.

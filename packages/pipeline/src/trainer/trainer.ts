@@ -6,14 +6,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { type AugmentOptions, type ColorMode, flowFromDirectory } from '@featherstack/images';
+import type { AugmentOptions, ColorMode } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
+import { type ImageSettings, plainFlow, trainingFlow } from '../flows.js';
+import { RUN_DEFAULTS } from '../options.js';
 import { nodeEndpoint } from './comlink-node.js';
-import { createBaseModel, withClassifier } from './model.js';
-import { type EngineKind, engineOptions } from './engines.js';
-import type { Precision } from './graph/compile.js';
-import { type EpochLog, trainBase } from './train.js';
+import { createBaseModel, type EngineKind, type EpochLog, engineOptions, type Precision, trainBase, withClassifier } from '@featherstack/core';
 
 /** One base-training job: everything is plain data, so it crosses the thread boundary. */
 export interface BaseJob {
@@ -61,16 +60,24 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
     async trainBase(job, onEpoch) {
       const tf = loadTensorFlow(threads);
       controller = new AbortController();
-      const common = { targetSize: job.targetSize, colorMode: job.colorMode ?? 'rgb', batchSize: job.batchSize ?? 32, seed: job.seed ?? 42, ...(job.workers ? { workers: job.workers } : {}) };
-      const train = await flowFromDirectory(job.train, { ...common, augment: job.augment ?? { rescale: 1 / 255 } });
-      const validation = job.validation ? await flowFromDirectory(job.validation, { ...common, shuffle: false, augment: { rescale: 1 / 255 } }) : undefined;
+      // The run's defaults and flows (flows.ts), as the workflow and the stage commands use them.
+      const settings: ImageSettings = {
+        imageSize: job.targetSize,
+        colorMode: job.colorMode ?? RUN_DEFAULTS.colorMode,
+        batchSize: job.batchSize ?? RUN_DEFAULTS.batchSize,
+        seed: job.seed ?? RUN_DEFAULTS.seed,
+        ...(job.workers ? { workers: job.workers } : {}),
+      };
+      const augment = job.augment ?? RUN_DEFAULTS.augment;
+      const train = await trainingFlow(job.train, settings, augment);
+      const validation = job.validation ? await plainFlow(job.validation, settings, augment.rescale ?? 1) : undefined;
       const base = createBaseModel(tf, {
         inputShape: [job.targetSize[0], job.targetSize[1], train.image.channels],
-        seed: common.seed,
+        seed: settings.seed,
         ...(job.filters ? { filters: job.filters } : {}),
         ...(job.dense ? { dense: job.dense } : {}),
       });
-      const trainer = withClassifier(tf, base, train.classNames.length, common.seed + 1000);
+      const trainer = withClassifier(tf, base, train.classNames.length, settings.seed + 1000);
       try {
         const history = await trainBase(tf, trainer, train, {
           epochs: job.epochs,
@@ -112,7 +119,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
  * await trainer.close();
  */
 export function startTrainer(options: { tfThreads?: number } = {}): { api: Remote<TrainerApi>; close(): Promise<void> } {
-  const worker = new Worker(new URL('./trainer-worker.js', import.meta.url), { workerData: options });
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: options });
   const api = wrap<TrainerApi>(nodeEndpoint(worker as never));
   return {
     api,

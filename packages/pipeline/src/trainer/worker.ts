@@ -4,5 +4,5 @@ import { expose } from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
 import { inProcessTrainer } from './trainer.js';
 
-if (!parentPort) throw new Error('trainer-worker.js runs as a worker thread (see startTrainer)');
+if (!parentPort) throw new Error('trainer/worker.js runs as a worker thread (see startTrainer)');
 expose(inProcessTrainer(workerData as { tfThreads?: number }), nodeEndpoint(parentPort as never));

@@ -1,0 +1,109 @@
+export declare const BENCHMARKS: string;
+export type BenchDataset = 'photos' | 'fashion-mnist' | 'shipped';
+export interface ImageBenchOptions extends SuiteOutput {
+    dataset: BenchDataset;
+    /** Overrides the dataset's directory. */
+    data?: string;
+    size?: number;
+    epochs: number;
+    repeats: number;
+    log: (line: string) => void;
+}
+/** Where a suite writes its results, and whether it runs its peers. */
+export interface SuiteOutput {
+    peers?: boolean;
+    json?: string;
+    markdown?: string;
+    /** PNG chart (throughput against decode workers, or per row). */
+    chart?: string;
+}
+/** Runs benchmarks/images.mjs; returns its JSON result. */
+export declare function benchImages(options: ImageBenchOptions): Promise<unknown>;
+export interface WorkflowBenchOptions extends SuiteOutput {
+    /** photos: the seed's configuration (224² RGB, 1,600 / 400 photographs); fashion-mnist and shipped: 28² grayscale. */
+    dataset: BenchDataset;
+    data?: string;
+    baseEpochs: number;
+    headEpochs: number;
+    repeats: number;
+    log: (line: string) => void;
+}
+/**
+ * Runs benchmarks/workflow.mjs (featherstack run, float32 and mixed-bfloat16, vs the seed's Keras
+ * workflow as users run it and with the BFC allocator); returns its JSON result.
+ */
+export declare function benchWorkflow(options: WorkflowBenchOptions): Promise<unknown>;
+/** Runs benchmarks/training.mjs (base training fed by the pipeline vs from memory); returns its JSON result. */
+export declare function benchTraining(options: Omit<SuiteOutput, 'peers'> & {
+    dataset: BenchDataset;
+    epochs: number;
+    log: (line: string) => void;
+}): Promise<unknown>;
+/**
+ * Runs benchmarks/scaling.mjs: the training step's images/s for every replicas × threads layout,
+ * mixed precision, the eager engine and both allocators, at 28² (and 224² for photos).
+ */
+export declare function benchScaling(options: SuiteOutput & {
+    dataset: BenchDataset;
+    repeats: number;
+    steps?: number;
+    log: (line: string) => void;
+}): Promise<unknown>;
+export interface StageBenchOptions extends SuiteOutput {
+    dataset: 'fashion-mnist' | 'shipped';
+    /** Overrides the dataset's directory (class folders for extraction; train/ and val/ for head). */
+    data?: string;
+    repeats: number;
+    log: (line: string) => void;
+}
+/**
+ * Runs benchmarks/extraction.mjs (extractFeatures against decode workers, pixel cache, ceiling, Keras).
+ *
+ * @example
+ * await benchExtraction({ dataset: 'shipped', batchSize: 256, repeats: 3, json: 'extraction.json', log: console.error });
+ */
+export declare function benchExtraction(options: StageBenchOptions & {
+    batchSize: number;
+}): Promise<unknown>;
+/**
+ * Runs benchmarks/head.mjs (trainHead in memory and streamed, tfjs model.fit, Keras).
+ *
+ * @example
+ * await benchHead({ dataset: 'shipped', epochs: 10, batchSize: 32, repeats: 3, peers: false, log: console.error });
+ */
+export declare function benchHead(options: StageBenchOptions & {
+    epochs: number;
+    batchSize: number;
+}): Promise<unknown>;
+/** The suites of `bench all`, in order: name, title, what its chart shows, the command that runs it alone. */
+export declare const SUITES: readonly [readonly ["images", "Image pipeline", "images/s against decode workers", "bench images"], readonly ["training", "Base training starvation", "images/s by what feeds the base", "bench training"], readonly ["scaling", "Base training on the cores, 28²", "images/s per engine and layout", "bench scaling"], readonly ["scaling-224", "Base training on the cores, 224² RGB", "images/s per engine and layout", "bench scaling --dataset photos"], readonly ["extraction", "Feature extraction", "images/s against decode workers", "bench extraction"], readonly ["head", "Head training", "rows/s per trainer", "bench head"], readonly ["workflow", "Stacked workflow, 28² Fashion-MNIST", "seconds per stage, featherstack and Keras", "bench workflow"], readonly ["workflow-224", "Stacked workflow, the seed's 224² RGB configuration", "seconds per stage, featherstack and Keras", "bench workflow --dataset photos"]];
+/**
+ * Every suite in turn into `out`: per suite a JSON file, a markdown table and a PNG chart, plus
+ * summary.md with every table — the README's performance
+ * section is this file (see `featherstack bench readme`).
+ */
+export declare function benchAll(options: {
+    dataset: BenchDataset;
+    out: string;
+    peers: boolean;
+    repeats: number;
+    log: (line: string) => void;
+}): Promise<Record<string, unknown>>;
+/**
+ * The markdown of every suite's table in `dir` (written by `bench all`), with chart links
+ * relative to `base` (the directory of the document that will hold it).
+ *
+ * @example
+ * const md = await summaryMarkdown('benchmarks/results/latest', 'benchmarks/results/latest');
+ */
+export declare function summaryMarkdown(dir: string, base: string): Promise<string>;
+export declare const README_START = "<!-- bench:start (generated by `featherstack bench readme`; edits between these lines are overwritten) -->";
+export declare const README_END = "<!-- bench:end -->";
+/**
+ * Replaces the performance section of `readme` (between README_START and README_END) with the
+ * suite results in `dir`. Refuses a README without exactly one pair of markers.
+ *
+ * @example
+ * await updateReadme('README.md', 'benchmarks/results/latest');
+ */
+export declare function updateReadme(readme: string, dir: string): Promise<void>;

@@ -1,0 +1,15 @@
+/** `featherstack doctor`: native TensorFlow, the thread plan, cores and libvips. */
+import type { Command } from 'commander';
+import { doctor } from '../doctor.js';
+
+export function register(program: Command): void {
+    program
+      .command('doctor')
+    .description('report native TensorFlow, cores and sharp/libvips versions')
+    .option('--json', 'print JSON')
+    .action((opts) => {
+      const report = doctor();
+      if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+      else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
+    });
+}

@@ -1,0 +1,95 @@
+/** `featherstack run`: the whole stacked workflow, with progress bars, Ctrl-C and --config. */
+import { join, resolve } from 'node:path';
+import { applyConfig, RUN_DEFAULTS, readRunConfig, runConfigSchema, runWorkflow } from '@featherstack/pipeline';
+import type { Command } from 'commander';
+import * as parse from '../parsers.js';
+import { engineOptions, ON_ERROR_HELP } from '../render/output.js';
+import { Progress } from '../render/progress.js';
+
+export function register(program: Command): void {
+  engineOptions(program
+    .command('run'))
+    .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
+    // Defaults are RUN_DEFAULTS, the pipeline's: flags, config files and the API share them.
+    .option('--data <dir>', 'dataset with train/ and val/ class folders', RUN_DEFAULTS.data)
+    .option('--out <dir>', 'output directory for feature files', RUN_DEFAULTS.out)
+    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
+    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
+    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), RUN_DEFAULTS.batchSize)
+    .option('--base-epochs <n>', 'base training epochs', parse.int('--base-epochs'), RUN_DEFAULTS.baseEpochs)
+    .option('--head-epochs <n>', 'head training epochs', parse.int('--head-epochs'), RUN_DEFAULTS.headEpochs)
+    .option('--workers <n>', 'image decode workers (default: all cores; at most 4 per core)', parse.int('--workers'))
+    .option('--seed <n>', 'seed for order, augmentation and weights', parse.int('--seed'), RUN_DEFAULTS.seed)
+    .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
+    .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
+    .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
+    .option('--on-error <mode>', ON_ERROR_HELP, parse.onError, RUN_DEFAULTS.onError)
+    .option(
+      '--augment <spec>',
+      "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
+      parse.augment,
+    )
+    .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase); flags override it')
+    .option('--json', 'print one JSON object instead of progress lines')
+    .addHelpText(
+      'after',
+      `
+  Exit codes: 0 done, 1 failed (the message names the file or option, e.g. an invalid config), 2 bad usage (unknown command or
+    option, invalid flag value), 130 interrupted (Ctrl-C; resume with --resume).
+  Outputs in --out: report.html (curves, confusion matrix, per-class metrics, throughput, augmented samples; PNGs in report/),
+    features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
+  Progress: bars on a terminal (NO_COLOR=1 for no colours), plain lines otherwise, nothing but errors with --json.
+  Example config (run.yaml):
+    data: my/images
+    imageSize: [64, 64]
+    colorMode: rgb
+    baseEpochs: 10
+    augment: { shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true, rescale: 0.00392156862745098 }`,
+    )
+    .action(async (opts, command: Command) => {
+      if (opts.config) {
+        // The file fills every option not given on the command line.
+        const config = await readRunConfig(opts.config);
+        Object.assign(opts, applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'));
+      }
+      // Ctrl-C stops cleanly: the base checkpoint and the extraction journal stay, and we say how to resume.
+      const controller = new AbortController();
+      const interrupted = new Error('interrupted (SIGINT)');
+      process.once('SIGINT', () => controller.abort(interrupted));
+      // Bars on a terminal (base epochs, extractions, head), plain lines elsewhere; see progress.ts.
+      const progress = new Progress({ json: opts.json });
+      const log = (line: string) => progress.line(line);
+      // The flags (over the config file) as the run options: the keys of the pipeline's one schema.
+      const input = Object.fromEntries(Object.keys(runConfigSchema.shape).filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+      let result: Awaited<ReturnType<typeof runWorkflow>>;
+      try {
+        result = await runWorkflow({
+          ...input,
+          signal: controller.signal,
+          log,
+          ...(progress.interactive ? { onBaseBatch: progress.base, onExtractBatch: (split, p) => progress.extract(split)(p) } : {}),
+          onHeadEpoch: progress.head,
+        });
+      } catch (error) {
+        progress.stop(); // give the terminal its line and cursor back before the message
+        if (error !== interrupted) throw error;
+        const out = resolve(opts.out);
+        process.stderr.write(
+          `featherstack: interrupted. Saved: the base checkpoint after the last finished epoch (${join(out, 'checkpoints', 'base')}), ` +
+            `finished feature files and the journal of an interrupted extraction (${join(out, 'features')}), the pixel cache once its epoch completed.\n` +
+            `Resume with: featherstack run --resume --out ${opts.out} (and the same options)\n`,
+        );
+        process.exit(130);
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      } else {
+        const s = result.seconds;
+        process.stdout.write(
+          `validation accuracy: ${result.val_accuracy.toFixed(4)}\n` +
+            `seconds: total ${s.total.toFixed(1)} (setup ${s.setup.toFixed(1)}, base ${s.base_train.toFixed(1)}, extract ${s.extract.toFixed(1)}, head ${s.head_train.toFixed(1)}), then evaluation, model and report ${s.report.toFixed(1)}\n` +
+            `report: ${result.report.html}\n`,
+        );
+      }
+    });
+}

@@ -1,0 +1,41 @@
+/** `featherstack train-base`: the base on its own, in process or in a trainer worker thread. */
+import { SEED_AUGMENT, trainBaseStage } from '@featherstack/pipeline';
+import type { ColorMode } from '@featherstack/images';
+import type { Command } from 'commander';
+import * as parse from '../parsers.js';
+import { engineFrom, engineOptions, printResult } from '../render/output.js';
+
+export function register(program: Command): void {
+  engineOptions(program
+    .command('train-base'))
+    .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
+    .requiredOption('--data <dir>', 'training images, one subdirectory per class')
+    .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
+    .option('--out <dir>', 'output directory', 'runs/base')
+    .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
+    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as ColorMode)
+    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), 32)
+    .option('--epochs <n>', 'epochs', parse.int('--epochs'), 5)
+    .option('--patience <n>', 'early stopping on validation loss (needs --validation)', parse.int('--patience'))
+    .option('--seed <n>', 'seed', parse.int('--seed'), 42)
+    .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const result = await trainBaseStage({
+        train: opts.data,
+        ...(opts.validation ? { validation: opts.validation } : {}),
+        out: opts.out,
+        targetSize: opts.imageSize,
+        colorMode: opts.colorMode,
+        batchSize: opts.batchSize,
+        epochs: opts.epochs,
+        seed: opts.seed,
+        augment: SEED_AUGMENT,
+        ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+        ...engineFrom(opts),
+        worker: opts.worker ?? false,
+        log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+      });
+      printResult(opts.json)(result);
+    });
+}

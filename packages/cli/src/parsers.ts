@@ -1,0 +1,59 @@
+/**
+ * Flag value parsers: each turns a flag's text into the value the API takes, or throws commander's
+ * InvalidArgumentError naming the flag and the value (exit status 2). Unit-tested in test/parsers.
+ */
+import { parseAugmentFlag } from '@featherstack/pipeline';
+import { InvalidArgumentError } from 'commander';
+
+export function int(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, received '${value}'`);
+    return n;
+  };
+}
+
+/** `--units 128,64` (empty for none). */
+export function units(value: string): number[] {
+  return value === '' ? [] : value.split(',').map((u) => int('--units')(u));
+}
+
+export function size(value: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(value);
+  const h = Number(m?.[1]);
+  const w = m?.[2] ? Number(m[2]) : h;
+  if (!m || h < 1 || w < 1) throw new InvalidArgumentError(`--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '${value}'`);
+  return [h, w];
+}
+
+function choice<T extends string>(flag: string, values: readonly T[]) {
+  return (value: string): T => {
+    if (!values.includes(value as T)) throw new InvalidArgumentError(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${value}'`);
+    return value as T;
+  };
+}
+
+export const colorMode = choice('--color-mode', ['grayscale', 'rgb', 'rgba'] as const);
+export const onError = choice('--on-error', ['raise', 'skip'] as const);
+export const engine = choice('--engine', ['graph', 'eager'] as const);
+export const precision = choice('--precision', ['float32', 'mixed-bfloat16'] as const);
+
+export function shard(value: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError(`--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '${value}'`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+export function recurrentHead(value: string): { kind: 'gru' | 'lstm'; units: number } {
+  const m = /^(gru|lstm):(\d+)$/.exec(value);
+  if (!m || Number(m[2]) < 1) throw new InvalidArgumentError(`--recurrent must be gru:UNITS or lstm:UNITS (e.g. gru:32), received '${value}'`);
+  return { kind: m[1] as 'gru' | 'lstm', units: Number(m[2]) };
+}
+
+export function augment(value: string): ReturnType<typeof parseAugmentFlag> {
+  try {
+    return parseAugmentFlag(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
