@@ -18,11 +18,21 @@
  */
 import { type DType, F32, GraphBuilder } from '@featherstack/tensorflow';
 import type { LayersModel } from '@featherstack/tensorflow';
+import {
+  ACTIVATIONS,
+  activate,
+  activationGrad,
+  chainOf,
+  GraphCompileError,
+  type LayerLike,
+  layerOfVariable,
+  pairOf,
+  sizeOf,
+  type Step,
+  unsupported,
+} from './layers.js';
 
-export class GraphCompileError extends Error {
-  override readonly name = 'GraphCompileError';
-  readonly code = 'FEATHERSTACK_GRAPH_UNSUPPORTED';
-}
+export { GraphCompileError };
 
 export type LossKind = 'categorical' | 'sparse' | 'binary';
 export type OptimizerKind = 'adam' | 'sgd' | 'momentum' | 'rmsprop';
@@ -70,57 +80,7 @@ export interface CompiledGraph {
   trainable: number[];
 }
 
-const ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'tanh']);
 const OPTIMIZER_SLOTS: Record<OptimizerKind, number> = { adam: 2, sgd: 0, momentum: 1, rmsprop: 2 };
-
-interface LayerLike {
-  name: string;
-  trainable: boolean;
-  weights: { name: string; shape: number[]; trainable: boolean }[];
-  getClassName(): string;
-  getConfig(): Record<string, unknown>;
-  inboundNodes: { inboundLayers: LayerLike[] }[];
-  outputShape: unknown;
-}
-
-/** What the forward pass keeps of a layer for its gradient. */
-interface Step {
-  layer: LayerLike;
-  kind: string;
-  input: string;
-  /** Pre-activation output (what the activation's gradient needs besides the output). */
-  preActivation: string;
-  output: string;
-  activation: string;
-  params: { kernel?: number; bias?: number };
-  attrs: Record<string, unknown>;
-  mask?: string;
-}
-
-function pairOf(value: unknown, name: string, layer: string): [number, number] {
-  const v = Array.isArray(value) ? value : [value, value];
-  if (v.length !== 2 || v.some((x) => !Number.isInteger(x))) throw new GraphCompileError(`layer '${layer}': ${name} ${JSON.stringify(value)} is not a pair of integers`);
-  return v as [number, number];
-}
-
-function unsupported(layer: LayerLike, why: string): GraphCompileError {
-  return new GraphCompileError(`layer '${layer.name}' (${layer.getClassName()}): ${why}; the graph engine cannot train this model (train it with engine: 'eager' and replicas: 1)`);
-}
-
-/** The layers of `model` as a chain from its input, or a GraphCompileError naming the first branch. */
-function chainOf(model: LayersModel): LayerLike[] {
-  const layers = model.layers as unknown as LayerLike[];
-  if ((model.inputs?.length ?? 0) !== 1 || (model.outputs?.length ?? 0) !== 1) {
-    throw new GraphCompileError(`model '${model.name}' has ${model.inputs.length} inputs and ${model.outputs.length} outputs; the graph engine trains single-input, single-output chains`);
-  }
-  for (let i = 1; i < layers.length; i++) {
-    const inbound = layers[i]!.inboundNodes.flatMap((n) => n.inboundLayers);
-    if (inbound.length !== 1 || inbound[0] !== layers[i - 1]) {
-      throw unsupported(layers[i]!, `its input is not the layer before it (${inbound.map((l) => l.name).join(', ') || 'none'}): only sequential chains compile`);
-    }
-  }
-  return layers;
-}
 
 /**
  * Compiles `model` (whose first layer is its input) into a GraphDef; see the module comment.
@@ -136,15 +96,28 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
 
   // Variables, numbered as model.getWeights() numbers them.
   const modelWeights = model.weights as unknown as { name: string; shape: number[]; trainable: boolean }[];
-  const variables: GraphVariable[] = modelWeights.map((w, index) => ({ index, name: w.name, shape: [...w.shape], size: w.shape.reduce((a, b) => a * b, 1), trainable: w.trainable }));
+  const variables: GraphVariable[] = modelWeights.map((w, index) => ({
+    index,
+    name: w.name,
+    shape: [...w.shape],
+    size: w.shape.reduce((a, b) => a * b, 1),
+    trainable: w.trainable,
+  }));
   const handles: string[] = [];
   const reads: string[] = [];
   for (const v of variables) {
-    const handle = g.op('VarHandleOp', [], { dtype: { type: 'float' }, shape: { shape: v.shape }, shared_name: { s: `v${v.index}` }, container: { s: '' } }, `var/${v.index}`);
+    const handle = g.op(
+      'VarHandleOp',
+      [],
+      { dtype: { type: 'float' }, shape: { shape: v.shape }, shared_name: { s: `v${v.index}` }, container: { s: '' } },
+      `var/${v.index}`,
+    );
     handles.push(handle);
     reads.push(g.op('ReadVariableOp', [handle], { dtype: { type: 'float' } }, `read/${v.index}`));
   }
-  const inits = variables.map((v) => g.op('AssignVariableOp', [handles[v.index]!, g.placeholder(`init/${v.index}`, 'float', v.shape)], { dtype: { type: 'float' } }, `assign/${v.index}`));
+  const inits = variables.map((v) =>
+    g.op('AssignVariableOp', [handles[v.index]!, g.placeholder(`init/${v.index}`, 'float', v.shape)], { dtype: { type: 'float' } }, `assign/${v.index}`),
+  );
   const weightIndex = (w: { name: string }) => {
     const i = modelWeights.indexOf(w as (typeof modelWeights)[number]);
     if (i < 0) throw new GraphCompileError(`weight '${w.name}' is not among model '${model.name}''s weights`);
@@ -157,7 +130,8 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
   // The compute type of layers; float32 master weights are cast to it where a layer reads them.
   const CT: DType = options.precision === 'mixed-bfloat16' ? 'bfloat16' : 'float';
   const TC = { T: { type: CT } };
-  const cast = (t: string, from: DType, to: DType, name?: string) => (from === to ? t : g.op('Cast', [t], { SrcT: { type: from }, DstT: { type: to }, Truncate: { b: false } }, name));
+  const cast = (t: string, from: DType, to: DType, name?: string) =>
+    from === to ? t : g.op('Cast', [t], { SrcT: { type: from }, DstT: { type: to }, Truncate: { b: false } }, name);
   const compute = (t: string, name?: string) => cast(t, 'float', CT, name);
   const toFloat = (t: string, name?: string) => cast(t, CT, 'float', name);
   const scalarConst = (name: string, value: number) => compute(g.constFloat(name, [value], []));
@@ -183,10 +157,12 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
     if (!ACTIVATIONS.has(activation) && !(last && (activation === 'softmax' || activation === 'sigmoid'))) {
       throw unsupported(layer, `activation '${activation}' is not one of ${[...ACTIVATIONS].join(', ')} (softmax or sigmoid on the last layer)`);
     }
-    if (config.dataFormat !== undefined && config.dataFormat !== 'channelsLast') throw unsupported(layer, `dataFormat '${config.dataFormat}' (only channelsLast)`);
+    if (config.dataFormat !== undefined && config.dataFormat !== 'channelsLast')
+      throw unsupported(layer, `dataFormat '${config.dataFormat}' (only channelsLast)`);
     const step: Step = { layer, kind, input: h, preActivation: h, output: h, activation, params: {}, attrs: {} };
     const [kernelW, biasW] = layer.weights;
-    const bias = (z: string) => (config.useBias ? g.op('BiasAdd', [z, weight(weightIndex(biasW!))], { ...TC, data_format: { s: 'NHWC' } }, `${layer.name}/bias`) : z);
+    const bias = (z: string) =>
+      config.useBias ? g.op('BiasAdd', [z, weight(weightIndex(biasW!))], { ...TC, data_format: { s: 'NHWC' } }, `${layer.name}/bias`) : z;
     switch (kind) {
       case 'Conv2D': {
         const dilation = pairOf(config.dilationRate ?? 1, 'dilationRate', layer.name);
@@ -197,7 +173,9 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         step.params.kernel = weightIndex(kernelW!);
         if (config.useBias) step.params.bias = weightIndex(biasW!);
         step.attrs = { strides: { ints: [1, sh, sw, 1] }, padding: { s: padding }, data_format: { s: 'NHWC' } };
-        step.preActivation = bias(g.op('Conv2D', [h, weight(step.params.kernel)], { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } }, `${layer.name}/conv`));
+        step.preActivation = bias(
+          g.op('Conv2D', [h, weight(step.params.kernel)], { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } }, `${layer.name}/conv`),
+        );
         break;
       }
       case 'Dense': {
@@ -205,7 +183,9 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         if (rank !== undefined && rank !== 2) throw unsupported(layer, `a Dense layer on a rank-${rank} input (flatten first)`);
         step.params.kernel = weightIndex(kernelW!);
         if (config.useBias) step.params.bias = weightIndex(biasW!);
-        step.preActivation = bias(g.op('MatMul', [h, weight(step.params.kernel)], { ...TC, transpose_a: { b: false }, transpose_b: { b: false } }, `${layer.name}/matmul`));
+        step.preActivation = bias(
+          g.op('MatMul', [h, weight(step.params.kernel)], { ...TC, transpose_a: { b: false }, transpose_b: { b: false } }, `${layer.name}/matmul`),
+        );
         break;
       }
       case 'MaxPooling2D':
@@ -218,10 +198,20 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         break;
       }
       case 'GlobalAveragePooling2D':
-        step.preActivation = g.op('Mean', [h, g.constInt(`${layer.name}/axes`, [1, 2])], { ...TC, Tidx: { type: 'int32' }, keep_dims: { b: false } }, `${layer.name}/mean`);
+        step.preActivation = g.op(
+          'Mean',
+          [h, g.constInt(`${layer.name}/axes`, [1, 2])],
+          { ...TC, Tidx: { type: 'int32' }, keep_dims: { b: false } },
+          `${layer.name}/mean`,
+        );
         break;
       case 'Flatten':
-        step.preActivation = g.op('Reshape', [h, g.constInt(`${layer.name}/shape`, [-1, sizeOf(layer)])], { ...TC, Tshape: { type: 'int32' } }, `${layer.name}/reshape`);
+        step.preActivation = g.op(
+          'Reshape',
+          [h, g.constInt(`${layer.name}/shape`, [-1, sizeOf(layer)])],
+          { ...TC, Tshape: { type: 'int32' } },
+          `${layer.name}/reshape`,
+        );
         break;
       case 'Activation':
         break;
@@ -234,7 +224,12 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         if (config.noiseShape || config.noise_shape) throw unsupported(layer, 'a noiseShape');
         if (options.train && rate > 0) {
           // Inverted dropout as tfjs applies it in training: keep with probability 1 − rate, scale by 1/(1 − rate).
-          const uniform = g.op('RandomUniform', [g.op('Shape', [h], { T: { type: CT }, out_type: { type: 'int32' } }, `${layer.name}/shape`)], { T: { type: 'int32' }, dtype: { type: 'float' }, seed: { i: seed }, seed2: { i: 1000 + dropouts++ } }, `${layer.name}/uniform`);
+          const uniform = g.op(
+            'RandomUniform',
+            [g.op('Shape', [h], { T: { type: CT }, out_type: { type: 'int32' } }, `${layer.name}/shape`)],
+            { T: { type: 'int32' }, dtype: { type: 'float' }, seed: { i: seed }, seed2: { i: 1000 + dropouts++ } },
+            `${layer.name}/uniform`,
+          );
           const keep = g.op('Floor', [g.op('AddV2', [uniform, g.constFloat(`${layer.name}/keep`, [1 - rate], [])], F32)], F32, `${layer.name}/keep_mask`);
           step.mask = compute(g.op('Mul', [keep, g.constFloat(`${layer.name}/scale`, [1 / (1 - rate)], [])], F32, `${layer.name}/mask`));
           step.preActivation = g.op('Mul', [h, step.mask], TC, `${layer.name}/drop`);
@@ -242,9 +237,15 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         break;
       }
       case 'BatchNormalization':
-        throw unsupported(layer, 'its moving mean and variance are state that replicas would each update from their own slice; the graph engine does not train it yet');
+        throw unsupported(
+          layer,
+          'its moving mean and variance are state that replicas would each update from their own slice; the graph engine does not train it yet',
+        );
       default:
-        throw unsupported(layer, `no graph translation (supported: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Activation, ReLU)`);
+        throw unsupported(
+          layer,
+          `no graph translation (supported: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Activation, ReLU)`,
+        );
     }
     if (last && (step.activation === 'softmax' || step.activation === 'sigmoid')) {
       step.output = step.preActivation;
@@ -259,12 +260,18 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
   const classes = sizeOf(lastStep.layer);
   const outputLayer = options.outputLayer ?? lastStep.layer.name;
   const outputStep = steps.find((s) => s.layer.name === outputLayer);
-  if (!outputStep) throw new GraphCompileError(`outputLayer '${outputLayer}' is not a layer of model '${model.name}' (layers: ${steps.map((s) => s.layer.name).join(', ')})`);
+  if (!outputStep)
+    throw new GraphCompileError(`outputLayer '${outputLayer}' is not a layer of model '${model.name}' (layers: ${steps.map((s) => s.layer.name).join(', ')})`);
   const outputIsLast = outputStep === lastStep;
   // The fetchable output: probabilities for the last layer, the layer's activations otherwise.
   // Loss and probabilities in float32 whatever the compute type.
   const logits = toFloat(lastStep.output, 'logits');
-  const probabilities = lastStep.activation === 'softmax' ? g.op('Softmax', [logits], F32, 'probabilities') : lastStep.activation === 'sigmoid' ? g.op('Sigmoid', [logits], F32, 'probabilities') : logits;
+  const probabilities =
+    lastStep.activation === 'softmax'
+      ? g.op('Softmax', [logits], F32, 'probabilities')
+      : lastStep.activation === 'sigmoid'
+        ? g.op('Sigmoid', [logits], F32, 'probabilities')
+        : logits;
   g.op('Identity', [outputIsLast ? probabilities : toFloat(outputStep.output)], F32, 'output');
   const outputSize = sizeOf(outputStep.layer);
 
@@ -275,22 +282,36 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
   if (options.train) {
     const loss = options.loss ?? 'categorical';
     if ((loss === 'binary') !== (lastStep.activation === 'sigmoid') || (loss !== 'binary' && lastStep.activation !== 'softmax')) {
-      throw unsupported(lastStep.layer, `a ${loss} loss needs the last layer to end in ${loss === 'binary' ? 'sigmoid' : 'softmax'}, not '${lastStep.activation}'`);
+      throw unsupported(
+        lastStep.layer,
+        `a ${loss} loss needs the last layer to end in ${loss === 'binary' ? 'sigmoid' : 'softmax'}, not '${lastStep.activation}'`,
+      );
     }
     const scale = g.placeholder('scale', 'float', []);
     let perExample: string;
     let dLogits: string;
     let correct: string;
-    const argmax = (t: string, name: string) => g.op('ArgMax', [t, g.constInt(`${name}/axis`, [1], [])], { ...F32, Tidx: { type: 'int32' }, output_type: { type: 'int32' } }, name);
+    const argmax = (t: string, name: string) =>
+      g.op('ArgMax', [t, g.constInt(`${name}/axis`, [1], [])], { ...F32, Tidx: { type: 'int32' }, output_type: { type: 'int32' } }, name);
     if (loss === 'categorical') {
       const y = g.placeholder('y', 'float', [null, classes]);
       const xent = g.op('SoftmaxCrossEntropyWithLogits', [logits, y], F32, 'xent');
       perExample = `${xent}:0`;
       dLogits = `${xent}:1`;
-      correct = g.op('Equal', [argmax(logits, 'predicted'), argmax(y, 'truth')], { T: { type: 'int32' }, incompatible_shape_error: { b: true } }, 'correct_mask');
+      correct = g.op(
+        'Equal',
+        [argmax(logits, 'predicted'), argmax(y, 'truth')],
+        { T: { type: 'int32' }, incompatible_shape_error: { b: true } },
+        'correct_mask',
+      );
     } else if (loss === 'sparse') {
       // The flow's sparse labels are class indices stored as floats.
-      const y = g.op('Cast', [g.op('Reshape', [g.placeholder('y', 'float', [null, 1]), g.constInt('y/flat', [-1])], { ...F32, Tshape: { type: 'int32' } })], { SrcT: { type: 'float' }, DstT: { type: 'int32' }, Truncate: { b: false } }, 'labels');
+      const y = g.op(
+        'Cast',
+        [g.op('Reshape', [g.placeholder('y', 'float', [null, 1]), g.constInt('y/flat', [-1])], { ...F32, Tshape: { type: 'int32' } })],
+        { SrcT: { type: 'float' }, DstT: { type: 'int32' }, Truncate: { b: false } },
+        'labels',
+      );
       const xent = g.op('SparseSoftmaxCrossEntropyWithLogits', [logits, y], { ...F32, Tlabels: { type: 'int32' } }, 'xent');
       perExample = `${xent}:0`;
       dLogits = `${xent}:1`;
@@ -298,15 +319,34 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
     } else {
       // Binary cross-entropy on logits z: max(z, 0) − z·y + log(1 + e^−|z|); its gradient is σ(z) − y.
       const y = g.placeholder('y', 'float', [null, 1]);
-      const terms = g.op('AddV2', [g.op('Sub', [g.op('Relu', [logits], F32), g.op('Mul', [logits, y], F32)], F32), g.op('Log1p', [g.op('Exp', [g.op('Neg', [g.op('Abs', [logits], F32)], F32)], F32)], F32)], F32);
+      const terms = g.op(
+        'AddV2',
+        [
+          g.op('Sub', [g.op('Relu', [logits], F32), g.op('Mul', [logits, y], F32)], F32),
+          g.op('Log1p', [g.op('Exp', [g.op('Neg', [g.op('Abs', [logits], F32)], F32)], F32)], F32),
+        ],
+        F32,
+      );
       perExample = g.op('Sum', [terms, g.constInt('bce/axis', [1])], { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } }, 'bce');
       dLogits = g.op('Sub', [g.op('Sigmoid', [logits], F32), y], F32, 'bce_grad');
-      const predicted = g.op('Cast', [g.op('Greater', [logits, g.constFloat('zero', [0], [])], F32)], { SrcT: { type: 'bool' }, DstT: { type: 'float' }, Truncate: { b: false } });
+      const predicted = g.op('Cast', [g.op('Greater', [logits, g.constFloat('zero', [0], [])], F32)], {
+        SrcT: { type: 'bool' },
+        DstT: { type: 'float' },
+        Truncate: { b: false },
+      });
       correct = g.op('Equal', [predicted, y], { ...F32, incompatible_shape_error: { b: true } }, 'correct_mask');
     }
     const all = g.constInt('batch_axis', [0]);
     g.op('Sum', [perExample, all], { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } }, 'loss_sum');
-    g.op('Sum', [g.op('Cast', [correct], { SrcT: { type: 'bool' }, DstT: { type: 'float' }, Truncate: { b: false } }), g.constInt('correct_axes', loss === 'binary' ? [0, 1] : [0])], { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } }, 'correct');
+    g.op(
+      'Sum',
+      [
+        g.op('Cast', [correct], { SrcT: { type: 'bool' }, DstT: { type: 'float' }, Truncate: { b: false } }),
+        g.constInt('correct_axes', loss === 'binary' ? [0, 1] : [0]),
+      ],
+      { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } },
+      'correct',
+    );
 
     // Backward, layer by layer. `scale` is 1 / (global batch size): replicas' sums then add up to
     // the mean gradient of the whole batch.
@@ -316,21 +356,44 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
     for (let s = steps.length - 1; s >= 0 && s >= firstTrainable; s--) {
       const step = steps[s]!;
       const name = step.layer.name;
-      const dz = step === lastStep && (step.activation === 'softmax' || step.activation === 'sigmoid') ? dy : activationGrad(g, CT, step.activation, dy, step.output, step.preActivation, name);
+      const dz =
+        step === lastStep && (step.activation === 'softmax' || step.activation === 'sigmoid')
+          ? dy
+          : activationGrad(g, CT, step.activation, dy, step.output, step.preActivation, name);
       const wantsInput = s > firstTrainable;
       let dx = dz;
       switch (step.kind) {
         case 'Conv2D': {
           const kernel = step.params.kernel!;
-          if (trainable.includes(kernel)) grads.set(kernel, toFloat(g.op('Conv2DBackpropFilter', [step.input, g.constInt(`${name}/kshape`, variables[kernel]!.shape), dz], { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } }, `${name}/d_kernel`)));
-          if (step.params.bias !== undefined && trainable.includes(step.params.bias)) grads.set(step.params.bias, toFloat(g.op('BiasAddGrad', [dz], { ...TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
-          if (wantsInput) dx = g.op('Conv2DBackpropInput', [g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`), weight(kernel), dz], { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } }, `${name}/d_input`);
+          if (trainable.includes(kernel))
+            grads.set(
+              kernel,
+              toFloat(
+                g.op(
+                  'Conv2DBackpropFilter',
+                  [step.input, g.constInt(`${name}/kshape`, variables[kernel]!.shape), dz],
+                  { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } },
+                  `${name}/d_kernel`,
+                ),
+              ),
+            );
+          if (step.params.bias !== undefined && trainable.includes(step.params.bias))
+            grads.set(step.params.bias, toFloat(g.op('BiasAddGrad', [dz], { ...TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
+          if (wantsInput)
+            dx = g.op(
+              'Conv2DBackpropInput',
+              [g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`), weight(kernel), dz],
+              { ...TC, ...(step.attrs as object), use_cudnn_on_gpu: { b: false } },
+              `${name}/d_input`,
+            );
           break;
         }
         case 'Dense': {
           const kernel = step.params.kernel!;
-          if (trainable.includes(kernel)) grads.set(kernel, toFloat(g.op('MatMul', [step.input, dz], { ...TC, transpose_a: { b: true }, transpose_b: { b: false } }, `${name}/d_kernel`)));
-          if (step.params.bias !== undefined && trainable.includes(step.params.bias)) grads.set(step.params.bias, toFloat(g.op('BiasAddGrad', [dz], { ...TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
+          if (trainable.includes(kernel))
+            grads.set(kernel, toFloat(g.op('MatMul', [step.input, dz], { ...TC, transpose_a: { b: true }, transpose_b: { b: false } }, `${name}/d_kernel`)));
+          if (step.params.bias !== undefined && trainable.includes(step.params.bias))
+            grads.set(step.params.bias, toFloat(g.op('BiasAddGrad', [dz], { ...TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
           if (wantsInput) dx = g.op('MatMul', [dz, weight(kernel)], { ...TC, transpose_a: { b: false }, transpose_b: { b: true } }, `${name}/d_input`);
           break;
         }
@@ -338,16 +401,35 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
           dx = g.op('MaxPoolGrad', [step.input, step.preActivation, dz], { ...TC, ...(step.attrs as object) }, `${name}/d_input`);
           break;
         case 'AveragePooling2D':
-          dx = g.op('AvgPoolGrad', [g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`), dz], { ...TC, ...(step.attrs as object) }, `${name}/d_input`);
+          dx = g.op(
+            'AvgPoolGrad',
+            [g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`), dz],
+            { ...TC, ...(step.attrs as object) },
+            `${name}/d_input`,
+          );
           break;
         case 'GlobalAveragePooling2D': {
           const [hh, ww, cc] = (step.layer.inboundNodes[0]!.inboundLayers[0]!.outputShape as number[]).slice(1);
-          const spread = g.op('Reshape', [g.op('Mul', [dz, scalarConst(`${name}/area`, 1 / (hh! * ww!))], TC), g.constInt(`${name}/d_shape`, [-1, 1, 1, cc!])], { ...TC, Tshape: { type: 'int32' } });
-          dx = g.op('BroadcastTo', [spread, g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`)], { ...TC, Tidx: { type: 'int32' } }, `${name}/d_input`);
+          const spread = g.op(
+            'Reshape',
+            [g.op('Mul', [dz, scalarConst(`${name}/area`, 1 / (hh! * ww!))], TC), g.constInt(`${name}/d_shape`, [-1, 1, 1, cc!])],
+            { ...TC, Tshape: { type: 'int32' } },
+          );
+          dx = g.op(
+            'BroadcastTo',
+            [spread, g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`)],
+            { ...TC, Tidx: { type: 'int32' } },
+            `${name}/d_input`,
+          );
           break;
         }
         case 'Flatten':
-          dx = g.op('Reshape', [dz, g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`)], { ...TC, Tshape: { type: 'int32' } }, `${name}/d_input`);
+          dx = g.op(
+            'Reshape',
+            [dz, g.op('Shape', [step.input], { T: { type: CT }, out_type: { type: 'int32' } }, `${name}/in_shape`)],
+            { ...TC, Tshape: { type: 'int32' } },
+            `${name}/d_input`,
+          );
           break;
         case 'Dropout':
           if (step.mask) dx = g.op('Mul', [dz, step.mask], TC, `${name}/d_input`);
@@ -369,10 +451,22 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
       const handles: string[] = [];
       for (let s = 0; s < slotsPerVariable; s++) {
         const slot = k * slotsPerVariable + s;
-        const handle = g.op('VarHandleOp', [], { dtype: { type: 'float' }, shape: { shape: variables[v]!.shape }, shared_name: { s: `slot${slot}` }, container: { s: '' } }, `slot/${slot}`);
+        const handle = g.op(
+          'VarHandleOp',
+          [],
+          { dtype: { type: 'float' }, shape: { shape: variables[v]!.shape }, shared_name: { s: `slot${slot}` }, container: { s: '' } },
+          `slot/${slot}`,
+        );
         handles.push(handle);
         g.op('ReadVariableOp', [handle], { dtype: { type: 'float' } }, `slot_read/${slot}`);
-        slotInits.push(g.op('AssignVariableOp', [handle, g.placeholder(`slot_init/${slot}`, 'float', variables[v]!.shape)], { dtype: { type: 'float' } }, `slot_assign/${slot}`));
+        slotInits.push(
+          g.op(
+            'AssignVariableOp',
+            [handle, g.placeholder(`slot_init/${slot}`, 'float', variables[v]!.shape)],
+            { dtype: { type: 'float' } },
+            `slot_assign/${slot}`,
+          ),
+        );
       }
       slotHandles.push(handles);
     });
@@ -380,7 +474,14 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
     const b1p = g.placeholder('beta1_power', 'float', []);
     const b2p = g.placeholder('beta2_power', 'float', []);
     const c = (name: string, v: number) => g.constFloat(name, [v], []);
-    const hyper = { beta1: c('beta1', 0.9), beta2: c('beta2', 0.999), epsilon: c('epsilon', 1e-7), momentum: c('momentum', 0.9), rho: c('rho', 0.9), zeroMomentum: c('rms_momentum', 0) };
+    const hyper = {
+      beta1: c('beta1', 0.9),
+      beta2: c('beta2', 0.999),
+      epsilon: c('epsilon', 1e-7),
+      momentum: c('momentum', 0.9),
+      rho: c('rho', 0.9),
+      zeroMomentum: c('rms_momentum', 0),
+    };
     const applyWith = (gradients: string[], group: string) => {
       const updates = trainable.map((v, k) => {
         const [s0, s1] = slotHandles[k]!;
@@ -388,13 +489,28 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
         const locking = { use_locking: { b: false } };
         switch (options.optimizer ?? 'adam') {
           case 'adam':
-            return g.op('ResourceApplyAdam', [handles[v]!, s0!, s1!, b1p, b2p, lr, hyper.beta1, hyper.beta2, hyper.epsilon, grad], { ...F32, ...locking, use_nesterov: { b: false } }, `${group}/${v}`);
+            return g.op(
+              'ResourceApplyAdam',
+              [handles[v]!, s0!, s1!, b1p, b2p, lr, hyper.beta1, hyper.beta2, hyper.epsilon, grad],
+              { ...F32, ...locking, use_nesterov: { b: false } },
+              `${group}/${v}`,
+            );
           case 'sgd':
             return g.op('ResourceApplyGradientDescent', [handles[v]!, lr, grad], { ...F32, ...locking }, `${group}/${v}`);
           case 'momentum':
-            return g.op('ResourceApplyMomentum', [handles[v]!, s0!, lr, grad, hyper.momentum], { ...F32, ...locking, use_nesterov: { b: false } }, `${group}/${v}`);
+            return g.op(
+              'ResourceApplyMomentum',
+              [handles[v]!, s0!, lr, grad, hyper.momentum],
+              { ...F32, ...locking, use_nesterov: { b: false } },
+              `${group}/${v}`,
+            );
           default:
-            return g.op('ResourceApplyRMSProp', [handles[v]!, s0!, s1!, lr, hyper.rho, hyper.zeroMomentum, hyper.epsilon, grad], { ...F32, ...locking }, `${group}/${v}`);
+            return g.op(
+              'ResourceApplyRMSProp',
+              [handles[v]!, s0!, s1!, lr, hyper.rho, hyper.zeroMomentum, hyper.epsilon, grad],
+              { ...F32, ...locking },
+              `${group}/${v}`,
+            );
         }
       });
       g.group(group, updates);
@@ -407,53 +523,15 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
   }
   g.group('init', inits);
   g.group('slot_init', slotInits);
-  return { graphDef: g.toGraphDef(), inputShape, outputSize, classes, variables, slotsPerVariable: options.train ? slotsPerVariable : 0, trainable: options.train ? trainable : [] };
+  return {
+    graphDef: g.toGraphDef(),
+    inputShape,
+    outputSize,
+    classes,
+    variables,
+    slotsPerVariable: options.train ? slotsPerVariable : 0,
+    trainable: options.train ? trainable : [],
+  };
 }
 
 /** Elements per sample of a layer's output. */
-function sizeOf(layer: LayerLike): number {
-  const shape = layer.outputShape;
-  return ((Array.isArray(shape) && Array.isArray(shape[0]) ? shape[0] : shape) as (number | null)[])
-    .slice(1)
-    .reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
-}
-
-function layerOfVariable(layers: LayerLike[], weights: unknown[], index: number): LayerLike | undefined {
-  return layers.find((l) => l.weights.some((w) => w === weights[index]));
-}
-
-function activate(g: GraphBuilder, type: DType, activation: string, z: string, name: string): string {
-  const TC = { T: { type } };
-  switch (activation) {
-    case 'linear':
-      return z;
-    case 'relu':
-      return g.op('Relu', [z], TC, `${name}/relu`);
-    case 'relu6':
-      return g.op('Relu6', [z], TC, `${name}/relu6`);
-    case 'elu':
-      return g.op('Elu', [z], TC, `${name}/elu`);
-    case 'sigmoid':
-      return g.op('Sigmoid', [z], TC, `${name}/sigmoid`);
-    default:
-      return g.op('Tanh', [z], TC, `${name}/tanh`);
-  }
-}
-
-function activationGrad(g: GraphBuilder, type: DType, activation: string, dy: string, y: string, z: string, name: string): string {
-  const TC = { T: { type } };
-  switch (activation) {
-    case 'linear':
-      return dy;
-    case 'relu':
-      return g.op('ReluGrad', [dy, y], TC, `${name}/d_relu`);
-    case 'relu6':
-      return g.op('Relu6Grad', [dy, z], TC, `${name}/d_relu6`);
-    case 'elu':
-      return g.op('EluGrad', [dy, y], TC, `${name}/d_elu`);
-    case 'sigmoid':
-      return g.op('SigmoidGrad', [y, dy], TC, `${name}/d_sigmoid`);
-    default:
-      return g.op('TanhGrad', [y, dy], TC, `${name}/d_tanh`);
-  }
-}

@@ -61,7 +61,9 @@ export class GraphReplicas {
     this.pixels = compiled.inputShape.reduce((a, b) => a * b, 1);
     // Inter-op threads: 1. A replica's ops are a chain (each layer waits for the one before), and
     // the cores are spread over replicas instead; intra-op threads parallelise each op.
-    this.sessions = Array.from({ length: options.replicas }, () => openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: 1 }));
+    this.sessions = Array.from({ length: options.replicas }, () =>
+      openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: 1 }),
+    );
     let offset = 0;
     this.gradOffsets = compiled.trainable.map((v) => {
       const at = offset;
@@ -113,7 +115,9 @@ export class GraphReplicas {
   /** Contiguous row ranges of a batch of `rows`, one per replica (empty ones dropped). */
   private slices(rows: number): { replica: number; begin: number; end: number }[] {
     const n = this.sessions.length;
-    return Array.from({ length: n }, (_, r) => ({ replica: r, begin: Math.floor((r * rows) / n), end: Math.floor(((r + 1) * rows) / n) })).filter((s) => s.end > s.begin);
+    return Array.from({ length: n }, (_, r) => ({ replica: r, begin: Math.floor((r * rows) / n), end: Math.floor(((r + 1) * rows) / n) })).filter(
+      (s) => s.end > s.begin,
+    );
   }
 
   private inputs(x: Float32Array, y: Float32Array, begin: number, end: number) {
@@ -157,8 +161,12 @@ export class GraphReplicas {
     const t1 = performance.now();
     const parts = slices.map((s) => grads[s.replica]!);
     const n = this.sessions.length;
-    await Promise.all(Array.from({ length: n }, (_, r) => sumInto(sum, parts, Math.floor((r * this.gradLength) / n), Math.floor(((r + 1) * this.gradLength) / n))));
-    const fed = Object.fromEntries(this.gradViews(sum).map((view, k) => [`grad_in/${k}`, { data: view, shape: this.compiled.variables[this.compiled.trainable[k]!]!.shape }]));
+    await Promise.all(
+      Array.from({ length: n }, (_, r) => sumInto(sum, parts, Math.floor((r * this.gradLength) / n), Math.floor(((r + 1) * this.gradLength) / n))),
+    );
+    const fed = Object.fromEntries(
+      this.gradViews(sum).map((view, k) => [`grad_in/${k}`, { data: view, shape: this.compiled.variables[this.compiled.trainable[k]!]!.shape }]),
+    );
     const t2 = performance.now();
     await Promise.all(this.sessions.map((s) => s.run({ ...fed, ...hyper }, {}, ['apply_fed'])));
     const t3 = performance.now();
@@ -177,7 +185,9 @@ export class GraphReplicas {
   async evaluate(x: Float32Array, y: Float32Array, rows: number): Promise<StepResult> {
     const slices = this.slices(rows);
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
-    await Promise.all(slices.map(({ replica, begin, end }, i) => this.sessions[replica]!.run(this.inputs(x, y, begin, end), { loss_sum: stats[i]![0], correct: stats[i]![1] })));
+    await Promise.all(
+      slices.map(({ replica, begin, end }, i) => this.sessions[replica]!.run(this.inputs(x, y, begin, end), { loss_sum: stats[i]![0], correct: stats[i]![1] })),
+    );
     return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
   }
 
