@@ -88,7 +88,9 @@ try {
   flows.push(cached);
   const samples = flows[0].samples;
   passes = Math.max(1, Math.ceil(10_000 / samples));
-  log(`extraction: ${samples} images (${passes} passes per timed run) from ${data} at ${size}×${size} ${colorMode}, batch ${batchSize}, ${cores} cores, ${repeats} interleaved repeats`);
+  log(
+    `extraction: ${samples} images (${passes} passes per timed run) from ${data} at ${size}×${size} ${colorMode}, batch ${batchSize}, ${cores} cores, ${repeats} interleaved repeats`,
+  );
   const batches = [];
   for await (const b of flows[cores - 1].epoch(0)) batches.push({ images: b.images.slice(), shape: b.shape });
   // Warm-up: TensorFlow kernels, page cache, and the pixel cache (filled by its first epoch).
@@ -101,9 +103,15 @@ try {
     for (let w = 0; w < cores; w++) runs.workers[w].push(await extractRate(flows[w], `w${w + 1}`));
     runs.cached.push(await extractRate(cached, 'cached'));
     // The peer runs inside the repeat too (same passes), so drift lands on it as on the other rows.
-    keras = runPeer('keras_stages.py', ['--stage', 'extraction', '--data', data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--passes', passes], { enabled: !values['no-peers'] });
+    keras = runPeer(
+      'keras_stages.py',
+      ['--stage', 'extraction', '--data', data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--passes', passes],
+      { enabled: !values['no-peers'] },
+    );
     if (keras.status === 'ok') runs.keras.push(keras.imagesPerSecond[0]);
-    log(`repeat ${r + 1}: ceiling ${runs.ceiling.at(-1).toFixed(0)}, ${runs.workers.map((x, w) => `${w + 1} workers ${x.at(-1).toFixed(0)}`).join(', ')}, cache ${runs.cached.at(-1).toFixed(0)}, keras ${keras.status === 'ok' ? runs.keras.at(-1).toFixed(0) : keras.status} images/s`);
+    log(
+      `repeat ${r + 1}: ceiling ${runs.ceiling.at(-1).toFixed(0)}, ${runs.workers.map((x, w) => `${w + 1} workers ${x.at(-1).toFixed(0)}`).join(', ')}, cache ${runs.cached.at(-1).toFixed(0)}, keras ${keras.status === 'ok' ? runs.keras.at(-1).toFixed(0) : keras.status} images/s`,
+    );
   }
   if (runs.keras.length === repeats) keras = { ...keras, imagesPerSecond: runs.keras };
   else if (keras.status === 'ok') keras = { status: 'failed', reason: 'the Keras peer failed in some repeats' };
@@ -136,9 +144,13 @@ try {
     '| extraction | images/s | ÷ ceiling |',
     '|---|---:|---:|',
     `| TensorFlow alone (the graph engine), batches in memory (ceiling) | ${Math.round(ceiling)} | 1.00 |`,
-    ...byWorkers.map((b) => `| featherstack, ${b.workers} decode worker${b.workers > 1 ? 's' : ''} | ${b.imagesPerSecond} | ${(b.imagesPerSecond / ceiling).toFixed(2)} |`),
+    ...byWorkers.map(
+      (b) => `| featherstack, ${b.workers} decode worker${b.workers > 1 ? 's' : ''} | ${b.imagesPerSecond} | ${(b.imagesPerSecond / ceiling).toFixed(2)} |`,
+    ),
     `| featherstack, from the pixel cache | ${result.imagesPerSecond.pixelCache} | ${result.ratios.pixelCacheOfCeiling} |`,
-    kerasRate ? `| Keras, the seed's extract_features (model.predict per batch over ImageDataGenerator) | ${kerasRate} | ${(kerasRate / ceiling).toFixed(2)} |` : `| Keras, the seed's extract_features | ${keras.status} (${keras.reason}) | |`,
+    kerasRate
+      ? `| Keras, the seed's extract_features (model.predict per batch over ImageDataGenerator) | ${kerasRate} | ${(kerasRate / ceiling).toFixed(2)} |`
+      : `| Keras, the seed's extract_features | ${keras.status} (${keras.reason}) | |`,
     '',
     kerasRate ? `featherstack (${cores} workers) ÷ Keras: **${result.ratios.overKeras}×**.` : '',
     '',

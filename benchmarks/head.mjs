@@ -65,7 +65,9 @@ try {
   writeFileSync(join(dir, 'val.f32'), val.features);
   writeFileSync(join(dir, 'val.i32'), val.labels);
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({ dimension: train.dimension, classes }));
-  log(`head: ${train.rows} train / ${val.rows} val rows × ${train.dimension}, ${classes} classes, ${epochs} epochs, batch ${batchSize}, ${cores} cores, ${repeats} interleaved repeats`);
+  log(
+    `head: ${train.rows} train / ${val.rows} val rows × ${train.dimension}, ${classes} classes, ${epochs} epochs, batch ${batchSize}, ${cores} cores, ${repeats} interleaved repeats`,
+  );
 
   const rowsDone = train.rows * epochs;
   const timed = async (fn) => {
@@ -74,27 +76,40 @@ try {
     return { rowsPerSecond: rowsDone / ((performance.now() - started) / 1000), valAccuracy };
   };
   const rows = {
-    memory: (r) => timed(async () => {
-      const head = await trainHead(tf, train, val, { epochs, batchSize, seed: 7 + r });
-      head.model.dispose();
-      return head.valAccuracy;
-    }),
-    stream: (r) => timed(async () => {
-      const stream = await openFeatureStream(files.train, { batchSize, seed: 7 + r });
-      const head = await trainHead(tf, stream, val, { epochs, batchSize, seed: 7 + r });
-      head.model.dispose();
-      return head.valAccuracy;
-    }),
+    memory: (r) =>
+      timed(async () => {
+        const head = await trainHead(tf, train, val, { epochs, batchSize, seed: 7 + r });
+        head.model.dispose();
+        return head.valAccuracy;
+      }),
+    stream: (r) =>
+      timed(async () => {
+        const stream = await openFeatureStream(files.train, { batchSize, seed: 7 + r });
+        const head = await trainHead(tf, stream, val, { epochs, batchSize, seed: 7 + r });
+        head.model.dispose();
+        return head.valAccuracy;
+      }),
     // The baseline: tfjs's layers API doing the same work the usual way.
-    layersFit: () => timed(async () => {
-      const model = tf.sequential({ layers: [tf.layers.dense({ units: 128, activation: 'relu', inputShape: [train.dimension] }), tf.layers.dense({ units: classes, activation: 'softmax' })] });
-      model.compile({ optimizer: tf.train.adam(1e-3), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
-      const [x, y, vx, vy] = [tf.tensor2d(train.features, [train.rows, train.dimension]), tf.tensor1d(train.labels, 'float32'), tf.tensor2d(val.features, [val.rows, val.dimension]), tf.tensor1d(val.labels, 'float32')];
-      const history = await model.fit(x, y, { epochs, batchSize, shuffle: true, validationData: [vx, vy], verbose: 0 });
-      tf.dispose([x, y, vx, vy]);
-      model.dispose();
-      return history.history.val_acc.at(-1);
-    }),
+    layersFit: () =>
+      timed(async () => {
+        const model = tf.sequential({
+          layers: [
+            tf.layers.dense({ units: 128, activation: 'relu', inputShape: [train.dimension] }),
+            tf.layers.dense({ units: classes, activation: 'softmax' }),
+          ],
+        });
+        model.compile({ optimizer: tf.train.adam(1e-3), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+        const [x, y, vx, vy] = [
+          tf.tensor2d(train.features, [train.rows, train.dimension]),
+          tf.tensor1d(train.labels, 'float32'),
+          tf.tensor2d(val.features, [val.rows, val.dimension]),
+          tf.tensor1d(val.labels, 'float32'),
+        ];
+        const history = await model.fit(x, y, { epochs, batchSize, shuffle: true, validationData: [vx, vy], verbose: 0 });
+        tf.dispose([x, y, vx, vy]);
+        model.dispose();
+        return history.history.val_acc.at(-1);
+      }),
   };
   // Every repeat draws new initial weights and a new order, on every row (accuracy varies by ±0.01 with the seed here).
   for (const fn of Object.values(rows)) await fn(-1); // warm-up: kernels, file cache
@@ -104,16 +119,25 @@ try {
   for (let r = 0; r < repeats; r++) {
     for (const [name, fn] of Object.entries(rows)) runs[name].push(await fn(r));
     // The peer inside the repeat, with its own warm-up fit, so drift lands on it as on the other rows.
-    keras = runPeer('keras_stages.py', ['--stage', 'head', '--features', dir, '--epochs', epochs, '--batch', batchSize, '--seed', 7 + r], { enabled: !values['no-peers'] });
+    keras = runPeer('keras_stages.py', ['--stage', 'head', '--features', dir, '--epochs', epochs, '--batch', batchSize, '--seed', 7 + r], {
+      enabled: !values['no-peers'],
+    });
     if (keras.status === 'ok') {
       kerasRuns.rowsPerSecond.push(keras.rowsPerSecond[0]);
       kerasRuns.valAccuracy.push(keras.valAccuracy[0]);
     }
-    log(`repeat ${r + 1}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1).rowsPerSecond.toFixed(0)} rows/s (acc ${v.at(-1).valAccuracy.toFixed(3)})`).join(', ')}, keras ${keras.status === 'ok' ? kerasRuns.rowsPerSecond.at(-1).toFixed(0) : keras.status}`);
+    log(
+      `repeat ${r + 1}: ${Object.entries(runs)
+        .map(([k, v]) => `${k} ${v.at(-1).rowsPerSecond.toFixed(0)} rows/s (acc ${v.at(-1).valAccuracy.toFixed(3)})`)
+        .join(', ')}, keras ${keras.status === 'ok' ? kerasRuns.rowsPerSecond.at(-1).toFixed(0) : keras.status}`,
+    );
   }
   if (kerasRuns.rowsPerSecond.length === repeats) keras = { ...keras, ...kerasRuns };
   else if (keras.status === 'ok') keras = { status: 'failed', reason: 'the Keras peer failed in some repeats' };
-  const summary = (list) => ({ rowsPerSecond: Math.round(median(list.map((x) => x.rowsPerSecond))), valAccuracy: Number(median(list.map((x) => x.valAccuracy)).toFixed(4)) });
+  const summary = (list) => ({
+    rowsPerSecond: Math.round(median(list.map((x) => x.rowsPerSecond))),
+    valAccuracy: Number(median(list.map((x) => x.valAccuracy)).toFixed(4)),
+  });
   const result = {
     benchmark: 'head',
     data,
@@ -127,7 +151,8 @@ try {
     featherstack: summary(runs.memory),
     featherstackStream: summary(runs.stream),
     tfjsLayersFit: summary(runs.layersFit),
-    keras: keras.status === 'ok' ? { rowsPerSecond: Math.round(median(keras.rowsPerSecond)), valAccuracy: Number(median(keras.valAccuracy).toFixed(4)) } : keras,
+    keras:
+      keras.status === 'ok' ? { rowsPerSecond: Math.round(median(keras.rowsPerSecond)), valAccuracy: Number(median(keras.valAccuracy).toFixed(4)) } : keras,
     runs,
   };
   const baseline = result.tfjsLayersFit.rowsPerSecond;

@@ -38,13 +38,17 @@ const colorMode = values['color-mode'];
 const epochs = Number(values.epochs);
 const repeats = Number(values.repeats);
 const batchSize = Number(values['batch-size']);
-for (const [name, v] of [['size', size], ['epochs', epochs], ['repeats', repeats], ['batch-size', batchSize]]) {
+for (const [name, v] of [
+  ['size', size],
+  ['epochs', epochs],
+  ['repeats', repeats],
+  ['batch-size', batchSize],
+]) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, received ${values[name]}`);
 }
 const manifest = await listDirectory(values.data);
 const files = manifest.paths.map((p) => join(manifest.root, p));
 const SEED_AUGMENT = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
-
 
 async function rawCeiling() {
   sharp.concurrency(1);
@@ -87,7 +91,15 @@ async function warmFlow(pool, extra = {}) {
 /** First epoch (decode + cache write) against later epochs read from the pixel cache. */
 async function cacheRun(pool) {
   const dir = mkdtempSync(join(tmpdir(), 'featherstack-bench-'));
-  const flow = await flowFromDirectory(values.data, { targetSize: [size, size], colorMode, batchSize, seed: 1, pool, augment: SEED_AUGMENT, cache: join(dir, 'pixels.arrow') });
+  const flow = await flowFromDirectory(values.data, {
+    targetSize: [size, size],
+    colorMode,
+    batchSize,
+    seed: 1,
+    pool,
+    augment: SEED_AUGMENT,
+    cache: join(dir, 'pixels.arrow'),
+  });
   try {
     const first = await timedEpochs(flow, 0, 1);
     const cached = await timedEpochs(flow, 1, Math.max(2, epochs));
@@ -99,7 +111,11 @@ async function cacheRun(pool) {
 }
 
 function peer(mode) {
-  return runPeer('keras_images.py', ['--mode', mode, '--data', values.data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--epochs', epochs], { enabled: !values['no-peers'] });
+  return runPeer(
+    'keras_images.py',
+    ['--mode', mode, '--data', values.data, '--size', size, '--color-mode', colorMode, '--batch', batchSize, '--epochs', epochs],
+    { enabled: !values['no-peers'] },
+  );
 }
 
 log(`images: ${files.length} files from ${values.data} at ${size}×${size} ${colorMode}, ${cores} cores, ${repeats} interleaved repeats`);
@@ -125,7 +141,9 @@ try {
     if (keras.imagesPerSecond) runs.keras.push(keras.imagesPerSecond);
     tfdata = peer('tfdata');
     if (tfdata.imagesPerSecond) runs.tfdata.push(tfdata.imagesPerSecond);
-    log(`repeat ${r + 1}: ceiling ${runs.ceiling[r].toFixed(0)}, flows ${runs.flows.map((f) => f[r].toFixed(0)).join('/')}, fastDecode ${runs.fast[r].toFixed(0)}, cache ${c.first.toFixed(0)} → ${c.cached.toFixed(0)}, keras ${keras.imagesPerSecond ?? keras.reason}, tf.data ${tfdata.imagesPerSecond ?? tfdata.reason}`);
+    log(
+      `repeat ${r + 1}: ceiling ${runs.ceiling[r].toFixed(0)}, flows ${runs.flows.map((f) => f[r].toFixed(0)).join('/')}, fastDecode ${runs.fast[r].toFixed(0)}, cache ${c.first.toFixed(0)} → ${c.cached.toFixed(0)}, keras ${keras.imagesPerSecond ?? keras.reason}, tf.data ${tfdata.imagesPerSecond ?? tfdata.reason}`,
+    );
   }
   for (const w of [...warm, fastFlow]) await w.flow.close();
 } finally {
@@ -151,9 +169,19 @@ const result = {
   ...machine(),
   repeats,
   rawCeiling: { imagesPerSecond: Math.round(ceiling), runs: runs.ceiling.map(Math.round) },
-  flows: flows.map((f, i) => ({ workers: f.workers, imagesPerSecond: Math.round(f.imagesPerSecond), vsRawCeiling: ratio(f.imagesPerSecond, ceiling), runs: runs.flows[i].map(Math.round) })),
+  flows: flows.map((f, i) => ({
+    workers: f.workers,
+    imagesPerSecond: Math.round(f.imagesPerSecond),
+    vsRawCeiling: ratio(f.imagesPerSecond, ceiling),
+    runs: runs.flows[i].map(Math.round),
+  })),
   fastDecode: { workers: cores, imagesPerSecond: Math.round(fast), vsRawCeiling: ratio(fast, ceiling) },
-  pixelCache: { workers: cores, firstEpochImagesPerSecond: Math.round(cache.first), cachedImagesPerSecond: Math.round(cache.cached), cachedVsFirst: ratio(cache.cached, cache.first) },
+  pixelCache: {
+    workers: cores,
+    firstEpochImagesPerSecond: Math.round(cache.first),
+    cachedImagesPerSecond: Math.round(cache.cached),
+    cachedVsFirst: ratio(cache.cached, cache.first),
+  },
   peers: {
     kerasImageDataGenerator: keras,
     tfData: tfdata,

@@ -25,10 +25,18 @@ export function runPeer(script, args, { enabled = true, env = {} } = {}) {
   }
   if (!kerasAvailable) return { status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' };
   try {
-    const out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...PY_ENV, ...env } });
+    const out = execFileSync('python3', [join(import.meta.dirname, 'peers', script), ...args.map(String)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...PY_ENV, ...env },
+    });
     return { status: 'ok', ...JSON.parse(out.trim().split('\n').pop()) };
   } catch (error) {
-    const tail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' | ');
+    const tail = String(error.stderr ?? error.message)
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' | ');
     process.stderr.write(`peers/${script} failed (${error.status ?? error.signal ?? 'bad output'}):\n${String(error.stderr ?? error.message).trim()}\n`);
     return { status: 'failed', reason: `peers/${script} exited with ${error.status ?? error.signal ?? 'unreadable output'}: ${tail}` };
   }

@@ -24,4 +24,6 @@ const seconds = (performance.now() - started) / 1000;
 globalThis.gc?.();
 const retained = process.memoryUsage().heapUsed - before;
 const pathBytes = manifest.paths.reduce((s, p) => s + p.length, 0);
-process.stdout.write(`${JSON.stringify({ files: manifest.paths.length, seconds: Number(seconds.toFixed(2)), filesPerSecond: Math.round(manifest.paths.length / seconds), retainedMiB: Number((retained / 2 ** 20).toFixed(1)), pathCharactersMiB: Number((pathBytes / 2 ** 20).toFixed(1)) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ files: manifest.paths.length, seconds: Number(seconds.toFixed(2)), filesPerSecond: Math.round(manifest.paths.length / seconds), retainedMiB: Number((retained / 2 ** 20).toFixed(1)), pathCharactersMiB: Number((pathBytes / 2 ** 20).toFixed(1)) })}\n`,
+);

@@ -35,7 +35,12 @@ const size = Number(values.size);
 const steps = Number(values.steps);
 const repeats = Number(values.repeats);
 const batchSize = Number(values['batch-size']);
-for (const [flag, v] of [['--size', size], ['--steps', steps], ['--repeats', repeats], ['--batch-size', batchSize]]) {
+for (const [flag, v] of [
+  ['--size', size],
+  ['--steps', steps],
+  ['--repeats', repeats],
+  ['--batch-size', batchSize],
+]) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} must be a positive integer, received ${v}`);
 }
 
@@ -47,18 +52,32 @@ if (values.child) {
   const { flowFromDirectory } = await import('@featherstack/images');
   const { createBaseModel, withClassifier, trainBase } = await import('@featherstack/core');
   const flow = await flowFromDirectory(resolve(values.data), {
-    targetSize: [size, size], colorMode: values['color-mode'], batchSize, seed: 1, workers: 2,
+    targetSize: [size, size],
+    colorMode: values['color-mode'],
+    batchSize,
+    seed: 1,
+    workers: 2,
     augment: { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true },
   });
   // Batches decoded once, then replayed from memory: a flow over them for trainBase.
   const batches = [];
   for await (const b of flow.epoch(0)) {
-    batches.push({ ...b, images: b.images.slice(), classIndex: b.classIndex.slice(), labels: ((l) => () => l)(b.labels().slice()) });
+    batches.push({
+      ...b,
+      images: b.images.slice(),
+      classIndex: b.classIndex.slice(),
+      labels: (
+        (l) => () =>
+          l
+      )(b.labels().slice()),
+    });
     if (batches.length === Math.min(8, flow.length)) break;
   }
   await flow.close();
   const memory = {
-    classNames: flow.classNames, classMode: 'categorical', length: steps + 2,
+    classNames: flow.classNames,
+    classMode: 'categorical',
+    length: steps + 2,
     async *epoch() {
       for (let i = 0; i < steps + 2; i++) yield { ...batches[i % batches.length], index: i };
     },
@@ -68,7 +87,9 @@ if (values.child) {
   let last = performance.now();
   const cpuBefore = process.resourceUsage();
   await trainBase(tf, model, memory, {
-    epochs: 1, engine: row.engine, ...(row.engine === 'graph' ? { replicas: row.replicas, threadsPerReplica: row.threads, precision: row.precision } : {}),
+    epochs: 1,
+    engine: row.engine,
+    ...(row.engine === 'graph' ? { replicas: row.replicas, threadsPerReplica: row.threads, precision: row.precision } : {}),
     onBatch: () => {
       const now = performance.now();
       times.push(now - last);
@@ -78,7 +99,9 @@ if (values.child) {
   const measured = times.slice(2);
   const seconds = measured.reduce((a, b) => a + b, 0) / 1000;
   const usage = process.resourceUsage();
-  process.stdout.write(`${JSON.stringify({ imagesPerSecond: (measured.length * batchSize) / seconds, msPerStep: median(measured), peakRssMB: Math.round(usage.maxRSS / 1024), userSeconds: (usage.userCPUTime - cpuBefore.userCPUTime) / 1e6, systemSeconds: (usage.systemCPUTime - cpuBefore.systemCPUTime) / 1e6 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ imagesPerSecond: (measured.length * batchSize) / seconds, msPerStep: median(measured), peakRssMB: Math.round(usage.maxRSS / 1024), userSeconds: (usage.userCPUTime - cpuBefore.userCPUTime) / 1e6, systemSeconds: (usage.systemCPUTime - cpuBefore.systemCPUTime) / 1e6 })}\n`,
+  );
   process.exit(0);
 }
 
@@ -105,17 +128,45 @@ for (let rep = 0; rep < repeats; rep++) {
     const k = (i + rep) % ROWS.length;
     const row = ROWS[k];
     if (row.peer) {
-      const peerArgs = ['--data', values.data, '--size', size, '--color-mode', values['color-mode'], '--steps', steps, '--batch', batchSize, ...(row.mixed ? ['--mixed'] : [])];
+      const peerArgs = [
+        '--data',
+        values.data,
+        '--size',
+        size,
+        '--color-mode',
+        values['color-mode'],
+        '--steps',
+        steps,
+        '--batch',
+        batchSize,
+        ...(row.mixed ? ['--mixed'] : []),
+      ];
       const r = runPeer('keras_step.py', peerArgs, { env: row.peer });
       if (r.status !== 'ok') {
         log(`${row.label}: ${r.status} (${r.reason})`);
         continue;
       }
       runs[k].push(r);
-      log(`repeat ${rep + 1}/${repeats}: ${row.label}: ${r.imagesPerSecond.toFixed(0)} images/s, ${r.msPerStep.toFixed(0)} ms/step, peak RSS ${r.peakRssMB} MB`);
+      log(
+        `repeat ${rep + 1}/${repeats}: ${row.label}: ${r.imagesPerSecond.toFixed(0)} images/s, ${r.msPerStep.toFixed(0)} ms/step, peak RSS ${r.peakRssMB} MB`,
+      );
       continue;
     }
-    const args = [import.meta.filename, '--data', values.data, '--size', String(size), '--color-mode', values['color-mode'], '--steps', String(steps), '--batch-size', String(batchSize), '--child', JSON.stringify(row)];
+    const args = [
+      import.meta.filename,
+      '--data',
+      values.data,
+      '--size',
+      String(size),
+      '--color-mode',
+      values['color-mode'],
+      '--steps',
+      String(steps),
+      '--batch-size',
+      String(batchSize),
+      '--child',
+      JSON.stringify(row),
+    ];
     const child = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.status !== 0) throw new Error(`${row.label} failed (exit ${child.status}): ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
     const r = JSON.parse(child.stdout.trim().split('\n').pop());
@@ -123,16 +174,22 @@ for (let rep = 0; rep < repeats; rep++) {
     log(`repeat ${rep + 1}/${repeats}: ${row.label}: ${r.imagesPerSecond.toFixed(0)} images/s, ${r.msPerStep.toFixed(0)} ms/step, peak RSS ${r.peakRssMB} MB`);
   }
 }
-const rows = ROWS.map((row, k) => (runs[k].length === 0 ? { ...row, status: 'not run' } : {
-  ...row,
-  imagesPerSecond: Math.round(median(runs[k].map((r) => r.imagesPerSecond)) * 10) / 10,
-  msPerStep: Number(median(runs[k].map((r) => r.msPerStep)).toFixed(1)),
-  peakRssMB: Math.max(...runs[k].map((r) => r.peakRssMB)),
-  userSeconds: Number(median(runs[k].map((r) => r.userSeconds)).toFixed(1)),
-  systemSeconds: Number(median(runs[k].map((r) => r.systemSeconds)).toFixed(1)),
-})).filter((r) => r.status !== 'not run');
+const rows = ROWS.map((row, k) =>
+  runs[k].length === 0
+    ? { ...row, status: 'not run' }
+    : {
+        ...row,
+        imagesPerSecond: Math.round(median(runs[k].map((r) => r.imagesPerSecond)) * 10) / 10,
+        msPerStep: Number(median(runs[k].map((r) => r.msPerStep)).toFixed(1)),
+        peakRssMB: Math.max(...runs[k].map((r) => r.peakRssMB)),
+        userSeconds: Number(median(runs[k].map((r) => r.userSeconds)).toFixed(1)),
+        systemSeconds: Number(median(runs[k].map((r) => r.systemSeconds)).toFixed(1)),
+      },
+).filter((r) => r.status !== 'not run');
 const single = rows.find((r) => r.engine === 'graph' && r.precision === 'float32' && r.allocator === 'bfc' && r.replicas === 1 && r.threads === 1);
-for (const r of rows) if (r.engine === 'graph' && r.precision === 'float32' && r.allocator === 'bfc') r.efficiency = Number((r.imagesPerSecond / (single.imagesPerSecond * r.replicas * r.threads)).toFixed(2));
+for (const r of rows)
+  if (r.engine === 'graph' && r.precision === 'float32' && r.allocator === 'bfc')
+    r.efficiency = Number((r.imagesPerSecond / (single.imagesPerSecond * r.replicas * r.threads)).toFixed(2));
 const eager = rows.find((r) => r.engine === 'eager' && r.allocator === 'bfc');
 const kerasBfc = rows.find((r) => r.peer?.TF_CPU_ALLOCATOR_USE_BFC && !r.mixed);
 const result = { benchmark: 'scaling', data: resolve(values.data), size, colorMode: values['color-mode'], batchSize, steps, repeats, ...machine(), rows };
@@ -150,6 +207,10 @@ const md = [
 await writeSuiteOutputs(values, result, md, {
   title: `Base training images/s at ${size}×${size} (${cores} cores)`,
   unit: 'images/s',
-  bars: rows.map((r) => ({ label: r.label, value: r.imagesPerSecond, color: r.peer ? '#d62728' : r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' || r.mixed ? '#2ca02c' : '#1f77b4' })),
+  bars: rows.map((r) => ({
+    label: r.label,
+    value: r.imagesPerSecond,
+    color: r.peer ? '#d62728' : r.engine === 'eager' ? '#888' : r.precision === 'mixed-bfloat16' || r.mixed ? '#2ca02c' : '#1f77b4',
+  })),
 });
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -27,7 +27,14 @@ const { createBaseModel, withClassifier, trainBase } = await import('@feathersta
 const tf = loadTensorFlow({ intraOpThreads: availableParallelism(), interOpThreads: 1 });
 const augment = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
 const cacheDir = mkdtempSync(join(tmpdir(), 'featherstack-train-'));
-const flow = await flowFromDirectory(values.data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize, seed: 1, augment, cache: join(cacheDir, 'c.arrow') });
+const flow = await flowFromDirectory(values.data, {
+  targetSize: [28, 28],
+  colorMode: 'grayscale',
+  batchSize,
+  seed: 1,
+  augment,
+  cache: join(cacheDir, 'c.arrow'),
+});
 const model = withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], seed: 1 }), flow.classNames.length);
 
 /** Images/s of one epoch of `source`, trained as `run` trains (trainBase, the graph engine by default). */
@@ -46,7 +53,9 @@ async function inMemory(epoch) {
     batches.push({ ...b, images: b.images.slice(), classIndex: b.classIndex.slice(), labels: () => labels });
   }
   const memory = {
-    classNames: flow.classNames, classMode: flow.classMode, length: batches.length,
+    classNames: flow.classNames,
+    classMode: flow.classMode,
+    length: batches.length,
     async *epoch() {
       yield* batches;
     },
@@ -63,7 +72,9 @@ for (let e = 1; e <= epochs; e++) {
   const fromCache = await fed(flow, e);
   const decoding = await fed(decodeFlow, e);
   rows.push({ epoch: e, inMemory: memory, decoding, fromCache });
-  process.stderr.write(`epoch ${e}: in memory ${memory.toFixed(0)}, pipeline decoding ${decoding.toFixed(0)}, pipeline from cache ${fromCache.toFixed(0)} images/s\n`);
+  process.stderr.write(
+    `epoch ${e}: in memory ${memory.toFixed(0)}, pipeline decoding ${decoding.toFixed(0)}, pipeline from cache ${fromCache.toFixed(0)} images/s\n`,
+  );
 }
 await Promise.all([flow.close(), decodeFlow.close()]);
 rmSync(cacheDir, { recursive: true, force: true });

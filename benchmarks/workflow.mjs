@@ -37,7 +37,11 @@ if (!values.data) throw new Error('--data DIR (with train/ and val/ class folder
 const data = resolve(values.data);
 const size = Number(values['image-size']);
 const repeats = Number(values.repeats);
-for (const [flag, v] of [['--image-size', size], ['--repeats', repeats]]) if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} must be a positive integer, received ${v}`);
+for (const [flag, v] of [
+  ['--image-size', size],
+  ['--repeats', repeats],
+])
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} must be a positive integer, received ${v}`);
 if (!['grayscale', 'rgb'].includes(values['color-mode'])) throw new Error(`--color-mode must be grayscale or rgb, received ${values['color-mode']}`);
 // The command as users run it, found by package name (the workspace root depends on @featherstack/cli).
 const cli = join(dirname(fileURLToPath(import.meta.resolve('@featherstack/cli/package.json'))), 'bin', 'featherstack.js');
@@ -46,7 +50,20 @@ const common = { base: values['base-epochs'], head: values['head-epochs'], batch
 function featherstack(extra) {
   const out = mkdtempSync(join(tmpdir(), 'featherstack-workflow-'));
   // The seed does not score its base on validation data during training: neither does this run.
-  const args = [cli, 'run', '--json', '--no-validate-base', '--data', data, '--out', out, '--image-size', `${size}x${size}`, '--color-mode', values['color-mode']];
+  const args = [
+    cli,
+    'run',
+    '--json',
+    '--no-validate-base',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--image-size',
+    `${size}x${size}`,
+    '--color-mode',
+    values['color-mode'],
+  ];
   args.push('--base-epochs', common.base, '--head-epochs', common.head, '--batch-size', common.batch, ...extra);
   const result = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   rmSync(out, { recursive: true, force: true });
@@ -56,13 +73,28 @@ function featherstack(extra) {
 }
 
 function keras(env) {
-  const args = ['--data', data, '--size', size, '--color-mode', values['color-mode'], '--base-epochs', common.base, '--head-epochs', common.head, '--batch', common.batch];
+  const args = [
+    '--data',
+    data,
+    '--size',
+    size,
+    '--color-mode',
+    values['color-mode'],
+    '--base-epochs',
+    common.base,
+    '--head-epochs',
+    common.head,
+    '--batch',
+    common.batch,
+  ];
   return runPeer('keras_workflow.py', args, { enabled: !values['no-peers'], env });
 }
 
 const ROWS = [
   { key: 'featherstack', label: 'featherstack (float32)', run: () => featherstack([]) },
-  ...(values.mixed ? [{ key: 'featherstackMixed', label: 'featherstack --precision mixed-bfloat16', run: () => featherstack(['--precision', 'mixed-bfloat16']) }] : []),
+  ...(values.mixed
+    ? [{ key: 'featherstackMixed', label: 'featherstack --precision mixed-bfloat16', run: () => featherstack(['--precision', 'mixed-bfloat16']) }]
+    : []),
   { key: 'keras', label: 'Keras, as users run it', run: () => keras({}) },
   { key: 'kerasBfc', label: 'Keras, TF_CPU_ALLOCATOR_USE_BFC=true', run: () => keras({ TF_CPU_ALLOCATOR_USE_BFC: 'true' }) },
 ];
@@ -93,7 +125,9 @@ const summary = (list) => {
       userSeconds: Number(med((r) => r.cpu.userSeconds).toFixed(1)),
       systemSeconds: Number(med((r) => r.cpu.systemSeconds).toFixed(1)),
       peakRssMB: Math.round(Math.max(...ok.map((r) => r.cpu.peakRssMB))),
-      ...(ok[0].cpu.threads ? { threads: Object.fromEntries(Object.keys(ok[0].cpu.threads).map((k) => [k, Number(med((r) => r.cpu.threads[k]).toFixed(1))])) } : {}),
+      ...(ok[0].cpu.threads
+        ? { threads: Object.fromEntries(Object.keys(ok[0].cpu.threads).map((k) => [k, Number(med((r) => r.cpu.threads[k]).toFixed(1))])) }
+        : {}),
     },
     ...(ok[0].plan ? { plan: ok[0].plan, engine: ok[0].engine } : {}),
   };
@@ -140,18 +174,27 @@ lines.push('');
 for (const row of ROWS.filter((r) => r.key.startsWith('featherstack') && rows[r.key].status === 'ok')) {
   const r = rows[row.key];
   const t = r.cpu.threads;
-  lines.push(`${row.label}: ${r.engine} engine, ${r.plan.replicas} replica(s) × ${r.plan.threadsPerReplica} TensorFlow thread(s), ${r.plan.decodeWorkers} decode workers; CPU seconds by thread: TensorFlow ${t.tensorflow}, decode workers ${t.decode}, main JavaScript thread ${t.javascript}, other ${t.other}.`);
+  lines.push(
+    `${row.label}: ${r.engine} engine, ${r.plan.replicas} replica(s) × ${r.plan.threadsPerReplica} TensorFlow thread(s), ${r.plan.decodeWorkers} decode workers; CPU seconds by thread: TensorFlow ${t.tensorflow}, decode workers ${t.decode}, main JavaScript thread ${t.javascript}, other ${t.other}.`,
+  );
 }
 lines.push('');
 const md = lines.join('\n');
 if (values.chart) {
   const { barChart, svgToPng } = await import('@featherstack/report');
-  const stages = [['base training', 'base_train'], ['extraction', 'extract'], ['head training', 'head_train'], ['total', 'total']];
+  const stages = [
+    ['base training', 'base_train'],
+    ['extraction', 'extract'],
+    ['head training', 'head_train'],
+    ['total', 'total'],
+  ];
   const colors = { featherstack: '#1f77b4', featherstackMixed: '#2ca02c', keras: '#d62728', kerasBfc: '#ff9896' };
   const svg = barChart({
     title: `Stacked workflow at ${size}×${size} ${values['color-mode']}: seconds per stage (lower is better)`,
     unit: 's',
-    bars: stages.flatMap(([label, key]) => ROWS.map((row) => ({ label: `${label}: ${row.label}`, value: rows[row.key].seconds?.[key] ?? Number.NaN, color: colors[row.key] }))),
+    bars: stages.flatMap(([label, key]) =>
+      ROWS.map((row) => ({ label: `${label}: ${row.label}`, value: rows[row.key].seconds?.[key] ?? Number.NaN, color: colors[row.key] })),
+    ),
   });
   writeFileSync(values.chart, await svgToPng(svg));
 }

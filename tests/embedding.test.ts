@@ -12,7 +12,8 @@ describe('embedding (an outside project importing the built packages)', () => {
   it('uses every stage through the packages’ exports maps (with progress events and an AbortSignal), and cannot reach their internals', async () => {
     const project = await mkdtemp(join(tmpdir(), 'fs-embed-'));
     mkdirSync(join(project, 'node_modules', '@featherstack'), { recursive: true });
-    for (const name of ['common', 'images', 'core', 'head', 'tensorflow', 'report', 'pipeline', 'fixtures', 'cli']) symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
+    for (const name of ['common', 'images', 'core', 'head', 'tensorflow', 'report', 'pipeline', 'fixtures', 'cli'])
+      symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'outside', type: 'module', private: true }));
     const data = SHIPPED_VAL;
     writeFileSync(

@@ -43,7 +43,9 @@ describe('a full disk (ENOSPC) at every stage of run', () => {
       const what = `at ${Math.round(fraction * 100)} % of ${total} bytes`;
       expect(result.status, what).toBe(1);
       const message = result.stderr.split('\n').find((l) => l.startsWith('featherstack:'));
-      expect(message, `${what}: ${result.stderr.slice(-400)}`).toMatch(new RegExp(`^featherstack: cannot write (the checkpoint |the stacked model )?${out}/(\\S+): ENOSPC: no space left on device`));
+      expect(message, `${what}: ${result.stderr.slice(-400)}`).toMatch(
+        new RegExp(`^featherstack: cannot write (the checkpoint |the stacked model )?${out}/(\\S+): ENOSPC: no space left on device`),
+      );
       named.add(message!.match(new RegExp(`${out}/([^/:]+)`))![1]!);
       const junk = files(mount).filter((f) => /\.partial$|\.writing(\/|$)/.test(f.path));
       expect(junk, what).toEqual([]);

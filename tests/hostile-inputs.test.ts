@@ -41,10 +41,26 @@ beforeAll(() => {
 });
 
 const cases: [string, () => string[], RegExp][] = [
-  ['found: a truncated feature file to inspect', () => ['inspect', join(dir, 'trunc.arrow')], /trunc\.arrow is truncated or damaged: its 500 bytes end without the Arrow file footer/],
-  ['found: a truncated training feature file', () => ['train-head', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')], /feature file .*trunc\.arrow: is truncated or damaged/],
-  ['found: a truncated file, streamed', () => ['train-head', '--stream', '100', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')], /feature file .*trunc\.arrow: is truncated or damaged/],
-  ['found: an integer beyond 2^53', () => ['run', '--base-epochs', '99999999999999999999'], /--base-epochs must be a positive integer, received '99999999999999999999'/],
+  [
+    'found: a truncated feature file to inspect',
+    () => ['inspect', join(dir, 'trunc.arrow')],
+    /trunc\.arrow is truncated or damaged: its 500 bytes end without the Arrow file footer/,
+  ],
+  [
+    'found: a truncated training feature file',
+    () => ['train-head', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')],
+    /feature file .*trunc\.arrow: is truncated or damaged/,
+  ],
+  [
+    'found: a truncated file, streamed',
+    () => ['train-head', '--stream', '100', '--train', join(dir, 'trunc.arrow'), '--val', features, '--out', join(dir, 'th')],
+    /feature file .*trunc\.arrow: is truncated or damaged/,
+  ],
+  [
+    'found: an integer beyond 2^53',
+    () => ['run', '--base-epochs', '99999999999999999999'],
+    /--base-epochs must be a positive integer, received '99999999999999999999'/,
+  ],
   ['a non-numeric batch size', () => ['run', '--batch-size', 'abc'], /--batch-size must be a positive integer, received 'abc'/],
   ['a fractional worker count', () => ['run', '--workers', '2.5'], /--workers must be a positive integer, received '2.5'/],
   ['zero replicas', () => ['run', '--replicas', '0'], /--replicas must be a positive integer/],
@@ -62,13 +78,25 @@ const cases: [string, () => string[], RegExp][] = [
   ['a negative zoom', () => ['run', '--augment', 'zoomRange=-1'], /zoomRange/],
   ['an empty feature file', () => ['inspect', join(dir, 'empty.arrow')], /empty\.arrow/],
   ['a directory as a feature file', () => ['train-head', '--train', join(dir, 'adir'), '--val', features, '--out', join(dir, 'th')], /adir/],
-  ['garbage as the validation features', () => ['train-head', '--train', features, '--val', join(dir, 'garbage.bin'), '--out', join(dir, 'th')], /garbage\.bin/],
+  [
+    'garbage as the validation features',
+    () => ['train-head', '--train', features, '--val', join(dir, 'garbage.bin'), '--out', join(dir, 'th')],
+    /garbage\.bin/,
+  ],
   ['hidden units that are not numbers', () => ['train-head', '--train', features, '--val', features, '--units', 'a,b'], /--units/],
   ['a recurrent head without units', () => ['train-head', '--train', features, '--val', features, '--recurrent', 'gru:0'], /--recurrent/],
   ['a model directory that is garbage', () => ['predict', '--model', join(dir, 'garbage.bin'), join(data, 'val')], /garbage\.bin/],
   ['a model directory without a model', () => ['evaluate', '--model', join(dir, 'adir'), '--data', join(data, 'val')], /adir.*featherstack\.json/],
-  ['a base model that is garbage', () => ['extract', '--model', join(dir, 'garbage.bin'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow')], /garbage\.bin/],
-  ['a shard beyond the count', () => ['extract', '--model', join(dir, 'm.json'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow'), '--shard', '3/2'], /--shard must be i\/n/],
+  [
+    'a base model that is garbage',
+    () => ['extract', '--model', join(dir, 'garbage.bin'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow')],
+    /garbage\.bin/,
+  ],
+  [
+    'a shard beyond the count',
+    () => ['extract', '--model', join(dir, 'm.json'), '--data', join(data, 'val'), '--out', join(dir, 'x.arrow'), '--shard', '3/2'],
+    /--shard must be i\/n/,
+  ],
   ['no images to predict', () => ['predict', '--model', join(dir, 'run', 'model'), join(dir, 'adir')], /no images in/],
   ['a top-k of zero', () => ['predict', '--model', join(dir, 'run', 'model'), '--top', '0', join(data, 'val')], /--top must be a positive integer/],
 ];

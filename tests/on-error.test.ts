@@ -39,7 +39,20 @@ describe('--on-error', () => {
   });
 
   it('run --on-error skip trains without the damaged images and reports each of them once', () => {
-    const result = featherstack(['run', '--data', data, '--out', join(out, 'skip'), '--base-epochs', '2', '--head-epochs', '1', '--on-error', 'skip', '--json']);
+    const result = featherstack([
+      'run',
+      '--data',
+      data,
+      '--out',
+      join(out, 'skip'),
+      '--base-epochs',
+      '2',
+      '--head-epochs',
+      '1',
+      '--on-error',
+      'skip',
+      '--json',
+    ]);
     expect(result.status, result.stderr).toBe(0);
     const json = JSON.parse(result.stdout);
     expect(json.skipped.map((s: { path: string }) => s.path).sort()).toEqual([...bad].sort());
@@ -56,7 +69,12 @@ describe('--on-error', () => {
     expect(raise.stderr).toContain(`cannot load image ${bad[1]}`);
     const text = featherstack(['predict', '--model', model, '--on-error', 'skip', good, bad[1]!, good, bad[2]!]);
     expect(text.status).toBe(0);
-    expect(text.stdout.trim().split('\n').map((l) => l.split('\t')[0])).toEqual([good, good]);
+    expect(
+      text.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]),
+    ).toEqual([good, good]);
     expect(text.stderr).toContain(`featherstack: skipped ${bad[1]}: `);
     expect(text.stderr).toContain(`featherstack: skipped ${bad[2]}: `);
     const json = JSON.parse(featherstack(['predict', '--model', model, '--on-error', 'skip', '--json', good, bad[1]!, bad[2]!]).stdout);

@@ -36,7 +36,9 @@ function run(cmd: string, args: string[], options: { cwd: string; env?: NodeJS.P
   const seconds = (performance.now() - started) / 1000;
   const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
   if (result.error || result.status !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} (in ${options.cwd}) failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`}) after ${seconds.toFixed(0)} s:\n${output.slice(-6000)}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} (in ${options.cwd}) failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`}) after ${seconds.toFixed(0)} s:\n${output.slice(-6000)}`,
+    );
   }
   return { stdout: result.stdout, output, seconds };
 }
@@ -59,7 +61,8 @@ describe('packed-install (the packages as npm tarballs, installed outside the re
     const packages = publicPackages();
     expect(packages.map((p) => p.name)).toContain('@featherstack/tensorflow');
     let packSeconds = 0;
-    for (const { dir } of packages) packSeconds += run(join(root, 'node_modules', '.bin', 'pnpm'), ['pack', '--pack-destination', packs], { cwd: dir, timeout: 120_000 }).seconds;
+    for (const { dir } of packages)
+      packSeconds += run(join(root, 'node_modules', '.bin', 'pnpm'), ['pack', '--pack-destination', packs], { cwd: dir, timeout: 120_000 }).seconds;
     const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz'));
     expect(tarballs).toHaveLength(packages.length);
     // The session addon is not shipped (it would be linked against this checkout's libtensorflow):
@@ -81,19 +84,28 @@ describe('packed-install (the packages as npm tarballs, installed outside the re
     console.info(`packed-install: pnpm pack ${packSeconds.toFixed(0)} s, npm install ${install.seconds.toFixed(0)} s`);
 
     const tfjsNode = join(project, 'node_modules', '@tensorflow', 'tfjs-node');
-    expect(JSON.parse(readFileSync(join(tfjsNode, 'featherstack-provision.json'), 'utf8'))).toMatchObject({ provisionedFrom: 'wheel', cache: expect.stringContaining(cache) });
+    expect(JSON.parse(readFileSync(join(tfjsNode, 'featherstack-provision.json'), 'utf8'))).toMatchObject({
+      provisionedFrom: 'wheel',
+      cache: expect.stringContaining(cache),
+    });
     expect(existsSync(join(project, 'node_modules', '@featherstack', 'tensorflow', 'native', 'build', 'featherstack_session.node'))).toBe(true);
     expect(existsSync(join(project, 'node_modules', '.bin', 'featherstack-provision'))).toBe(true);
 
     // 32 PNG files in two class folders, as flowFromDirectory expects: vertical or horizontal
     // stripes with a per-image texture, written here so that the test does not depend on where the
     // repository keeps its dataset.
-    for (const [label, vertical] of [['stripes_v', true], ['stripes_h', false]] as const) {
+    for (const [label, vertical] of [
+      ['stripes_v', true],
+      ['stripes_h', false],
+    ] as const) {
       mkdirSync(join(project, 'images', label), { recursive: true });
       for (let i = 0; i < 16; i++) {
         const pixels = Buffer.alloc(28 * 28);
-        for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) pixels[y * 28 + x] = ((vertical ? x : y) % 7 < 3 ? 180 : 20) + ((x * 31 + y * 17 + i * 13) % 64);
-        await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(project, 'images', label, `${i}.png`));
+        for (let y = 0; y < 28; y++)
+          for (let x = 0; x < 28; x++) pixels[y * 28 + x] = ((vertical ? x : y) % 7 < 3 ? 180 : 20) + ((x * 31 + y * 17 + i * 13) % 64);
+        await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } })
+          .png()
+          .toFile(join(project, 'images', label, `${i}.png`));
       }
     }
     // Only the public package names: every packed package's entry point, then a stage (decode →
@@ -121,6 +133,12 @@ console.log(JSON.stringify({ backend: tf.getBackend(), provisionedFrom: report.p
     );
     const stage = run(process.execPath, ['main.mjs'], { cwd: project, env: userEnv({ FEATHERSTACK_CACHE: cache }), timeout: 180_000 });
     console.info(`packed-install: stage ${stage.seconds.toFixed(0)} s`);
-    expect(JSON.parse(stage.stdout.trim().split('\n').pop()!)).toEqual({ backend: 'tensorflow', provisionedFrom: 'wheel', engine: 'graph', loss: true, rows: 32 });
+    expect(JSON.parse(stage.stdout.trim().split('\n').pop()!)).toEqual({
+      backend: 'tensorflow',
+      provisionedFrom: 'wheel',
+      engine: 'graph',
+      loss: true,
+      rows: 32,
+    });
   });
 });

@@ -24,7 +24,16 @@ describe('the run report in headless Chromium', () => {
 
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -37,7 +46,13 @@ describe('the run report in headless Chromium', () => {
 
       // Every chart is there, decoded by the browser at the size of its PNG file.
       const images = await page.$$eval('img', (els) =>
-        (els as HTMLImageElement[]).map((i) => ({ id: i.id, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight, shown: i.getBoundingClientRect().width })),
+        (els as HTMLImageElement[]).map((i) => ({
+          id: i.id,
+          complete: i.complete,
+          width: i.naturalWidth,
+          height: i.naturalHeight,
+          shown: i.getBoundingClientRect().width,
+        })),
       );
       const expected = ['base-loss', 'base-accuracy', 'head-loss', 'head-accuracy', 'throughput', 'confusion', 'per-class', 'samples'];
       expect(images.map((i) => i.id).sort()).toEqual(expected.map((n) => `chart-${n}`).sort());

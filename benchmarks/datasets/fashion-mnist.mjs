@@ -14,9 +14,7 @@ import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 
-export const CLASS_NAMES = [
-  't-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot',
-];
+export const CLASS_NAMES = ['t-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle_boot'];
 const SOURCE = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 
 function readIdx(file) {
@@ -45,7 +43,11 @@ async function writeSplit(prefix, outDir, perClass) {
     counts[label]++;
     const pixels = images.data.subarray(i * h * w, (i + 1) * h * w);
     const file = join(outDir, `${label}_${CLASS_NAMES[label]}`, `${prefix}-${String(i).padStart(5, '0')}.png`);
-    jobs.push(sharp(pixels, { raw: { width: w, height: h, channels: 1 } }).png({ compressionLevel: 9 }).toFile(file));
+    jobs.push(
+      sharp(pixels, { raw: { width: w, height: h, channels: 1 } })
+        .png({ compressionLevel: 9 })
+        .toFile(file),
+    );
     if (jobs.length >= 256) await Promise.all(jobs.splice(0));
   }
   await Promise.all(jobs);

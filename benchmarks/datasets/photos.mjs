@@ -68,11 +68,15 @@ for (const [s, source] of sources.entries()) {
     const h = Math.min(height, Math.round((w * 3) / 4));
     const left = Math.floor(random() * (width - w + 1));
     const top = Math.floor(random() * (height - h + 1));
-    let crop = sharp(decoded, { raw: { width, height, channels: 3 } }).extract({ left, top, width: w, height: h }).resize(500, 375, { fit: 'fill' });
+    let crop = sharp(decoded, { raw: { width, height, channels: 3 } })
+      .extract({ left, top, width: w, height: h })
+      .resize(500, 375, { fit: 'fill' });
     if (random() < 0.5) crop = crop.flop();
     await crop.jpeg({ quality: 90 }).toFile(join(dirOf(cls, i), `${String(i).padStart(4, '0')}.jpg`));
   }
 }
 // --marker: a file that says the corpus is complete (callers that prepare it once check for it).
 if (values.marker) writeFileSync(join(values.out, '.complete'), '');
-process.stdout.write(`${JSON.stringify({ out: values.out, images: count, classes: sources.length, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ out: values.out, images: count, classes: sources.length, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) })}\n`,
+);

@@ -28,7 +28,8 @@ export function size(value: string): [number, number] {
 
 function choice<T extends string>(flag: string, values: readonly T[]) {
   return (value: string): T => {
-    if (!values.includes(value as T)) throw new InvalidArgumentError(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${value}'`);
+    if (!values.includes(value as T))
+      throw new InvalidArgumentError(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${value}'`);
     return value as T;
   };
 }

@@ -8,7 +8,15 @@
 import type { ImageBatch } from '@featherstack/images';
 import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
-import { type CompiledGraph, type CompileOptions, compileModel, GraphCompileError, type LossKind, type OptimizerKind, type Precision } from './graph/compile.js';
+import {
+  type CompiledGraph,
+  type CompileOptions,
+  compileModel,
+  GraphCompileError,
+  type LossKind,
+  type OptimizerKind,
+  type Precision,
+} from './graph/compile.js';
 import { GraphReplicas, type StepResult } from './graph/replicas.js';
 
 export type EngineKind = 'graph' | 'eager';
@@ -121,7 +129,8 @@ class GraphEngine implements TrainingEngine {
 
   async restore(weights: Arrays, optimizer: Arrays): Promise<void> {
     const expected = this.replicaSet.slotShapes();
-    if (optimizer.shapes.length !== expected.length + 1) throw invalidOption('checkpointDir', `a checkpoint with ${expected.length} optimizer slots for this model`, `${optimizer.shapes.length - 1} slots`);
+    if (optimizer.shapes.length !== expected.length + 1)
+      throw invalidOption('checkpointDir', `a checkpoint with ${expected.length} optimizer slots for this model`, `${optimizer.shapes.length - 1} slots`);
     await this.replicaSet.setWeights(weights.values);
     await this.replicaSet.setSlots(optimizer.values.slice(1));
     this.iteration = optimizer.values[0]![0]!;
@@ -188,11 +197,13 @@ class EagerEngine implements TrainingEngine {
  * training and extraction, so both choose an engine the same way. @internal
  */
 export async function openReplicas(model: LayersModel, options: EngineOptions, compile: Omit<CompileOptions, 'precision'>): Promise<GraphReplicas | null> {
-  if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager') throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager')
+    throw invalidOption('engine', "'graph' or 'eager'", options.engine);
   if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'mixed-bfloat16') {
     throw invalidOption('precision', "'float32' or 'mixed-bfloat16'", options.precision);
   }
-  if (options.engine === 'eager' && options.precision === 'mixed-bfloat16') throw invalidOption('precision', "'float32' with engine 'eager' (mixed precision needs the graph engine)", options.precision);
+  if (options.engine === 'eager' && options.precision === 'mixed-bfloat16')
+    throw invalidOption('precision', "'float32' with engine 'eager' (mixed precision needs the graph engine)", options.precision);
   if (options.engine === 'eager' && options.replicas !== undefined && options.replicas !== 1) {
     throw invalidOption('replicas', "1 with engine 'eager' (tfjs's ops run in one context; replicas need the graph engine)", options.replicas);
   }
@@ -207,7 +218,8 @@ export async function openReplicas(model: LayersModel, options: EngineOptions, c
   } catch (error) {
     // The graph engine was the default choice: a model it cannot compile runs eagerly instead (and
     // training's epoch logs say so). Asked for by name, with replicas or mixed precision, it fails.
-    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16') throw error;
+    if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16')
+      throw error;
     return null;
   }
   const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });

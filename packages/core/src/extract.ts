@@ -98,7 +98,11 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   ]);
   const transform = options.transform;
   const outDimension = transform?.pca ? transform.pca.components : dimension;
-  if (transform) metadata.set(META.transform, JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }));
+  if (transform)
+    metadata.set(
+      META.transform,
+      JSON.stringify({ l2: transform.l2 ?? false, pca: transform.pca ? { components: transform.pca.components, from: dimension } : null }),
+    );
   if (transform?.sequence) {
     const [t, d] = transform.sequence;
     if (!Number.isInteger(t) || !Number.isInteger(d) || t < 1 || d < 1 || t * d !== outDimension) {
@@ -150,7 +154,14 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
       }
       writer.write(featureRecordBatch(schema, batch.paths, batch.classIndex.slice(), values));
       rows += batch.size;
-      options.onBatch?.({ batch: ++batchesDone, batches: flow.length, rows, total: flow.samples, seconds: (performance.now() - started) / 1000, extractedRows: rows - resumedRows });
+      options.onBatch?.({
+        batch: ++batchesDone,
+        batches: flow.length,
+        rows,
+        total: flow.samples,
+        seconds: (performance.now() - started) / 1000,
+        extractedRows: rows - resumedRows,
+      });
     }
     await writer.finish();
   } catch (error) {
@@ -170,7 +181,14 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     throw error;
   }
   await rm(journal, { force: true });
-  return { path, rows, dimension: outDimension, seconds: (performance.now() - started) / 1000, resumedBatches: done.length, ...(discardedJournal ? { discardedJournal } : {}) };
+  return {
+    path,
+    rows,
+    dimension: outDimension,
+    seconds: (performance.now() - started) / 1000,
+    resumedBatches: done.length,
+    ...(discardedJournal ? { discardedJournal } : {}),
+  };
 }
 
 /** Metadata keys that may differ between a journal and the run resuming it. */
@@ -196,15 +214,21 @@ async function readJournal(journal: string, schema: Schema): Promise<{ batches: 
   }
   if (batches.length === 0) return { batches };
   const theirs = batches[0]!.schema;
-  const same = theirs.fields.length === schema.fields.length && theirs.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
+  const same =
+    theirs.fields.length === schema.fields.length &&
+    theirs.fields.every((f, i) => f.name === schema.fields[i]!.name && String(f.type) === String(schema.fields[i]!.type));
   if (!same) return { batches: [], discarded: `${journal} was written with another feature schema` };
   const hash = META.baseModelSha256;
   if (theirs.metadata.get(hash) !== schema.metadata.get(hash)) {
     const short = (h: string | undefined) => (h ?? 'none').slice(0, 12);
-    return { batches: [], discarded: `${journal} was written by base model ${short(theirs.metadata.get(hash))}…, not this one (${short(schema.metadata.get(hash))}…)` };
+    return {
+      batches: [],
+      discarded: `${journal} was written by base model ${short(theirs.metadata.get(hash))}…, not this one (${short(schema.metadata.get(hash))}…)`,
+    };
   }
   for (const [key, value] of schema.metadata) {
-    if (!VOLATILE_METADATA.has(key) && theirs.metadata.get(key) !== value) return { batches: [], discarded: `${journal} was written with another ${key.replace('featherstack.', '')}` };
+    if (!VOLATILE_METADATA.has(key) && theirs.metadata.get(key) !== value)
+      return { batches: [], discarded: `${journal} was written with another ${key.replace('featherstack.', '')}` };
   }
   return { batches };
 }

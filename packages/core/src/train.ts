@@ -96,7 +96,11 @@ async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights:
     const bytes = await readFile(join(dir, file));
     const expected = shapes.reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
     if (bytes.byteLength !== expected * 4) {
-      throw invalidOption('checkpointDir', `a checkpoint whose ${file} holds the ${expected * 4} bytes its checkpoint.json describes (truncated or damaged)`, `${join(dir, file)} of ${bytes.byteLength} bytes`);
+      throw invalidOption(
+        'checkpointDir',
+        `a checkpoint whose ${file} holds the ${expected * 4} bytes its checkpoint.json describes (truncated or damaged)`,
+        `${join(dir, file)} of ${bytes.byteLength} bytes`,
+      );
     }
     const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     let o = 0;
@@ -126,14 +130,19 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   if (!Number.isInteger(epochs) || epochs < 1) throw invalidOption('epochs', 'a positive integer', epochs);
   const lr = options.learningRate ?? 1e-3;
   if (!(typeof lr === 'number' && lr > 0 && Number.isFinite(lr))) throw invalidOption('learningRate', 'a positive number', lr);
-  if (options.patience !== undefined && (!Number.isInteger(options.patience) || options.patience < 0)) throw invalidOption('patience', 'a non-negative integer', options.patience);
+  if (options.patience !== undefined && (!Number.isInteger(options.patience) || options.patience < 0))
+    throw invalidOption('patience', 'a non-negative integer', options.patience);
   if (options.patience !== undefined && !options.validation) throw invalidOption('patience', 'used together with options.validation', options.patience);
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
   const kind = options.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum', 'rmsprop'].includes(kind)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
   const numClasses = flow.classNames.length;
   if (numClasses < 2) {
-    throw invalidOption('flow', `a dataset of at least 2 classes to train a classifier`, `${flow.root || 'a flow'} with ${numClasses} class${numClasses === 1 ? '' : 'es'} ${JSON.stringify(flow.classNames)}`);
+    throw invalidOption(
+      'flow',
+      `a dataset of at least 2 classes to train a classifier`,
+      `${flow.root || 'a flow'} with ${numClasses} class${numClasses === 1 ? '' : 'es'} ${JSON.stringify(flow.classNames)}`,
+    );
   }
   // Labels are class indices: a validation flow listing other classes (one missing, one extra)
   // would score the model against shifted labels.
@@ -154,7 +163,11 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
       }
       if (saved && (saved.meta.engine ?? 'eager') !== engine.kind) {
-        throw invalidOption('engine', `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`, engine.kind);
+        throw invalidOption(
+          'engine',
+          `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`,
+          engine.kind,
+        );
       }
       if (saved) {
         // Both engines number weights as model.weights does: its shapes are the expected ones.
@@ -170,7 +183,9 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         history.push(...saved.meta.history);
       }
     }
-    const writer = options.tensorBoardDir ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir)) : null;
+    const writer = options.tensorBoardDir
+      ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir))
+      : null;
     let best = { loss: Infinity, epoch: -1 };
     for (const h of history) if (h.valLoss !== undefined && h.valLoss < best.loss) best = { loss: h.valLoss, epoch: h.epoch };
     for (let epoch = history.length; epoch < epochs; epoch++) {
@@ -184,14 +199,31 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         loss += step.lossSum;
         correct += step.correct;
         seen += batch.size;
-        options.onBatch?.({ epoch, batch: batch.index + 1, batches: flow.length, images: seen, seconds: (performance.now() - started) / 1000, loss: loss / seen, acc: correct / seen });
+        options.onBatch?.({
+          epoch,
+          batch: batch.index + 1,
+          batches: flow.length,
+          images: seen,
+          seconds: (performance.now() - started) / 1000,
+          loss: loss / seen,
+          acc: correct / seen,
+        });
       }
       const seconds = (performance.now() - started) / 1000;
-      const log: EpochLog = { epoch, loss: loss / seen, acc: correct / seen, seconds, imagesPerSecond: seen / seconds, engine: engine.kind, replicas: engine.replicas };
+      const log: EpochLog = {
+        epoch,
+        loss: loss / seen,
+        acc: correct / seen,
+        seconds,
+        imagesPerSecond: seen / seconds,
+        engine: engine.kind,
+        replicas: engine.replicas,
+      };
       if (options.validation) Object.assign(log, await evaluateOn(engine, options.validation, numClasses, options.signal));
       history.push(log);
       if (writer) {
-        for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc })) if (v !== undefined) writer.scalar(k, v, epoch);
+        for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc }))
+          if (v !== undefined) writer.scalar(k, v, epoch);
         writer.flush();
       }
       if (checkpointDir) await saveCheckpoint(checkpointDir, engine.kind, kind, await engine.weights(), await engine.optimizerState(), history);

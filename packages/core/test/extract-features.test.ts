@@ -16,8 +16,22 @@ const hasPyarrow = spawnSync('python3', ['-c', 'import pyarrow'], { stdio: 'igno
 
 describe('base training and feature extraction', () => {
   it('trains the base through its temporary classifier and streams features into an Arrow file', async () => {
-    const flow = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, seed: 1, workers: 2, augment: { rescale: 1 / 255 } });
-    const plain = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 64, shuffle: false, workers: 1, augment: { rescale: 1 / 255 } });
+    const flow = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 50,
+      seed: 1,
+      workers: 2,
+      augment: { rescale: 1 / 255 },
+    });
+    const plain = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 64,
+      shuffle: false,
+      workers: 1,
+      augment: { rescale: 1 / 255 },
+    });
     try {
       const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 3 });
       const trainer = withClassifier(tf, base, 10);
@@ -62,7 +76,9 @@ describe('base training and feature extraction', () => {
       }
       // Row 0's features equal the extractor's output for image 0.
       const first = (await plain.epoch(0).next()).value!;
-      const direct = tf.tidy(() => (featureExtractor(tf, base).predict(tf.tensor4d(first.images, first.shape)) as import('@featherstack/tensorflow').Tensor).dataSync());
+      const direct = tf.tidy(() =>
+        (featureExtractor(tf, base).predict(tf.tensor4d(first.images, first.shape)) as import('@featherstack/tensorflow').Tensor).dataSync(),
+      );
       const stored = table.getChild('features')!.get(0)!.toArray() as Float32Array;
       for (let i = 0; i < 64; i++) expect(stored[i]).toBeCloseTo(direct[i]!, 5);
       trainer.dispose();
@@ -72,7 +88,14 @@ describe('base training and feature extraction', () => {
   });
 
   it('projects onto PCA fitted on the training features and L2-normalises rows before writing', async () => {
-    const flow = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 100, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } });
+    const flow = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 100,
+      shuffle: false,
+      workers: 2,
+      augment: { rescale: 1 / 255 },
+    });
     try {
       const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 4 });
       const extractor = featureExtractor(tf, base);
@@ -117,7 +140,9 @@ describe('base training and feature extraction', () => {
     const a = tf.tidy(() => Array.from((featureExtractor(tf, base).predict(x) as import('@featherstack/tensorflow').Tensor).dataSync()));
     const b = tf.tidy(() => Array.from((featureExtractor(tf, loaded).predict(x) as import('@featherstack/tensorflow').Tensor).dataSync()));
     expect(b).toEqual(a);
-    await expect(loadBaseModel(tf, join(dir, 'model.json'), 'pool5')).rejects.toThrow(/options\.featureLayer must be a layer of .*model\.json \(layers: .*features/);
+    await expect(loadBaseModel(tf, join(dir, 'model.json'), 'pool5')).rejects.toThrow(
+      /options\.featureLayer must be a layer of .*model\.json \(layers: .*features/,
+    );
     await expect(loadBaseModel(tf, join(dir, 'missing.json'))).rejects.toThrow(`model file ${join(dir, 'missing.json')} cannot be read (ENOENT)`);
     tf.dispose(x);
     base.dispose();
@@ -125,7 +150,14 @@ describe('base training and feature extraction', () => {
   });
 
   it('resumes an interrupted extraction from its last complete batch and yields the rows of an uninterrupted one', async () => {
-    const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 64, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } };
+    const options = {
+      targetSize: [28, 28] as [number, number],
+      colorMode: 'grayscale' as const,
+      batchSize: 64,
+      shuffle: false,
+      workers: 2,
+      augment: { rescale: 1 / 255 },
+    };
     const flow = await flowFromDirectory(data, options);
     const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 6 });
     const extractor = featureExtractor(tf, base);
@@ -173,7 +205,14 @@ describe('base training and feature extraction', () => {
   });
 
   it('never resumes a journal written by another base model: it extracts anew and says why', async () => {
-    const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 100, shuffle: false, workers: 2, augment: { rescale: 1 / 255 } };
+    const options = {
+      targetSize: [28, 28] as [number, number],
+      colorMode: 'grayscale' as const,
+      batchSize: 100,
+      shuffle: false,
+      workers: 2,
+      augment: { rescale: 1 / 255 },
+    };
     const flow = await flowFromDirectory(data, options);
     const first = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 11 });
     const second = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 12 });
@@ -183,7 +222,10 @@ describe('base training and feature extraction', () => {
       const controller = new AbortController();
       const out = join(dir, 'features.arrow');
       await expect(
-        extractFeatures(tf, featureExtractor(tf, first), flow, out, { signal: controller.signal, onBatch: (p) => p.batch === 2 && controller.abort(new Error('killed')) }),
+        extractFeatures(tf, featureExtractor(tf, first), flow, out, {
+          signal: controller.signal,
+          onBatch: (p) => p.batch === 2 && controller.abort(new Error('killed')),
+        }),
       ).rejects.toThrow('killed');
       expect(existsSync(`${out}.journal.arrows`)).toBe(true);
       // Resumed with the second model: the journal is not taken over.
@@ -191,7 +233,12 @@ describe('base training and feature extraction', () => {
       expect(resumed.resumedBatches).toBe(0);
       expect(resumed.discardedJournal).toMatch(/features\.arrow\.journal\.arrows was written by base model [0-9a-f]{12}…, not this one \([0-9a-f]{12}…\)/);
       const fresh = await extractFeatures(tf, featureExtractor(tf, second), flow, join(dir, 'fresh.arrow'));
-      const values = (file: string) => Array.from(tableFromIPC(readFileSync(file)).getChild('features')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array)));
+      const values = (file: string) =>
+        Array.from(
+          tableFromIPC(readFileSync(file))
+            .getChild('features')!
+            .data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array)),
+        );
       expect(values(out)).toEqual(values(fresh.path));
       expect(fresh.discardedJournal).toBeUndefined();
     } finally {
@@ -208,7 +255,11 @@ describe('base training and feature extraction', () => {
   });
 
   it('validates model options', () => {
-    expect(() => createBaseModel(tf, { inputShape: [8, 8] as never })).toThrow('options.inputShape must be [height, width, channels] of positive integers, received [8, 8]');
-    expect(() => createBaseModel(tf, { inputShape: [8, 8, 1], dense: [] })).toThrow('options.dense must be a non-empty array of positive integers, received []');
+    expect(() => createBaseModel(tf, { inputShape: [8, 8] as never })).toThrow(
+      'options.inputShape must be [height, width, channels] of positive integers, received [8, 8]',
+    );
+    expect(() => createBaseModel(tf, { inputShape: [8, 8, 1], dense: [] })).toThrow(
+      'options.dense must be a non-empty array of positive integers, received []',
+    );
   });
 });

@@ -40,13 +40,20 @@ describe('graph engine and data-parallel replicas', () => {
     const one = await run({ replicas: 1, threadsPerReplica: 1 });
     const two = await run({ replicas: 2, threadsPerReplica: 1 });
     const again = await run({ replicas: 2, threadsPerReplica: 1 });
-    expect(one.history.map((h) => [h.engine, h.replicas])).toEqual([['graph', 1], ['graph', 1]]);
-    expect(two.history.map((h) => [h.engine, h.replicas])).toEqual([['graph', 2], ['graph', 2]]);
+    expect(one.history.map((h) => [h.engine, h.replicas])).toEqual([
+      ['graph', 1],
+      ['graph', 1],
+    ]);
+    expect(two.history.map((h) => [h.engine, h.replicas])).toEqual([
+      ['graph', 2],
+      ['graph', 2],
+    ]);
     expect(one.losses).toHaveLength(20);
     // Learning happened, and the two layouts followed the same trajectory (summation order aside).
     expect(one.history[1]!.loss).toBeLessThan(one.history[0]!.loss);
     for (let i = 0; i < one.losses.length; i++) expect(Math.abs(two.losses[i]! - one.losses[i]!)).toBeLessThan(1e-3 * one.losses[i]!);
-    for (let i = 0; i < one.weights.length; i++) for (let k = 0; k < one.weights[i]!.length; k += 7) expect(two.weights[i]![k]).toBeCloseTo(one.weights[i]![k]!, 3);
+    for (let i = 0; i < one.weights.length; i++)
+      for (let k = 0; k < one.weights[i]!.length; k += 7) expect(two.weights[i]![k]).toBeCloseTo(one.weights[i]![k]!, 3);
     // The same N twice: bit-identical losses and weights.
     expect(again.losses).toEqual(two.losses);
     expect(again.weights).toEqual(two.weights);
@@ -72,7 +79,13 @@ describe('graph engine and data-parallel replicas', () => {
     const before = weightsOf(model);
     const controller = new AbortController();
     await expect(
-      trainBase(tf, model, train, { epochs: 1, replicas: 2, threadsPerReplica: 1, signal: controller.signal, onBatch: (p) => p.batch === 3 && controller.abort(new Error('stop here')) }),
+      trainBase(tf, model, train, {
+        epochs: 1,
+        replicas: 2,
+        threadsPerReplica: 1,
+        signal: controller.signal,
+        onBatch: (p) => p.batch === 3 && controller.abort(new Error('stop here')),
+      }),
     ).rejects.toThrow('stop here');
     expect(weightsOf(model)[0]).not.toEqual(before[0]);
     const dir = await mkdtemp(join(tmpdir(), 'fs-engine-'));
@@ -97,16 +110,22 @@ describe('graph engine and data-parallel replicas', () => {
     await expect(trainBase(tf, model, train, { epochs: 1, replicas: 2 })).rejects.toThrow(
       /layer 'norm' \(BatchNormalization\): its moving mean and variance are state that replicas would each update/,
     );
-    await expect(trainBase(tf, model, train, { epochs: 1, engine: 'graph' })).rejects.toThrow("the graph engine cannot train this model (train it with engine: 'eager' and replicas: 1)");
+    await expect(trainBase(tf, model, train, { epochs: 1, engine: 'graph' })).rejects.toThrow(
+      "the graph engine cannot train this model (train it with engine: 'eager' and replicas: 1)",
+    );
     const history = await trainBase(tf, model, train, { epochs: 1 });
     expect(history[0]!.engine).toBe('eager');
     model.dispose();
   });
 
   it('refuses unreasonable replica, thread and engine options, naming them', async () => {
-    await expect(trainBase(tf, trainer(1), train, { replicas: 500 })).rejects.toThrow(/replicas \(--replicas\) must be at most \d+ on this machine .*received 500/);
+    await expect(trainBase(tf, trainer(1), train, { replicas: 500 })).rejects.toThrow(
+      /replicas \(--replicas\) must be at most \d+ on this machine .*received 500/,
+    );
     await expect(trainBase(tf, trainer(1), train, { replicas: 0 })).rejects.toThrow('replicas (--replicas) must be a positive integer, received 0');
-    await expect(trainBase(tf, trainer(1), train, { threadsPerReplica: 1.5 })).rejects.toThrow('threads per replica (--tf-threads) must be a positive integer, received 1.5');
+    await expect(trainBase(tf, trainer(1), train, { threadsPerReplica: 1.5 })).rejects.toThrow(
+      'threads per replica (--tf-threads) must be a positive integer, received 1.5',
+    );
     await expect(trainBase(tf, trainer(1), train, { engine: 'eager', replicas: 2 })).rejects.toThrow("options.replicas must be 1 with engine 'eager'");
     await expect(trainBase(tf, trainer(1), train, { engine: 'xla' as never })).rejects.toThrow(`options.engine must be 'graph' or 'eager', received "xla"`);
   });
@@ -146,8 +165,12 @@ describe('mixed precision', () => {
     expect(Math.abs(bf16.history[0]!.loss - f32.history[0]!.loss)).toBeLessThan(0.05 * f32.history[0]!.loss);
     // Master weights stay float32: updates smaller than bfloat16's resolution still accumulate.
     expect(bf16.weights[0]!.some((w) => Math.fround(w) !== bfloat16(w))).toBe(true);
-    await expect(trainBase(tf, trainer(1), train, { engine: 'eager', precision: 'mixed-bfloat16' })).rejects.toThrow("options.precision must be 'float32' with engine 'eager'");
-    await expect(trainBase(tf, trainer(1), train, { precision: 'float16' as never })).rejects.toThrow(`options.precision must be 'float32' or 'mixed-bfloat16', received "float16"`);
+    await expect(trainBase(tf, trainer(1), train, { engine: 'eager', precision: 'mixed-bfloat16' })).rejects.toThrow(
+      "options.precision must be 'float32' with engine 'eager'",
+    );
+    await expect(trainBase(tf, trainer(1), train, { precision: 'float16' as never })).rejects.toThrow(
+      `options.precision must be 'float32' or 'mixed-bfloat16', received "float16"`,
+    );
   });
 });
 
@@ -162,7 +185,9 @@ describe('a loaded tfjs model on the graph engine', () => {
   it('trains a saved model of other layers (same padding, strides, average and global pooling, tanh, dropout) with the gradients tfjs computes', async () => {
     const build = (dropout: number) => {
       const input = tf.input({ shape: [28, 28, 1] });
-      let x = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', strides: 2, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+      let x = tf.layers
+        .conv2d({ filters: 6, kernelSize: 3, padding: 'same', strides: 2, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })
+        .apply(input);
       x = tf.layers.averagePooling2d({ poolSize: 2 }).apply(x);
       x = tf.layers.conv2d({ filters: 8, kernelSize: 3, activation: 'elu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
       x = tf.layers.globalAveragePooling2d({}).apply(x);
@@ -179,7 +204,14 @@ describe('a loaded tfjs model on the graph engine', () => {
       const base = await loadBaseModel(tf, join(dir, 'model.json'));
       const model = withClassifier(tf, base, 10, 7);
       const out: number[] = [];
-      await trainBase(tf, model, train, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.5, onBatch: (p) => out.push(p.loss), ...(engine === 'graph' ? { replicas: 2, threadsPerReplica: 1 } : {}) });
+      await trainBase(tf, model, train, {
+        epochs: 1,
+        engine,
+        optimizer: 'sgd',
+        learningRate: 0.5,
+        onBatch: (p) => out.push(p.loss),
+        ...(engine === 'graph' ? { replicas: 2, threadsPerReplica: 1 } : {}),
+      });
       const weights = weightsOf(model);
       model.dispose();
       return { losses: out, weights };

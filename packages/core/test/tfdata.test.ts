@@ -5,7 +5,15 @@ import { SHIPPED_VAL } from '@featherstack/fixtures';
 
 const data = SHIPPED_VAL;
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
-const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 50, shuffle: false, workers: 1, prefetch: 1, augment: { rescale: 1 / 255 } };
+const options = {
+  targetSize: [28, 28] as [number, number],
+  colorMode: 'grayscale' as const,
+  batchSize: 50,
+  shuffle: false,
+  workers: 1,
+  prefetch: 1,
+  augment: { rescale: 1 / 255 },
+};
 
 describe('tf.data adapter', () => {
   it('feeds model.fitDataset, one flow epoch per dataset epoch', async () => {

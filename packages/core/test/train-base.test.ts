@@ -70,12 +70,22 @@ describe('base training', () => {
     expect(new Set(tensors.slice(1)).size).toBe(1);
     model.dispose();
     await expect(trainBase(tf, trainer(1), train, { patience: 2 })).rejects.toThrow('options.patience must be used together with options.validation');
-    await expect(trainBase(tf, trainer(1), train, { optimizer: 'adagrad' as never })).rejects.toThrow("options.optimizer must be 'adam', 'sgd', 'momentum' or 'rmsprop', received \"adagrad\"");
+    await expect(trainBase(tf, trainer(1), train, { optimizer: 'adagrad' as never })).rejects.toThrow(
+      "options.optimizer must be 'adam', 'sgd', 'momentum' or 'rmsprop', received \"adagrad\"",
+    );
   });
 
   it('refuses a validation flow whose classes are not the training classes (labels would be shifted)', async () => {
     const classes = train.classNames.filter((c) => c !== train.classNames[3]);
-    const shifted = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, workers: 1, shuffle: false, classes, augment: { rescale: 1 / 255 } });
+    const shifted = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 50,
+      workers: 1,
+      shuffle: false,
+      classes,
+      augment: { rescale: 1 / 255 },
+    });
     try {
       await expect(trainBase(tf, trainer(1), train, { epochs: 1, validation: shifted })).rejects.toThrow(
         `options.validation must be a flow with the training classes ${JSON.stringify(train.classNames)} (validation must use the training class indices), received "${shifted.root} with ${JSON.stringify(classes).replaceAll('"', '\\"')}"`,
@@ -92,7 +102,9 @@ describe('base training', () => {
     model.dispose();
     const other = withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [24, 16], seed: 2 }), 10, 2);
     await expect(trainBase(tf, other, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(
-      new RegExp(`options\\.checkpointDir must be a checkpoint of this model \\(weight shapes .*24.*\\), received "${dir.replaceAll('/', '\\/')} with weight shapes .*32`),
+      new RegExp(
+        `options\\.checkpointDir must be a checkpoint of this model \\(weight shapes .*24.*\\), received "${dir.replaceAll('/', '\\/')} with weight shapes .*32`,
+      ),
     );
     other.dispose();
   });
@@ -102,14 +114,27 @@ describe('base training', () => {
     const model = trainer(2);
     await trainBase(tf, model, train, { epochs: 1, checkpointDir: dir });
     truncateSync(join(dir, 'weights.bin'), 1001);
-    await expect(trainBase(tf, model, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(new RegExp(`weights\\.bin holds the \\d+ bytes its checkpoint\\.json describes \\(truncated or damaged\\), received "${dir.replaceAll('/', '\\/')}\\/weights\\.bin of 1001 bytes"`));
+    await expect(trainBase(tf, model, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(
+      new RegExp(
+        `weights\\.bin holds the \\d+ bytes its checkpoint\\.json describes \\(truncated or damaged\\), received "${dir.replaceAll('/', '\\/')}\\/weights\\.bin of 1001 bytes"`,
+      ),
+    );
     model.dispose();
   });
 
   it('refuses a one-class dataset by name (a classifier needs two classes)', async () => {
-    const one = await flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, workers: 1, classes: [train.classNames[0]!], augment: { rescale: 1 / 255 } });
+    const one = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 50,
+      workers: 1,
+      classes: [train.classNames[0]!],
+      augment: { rescale: 1 / 255 },
+    });
     try {
-      await expect(trainBase(tf, trainer(1), one, { epochs: 1 })).rejects.toThrow(`options.flow must be a dataset of at least 2 classes to train a classifier, received "${one.root} with 1 class [\\"${train.classNames[0]}\\"]"`);
+      await expect(trainBase(tf, trainer(1), one, { epochs: 1 })).rejects.toThrow(
+        `options.flow must be a dataset of at least 2 classes to train a classifier, received "${one.root} with 1 class [\\"${train.classNames[0]}\\"]"`,
+      );
     } finally {
       await one.close();
     }
@@ -120,7 +145,9 @@ describe('base training', () => {
     const model = trainer(8);
     const history = await trainBase(tf, model, train, { epochs: 2, optimizer: 'momentum', learningRate: 0.05, checkpointDir: dir });
     expect(history[1]!.loss).toBeLessThan(history[0]!.loss);
-    await expect(trainBase(tf, trainer(8), train, { epochs: 3, checkpointDir: dir, resume: true })).rejects.toThrow(/options\.optimizer must be 'momentum', the optimizer of the checkpoint in .*, received "adam"/);
+    await expect(trainBase(tf, trainer(8), train, { epochs: 3, checkpointDir: dir, resume: true })).rejects.toThrow(
+      /options\.optimizer must be 'momentum', the optimizer of the checkpoint in .*, received "adam"/,
+    );
     model.dispose();
   });
 });

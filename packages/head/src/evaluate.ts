@@ -86,7 +86,9 @@ export async function evaluateHead(tf: Tf, model: LayersModel, set: FeatureSet, 
   const probabilities = new Float32Array(set.rows * classes);
   for (let start = 0; start < set.rows; start += batchSize) {
     const rows = Math.min(batchSize, set.rows - start);
-    const out = tf.tidy(() => model.predict(tf.tensor2d(set.features.subarray(start * set.dimension, (start + rows) * set.dimension), [rows, set.dimension])) as Tensor);
+    const out = tf.tidy(
+      () => model.predict(tf.tensor2d(set.features.subarray(start * set.dimension, (start + rows) * set.dimension), [rows, set.dimension])) as Tensor,
+    );
     probabilities.set((await out.data()) as Float32Array, start * classes);
     out.dispose();
   }

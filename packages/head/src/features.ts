@@ -105,7 +105,10 @@ export function assertFinite(path: string, values: Float32Array, dimension: numb
     if (Number.isFinite(values[i]!)) continue;
     const row = firstRow + Math.floor(i / dimension);
     const image = imageOf(row);
-    throw new FeatureFileError(path, `row ${row}${image ? ` (${image})` : ''} has a non-finite feature value (${values[i]} at position ${i % dimension}); re-extract it, or drop the row`);
+    throw new FeatureFileError(
+      path,
+      `row ${row}${image ? ` (${image})` : ''} has a non-finite feature value (${values[i]} at position ${i % dimension}); re-extract it, or drop the row`,
+    );
   }
 }
 
@@ -123,7 +126,8 @@ export async function readFeatureFiles(input: string | string[]): Promise<Featur
   if (!first) throw new FeatureFileError(String(input), 'names no feature files');
   for (const s of sets.slice(1)) {
     if (s.dimension !== first.dimension) throw new FeatureFileError(s.path, `has ${s.dimension}-dimensional features but ${first.path} has ${first.dimension}`);
-    if (JSON.stringify(s.classNames) !== JSON.stringify(first.classNames)) throw new FeatureFileError(s.path, `has classes ${JSON.stringify(s.classNames)} but ${first.path} has ${JSON.stringify(first.classNames)}`);
+    if (JSON.stringify(s.classNames) !== JSON.stringify(first.classNames))
+      throw new FeatureFileError(s.path, `has classes ${JSON.stringify(s.classNames)} but ${first.path} has ${JSON.stringify(first.classNames)}`);
   }
   if (sets.length === 1) return first;
   const rows = sets.reduce((n, s) => n + s.rows, 0);
@@ -135,5 +139,13 @@ export async function readFeatureFiles(input: string | string[]): Promise<Featur
     labels.set(s.labels, r);
     r += s.rows;
   }
-  return { path: Array.isArray(input) ? files.join(', ') : input, rows, dimension: first.dimension, features, labels, paths: sets.flatMap((s) => s.paths), classNames: first.classNames };
+  return {
+    path: Array.isArray(input) ? files.join(', ') : input,
+    rows,
+    dimension: first.dimension,
+    features,
+    labels,
+    paths: sets.flatMap((s) => s.paths),
+    classNames: first.classNames,
+  };
 }

@@ -50,7 +50,10 @@ async function reader(path: string): Promise<{ reader: AsyncRecordBatchFileReade
  * const train = await openFeatureStream('features/train-shards', { shuffleBuffer: 8192, seed: 1 });
  * await trainHead(tf, train, await readFeatureFile('features/val.arrow'));
  */
-export async function openFeatureStream(input: string | string[], options: { shuffleBuffer?: number; batchSize?: number; seed?: number } = {}): Promise<FeatureStream> {
+export async function openFeatureStream(
+  input: string | string[],
+  options: { shuffleBuffer?: number; batchSize?: number; seed?: number } = {},
+): Promise<FeatureStream> {
   const shuffleBuffer = options.shuffleBuffer ?? 4096;
   if (!Number.isInteger(shuffleBuffer) || shuffleBuffer < 1) throw invalidOption('shuffleBuffer', 'a positive integer (rows)', shuffleBuffer);
   const batchSize = options.batchSize ?? 32;
@@ -85,7 +88,10 @@ export async function openFeatureStream(input: string | string[], options: { shu
       // The seeded RNG keyed by (seed, epoch): the same sequence for the same seed and epoch.
       const rng = new CounterRng(seed, epoch, 0, Stream.headBuffer);
       const random = () => rng.next();
-      const order = files.map((f) => ({ f, k: random() })).sort((a, b) => a.k - b.k).map((x) => x.f);
+      const order = files
+        .map((f) => ({ f, k: random() }))
+        .sort((a, b) => a.k - b.k)
+        .map((x) => x.f);
       const d = dimension;
       const bufFeatures = new Float32Array(shuffleBuffer * d);
       const bufLabels = new Int32Array(shuffleBuffer);
@@ -104,7 +110,9 @@ export async function openFeatureStream(input: string | string[], options: { shu
             const values = batch.getChild(COLUMNS.features)!.data[0]!.children[0]!.values as Float32Array;
             const offset = batch.getChild(COLUMNS.features)!.data[0]!.offset * d;
             const labels = batch.getChild(COLUMNS.label)!.toArray() as Int32Array;
-            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) => String(batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? ''));
+            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) =>
+              String(batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? ''),
+            );
             rowsRead += batch.numRows;
             for (let row = 0; row < batch.numRows; row++) {
               let slot = filled;

@@ -47,8 +47,6 @@ export interface HeadResult {
   stoppedEarly: boolean;
 }
 
-
-
 /**
  * Trains the head on `train` and reports accuracy on `val` after every epoch.
  *
@@ -71,7 +69,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   // Labels are class indices: the same index must mean the same class in both files, or the
   // validation scores are computed against shifted labels (and look merely poor).
   if (train.classNames.length > 0 && JSON.stringify(val.classNames) !== JSON.stringify(train.classNames)) {
-    throw new FeatureFileError(val.path, `has classes ${JSON.stringify(val.classNames)} but ${trainPath} has ${JSON.stringify(train.classNames)}: validation must use the training classes, in the training order`);
+    throw new FeatureFileError(
+      val.path,
+      `has classes ${JSON.stringify(val.classNames)} but ${trainPath} has ${JSON.stringify(train.classNames)}: validation must use the training classes, in the training order`,
+    );
   }
   let maxLabel = -1;
   for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
@@ -81,7 +82,8 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const declared = stream ? undefined : (train as FeatureSet).sequence?.[0];
   const recurrent = options.recurrent ? { ...options.recurrent, timesteps: options.recurrent.timesteps ?? declared ?? 0 } : undefined;
   if (recurrent !== undefined) {
-    const ok = typeof recurrent === 'object' && (recurrent.kind === 'gru' || recurrent.kind === 'lstm') && Number.isInteger(recurrent.units) && recurrent.units > 0;
+    const ok =
+      typeof recurrent === 'object' && (recurrent.kind === 'gru' || recurrent.kind === 'lstm') && Number.isInteger(recurrent.units) && recurrent.units > 0;
     if (!ok || !Number.isInteger(recurrent.timesteps) || recurrent.timesteps < 1 || train.dimension % recurrent.timesteps !== 0) {
       throw invalidOption('recurrent', `{ kind: 'gru' | 'lstm', units > 0, timesteps dividing the feature dimension ${train.dimension} }`, recurrent);
     }
@@ -90,7 +92,11 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   if (recurrent) {
     const step = train.dimension / recurrent.timesteps;
     model.add(tf.layers.reshape({ targetShape: [recurrent.timesteps, step], inputShape: [train.dimension] }));
-    const config = { units: recurrent.units, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }), recurrentInitializer: tf.initializers.orthogonal({ seed: seed++ }) };
+    const config = {
+      units: recurrent.units,
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }),
+      recurrentInitializer: tf.initializers.orthogonal({ seed: seed++ }),
+    };
     model.add(recurrent.kind === 'gru' ? tf.layers.gru(config) : tf.layers.lstm(config));
   }
   units.forEach((u, i) => {
@@ -111,7 +117,12 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       ...(units.length === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
     }),
   );
-  const optimizers = { adam: () => tf.train.adam(lr), sgd: () => tf.train.sgd(lr), momentum: () => tf.train.momentum(lr, 0.9), rmsprop: () => tf.train.rmsprop(lr) };
+  const optimizers = {
+    adam: () => tf.train.adam(lr),
+    sgd: () => tf.train.sgd(lr),
+    momentum: () => tf.train.momentum(lr, 0.9),
+    rmsprop: () => tf.train.rmsprop(lr),
+  };
   const kind = options.optimizer ?? 'adam';
   if (!(kind in optimizers)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
   model.compile({ optimizer: optimizers[kind](), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
@@ -151,7 +162,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
         // Files read batch by batch through the seeded shuffle buffer (stream.ts).
         let steps = 0;
         for await (const b of stream.batches(e)) {
-          await step(tf.tensor2d(b.features, [b.rows, stream.dimension]), tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), numClasses).toFloat()));
+          await step(
+            tf.tensor2d(b.features, [b.rows, stream.dimension]),
+            tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), numClasses).toFloat()),
+          );
           if (++steps % 256 === 0) await new Promise((r) => setImmediate(r));
         }
       } else {
@@ -187,9 +201,14 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       const [loss, acc] = xs && yOneHot ? scores(xs, yOneHot) : [Number.NaN, Number.NaN];
       const [valLoss, valAcc] = scores(vx, vy);
       // A loss that went non-finite stays so: stop, rather than finish with meaningless scores.
-      for (const [name, value] of [['training loss', loss], ['validation loss', valLoss]] as const) {
+      for (const [name, value] of [
+        ['training loss', loss],
+        ['validation loss', valLoss],
+      ] as const) {
         if (!Number.isFinite(value) && !(name === 'training loss' && !(xs && yOneHot))) {
-          throw new Error(`head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${lr}, or check the features for extreme values)`);
+          throw new Error(
+            `head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${lr}, or check the features for extreme values)`,
+          );
         }
       }
       history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });

@@ -14,7 +14,11 @@ describe('fused dense training step', () => {
     });
     const x = tf.randomNormal([16, 5], 0, 1, 'float32', 3);
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 1, 0, 2, 2, 1, 0, 0, 1, 2, 1, 0, 2, 1], 'int32'), 3).toFloat();
-    const stepper = denseStepper(tf, model.getWeights().map((w) => w.clone()), { learningRate: 0.01 });
+    const stepper = denseStepper(
+      tf,
+      model.getWeights().map((w) => w.clone()),
+      { learningRate: 0.01 },
+    );
     const optimizer = tf.train.adam(0.01);
     for (let i = 0; i < 5; i++) {
       stepper.step(x, y);

@@ -4,12 +4,24 @@ import { metricsFromProbabilities } from '../dist/evaluate.js';
 describe('evaluation metrics', () => {
   // Three classes, six samples; predictions (argmax) and truths chosen by hand.
   const probs = Float32Array.from([
-    0.7, 0.2, 0.1, // truth 0, predicted 0
-    0.1, 0.6, 0.3, // truth 0, predicted 1 (truth scores lowest)
-    0.2, 0.5, 0.3, // truth 1, predicted 1
-    0.3, 0.3, 0.4, // truth 1, predicted 2 (truth tied 2nd)
-    0.1, 0.2, 0.7, // truth 2, predicted 2
-    0.5, 0.1, 0.4, // truth 2, predicted 0 (truth 2nd)
+    0.7,
+    0.2,
+    0.1, // truth 0, predicted 0
+    0.1,
+    0.6,
+    0.3, // truth 0, predicted 1 (truth scores lowest)
+    0.2,
+    0.5,
+    0.3, // truth 1, predicted 1
+    0.3,
+    0.3,
+    0.4, // truth 1, predicted 2 (truth tied 2nd)
+    0.1,
+    0.2,
+    0.7, // truth 2, predicted 2
+    0.5,
+    0.1,
+    0.4, // truth 2, predicted 0 (truth 2nd)
   ]);
   const labels = [0, 0, 1, 1, 2, 2];
   const report = metricsFromProbabilities(probs, labels, ['a', 'b', 'c'], [1, 2]);

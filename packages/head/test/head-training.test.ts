@@ -24,7 +24,12 @@ async function blobs(path: string, rows: number, seed: number, classNames = ['a'
   }
   edit?.(features);
   const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(classNames)]]));
-  const batch = featureRecordBatch(schema, Array.from({ length: rows }, (_, i) => `img${i}.png`), labels, features);
+  const batch = featureRecordBatch(
+    schema,
+    Array.from({ length: rows }, (_, i) => `img${i}.png`),
+    labels,
+    features,
+  );
   await writeFile(path, await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
 }
 
@@ -44,7 +49,9 @@ describe('head', () => {
     await expect(readFeatureFile(join(dir, 'empty.arrow'))).rejects.toThrow(`feature file ${join(dir, 'empty.arrow')}: has no rows`);
     // Finite but extreme features overflow the head: training stops at the first non-finite loss.
     await blobs(join(dir, 'huge.arrow'), 30, 3, undefined, (f) => f.fill(3e38));
-    await expect(trainHead(tf, await readFeatureFile(join(dir, 'huge.arrow')), val, { epochs: 3 })).rejects.toThrow(/head training diverged at epoch [12]: the (training|validation) loss is (NaN|Infinity) \(lower options.learningRate, now 0.001/);
+    await expect(trainHead(tf, await readFeatureFile(join(dir, 'huge.arrow')), val, { epochs: 3 })).rejects.toThrow(
+      /head training diverged at epoch [12]: the (training|validation) loss is (NaN|Infinity) \(lower options.learningRate, now 0.001/,
+    );
   });
 
   it('refuses train and validation files whose classes differ, naming both files and both class lists', async () => {
@@ -104,7 +111,10 @@ describe('head', () => {
     const shards = join(dir, 'shards');
     await mkdir(shards);
     const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(all.classNames)]]));
-    for (const [name, from, to] of [['part-0.arrow', 0, 90], ['part-1.arrow', 90, 150]] as const) {
+    for (const [name, from, to] of [
+      ['part-0.arrow', 0, 90],
+      ['part-1.arrow', 90, 150],
+    ] as const) {
       const batch = featureRecordBatch(schema, all.paths.slice(from, to), all.labels.slice(from, to), all.features.slice(from * 8, to * 8));
       await writeFile(join(shards, name), await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
     }
@@ -119,7 +129,10 @@ describe('head', () => {
       return w;
     };
     expect(await train(joined)).toEqual(await train(all));
-    await writeFile(join(shards, 'part-2.arrow'), await RecordBatchFileWriter.writeAll([featureRecordBatch(featureSchema(4, new Map()), ['x'], Int32Array.of(0), new Float32Array(4))]).toUint8Array());
+    await writeFile(
+      join(shards, 'part-2.arrow'),
+      await RecordBatchFileWriter.writeAll([featureRecordBatch(featureSchema(4, new Map()), ['x'], Int32Array.of(0), new Float32Array(4))]).toUint8Array(),
+    );
     await expect(readFeatureFiles(shards)).rejects.toThrow(/feature file .*part-2\.arrow: has 4-dimensional features but .*part-0\.arrow has 8/);
   });
 
@@ -179,7 +192,9 @@ describe('head', () => {
       expect(result.model.layers.map((l) => l.getClassName())).toContain(kind === 'gru' ? 'GRU' : 'LSTM');
       result.model.dispose();
     }
-    await expect(trainHead(tf, make(10), make(10), { recurrent: { kind: 'gru', units: 4, timesteps: 3 } })).rejects.toThrow(/options\.recurrent must be .*timesteps dividing the feature dimension 8/);
+    await expect(trainHead(tf, make(10), make(10), { recurrent: { kind: 'gru', units: 4, timesteps: 3 } })).rejects.toThrow(
+      /options\.recurrent must be .*timesteps dividing the feature dimension 8/,
+    );
     // Timesteps default to the sequence shape the feature file declares (featherstack.sequence).
     const declared = { ...make(rows), sequence: [4, 2] as [number, number] };
     const fromFile = await trainHead(tf, declared, make(90), { epochs: 12, units: [], learningRate: 0.02, recurrent: { kind: 'gru', units: 8 } });
@@ -210,7 +225,9 @@ describe('head', () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
     await expect(readFeatureFile(join(dir, 'missing.arrow'))).rejects.toThrow(/feature file .*missing\.arrow: cannot be read \(ENOENT\)/);
     await writeFile(join(dir, 'text.arrow'), 'not arrow at all');
-    await expect(readFeatureFile(join(dir, 'text.arrow'))).rejects.toThrow(/feature file .*text\.arrow: is not an Arrow IPC file \(it does not start with ARROW1\)/);
+    await expect(readFeatureFile(join(dir, 'text.arrow'))).rejects.toThrow(
+      /feature file .*text\.arrow: is not an Arrow IPC file \(it does not start with ARROW1\)/,
+    );
     const wrong = tableFromArrays({ label: Int32Array.of(1, 2), features: Float32Array.of(1, 2) });
     await writeFile(join(dir, 'wrong.arrow'), tableToIPC(wrong, 'file'));
     await expect(readFeatureFile(join(dir, 'wrong.arrow'))).rejects.toThrow(/wrong\.arrow: column 'features' must be FixedSizeList<Float32>, found Float32/);
@@ -221,8 +238,12 @@ describe('head', () => {
     await blobs(join(dir, 'whole.arrow'), 60, 1);
     const bytes = await readFile(join(dir, 'whole.arrow'));
     await writeFile(join(dir, 'cut.arrow'), bytes.subarray(0, Math.floor(bytes.length / 2)));
-    await expect(readFeatureFile(join(dir, 'cut.arrow'))).rejects.toThrow(/feature file .*cut\.arrow: is truncated or damaged: its \d+ bytes end without the Arrow file footer/);
-    await expect(openFeatureStream(join(dir, 'cut.arrow'))).rejects.toThrow(/feature file .*cut\.arrow: is truncated or damaged: its \d+ bytes end without the Arrow file footer/);
+    await expect(readFeatureFile(join(dir, 'cut.arrow'))).rejects.toThrow(
+      /feature file .*cut\.arrow: is truncated or damaged: its \d+ bytes end without the Arrow file footer/,
+    );
+    await expect(openFeatureStream(join(dir, 'cut.arrow'))).rejects.toThrow(
+      /feature file .*cut\.arrow: is truncated or damaged: its \d+ bytes end without the Arrow file footer/,
+    );
   });
 
   it('leaks no tensors: training and disposing a head leaves the count where it was', async () => {
@@ -230,7 +251,11 @@ describe('head', () => {
     await blobs(join(dir, 't.arrow'), 90, 5);
     const set = await readFeatureFile(join(dir, 't.arrow'));
     const before = tf.memory().numTensors;
-    for (const options of [{ epochs: 3, units: [8] }, { epochs: 2, units: [], patience: 0 }, { epochs: 2, units: [], recurrent: { kind: 'gru' as const, units: 4, timesteps: 2 } }]) {
+    for (const options of [
+      { epochs: 3, units: [8] },
+      { epochs: 2, units: [], patience: 0 },
+      { epochs: 2, units: [], recurrent: { kind: 'gru' as const, units: 4, timesteps: 2 } },
+    ]) {
       const { model } = await trainHead(tf, set, set, options);
       model.dispose();
       expect(tf.memory().numTensors).toBe(before);

@@ -14,7 +14,15 @@ describe('stacked model', () => {
     const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 3 });
     const head = tf.sequential({ layers: [tf.layers.dense({ units: 3, activation: 'softmax', inputShape: [8] })] });
     const root = await mkdtemp(join(tmpdir(), 'fs-stacked-bad-'));
-    const metadata = { format: 1, classNames: ['a', 'b', 'c'], inputShape: [12, 12, 1], colorMode: 'grayscale', interpolation: 'nearest', rescale: 1 / 255, featureLayer: 'features' } as const;
+    const metadata = {
+      format: 1,
+      classNames: ['a', 'b', 'c'],
+      inputShape: [12, 12, 1],
+      colorMode: 'grayscale',
+      interpolation: 'nearest',
+      rescale: 1 / 255,
+      featureLayer: 'features',
+    } as const;
     const fresh = async (name: string) => {
       const dir = join(root, name);
       await saveStacked(stackModels(tf, base, head), dir, metadata);
@@ -23,7 +31,9 @@ describe('stacked model', () => {
     const weights = await fresh('weights');
     const size = statSync(join(weights, 'weights.bin')).size;
     truncateSync(join(weights, 'weights.bin'), 1000);
-    await expect(loadStacked(tf, weights)).rejects.toThrow(`model file ${join(weights, 'weights.bin')} holds 1000 bytes where ${join(weights, 'model.json')} describes ${size}: truncated`);
+    await expect(loadStacked(tf, weights)).rejects.toThrow(
+      `model file ${join(weights, 'weights.bin')} holds 1000 bytes where ${join(weights, 'model.json')} describes ${size}: truncated`,
+    );
     const json = await fresh('json');
     truncateSync(join(json, 'model.json'), 100);
     await expect(loadStacked(tf, json)).rejects.toThrow(new RegExp(`model file ${join(json, 'model.json')} is not valid JSON, truncated or damaged`));
@@ -37,7 +47,9 @@ describe('stacked model', () => {
 
   it('predicts what base → features → head predicts, and survives a save/load round trip', async () => {
     const base = createBaseModel(tf, { inputShape: [12, 12, 1], filters: [4], dense: [16, 8], seed: 3 });
-    const head = tf.sequential({ layers: [tf.layers.dense({ units: 6, activation: 'relu', inputShape: [8] }), tf.layers.dense({ units: 3, activation: 'softmax' })] });
+    const head = tf.sequential({
+      layers: [tf.layers.dense({ units: 6, activation: 'relu', inputShape: [8] }), tf.layers.dense({ units: 3, activation: 'softmax' })],
+    });
     const x = tf.randomUniform([5, 12, 12, 1], 0, 1, 'float32', 11);
     const twoStep = tf.tidy(() => head.predict(base.predict(x) as Tensor) as Tensor);
     const stacked = stackModels(tf, base, head);
@@ -45,7 +57,15 @@ describe('stacked model', () => {
     expect(Array.from(await oneStep.data())).toEqual(Array.from(await twoStep.data()));
 
     const dir = join(await mkdtemp(join(tmpdir(), 'fs-stacked-')), 'model');
-    const metadata = { format: 1, classNames: ['a', 'b', 'c'], inputShape: [12, 12, 1], colorMode: 'grayscale', interpolation: 'nearest', rescale: 1 / 255, featureLayer: 'features' } as const;
+    const metadata = {
+      format: 1,
+      classNames: ['a', 'b', 'c'],
+      inputShape: [12, 12, 1],
+      colorMode: 'grayscale',
+      interpolation: 'nearest',
+      rescale: 1 / 255,
+      featureLayer: 'features',
+    } as const;
     await saveStacked(stacked, dir, { ...metadata, inputShape: [12, 12, 1] });
     const loaded = await loadStacked(tf, dir);
     expect(loaded.metadata.classNames).toEqual(['a', 'b', 'c']);
@@ -57,7 +77,9 @@ describe('stacked model', () => {
     // Metadata naming fewer classes than the model has outputs would drop a class from predictions.
     const short = join(dir, '..', 'short');
     await saveStacked(stacked, short, { ...metadata, classNames: ['a', 'b'] });
-    await expect(loadStacked(tf, short)).rejects.toThrow(`model file ${join(short, 'featherstack.json')} names 2 classes but the model in ${join(short, 'model.json')} has 3 outputs`);
+    await expect(loadStacked(tf, short)).rejects.toThrow(
+      `model file ${join(short, 'featherstack.json')} names 2 classes but the model in ${join(short, 'model.json')} has 3 outputs`,
+    );
     const reloaded = loaded.model.predict(x) as Tensor;
     const a = await reloaded.data();
     const b = await twoStep.data();

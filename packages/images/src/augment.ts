@@ -125,9 +125,26 @@ function moduleUrl(name: string, value: unknown): string | null {
 
 /** Every key of AugmentOptions: anything else is a typo that would otherwise be ignored. */
 export const AUGMENT_KEYS: readonly (keyof AugmentOptions)[] = [
-  'rotationRange', 'widthShiftRange', 'heightShiftRange', 'shearRange', 'zoomRange', 'channelShiftRange', 'brightnessRange',
-  'horizontalFlip', 'verticalFlip', 'fillMode', 'cval', 'interpolationOrder', 'rescale', 'keras', 'samplewiseCenter',
-  'samplewiseStdNormalization', 'featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'zcaEpsilon',
+  'rotationRange',
+  'widthShiftRange',
+  'heightShiftRange',
+  'shearRange',
+  'zoomRange',
+  'channelShiftRange',
+  'brightnessRange',
+  'horizontalFlip',
+  'verticalFlip',
+  'fillMode',
+  'cval',
+  'interpolationOrder',
+  'rescale',
+  'keras',
+  'samplewiseCenter',
+  'samplewiseStdNormalization',
+  'featurewiseCenter',
+  'featurewiseStdNormalization',
+  'zcaWhitening',
+  'zcaEpsilon',
   'preprocessingFunction',
 ];
 
@@ -137,7 +154,11 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
   if (typeof options !== 'object' || options === null) throw invalidOption(prefix, 'an object', options);
   for (const key of Object.keys(options)) {
     if (!(AUGMENT_KEYS as readonly string[]).includes(key)) {
-      throw invalidOption(n(key), `a known augmentation option — there is no such option (known: ${AUGMENT_KEYS.join(', ')})`, (options as Record<string, unknown>)[key]);
+      throw invalidOption(
+        n(key),
+        `a known augmentation option — there is no such option (known: ${AUGMENT_KEYS.join(', ')})`,
+        (options as Record<string, unknown>)[key],
+      );
     }
   }
   let zoom: [number, number] = [1, 1];

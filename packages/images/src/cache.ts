@@ -60,7 +60,14 @@ export function cacheKey(image: ImageSpec, paths: string[], files: string): Cach
 export async function fileStamp(files: string[]): Promise<string> {
   const hash = createHash('sha256');
   for (let i = 0; i < files.length; i += 64) {
-    const stats = await Promise.all(files.slice(i, i + 64).map((f) => stat(f).then((s) => `${s.size}:${Math.trunc(s.mtimeMs)}`, (error: NodeJS.ErrnoException) => error.code ?? 'error')));
+    const stats = await Promise.all(
+      files.slice(i, i + 64).map((f) =>
+        stat(f).then(
+          (s) => `${s.size}:${Math.trunc(s.mtimeMs)}`,
+          (error: NodeJS.ErrnoException) => error.code ?? 'error',
+        ),
+      ),
+    );
     for (const s of stats) hash.update(s).update('\0');
   }
   return hash.digest('hex');
@@ -182,9 +189,13 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
       })();
       const differs = old ? Object.keys(key).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(key[k as keyof CacheKey])) : [];
       if (differs.length === 1 && differs[0] === 'files') {
-        throw new DatasetError(`pixel cache ${file} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`);
+        throw new DatasetError(
+          `pixel cache ${file} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`,
+        );
       }
-      throw new DatasetError(`pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`);
+      throw new DatasetError(
+        `pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`,
+      );
     }
     const sampleSize = key.height * key.width * key.channels;
     const offsets = new Float64Array(key.samples).fill(-1);
@@ -200,7 +211,8 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
         headerBytes = 8;
       }
       if (metaLength === 0) break; // end-of-stream marker; the footer follows
-      if (metaLength < 0 || position + headerBytes + metaLength > size) throw new DamagedCacheError(`pixel cache ${file} has a damaged message at byte ${position}`);
+      if (metaLength < 0 || position + headerBytes + metaLength > size)
+        throw new DamagedCacheError(`pixel cache ${file} has a damaged message at byte ${position}`);
       let message: Message;
       try {
         message = Message.decode(await readExactly(fh, position + headerBytes, metaLength, file));

@@ -146,10 +146,16 @@ export async function loadPixels(bytes: Buffer, image: ImageSpec, crop: ((width:
       if (!meta.width || !meta.height) throw new Error('image has no dimensions');
       pipeline = pipeline.extract(crop(meta.width, meta.height));
     }
-    pipeline = C === 1 ? pipeline.removeAlpha().toColourspace('b-w') : C === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.ensureAlpha().toColourspace('srgb');
+    pipeline =
+      C === 1
+        ? pipeline.removeAlpha().toColourspace('b-w')
+        : C === 3
+          ? pipeline.removeAlpha().toColourspace('srgb')
+          : pipeline.ensureAlpha().toColourspace('srgb');
     const resize = { fit: image.keepAspectRatio ? 'cover' : 'fill', position: 'centre', kernel: KERNELS[image.interpolation] } as const;
     const { data, info } = await pipeline.resize(W, H, resize).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.channels !== C || info.width !== W || info.height !== H) throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×${C}`);
+    if (info.channels !== C || info.width !== W || info.height !== H)
+      throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×${C}`);
     return data;
   }
   const decoded = await decodeImage(bytes, image.pixelLimit);
@@ -196,7 +202,10 @@ export async function loadImage(path: string, options: LoadImageOptions = {}): P
   try {
     const decoded = await decodeImage(await readFile(path), pixelLimit);
     const [H, W] = size ?? [decoded.height, decoded.width];
-    const box = options.keepAspectRatio && size && (W !== decoded.width || H !== decoded.height) ? aspectBox(decoded.width, decoded.height, W, H) : { left: 0, top: 0, width: decoded.width, height: decoded.height };
+    const box =
+      options.keepAspectRatio && size && (W !== decoded.width || H !== decoded.height)
+        ? aspectBox(decoded.width, decoded.height, W, H)
+        : { left: 0, top: 0, width: decoded.width, height: decoded.height };
     return { data: resizeDecoded(decoded, W, H, channels, interpolation, box), height: H, width: W, channels };
   } catch (error) {
     throw new ImageDecodeError(path, (error as Error).message);

@@ -45,7 +45,7 @@ function element(tf: TfLike, batch: ImageBatch, withLabels: boolean) {
  * await model.fitDataset(ds, { epochs: 5 });
  */
 export function toTfDataset<D = unknown>(flow: ImageFlow, tf: TfLike, options: DatasetOptions = {}): D {
-  const withLabels = options.labels ?? (flow.classMode !== 'none');
+  const withLabels = options.labels ?? flow.classMode !== 'none';
   return tf.data.generator(async function* () {
     for await (const batch of flow) yield element(tf, batch, withLabels);
   }) as D;

@@ -82,9 +82,13 @@ describe('augmentation parameters', () => {
   });
   it('rejects bad options naming the option', () => {
     // A misspelt option is an error, not silently ignored.
-    expect(() => resolveAugment({ shearRnge: 0.2 } as never)).toThrow(/^options\.augment\.shearRnge must be a known augmentation option — there is no such option \(known: rotationRange, .*shearRange.*\), received 0\.2$/);
+    expect(() => resolveAugment({ shearRnge: 0.2 } as never)).toThrow(
+      /^options\.augment\.shearRnge must be a known augmentation option — there is no such option \(known: rotationRange, .*shearRange.*\), received 0\.2$/,
+    );
     expect(() => resolveAugment({ zoomRange: 1.5 })).toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received 1.5');
-    expect(() => resolveAugment({ fillMode: 'mirror' as never })).toThrow(`options.augment.fillMode must be one of 'constant', 'nearest', 'reflect', 'wrap', received "mirror"`);
+    expect(() => resolveAugment({ fillMode: 'mirror' as never })).toThrow(
+      `options.augment.fillMode must be one of 'constant', 'nearest', 'reflect', 'wrap', received "mirror"`,
+    );
     expect(() => resolveAugment({ rotationRange: -1 })).toThrow('options.augment.rotationRange must be a finite number ≥ 0, received -1');
     expect(() => resolveAugment({ rescale: 0 })).toThrow('options.augment.rescale must be a finite non-zero number, received 0');
   });

@@ -49,7 +49,9 @@ describe('directory listing (Keras flow_from_directory semantics)', () => {
     await expect(listDirectory(join(root, 'nope'))).rejects.toThrow(/dataset directory .*nope does not exist/);
     await expect(listDirectory(root)).rejects.toThrow(/has no class subdirectories/);
     await expect(listDirectory(root, { validationSplit: 1.5 })).rejects.toThrow('options.validationSplit must be a number in [0, 1), received 1.5');
-    await expect(listDirectory(root, { subset: 'test' as never, validationSplit: 0.2 })).rejects.toThrow(`options.subset must be 'training' or 'validation', received "test"`);
+    await expect(listDirectory(root, { subset: 'test' as never, validationSplit: 0.2 })).rejects.toThrow(
+      `options.subset must be 'training' or 'validation', received "test"`,
+    );
   });
 
   it('compares by code point like Python, not by UTF-16 unit', () => {

@@ -7,7 +7,8 @@ import { tempDir, withHooks, writeImage, writeText } from './helpers.js';
 let root: string;
 beforeAll(async () => {
   root = await tempDir();
-  for (let i = 0; i < 23; i++) await writeImage(join(root, i % 3 === 0 ? 'a' : 'b', `${String(i).padStart(2, '0')}.png`), { width: 16, height: 12, seed: i * 11 });
+  for (let i = 0; i < 23; i++)
+    await writeImage(join(root, i % 3 === 0 ? 'a' : 'b', `${String(i).padStart(2, '0')}.png`), { width: 16, height: 12, seed: i * 11 });
 });
 
 const augmented: FlowOptions = {
@@ -122,7 +123,12 @@ describe('bad input', () => {
     await writeText(join(dir, 'x', 'empty.jpg'), '');
     const events: string[] = [];
     const flow = await flowFromDirectory(dir, {
-      targetSize: [10, 12], batchSize: 4, workers: 2, shuffle: false, onError: 'skip', augment: { rescale: 1 / 255 },
+      targetSize: [10, 12],
+      batchSize: 4,
+      workers: 2,
+      shuffle: false,
+      onError: 'skip',
+      augment: { rescale: 1 / 255 },
       onSkip: (f) => events.push(f.path),
     });
     try {
@@ -161,23 +167,39 @@ describe('bad input', () => {
 
   it('validates options up front, naming the option and the value', async () => {
     await expect(flowFromDirectory(root, { batchSize: 0 })).rejects.toThrow('options.batchSize must be a positive integer, received 0');
-    await expect(flowFromDirectory(root, { colorMode: 'cmyk' as never })).rejects.toThrow(`options.colorMode must be 'grayscale', 'rgb' or 'rgba', received "cmyk"`);
+    await expect(flowFromDirectory(root, { colorMode: 'cmyk' as never })).rejects.toThrow(
+      `options.colorMode must be 'grayscale', 'rgb' or 'rgba', received "cmyk"`,
+    );
     await expect(flowFromDirectory(root, { workers: 1.5 })).rejects.toThrow('options.workers must be a positive integer, received 1.5');
     await expect(flowFromDirectory(root, { classMode: 'binary', classes: ['a'] })).rejects.toThrow(/'binary' only with exactly 2 classes \(found 1\)/);
-    await expect(flowFromDirectory(root, { targetSize: [0, 10] })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received [0, 10]');
-    await expect(flowFromDirectory(root, { targetSize: 28 as never })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received 28');
-    await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(`options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`);
+    await expect(flowFromDirectory(root, { targetSize: [0, 10] })).rejects.toThrow(
+      'options.targetSize must be [height, width] of positive integers, received [0, 10]',
+    );
+    await expect(flowFromDirectory(root, { targetSize: 28 as never })).rejects.toThrow(
+      'options.targetSize must be [height, width] of positive integers, received 28',
+    );
+    await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(
+      `options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`,
+    );
     await expect(flowFromDirectory(root, { seed: 1.5 })).rejects.toThrow('options.seed must be an integer, received 1.5');
     await expect(flowFromDirectory(root, { prefetch: -1 })).rejects.toThrow('options.prefetch must be a positive integer, received -1');
     // Batches that cannot fit in memory are refused by name, up front (not "Array buffer allocation failed").
-    await expect(flowFromDirectory(root, { batchSize: 1e9, workers: 1 })).rejects.toThrow(/options\.batchSize must be small enough that \d+ batches of 256×256×3 float32 images fit in half of this machine's .* GiB asked for; lower batchSize or targetSize\), received 1000000000/);
-    await expect(flowFromDirectory(root, { targetSize: [20000, 20000], workers: 1 })).rejects.toThrow(/options\.batchSize must be small enough .* 20000×20000×3 float32 images/);
+    await expect(flowFromDirectory(root, { batchSize: 1e9, workers: 1 })).rejects.toThrow(
+      /options\.batchSize must be small enough that \d+ batches of 256×256×3 float32 images fit in half of this machine's .* GiB asked for; lower batchSize or targetSize\), received 1000000000/,
+    );
+    await expect(flowFromDirectory(root, { targetSize: [20000, 20000], workers: 1 })).rejects.toThrow(
+      /options\.batchSize must be small enough .* 20000×20000×3 float32 images/,
+    );
     await expect(flowFromDirectory(root, { pixelLimit: 0 })).rejects.toThrow('options.pixelLimit must be a positive integer, received 0');
     await expect(flowFromDirectory(root, { onSkip: 'log' as never })).rejects.toThrow('options.onSkip must be a function, received "string"');
-    await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow('options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]');
+    await expect(flowFromDirectory(root, { augment: { zoomRange: [2, 1] } })).rejects.toThrow(
+      'options.augment.zoomRange must be a number in [0, 1) or [lo, hi] with 0 < lo ≤ hi, received [2, 1]',
+    );
     await expect(flowFromDirectory(root, { dtype: 'int16' as never })).rejects.toThrow(`options.dtype must be 'float32' or 'uint8', received "int16"`);
     await expect(flowFromDirectory(root, { fastDecode: 'yes' as never })).rejects.toThrow('options.fastDecode must be a boolean, received "yes"');
-    await expect(flowFromDirectory(root, { randomCrop: { scale: [0.5, 2] } })).rejects.toThrow('options.randomCrop.scale must be [lo, hi] with 0 < lo ≤ hi ≤ 1, received [0.5, 2]');
+    await expect(flowFromDirectory(root, { randomCrop: { scale: [0.5, 2] } })).rejects.toThrow(
+      'options.randomCrop.scale must be [lo, hi] with 0 < lo ≤ hi ≤ 1, received [0.5, 2]',
+    );
     await expect(flowFromDirectory(root, { cache: 42 as never })).rejects.toThrow('options.cache must be a file path, received 42');
     await expect(flowFromDirectory(root, { augment: { zcaEpsilon: 0 } })).rejects.toThrow('options.augment.zcaEpsilon must be a finite number > 0, received 0');
     const flow = await flowFromDirectory(root, augmented);

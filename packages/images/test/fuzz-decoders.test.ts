@@ -52,7 +52,9 @@ function outcome(b: Buffer): string {
     const image = decoderOf(b)(b, 16384 * 16384);
     return image.data.length === image.width * image.height * image.channels ? 'decoded' : 'inconsistent';
   } catch (error) {
-    return error instanceof Error && error.constructor === Error && error.message.length > 0 ? 'refused' : `internal ${(error as Error).name}: ${(error as Error).message}`;
+    return error instanceof Error && error.constructor === Error && error.message.length > 0
+      ? 'refused'
+      : `internal ${(error as Error).name}: ${(error as Error).message}`;
   }
 }
 
@@ -63,7 +65,12 @@ function png(ihdr: Buffer, ...chunks: [string, Buffer][]): Buffer {
     head.write(type, 4, 'latin1');
     return Buffer.concat([head, data, Buffer.alloc(4)]);
   };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...chunks.map(([t, d]) => chunk(t, d)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    ...chunks.map(([t, d]) => chunk(t, d)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 describe('decoder fuzzing', () => {
@@ -101,7 +108,9 @@ describe('decoder fuzzing', () => {
     const small = Buffer.from(ihdr);
     small.writeUInt32BE(2, 0);
     small.writeUInt32BE(2, 4);
-    expect(() => decodePng(png(small, ['IDAT', deflateSync(Buffer.alloc(50_000_000))]), 1e9)).toThrow('PNG image data inflates to more than the 34 bytes its header describes');
+    expect(() => decodePng(png(small, ['IDAT', deflateSync(Buffer.alloc(50_000_000))]), 1e9)).toThrow(
+      'PNG image data inflates to more than the 34 bytes its header describes',
+    );
     expect(() => decodePnm(Buffer.from('P6\n16000 16000\n65535\nxx'), 16384 * 16384)).toThrow('PNM image data is truncated');
     expect(() => decodePnm(Buffer.from('P1\n16000 16000\n0 1'), 16384 * 16384)).toThrow('PBM image data is truncated');
     const bmp = Buffer.alloc(54);

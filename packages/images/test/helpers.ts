@@ -12,7 +12,8 @@ export async function tempDir(prefix = 'featherstack-'): Promise<string> {
 export async function writeImage(path: string, options: { width?: number; height?: number; channels?: 1 | 3; seed?: number } = {}): Promise<void> {
   const { width = 12, height = 10, channels = 3, seed = 0 } = options;
   const data = Buffer.alloc(width * height * channels);
-  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) for (let k = 0; k < channels; k++) data[(r * width + c) * channels + k] = (seed + 7 * r + 3 * c + 50 * k) % 256;
+  for (let r = 0; r < height; r++)
+    for (let c = 0; c < width; c++) for (let k = 0; k < channels; k++) data[(r * width + c) * channels + k] = (seed + 7 * r + 3 * c + 50 * k) % 256;
   await mkdir(dirname(path), { recursive: true });
   await sharp(data, { raw: { width, height, channels } }).png().toFile(path);
 }

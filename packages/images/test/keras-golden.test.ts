@@ -19,9 +19,30 @@ describe('keras: true reproduces Keras 3 apply_affine_transform', () => {
   for (const c of golden.cases) {
     it(`${JSON.stringify(c.params)} with fill mode ${c.fill_mode}`, () => {
       const p = c.params;
-      const m = kerasAffine({ theta: p.theta!, heightShift: p.tx!, widthShift: p.ty!, shear: p.shear!, zx: p.zx!, zy: p.zy! }, golden.height, golden.width, true);
+      const m = kerasAffine(
+        { theta: p.theta!, heightShift: p.tx!, widthShift: p.ty!, shear: p.shear!, zx: p.zx!, zy: p.zy! },
+        golden.height,
+        golden.width,
+        true,
+      );
       const dst = new Float32Array(golden.image.length);
-      warpInto(src, m, { height: golden.height, width: golden.width, channels: golden.channels, fillMode: c.fill_mode, cval: c.cval, order: 1, flipHorizontal: false, flipVertical: false }, dst, 0, 1);
+      warpInto(
+        src,
+        m,
+        {
+          height: golden.height,
+          width: golden.width,
+          channels: golden.channels,
+          fillMode: c.fill_mode,
+          cval: c.cval,
+          order: 1,
+          flipHorizontal: false,
+          flipVertical: false,
+        },
+        dst,
+        0,
+        1,
+      );
       const mismatches = Array.from(dst).filter((v, i) => Math.abs(v - c.output[i]!) > 1e-3);
       expect(mismatches.length).toBe(0);
     });

@@ -41,7 +41,8 @@ describe(`loading matches Keras's load_img on ${golden.cases.length} generated c
   it('covers every source layout, colour mode and filter, and more than 1,000 cases', () => {
     expect(golden.cases.length).toBeGreaterThanOrEqual(1000);
     const kinds = new Set(golden.sources.map((s) => s.kind.split('-').slice(0, 2).join('-')));
-    for (const k of ['png-gray16', 'png-palette8', 'png-rgba16', 'bmp-16', 'bmp-pal4', 'ppm-P1', 'ppm-P3', 'ppm-P5', 'ppm-P6', 'tiff-I16', 'jpeg-RGB']) expect(kinds).toContain(k);
+    for (const k of ['png-gray16', 'png-palette8', 'png-rgba16', 'bmp-16', 'bmp-pal4', 'ppm-P1', 'ppm-P3', 'ppm-P5', 'ppm-P6', 'tiff-I16', 'jpeg-RGB'])
+      expect(kinds).toContain(k);
     for (const mode of ['grayscale', 'rgb', 'rgba']) expect(golden.cases.some((c) => c.colorMode === mode)).toBe(true);
     for (const f of ['nearest', 'bilinear', 'bicubic', 'lanczos']) expect(golden.cases.some((c) => c.interpolation === f)).toBe(true);
   });

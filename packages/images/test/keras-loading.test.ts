@@ -24,15 +24,25 @@ beforeAll(async () => {
   const { height: h, width: w } = golden;
   for (const channels of [3, 4] as const) {
     const data = Buffer.alloc(h * w * channels);
-    for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) for (let k = 0; k < channels; k++) data[(r * w + c) * channels + k] = (7 * r + 3 * c + 50 * k + ((r * c) % 13)) % 256;
+    for (let r = 0; r < h; r++)
+      for (let c = 0; c < w; c++) for (let k = 0; k < channels; k++) data[(r * w + c) * channels + k] = (7 * r + 3 * c + 50 * k + ((r * c) % 13)) % 256;
     await mkdir(join(dir, channels === 3 ? 'rgb' : 'rgba', 'x'), { recursive: true });
-    await sharp(data, { raw: { width: w, height: h, channels } }).png().toFile(join(dir, channels === 3 ? 'rgb' : 'rgba', 'x', 'image.png'));
+    await sharp(data, { raw: { width: w, height: h, channels } })
+      .png()
+      .toFile(join(dir, channels === 3 ? 'rgb' : 'rgba', 'x', 'image.png'));
   }
 });
 afterAll(() => pool.close());
 
 async function load(c: Case): Promise<Float32Array> {
-  const flow = await flowFromDirectory(join(dir, c.source), { pool, targetSize: c.size, colorMode: c.colorMode, interpolation: c.interpolation, keepAspectRatio: c.keepAspectRatio, shuffle: false });
+  const flow = await flowFromDirectory(join(dir, c.source), {
+    pool,
+    targetSize: c.size,
+    colorMode: c.colorMode,
+    interpolation: c.interpolation,
+    keepAspectRatio: c.keepAspectRatio,
+    shuffle: false,
+  });
   const batch = (await flow.epoch(0).next()).value!;
   const out = (batch.images as Float32Array).slice();
   await flow.close();

@@ -30,7 +30,10 @@ describe('image kinds', () => {
     const rgb = Buffer.alloc(16 * 16 * 3);
     for (let i = 0; i < rgb.length; i += 3) [rgb[i], rgb[i + 1], rgb[i + 2]] = [200, 40, 90];
     await writeImage(join(dir, 'x', 'placeholder.png'));
-    await sharp(rgb, { raw: { width: 16, height: 16, channels: 3 } }).toColourspace('cmyk').jpeg({ quality: 100 }).toFile(join(dir, 'x', 'cmyk.jpg'));
+    await sharp(rgb, { raw: { width: 16, height: 16, channels: 3 } })
+      .toColourspace('cmyk')
+      .jpeg({ quality: 100 })
+      .toFile(join(dir, 'x', 'cmyk.jpg'));
     expect((await sharp(join(dir, 'x', 'cmyk.jpg')).metadata()).space).toBe('cmyk');
     const { images, shape } = await first(dir, { targetSize: [16, 16], classes: ['x'], batchSize: 1 });
     expect(shape).toEqual([1, 16, 16, 3]);
@@ -45,7 +48,10 @@ describe('image kinds', () => {
     for (let i = 0; i < px.length; i++) px[i] = (i * 4099) % 65536;
     const file = join(dir, 'x', 'deep.png');
     await mkdir(join(dir, 'x'), { recursive: true });
-    await sharp(px, { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toFile(file);
+    await sharp(px, { raw: { width: 4, height: 4, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toFile(file);
     expect((await sharp(file).metadata()).depth).toBe('ushort');
     const { images } = await first(dir, { targetSize: [4, 4], classes: ['x'] });
     expect(images).toEqual(Array.from(px, (v) => v >> 8));
@@ -67,11 +73,14 @@ describe('image kinds', () => {
     }
   });
 
-  it("refuses a 16-bit grayscale PNG in grayscale mode by path (Keras keeps 0–65535), and clips it to 255 in rgb mode as Keras does", async () => {
+  it('refuses a 16-bit grayscale PNG in grayscale mode by path (Keras keeps 0–65535), and clips it to 255 in rgb mode as Keras does', async () => {
     const dir = await tempDir();
     const file = join(dir, 'x', 'gray16.png');
     await mkdir(join(dir, 'x'), { recursive: true });
-    await sharp(Uint16Array.from([0, 100, 255, 256, 1000, 65535]), { raw: { width: 6, height: 1, channels: 1 } }).toColourspace('grey16').png().toFile(file);
+    await sharp(Uint16Array.from([0, 100, 255, 256, 1000, 65535]), { raw: { width: 6, height: 1, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toFile(file);
     const rgb = await first(dir, { targetSize: [1, 6] });
     expect(rgb.images.filter((_, i) => i % 3 === 0)).toEqual([0, 100, 255, 255, 255, 255]);
     await expect(first(dir, { targetSize: [1, 6], colorMode: 'grayscale' })).rejects.toThrow(/gray16\.png: 16-bit grayscale image: Keras keeps its values/);
@@ -90,8 +99,12 @@ describe('image kinds', () => {
     const dir = await tempDir();
     await writeImage(join(dir, 'x', 'a.png'), { seed: 1 });
     const raw = Buffer.alloc(12 * 10 * 3, 90);
-    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } }).webp({ lossless: true }).toFile(join(dir, 'x', 'b.webp'));
-    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } }).gif().toFile(join(dir, 'x', 'c.gif'));
+    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } })
+      .webp({ lossless: true })
+      .toFile(join(dir, 'x', 'b.webp'));
+    await sharp(raw, { raw: { width: 12, height: 10, channels: 3 } })
+      .gif()
+      .toFile(join(dir, 'x', 'c.gif'));
     expect((await first(dir, { targetSize: [10, 12], batchSize: 8 })).paths).toEqual(['x/a.png']);
     const all = await first(dir, { targetSize: [10, 12], batchSize: 8, extensions: [...KERAS_EXTENSIONS, 'webp', 'gif'] });
     expect(all.paths).toEqual(['x/a.png', 'x/b.webp', 'x/c.gif']);
@@ -169,7 +182,11 @@ describe('standardisation (Keras standardize)', () => {
   });
 
   it('samplewise centring and std normalisation give each image mean 0 and std 1', async () => {
-    const { images } = await first(dir, { targetSize: [5, 6], batchSize: 8, augment: { rescale: 1 / 255, samplewiseCenter: true, samplewiseStdNormalization: true } });
+    const { images } = await first(dir, {
+      targetSize: [5, 6],
+      batchSize: 8,
+      augment: { rescale: 1 / 255, samplewiseCenter: true, samplewiseStdNormalization: true },
+    });
     for (let s = 0; s < 8; s++) {
       const x = images.slice(s * 90, (s + 1) * 90);
       const mean = x.reduce((a, v) => a + v, 0) / x.length;
@@ -215,7 +232,9 @@ describe('standardisation (Keras standardize)', () => {
       // Correlated pixels: a random base value plus noise, so whitening has something to undo.
       const base = rand() * 200;
       const px = Buffer.from(Array.from({ length: 4 * 5 }, () => Math.min(255, base + rand() * 55)));
-      await sharp(px, { raw: { width: 5, height: 4, channels: 1 } }).png().toFile(join(zdir, 'x', `${String(i).padStart(2, '0')}.png`));
+      await sharp(px, { raw: { width: 5, height: 4, channels: 1 } })
+        .png()
+        .toFile(join(zdir, 'x', `${String(i).padStart(2, '0')}.png`));
     }
     const augment = { rescale: 1 / 255, featurewiseCenter: true, zcaWhitening: true, zcaEpsilon: 1e-9 };
     const flow = await flowFromDirectory(zdir, { pool, targetSize: [4, 5], colorMode: 'grayscale', batchSize: 60, shuffle: false, augment });
@@ -245,6 +264,8 @@ describe('standardisation (Keras standardize)', () => {
     const plain = await first(dir, { targetSize: [5, 6], batchSize: 2 });
     const inverted = await first(dir, { targetSize: [5, 6], batchSize: 2, augment: { preprocessingFunction: mod, rescale: 0.5 } });
     expect(inverted.images).toEqual(plain.images.map((v) => (255 - v) * 0.5));
-    await expect(flowFromDirectory(dir, { pool, augment: { preprocessingFunction: join(dir, 'missing.mjs') } })).rejects.toThrow(/options\.augment\.preprocessingFunction must be the path of an existing ES module/);
+    await expect(flowFromDirectory(dir, { pool, augment: { preprocessingFunction: join(dir, 'missing.mjs') } })).rejects.toThrow(
+      /options\.augment\.preprocessingFunction must be the path of an existing ES module/,
+    );
   });
 });

@@ -31,7 +31,9 @@ describe('direct PNG decoding (Pillow-exact; most layouts are covered by the Ker
     ['palette', 3, { palette: true, colours: 64, dither: 0 }],
   ] as const) {
     it(`decodes ${name} exactly as libvips does`, async () => {
-      const png = await sharp(pixels(channels), { raw: { width: 23, height: 17, channels } }).png(options).toBuffer();
+      const png = await sharp(pixels(channels), { raw: { width: 23, height: 17, channels } })
+        .png(options)
+        .toBuffer();
       expect(isPng(png)).toBe(true);
       const fast = decodePng(png, 1e9);
       const reference = await viaSharp(png);
@@ -41,18 +43,27 @@ describe('direct PNG decoding (Pillow-exact; most layouts are covered by the Ker
   }
 
   it('decodes interlaced and transparent-palette PNGs as libvips does, and 16-bit RGB to its high byte as Pillow does', async () => {
-    const interlaced = await sharp(pixels(3), { raw: { width: 23, height: 17, channels: 3 } }).png({ progressive: true }).toBuffer();
+    const interlaced = await sharp(pixels(3), { raw: { width: 23, height: 17, channels: 3 } })
+      .png({ progressive: true })
+      .toBuffer();
     expect(Array.from(decodePng(interlaced, 1e9).data)).toEqual((await viaSharp(interlaced)).data);
-    const transparent = await sharp(pixels(4), { raw: { width: 23, height: 17, channels: 4 } }).png({ palette: true, dither: 0 }).toBuffer();
+    const transparent = await sharp(pixels(4), { raw: { width: 23, height: 17, channels: 4 } })
+      .png({ palette: true, dither: 0 })
+      .toBuffer();
     const decoded = decodePng(transparent, 1e9);
     expect(decoded.channels).toBe(4);
     expect(Array.from(decoded.data)).toEqual((await viaSharp(transparent)).data);
-    const deep = await sharp(new Uint16Array(4 * 4 * 3).fill(40000), { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    const deep = await sharp(new Uint16Array(4 * 4 * 3).fill(40000), { raw: { width: 4, height: 4, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     expect(Array.from(new Set(decodePng(deep, 1e9).data))).toEqual([40000 >> 8]);
   });
 
   it('refuses damaged files and oversized headers with a reason', async () => {
-    const png = await sharp(pixels(3), { raw: { width: 23, height: 17, channels: 3 } }).png().toBuffer();
+    const png = await sharp(pixels(3), { raw: { width: 23, height: 17, channels: 3 } })
+      .png()
+      .toBuffer();
     expect(() => decodePng(png.subarray(0, 60), 1e9)).toThrow(/truncated/);
     expect(() => decodePng(png, 100)).toThrow(/pixel limit/);
   });

@@ -133,7 +133,11 @@ describe('pixel cache', () => {
     const [e0] = await epochs(first, [0]);
     await first.close();
     const full = statSync(cache).size;
-    for (const damage of [(f: string) => truncateSync(f, Math.floor(full / 2)), (f: string) => truncateSync(f, full - 3), (f: string) => writeFileSync(f, 'not arrow at all')]) {
+    for (const damage of [
+      (f: string) => truncateSync(f, Math.floor(full / 2)),
+      (f: string) => truncateSync(f, full - 3),
+      (f: string) => writeFileSync(f, 'not arrow at all'),
+    ]) {
       damage(cache);
       const warnings: string[] = [];
       const onWarning = (w: Error & { code?: string }) => w.code === 'FEATHERSTACK_CACHE_REBUILT' && warnings.push(w.message);
@@ -148,7 +152,9 @@ describe('pixel cache', () => {
         process.off('warning', onWarning);
       }
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(new RegExp(`^pixel cache ${cache} (is truncated|is not an Arrow IPC file).*: removed, to be rebuilt by the next full epoch$`));
+      expect(warnings[0]).toMatch(
+        new RegExp(`^pixel cache ${cache} (is truncated|is not an Arrow IPC file).*: removed, to be rebuilt by the next full epoch$`),
+      );
       const reused = await flowFromDirectory(root, { ...options, cache });
       expect(reused.cached).toBe(true);
       await reused.close();
@@ -174,7 +180,9 @@ describe('pixel cache', () => {
     const a = await flowFromDirectory(root, { ...options, cache });
     await epochs(a, [0]);
     await a.close();
-    await expect(flowFromDirectory(root, { ...options, cache, targetSize: [8, 8] })).rejects.toThrow(new RegExp(`pixel cache ${cache} was built for other images or settings`));
+    await expect(flowFromDirectory(root, { ...options, cache, targetSize: [8, 8] })).rejects.toThrow(
+      new RegExp(`pixel cache ${cache} was built for other images or settings`),
+    );
     await expect(flowFromDirectory(root, { ...options, cache, randomCrop: true })).rejects.toThrow('options.cache must be unset with randomCrop');
   });
 

@@ -43,8 +43,22 @@ describe('manifests (Keras flow_from_dataframe)', () => {
   });
 
   it('delivers raw target vectors and multi-output labels alongside the images', async () => {
-    const raw = await flowFromManifest(join(dir, 'labels.csv'), { yCol: ['x', 'y'], classMode: 'raw', targetSize: [6, 8], batchSize: 4, shuffle: false, workers: 1 });
-    const multi = await flowFromManifest(join(dir, 'labels.csv'), { yCol: ['x', 'y'], classMode: 'multi_output', targetSize: [6, 8], batchSize: 4, seed: 2, workers: 1 });
+    const raw = await flowFromManifest(join(dir, 'labels.csv'), {
+      yCol: ['x', 'y'],
+      classMode: 'raw',
+      targetSize: [6, 8],
+      batchSize: 4,
+      shuffle: false,
+      workers: 1,
+    });
+    const multi = await flowFromManifest(join(dir, 'labels.csv'), {
+      yCol: ['x', 'y'],
+      classMode: 'multi_output',
+      targetSize: [6, 8],
+      batchSize: 4,
+      seed: 2,
+      workers: 1,
+    });
     try {
       const r = (await raw.epoch(0).next()).value!;
       expect(Array.from(r.labels()!)).toEqual([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]);
@@ -74,8 +88,12 @@ describe('manifests (Keras flow_from_dataframe)', () => {
 
   it('names the file, row and column of bad manifest content', async () => {
     await writeFile(join(dir, 'bad.csv'), 'filename,x\nimg/0.png,1\nimg/1.png,abc\n');
-    await expect(readManifest(join(dir, 'bad.csv'), { yCol: 'x', classMode: 'raw' })).rejects.toThrow(`manifest ${join(dir, 'bad.csv')}, row 3, column 'x': expected a number, found "abc"`);
-    await expect(readManifest(join(dir, 'bad.csv'), { yCol: 'label' })).rejects.toThrow(`manifest ${join(dir, 'bad.csv')} has no column 'label' (columns: filename, x)`);
+    await expect(readManifest(join(dir, 'bad.csv'), { yCol: 'x', classMode: 'raw' })).rejects.toThrow(
+      `manifest ${join(dir, 'bad.csv')}, row 3, column 'x': expected a number, found "abc"`,
+    );
+    await expect(readManifest(join(dir, 'bad.csv'), { yCol: 'label' })).rejects.toThrow(
+      `manifest ${join(dir, 'bad.csv')} has no column 'label' (columns: filename, x)`,
+    );
     await expect(readManifest(join(dir, 'missing.csv'))).rejects.toThrow(/cannot read manifest .*missing\.csv/);
     await expect(readManifest(join(dir, 'labels.txt'))).rejects.toThrow(/unsupported extension '\.txt'/);
     await writeFile(join(dir, 'broken.csv'), 'filename,class\n"img/0.png,a\n');
@@ -83,7 +101,9 @@ describe('manifests (Keras flow_from_dataframe)', () => {
     // Found by fuzzing: a truncated Arrow manifest reached apache-arrow's "reading 'fieldsLength'".
     const arrow = tableToIPC(tableFromArrays({ filename: ['img/0.png', 'img/1.png'], class: ['a', 'b'] }), 'file');
     await writeFile(join(dir, 'cut.arrow'), arrow.subarray(0, arrow.length - 40));
-    await expect(readManifest(join(dir, 'cut.arrow'))).rejects.toThrow(`manifest ${join(dir, 'cut.arrow')} is truncated or damaged: its ${arrow.length - 40} bytes end without the Arrow file footer`);
+    await expect(readManifest(join(dir, 'cut.arrow'))).rejects.toThrow(
+      `manifest ${join(dir, 'cut.arrow')} is truncated or damaged: its ${arrow.length - 40} bytes end without the Arrow file footer`,
+    );
   });
 
   it('splits a dataset into disjoint shards that together cover it', async () => {
@@ -97,7 +117,9 @@ describe('manifests (Keras flow_from_dataframe)', () => {
         ['img/2.png', 'img/5.png'],
       ]);
       expect(shards.flatMap((f) => Array.from(f.classes)).sort()).toEqual(Array.from(whole.classes).sort());
-      await expect(flowFromManifest(join(dir, 'labels.csv'), { ...options, shard: { index: 3, count: 3 } })).rejects.toThrow('options.shard must be { index, count } with integers 0 ≤ index < count');
+      await expect(flowFromManifest(join(dir, 'labels.csv'), { ...options, shard: { index: 3, count: 3 } })).rejects.toThrow(
+        'options.shard must be { index, count } with integers 0 ≤ index < count',
+      );
     } finally {
       await Promise.all([whole, ...shards].map((f) => f.close()));
     }
@@ -134,7 +156,8 @@ describe('in-memory arrays (Keras flow(x, y))', () => {
   });
 
   it('augments deterministically and keeps uint8 batches when asked', async () => {
-    const make = (workers: number) => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { batchSize: 3, seed: 4, workers, dtype: 'uint8', augment: { rotationRange: 30, horizontalFlip: true } });
+    const make = (workers: number) =>
+      flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { batchSize: 3, seed: 4, workers, dtype: 'uint8', augment: { rotationRange: 30, horizontalFlip: true } });
     const [a, b] = [make(1), make(2)];
     try {
       const ea = [];
@@ -151,11 +174,19 @@ describe('in-memory arrays (Keras flow(x, y))', () => {
   });
 
   it('validates shapes and labels', () => {
-    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 2] })).toThrow('options.x.shape must be [samples, height, width, channels] with channels 1, 3 or 4, received [10, 4, 5, 2]');
+    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 2] })).toThrow(
+      'options.x.shape must be [samples, height, width, channels] with channels 1, 3 or 4, received [10, 4, 5, 2]',
+    );
     expect(() => flowFromArray({ data: x, shape: [n, 4, 4, 1] })).toThrow('options.x.data must be 160 values for shape [10, 4, 4, 1], received "200 values"');
-    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { y: [1, 2] })).toThrow('options.y must be 10 class indices (one per sample), received "2 values"');
-    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { y: Array(10).fill(0.5) })).toThrow('options.y[0] must be a non-negative integer class index, received 0.5');
+    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { y: [1, 2] })).toThrow(
+      'options.y must be 10 class indices (one per sample), received "2 values"',
+    );
+    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { y: Array(10).fill(0.5) })).toThrow(
+      'options.y[0] must be a non-negative integer class index, received 0.5',
+    );
     expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { cache: 'x.arrow' } as never)).toThrow('options.cache must be unset for in-memory arrays');
-    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { dtype: 'uint8', augment: { rescale: 1 / 255 } })).toThrow("options.dtype must be 'float32' when rescale");
+    expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { dtype: 'uint8', augment: { rescale: 1 / 255 } })).toThrow(
+      "options.dtype must be 'float32' when rescale",
+    );
   });
 });

@@ -9,7 +9,13 @@ import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 /** An evaluation, with the images left out under onError: 'skip'. */
 export type ImageEvaluation = Evaluation & { skipped: { path: string; reason: string }[] };
 
-export async function evaluate(options: { model: string; data: string; topK?: number[]; workers?: number; onError?: 'raise' | 'skip' }): Promise<ImageEvaluation> {
+export async function evaluate(options: {
+  model: string;
+  data: string;
+  topK?: number[];
+  workers?: number;
+  onError?: 'raise' | 'skip';
+}): Promise<ImageEvaluation> {
   const tf = loadTensorFlow();
   const { model, metadata } = await loadStacked(tf, options.model);
   const [height, width] = metadata.inputShape;
@@ -26,7 +32,10 @@ export async function evaluate(options: { model: string; data: string; topK?: nu
   });
   try {
     const unknown = flow.classNames.filter((c) => !metadata.classNames.includes(c));
-    if (unknown.length > 0) throw new Error(`evaluate: ${options.data} has classes the model does not know: ${unknown.join(', ')} (model classes: ${metadata.classNames.join(', ')})`);
+    if (unknown.length > 0)
+      throw new Error(
+        `evaluate: ${options.data} has classes the model does not know: ${unknown.join(', ')} (model classes: ${metadata.classNames.join(', ')})`,
+      );
     const c = metadata.classNames.length;
     const probabilities = new Float32Array(flow.samples * c);
     const labels = new Int32Array(flow.samples);

@@ -47,7 +47,12 @@ export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOpti
 }
 
 /** A plain flow in file order, rescaled only: validation, extraction and evaluation. */
-export function plainFlow(dir: string, s: ImageSettings, rescale: number, options: { cache?: string; batchSize?: number; shard?: { index: number; count: number } } = {}): Promise<ImageFlow> {
+export function plainFlow(
+  dir: string,
+  s: ImageSettings,
+  rescale: number,
+  options: { cache?: string; batchSize?: number; shard?: { index: number; count: number } } = {},
+): Promise<ImageFlow> {
   return flowFromDirectory(dir, {
     ...common(s),
     batchSize: options.batchSize ?? s.batchSize,

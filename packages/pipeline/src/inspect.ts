@@ -39,7 +39,11 @@ export async function inspect(path: string): Promise<Inspection> {
     }
     const metadata = Object.fromEntries(reader.schema.metadata);
     const names = reader.schema.fields.map((f) => f.name);
-    const kind = metadata[PIXEL_CACHE_METADATA] ? 'pixel-cache' : names.includes(FEATURE_COLUMNS.features) && names.includes(FEATURE_COLUMNS.label) ? 'features' : 'arrow';
+    const kind = metadata[PIXEL_CACHE_METADATA]
+      ? 'pixel-cache'
+      : names.includes(FEATURE_COLUMNS.features) && names.includes(FEATURE_COLUMNS.label)
+        ? 'features'
+        : 'arrow';
     const info = readFeatureInfo(reader.schema.metadata);
     if (typeof info === 'string') throw new Error(`inspect: ${path} ${info}`);
     const { classNames } = info;

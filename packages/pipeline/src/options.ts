@@ -50,7 +50,9 @@ export const runConfigSchema = z
   .object({
     data: z.string().min(1).describe('dataset with train/ and val/ class folders'),
     out: z.string().min(1).describe('output directory'),
-    imageSize: z.union([positive, z.tuple([positive, positive])], { error: 'expected a positive integer N or [height, width]' }).describe('N or [height, width]'),
+    imageSize: z
+      .union([positive, z.tuple([positive, positive])], { error: 'expected a positive integer N or [height, width]' })
+      .describe('N or [height, width]'),
     colorMode: z.enum(['grayscale', 'rgb', 'rgba']),
     batchSize: positive,
     baseEpochs: positive,
@@ -183,7 +185,10 @@ function describeIssues(issues: z.core.$ZodIssue[], prefix: string): string[] {
   return issues.map((issue) => {
     const key = issue.path.length > 0 ? `${prefix}${issue.path.join('.')}` : prefix.replace(/\.$/, '') || '(top level)';
     const shape = issue.path[0] === 'augment' || prefix ? augmentSchema.shape : runConfigSchema.shape;
-    const unknown = issue.code === 'unrecognized_keys' ? ` (unknown key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}; known: ${Object.keys(shape).join(', ')})` : '';
+    const unknown =
+      issue.code === 'unrecognized_keys'
+        ? ` (unknown key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}; known: ${Object.keys(shape).join(', ')})`
+        : '';
     return `  ${key}: ${issue.message}${unknown}`;
   });
 }

@@ -18,7 +18,9 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
   const { out, worker, log, ...job } = options;
   const spec: BaseJob = { ...job, saveTo: resolve(out, 'base') };
   const onEpoch = (l: { epoch: number; loss: number; acc: number; valLoss?: number; valAcc?: number }) =>
-    log(`base epoch ${l.epoch + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''}`);
+    log(
+      `base epoch ${l.epoch + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''}`,
+    );
   let result: { history: unknown[]; model: string };
   if (worker) {
     const trainer = startTrainer();
@@ -84,7 +86,9 @@ export async function trainHeadStage(options: {
   const tf = loadTensorFlow();
   // The output directory first: a head trained for minutes must have somewhere to go.
   await mkdir(resolve(options.out), { recursive: true });
-  const train = options.stream ? await openFeatureStream(options.train, { shuffleBuffer: options.stream, seed: options.seed }) : await readFeatureFiles(options.train);
+  const train = options.stream
+    ? await openFeatureStream(options.train, { shuffleBuffer: options.stream, seed: options.seed })
+    : await readFeatureFiles(options.train);
   const val = await readFeatureFile(options.val);
   const head = await trainHead(tf, train, val, {
     units: options.units,
@@ -101,5 +105,10 @@ export async function trainHeadStage(options: {
   await writeFileAtomic(join(resolve(options.out), 'head-evaluation.json'), `${JSON.stringify(evaluation, null, 2)}\n`);
   await writeFileAtomic(join(resolve(options.out), 'head-history.json'), `${JSON.stringify(head.history, null, 2)}\n`);
   head.model.dispose();
-  return { model: join(dir, 'model.json'), valAccuracy: head.valAccuracy, stoppedEarly: head.stoppedEarly, evaluation: { accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 } };
+  return {
+    model: join(dir, 'model.json'),
+    valAccuracy: head.valAccuracy,
+    stoppedEarly: head.stoppedEarly,
+    evaluation: { accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 },
+  };
 }

@@ -5,8 +5,27 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
-import { createBaseModel, type EpochLog, type ExtractProgress, type ExtractResult, extractFeatures, featureExtractor, type TrainBaseOptions, trainBase, withClassifier } from '@featherstack/core';
-import { type Evaluation, evaluateHead, type HeadEpochProgress, type HeadResult, readFeatureFile, saveStacked, stackModels, trainHead } from '@featherstack/head';
+import {
+  createBaseModel,
+  type EpochLog,
+  type ExtractProgress,
+  type ExtractResult,
+  extractFeatures,
+  featureExtractor,
+  type TrainBaseOptions,
+  trainBase,
+  withClassifier,
+} from '@featherstack/core';
+import {
+  type Evaluation,
+  evaluateHead,
+  type HeadEpochProgress,
+  type HeadResult,
+  readFeatureFile,
+  saveStacked,
+  stackModels,
+  trainHead,
+} from '@featherstack/head';
 import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
 import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
@@ -94,9 +113,9 @@ export async function runWorkflow(options: WorkflowOptions = {}): Promise<Workfl
  * inference never sees.
  */
 function checkReplayable(augment: ResolvedRunOptions['augment']): void {
-  const unsupported = (['featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'samplewiseCenter', 'samplewiseStdNormalization', 'preprocessingFunction'] as const).filter(
-    (key) => augment[key] !== undefined && augment[key] !== false,
-  );
+  const unsupported = (
+    ['featurewiseCenter', 'featurewiseStdNormalization', 'zcaWhitening', 'samplewiseCenter', 'samplewiseStdNormalization', 'preprocessingFunction'] as const
+  ).filter((key) => augment[key] !== undefined && augment[key] !== false);
   if (unsupported.length > 0) {
     throw new Error(
       `augment.${unsupported[0]} is not supported by the workflow (featherstack run): the stacked model records only the rescale for inference. Train with the package API (flow.fit(), @featherstack/core) for ${unsupported.join(', ')}`,
@@ -140,7 +159,15 @@ class Workflow {
     for (const warning of plan.warnings) this.log(`warning: ${warning}`);
     const tf = loadTensorFlow({ intraOpThreads: o.tfThreads ?? availableParallelism() });
     const pool = createImagePool({ workers: plan.decodeWorkers });
-    const settings: ImageSettings = { imageSize: o.imageSize, colorMode: o.colorMode, batchSize: o.batchSize, seed: o.seed, onError: o.onError, onSkip: (f) => this.skip(f), pool };
+    const settings: ImageSettings = {
+      imageSize: o.imageSize,
+      colorMode: o.colorMode,
+      batchSize: o.batchSize,
+      seed: o.seed,
+      onError: o.onError,
+      onSkip: (f) => this.skip(f),
+      pool,
+    };
     // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
     // base epochs and the extraction of the training features read it instead of decoding again.
     const cache = o.cache ? pixelCachePath(this.out, o) : undefined;
@@ -205,7 +232,9 @@ class Workflow {
       ...(o.tensorboard ? { tensorBoardDir: resolve(o.tensorboard) } : {}),
       ...(o.validateBase ? { validation: val } : {}),
       onEpochEnd: (e, l) =>
-        this.log(`base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`),
+        this.log(
+          `base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`,
+        ),
       ...this.signal,
       ...(this.hooks.onBaseBatch ? { onBatch: this.hooks.onBaseBatch } : {}),
     });
@@ -213,7 +242,12 @@ class Workflow {
   }
 
   private engine(plan: ThreadPlan) {
-    return { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica, ...(this.o.engine ? { engine: this.o.engine } : {}), ...(this.o.precision ? { precision: this.o.precision } : {}) };
+    return {
+      replicas: plan.replicas,
+      threadsPerReplica: plan.threadsPerReplica,
+      ...(this.o.engine ? { engine: this.o.engine } : {}),
+      ...(this.o.precision ? { precision: this.o.precision } : {}),
+    };
   }
 
   private async extract(tf: Tf, plan: ThreadPlan, base: LayersModel, plainTrain: ImageFlow, val: ImageFlow) {
@@ -249,7 +283,15 @@ class Workflow {
   /** Evaluation, history, the stacked model (for `featherstack predict`) and the HTML report. */
   private async publish(
     tf: Tf,
-    p: { base: LayersModel; head: HeadResult; valSet: Awaited<ReturnType<typeof readFeatureFile>>; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool },
+    p: {
+      base: LayersModel;
+      head: HeadResult;
+      valSet: Awaited<ReturnType<typeof readFeatureFile>>;
+      train: ImageFlow;
+      history: EpochLog[];
+      features: Features;
+      pool: ImagePool;
+    },
   ) {
     const { o, out } = this;
     const evaluation = await evaluateHead(tf, p.head.model, p.valSet, { topK: [1, 3] });
@@ -272,7 +314,10 @@ class Workflow {
     return { evaluation, evaluationFile, modelDir, report };
   }
 
-  private async report(evaluation: Evaluation, p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool }): Promise<WrittenReport> {
+  private async report(
+    evaluation: Evaluation,
+    p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool },
+  ): Promise<WrittenReport> {
     const { o, data, clock } = this;
     const { train, history, features, head } = p;
     // One image of each class (up to 8) through the training augmentation, beside its plain self;
@@ -282,7 +327,14 @@ class Workflow {
       .slice(0, 8)
       .map((_, c) => train.classes.findIndex((k, i) => k === c && !this.skipped.has(path(i))))
       .filter((i) => i >= 0);
-    const samples = await augmentationGrid({ files: firstOfClass.map(path), augment: o.augment, targetSize: o.imageSize, colorMode: o.colorMode, pool: p.pool, seed: o.seed });
+    const samples = await augmentationGrid({
+      files: firstOfClass.map(path),
+      augment: o.augment,
+      targetSize: o.imageSize,
+      colorMode: o.colorMode,
+      pool: p.pool,
+      seed: o.seed,
+    });
     const tfReport = tensorflowReport();
     const [h, w] = o.imageSize;
     const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
@@ -293,16 +345,27 @@ class Workflow {
         ['images', `${train.samples} train / ${features.val.rows} val, ${train.classNames.length} classes, ${h}×${w} ${o.colorMode}`],
         ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
         ['feature dimension', String(features.train.dimension)],
-        ['seconds (wall)', `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`],
+        [
+          'seconds (wall)',
+          `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
+        ],
         ['augmentation', JSON.stringify(o.augment)],
-        ['machine', `${availableParallelism()} cores, ${train.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${this.plan.replicas} replica(s) × ${this.plan.threadsPerReplica} thread(s)`],
+        [
+          'machine',
+          `${availableParallelism()} cores, ${train.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${this.plan.replicas} replica(s) × ${this.plan.threadsPerReplica} thread(s)`,
+        ],
       ],
       base: history,
       head: head.history,
       evaluation,
       stages: this.stages(train, history, features, head),
-      stagesNote: "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
-      samples: { png: samples, caption: 'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).' },
+      stagesNote:
+        "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
+      samples: {
+        png: samples,
+        caption:
+          'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).',
+      },
     });
   }
 
@@ -342,10 +405,19 @@ class Workflow {
       },
       base: r.history,
       head: r.head.history,
-      features: { train: r.features.files.train, val: r.features.files.val, dimension: r.features.train.dimension, rows: { train: r.features.train.rows, val: r.features.val.rows } },
+      features: {
+        train: r.features.files.train,
+        val: r.features.files.val,
+        dimension: r.features.train.dimension,
+        rows: { train: r.features.train.rows, val: r.features.val.rows },
+      },
       model: r.modelDir,
       evaluation: { file: r.evaluationFile, accuracy: r.evaluation.accuracy, topK: r.evaluation.topK, macroF1: r.evaluation.macro.f1 },
-      throughput: { base_images_per_second: base!.items / base!.seconds, extract_images_per_second: extract!.items / extract!.seconds, head_rows_per_second: head!.items / head!.seconds },
+      throughput: {
+        base_images_per_second: base!.items / base!.seconds,
+        extract_images_per_second: extract!.items / extract!.seconds,
+        head_rows_per_second: head!.items / head!.seconds,
+      },
       report: r.report,
       tensorflow: tensorflowReport(),
       workers: r.train.workers,

@@ -17,7 +17,9 @@ describe('--augment', () => {
     expect(() => parseAugmentFlag('horizontalFlip=yes')).toThrow('augment.horizontalFlip: Invalid input: expected boolean, received string');
     expect(() => parseAugmentFlag('zoomRange=big')).toThrow('augment.zoomRange: expected a number in [0, 1) or [lo, hi]');
     expect(() => parseAugmentFlag('shearRnge=0.2')).toThrow(/unknown key: shearRnge; known: rotationRange, .*shearRange/);
-    expect(() => parseAugmentFlag('shearRange')).toThrow("--augment: expected key=value pairs separated by commas (e.g. shearRange=0.2,horizontalFlip=true), received 'shearRange'");
+    expect(() => parseAugmentFlag('shearRange')).toThrow(
+      "--augment: expected key=value pairs separated by commas (e.g. shearRange=0.2,horizontalFlip=true), received 'shearRange'",
+    );
     expect(() => parseAugmentFlag('{"shearRange": }')).toThrow('--augment: not valid JSON');
   });
 

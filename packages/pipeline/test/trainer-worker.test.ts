@@ -12,7 +12,19 @@ const data = SHIPPED_VAL;
 
 async function job(epochs: number): Promise<BaseJob> {
   const out = await mkdtemp(join(tmpdir(), 'fs-trainer-'));
-  return { train: data, targetSize: [28, 28], colorMode: 'grayscale', batchSize: 50, epochs, filters: [8], dense: [16], seed: 3, workers: 1, augment: { rescale: 1 / 255 }, saveTo: join(out, 'base') };
+  return {
+    train: data,
+    targetSize: [28, 28],
+    colorMode: 'grayscale',
+    batchSize: 50,
+    epochs,
+    filters: [8],
+    dense: [16],
+    seed: 3,
+    workers: 1,
+    augment: { rescale: 1 / 255 },
+    saveTo: join(out, 'base'),
+  };
 }
 
 describe('trainer in a worker thread (comlink)', () => {
@@ -25,7 +37,10 @@ describe('trainer in a worker thread (comlink)', () => {
       const events: EpochLog[] = [];
       const spec = await job(2);
       const started = performance.now();
-      const result = await trainer.api.trainBase(spec, progress((log) => events.push(log)));
+      const result = await trainer.api.trainBase(
+        spec,
+        progress((log) => events.push(log)),
+      );
       const elapsed = performance.now() - started;
       expect(result.history).toHaveLength(2);
       expect(events.map((e) => e.epoch)).toEqual([0, 1]);

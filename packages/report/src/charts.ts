@@ -82,7 +82,10 @@ export function lineChart(options: LineChartOptions): string {
   const parts: string[] = [
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${pad.l}" y="22" font-size="${titleSize(options.title, W - pad.l - 8)}" font-weight="bold">${escapeXml(options.title)}</text>`,
-    ...ticks(y0, y1).map((t) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e5e5"/><text x="${pad.l - 6}" y="${y(t) + 4}" text-anchor="end">${label(t)}</text>`),
+    ...ticks(y0, y1).map(
+      (t) =>
+        `<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e5e5"/><text x="${pad.l - 6}" y="${y(t) + 4}" text-anchor="end">${label(t)}</text>`,
+    ),
     ...xTicks.map((t) => `<text x="${x(t)}" y="${H - pad.b + 16}" text-anchor="middle">${label(t)}</text>`),
     `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>`,
     `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="black"/>`,
@@ -99,9 +102,13 @@ export function lineChart(options: LineChartOptions): string {
   for (const [i, s] of options.series.entries()) {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
     const finite = s.points.filter((p) => Number.isFinite(p[1]));
-    parts.push(`<polyline points="${finite.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(
+      `<polyline points="${finite.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     for (const p of finite) parts.push(`<circle cx="${x(p[0]).toFixed(1)}" cy="${y(p[1]).toFixed(1)}" r="3.5" fill="${color}"/>`);
-    parts.push(`<line x1="${W - pad.r + 10}" x2="${W - pad.r + 30}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(
+      `<line x1="${W - pad.r + 10}" x2="${W - pad.r + 30}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     parts.push(`<text x="${W - pad.r + 36}" y="${legendY}">${escapeXml(s.label)}</text>`);
     legendY += 18;
   }
@@ -129,7 +136,10 @@ export function barChart(options: BarChartOptions): string {
   const pad = { l: 16 + 7 * Math.max(8, ...options.bars.map((b) => b.label.length)), r: 120, t: 36, b: 12 };
   const H = pad.t + pad.b + row * options.bars.length;
   const max = Math.max(...options.bars.map((b) => b.value).filter(Number.isFinite), 0) || 1;
-  const parts = [`<rect width="100%" height="100%" fill="white"/>`, `<text x="8" y="22" font-size="${titleSize(options.title, W - 16)}" font-weight="bold">${escapeXml(options.title)}</text>`];
+  const parts = [
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="8" y="22" font-size="${titleSize(options.title, W - 16)}" font-weight="bold">${escapeXml(options.title)}</text>`,
+  ];
   for (const [i, b] of options.bars.entries()) {
     const top = pad.t + i * row;
     const w = Number.isFinite(b.value) ? (b.value / max) * (W - pad.l - pad.r) : 0;
@@ -149,7 +159,9 @@ export function barChart(options: BarChartOptions): string {
 export function confusionChart(matrix: number[][], classNames: string[], title = 'Confusion matrix (rows: true class, columns: predicted)'): string {
   const n = classNames.length;
   if (matrix.length !== n || matrix.some((row) => row.length !== n)) {
-    throw new Error(`confusionChart: the matrix must be ${n} × ${n} for ${n} class names, received ${matrix.length} rows of ${matrix.map((r) => r.length).join('/')}`);
+    throw new Error(
+      `confusionChart: the matrix must be ${n} × ${n} for ${n} class names, received ${matrix.length} rows of ${matrix.map((r) => r.length).join('/')}`,
+    );
   }
   const cell = Math.max(22, Math.min(44, Math.floor(440 / Math.max(1, n))));
   const longest = Math.max(4, ...classNames.map((c) => c.length));
@@ -165,8 +177,13 @@ export function confusionChart(matrix: number[][], classNames: string[], title =
       const share = v / total;
       // White → blue by share of the true class; text flips to white on dark cells.
       const shade = Math.round(255 - share * 200);
-      parts.push(`<rect x="${pad.l + p * cell}" y="${pad.t + t * cell}" width="${cell}" height="${cell}" fill="rgb(${shade},${Math.round(255 - share * 140)},255)" stroke="#ddd"/>`);
-      if (v > 0) parts.push(`<text x="${pad.l + p * cell + cell / 2}" y="${pad.t + t * cell + cell / 2 + 4}" text-anchor="middle" font-size="${cell < 30 ? 9 : 11}" fill="${share > 0.6 ? 'white' : 'black'}">${v}</text>`);
+      parts.push(
+        `<rect x="${pad.l + p * cell}" y="${pad.t + t * cell}" width="${cell}" height="${cell}" fill="rgb(${shade},${Math.round(255 - share * 140)},255)" stroke="#ddd"/>`,
+      );
+      if (v > 0)
+        parts.push(
+          `<text x="${pad.l + p * cell + cell / 2}" y="${pad.t + t * cell + cell / 2 + 4}" text-anchor="middle" font-size="${cell < 30 ? 9 : 11}" fill="${share > 0.6 ? 'white' : 'black'}">${v}</text>`,
+        );
     }
   }
   for (let p = 0; p < n; p++) {

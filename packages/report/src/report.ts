@@ -61,8 +61,16 @@ export async function writeReport(file: string, input: ReportInput): Promise<Wri
   const images: Record<string, string> = trainingCurves(input);
   const names = input.evaluation.perClass.map((m) => m.name);
   images.confusion = confusionChart(input.evaluation.confusion, names);
-  images['per-class'] = barChart({ title: 'F1 per class (validation)', unit: '', bars: input.evaluation.perClass.map((m) => ({ label: m.name, value: m.f1 })) });
-  images.throughput = barChart({ title: 'Throughput per stage', unit: '/s', bars: input.stages.map((s) => ({ label: `${s.stage} (${s.unit})`, value: s.items / s.seconds })) });
+  images['per-class'] = barChart({
+    title: 'F1 per class (validation)',
+    unit: '',
+    bars: input.evaluation.perClass.map((m) => ({ label: m.name, value: m.f1 })),
+  });
+  images.throughput = barChart({
+    title: 'Throughput per stage',
+    unit: '/s',
+    bars: input.stages.map((s) => ({ label: `${s.stage} (${s.unit})`, value: s.items / s.seconds })),
+  });
   const charts: Record<string, string> = {};
   const png: Record<string, Buffer> = {};
   for (const [name, svgText] of Object.entries(images)) {
@@ -87,14 +95,29 @@ export function trainingCurves(input: Pick<ReportInput, 'base' | 'head'>): Recor
   const charts: Record<string, string> = {};
   const curve = (name: string, title: string, log: readonly object[], yLabel: string, keys: [string, string][]) => {
     const series = keys
-      .map(([key, label]) => ({ label, points: log.map((e): [number, number] => [(e as { epoch: number }).epoch + 1, Number((e as Record<string, unknown>)[key])]) }))
+      .map(([key, label]) => ({
+        label,
+        points: log.map((e): [number, number] => [(e as { epoch: number }).epoch + 1, Number((e as Record<string, unknown>)[key])]),
+      }))
       .filter((s) => s.points.some((p) => Number.isFinite(p[1])));
     if (series.length > 0) charts[name] = lineChart({ title, xLabel: 'epoch', yLabel, series, integerX: true, yMin: 'auto' });
   };
-  curve('base-loss', 'Base CNN: loss per epoch', input.base, 'loss', [['loss', 'training'], ['valLoss', 'validation']]);
-  curve('base-accuracy', 'Base CNN: accuracy per epoch', input.base, 'accuracy', [['acc', 'training'], ['valAcc', 'validation']]);
-  curve('head-loss', 'Head: loss per epoch', input.head, 'loss', [['loss', 'training'], ['valLoss', 'validation']]);
-  curve('head-accuracy', 'Head: accuracy per epoch', input.head, 'accuracy', [['acc', 'training'], ['valAcc', 'validation']]);
+  curve('base-loss', 'Base CNN: loss per epoch', input.base, 'loss', [
+    ['loss', 'training'],
+    ['valLoss', 'validation'],
+  ]);
+  curve('base-accuracy', 'Base CNN: accuracy per epoch', input.base, 'accuracy', [
+    ['acc', 'training'],
+    ['valAcc', 'validation'],
+  ]);
+  curve('head-loss', 'Head: loss per epoch', input.head, 'loss', [
+    ['loss', 'training'],
+    ['valLoss', 'validation'],
+  ]);
+  curve('head-accuracy', 'Head: accuracy per epoch', input.head, 'accuracy', [
+    ['acc', 'training'],
+    ['valAcc', 'validation'],
+  ]);
   return charts;
 }
 
@@ -138,7 +161,14 @@ ${rows(
 <div class="row">${img(png, 'base-loss', 'base loss per epoch')}${img(png, 'base-accuracy', 'base accuracy per epoch')}</div>
 <div class="row">${img(png, 'head-loss', 'head loss per epoch')}${img(png, 'head-accuracy', 'head accuracy per epoch')}</div>
 ${rows(
-  input.base.map((b) => [String(b.epoch + 1), fmt(b.loss), fmt(b.acc), fmt(b.valLoss ?? Number.NaN), fmt(b.valAcc ?? Number.NaN), b.imagesPerSecond.toFixed(0)]),
+  input.base.map((b) => [
+    String(b.epoch + 1),
+    fmt(b.loss),
+    fmt(b.acc),
+    fmt(b.valLoss ?? Number.NaN),
+    fmt(b.valAcc ?? Number.NaN),
+    b.imagesPerSecond.toFixed(0),
+  ]),
   ['base epoch', 'loss', 'accuracy', 'val loss', 'val accuracy', 'images/s'],
 )}
 ${rows(
@@ -149,7 +179,13 @@ ${rows(
 <section id="throughput"><h2>Throughput per stage</h2>
 ${img(png, 'throughput', 'throughput per stage')}
 ${rows(
-  input.stages.map((s) => [escapeXml(s.stage), s.seconds.toFixed(2), `${((s.seconds / total) * 100).toFixed(0)} %`, String(s.items), `${(s.items / s.seconds).toFixed(0)} ${escapeXml(s.unit)}/s`]),
+  input.stages.map((s) => [
+    escapeXml(s.stage),
+    s.seconds.toFixed(2),
+    `${((s.seconds / total) * 100).toFixed(0)} %`,
+    String(s.items),
+    `${(s.items / s.seconds).toFixed(0)} ${escapeXml(s.unit)}/s`,
+  ]),
   ['stage', 'seconds', 'share', 'items', 'throughput'],
 )}
 ${input.stagesNote ? `<p>${escapeXml(input.stagesNote)}</p>` : ''}
@@ -195,7 +231,13 @@ export interface GridOptions {
 export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
   const variants = options.variants ?? 6;
   const { files } = options;
-  const common = { targetSize: options.targetSize, colorMode: options.colorMode, shuffle: false, seed: options.seed ?? 42, ...(options.pool ? { pool: options.pool } : {}) };
+  const common = {
+    targetSize: options.targetSize,
+    colorMode: options.colorMode,
+    shuffle: false,
+    seed: options.seed ?? 42,
+    ...(options.pool ? { pool: options.pool } : {}),
+  };
   const rescale = options.augment.rescale !== undefined ? { rescale: options.augment.rescale } : {};
   const batchSize = 16;
   const repeated = files.flatMap((f) => Array<string>(variants).fill(f));
@@ -243,7 +285,9 @@ export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
 }
 
 /** Every batch of a flow's first epoch, copied out of the slot ring into one array. */
-async function collect(flow: Awaited<ReturnType<typeof flowFromFiles>>): Promise<{ images: Float32Array | Uint8Array; shape: [number, number, number, number] }> {
+async function collect(
+  flow: Awaited<ReturnType<typeof flowFromFiles>>,
+): Promise<{ images: Float32Array | Uint8Array; shape: [number, number, number, number] }> {
   const parts: (Float32Array | Uint8Array)[] = [];
   let shape: [number, number, number, number] = [0, 0, 0, 0];
   for await (const batch of flow.epoch(0)) {
@@ -256,6 +300,9 @@ async function collect(flow: Awaited<ReturnType<typeof flowFromFiles>>): Promise
     images.set(p, offset);
     offset += p.length;
   }
-  if (shape[0] !== flow.samples) throw new Error(`augmentation samples: ${flow.samples - shape[0]} of ${flow.samples} images could not be loaded (${flow.skippedFiles.map((f) => f.path).join(', ')})`);
+  if (shape[0] !== flow.samples)
+    throw new Error(
+      `augmentation samples: ${flow.samples - shape[0]} of ${flow.samples} images could not be loaded (${flow.skippedFiles.map((f) => f.path).join(', ')})`,
+    );
   return { images, shape };
 }

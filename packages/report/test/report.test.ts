@@ -48,16 +48,48 @@ const input = (): ReportInput => ({
 
 describe('charts', () => {
   it('rasterise to PNGs of the declared size', async () => {
-    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ label: 'a', points: [[1, 2], [2, 3]] }], width: 500, height: 300 });
+    const svg = lineChart({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [
+        {
+          label: 'a',
+          points: [
+            [1, 2],
+            [2, 3],
+          ],
+        },
+      ],
+      width: 500,
+      height: 300,
+    });
     const meta = await sharp(await svgToPng(svg)).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 500, 300]);
-    const bars = await sharp(await svgToPng(barChart({ title: 'b', unit: '/s', bars: [{ label: 'one', value: 1 }, { label: 'two', value: 2 }] }))).metadata();
+    const bars = await sharp(
+      await svgToPng(
+        barChart({
+          title: 'b',
+          unit: '/s',
+          bars: [
+            { label: 'one', value: 1 },
+            { label: 'two', value: 2 },
+          ],
+        }),
+      ),
+    ).metadata();
     expect(bars.width).toBe(640);
     expect(bars.height).toBe(36 + 12 + 2 * 26);
   });
 
   it('draw each confusion cell with its count and shade by the share of its true class', () => {
-    const svg = confusionChart([[9, 1], [0, 10]], ['a', 'b']);
+    const svg = confusionChart(
+      [
+        [9, 1],
+        [0, 10],
+      ],
+      ['a', 'b'],
+    );
     expect(svg.match(/>9<\/text>/g)).toHaveLength(1);
     expect(svg.match(/>10<\/text>/g)).toHaveLength(1);
     expect(svg).not.toMatch(/>0<\/text>/); // empty cells stay blank
@@ -67,7 +99,9 @@ describe('charts', () => {
 
   it('escape labels and refuse a chart without finite points', () => {
     expect(lineChart({ title: '<b>&', xLabel: 'x', yLabel: 'y', series: [{ label: 'a"', points: [[0, 1]] }] })).toContain('&lt;b&gt;&amp;');
-    expect(() => lineChart({ title: 'empty', xLabel: 'x', yLabel: 'y', series: [{ label: 'a', points: [[0, Number.NaN]] }] })).toThrow(/'empty': no finite points/);
+    expect(() => lineChart({ title: 'empty', xLabel: 'x', yLabel: 'y', series: [{ label: 'a', points: [[0, Number.NaN]] }] })).toThrow(
+      /'empty': no finite points/,
+    );
   });
 
   it('refuse a confusion matrix that does not match the class names', () => {
@@ -93,8 +127,20 @@ describe('charts', () => {
 describe('writeReport', () => {
   it('writes one self-contained HTML file with every chart inline and as PNG files', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-report-'));
-    const report = await writeReport(join(dir, 'report.html'), { ...input(), samples: { png: await svgToPng(barChart({ title: 's', unit: '', bars: [] })), caption: 'grid' } });
-    expect(Object.keys(report.charts).sort()).toEqual(['base-accuracy', 'base-loss', 'confusion', 'head-accuracy', 'head-loss', 'per-class', 'samples', 'throughput']);
+    const report = await writeReport(join(dir, 'report.html'), {
+      ...input(),
+      samples: { png: await svgToPng(barChart({ title: 's', unit: '', bars: [] })), caption: 'grid' },
+    });
+    expect(Object.keys(report.charts).sort()).toEqual([
+      'base-accuracy',
+      'base-loss',
+      'confusion',
+      'head-accuracy',
+      'head-loss',
+      'per-class',
+      'samples',
+      'throughput',
+    ]);
     const html = await readFile(report.html, 'utf8');
     for (const [name, file] of Object.entries(report.charts)) {
       const png = await readFile(file);
@@ -139,7 +185,15 @@ describe('writeReport', () => {
 describe('augmentationGrid', () => {
   it('puts each image plain in the first column and augmented draws beside it', async () => {
     const files = await firstImages(3);
-    const png = await augmentationGrid({ files, augment: { rescale: 1 / 255, horizontalFlip: true, zoomRange: 0.3 }, targetSize: [28, 28], colorMode: 'grayscale', variants: 4, scale: 1, seed: 3 });
+    const png = await augmentationGrid({
+      files,
+      augment: { rescale: 1 / 255, horizontalFlip: true, zoomRange: 0.3 },
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      variants: 4,
+      scale: 1,
+      seed: 3,
+    });
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([5 * 28 + 6 * 2, 3 * 28 + 4 * 2]);
     const tile = (row: number, col: number) => {
@@ -165,7 +219,9 @@ describe('augmentationGrid', () => {
     const png = await augmentationGrid({ files, augment: { rescale: 1 / 255 }, targetSize: [28, 28], colorMode: 'grayscale', variants: 2, scale: 2 });
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect(info.width).toBe(2 * (3 * 28 + 4 * 2));
-    const row = (y: number, col: number) => [...data.subarray((y * info.width + col * 60 + 4) * info.channels, (y * info.width + col * 60 + 4 + 56) * info.channels)];
+    const row = (y: number, col: number) => [
+      ...data.subarray((y * info.width + col * 60 + 4) * info.channels, (y * info.width + col * 60 + 4 + 56) * info.channels),
+    ];
     for (const y of [10, 40, 70]) expect(row(y, 1)).toEqual(row(y, 0));
   });
 

@@ -30,14 +30,30 @@ const prefix = process.env.npm_config_nodedir ?? resolve(dirname(process.execPat
 const nodeInclude = join(prefix, 'include', 'node');
 if (!existsSync(join(nodeInclude, 'node_api.h'))) fail(`Node's headers (node_api.h) are not in ${nodeInclude}; set npm_config_nodedir`);
 
-const newest = Math.max(statSync(source).mtimeMs, statSync(realpathSync(join(lib, 'libtensorflow.so'))).mtimeMs, statSync(fileURLToPath(import.meta.url)).mtimeMs);
+const newest = Math.max(
+  statSync(source).mtimeMs,
+  statSync(realpathSync(join(lib, 'libtensorflow.so'))).mtimeMs,
+  statSync(fileURLToPath(import.meta.url)).mtimeMs,
+);
 if (existsSync(ADDON) && statSync(ADDON).mtimeMs > newest && !process.argv.includes('--force')) process.exit(0);
 
 mkdirSync(dirname(ADDON), { recursive: true });
 const args = [
-  '-std=c++17', '-O3', '-shared', '-fPIC', '-fvisibility=hidden', '-Wall',
-  `-I${nodeInclude}`, `-I${include}`, source, '-o', ADDON,
-  `-L${lib}`, '-ltensorflow', '-ltensorflow_framework', `-Wl,-rpath,${lib}`,
+  '-std=c++17',
+  '-O3',
+  '-shared',
+  '-fPIC',
+  '-fvisibility=hidden',
+  '-Wall',
+  `-I${nodeInclude}`,
+  `-I${include}`,
+  source,
+  '-o',
+  ADDON,
+  `-L${lib}`,
+  '-ltensorflow',
+  '-ltensorflow_framework',
+  `-Wl,-rpath,${lib}`,
 ];
 const cxx = process.env.CXX ?? 'g++';
 const result = spawnSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });

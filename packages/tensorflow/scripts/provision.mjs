@@ -47,9 +47,7 @@ function log(message) {
 }
 
 export function cacheRoot() {
-  const base =
-    process.env.FEATHERSTACK_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'featherstack');
+  const base = process.env.FEATHERSTACK_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'featherstack');
   return resolve(base);
 }
 
@@ -66,11 +64,10 @@ function bindingPath(pkgDir) {
 function bindingLoads(pkgDir) {
   const file = bindingPath(pkgDir);
   if (!existsSync(file)) return { ok: false, reason: `${file} does not exist` };
-  const probe = spawnSync(
-    process.execPath,
-    ['-e', `const b=require(${JSON.stringify(file)});process.stdout.write(String(b.TF_Version))`],
-    { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } },
-  );
+  const probe = spawnSync(process.execPath, ['-e', `const b=require(${JSON.stringify(file)});process.stdout.write(String(b.TF_Version))`], {
+    encoding: 'utf8',
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+  });
   if (probe.status === 0) return { ok: true, tensorflowVersion: probe.stdout.trim() };
   return { ok: false, reason: (probe.stderr || `exit ${probe.status}`).trim().split('\n').slice(0, 3).join(' ') };
 }
@@ -174,7 +171,12 @@ function findPython() {
   return undefined;
 }
 
-const HEADER_PREFIXES = ['tensorflow/include/tensorflow/c/', 'tensorflow/include/xla/tsl/c/', 'tensorflow/include/tsl/platform/ctstring', 'tensorflow/include/tensorflow/core/platform/ctstring'];
+const HEADER_PREFIXES = [
+  'tensorflow/include/tensorflow/c/',
+  'tensorflow/include/xla/tsl/c/',
+  'tensorflow/include/tsl/platform/ctstring',
+  'tensorflow/include/tensorflow/core/platform/ctstring',
+];
 
 /**
  * Downloads the tensorflow-cpu wheel into `work` and extracts the C API headers (and, unless
@@ -182,21 +184,35 @@ const HEADER_PREFIXES = ['tensorflow/include/tensorflow/c/', 'tensorflow/include
  */
 function fromWheel(python, work, headersOnly) {
   const dl = run(python, [
-    '-m', 'pip', 'download', `tensorflow-cpu==${WHEEL_TF_VERSION}`,
-    '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-d', work,
+    '-m',
+    'pip',
+    'download',
+    `tensorflow-cpu==${WHEEL_TF_VERSION}`,
+    '--no-deps',
+    '--only-binary=:all:',
+    '--disable-pip-version-check',
+    '-d',
+    work,
   ]);
   const wheel = readdirSync(work).find((f) => f.endsWith('.whl'));
   if (!dl.ok || !wheel) {
     return { ok: false, reason: `pip download tensorflow-cpu==${WHEEL_TF_VERSION} failed: ${dl.output.trim().split('\n').slice(-2).join(' ')}` };
   }
   const libraries = headersOnly ? [] : ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2'];
-  const extract = run(python, ['-c', [
-    'import json, sys, zipfile',
-    'z = zipfile.ZipFile(sys.argv[1])',
-    'libs, prefixes = json.loads(sys.argv[3]), json.loads(sys.argv[4])',
-    'want = lambda n: n in libs or any(n.startswith(p) for p in prefixes)',
-    '[z.extract(n, sys.argv[2]) for n in z.namelist() if want(n)]',
-  ].join('\n'), join(work, wheel), work, JSON.stringify(libraries), JSON.stringify(HEADER_PREFIXES)]);
+  const extract = run(python, [
+    '-c',
+    [
+      'import json, sys, zipfile',
+      'z = zipfile.ZipFile(sys.argv[1])',
+      'libs, prefixes = json.loads(sys.argv[3]), json.loads(sys.argv[4])',
+      'want = lambda n: n in libs or any(n.startswith(p) for p in prefixes)',
+      '[z.extract(n, sys.argv[2]) for n in z.namelist() if want(n)]',
+    ].join('\n'),
+    join(work, wheel),
+    work,
+    JSON.stringify(libraries),
+    JSON.stringify(HEADER_PREFIXES),
+  ]);
   rmSync(join(work, wheel), { force: true });
   if (!extract.ok) return { ok: false, reason: `could not extract ${wheel}: ${extract.output.trim()}` };
   return { ok: true };
@@ -265,7 +281,11 @@ function tryWheel(pkgDir) {
       env: { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) },
     });
     if (!build.ok) {
-      const tail = build.output.split('\n').filter((l) => /error|ERR!/i.test(l)).slice(0, 6).join('\n');
+      const tail = build.output
+        .split('\n')
+        .filter((l) => /error|ERR!/i.test(l))
+        .slice(0, 6)
+        .join('\n');
       return { ok: false, reason: `building the binding failed:\n${tail}` };
     }
     const check = bindingLoads(pkgDir);
@@ -316,7 +336,12 @@ export function provision() {
   log(`download failed (${download.reason}); building from the tensorflow-cpu wheel`);
   const wheel = tryWheel(pkgDir);
   if (wheel.ok) {
-    const meta = { provisionedFrom: 'wheel', tensorflowVersion: wheel.tensorflowVersion, tfjsNode: TFJS_NODE_VERSION, wheel: `tensorflow-cpu==${WHEEL_TF_VERSION}` };
+    const meta = {
+      provisionedFrom: 'wheel',
+      tensorflowVersion: wheel.tensorflowVersion,
+      tfjsNode: TFJS_NODE_VERSION,
+      wheel: `tensorflow-cpu==${WHEEL_TF_VERSION}`,
+    };
     const entry = `${cacheBase}-wheel-${WHEEL_TF_VERSION}`;
     saveToCache(pkgDir, entry, meta);
     rmSync(join(pkgDir, 'build'), { recursive: true, force: true });

@@ -105,7 +105,8 @@ function resolveSettings(options: TensorFlowOptions): Required<TensorFlowOptions
     logLevel,
     allocator: (() => {
       const value = options.allocator ?? envAllocator() ?? 'bfc';
-      if (value !== 'bfc' && value !== 'system') throw new TensorFlowOptionError(`options.allocator must be 'bfc' or 'system', received ${JSON.stringify(value)}`);
+      if (value !== 'bfc' && value !== 'system')
+        throw new TensorFlowOptionError(`options.allocator must be 'bfc' or 'system', received ${JSON.stringify(value)}`);
       return value;
     })(),
     memoryLimitMB: threadsOption('memoryLimitMB', options.memoryLimitMB, envInt('TF_CPU_BFC_MEM_LIMIT_IN_MB') ?? Math.floor((totalmem() / 2 ** 20) * 0.75)),

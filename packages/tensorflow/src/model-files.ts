@@ -37,7 +37,8 @@ export async function checkModelFiles(modelJson: string): Promise<void> {
     throw new ModelFileError(modelJson, 'is not a tfjs layers model (no modelTopology or weightsManifest)');
   }
   for (const group of json.weightsManifest) {
-    if (!Array.isArray(group?.paths) || !Array.isArray(group.weights)) throw new ModelFileError(modelJson, 'has a weightsManifest group without paths or weights');
+    if (!Array.isArray(group?.paths) || !Array.isArray(group.weights))
+      throw new ModelFileError(modelJson, 'has a weightsManifest group without paths or weights');
     let expected = 0;
     for (const w of group.weights) {
       const bytes = DTYPE_BYTES[w.quantization?.dtype ?? w.dtype];
@@ -55,7 +56,10 @@ export async function checkModelFiles(modelJson: string): Promise<void> {
     }
     if (actual !== expected) {
       const files = group.paths.map((p) => join(dirname(modelJson), p)).join(', ');
-      throw new ModelFileError(files, `holds ${actual} bytes where ${modelJson} describes ${expected}: ${actual < expected ? 'truncated' : 'not the weights of this model'}`);
+      throw new ModelFileError(
+        files,
+        `holds ${actual} bytes where ${modelJson} describes ${expected}: ${actual < expected ? 'truncated' : 'not the weights of this model'}`,
+      );
     }
   }
 }

@@ -57,15 +57,21 @@ function bounded(flag: string, value: unknown, max: number, why: string): number
  */
 export function planThreads(options: ThreadPlanOptions = {}): ThreadPlan {
   const cores = options.cores ?? availableParallelism();
-  const replicas = options.replicas === undefined ? undefined : bounded('replicas (--replicas)', options.replicas, cores, `${cores} cores: a replica needs a core`);
-  const threads = options.threadsPerReplica === undefined ? undefined : bounded('threads per replica (--tf-threads)', options.threadsPerReplica, cores, `${cores} cores`);
-  const workers = options.decodeWorkers === undefined ? undefined : bounded('decode workers (--workers)', options.decodeWorkers, 4 * cores, `4 per core on ${cores} cores`);
+  const replicas =
+    options.replicas === undefined ? undefined : bounded('replicas (--replicas)', options.replicas, cores, `${cores} cores: a replica needs a core`);
+  const threads =
+    options.threadsPerReplica === undefined ? undefined : bounded('threads per replica (--tf-threads)', options.threadsPerReplica, cores, `${cores} cores`);
+  const workers =
+    options.decodeWorkers === undefined ? undefined : bounded('decode workers (--workers)', options.decodeWorkers, 4 * cores, `4 per core on ${cores} cores`);
   const threadsPerReplica = threads ?? Math.max(1, Math.min(THREADS_PER_REPLICA_CAP, Math.floor(cores / (replicas ?? 1))));
   const plannedReplicas = replicas ?? Math.max(1, Math.floor(cores / threadsPerReplica));
   const decodeWorkers = workers ?? cores;
   const trainingThreads = plannedReplicas * threadsPerReplica;
   const warnings: string[] = [];
-  if (trainingThreads > cores) warnings.push(`${plannedReplicas} replicas × ${threadsPerReplica} threads = ${trainingThreads} TensorFlow threads on ${cores} cores: oversubscribed, steps will slow down`);
+  if (trainingThreads > cores)
+    warnings.push(
+      `${plannedReplicas} replicas × ${threadsPerReplica} threads = ${trainingThreads} TensorFlow threads on ${cores} cores: oversubscribed, steps will slow down`,
+    );
   return {
     cores,
     replicas: plannedReplicas,

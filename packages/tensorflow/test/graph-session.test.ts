@@ -29,7 +29,9 @@ describe('native graph sessions', () => {
     await expect(session.run({ nope: { data: new Float32Array(3), shape: [3] } })).rejects.toThrow("no operation named 'nope' to feed");
     await expect(session.run({ x: { data: new Float32Array(4), shape: [2, 3] } })).rejects.toThrow("feed 'x': its shape does not match its array's length");
     await session.run({ w_init: { data: Float32Array.of(1, 1, 1), shape: [3] } }, {}, ['w_assign']);
-    await expect(session.run({ x: { data: new Float32Array(3), shape: [1, 3] } }, { y: new Float32Array(2) })).rejects.toThrow("fetch 'y' has 12 bytes but its destination has 8");
+    await expect(session.run({ x: { data: new Float32Array(3), shape: [1, 3] } }, { y: new Float32Array(2) })).rejects.toThrow(
+      "fetch 'y' has 12 bytes but its destination has 8",
+    );
     const failed = session.run({ x: { data: new Float32Array(4), shape: [1, 4] } }, { y: new Float32Array(4) });
     await expect(failed).rejects.toThrow(/TensorFlow step failed: .*(shape|Incompatible|compatible)/i);
     await failed.catch((error: Error) => expect(error.stack).toContain('graph-session.test'));
@@ -69,14 +71,24 @@ describe('thread plan', () => {
     expect(planThreads({ cores: 16 })).toMatchObject({ replicas: 4, threadsPerReplica: 4, decodeWorkers: 16 });
     expect(planThreads({ cores: 64 })).toMatchObject({ replicas: 16, threadsPerReplica: 4 });
     expect(planThreads({ cores: 6 })).toMatchObject({ replicas: 1, threadsPerReplica: 4 });
-    expect(planThreads({ cores: 16, replicas: 2 })).toMatchObject({ replicas: 2, threadsPerReplica: 4, source: { replicas: 'option', threadsPerReplica: 'plan' } });
+    expect(planThreads({ cores: 16, replicas: 2 })).toMatchObject({
+      replicas: 2,
+      threadsPerReplica: 4,
+      source: { replicas: 'option', threadsPerReplica: 'plan' },
+    });
     expect(planThreads({ cores: 8, replicas: 8 })).toMatchObject({ replicas: 8, threadsPerReplica: 1 });
   });
 
   it('warns of oversubscription and refuses unreasonable values, naming the flag', () => {
-    expect(planThreads({ cores: 4, replicas: 4, threadsPerReplica: 2 }).warnings[0]).toMatch(/4 replicas × 2 threads = 8 TensorFlow threads on 4 cores: oversubscribed/);
-    expect(() => planThreads({ cores: 2, replicas: 500 })).toThrow('replicas (--replicas) must be at most 2 on this machine (2 cores: a replica needs a core), received 500');
-    expect(() => planThreads({ cores: 2, decodeWorkers: 1000 })).toThrow('decode workers (--workers) must be at most 8 on this machine (4 per core on 2 cores), received 1000');
+    expect(planThreads({ cores: 4, replicas: 4, threadsPerReplica: 2 }).warnings[0]).toMatch(
+      /4 replicas × 2 threads = 8 TensorFlow threads on 4 cores: oversubscribed/,
+    );
+    expect(() => planThreads({ cores: 2, replicas: 500 })).toThrow(
+      'replicas (--replicas) must be at most 2 on this machine (2 cores: a replica needs a core), received 500',
+    );
+    expect(() => planThreads({ cores: 2, decodeWorkers: 1000 })).toThrow(
+      'decode workers (--workers) must be at most 8 on this machine (4 per core on 2 cores), received 1000',
+    );
     expect(() => planThreads({ cores: 2, threadsPerReplica: 0 })).toThrow('threads per replica (--tf-threads) must be a positive integer, received 0');
   });
 });

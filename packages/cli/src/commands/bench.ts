@@ -13,15 +13,17 @@ async function suites(): Promise<Suites> {
   try {
     return await import('@featherstack/benchmarks');
   } catch (error) {
-    throw new Error(`featherstack bench runs from a source checkout of featherstack (its benchmarks package is not installed here: ${(error as Error).message.split('\n')[0]})`);
+    throw new Error(
+      `featherstack bench runs from a source checkout of featherstack (its benchmarks package is not installed here: ${(error as Error).message.split('\n')[0]})`,
+    );
   }
 }
 
 /** Exits with usage status 2 unless --dataset is one of `choices`. */
 function checkDataset(command: Command, value: string, choices: string[]): void {
-  if (!choices.includes(value)) command.error(`--dataset must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, received '${value}'`, { exitCode: 2 });
+  if (!choices.includes(value))
+    command.error(`--dataset must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, received '${value}'`, { exitCode: 2 });
 }
-
 
 /** The output options every bench suite takes (after its own): peers when it has any, JSON, markdown, chart. */
 function suiteOutputOptions(command: Command, chart: string, peers?: string): Command {
@@ -58,7 +60,14 @@ export function register(program: Command): void {
     'skip the Keras and tf.data rows',
   ).action(async (opts) => {
     checkDataset(bench, opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
-    const result = await (await suites()).benchImages({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, size: opts.size, epochs: opts.epochs, repeats: opts.repeats });
+    const result = await (await suites()).benchImages({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      data: opts.data,
+      size: opts.size,
+      epochs: opts.epochs,
+      repeats: opts.repeats,
+    });
     printResult(opts.json)(result);
   });
 
@@ -72,7 +81,13 @@ export function register(program: Command): void {
     .option('--json', 'print the results as JSON')
     .action(async (opts) => {
       checkDataset(bench, opts.dataset, ['photos', 'fashion-mnist', 'shipped']);
-      const result = await (await suites()).benchAll({ dataset: opts.dataset, out: opts.out, peers: opts.peers, repeats: opts.repeats, log: (line) => process.stderr.write(`${line}\n`) });
+      const result = await (await suites()).benchAll({
+        dataset: opts.dataset,
+        out: opts.out,
+        peers: opts.peers,
+        repeats: opts.repeats,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `results in ${opts.out} (summary: ${result.summary})\n`);
     });
 
@@ -88,7 +103,13 @@ export function register(program: Command): void {
     'skip the Keras row',
   ).action(async (opts) => {
     checkDataset(bench, opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await (await suites()).benchExtraction({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, batchSize: opts.batchSize, repeats: opts.repeats });
+    const result = await (await suites()).benchExtraction({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      data: opts.data,
+      batchSize: opts.batchSize,
+      repeats: opts.repeats,
+    });
     printResult(opts.json)(result);
   });
 
@@ -105,13 +126,20 @@ export function register(program: Command): void {
     'skip the Keras row',
   ).action(async (opts) => {
     checkDataset(bench, opts.dataset, ['fashion-mnist', 'shipped']);
-    const result = await (await suites()).benchHead({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, epochs: opts.epochs, batchSize: opts.batchSize, repeats: opts.repeats });
+    const result = await (await suites()).benchHead({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      data: opts.data,
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      repeats: opts.repeats,
+    });
     printResult(opts.json)(result);
   });
 
   bench
     .command('readme')
-    .description("rewrite the performance section of a README (between its bench:start/bench:end markers) from `bench all` results")
+    .description('rewrite the performance section of a README (between its bench:start/bench:end markers) from `bench all` results')
     .option('--results <dir>', 'a `bench all --out` directory', 'benchmarks/results/latest')
     .option('--readme <file>', 'the README to update', 'README.md')
     .option('--json', 'print JSON')
@@ -137,15 +165,22 @@ export function register(program: Command): void {
   suiteOutputOptions(
     bench
       .command('scaling')
-      .description('base training images/s for every replicas × TensorFlow threads layout, mixed precision, the eager engine and both allocators (batches in memory)')
-      .option('--dataset <name>', "shipped (28²) | fashion-mnist (28²) | photos (224² RGB)", 'shipped')
+      .description(
+        'base training images/s for every replicas × TensorFlow threads layout, mixed precision, the eager engine and both allocators (batches in memory)',
+      )
+      .option('--dataset <name>', 'shipped (28²) | fashion-mnist (28²) | photos (224² RGB)', 'shipped')
       .option('--repeats <n>', 'interleaved runs per row (the median is reported)', parse.int('--repeats'), 3)
       .option('--steps <n>', 'measured training steps per run (default: 100 at 28², 12 at 224²)', parse.int('--steps')),
     'write a bar chart of images/s per row',
-    "skip the Keras train_on_batch rows",
+    'skip the Keras train_on_batch rows',
   ).action(async (opts) => {
     checkDataset(bench, opts.dataset, ['shipped', 'fashion-mnist', 'photos']);
-    const result = await (await suites()).benchScaling({ ...suiteOutputs(opts), dataset: opts.dataset, repeats: opts.repeats, ...(opts.steps ? { steps: opts.steps } : {}) });
+    const result = await (await suites()).benchScaling({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      repeats: opts.repeats,
+      ...(opts.steps ? { steps: opts.steps } : {}),
+    });
     printResult(opts.json)(result);
   });
 
@@ -153,7 +188,11 @@ export function register(program: Command): void {
     bench
       .command('workflow')
       .description("the seed's stacked workflow end to end, featherstack vs Keras: stage times and validation accuracy")
-      .option('--dataset <name>', "fashion-mnist (60,000 train / 10,000 val, 28², prepared once) | photos (the seed's 224² RGB: 1,600 / 400 photographs) | shipped", 'fashion-mnist')
+      .option(
+        '--dataset <name>',
+        "fashion-mnist (60,000 train / 10,000 val, 28², prepared once) | photos (the seed's 224² RGB: 1,600 / 400 photographs) | shipped",
+        'fashion-mnist',
+      )
       .option('--data <dir>', 'override: a directory with train/ and val/ class folders')
       .option('--base-epochs <n>', 'base training epochs', parse.int('--base-epochs'), 1)
       .option('--head-epochs <n>', 'head training epochs', parse.int('--head-epochs'), 5)
@@ -162,7 +201,14 @@ export function register(program: Command): void {
     'skip the Keras run',
   ).action(async (opts) => {
     checkDataset(bench, opts.dataset, ['fashion-mnist', 'photos', 'shipped']);
-    const result = await (await suites()).benchWorkflow({ ...suiteOutputs(opts), dataset: opts.dataset, data: opts.data, baseEpochs: opts.baseEpochs, headEpochs: opts.headEpochs, repeats: opts.repeats });
+    const result = await (await suites()).benchWorkflow({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      data: opts.data,
+      baseEpochs: opts.baseEpochs,
+      headEpochs: opts.headEpochs,
+      repeats: opts.repeats,
+    });
     printResult(opts.json)(result);
   });
 }

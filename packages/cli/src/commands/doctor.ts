@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { doctor } from '../doctor.js';
 
 export function register(program: Command): void {
-    program
-      .command('doctor')
+  program
+    .command('doctor')
     .description('report native TensorFlow, cores and sharp/libvips versions')
     .option('--json', 'print JSON')
     .action((opts) => {

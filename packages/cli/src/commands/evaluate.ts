@@ -5,8 +5,8 @@ import * as parse from '../parsers.js';
 import { ON_ERROR_HELP } from '../render/output.js';
 
 export function register(program: Command): void {
-    program
-      .command('evaluate')
+  program
+    .command('evaluate')
     .description('evaluate a stacked model on a directory of class folders: accuracy, top-k, per-class metrics, confusion matrix')
     .requiredOption('--data <dir>', 'images in one subdirectory per class')
     .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
@@ -20,7 +20,14 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(report)}\n`);
         return;
       }
-      process.stdout.write(`samples ${report.samples}, accuracy ${report.accuracy.toFixed(4)}, ${Object.entries(report.topK).map(([k, v]) => `top-${k} ${v.toFixed(4)}`).join(', ')}, macro F1 ${report.macro.f1.toFixed(4)}\n`);
-      for (const m of report.perClass) process.stdout.write(`  ${m.name.padEnd(16)} precision ${m.precision.toFixed(3)}  recall ${m.recall.toFixed(3)}  F1 ${m.f1.toFixed(3)}  (${m.support})\n`);
+      process.stdout.write(
+        `samples ${report.samples}, accuracy ${report.accuracy.toFixed(4)}, ${Object.entries(report.topK)
+          .map(([k, v]) => `top-${k} ${v.toFixed(4)}`)
+          .join(', ')}, macro F1 ${report.macro.f1.toFixed(4)}\n`,
+      );
+      for (const m of report.perClass)
+        process.stdout.write(
+          `  ${m.name.padEnd(16)} precision ${m.precision.toFixed(3)}  recall ${m.recall.toFixed(3)}  F1 ${m.f1.toFixed(3)}  (${m.support})\n`,
+        );
     });
 }

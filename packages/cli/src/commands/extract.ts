@@ -7,8 +7,7 @@ import { engineFrom, engineOptions, printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 
 export function register(program: Command): void {
-  engineOptions(program
-    .command('extract'))
+  engineOptions(program.command('extract'))
     .description("extract a saved base's features of class folders into an Arrow file")
     .requiredOption('--model <file>', 'the base: model.json (from train-base, or any tfjs layers model with a "features" layer)')
     .requiredOption('--data <dir>', 'images, one subdirectory per class')

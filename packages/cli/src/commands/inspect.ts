@@ -3,8 +3,8 @@ import { inspect } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 
 export function register(program: Command): void {
-    program
-      .command('inspect')
+  program
+    .command('inspect')
     .description('summarise an Arrow feature file or pixel cache: rows, schema, metadata, class balance')
     .argument('<file>', 'an Arrow IPC file')
     .option('--json', 'print JSON')

@@ -5,8 +5,8 @@ import * as parse from '../parsers.js';
 import { ON_ERROR_HELP } from '../render/output.js';
 
 export function register(program: Command): void {
-    program
-      .command('predict')
+  program
+    .command('predict')
     .description('classify images (files or directories) with a stacked model saved by `featherstack run`')
     .argument('<images...>', 'image files or directories')
     .option('--model <dir>', 'stacked model directory', 'runs/latest/model')

@@ -7,8 +7,7 @@ import { engineOptions, ON_ERROR_HELP } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 
 export function register(program: Command): void {
-  engineOptions(program
-    .command('run'))
+  engineOptions(program.command('run'))
     .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
     // Defaults are RUN_DEFAULTS, the pipeline's: flags, config files and the API share them.
     .option('--data <dir>', 'dataset with train/ and val/ class folders', RUN_DEFAULTS.data)
@@ -50,7 +49,10 @@ export function register(program: Command): void {
       if (opts.config) {
         // The file fills every option not given on the command line.
         const config = await readRunConfig(opts.config);
-        Object.assign(opts, applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'));
+        Object.assign(
+          opts,
+          applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'),
+        );
       }
       // Ctrl-C stops cleanly: the base checkpoint and the extraction journal stay, and we say how to resume.
       const controller = new AbortController();
@@ -60,7 +62,11 @@ export function register(program: Command): void {
       const progress = new Progress({ json: opts.json });
       const log = (line: string) => progress.line(line);
       // The flags (over the config file) as the run options: the keys of the pipeline's one schema.
-      const input = Object.fromEntries(Object.keys(runConfigSchema.shape).filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+      const input = Object.fromEntries(
+        Object.keys(runConfigSchema.shape)
+          .filter((k) => opts[k] !== undefined)
+          .map((k) => [k, opts[k]]),
+      );
       let result: Awaited<ReturnType<typeof runWorkflow>>;
       try {
         result = await runWorkflow({

@@ -6,8 +6,7 @@ import * as parse from '../parsers.js';
 import { engineFrom, engineOptions, printResult } from '../render/output.js';
 
 export function register(program: Command): void {
-  engineOptions(program
-    .command('train-base'))
+  engineOptions(program.command('train-base'))
     .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
     .requiredOption('--data <dir>', 'training images, one subdirectory per class')
     .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')

@@ -6,8 +6,8 @@ import { printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 
 export function register(program: Command): void {
-    program
-      .command('train-head')
+  program
+    .command('train-head')
     .description('train the head from feature files and save it with its evaluation (out/head/model.json, out/head-evaluation.json)')
     .requiredOption('--train <file|dir>', 'training feature file, or a directory of shard files')
     .requiredOption('--val <file>', 'validation feature file')

@@ -18,7 +18,6 @@ export interface BaseBatchProgress {
   acc: number;
 }
 
-
 /**
  * Whether colour may be used on `stream`: a terminal, and NO_COLOR unset or empty.
  *

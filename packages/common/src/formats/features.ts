@@ -81,7 +81,8 @@ export function readFeatureInfo(metadata: Map<string, string>): FeatureFileInfo 
   } catch (error) {
     return `has metadata that is not JSON (${(error as Error).message})`;
   }
-  if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string')) return `has metadata ${FEATURE_METADATA.classNames} that is not a list of names`;
+  if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string'))
+    return `has metadata ${FEATURE_METADATA.classNames} that is not a list of names`;
   if (sequence !== null && !(Array.isArray(sequence) && sequence.length === 2 && sequence.every((v) => Number.isInteger(v) && v > 0))) {
     return `has metadata ${FEATURE_METADATA.sequence} that is not [steps, features per step]`;
   }

@@ -30,7 +30,8 @@ export function parseStackedMetadata(json: unknown): StackedMetadata | string {
   const shape = m.inputShape;
   if (!Array.isArray(shape) || shape.length !== 3 || shape.some((v) => !Number.isInteger(v) || v < 1)) return 'has no inputShape [height, width, channels]';
   if (!COLOR_MODES.includes(m.colorMode as ColorMode)) return `has colorMode ${JSON.stringify(m.colorMode)}, not one of ${COLOR_MODES.join(', ')}`;
-  if (!INTERPOLATIONS.includes(m.interpolation as Interpolation)) return `has interpolation ${JSON.stringify(m.interpolation)}, not one of ${INTERPOLATIONS.join(', ')}`;
+  if (!INTERPOLATIONS.includes(m.interpolation as Interpolation))
+    return `has interpolation ${JSON.stringify(m.interpolation)}, not one of ${INTERPOLATIONS.join(', ')}`;
   if (typeof m.rescale !== 'number' || !Number.isFinite(m.rescale)) return 'has no numeric rescale';
   if (typeof m.featureLayer !== 'string') return 'has no featureLayer';
   return m as unknown as StackedMetadata;

@@ -13,14 +13,38 @@ export function isBmp(buf: Uint8Array): boolean {
 
 /** Pillow's supported 32-bit masks (r, g, b, a) → byte positions of R, G, B and A (−1: none). */
 const MASKS_32: [number[], number[]][] = [
-  [[0xff0000, 0xff00, 0xff, 0], [2, 1, 0, -1]],
-  [[0xff000000, 0xff0000, 0xff00, 0], [3, 2, 1, -1]],
-  [[0xff000000, 0xff00, 0xff, 0], [3, 1, 0, -1]],
-  [[0xff000000, 0xff0000, 0xff00, 0xff], [3, 2, 1, 0]],
-  [[0xff, 0xff00, 0xff0000, 0xff000000], [0, 1, 2, 3]],
-  [[0xff0000, 0xff00, 0xff, 0xff000000], [2, 1, 0, 3]],
-  [[0xff000000, 0xff00, 0xff, 0xff0000], [3, 1, 0, 2]],
-  [[0, 0, 0, 0], [2, 1, 0, 3]],
+  [
+    [0xff0000, 0xff00, 0xff, 0],
+    [2, 1, 0, -1],
+  ],
+  [
+    [0xff000000, 0xff0000, 0xff00, 0],
+    [3, 2, 1, -1],
+  ],
+  [
+    [0xff000000, 0xff00, 0xff, 0],
+    [3, 1, 0, -1],
+  ],
+  [
+    [0xff000000, 0xff0000, 0xff00, 0xff],
+    [3, 2, 1, 0],
+  ],
+  [
+    [0xff, 0xff00, 0xff0000, 0xff000000],
+    [0, 1, 2, 3],
+  ],
+  [
+    [0xff0000, 0xff00, 0xff, 0xff000000],
+    [2, 1, 0, 3],
+  ],
+  [
+    [0xff000000, 0xff00, 0xff, 0xff0000],
+    [3, 1, 0, 2],
+  ],
+  [
+    [0, 0, 0, 0],
+    [2, 1, 0, 3],
+  ],
 ];
 
 export function decodeBmp(buf: Buffer, pixelLimit: number): DecodedImage {
@@ -64,7 +88,8 @@ export function decodeBmp(buf: Buffer, pixelLimit: number): DecodedImage {
   if (!colors) colors = 2 ** bits;
   if (dataOffset === 14 + headerSize && bits <= 8) dataOffset += paletteEntry * colors;
   const stride = (((width * bits + 31) >>> 3) & ~3) >>> 0;
-  if (dataOffset + stride * height > buf.length) throw new Error(`BMP is truncated: pixel data needs ${dataOffset + stride * height} bytes, file has ${buf.length}`);
+  if (dataOffset + stride * height > buf.length)
+    throw new Error(`BMP is truncated: pixel data needs ${dataOffset + stride * height} bytes, file has ${buf.length}`);
   const rowAt = (y: number) => dataOffset + (topDown ? y : height - 1 - y) * stride;
   const n = width * height;
 

@@ -116,7 +116,8 @@ export function decodePng(buf: Buffer, pixelLimit: number): DecodedImage {
   const samples = SAMPLES[colorType]!;
   const bitsPerPixel = samples * depth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
-  if (trns && ((colorType === 0 && trns.length < 2) || (colorType === 2 && trns.length < 6))) throw new Error(`PNG tRNS chunk of ${trns.length} bytes is too short for colour type ${colorType}`);
+  if (trns && ((colorType === 0 && trns.length < 2) || (colorType === 2 && trns.length < 6)))
+    throw new Error(`PNG tRNS chunk of ${trns.length} bytes is too short for colour type ${colorType}`);
   // The inflated size is known from the header: stop there, so a damaged or hostile stream cannot
   // inflate to gigabytes before the size check.
   const passes = header.interlaced ? ADAM7 : ([[0, 0, 1, 1]] as const);

@@ -108,7 +108,8 @@ export async function* runEpoch(
   // cache since this one was created; otherwise the first full pass writes it.
   const { cache } = ctx;
   if (cache.path && !cache.index) cache.index = await openPixelCache(cache.path, cache.key());
-  const writer = cache.path && !cache.index && settings.limit === ctx.samples && from === 0 ? new PixelCacheWriter(cache.path, cacheSchema(sampleSize, cache.key())) : null;
+  const writer =
+    cache.path && !cache.index && settings.limit === ctx.samples && from === 0 ? new PixelCacheWriter(cache.path, cacheSchema(sampleSize, cache.key())) : null;
   ctx.ring.reset();
   let scheduled = from;
   const schedule = () => {

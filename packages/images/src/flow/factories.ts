@@ -24,9 +24,9 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
       .stampFiles()
       .then(() => openPixelCache(flow.cachePath!, flow.pixelCacheKey))
       .catch(async (error) => {
-      await flow.close();
-      throw error;
-    });
+        await flow.close();
+        throw error;
+      });
     if (index) flow.useCache(index);
   }
   return flow;
@@ -122,7 +122,8 @@ export function flowFromArray(
     throw invalidOption('x.shape', '[samples, height, width, channels] with channels 1, 3 or 4', shape);
   }
   const [n, height, width, channels] = shape;
-  if (x.data.length !== n * height * width * channels) throw invalidOption('x.data', `${n * height * width * channels} values for shape [${shape.join(', ')}]`, `${x.data.length} values`);
+  if (x.data.length !== n * height * width * channels)
+    throw invalidOption('x.data', `${n * height * width * channels} values for shape [${shape.join(', ')}]`, `${x.data.length} values`);
   const dtype: PixelType = x.data instanceof Uint8Array ? 'uint8' : 'float32';
   let data: SharedArrayBuffer;
   if (x.data.buffer instanceof SharedArrayBuffer && x.data.byteOffset === 0) data = x.data.buffer;

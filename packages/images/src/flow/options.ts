@@ -170,9 +170,16 @@ function resolveImage(source: FlowSource, options: FlowOptions): ImageSpec {
 function resolveClassMode(source: FlowSource, value: unknown): ClassMode {
   const hasTargets = (source.targets?.length ?? 0) > 0;
   const classMode = value ?? (hasTargets ? 'raw' : 'categorical');
-  if (!is.oneOf(classMode, CLASS_MODES)) throw invalidOption('classMode', "'categorical', 'binary', 'sparse', 'input', 'none', 'raw' or 'multi_output'", classMode);
+  if (!is.oneOf(classMode, CLASS_MODES))
+    throw invalidOption('classMode', "'categorical', 'binary', 'sparse', 'input', 'none', 'raw' or 'multi_output'", classMode);
   if ((classMode === 'raw' || classMode === 'multi_output') !== hasTargets && classMode !== 'input' && classMode !== 'none') {
-    throw invalidOption('classMode', hasTargets ? "'raw' or 'multi_output' for numeric targets" : "a class-based mode: this source has no numeric targets ('raw' and 'multi_output' need a manifest with numeric label columns)", classMode);
+    throw invalidOption(
+      'classMode',
+      hasTargets
+        ? "'raw' or 'multi_output' for numeric targets"
+        : "a class-based mode: this source has no numeric targets ('raw' and 'multi_output' need a manifest with numeric label columns)",
+      classMode,
+    );
   }
   if (classMode === 'binary' && source.manifest.classNames.length !== 2) {
     throw invalidOption('classMode', `'binary' only with exactly 2 classes (found ${source.manifest.classNames.length})`, classMode);
@@ -186,7 +193,8 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
   const classMode = resolveClassMode(source, options.classMode);
   const seed = options.seed ?? randomInt(2 ** 31);
   if (!is.integer(seed)) throw invalidOption('seed', 'an integer', seed);
-  if (options.pool !== undefined && !(options.pool instanceof ImagePool)) throw invalidOption('pool', 'an ImagePool from createImagePool()', typeof options.pool);
+  if (options.pool !== undefined && !(options.pool instanceof ImagePool))
+    throw invalidOption('pool', 'an ImagePool from createImagePool()', typeof options.pool);
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'uint8') throw invalidOption('dtype', "'float32' or 'uint8'", dtype);
   const workers = options.pool ? options.pool.workers : resolveWorkers(options.workers);
@@ -195,12 +203,22 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
   if (options.onSkip !== undefined && typeof options.onSkip !== 'function') throw invalidOption('onSkip', 'a function', typeof options.onSkip);
   const augment = resolveAugment(options.augment ?? {});
   const a = augment;
-  if (dtype === 'uint8' && (a.rescale !== 1 || a.samplewiseCenter || a.samplewiseStdNormalization || a.featurewiseCenter || a.featurewiseStdNormalization || a.zcaWhitening || a.preprocessingFunction)) {
+  if (
+    dtype === 'uint8' &&
+    (a.rescale !== 1 ||
+      a.samplewiseCenter ||
+      a.samplewiseStdNormalization ||
+      a.featurewiseCenter ||
+      a.featurewiseStdNormalization ||
+      a.zcaWhitening ||
+      a.preprocessingFunction)
+  ) {
     throw invalidOption('dtype', "'float32' when rescale, normalisation or a preprocessing function is used", dtype);
   }
   if (options.cache !== undefined && !is.string(options.cache)) throw invalidOption('cache', 'a file path', options.cache);
   if (options.cache !== undefined && source.array) throw invalidOption('cache', 'unset for in-memory arrays (they are decoded already)', options.cache);
-  if (options.cache !== undefined && image.randomCrop) throw invalidOption('cache', 'unset with randomCrop (crops are cut from the full-size image)', options.cache);
+  if (options.cache !== undefined && image.randomCrop)
+    throw invalidOption('cache', 'unset with randomCrop (crops are cut from the full-size image)', options.cache);
   const spec: FlowSpec = {
     image,
     augment,

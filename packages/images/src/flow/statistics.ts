@@ -22,7 +22,12 @@ export interface Statistics {
  * the preprocessing function, rescale and samplewise normalisation (with `augment.keras`, on raw
  * pixels, as Keras computes them). `run` iterates one pass with the given settings.
  */
-export async function fitStatistics(run: (settings: RunSettings) => AsyncIterable<ImageBatch>, image: ImageSpec, a: AugmentSpec, limit: number): Promise<Statistics> {
+export async function fitStatistics(
+  run: (settings: RunSettings) => AsyncIterable<ImageBatch>,
+  image: ImageSpec,
+  a: AugmentSpec,
+  limit: number,
+): Promise<Statistics> {
   const identity: AugmentSpec = {
     ...resolveAugment({}),
     rescale: a.keras ? 1 : a.rescale,

@@ -71,8 +71,16 @@ async function readRows(file: string): Promise<{ rows: Row[]; columns: string[] 
 }
 
 function numberAt(file: string, row: number, column: string, value: unknown): number {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
-  if (!Number.isFinite(n)) throw new DatasetError(`manifest ${file}, row ${row}, column '${column}': expected a number, found ${JSON.stringify(String(value))}`);
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'bigint'
+        ? Number(value)
+        : typeof value === 'string' && value.trim() !== ''
+          ? Number(value)
+          : Number.NaN;
+  if (!Number.isFinite(n))
+    throw new DatasetError(`manifest ${file}, row ${row}, column '${column}': expected a number, found ${JSON.stringify(String(value))}`);
   return n;
 }
 
@@ -104,7 +112,8 @@ export async function readManifest(file: string, options: ManifestOptions = {}):
   if (options.validationSplit !== undefined) {
     const v = options.validationSplit;
     if (typeof v !== 'number' || !(v > 0 && v < 1)) throw invalidOption('validationSplit', 'a number in (0, 1)', v);
-    if (options.subset !== 'training' && options.subset !== 'validation') throw invalidOption('subset', "'training' or 'validation' with validationSplit", options.subset);
+    if (options.subset !== 'training' && options.subset !== 'validation')
+      throw invalidOption('subset', "'training' or 'validation' with validationSplit", options.subset);
     const cut = Math.floor(v * rows.length);
     [start, stop] = options.subset === 'validation' ? [0, cut] : [cut, rows.length];
   }
@@ -122,15 +131,20 @@ export async function readManifest(file: string, options: ManifestOptions = {}):
     excludedRows.push(line);
     return false;
   });
-  if (kept.length === 0) throw new DatasetError(`manifest ${file} selects no rows${excludedRows.length ? ` (${excludedRows.length} rows have classes outside options.classes)` : ''}`);
-  if (classMode === 'binary' && classNames.length !== 2) throw invalidOption('classMode', `'binary' only with exactly 2 classes (found ${classNames.length})`, classMode);
+  if (kept.length === 0)
+    throw new DatasetError(
+      `manifest ${file} selects no rows${excludedRows.length ? ` (${excludedRows.length} rows have classes outside options.classes)` : ''}`,
+    );
+  if (classMode === 'binary' && classNames.length !== 2)
+    throw invalidOption('classMode', `'binary' only with exactly 2 classes (found ${classNames.length})`, classMode);
   const paths: string[] = [];
   const labels = new Int32Array(kept.length).fill(-1);
   const outputWidths = classMode === 'raw' ? [yCols.length] : classMode === 'multi_output' ? yCols.map(() => 1) : [];
   const targets = outputWidths.map((w) => new Float32Array(kept.length * w));
   for (const [i, { row, line }] of kept.entries()) {
     const value = row[xCol];
-    if (typeof value !== 'string' || value.length === 0) throw new DatasetError(`manifest ${file}, row ${line}, column '${xCol}': expected a file path, found ${JSON.stringify(value)}`);
+    if (typeof value !== 'string' || value.length === 0)
+      throw new DatasetError(`manifest ${file}, row ${line}, column '${xCol}': expected a file path, found ${JSON.stringify(value)}`);
     paths.push(isAbsolute(value) ? relative(root, value) : value);
     if (labelled && !numeric) labels[i] = classIndices[String(row[yCols[0]!])]!;
     if (classMode === 'raw') for (const [k, col] of yCols.entries()) targets[0]![i * yCols.length + k] = numberAt(file, line, col, row[col]);

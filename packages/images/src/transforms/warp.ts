@@ -161,7 +161,15 @@ function clamp(i: number, max: number): number {
 }
 
 /** A pixel whose neighbours leave the image (or any pixel with order 0): fill-mode rules apply. */
-function edgePixel(src: Uint8Array | Float32Array, y: number, x: number, spec: WarpSpec, dst: Float32Array | Uint8ClampedArray, out: number, scale: number): void {
+function edgePixel(
+  src: Uint8Array | Float32Array,
+  y: number,
+  x: number,
+  spec: WarpSpec,
+  dst: Float32Array | Uint8ClampedArray,
+  out: number,
+  scale: number,
+): void {
   const { height: h, width: w, channels: ch, fillMode, cval } = spec;
   if (spec.order === 0) {
     const yi = resolveIndex(Math.round(y), h, fillMode);

@@ -7,7 +7,6 @@
  */
 import { symmetricEigen } from '@featherstack/common';
 
-
 /** The whitening matrix for covariance `sigma` (n×n), as float32 in shared memory for the workers. */
 export function zcaMatrix(sigma: Float64Array, n: number, epsilon: number): SharedArrayBuffer {
   const { values, vectors } = symmetricEigen(sigma, n);

@@ -37,12 +37,16 @@ export function nativeAddon(): Addon {
 export function requireAddon(): Addon {
   if (addon) return addon;
   if (!existsSync(ADDON_PATH)) {
-    throw new NativeTensorFlowError(`featherstack's native session addon is not built (${ADDON_PATH}); run \`npx featherstack-provision\` (installed from npm) or \`npm run build\` (in the repository)`);
+    throw new NativeTensorFlowError(
+      `featherstack's native session addon is not built (${ADDON_PATH}); run \`npx featherstack-provision\` (installed from npm) or \`npm run build\` (in the repository)`,
+    );
   }
   try {
     addon = require(ADDON_PATH) as Addon;
   } catch (error) {
-    throw new NativeTensorFlowError(`featherstack's native session addon ${ADDON_PATH} does not load (${(error as Error).message.split('\n')[0]}); rebuild it with \`npm run build\``);
+    throw new NativeTensorFlowError(
+      `featherstack's native session addon ${ADDON_PATH} does not load (${(error as Error).message.split('\n')[0]}); rebuild it with \`npm run build\``,
+    );
   }
   return addon;
 }
