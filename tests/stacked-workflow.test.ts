@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SHIPPED_DATASET, SHIPPED_VAL } from '@featherstack/fixtures';
 
 /** ANSI SGR (colour/style) sequences; cursor movement is not one. */
@@ -34,82 +34,114 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(report.plan.decodeWorkers).toBe(report.cores);
   });
 
-  it('run --json trains the stacked model on the shipped Fashion-MNIST subset to ≥ 0.70 validation accuracy', async () => {
-    const out = await mkdtemp(join(tmpdir(), 'fs-run-'));
-    const { status, stdout, stderr } = featherstack(['run', '--json', '--out', out]);
-    expect(status, stderr).toBe(0);
-    const result = JSON.parse(stdout);
-    expect(result.val_accuracy).toBeGreaterThanOrEqual(0.7);
-    for (const stage of ['base_train', 'extract', 'head_train', 'total']) expect(result.seconds[stage]).toBeGreaterThan(0);
-    // The base is scored on the validation images after every epoch (the report's base curves).
-    expect(result.base.every((e: { valAcc?: number }) => typeof e.valAcc === 'number' && e.valAcc > 0.3)).toBe(true);
-    expect(result.tensorflow.backend).toBe('tensorflow');
-    // The base trained on the graph engine, on the thread plan's replicas.
-    expect(result.base.every((e: { engine: string; replicas: number }) => e.engine === 'graph' && e.replicas === result.plan.replicas)).toBe(true);
-    // The head trained from files on disk: they hold every image, in class order for validation.
-    const val = tableFromIPC(readFileSync(join(out, 'features', 'val.arrow')));
-    expect(val.numRows).toBe(500);
-    expect(val.getChild('label')!.get(0)).toBe(0);
-    expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
-    // Metrics history as JSON, and the evaluation of the head on the validation features, beside them.
-    expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toEqual({ base: result.base, head: result.head });
-    const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
-    expect(evaluation.confusion).toHaveLength(10);
-    expect(evaluation.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(500);
-    expect(evaluation.accuracy).toBeCloseTo(result.val_accuracy, 4);
-    expect(evaluation.perClass.map((m: { support: number }) => m.support)).toEqual(Array(10).fill(50));
-    expect(result.evaluation.topK['3']).toBeGreaterThanOrEqual(evaluation.accuracy);
-    // The stacked model (base + head) classifies images directly, through the same loading.
+  describe('one run of the shipped subset, then its outputs in use', () => {
+    let out: string;
+    // biome-ignore lint/suspicious/noExplicitAny: the run's JSON, checked field by field below
+    let result: any;
+    // biome-ignore lint/suspicious/noExplicitAny: evaluation.json
+    let evaluation: any;
     const trousers = join(SHIPPED_VAL, '1_trouser');
-    const predicted = featherstack(['predict', '--model', join(out, 'model'), '--top', '2', '--json', trousers]);
-    expect(predicted.status, predicted.stderr).toBe(0);
-    const rows = JSON.parse(predicted.stdout) as { path: string; classes: { className: string; probability: number }[] }[];
-    expect(rows).toHaveLength(50);
-    expect(rows[0]!.path).toBe(join(trousers, readdirSync(trousers).sort()[0]!));
-    expect(rows.every((r) => r.classes.length === 2 && r.classes[0]!.probability >= r.classes[1]!.probability)).toBe(true);
-    // A directory with a symlink loop: every image once, and the walk ends (it used to run into ELOOP).
-    const looped = await mkdtemp(join(tmpdir(), 'fs-loop-'));
-    for (const f of readdirSync(trousers).sort().slice(0, 3)) cpSync(join(trousers, f), join(looped, f));
-    symlinkSync(looped, join(looped, 'loop'));
-    const loopRows = featherstack(['predict', '--model', join(out, 'model'), '--json', looped]);
-    expect(loopRows.status, loopRows.stderr).toBe(0);
-    expect(JSON.parse(loopRows.stdout).map((r: { path: string }) => r.path)).toEqual(readdirSync(trousers).sort().slice(0, 3).map((f) => join(looped, f)));
-    // Per-class recall of the run's evaluation for trousers equals the share predicted as trousers.
-    const recall = evaluation.perClass[1].recall;
-    expect(rows.filter((r) => r.classes[0]!.className === '1_trouser').length / 50).toBeCloseTo(recall, 6);
-    // A run resumed from its last checkpoint restores the base (all 5 epochs done) and ends identically.
-    const again = featherstack(['run', '--json', '--resume', '--out', out]);
-    expect(again.status, again.stderr).toBe(0);
-    const resumed = JSON.parse(again.stdout);
-    expect(resumed.base).toEqual(result.base);
-    expect(resumed.val_accuracy).toBe(result.val_accuracy);
-    expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
-    // evaluate runs the stacked model over the image folders: the same numbers as the run's evaluation of its features.
-    const valDir = SHIPPED_VAL;
-    const evaluated = featherstack(['evaluate', '--json', '--model', join(out, 'model'), '--data', valDir]);
-    expect(evaluated.status, evaluated.stderr).toBe(0);
-    const fromImages = JSON.parse(evaluated.stdout);
-    expect(fromImages.confusion).toEqual(evaluation.confusion);
-    expect(fromImages.accuracy).toBeCloseTo(evaluation.accuracy, 10);
-    // inspect summarises the run's Arrow files: feature file with its class balance, pixel cache.
-    const features = JSON.parse(featherstack(['inspect', '--json', join(out, 'features', 'val.arrow')]).stdout);
-    expect(features).toMatchObject({ kind: 'features', rows: 500 });
-    expect(Object.values(features.classBalance)).toEqual(Array(10).fill(50));
-    expect(features.classBalance['9_ankle_boot']).toBe(50);
-    const cache = JSON.parse(featherstack(['inspect', '--json', join(out, 'cache', 'train-28x28-grayscale.arrow')]).stdout);
-    expect(cache).toMatchObject({ kind: 'pixel-cache', rows: 2000, failedSamples: 0 });
-    const notArrow = featherstack(['inspect', join(out, 'history.json')]);
-    expect(notArrow.status).toBe(1);
-    expect(notArrow.stderr).toContain(`inspect: ${join(out, 'history.json')} is not an Arrow IPC file`);
-    const missing = featherstack(['predict', '--model', join(out, 'model'), '/nonexistent.png']);
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toContain('predict: /nonexistent.png does not exist');
+    beforeAll(async () => {
+      out = await mkdtemp(join(tmpdir(), 'fs-run-'));
+      const { status, stdout, stderr } = featherstack(['run', '--json', '--out', out]);
+      expect(status, stderr).toBe(0);
+      result = JSON.parse(stdout);
+      evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
+    });
+
+    it('run --json trains the stacked model to ≥ 0.70 validation accuracy on native TensorFlow and the graph engine', () => {
+      expect(result.val_accuracy).toBeGreaterThanOrEqual(0.7);
+      for (const stage of ['base_train', 'extract', 'head_train', 'total']) expect(result.seconds[stage]).toBeGreaterThan(0);
+      // The base is scored on the validation images after every epoch (the report's base curves).
+      expect(result.base.every((e: { valAcc?: number }) => typeof e.valAcc === 'number' && e.valAcc > 0.3)).toBe(true);
+      expect(result.tensorflow.backend).toBe('tensorflow');
+      // The base trained on the graph engine, on the thread plan's replicas.
+      expect(result.base.every((e: { engine: string; replicas: number }) => e.engine === 'graph' && e.replicas === result.plan.replicas)).toBe(true);
+    });
+
+    it('writes feature files holding every image (validation in class order), the history and the evaluation', () => {
+      const val = tableFromIPC(readFileSync(join(out, 'features', 'val.arrow')));
+      expect(val.numRows).toBe(500);
+      expect(val.getChild('label')!.get(0)).toBe(0);
+      expect(tableFromIPC(readFileSync(join(out, 'features', 'train.arrow'))).numRows).toBe(2000);
+      expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toEqual({ base: result.base, head: result.head });
+      expect(evaluation.confusion).toHaveLength(10);
+      expect(evaluation.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(500);
+      expect(evaluation.accuracy).toBeCloseTo(result.val_accuracy, 4);
+      expect(evaluation.perClass.map((m: { support: number }) => m.support)).toEqual(Array(10).fill(50));
+      expect(result.evaluation.topK['3']).toBeGreaterThanOrEqual(evaluation.accuracy);
+    });
+
+    it('predict classifies images with the stacked model, agreeing with the run’s per-class recall', () => {
+      const predicted = featherstack(['predict', '--model', join(out, 'model'), '--top', '2', '--json', trousers]);
+      expect(predicted.status, predicted.stderr).toBe(0);
+      const rows = JSON.parse(predicted.stdout) as { path: string; classes: { className: string; probability: number }[] }[];
+      expect(rows).toHaveLength(50);
+      expect(rows[0]!.path).toBe(join(trousers, readdirSync(trousers).sort()[0]!));
+      expect(rows.every((r) => r.classes.length === 2 && r.classes[0]!.probability >= r.classes[1]!.probability)).toBe(true);
+      const recall = evaluation.perClass[1].recall;
+      expect(rows.filter((r) => r.classes[0]!.className === '1_trouser').length / 50).toBeCloseTo(recall, 6);
+      const missing = featherstack(['predict', '--model', join(out, 'model'), '/nonexistent.png']);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toContain('predict: /nonexistent.png does not exist');
+    });
+
+    it('predict walks a directory with a symlink loop: every image once, and the walk ends', async () => {
+      const looped = await mkdtemp(join(tmpdir(), 'fs-loop-'));
+      for (const f of readdirSync(trousers).sort().slice(0, 3)) cpSync(join(trousers, f), join(looped, f));
+      symlinkSync(looped, join(looped, 'loop'));
+      const loopRows = featherstack(['predict', '--model', join(out, 'model'), '--json', looped]);
+      expect(loopRows.status, loopRows.stderr).toBe(0);
+      const expected = readdirSync(trousers).sort().slice(0, 3);
+      expect(JSON.parse(loopRows.stdout).map((r: { path: string }) => r.path)).toEqual(expected.map((f) => join(looped, f)));
+    });
+
+    it('evaluate over the image folders gives the numbers of the run’s evaluation of its features', () => {
+      const evaluated = featherstack(['evaluate', '--json', '--model', join(out, 'model'), '--data', SHIPPED_VAL]);
+      expect(evaluated.status, evaluated.stderr).toBe(0);
+      const fromImages = JSON.parse(evaluated.stdout);
+      expect(fromImages.confusion).toEqual(evaluation.confusion);
+      expect(fromImages.accuracy).toBeCloseTo(evaluation.accuracy, 10);
+    });
+
+    it('inspect summarises the feature file (class balance) and the pixel cache, and refuses a non-Arrow file by name', () => {
+      const features = JSON.parse(featherstack(['inspect', '--json', join(out, 'features', 'val.arrow')]).stdout);
+      expect(features).toMatchObject({ kind: 'features', rows: 500 });
+      expect(Object.values(features.classBalance)).toEqual(Array(10).fill(50));
+      expect(features.classBalance['9_ankle_boot']).toBe(50);
+      const cache = JSON.parse(featherstack(['inspect', '--json', join(out, 'cache', 'train-28x28-grayscale.arrow')]).stdout);
+      expect(cache).toMatchObject({ kind: 'pixel-cache', rows: 2000, failedSamples: 0 });
+      const notArrow = featherstack(['inspect', join(out, 'history.json')]);
+      expect(notArrow.status).toBe(1);
+      expect(notArrow.stderr).toContain(`inspect: ${join(out, 'history.json')} is not an Arrow IPC file`);
+    });
+
+    it('a run resumed from its last checkpoint restores the base (all epochs done) and ends identically', () => {
+      const again = featherstack(['run', '--json', '--resume', '--out', out]);
+      expect(again.status, again.stderr).toBe(0);
+      const resumed = JSON.parse(again.stdout);
+      expect(resumed.base).toEqual(result.base);
+      expect(resumed.val_accuracy).toBe(result.val_accuracy);
+      expect(resumed.seconds.base_train).toBeLessThan(result.seconds.base_train / 2);
+    });
   });
 
   it('bench images --json measures the pipeline against the raw ceiling and marks absent peers "not run"', async () => {
     const file = join(await mkdtemp(join(tmpdir(), 'fs-bench-')), 'images.json');
     const chart = join(dirname(file), 'workers.png');
-    const { status, stdout, stderr } = featherstack(['bench', 'images', '--dataset', 'shipped', '--repeats', '1', '--no-peers', '--json', file, '--chart', chart]);
+    const { status, stdout, stderr } = featherstack([
+      'bench',
+      'images',
+      '--dataset',
+      'shipped',
+      '--repeats',
+      '1',
+      '--no-peers',
+      '--json',
+      file,
+      '--chart',
+      chart,
+    ]);
     expect(status, stderr).toBe(0);
     const result = JSON.parse(stdout);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(result);
@@ -154,7 +186,11 @@ describe('featherstack CLI (as a user runs it)', () => {
     const args = ['run', '--out', out, '--base-epochs', '1', '--head-epochs', '2'];
     // util-linux's script(1) runs the command on a pseudo-terminal.
     const onTerminal = (env: NodeJS.ProcessEnv) =>
-      spawnSync('script', ['-qec', [process.execPath, bin, ...args].join(' '), '/dev/null'], { encoding: 'utf8', cwd: join(import.meta.dirname, '..'), env: { ...process.env, ...env } });
+      spawnSync('script', ['-qec', [process.execPath, bin, ...args].join(' '), '/dev/null'], {
+        encoding: 'utf8',
+        cwd: join(import.meta.dirname, '..'),
+        env: { ...process.env, ...env },
+      });
     const tty = onTerminal({ NO_COLOR: '' }); // empty: colours allowed (no-color.org)
     expect(tty.status, tty.stderr).toBe(0);
     const text = tty.stdout.replace(SGR, '');
@@ -178,12 +214,35 @@ describe('featherstack CLI (as a user runs it)', () => {
   it('runs the stages as separate commands — train-base (in a worker), extract (sharded), train-head — through files', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-stages-'));
     const data = SHIPPED_DATASET;
-    const base = featherstack(['train-base', '--json', '--worker', '--data', join(data, 'train'), '--validation', join(data, 'val'), '--out', out, '--epochs', '2']);
+    const base = featherstack([
+      'train-base',
+      '--json',
+      '--worker',
+      '--data',
+      join(data, 'train'),
+      '--validation',
+      join(data, 'val'),
+      '--out',
+      out,
+      '--epochs',
+      '2',
+    ]);
     expect(base.status, base.stderr).toBe(0);
     expect(JSON.parse(base.stdout).history.map((h: { valAcc?: number }) => typeof h.valAcc)).toEqual(['number', 'number']);
     const model = join(out, 'base', 'model.json');
     for (const i of [0, 1]) {
-      const part = featherstack(['extract', '--json', '--model', model, '--data', join(data, 'train'), '--shard', `${i}/2`, '--out', join(out, 'train', `part-${i}.arrow`)]);
+      const part = featherstack([
+        'extract',
+        '--json',
+        '--model',
+        model,
+        '--data',
+        join(data, 'train'),
+        '--shard',
+        `${i}/2`,
+        '--out',
+        join(out, 'train', `part-${i}.arrow`),
+      ]);
       expect(part.status, part.stderr).toBe(0);
       expect(JSON.parse(part.stdout).rows).toBe(1000);
     }
@@ -232,7 +291,10 @@ describe('featherstack CLI (as a user runs it)', () => {
 
   it('takes options from a YAML or JSON config, flags overriding it, and names the exact key of a bad value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-config-'));
-    writeFileSync(join(dir, 'run.yaml'), `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\nvalidateBase: false\nreplicas: 2\ntfThreads: 1\nengine: graph\naugment: { rescale: 0.00392156862745098 }\n`);
+    writeFileSync(
+      join(dir, 'run.yaml'),
+      `out: ${join(dir, 'out')}\nimageSize: 28\nbaseEpochs: 1\nheadEpochs: 1\nvalidateBase: false\nreplicas: 2\ntfThreads: 1\nengine: graph\naugment: { rescale: 0.00392156862745098 }\n`,
+    );
     const good = featherstack(['run', '--json', '--config', join(dir, 'run.yaml'), '--head-epochs', '2']);
     expect(good.status, good.stderr).toBe(0);
     const result = JSON.parse(good.stdout);
@@ -271,9 +333,16 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(status, stderr).toBe(0);
     const suites = ['images', 'training', 'scaling', 'scaling-224', 'extraction', 'head', 'workflow', 'workflow-224'];
     expect(readdirSync(out).sort()).toEqual([...suites.flatMap((s) => [`${s}.json`, `${s}.md`, `${s}.png`]), 'summary.md'].sort());
-    for (const suite of suites) expect(readFileSync(join(out, `${suite}.png`)).subarray(1, 4).toString('latin1'), suite).toBe('PNG');
+    for (const suite of suites)
+      expect(
+        readFileSync(join(out, `${suite}.png`))
+          .subarray(1, 4)
+          .toString('latin1'),
+        suite,
+      ).toBe('PNG');
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
-    for (const title of ['### Image pipeline', '### Base training starvation', '### Feature extraction', '### Head training', '### Stacked workflow']) expect(summary).toContain(title);
+    for (const title of ['### Image pipeline', '### Base training starvation', '### Feature extraction', '### Head training', '### Stacked workflow'])
+      expect(summary).toContain(title);
     // Peers absent: their rows say so instead of disappearing.
     expect(JSON.parse(readFileSync(join(out, 'head.json'), 'utf8')).keras).toEqual({ status: 'not run', reason: '--no-peers' });
     const workflow = JSON.parse(readFileSync(join(out, 'workflow.json'), 'utf8'));
@@ -324,16 +393,22 @@ describe('featherstack CLI (as a user runs it)', () => {
   it('bench head marks its Keras row "not run" with the reason when Python tensorflow is missing', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-bench-head-'));
     // No python3 on PATH: what a machine without Python tensorflow sees.
-    const result = spawnSync(process.execPath, [bin, 'bench', 'head', '--epochs', '1', '--repeats', '1', '--json', join(out, 'head.json'), '--markdown', join(out, 'head.md')], {
-      encoding: 'utf8',
-      env: { ...process.env, PATH: out },
-    });
+    const result = spawnSync(
+      process.execPath,
+      [bin, 'bench', 'head', '--epochs', '1', '--repeats', '1', '--json', join(out, 'head.json'), '--markdown', join(out, 'head.md')],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: out },
+      },
+    );
     expect(result.status, result.stderr).toBe(0);
     const head = JSON.parse(result.stdout);
     expect(head.keras).toEqual({ status: 'not run', reason: 'Python tensorflow is not installed (pip install tensorflow-cpu)' });
     expect(head.ratios.overKeras).toBeNull();
     expect(head.tfjsLayersFit.rowsPerSecond).toBeGreaterThan(0);
-    expect(readFileSync(join(out, 'head.md'), 'utf8')).toContain('| Keras head.fit | not run (Python tensorflow is not installed (pip install tensorflow-cpu)) | | |');
+    expect(readFileSync(join(out, 'head.md'), 'utf8')).toContain(
+      '| Keras head.fit | not run (Python tensorflow is not installed (pip install tensorflow-cpu)) | | |',
+    );
   });
 
   it('bench extraction and bench head refuse bad values by name', () => {
@@ -345,25 +420,14 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(epochs.stderr).toContain("--epochs must be a positive integer, received '0'");
   });
 
-  it('rejects a bad flag value with a message naming the flag', () => {
+  it('exits with 2 for bad usage and 1 for a refused value, naming the flag (each parser is unit-tested in packages/cli)', () => {
     const { status, stderr } = featherstack(['run', '--batch-size', 'zero']);
     expect(status).toBe(2); // bad usage, as `run --help` documents
     expect(stderr).toContain("--batch-size must be a positive integer, received 'zero'");
-    const typo = featherstack(['run', '--augment', 'shearRange=0.2,horizontalFlp=true']);
-    expect(typo.status).toBe(2);
-    expect(typo.stderr).toContain('unknown key: horizontalFlp; known: rotationRange');
     const unknown = featherstack(['run', '--epochs', '3']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("error: unknown option '--epochs'");
     expect(featherstack(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    const badSize = featherstack(['run', '--image-size', '28by28']);
-    expect(badSize.stderr).toContain("--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '28by28'");
-    const zero = featherstack(['run', '--image-size', '0x0']);
-    expect(zero.status).toBe(2);
-    expect(zero.stderr).toContain("--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '0x0'");
-    const badMode = featherstack(['run', '--color-mode', 'cmyk']);
-    expect(badMode.status).toBe(2);
-    expect(badMode.stderr).toContain("--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
     // Unreasonable thread counts are refused before anything starts, naming the flag.
     const replicas = featherstack(['run', '--replicas', '500']);
     expect(replicas.status).toBe(1);
@@ -371,9 +435,6 @@ describe('featherstack CLI (as a user runs it)', () => {
     const workers = featherstack(['run', '--workers', '1000']);
     expect(workers.status).toBe(1);
     expect(workers.stderr).toMatch(/decode workers \(--workers\) must be at most \d+ on this machine .*received 1000/);
-    const engine = featherstack(['run', '--engine', 'xla']);
-    expect(engine.status).toBe(2);
-    expect(engine.stderr).toContain("--engine must be graph or eager, received 'xla'");
     const missing = featherstack(['run', '--data', '/nonexistent/dataset']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('dataset directory /nonexistent/dataset/train does not exist');

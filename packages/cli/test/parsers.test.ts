@@ -1,0 +1,51 @@
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import * as parse from '../dist/parsers.js';
+
+// The flag parsers, tested directly; tests/stacked-workflow.test.ts checks once that a bad value
+// makes the process exit with 2.
+const refuses = (f: (v: string) => unknown, value: string, message: string) => {
+  expect(() => f(value)).toThrow(InvalidArgumentError);
+  expect(() => f(value)).toThrow(message);
+};
+
+describe('flag parsers', () => {
+  it('int: positive safe integers only, naming the flag', () => {
+    expect(parse.int('--batch-size')('32')).toBe(32);
+    for (const bad of ['zero', '0', '-1', '2.5', '', 'NaN', '99999999999999999999'])
+      refuses(parse.int('--batch-size'), bad, `--batch-size must be a positive integer, received '${bad}'`);
+  });
+
+  it('size: N or HxW', () => {
+    expect(parse.size('28')).toEqual([28, 28]);
+    expect(parse.size('224x160')).toEqual([224, 160]);
+    for (const bad of ['28by28', '0x0', '28x', 'x28', '28x28x3', '-5x5']) {
+      refuses(parse.size, bad, `--image-size must be N or HxW of positive integers (e.g. 28 or 224x224), received '${bad}'`);
+    }
+  });
+
+  it('choices: colour mode, error policy, engine, precision', () => {
+    expect(parse.colorMode('rgb')).toBe('rgb');
+    refuses(parse.colorMode, 'cmyk', "--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
+    expect(parse.onError('skip')).toBe('skip');
+    refuses(parse.onError, 'sometimes', "--on-error must be raise or skip, received 'sometimes'");
+    refuses(parse.engine, 'xla', "--engine must be graph or eager, received 'xla'");
+    refuses(parse.precision, 'fp16', "--precision must be float32 or mixed-bfloat16, received 'fp16'");
+  });
+
+  it('shard, recurrent head and units', () => {
+    expect(parse.shard('1/4')).toEqual({ index: 1, count: 4 });
+    for (const bad of ['3/2', '0/0', 'a/b', '-1/2']) refuses(parse.shard, bad, `--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '${bad}'`);
+    expect(parse.recurrentHead('gru:32')).toEqual({ kind: 'gru', units: 32 });
+    for (const bad of ['gru', 'gru:0', 'rnn:5']) refuses(parse.recurrentHead, bad, '--recurrent must be gru:UNITS or lstm:UNITS');
+    expect(parse.units('128,64')).toEqual([128, 64]);
+    expect(parse.units('')).toEqual([]);
+    refuses(parse.units, 'a,b', "--units must be a positive integer, received 'a'");
+  });
+
+  it('augment: key=value pairs or JSON against the pipeline’s schema, unknown keys listed', () => {
+    expect(parse.augment('rescale=1/255,horizontalFlip=true')).toEqual({ rescale: 1 / 255, horizontalFlip: true });
+    refuses(parse.augment, 'shearRange=0.2,horizontalFlp=true', 'unknown key: horizontalFlp; known: rotationRange');
+    refuses(parse.augment, '{bad json', '--augment: not valid JSON');
+  });
+});
