@@ -4,8 +4,8 @@
  * @internal
  */
 
-export function channelShift(dst: Float32Array | Uint8ClampedArray, offset: number, size: number, shift: number): void {
-  // Keras: clip(x + intensity, min(x), max(x)) over the whole image.
+/** The smallest and largest value of one image. */
+function extent(dst: Float32Array | Uint8ClampedArray, offset: number, size: number): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = offset; i < offset + size; i++) {
@@ -13,6 +13,12 @@ export function channelShift(dst: Float32Array | Uint8ClampedArray, offset: numb
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
+  return [lo, hi];
+}
+
+export function channelShift(dst: Float32Array | Uint8ClampedArray, offset: number, size: number, shift: number): void {
+  // Keras: clip(x + intensity, min(x), max(x)) over the whole image.
+  const [lo, hi] = extent(dst, offset, size);
   for (let i = offset; i < offset + size; i++) dst[i] = Math.min(hi, Math.max(lo, dst[i]! + shift));
 }
 
@@ -36,13 +42,7 @@ export function kerasBrightness(dst: Float32Array | Uint8ClampedArray, offset: n
     if (f >= 0 && f <= 1) return Math.trunc(t);
     return t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t);
   };
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = offset; i < offset + size; i++) {
-    const v = dst[i]!;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  const [lo, hi] = extent(dst, offset, size);
   if (lo >= 0 && hi <= 255) {
     for (let i = offset; i < offset + size; i++) dst[i] = alpha(i) ? Math.trunc(dst[i]!) : blend(Math.trunc(dst[i]!));
     return;
