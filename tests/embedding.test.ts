@@ -2,18 +2,20 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SHIPPED_DATASET, SHIPPED_VAL } from '@featherstack/fixtures';
 import { describe, expect, it } from 'vitest';
 
-const packages = join(import.meta.dirname, '..', 'packages');
+/** A package's directory, found by name as the workspace links it. */
+const packageDir = (name: string) => dirname(fileURLToPath(import.meta.resolve(`@featherstack/${name}/package.json`)));
 
 describe('embedding (an outside project importing the built packages)', () => {
   it('uses every stage through the packages’ exports maps (with progress events and an AbortSignal), and cannot reach their internals', async () => {
     const project = await mkdtemp(join(tmpdir(), 'fs-embed-'));
     mkdirSync(join(project, 'node_modules', '@featherstack'), { recursive: true });
     for (const name of ['common', 'images', 'core', 'head', 'tensorflow', 'report', 'pipeline', 'fixtures', 'cli'])
-      symlinkSync(join(packages, name), join(project, 'node_modules', '@featherstack', name));
+      symlinkSync(packageDir(name), join(project, 'node_modules', '@featherstack', name));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'outside', type: 'module', private: true }));
     const data = SHIPPED_VAL;
     writeFileSync(

@@ -3,11 +3,11 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bin } from './cli.js';
 
 // A full disk, for real: `run --out` on small tmpfs mounts (the test runs as root, as CI does), so
 // that every stage in turn meets ENOSPC.
 
-const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
 const base = mkdtempSync(join(tmpdir(), 'fs-full-disk-'));
 const args = ['run', '--base-epochs', '1', '--head-epochs', '1', '--workers', '2'];
 

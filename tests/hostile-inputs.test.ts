@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
+import { bin } from './cli.js';
 
 // Hostile flag values, configs and input files, as a fuzzing pass over the CLI found them (143
 // combinations of every command's numeric flags, paths and formats). Each must fail with exit 1
@@ -11,7 +12,6 @@ import { SHIPPED_DATASET } from '@featherstack/fixtures';
 // cases that did reach internals are marked "found".
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'packages', 'cli', 'bin', 'featherstack.js');
 const data = SHIPPED_DATASET;
 const dir = mkdtempSync(join(tmpdir(), 'fs-hostile-'));
 const INTERNAL = /\n\s+at |TypeError|ReferenceError|Cannot read properties|RangeError|Array buffer allocation|\[object Object\]|fieldsLength/;

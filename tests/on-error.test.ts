@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
+import { bin } from './cli.js';
 
 // --on-error skip on run, predict and evaluate: every bad file is reported, the rest is used.
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'packages', 'cli', 'bin', 'featherstack.js');
 const shipped = SHIPPED_DATASET;
 
 function featherstack(args: string[]) {

@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { bin } from './cli.js';
 
-const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
 // Debian's chromium package (`npm test` installs it when missing); another build can be named.
 const CHROMIUM = process.env.FEATHERSTACK_CHROMIUM ?? '/usr/bin/chromium';
 

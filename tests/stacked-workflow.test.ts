@@ -6,11 +6,10 @@ import { tableFromIPC } from 'apache-arrow';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SHIPPED_DATASET, SHIPPED_VAL } from '@featherstack/fixtures';
+import { bin } from './cli.js';
 
 /** ANSI SGR (colour/style) sequences; cursor movement is not one. */
 const SGR = new RegExp(`${String.fromCharCode(27)}\\[\\d*(;\\d+)*m`, 'g');
-
-const bin = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'featherstack.js');
 
 function featherstack(args: string[]) {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });

@@ -22,7 +22,7 @@ export async function evaluate(options: {
   const flow = await flowFromDirectory(options.data, {
     targetSize: [height, width],
     colorMode: metadata.colorMode,
-    interpolation: metadata.interpolation as never,
+    interpolation: metadata.interpolation,
     augment: { rescale: metadata.rescale },
     classMode: 'sparse',
     shuffle: false,

@@ -49,7 +49,7 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
   const flow = await flowFromFiles(files, {
     targetSize: [height, width],
     colorMode: metadata.colorMode,
-    interpolation: metadata.interpolation as never,
+    interpolation: metadata.interpolation,
     augment: { rescale: metadata.rescale },
     batchSize: 64,
     onError: options.onError ?? 'raise',

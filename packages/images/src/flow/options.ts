@@ -5,10 +5,10 @@
 import { randomInt } from 'node:crypto';
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import { CHANNELS, type ColorMode, COLOR_MODES, INTERPOLATIONS, type Interpolation, is } from '@featherstack/common';
+import { CHANNELS, type ColorMode, COLOR_MODES, positiveInt as commonPositiveInt, INTERPOLATIONS, type Interpolation, is } from '@featherstack/common';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from '../augment.js';
 import type { ClassMode } from '../batch/batch.js';
-import { invalidOption } from '../errors.js';
+import { ImageOptionError, invalidOption } from '../errors.js';
 import { ImagePool, resolveWorkers } from '../pool/pool.js';
 import type { ImageSpec, PixelType } from '../pool/protocol.js';
 import type { DirectoryListingOptions } from '../sources/directory.js';
@@ -130,11 +130,7 @@ function flag(name: string, value: unknown): boolean {
   return value ?? false;
 }
 
-function positiveInt(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!is.positiveInteger(value)) throw invalidOption(name, 'a positive integer', value);
-  return value;
-}
+const positiveInt = (name: string, value: unknown, fallback: number) => commonPositiveInt(name, value, fallback, ImageOptionError);
 
 /** The image settings: the array's own for in-memory data, the options' otherwise. */
 function resolveImage(source: FlowSource, options: FlowOptions): ImageSpec {
