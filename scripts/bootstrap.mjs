@@ -50,6 +50,20 @@ function build() {
   step('build packages (turbo)', bin('turbo'), ['run', 'build', '--output-logs=errors-only']);
 }
 
+/** apt-get install of Debian `packages`, as root or through sudo; retried once after `apt-get update`. */
+function aptInstall(title, packages) {
+  const root = process.getuid?.() === 0;
+  const [cmd, pre] = root ? ['apt-get', []] : ['sudo', ['-n', 'apt-get']];
+  const install = () => spawnSync(cmd, [...pre, 'install', '-y', ...packages], { stdio: 'inherit', env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
+  process.stderr.write(`\n▶ ${title} (apt-get install ${packages.join(' ')})\n`);
+  let result = install();
+  if (result.status !== 0 && !result.error) {
+    spawnSync(cmd, [...pre, 'update'], { stdio: 'inherit' });
+    result = install();
+  }
+  return result;
+}
+
 /**
  * The report test renders a run's HTML report in Debian's Chromium. A machine without it gets the
  * package from apt (as root, or through sudo); FEATHERSTACK_CHROMIUM names another build instead.
@@ -62,18 +76,24 @@ function ensureChromium() {
     process.stderr.write(`✖ FEATHERSTACK_CHROMIUM=${path}: no such file (the report test will fail)\n`);
     return;
   }
-  const root = process.getuid?.() === 0;
-  const [cmd, pre] = root ? ['apt-get', []] : ['sudo', ['-n', 'apt-get']];
-  const install = () => spawnSync(cmd, [...pre, 'install', '-y', 'chromium'], { stdio: 'inherit', env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
-  process.stderr.write('\n▶ install Chromium for the report test (apt-get install chromium)\n');
-  let result = install();
-  if (result.status !== 0 && !result.error) {
-    spawnSync(cmd, [...pre, 'update'], { stdio: 'inherit' });
-    result = install();
-  }
+  const result = aptInstall('install Chromium for the report test', ['chromium']);
   if (result.status !== 0 || !existsSync(path)) {
     process.stderr.write(
       `✖ could not install Debian's chromium package (${result.error?.message ?? `exit ${result.status}`}); the report test will fail: install it, or set FEATHERSTACK_CHROMIUM to a Chromium binary\n`,
+    );
+  }
+}
+
+/**
+ * The distributed-extraction tests run a real Redis: Debian's redis-server, which the tests start on
+ * a free loopback port and stop. A machine without it gets the package from apt.
+ */
+function ensureRedis() {
+  if (existsSync('/usr/bin/redis-server')) return;
+  const result = aptInstall('install Redis for the job-queue tests', ['redis-server']);
+  if (result.status !== 0 || !existsSync('/usr/bin/redis-server')) {
+    process.stderr.write(
+      `✖ could not install Debian's redis-server (${result.error?.message ?? `exit ${result.status}`}); the job-queue tests will fail: install it\n`,
     );
   }
 }
@@ -91,6 +111,7 @@ switch (verb) {
   case 'test':
     step('lint and typecheck (turbo)', bin('turbo'), ['run', 'lint', 'typecheck', '--output-logs=errors-only']);
     ensureChromium();
+    ensureRedis();
     step('tests (vitest)', bin('vitest'), ['run', ...rest]);
     break;
   case 'bench':

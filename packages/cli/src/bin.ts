@@ -15,6 +15,7 @@ import { register as predict } from './commands/predict.js';
 import { register as run } from './commands/run.js';
 import { register as trainBase } from './commands/train-base.js';
 import { register as trainHead } from './commands/train-head.js';
+import { register as worker } from './commands/worker.js';
 import { useColor } from './render/progress.js';
 
 const program = new Command()
@@ -25,7 +26,7 @@ const program = new Command()
   // Usage errors (unknown option, missing or invalid argument) exit with 2, as documented; help with 0.
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
-for (const register of [run, doctor, trainBase, extract, trainHead, predict, evaluate, inspect, bench]) register(program);
+for (const register of [run, doctor, trainBase, extract, trainHead, predict, evaluate, inspect, worker, bench]) register(program);
 
 program.parseAsync().catch((error: Error) => {
   const prefix = useColor(process.stderr) ? '\u001b[31mfeatherstack:\u001b[0m' : 'featherstack:';

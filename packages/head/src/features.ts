@@ -3,7 +3,16 @@
  * with the file's path.
  */
 import { readFile } from 'node:fs/promises';
-import { arrowBytesProblem, FEATURE_COLUMNS as COLUMNS, listArrowFiles, readFeatureInfo } from '@featherstack/common';
+import {
+  arrowBytesProblem,
+  FEATURE_COLUMNS as COLUMNS,
+  FEATURE_METADATA,
+  listArrowFiles,
+  readFeatureInfo,
+  readShardInfo,
+  type ShardInfo,
+  shardSetProblem,
+} from '@featherstack/common';
 import { DataType, type Table, tableFromIPC } from 'apache-arrow';
 import { FeatureFileError } from './errors.js';
 
@@ -18,6 +27,9 @@ export interface FeatureSet {
   classNames: string[];
   /** [timesteps, size] when the file declares its rows sequences (`featherstack.sequence`). */
   sequence?: [number, number];
+  /** Which shard of a distributed extraction the file is, and the base model's sha256. */
+  shard?: ShardInfo;
+  baseModel?: string;
 }
 
 function requireColumn(table: Table, path: string, name: string) {
@@ -83,6 +95,9 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   const info = readFeatureInfo(table.schema.metadata);
   if (typeof info === 'string') throw new FeatureFileError(path, info);
   const { classNames, sequence } = info;
+  const shard = readShardInfo(table.schema.metadata);
+  if (typeof shard === 'string') throw new FeatureFileError(path, shard);
+  const baseModel = table.schema.metadata.get(FEATURE_METADATA.baseModelSha256);
   return {
     path,
     rows,
@@ -92,6 +107,8 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     paths: pathColumn ? (pathColumn.toArray() as string[]) : [],
     classNames,
     ...(sequence ? { sequence } : {}),
+    ...(shard ? { shard } : {}),
+    ...(baseModel ? { baseModel } : {}),
   };
 }
 
@@ -122,6 +139,9 @@ export function assertFinite(path: string, values: Float32Array, dimension: numb
 export async function readFeatureFiles(input: string | string[]): Promise<FeatureSet> {
   const files = await featureFiles(input);
   const sets = await Promise.all(files.map((f) => readFeatureFile(f)));
+  // Shards of a distributed extraction are trusted only as a complete set (every shard once, one model).
+  const problem = shardSetProblem(sets.map((s) => ({ path: s.path, shard: s.shard ?? null, model: s.baseModel, rows: s.rows })));
+  if (problem) throw new FeatureFileError(String(input), problem);
   const [first] = sets;
   if (!first) throw new FeatureFileError(String(input), 'names no feature files');
   for (const s of sets.slice(1)) {

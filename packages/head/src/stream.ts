@@ -5,7 +5,17 @@
  * batch, whatever the files hold.
  */
 import { open } from 'node:fs/promises';
-import { arrowFileProblem, CounterRng, FEATURE_COLUMNS as COLUMNS, readFeatureInfo, Stream } from '@featherstack/common';
+import {
+  arrowFileProblem,
+  CounterRng,
+  FEATURE_COLUMNS as COLUMNS,
+  FEATURE_METADATA,
+  readFeatureInfo,
+  readShardInfo,
+  type ShardFile,
+  Stream,
+  shardSetProblem,
+} from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
 import { assertFinite, featureFiles } from './features.js';
@@ -63,6 +73,7 @@ export async function openFeatureStream(
   // Schemas only (read from the footers): dimension and classes of every file, checked to agree.
   let dimension = -1;
   let classNames: string[] = [];
+  const shardFiles: ShardFile[] = [];
   for (const file of files) {
     const { reader: r, close } = await reader(file);
     try {
@@ -72,12 +83,18 @@ export async function openFeatureStream(
       const info = readFeatureInfo(r.schema.metadata);
       if (typeof info === 'string') throw new FeatureFileError(file, info);
       const names = info.classNames;
+      const shard = readShardInfo(r.schema.metadata);
+      if (typeof shard === 'string') throw new FeatureFileError(file, shard);
+      shardFiles.push({ path: file, shard, model: r.schema.metadata.get(FEATURE_METADATA.baseModelSha256) });
       if (dimension === -1) [dimension, classNames] = [d, names];
       else if (d !== dimension) throw new FeatureFileError(file, `has ${d}-dimensional features but ${files[0]} has ${dimension}`);
     } finally {
       await close();
     }
   }
+  // Shards of a distributed extraction are trusted only as a complete set (every shard once, one model).
+  const problem = shardSetProblem(shardFiles);
+  if (problem) throw new FeatureFileError(Array.isArray(input) ? input.join(', ') : input, problem);
   return {
     kind: 'stream',
     files,

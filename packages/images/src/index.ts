@@ -13,7 +13,7 @@ export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
 export type { ClassMode, ImageBatch } from './batch/batch.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
-export { type ArrayInput, flowFromArray, flowFromDirectory, flowFromFiles, flowFromManifest } from './flow/factories.js';
+export { type ArrayInput, flowFromArray, flowFromDirectory, flowFromFiles, flowFromListing, flowFromManifest } from './flow/factories.js';
 export { ImageFlow } from './flow/flow.js';
 export type { BaseFlowOptions, FileFlowOptions, FlowOptions, SkippedFile } from './flow/options.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';

@@ -6,20 +6,62 @@ import * as parse from '../parsers.js';
 import { engineFrom, engineOptions, printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 
+/** The coordinator: shards on the queue's workers, followed to the end, then the set checked. */
+interface DistributedFlags {
+  queue?: string;
+  model: string;
+  data: string;
+  out: string;
+  shardSize: number;
+  imageSize: [number, number];
+  colorMode: ColorMode;
+  batchSize: number;
+  json?: boolean;
+}
+
+async function distributed(opts: DistributedFlags): Promise<void> {
+  const { extractDistributed, parseQueueUrl } = await import('@featherstack/cluster');
+  const connection = parseQueueUrl(opts.queue);
+  const interactive = !opts.json && process.stderr.isTTY;
+  let last = '';
+  const result = await extractDistributed({
+    connection,
+    model: opts.model,
+    data: opts.data,
+    out: opts.out,
+    shardSize: opts.shardSize,
+    imageSize: opts.imageSize,
+    colorMode: opts.colorMode,
+    batchSize: opts.batchSize,
+    log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+    onProgress: (p) => {
+      const line = `shards ${p.done}/${p.shards} done, ${p.active} active, ${p.waiting} waiting, ${p.failed} failed; ${p.rows}/${p.total} images (${(p.rows / Math.max(p.seconds, 1e-3)).toFixed(0)}/s)`;
+      if (opts.json || line === last) return;
+      last = line;
+      process.stderr.write(interactive ? `\r${line}\u001b[K` : `${line}\n`);
+    },
+  });
+  if (interactive) process.stderr.write('\n');
+  printResult(opts.json)(result);
+}
+
 export function register(program: Command): void {
   engineOptions(program.command('extract'))
     .description("extract a saved base's features of class folders into an Arrow file")
     .requiredOption('--model <file>', 'the base: model.json (from train-base, or any tfjs layers model with a "features" layer)')
     .requiredOption('--data <dir>', 'images, one subdirectory per class')
-    .requiredOption('--out <file>', 'the feature file to write (.arrow)')
+    .requiredOption('--out <file>', 'the feature file to write (.arrow); with --queue, the shard directory every worker can write')
     .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
     .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as ColorMode)
     .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), 256)
     .option('--shard <i/n>', 'extract only shard i of n (sample index mod n = i)', parse.shard)
     .option('--l2', 'L2-normalise every feature row')
     .option('--resume', 'continue an interrupted extraction from its journal')
+    .option('--queue <url>', 'extract on the workers of this job queue (redis:// or rediss://; also FEATHERSTACK_QUEUE): shards of --shard-size images')
+    .option('--shard-size <n>', 'images per shard with --queue', parse.int('--shard-size'), 1000)
     .option('--json', 'print JSON')
     .action(async (opts) => {
+      if (opts.queue !== undefined || process.env.FEATHERSTACK_QUEUE) return distributed(opts);
       const progress = new Progress({ json: opts.json });
       let result: Awaited<ReturnType<typeof extractStage>>;
       try {

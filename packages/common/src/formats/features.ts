@@ -88,3 +88,74 @@ export function readFeatureInfo(metadata: Map<string, string>): FeatureFileInfo 
   }
   return { classNames, sequence: sequence as [number, number] | null };
 }
+
+/** Schema metadata key of a shard file: JSON ShardInfo. */
+export const SHARD_METADATA = 'featherstack.shard';
+
+/** Which part of one distributed extraction a shard file holds: rows [start, end) of the listing. */
+export interface ShardInfo {
+  /** The extraction (job set) it belongs to. */
+  set: string;
+  index: number;
+  count: number;
+  start: number;
+  end: number;
+}
+
+/** The shard info of a file's metadata: null when it is not a shard, a string when it does not parse. */
+export function readShardInfo(metadata: Map<string, string>): ShardInfo | null | string {
+  const text = metadata.get(SHARD_METADATA);
+  if (text === undefined) return null;
+  let v: Partial<ShardInfo>;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return `has metadata ${SHARD_METADATA} that is not JSON`;
+  }
+  const ints = [v.index, v.count, v.start, v.end].every((x) => Number.isSafeInteger(x) && (x as number) >= 0);
+  if (typeof v.set !== 'string' || !ints || v.index! >= v.count! || v.end! < v.start!) return `has metadata ${SHARD_METADATA} that is not a shard description`;
+  return v as ShardInfo;
+}
+
+/** One file of a set, as shardSetProblem checks it. */
+export interface ShardFile {
+  path: string;
+  shard: ShardInfo | null;
+  /** FEATURE_METADATA.baseModelSha256. */
+  model: string | undefined;
+  /** Rows, when known (a streamed reader knows only the footers). */
+  rows?: number;
+}
+
+/**
+ * What is wrong with a set of feature files that are shards of one extraction, or null when it is
+ * complete: every shard of one set exactly once, one base model, rows [0, n) each exactly once.
+ * Files that are not shards (no SHARD_METADATA) are a set only on their own.
+ */
+export function shardSetProblem(files: ShardFile[]): string | null {
+  const shards = files.filter((f) => f.shard !== null);
+  if (shards.length === 0) return null;
+  if (shards.length !== files.length)
+    return `${files.find((f) => f.shard === null)!.path} is not a shard, but ${shards[0]!.path} is: a shard set holds shards only`;
+  const first = shards[0]!;
+  const byIndex = new Map<number, ShardFile>();
+  for (const f of shards) {
+    const s = f.shard!;
+    if (s.set !== first.shard!.set) return `${f.path} belongs to extraction ${s.set}, not ${first.shard!.set} (${first.path})`;
+    if (s.count !== first.shard!.count) return `${f.path} says the set has ${s.count} shards, ${first.path} says ${first.shard!.count}`;
+    if (f.model !== first.model) return `${f.path} was extracted by base model ${f.model?.slice(0, 12)}…, ${first.path} by ${first.model?.slice(0, 12)}…`;
+    if (byIndex.has(s.index)) return `${f.path} and ${byIndex.get(s.index)!.path} are both shard ${s.index}`;
+    if (f.rows !== undefined && f.rows !== s.end - s.start) return `${f.path} holds ${f.rows} rows, but shard ${s.index} is rows ${s.start}–${s.end}`;
+    byIndex.set(s.index, f);
+  }
+  const missing = Array.from({ length: first.shard!.count }, (_, i) => i).filter((i) => !byIndex.has(i));
+  if (missing.length > 0)
+    return `the shard set of ${first.path} is incomplete: shard${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} of ${first.shard!.count} missing`;
+  let next = 0;
+  for (let i = 0; i < first.shard!.count; i++) {
+    const s = byIndex.get(i)!.shard!;
+    if (s.start !== next) return `shard ${i} (${byIndex.get(i)!.path}) starts at row ${s.start}, not ${next}: rows are missing or doubled`;
+    next = s.end;
+  }
+  return null;
+}

@@ -3,7 +3,20 @@
  * reader import one definition: feature files, the stacked model's metadata, the pixel cache's
  * metadata key, and the image settings they record.
  */
-export { FEATURE_COLUMNS, FEATURE_LAYER, FEATURE_METADATA, type FeatureFileInfo, featureRecordBatch, featureSchema, readFeatureInfo } from './features.js';
+export {
+  FEATURE_COLUMNS,
+  FEATURE_LAYER,
+  FEATURE_METADATA,
+  type FeatureFileInfo,
+  featureRecordBatch,
+  featureSchema,
+  readFeatureInfo,
+  readShardInfo,
+  SHARD_METADATA,
+  type ShardFile,
+  type ShardInfo,
+  shardSetProblem,
+} from './features.js';
 export { CHANNELS, COLOR_MODES, type ColorMode, INTERPOLATIONS, type Interpolation } from './image.js';
 export { parseStackedMetadata, STACKED_FORMAT, STACKED_METADATA_FILE, type StackedMetadata } from './stacked.js';
 

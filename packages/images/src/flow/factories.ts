@@ -66,6 +66,29 @@ export async function flowFromManifest(file: string, options: FileFlowOptions & 
 }
 
 /**
+ * A flow over a listing made elsewhere (listDirectory's Manifest, or a slice of one): the rows of
+ * one shard of a dataset a coordinator listed once, with their labels and the dataset's classes.
+ *
+ * @example
+ * const all = await listDirectory('data/train');
+ * const part = { ...all, paths: all.paths.slice(0, 1000), labels: all.labels.slice(0, 1000) };
+ * const flow = await flowFromListing(part, { targetSize: [224, 224], shuffle: false });
+ */
+export async function flowFromListing(listing: Manifest, options: FileFlowOptions = {}): Promise<ImageFlow> {
+  checkOptions(options);
+  const ok =
+    typeof listing === 'object' &&
+    listing !== null &&
+    typeof listing.root === 'string' &&
+    Array.isArray(listing.paths) &&
+    listing.labels instanceof Int32Array &&
+    listing.labels.length === listing.paths.length &&
+    Array.isArray(listing.classNames);
+  if (!ok) throw invalidOption('listing', '{ root, classNames, classIndices, paths, labels: Int32Array } with one label per path', typeof listing);
+  return withCache(listing, options);
+}
+
+/**
  * A flow over a list of image files (paths absolute or relative to the working directory), in the
  * given order, without labels — for prediction.
  *

@@ -1,0 +1,59 @@
+/**
+ * Where the queue is: a Redis URL (`redis://[:password@]host[:port][/db]`, `rediss://` for TLS), from
+ * a flag, FEATHERSTACK_QUEUE or a config. Checked with a ping before any work, so that an unreachable
+ * Redis is one clear error naming the address, not a retry loop.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+
+export interface QueueConnection {
+  /** The URL with any password masked, for messages. */
+  display: string;
+  options: RedisOptions & { host: string; port: number };
+}
+
+export class QueueConnectionError extends Error {
+  override readonly name = 'QueueConnectionError';
+  readonly code = 'FEATHERSTACK_QUEUE_UNREACHABLE';
+}
+
+/** Parses a queue URL; `source` names the flag or variable it came from. */
+export function parseQueueUrl(url: string | undefined, source = '--queue'): QueueConnection {
+  const text = url ?? process.env.FEATHERSTACK_QUEUE;
+  if (!text) throw new QueueConnectionError(`${source} (or FEATHERSTACK_QUEUE) must name the Redis of the job queue, e.g. redis://localhost:6379`);
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new QueueConnectionError(`${source} must be a redis:// or rediss:// URL, received '${text}'`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new QueueConnectionError(`${source} must be a redis:// or rediss:// URL, received '${text}'`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new QueueConnectionError(`${source}: '${u.pathname.slice(1)}' is not a Redis database number`);
+  const options: RedisOptions & { host: string; port: number } = {
+    host: u.hostname || 'localhost',
+    port: u.port ? Number(u.port) : 6379,
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    // BullMQ's workers block on Redis: ioredis must retry commands forever, and reconnect.
+    maxRetriesPerRequest: null,
+  };
+  const masked = new URL(text);
+  if (masked.password) masked.password = '***';
+  return { display: masked.toString(), options };
+}
+
+/** Pings Redis once, within `timeoutMs`; throws a QueueConnectionError naming the address otherwise. */
+export async function checkReachable(connection: QueueConnection, timeoutMs = 5000): Promise<void> {
+  const client = new Redis({ ...connection.options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => {}); // reported below
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new QueueConnectionError(`cannot reach the job queue's Redis at ${connection.display}: ${(error as Error).message}`);
+  } finally {
+    client.disconnect();
+  }
+}

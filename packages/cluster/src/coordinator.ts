@@ -1,0 +1,187 @@
+/**
+ * The coordinator: lists the dataset once, splits it into shards, enqueues one BullMQ job per shard
+ * (its id derived from the extraction's inputs, so running the coordinator again re-attaches to the
+ * same job set instead of doubling it), follows the jobs, retries failed shards, and finishes by
+ * checking the complete shard set: every row exactly once, one base model, one schema.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, shardSetProblem } from '@featherstack/common';
+import { type ColorMode, listDirectory } from '@featherstack/images';
+import { tableFromIPC } from 'apache-arrow';
+import { Queue } from 'bullmq';
+import { checkReachable, type QueueConnection } from './connection.js';
+import { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
+import { DirectoryStore, shardName } from './store.js';
+
+export interface DistributedExtractOptions {
+  connection: QueueConnection;
+  /** The base: a tfjs layers model.json every worker can read at this path. */
+  model: string;
+  /** Class folders (flow_from_directory layout) every worker can read at this path. */
+  data: string;
+  /** The shard directory every worker can write. */
+  out: string;
+  /** Images per shard (default 1,000). */
+  shardSize?: number;
+  imageSize: [number, number];
+  colorMode: ColorMode;
+  /** The rescale the base was trained with (default 1/255). */
+  rescale?: number;
+  batchSize?: number;
+  /** Tries per shard before it counts as failed (BullMQ attempts; default 3). */
+  attempts?: number;
+  queueName?: string;
+  /** Stops following (the jobs go on; running the coordinator again re-attaches). */
+  signal?: AbortSignal;
+  onProgress?: (progress: ExtractSetProgress) => void;
+  log?: (line: string) => void;
+}
+
+export interface ExtractSetProgress {
+  shards: number;
+  done: number;
+  active: number;
+  waiting: number;
+  failed: number;
+  /** Rows of finished shards, and of the active shards so far. */
+  rows: number;
+  total: number;
+  seconds: number;
+}
+
+export interface ExtractSetResult {
+  set: string;
+  out: string;
+  shards: number;
+  rows: number;
+  seconds: number;
+  /** Shards already finished when this coordinator attached (a re-attached run). */
+  alreadyDone: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function extractDistributed(o: DistributedExtractOptions): Promise<ExtractSetResult> {
+  const started = performance.now();
+  const log = o.log ?? (() => {});
+  const shardSize = o.shardSize ?? 1000;
+  if (!Number.isSafeInteger(shardSize) || shardSize < 1) throw new Error(`options.shardSize must be a positive integer, received ${shardSize}`);
+  await checkReachable(o.connection);
+  const model = resolve(o.model);
+  const out = resolve(o.out);
+  const listing = await listDirectory(resolve(o.data));
+  if (listing.paths.length === 0) throw new Error(`${o.data} holds no images`);
+  const sha256 = await modelFileHash(model);
+  const image = { imageSize: o.imageSize, colorMode: o.colorMode, rescale: o.rescale ?? 1 / 255, batchSize: o.batchSize ?? 256 };
+  const count = Math.ceil(listing.paths.length / shardSize);
+  // The set's identity: the same model, images, settings and shards give the same job ids.
+  const set = createHash('sha256')
+    .update(JSON.stringify({ sha256, root: listing.root, paths: listing.paths, image, shardSize, out }))
+    .digest('hex')
+    .slice(0, 16);
+  const queue = new Queue<ShardJob>(o.queueName ?? QUEUE_NAME, { connection: o.connection.options });
+  queue.on('error', (error) => log(`queue: ${error.message}`));
+  try {
+    const ids: string[] = [];
+    for (let index = 0; index < count; index++) {
+      const start = index * shardSize;
+      const end = Math.min(listing.paths.length, start + shardSize);
+      const data: ShardJob = {
+        set,
+        model: { path: model, sha256 },
+        image,
+        root: listing.root,
+        classNames: listing.classNames,
+        paths: listing.paths.slice(start, end),
+        labels: Array.from(listing.labels.subarray(start, end)),
+        shard: { index, count, start, end },
+        output: out,
+      };
+      const id = `${set}-${index}`;
+      ids.push(id);
+      // An existing id (a re-attached run) is left as it is: BullMQ ignores the add.
+      await queue.add('shard', data, {
+        jobId: id,
+        attempts: o.attempts ?? 3,
+        backoff: { type: 'fixed', delay: 1000 },
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
+    }
+    log(`extraction ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
+    const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
+    const retried = new Set<string>();
+    for (;;) {
+      if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
+      const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+      const failed = ids.filter((_, i) => states[i] === 'failed');
+      for (const id of failed) {
+        // A failed shard (its attempts spent) is retried once by the coordinator; then it is an error.
+        const job = await queue.getJob(id);
+        if (!retried.has(id)) {
+          retried.add(id);
+          log(`shard ${job?.data.shard.index} failed (${job?.failedReason}); retrying`);
+          await job?.retry();
+        } else throw new Error(`shard ${job?.data.shard.index} of extraction ${set} failed twice: ${job?.failedReason}`);
+      }
+      const done = states.filter((s) => s === 'completed').length;
+      const active = ids.filter((_, i) => states[i] === 'active');
+      let activeRows = 0;
+      for (const id of active) activeRows += ((await queue.getJob(id))?.progress as ShardProgress | undefined)?.rows ?? 0;
+      const doneRows = ids.reduce((n, _, i) => n + (states[i] === 'completed' ? Math.min(shardSize, listing.paths.length - i * shardSize) : 0), 0);
+      o.onProgress?.({
+        shards: count,
+        done,
+        active: active.length,
+        waiting: states.filter((s) => s === 'waiting' || s === 'delayed' || s === 'prioritized').length,
+        failed: failed.length,
+        rows: doneRows + activeRows,
+        total: listing.paths.length,
+        seconds: (performance.now() - started) / 1000,
+      });
+      if (done === count) break;
+      await sleep(250);
+    }
+    await verifyShardSet(out, { set, count, paths: listing.paths });
+    return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone };
+  } finally {
+    await queue.close();
+  }
+}
+
+/**
+ * Checks the shard set in `dir` against the listing it was made from: each shard file of the set
+ * readable, one base model, and the rows of shard n exactly the listing's rows of shard n.
+ * Foreign or damaged files are refused by name.
+ */
+export async function verifyShardSet(dir: string, expected: { set: string; count: number; paths: string[] }): Promise<void> {
+  const store = new DirectoryStore(dir);
+  const names = new Set(await store.list());
+  const files = [];
+  let offset = 0;
+  for (let index = 0; index < expected.count; index++) {
+    const path = join(store.location, shardName(index));
+    if (!names.has(shardName(index))) throw new Error(`shard set in ${dir} is incomplete: ${path} is missing`);
+    let table: ReturnType<typeof tableFromIPC>;
+    try {
+      table = tableFromIPC(await readFile(path));
+    } catch (error) {
+      throw new Error(`shard ${path} is not a readable feature file (${(error as Error).message})`);
+    }
+    const shard = readShardInfo(table.schema.metadata);
+    if (shard === null || typeof shard === 'string')
+      throw new Error(`shard ${path} is not a shard of extraction ${expected.set}${typeof shard === 'string' ? ` (${shard})` : ''}`);
+    if (shard.set !== expected.set) throw new Error(`shard ${path} belongs to extraction ${shard.set}, not ${expected.set}`);
+    const rows = table.getChild(FEATURE_COLUMNS.path)?.toArray() as string[] | undefined;
+    const want = expected.paths.slice(offset, offset + (shard.end - shard.start));
+    if (!rows || rows.length !== want.length || rows.some((p, i) => p !== want[i]))
+      throw new Error(`shard ${path} does not hold rows ${shard.start}–${shard.end} of the listing`);
+    files.push({ path, shard, model: table.schema.metadata.get(FEATURE_METADATA.baseModelSha256), rows: rows.length });
+    offset += rows.length;
+  }
+  const problem = shardSetProblem(files);
+  if (problem) throw new Error(problem);
+  if (offset !== expected.paths.length) throw new Error(`shard set in ${dir} holds ${offset} rows, the listing ${expected.paths.length}`);
+}

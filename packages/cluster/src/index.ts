@@ -1,0 +1,11 @@
+/**
+ * @featherstack/cluster — feature extraction beyond one machine: shards on a BullMQ job queue on
+ * Redis, a coordinator that lists once and checks the complete set, workers on any number of
+ * machines writing shard files to a shared directory.
+ */
+export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError } from './connection.js';
+export { type DistributedExtractOptions, type ExtractSetProgress, type ExtractSetResult, extractDistributed, verifyShardSet } from './coordinator.js';
+export { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
+export { type QueueStatus, queueStatus } from './status.js';
+export { DirectoryStore, type ShardStore, shardName } from './store.js';
+export { type RunningWorker, startWorker, type WorkerOptions } from './worker.js';

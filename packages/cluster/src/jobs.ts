@@ -1,0 +1,44 @@
+/**
+ * The job queue's contract between coordinator and workers: one BullMQ job per shard, whose data
+ * is everything a worker on another machine needs — the base model by path and sha256, the image
+ * settings, the shard's rows of the listing and where the shard goes.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { ColorMode } from '@featherstack/images';
+
+/** The BullMQ queue every featherstack coordinator and worker uses (prefix with --queue-name for several). */
+export const QUEUE_NAME = 'featherstack-extract';
+
+export interface ShardJob {
+  /** The extraction this shard belongs to (a hash of its inputs: re-running the coordinator re-attaches). */
+  set: string;
+  model: { path: string; sha256: string };
+  image: { imageSize: [number, number]; colorMode: ColorMode; rescale: number; batchSize: number };
+  /** The shard's rows of the listing: root, class names, and each row's path and label. */
+  root: string;
+  classNames: string[];
+  paths: string[];
+  labels: number[];
+  shard: { index: number; count: number; start: number; end: number };
+  /** The shard directory (a path every worker sees). */
+  output: string;
+}
+
+/** What a worker reports as a job's progress (also read by `queue status`). */
+export interface ShardProgress {
+  worker: string;
+  rows: number;
+  total: number;
+}
+
+/** sha256 over a tfjs model's model.json and its weight files, in manifest order. */
+export async function modelFileHash(modelJson: string): Promise<string> {
+  const hash = createHash('sha256');
+  const text = await readFile(modelJson);
+  hash.update(text);
+  const manifest = JSON.parse(text.toString('utf8')) as { weightsManifest?: { paths: string[] }[] };
+  for (const group of manifest.weightsManifest ?? []) for (const p of group.paths) hash.update(await readFile(join(dirname(modelJson), p)));
+  return hash.digest('hex');
+}

@@ -1,0 +1,175 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBaseModel, extractFeatures, featureExtractor } from '@featherstack/core';
+import { SHIPPED_VAL } from '@featherstack/fixtures';
+import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
+import { flowFromDirectory } from '@featherstack/images';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkReachable, extractDistributed, parseQueueUrl, queueStatus, verifyShardSet } from '../dist/index.js';
+import { type RedisServer, startRedis } from './redis.js';
+
+// Distributed extraction on a real Redis (Debian's redis-server on a free port) with worker processes.
+const tf = loadTensorFlow({ intraOpThreads: 1, interOpThreads: 1 });
+const settings = { imageSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 64, shardSize: 100 };
+let redis: RedisServer;
+let model: string;
+let reference: Awaited<ReturnType<typeof readFeatureFile>>;
+let referencePath: string;
+const workers: ChildProcess[] = [];
+
+function startWorkerProcess(name: string, lockMs = 4000): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'worker-process.mjs'), redis.url, name, String(lockMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  workers.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`worker ${name} exited with ${code} before it was ready`)));
+  });
+}
+
+async function stopWorkers(): Promise<void> {
+  await Promise.all(
+    workers.splice(0).map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.exitCode !== null || w.signalCode !== null) return resolve();
+          w.once('exit', () => resolve());
+          w.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+function extract(out: string, extra: Partial<Parameters<typeof extractDistributed>[0]> = {}) {
+  return extractDistributed({ connection: parseQueueUrl(redis.url), model, data: SHIPPED_VAL, out, ...settings, ...extra });
+}
+
+/** The features of `set`'s rows, keyed by path: equal to the single-process extraction's. */
+function expectEqualToReference(set: Awaited<ReturnType<typeof readFeatureFile>>) {
+  expect(set.rows).toBe(reference.rows);
+  expect(set.paths).toEqual(reference.paths);
+  expect(Array.from(set.labels)).toEqual(Array.from(reference.labels));
+  let worst = 0;
+  for (let i = 0; i < set.features.length; i++) worst = Math.max(worst, Math.abs(set.features[i]! - reference.features[i]!));
+  expect(worst).toBeLessThan(1e-5);
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const dir = await mkdtemp(join(tmpdir(), 'fs-cluster-'));
+  const base = createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8], dense: [16], seed: 5 });
+  await base.save(`file://${join(dir, 'base')}`);
+  model = join(dir, 'base', 'model.json');
+  // The reference: the same base and settings in one process.
+  const flow = await flowFromDirectory(SHIPPED_VAL, {
+    targetSize: settings.imageSize,
+    colorMode: 'grayscale',
+    batchSize: 64,
+    shuffle: false,
+    augment: { rescale: 1 / 255 },
+    workers: 1,
+  });
+  await extractFeatures(tf, featureExtractor(tf, base), flow, join(dir, 'reference.arrow'), { replicas: 1 });
+  await flow.close();
+  referencePath = join(dir, 'reference.arrow');
+  reference = await readFeatureFile(referencePath);
+});
+
+afterAll(async () => {
+  await stopWorkers();
+  await redis?.stop();
+});
+
+describe('distributed extraction on BullMQ and Redis', () => {
+  it('3 worker processes extract the shipped subset through the queue: the shard set equals a single-process extraction row for row', async () => {
+    await Promise.all(['w1', 'w2', 'w3'].map((n) => startWorkerProcess(n)));
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-'));
+    const progress: number[] = [];
+    const result = await extract(out, { onProgress: (p) => progress.push(p.done) });
+    expect(result).toMatchObject({ shards: 5, rows: 500, alreadyDone: 0 });
+    expect(readdirSync(out).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `shard-${String(i).padStart(6, '0')}.arrow`));
+    expectEqualToReference(await readFeatureFiles(out));
+    expect(progress.at(-1)).toBe(5);
+    // Every shard was done by one of the three processes; the queue shows them done.
+    const status = await queueStatus(parseQueueUrl(redis.url));
+    expect(status.counts.completed).toBeGreaterThanOrEqual(5);
+    expect(status.counts.failed).toBe(0);
+    // Running the coordinator again re-attaches to the finished set instead of enqueueing it twice.
+    const again = await extract(out);
+    expect(again).toMatchObject({ set: result.set, alreadyDone: 5 });
+  });
+
+  it('a worker killed with SIGKILL mid-shard: its shard is taken over after the lock expires, and the set is identical, nothing duplicated', async () => {
+    await stopWorkers();
+    const victim = await startWorkerProcess('victim', 3000);
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-kill-'));
+    let killed = false;
+    let rescuer: Promise<ChildProcess> | null = null;
+    const result = await extract(out, {
+      onProgress: (p) => {
+        // Once the victim is inside a shard (rows under way), kill it without warning and start a rescuer.
+        if (!killed && p.active > 0 && p.rows > 0) {
+          killed = true;
+          victim.kill('SIGKILL');
+          rescuer = startWorkerProcess('rescuer', 3000);
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    await rescuer;
+    expect(result).toMatchObject({ shards: 5, rows: 500 });
+    expectEqualToReference(await readFeatureFiles(out));
+  });
+
+  it('Redis restarted mid-run with persistence on: workers and coordinator reconnect and the set completes', async () => {
+    await stopWorkers();
+    await Promise.all(['r1', 'r2'].map((n) => startWorkerProcess(n)));
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-restart-'));
+    let restarted: Promise<void> | null = null;
+    const result = await extract(out, {
+      onProgress: (p) => {
+        if (!restarted && p.done >= 1) restarted = redis.restart(1500);
+      },
+    });
+    await restarted;
+    expect(restarted).not.toBeNull();
+    expect(result).toMatchObject({ shards: 5, rows: 500 });
+    expectEqualToReference(await readFeatureFiles(out));
+  });
+
+  it('a corrupt, foreign or missing shard file is refused by name, by the coordinator and by the head', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-bad-'));
+    const result = await extract(out);
+    const listing = reference.paths;
+    const expected = { set: result.set, count: 5, paths: listing };
+    await verifyShardSet(out, expected);
+    const third = join(out, 'shard-000002.arrow');
+    writeFileSync(third, 'not arrow at all');
+    await expect(verifyShardSet(out, expected)).rejects.toThrow(`shard ${third} is not a readable feature file`);
+    await expect(readFeatureFiles(out)).rejects.toThrow(/shard-000002\.arrow: is not an Arrow IPC file/);
+    // A feature file from elsewhere (the single-process extraction) put in the set is not part of it.
+    writeFileSync(third, readFileSync(referencePath));
+    await expect(verifyShardSet(out, expected)).rejects.toThrow(`shard ${third} is not a shard of extraction ${result.set}`);
+    await expect(readFeatureFiles(out)).rejects.toThrow(/shard-000002\.arrow is not a shard, but .*shard-000000\.arrow is/);
+  });
+
+  it('an unreachable Redis is one clear error naming the address, and a bad URL names the flag', async () => {
+    await expect(checkReachable(parseQueueUrl('redis://:secret@127.0.0.1:1'), 1000)).rejects.toThrow(
+      /cannot reach the job queue's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+    );
+    expect(() => parseQueueUrl('http://x', '--queue')).toThrow("--queue must be a redis:// or rediss:// URL, received 'http://x'");
+    expect(parseQueueUrl('rediss://user:p%40ss@cache.example:6380/2').options).toMatchObject({
+      host: 'cache.example',
+      port: 6380,
+      db: 2,
+      username: 'user',
+      password: 'p@ss',
+      tls: {},
+    });
+  });
+});
