@@ -107,3 +107,11 @@ export declare const README_END = "<!-- bench:end -->";
  * await updateReadme('README.md', 'benchmarks/results/latest');
  */
 export declare function updateReadme(readme: string, dir: string): Promise<void>;
+/** Runs benchmarks/cluster.mjs (distributed extraction through the job queue); returns its JSON result. */
+export declare function benchCluster(options: SuiteOutput & {
+    dataset: BenchDataset;
+    data?: string;
+    repeats: number;
+    shardSize: number;
+    log: (line: string) => void;
+}): Promise<unknown>;

@@ -255,3 +255,15 @@ export async function updateReadme(readme, dir) {
   const body = await summaryMarkdown(resolve(dir), rel);
   await writeFile(readme, `${text.slice(0, start + README_START.length)}\n\n${body}\n${text.slice(end)}`);
 }
+
+/**
+ * Runs benchmarks/cluster.mjs: distributed extraction through the job queue (Redis started for the
+ * run) with 1 and 2 worker processes against plain extraction, the queue's overhead per shard, and
+ * a model of 1M and 100M images on N machines.
+ */
+export async function benchCluster(options) {
+  const prepared = await prepare(options.dataset, options.log);
+  const args = ['--data', resolve(options.data ?? prepared.dir), '--size', String(prepared.size), '--color-mode', prepared.colorMode];
+  args.push('--repeats', String(options.repeats), '--shard-size', String(options.shardSize));
+  return suite('cluster.mjs', args, options, options.log);
+}

@@ -137,6 +137,29 @@ export function register(program: Command): void {
     printResult(opts.json)(result);
   });
 
+  suiteOutputOptions(
+    bench
+      .command('cluster')
+      .description(
+        'distributed extraction through the job queue (Redis started for the run): 1 and 2 worker processes vs one process, overhead per shard, a model for 1M and 100M images',
+      )
+      .option('--dataset <name>', 'shipped (2,000 images, 28²) | photos (2,000 JPEGs, 224² RGB) | fashion-mnist', 'shipped')
+      .option('--data <dir>', 'override: a directory of class folders')
+      .option('--shard-size <n>', 'images per shard', parse.int('--shard-size'), 250)
+      .option('--repeats <n>', 'interleaved runs per row (the median is reported)', parse.int('--repeats'), 3),
+    'write a bar chart of images/s',
+  ).action(async (opts) => {
+    checkDataset(bench, opts.dataset, ['shipped', 'photos', 'fashion-mnist']);
+    const result = await (await suites()).benchCluster({
+      ...suiteOutputs(opts),
+      dataset: opts.dataset,
+      data: opts.data,
+      shardSize: opts.shardSize,
+      repeats: opts.repeats,
+    });
+    printResult(opts.json)(result);
+  });
+
   bench
     .command('readme')
     .description('rewrite the performance section of a README (between its bench:start/bench:end markers) from `bench all` results')
