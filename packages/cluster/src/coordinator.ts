@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, shardSetProblem } from '@featherstack/common';
-import { type ColorMode, listDirectory } from '@featherstack/images';
+import { type ColorMode, flowFromDirectory, listDirectory } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
 import { checkReachable, type QueueConnection } from './connection.js';
@@ -63,22 +63,35 @@ export interface ExtractSetResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function extractDistributed(o: DistributedExtractOptions): Promise<ExtractSetResult> {
+/** Features of a dataset, extracted by the queue's workers into a shard set in `out` (shard-<n>.arrow). */
+export function extractDistributed(o: DistributedExtractOptions): Promise<ExtractSetResult> {
+  return runShardSet(o, 'features');
+}
+
+/**
+ * A pixel cache of a dataset, built by the queue's workers as a directory of shards
+ * (pixels-<n>.arrow) in `out`; a flow given `cache: out` reads it as one cache.
+ */
+export function buildPixelCacheDistributed(o: Omit<DistributedExtractOptions, 'model' | 'rescale'>): Promise<ExtractSetResult> {
+  return runShardSet({ ...o, model: '' }, 'pixels');
+}
+
+async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pixels'): Promise<ExtractSetResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
   const shardSize = o.shardSize ?? 1000;
   if (!Number.isSafeInteger(shardSize) || shardSize < 1) throw new Error(`options.shardSize must be a positive integer, received ${shardSize}`);
   await checkReachable(o.connection);
-  const model = resolve(o.model);
+  const model = kind === 'features' ? resolve(o.model) : '';
   const out = resolve(o.out);
   const listing = await listDirectory(resolve(o.data));
   if (listing.paths.length === 0) throw new Error(`${o.data} holds no images`);
-  const sha256 = await modelFileHash(model);
+  const sha256 = kind === 'features' ? await modelFileHash(model) : '';
   const image = { imageSize: o.imageSize, colorMode: o.colorMode, rescale: o.rescale ?? 1 / 255, batchSize: o.batchSize ?? 256 };
   const count = Math.ceil(listing.paths.length / shardSize);
   // The set's identity: the same model, images, settings and shards give the same job ids.
   const set = createHash('sha256')
-    .update(JSON.stringify({ sha256, root: listing.root, paths: listing.paths, image, shardSize, out }))
+    .update(JSON.stringify({ kind, sha256, root: listing.root, paths: listing.paths, image, shardSize, out }))
     .digest('hex')
     .slice(0, 16);
   const queue = new Queue<ShardJob>(o.queueName ?? QUEUE_NAME, { connection: o.connection.options });
@@ -89,8 +102,9 @@ export async function extractDistributed(o: DistributedExtractOptions): Promise<
       const start = index * shardSize;
       const end = Math.min(listing.paths.length, start + shardSize);
       const data: ShardJob = {
+        kind,
         set,
-        model: { path: model, sha256 },
+        model: kind === 'features' ? { path: model, sha256 } : null,
         image,
         root: listing.root,
         classNames: listing.classNames,
@@ -110,7 +124,7 @@ export async function extractDistributed(o: DistributedExtractOptions): Promise<
         removeOnFail: false,
       });
     }
-    log(`extraction ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
+    log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
     const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
     const retried = new Set<string>();
     for (;;) {
@@ -144,11 +158,20 @@ export async function extractDistributed(o: DistributedExtractOptions): Promise<
       if (done === count) break;
       await sleep(250);
     }
-    await verifyShardSet(out, { set, count, paths: listing.paths });
+    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths });
+    else await verifyPixelCache(out, o);
     return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone };
   } finally {
     await queue.close();
   }
+}
+
+/** The pixel shards in `dir` read as one cache by a flow over the dataset (every row, current files, these settings). */
+async function verifyPixelCache(dir: string, o: DistributedExtractOptions): Promise<void> {
+  const flow = await flowFromDirectory(resolve(o.data), { targetSize: o.imageSize, colorMode: o.colorMode, cache: dir, workers: 1, dtype: 'uint8' });
+  const cached = flow.cached;
+  await flow.close();
+  if (!cached) throw new Error(`the pixel shards in ${dir} do not make a cache of ${o.data}`);
 }
 
 /**

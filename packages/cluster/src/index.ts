@@ -4,7 +4,14 @@
  * machines writing shard files to a shared directory.
  */
 export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError } from './connection.js';
-export { type DistributedExtractOptions, type ExtractSetProgress, type ExtractSetResult, extractDistributed, verifyShardSet } from './coordinator.js';
+export {
+  buildPixelCacheDistributed,
+  type DistributedExtractOptions,
+  type ExtractSetProgress,
+  type ExtractSetResult,
+  extractDistributed,
+  verifyShardSet,
+} from './coordinator.js';
 export { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
 export { type QueueStatus, queueStatus } from './status.js';
 export { DirectoryStore, type ShardStore, shardName } from './store.js';

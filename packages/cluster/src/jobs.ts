@@ -12,9 +12,12 @@ import type { ColorMode } from '@featherstack/images';
 export const QUEUE_NAME = 'featherstack-extract';
 
 export interface ShardJob {
+  /** What the shard is: features (shard-<n>.arrow) or decoded, resized pixels (pixels-<n>.arrow, a sharded pixel cache). */
+  kind: 'features' | 'pixels';
   /** The extraction this shard belongs to (a hash of its inputs: re-running the coordinator re-attaches). */
   set: string;
-  model: { path: string; sha256: string };
+  /** The base model (features only). */
+  model: { path: string; sha256: string } | null;
   image: { imageSize: [number, number]; colorMode: ColorMode; rescale: number; batchSize: number };
   /** The shard's rows of the listing: root, class names, and each row's path and label. */
   root: string;

@@ -21,7 +21,8 @@ export async function queueStatus(connection: QueueConnection, queueName = QUEUE
         set: job.data.set,
         shard: job.data.shard.index,
         of: job.data.shard.count,
-        worker: typeof p === 'object' ? p.worker : null,
+        // BullMQ records the worker's name when it takes the job; progress repeats it once rows flow.
+        worker: job.processedBy ?? (typeof p === 'object' ? p.worker : null),
         rows: typeof p === 'object' ? p.rows : 0,
         total: job.data.paths.length,
       };

@@ -44,7 +44,7 @@ export class DirectoryStore implements ShardStore {
   }
 }
 
-/** `shard-<index>.arrow`, zero-padded so that names sort in shard order. */
-export function shardName(index: number): string {
-  return `shard-${String(index).padStart(6, '0')}.arrow`;
+/** `shard-<index>.arrow` (features) or `pixels-<index>.arrow` (a pixel-cache shard), zero-padded so that names sort in shard order. */
+export function shardName(index: number, kind: 'features' | 'pixels' = 'features'): string {
+  return `${kind === 'pixels' ? 'pixels' : 'shard'}-${String(index).padStart(6, '0')}.arrow`;
 }

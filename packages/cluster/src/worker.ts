@@ -71,6 +71,47 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
 }
 
+/** A pixel-cache shard: one pass of a flow over the shard's rows writes its cache, then it goes to the store. */
+async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: string, log: (line: string) => void) {
+  const d = job.data;
+  const local = await mkdtemp(join(tmpdir(), 'featherstack-pixels-'));
+  const file = join(local, shardName(d.shard.index, 'pixels'));
+  const flow = await flowFromListing(listingOf(d), {
+    pool,
+    targetSize: d.image.imageSize,
+    colorMode: d.image.colorMode,
+    batchSize: d.image.batchSize,
+    shuffle: false,
+    dtype: 'uint8',
+    // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
+    onError: 'skip',
+    cache: file,
+  });
+  try {
+    let rows = 0;
+    for await (const batch of flow.epoch(0)) {
+      rows += batch.size;
+      void job.updateProgress({ worker: name, rows, total: d.paths.length } satisfies ShardProgress);
+    }
+    await new DirectoryStore(d.output).put(file, shardName(d.shard.index, 'pixels'));
+    log(`pixel shard ${d.shard.index + 1}/${d.shard.count}: ${d.paths.length} images`);
+    return d.paths.length;
+  } finally {
+    await flow.close();
+    await rm(local, { recursive: true, force: true });
+  }
+}
+
+function listingOf(d: ShardJob) {
+  return {
+    root: d.root,
+    classNames: d.classNames,
+    classIndices: Object.fromEntries(d.classNames.map((c, i) => [c, i])),
+    paths: d.paths,
+    labels: Int32Array.from(d.labels),
+  };
+}
+
 async function processShard(
   tf: Tf,
   pool: ImagePool,
@@ -80,25 +121,20 @@ async function processShard(
   log: (line: string) => void,
 ) {
   const d = job.data;
+  if (d.kind === 'pixels') return processPixelShard(pool, job, name, log);
+  const base = d.model;
+  if (!base) throw new Error(`feature shard ${d.shard.index} of ${d.set} names no base model`);
   // The model every worker loads must be the one the coordinator named: a shared directory that
   // differs between machines would otherwise mix two models in one set.
-  let loaded = models.get(d.model.sha256);
+  let loaded = models.get(base.sha256);
   if (!loaded) {
-    const sha = await modelFileHash(d.model.path);
-    if (sha !== d.model.sha256)
-      throw new Error(`base model ${d.model.path} on ${name} has sha256 ${sha.slice(0, 12)}…, the job names ${d.model.sha256.slice(0, 12)}…`);
-    const model = await loadBaseModel(tf, d.model.path);
+    const sha = await modelFileHash(base.path);
+    if (sha !== base.sha256) throw new Error(`base model ${base.path} on ${name} has sha256 ${sha.slice(0, 12)}…, the job names ${base.sha256.slice(0, 12)}…`);
+    const model = await loadBaseModel(tf, base.path);
     loaded = { model, extractor: featureExtractor(tf, model) };
-    models.set(d.model.sha256, loaded);
+    models.set(base.sha256, loaded);
   }
-  const listing = {
-    root: d.root,
-    classNames: d.classNames,
-    classIndices: Object.fromEntries(d.classNames.map((c, i) => [c, i])),
-    paths: d.paths,
-    labels: Int32Array.from(d.labels),
-  };
-  const flow = await flowFromListing(listing, {
+  const flow = await flowFromListing(listingOf(d), {
     pool,
     targetSize: d.image.imageSize,
     colorMode: d.image.colorMode,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkReachable, extractDistributed, parseQueueUrl, queueStatus, verifyShardSet } from '../dist/index.js';
+import { buildPixelCacheDistributed, checkReachable, extractDistributed, parseQueueUrl, queueStatus, verifyShardSet } from '../dist/index.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 // Distributed extraction on a real Redis (Debian's redis-server on a free port) with worker processes.
@@ -90,7 +90,18 @@ describe('distributed extraction on BullMQ and Redis', () => {
     await Promise.all(['w1', 'w2', 'w3'].map((n) => startWorkerProcess(n)));
     const out = await mkdtemp(join(tmpdir(), 'fs-shards-'));
     const progress: number[] = [];
-    const result = await extract(out, { onProgress: (p) => progress.push(p.done) });
+    let during: ReturnType<typeof queueStatus> | null = null;
+    const result = await extract(out, {
+      onProgress: (p) => {
+        progress.push(p.done);
+        // While shards are active, queue status names the worker holding each.
+        if (!during && p.active > 0) during = queueStatus(parseQueueUrl(redis.url));
+      },
+    });
+    const snapshot = await during!;
+    expect(snapshot.active.length).toBeGreaterThan(0);
+    for (const a of snapshot.active) expect(['w1', 'w2', 'w3', null]).toContain(a.worker);
+    expect(snapshot.active.some((a) => a.worker !== null)).toBe(true);
     expect(result).toMatchObject({ shards: 5, rows: 500, alreadyDone: 0 });
     expect(readdirSync(out).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `shard-${String(i).padStart(6, '0')}.arrow`));
     expectEqualToReference(await readFeatureFiles(out));
@@ -156,6 +167,44 @@ describe('distributed extraction on BullMQ and Redis', () => {
     writeFileSync(third, readFileSync(referencePath));
     await expect(verifyShardSet(out, expected)).rejects.toThrow(`shard ${third} is not a shard of extraction ${result.set}`);
     await expect(readFeatureFiles(out)).rejects.toThrow(/shard-000002\.arrow is not a shard, but .*shard-000000\.arrow is/);
+  });
+
+  it('workers build a sharded pixel cache that a flow reads as one cache (same pixels as decoding), and a stale shard is refused by name', async () => {
+    await stopWorkers();
+    await Promise.all(['p1', 'p2'].map((n) => startWorkerProcess(n)));
+    const data = await mkdtemp(join(tmpdir(), 'fs-pixels-data-'));
+    cpSync(SHIPPED_VAL, data, { recursive: true });
+    const out = await mkdtemp(join(tmpdir(), 'fs-pixels-'));
+    const result = await buildPixelCacheDistributed({ connection: parseQueueUrl(redis.url), data, out, ...settings });
+    expect(result).toMatchObject({ shards: 5, rows: 500 });
+    expect(readdirSync(out).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `pixels-${String(i).padStart(6, '0')}.arrow`));
+    const options = {
+      targetSize: settings.imageSize,
+      colorMode: 'grayscale' as const,
+      batchSize: 100,
+      shuffle: false,
+      workers: 1,
+      augment: { rescale: 1 / 255 },
+    };
+    const cached = await flowFromDirectory(data, { ...options, cache: out });
+    const decoded = await flowFromDirectory(data, options);
+    try {
+      expect(cached.cached).toBe(true);
+      const a: number[] = [];
+      const b: number[] = [];
+      for await (const batch of cached.epoch(0)) a.push(...batch.images);
+      for await (const batch of decoded.epoch(0)) b.push(...batch.images);
+      expect(a.length).toBe(500 * 28 * 28);
+      expect(a).toEqual(b);
+    } finally {
+      await Promise.all([cached.close(), decoded.close()]);
+    }
+    // An image replaced since: the shard holding it is stale, and named.
+    const victim = join(data, '3_dress', readdirSync(join(data, '3_dress')).sort()[0]!);
+    utimesSync(victim, new Date(Date.now() + 10_000), new Date(Date.now() + 10_000));
+    await expect(flowFromDirectory(data, { ...options, cache: out })).rejects.toThrow(
+      /pixel cache .*pixels-000001\.arrow was built from files that have changed since/,
+    );
   });
 
   it('an unreachable Redis is one clear error naming the address, and a bad URL names the flag', async () => {

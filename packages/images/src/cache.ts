@@ -10,7 +10,8 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
-import { open, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { ArrowFileWriter, PIXEL_CACHE_METADATA } from '@featherstack/common';
 import { DatasetError } from './errors.js';
@@ -120,6 +121,8 @@ export class PixelCacheWriter {
 /** Where each sample's pixels are in a finished cache file. */
 export interface PixelCacheIndex {
   file: string;
+  /** A sharded cache: the file of each sample (pixels-<n>.arrow of a cache directory). */
+  files?: string[];
   /** Byte offset of each sample's pixels; -1 where the sample failed to decode. */
   offsets: Float64Array;
   /** Decode failures recorded when the cache was built, by sample. */
@@ -253,4 +256,58 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
   } finally {
     await fh.close();
   }
+}
+
+/** The key stored in a cache file's footer, or null when it has none. */
+async function storedKey(file: string): Promise<CacheKey | null> {
+  const fh = await open(file, 'r');
+  try {
+    const reader = await RecordBatchReader.from(fh);
+    await reader.open({ autoDestroy: false });
+    const text = reader.schema?.metadata.get(KEY);
+    return text ? (JSON.parse(text) as CacheKey) : null;
+  } catch (error) {
+    throw new DatasetError(`pixel cache shard ${file} is not readable (${(error as Error).message})`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A sharded pixel cache: a directory of `pixels-<n>.arrow` files (built by workers, one per shard of
+ * the dataset), read as one cache. Shard n holds the next rows of the dataset: its stored key must
+ * be the key of exactly those files (paths, sizes, modification times) and settings, so a stale,
+ * foreign or missing shard is refused by name. Read-only: nothing is rebuilt here.
+ */
+export async function openShardedPixelCache(dir: string, image: ImageSpec, root: string, filenames: string[]): Promise<PixelCacheIndex> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((f) => /^pixels-\d+\.arrow$/.test(f)).sort();
+  } catch (error) {
+    throw new DatasetError(`cannot read pixel cache directory ${dir}: ${(error as Error).message}`);
+  }
+  if (names.length === 0) throw new DatasetError(`pixel cache directory ${dir} holds no pixels-<n>.arrow shards`);
+  const offsets = new Float64Array(filenames.length).fill(-1);
+  const errors = new Map<number, string>();
+  const files = new Array<string>(filenames.length);
+  let start = 0;
+  for (const name of names) {
+    const file = join(dir, name);
+    const stored = await storedKey(file);
+    if (!stored || !Number.isSafeInteger(stored.samples)) throw new DatasetError(`pixel cache shard ${file} is not a featherstack pixel cache`);
+    if (start + stored.samples > filenames.length) throw new DatasetError(`pixel cache shard ${file} holds rows past the dataset's ${filenames.length}`);
+    const slice = filenames.slice(start, start + stored.samples);
+    const key = cacheKey(image, slice, await fileStamp(slice.map((f) => resolve(root, f))));
+    const index = await openPixelCache(file, key);
+    if (!index) throw new DatasetError(`pixel cache shard ${file} is missing`);
+    for (let i = 0; i < stored.samples; i++) {
+      offsets[start + i] = index.offsets[i]!;
+      files[start + i] = file;
+    }
+    for (const [sample, reason] of index.errors) errors.set(start + sample, reason);
+    start += stored.samples;
+  }
+  if (start !== filenames.length)
+    throw new DatasetError(`pixel cache directory ${dir} holds ${start} of the dataset's ${filenames.length} rows (shards missing)`);
+  return { file: files[0]!, files, offsets, errors };
 }

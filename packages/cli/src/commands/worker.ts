@@ -47,6 +47,32 @@ export function register(program: Command): void {
     });
 
   program
+    .command('cache')
+    .description(
+      "build a pixel cache of class folders on the job queue's workers: a directory of pixels-<n>.arrow shards that a flow (cache: DIR) reads as one",
+    )
+    .requiredOption('--data <dir>', 'images, one subdirectory per class (the same path on every worker)')
+    .requiredOption('--out <dir>', 'the shard directory every worker can write')
+    .option('--queue <url>', 'the job queue (also FEATHERSTACK_QUEUE)')
+    .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
+    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as const)
+    .option('--shard-size <n>', 'images per shard', parse.int('--shard-size'), 1000)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { buildPixelCacheDistributed, parseQueueUrl } = await import('@featherstack/cluster');
+      const result = await buildPixelCacheDistributed({
+        connection: parseQueueUrl(opts.queue),
+        data: opts.data,
+        out: opts.out,
+        imageSize: opts.imageSize,
+        colorMode: opts.colorMode,
+        shardSize: opts.shardSize,
+        log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+      });
+      printResult(opts.json)(result);
+    });
+
+  program
     .command('queue')
     .description('the job queue')
     .command('status')

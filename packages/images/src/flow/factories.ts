@@ -4,7 +4,8 @@
  * their pixel cache here, once the files' sizes and modification times are known.
  */
 import { resolve } from 'node:path';
-import { openPixelCache } from '../cache.js';
+import { stat } from 'node:fs/promises';
+import { openPixelCache, openShardedPixelCache } from '../cache.js';
 import { invalidOption } from '../errors.js';
 import type { PixelType } from '../pool/protocol.js';
 import { listDirectory, type Manifest } from '../sources/directory.js';
@@ -19,6 +20,16 @@ function checkOptions(options: unknown): void {
 
 async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omit<FlowSource, 'manifest'> = {}): Promise<ImageFlow> {
   const flow = new ImageFlow({ manifest, ...rest }, options);
+  // A directory is a sharded cache (built by workers): read as one, never written here.
+  if (flow.cachePath && (await stat(flow.cachePath).catch(() => null))?.isDirectory()) {
+    try {
+      flow.useCache(await openShardedPixelCache(flow.cachePath, flow.image, flow.root, flow.filenames));
+    } catch (error) {
+      await flow.close();
+      throw error;
+    }
+    return flow;
+  }
   if (flow.cachePath) {
     const index = await flow
       .stampFiles()

@@ -244,10 +244,11 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const { array } = this.source;
     if (array) return { kind: 'array', data: array.data, dtype: array.dtype };
     if (this.cache.index) {
-      const { file, offsets, errors } = this.cache.index;
+      const { file, files, offsets, errors } = this.cache.index;
       return {
         kind: 'cache',
         file,
+        ...(files ? { files: samples.map((s) => files[s]!) } : {}),
         offsets: samples.map((s) => offsets[s]!),
         errors: samples.map((s) => errors.get(s) ?? null),
         paths: samples.map((s) => `${this.root}/${this.filenames[s]!}`),

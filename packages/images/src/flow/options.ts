@@ -76,7 +76,9 @@ export interface FileFlowOptions extends BaseFlowOptions {
   /**
    * Path of a pixel cache (Arrow IPC). The first epoch writes decoded, resized uint8 pixels there;
    * later epochs, and later flows with the same files and image settings, read them instead of
-   * decoding. A cache built for other files or settings is refused with an error naming it.
+   * decoding. A cache built for other files or settings is refused with an error naming it. An
+   * existing directory is a sharded cache (`pixels-<n>.arrow` files built by featherstack workers,
+   * each for the next rows of the dataset), read as one and never written.
    */
   cache?: string;
 }

@@ -44,7 +44,7 @@ export type SampleSource =
   /** An in-memory dataset [n, h, w, c] at the flow's size, indexed by dataset sample. */
   | { kind: 'array'; data: SharedArrayBuffer; dtype: PixelType }
   /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`; an `errors[i]` replays a failure. */
-  | { kind: 'cache'; file: string; offsets: number[]; errors: (string | null)[]; paths: string[] };
+  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; errors: (string | null)[]; paths: string[] };
 
 /** Load, augment and standardise the task's samples into consecutive rows of `target` from `position`. */
 export interface DecodeTask {

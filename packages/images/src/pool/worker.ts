@@ -148,7 +148,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
         if (error) throw new Error(error);
-        pixels = readCacheRow(source.file, source.offsets[i]!, sampleSize);
+        pixels = readCacheRow(source.files?.[i] ?? source.file, source.offsets[i]!, sampleSize);
       } else {
         pixels =
           source.dtype === 'uint8'
