@@ -3,7 +3,10 @@
  * a flag, FEATHERSTACK_QUEUE or a config. Checked with a ping before any work, so that an unreachable
  * Redis is one clear error naming the address, not a retry loop.
  */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import { parse as parseYaml } from 'yaml';
 
 export interface QueueConnection {
   /** The URL with any password masked, for messages. */
@@ -14,6 +17,24 @@ export interface QueueConnection {
 export class QueueConnectionError extends Error {
   override readonly name = 'QueueConnectionError';
   readonly code = 'FEATHERSTACK_QUEUE_UNREACHABLE';
+}
+
+/**
+ * The queue URL from a config file (YAML or JSON with a `queue` key), for `--config`: errors name the
+ * file. Precedence where several are given: the flag, then the config file, then FEATHERSTACK_QUEUE.
+ */
+export async function queueUrlFromConfig(file: string): Promise<string> {
+  let raw: unknown;
+  try {
+    const text = await readFile(file, 'utf8');
+    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new QueueConnectionError(`config ${file}: cannot be read as YAML or JSON (${(error as Error).message.split('\n')[0]})`);
+  }
+  const url = (raw as { queue?: unknown } | null)?.queue;
+  if (typeof url !== 'string' || url.length === 0)
+    throw new QueueConnectionError(`config ${file}: needs a 'queue' key with the Redis URL (redis:// or rediss://)`);
+  return url;
 }
 
 /** Parses a queue URL; `source` names the flag or variable it came from. */

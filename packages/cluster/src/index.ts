@@ -3,7 +3,7 @@
  * Redis, a coordinator that lists once and checks the complete set, workers on any number of
  * machines writing shard files to a shared directory.
  */
-export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError } from './connection.js';
+export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError, queueUrlFromConfig } from './connection.js';
 export {
   buildPixelCacheDistributed,
   type DistributedExtractOptions,

@@ -9,7 +9,15 @@ import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPixelCacheDistributed, checkReachable, extractDistributed, parseQueueUrl, queueStatus, verifyShardSet } from '../dist/index.js';
+import {
+  buildPixelCacheDistributed,
+  checkReachable,
+  extractDistributed,
+  parseQueueUrl,
+  queueStatus,
+  queueUrlFromConfig,
+  verifyShardSet,
+} from '../dist/index.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 // Distributed extraction on a real Redis (Debian's redis-server on a free port) with worker processes.
@@ -220,5 +228,11 @@ describe('distributed extraction on BullMQ and Redis', () => {
       password: 'p@ss',
       tls: {},
     });
+    // From a config file, naming the file when the key is missing.
+    const dir = await mkdtemp(join(tmpdir(), 'fs-queue-config-'));
+    writeFileSync(join(dir, 'queue.yaml'), `queue: ${redis.url}\n`);
+    expect(await queueUrlFromConfig(join(dir, 'queue.yaml'))).toBe(redis.url);
+    writeFileSync(join(dir, 'empty.json'), '{}');
+    await expect(queueUrlFromConfig(join(dir, 'empty.json'))).rejects.toThrow(`config ${join(dir, 'empty.json')}: needs a 'queue' key`);
   });
 });

@@ -5,10 +5,12 @@ import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineOptions, printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
+import { queueUrl } from './worker.js';
 
 /** The coordinator: shards on the queue's workers, followed to the end, then the set checked. */
 interface DistributedFlags {
   queue?: string;
+  config?: string;
   model: string;
   data: string;
   out: string;
@@ -21,7 +23,7 @@ interface DistributedFlags {
 
 async function distributed(opts: DistributedFlags): Promise<void> {
   const { extractDistributed, parseQueueUrl } = await import('@featherstack/cluster');
-  const connection = parseQueueUrl(opts.queue);
+  const connection = parseQueueUrl(await queueUrl(opts));
   const interactive = !opts.json && process.stderr.isTTY;
   let last = '';
   const result = await extractDistributed({
@@ -59,9 +61,10 @@ export function register(program: Command): void {
     .option('--resume', 'continue an interrupted extraction from its journal')
     .option('--queue <url>', 'extract on the workers of this job queue (redis:// or rediss://; also FEATHERSTACK_QUEUE): shards of --shard-size images')
     .option('--shard-size <n>', 'images per shard with --queue', parse.int('--shard-size'), 1000)
+    .option('--config <file>', "with --queue's role: a YAML or JSON file with the queue's URL under 'queue'")
     .option('--json', 'print JSON')
     .action(async (opts) => {
-      if (opts.queue !== undefined || process.env.FEATHERSTACK_QUEUE) return distributed(opts);
+      if (opts.queue !== undefined || opts.config !== undefined || process.env.FEATHERSTACK_QUEUE) return distributed(opts);
       const progress = new Progress({ json: opts.json });
       let result: Awaited<ReturnType<typeof extractStage>>;
       try {

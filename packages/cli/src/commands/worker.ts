@@ -3,11 +3,21 @@ import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { printResult } from '../render/output.js';
 
+/** The queue URL: --queue, else --config's `queue`, else FEATHERSTACK_QUEUE (parseQueueUrl's fallback). */
+export async function queueUrl(opts: { queue?: string; config?: string }): Promise<string | undefined> {
+  if (opts.queue !== undefined || opts.config === undefined) return opts.queue;
+  const { queueUrlFromConfig } = await import('@featherstack/cluster');
+  return queueUrlFromConfig(opts.config);
+}
+
+const CONFIG_HELP = "a YAML or JSON file with the queue's URL under 'queue' (used when --queue is not given)";
+
 export function register(program: Command): void {
   program
     .command('worker')
     .description('take feature-extraction shards from the job queue (run it on any number of machines); SIGTERM finishes the current shard, then exits')
     .option('--queue <url>', 'the job queue (redis:// or rediss://, with :password@ if needed; also FEATHERSTACK_QUEUE)')
+    .option('--config <file>', CONFIG_HELP)
     .option('--workers <n>', 'image decode workers (default: all cores)', parse.int('--workers'))
     .option('--name <name>', 'this worker in `queue status` (default host:pid)')
     .option(
@@ -19,7 +29,7 @@ export function register(program: Command): void {
     .action(async (opts) => {
       const { parseQueueUrl, startWorker } = await import('@featherstack/cluster');
       const worker = await startWorker({
-        connection: parseQueueUrl(opts.queue),
+        connection: parseQueueUrl(await queueUrl(opts)),
         ...(opts.workers ? { workers: opts.workers } : {}),
         ...(opts.name ? { name: opts.name } : {}),
         ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
@@ -54,6 +64,7 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'images, one subdirectory per class (the same path on every worker)')
     .requiredOption('--out <dir>', 'the shard directory every worker can write')
     .option('--queue <url>', 'the job queue (also FEATHERSTACK_QUEUE)')
+    .option('--config <file>', CONFIG_HELP)
     .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
     .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as const)
     .option('--shard-size <n>', 'images per shard', parse.int('--shard-size'), 1000)
@@ -61,7 +72,7 @@ export function register(program: Command): void {
     .action(async (opts) => {
       const { buildPixelCacheDistributed, parseQueueUrl } = await import('@featherstack/cluster');
       const result = await buildPixelCacheDistributed({
-        connection: parseQueueUrl(opts.queue),
+        connection: parseQueueUrl(await queueUrl(opts)),
         data: opts.data,
         out: opts.out,
         imageSize: opts.imageSize,
@@ -78,10 +89,11 @@ export function register(program: Command): void {
     .command('status')
     .description('jobs waiting, active, failed and done, and which worker holds which shard')
     .option('--queue <url>', 'the job queue (also FEATHERSTACK_QUEUE)')
+    .option('--config <file>', CONFIG_HELP)
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const { parseQueueUrl, queueStatus } = await import('@featherstack/cluster');
-      const status = await queueStatus(parseQueueUrl(opts.queue));
+      const status = await queueStatus(parseQueueUrl(await queueUrl(opts)));
       if (opts.json) {
         printResult(true)(status);
         return;
