@@ -10,7 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SHARD_METADATA } from '@featherstack/common';
 import { extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
-import { createImagePool, flowFromListing, type ImagePool } from '@featherstack/images';
+import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
 import { type LayersModel, loadTensorFlow, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
 import { checkReachable, type QueueConnection } from './connection.js';
@@ -76,17 +76,8 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
   const d = job.data;
   const local = await mkdtemp(join(tmpdir(), 'featherstack-pixels-'));
   const file = join(local, shardName(d.shard.index, 'pixels'));
-  const flow = await flowFromListing(listingOf(d), {
-    pool,
-    targetSize: d.image.imageSize,
-    colorMode: d.image.colorMode,
-    batchSize: d.image.batchSize,
-    shuffle: false,
-    dtype: 'uint8',
-    // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
-    onError: 'skip',
-    cache: file,
-  });
+  // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
+  const flow = await shardFlow(pool, d, { dtype: 'uint8', onError: 'skip', cache: file });
   try {
     let rows = 0;
     for await (const batch of flow.epoch(0)) {
@@ -102,14 +93,23 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
   }
 }
 
-function listingOf(d: ShardJob) {
-  return {
+/** A flow over the shard's rows of the listing, in order, with the job's image settings. */
+function shardFlow(pool: ImagePool, d: ShardJob, options: FileFlowOptions) {
+  const listing = {
     root: d.root,
     classNames: d.classNames,
     classIndices: Object.fromEntries(d.classNames.map((c, i) => [c, i])),
     paths: d.paths,
     labels: Int32Array.from(d.labels),
   };
+  return flowFromListing(listing, {
+    pool,
+    targetSize: d.image.imageSize,
+    colorMode: d.image.colorMode,
+    batchSize: d.image.batchSize,
+    shuffle: false,
+    ...options,
+  });
 }
 
 async function processShard(
@@ -134,14 +134,7 @@ async function processShard(
     loaded = { model, extractor: featureExtractor(tf, model) };
     models.set(base.sha256, loaded);
   }
-  const flow = await flowFromListing(listingOf(d), {
-    pool,
-    targetSize: d.image.imageSize,
-    colorMode: d.image.colorMode,
-    batchSize: d.image.batchSize,
-    shuffle: false,
-    augment: { rescale: d.image.rescale },
-  });
+  const flow = await shardFlow(pool, d, { augment: { rescale: d.image.rescale } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));
   try {
