@@ -68,12 +68,16 @@ export function parseQueueUrl(url: string | undefined, source = '--queue'): Queu
 /** Pings Redis once, within `timeoutMs`; throws a QueueConnectionError naming the address otherwise. */
 export async function checkReachable(connection: QueueConnection, timeoutMs = 5000): Promise<void> {
   const client = new Redis({ ...connection.options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => {}); // reported below
+  // The socket's own error (ECONNREFUSED, ENOTFOUND, …) says more than ioredis's "Connection is closed".
+  let cause: Error | null = null;
+  client.on('error', (error: Error) => {
+    cause ??= error;
+  });
   try {
     await client.connect();
     await client.ping();
   } catch (error) {
-    throw new QueueConnectionError(`cannot reach the job queue's Redis at ${connection.display}: ${(error as Error).message}`);
+    throw new QueueConnectionError(`cannot reach the job queue's Redis at ${connection.display}: ${(cause ?? (error as Error)).message}`);
   } finally {
     client.disconnect();
   }
