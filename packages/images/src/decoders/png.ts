@@ -136,6 +136,8 @@ export function decodePng(buf: Buffer, pixelLimit: number): DecodedImage {
     throw new Error(`PNG image data does not inflate: ${(error as Error).message}`);
   }
   if (raw.length < expected) throw new Error(`PNG image data is short: ${raw.length} of ${expected} bytes`);
+  // 8-bit and not interlaced (the common case): the unfiltered scanlines are the samples already.
+  if (depth === 8 && !header.interlaced) return toImage(unfilter(raw, 0, width * samples, height, bpp), header, palette, trns);
   // Every sample as a number, row-major, before palette expansion or transparency.
   const values = depth === 16 ? new Uint16Array(width * height * samples) : new Uint8Array(width * height * samples);
   let offset = 0;
@@ -144,7 +146,6 @@ export function decodePng(buf: Buffer, pixelLimit: number): DecodedImage {
     const ph = Math.ceil((height - y0) / dy);
     if (pw <= 0 || ph <= 0) continue;
     const stride = Math.ceil((pw * bitsPerPixel) / 8);
-    if (raw.length < offset + (stride + 1) * ph) throw new Error(`PNG image data is short: ${raw.length} of ${offset + (stride + 1) * ph} bytes`);
     const rows = unfilter(raw, offset, stride, ph, bpp);
     offset += (stride + 1) * ph;
     for (let py = 0; py < ph; py++) {
