@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
-import { ArrowFileWriter, PIXEL_CACHE_METADATA } from '@featherstack/common';
+import { ArrowFileWriter, arrowFileProblem, PIXEL_CACHE_METADATA } from '@featherstack/common';
 import { DatasetError } from './errors.js';
 import type { ImageSpec } from './pool/protocol.js';
 
@@ -167,11 +167,8 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
   }
   try {
     const { size } = await fh.stat();
-    const magic = Buffer.from(await readExactly(fh, 0, 8, file));
-    if (magic.subarray(0, 6).toString('latin1') !== 'ARROW1') throw new DamagedCacheError(`pixel cache ${file} is not an Arrow IPC file`);
-    if (size < 14 || Buffer.from(await readExactly(fh, size - 6, 6, file)).toString('latin1') !== 'ARROW1') {
-      throw new DamagedCacheError(`pixel cache ${file} is truncated (no Arrow footer)`);
-    }
+    const framing = await arrowFileProblem(fh);
+    if (framing) throw new DamagedCacheError(`pixel cache ${file} ${framing}`);
     // apache-arrow writes the schema in the footer only: read it through the file reader, which
     // opens the footer without touching any record batch.
     let stored: string | undefined;

@@ -9,6 +9,7 @@ import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { parse } from 'csv-parse/sync';
 import { DatasetError, invalidOption } from '../errors.js';
+import { arrowBytesProblem } from '@featherstack/common';
 import { codePointCompare, type Manifest } from './directory.js';
 
 export type ManifestClassMode = 'categorical' | 'binary' | 'sparse' | 'raw' | 'multi_output' | 'input' | 'none';
@@ -58,10 +59,9 @@ async function readRows(file: string): Promise<{ rows: Row[]; columns: string[] 
       throw new DatasetError(`manifest ${file} is not valid CSV: ${(error as Error).message}`);
     }
   }
-  const magic = (at: number) => Buffer.from(bytes.subarray(at, at + 6)).toString('latin1') === 'ARROW1';
-  if (magic(0) && (bytes.length < 12 || !magic(bytes.length - 6))) {
-    throw new DatasetError(`manifest ${file} is truncated or damaged: its ${bytes.length} bytes end without the Arrow file footer`);
-  }
+  // The IPC file format (starts with ARROW1) must end with its footer; the stream format has none.
+  const framing = Buffer.from(bytes.subarray(0, 6)).toString('latin1') === 'ARROW1' ? arrowBytesProblem(bytes) : null;
+  if (framing) throw new DatasetError(`manifest ${file} ${framing}`);
   try {
     const table = tableFromIPC(bytes);
     return { rows: table.toArray().map((r) => r.toJSON() as Row), columns: table.schema.fields.map((f) => f.name) };
