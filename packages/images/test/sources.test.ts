@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { flowFromArray, flowFromManifest, readManifest } from '../dist/index.js';
+import { flowFromArray, flowFromListing, flowFromManifest, listDirectory, loadImage, readManifest } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers.js';
 
 let dir: string;
@@ -188,5 +188,42 @@ describe('in-memory arrays (Keras flow(x, y))', () => {
     expect(() => flowFromArray({ data: x, shape: [n, 4, 5, 1] }, { dtype: 'uint8', augment: { rescale: 1 / 255 } })).toThrow(
       "options.dtype must be 'float32' when rescale",
     );
+  });
+});
+
+describe('a listing made elsewhere (flowFromListing) and single files (loadImage)', () => {
+  it('flowFromListing reads a slice of a listing in order, with its labels, and refuses a malformed listing by name', async () => {
+    const root = await tempDir();
+    for (const [i, c] of ['a', 'a', 'b', 'b'].entries()) await writeImage(join(root, c, `${i}.png`), { width: 6, height: 4, seed: i });
+    const all = await listDirectory(root);
+    const flow = await flowFromListing(
+      { ...all, paths: all.paths.slice(1, 3), labels: all.labels.slice(1, 3) },
+      { targetSize: [4, 6], batchSize: 8, shuffle: false, workers: 1 },
+    );
+    try {
+      const batch = (await flow.epoch(0).next()).value!;
+      expect(batch.paths).toEqual(['a/1.png', 'b/2.png']);
+      expect(Array.from(batch.classIndex)).toEqual([0, 1]);
+    } finally {
+      await flow.close();
+    }
+    await expect(flowFromListing({ ...all, labels: all.labels.slice(1) })).rejects.toThrow(
+      'options.listing must be { root, classNames, classIndices, paths, labels: Int32Array } with one label per path',
+    );
+    await expect(flowFromListing(null as never)).rejects.toThrow('options.listing must be');
+  });
+
+  it('loadImage refuses bad options by name and names the file it cannot load', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'x.png');
+    await writeImage(file, { width: 6, height: 4 });
+    await expect(loadImage(file, { colorMode: 'cmyk' as never })).rejects.toThrow(`options.colorMode must be 'grayscale', 'rgb' or 'rgba', received "cmyk"`);
+    await expect(loadImage(file, { targetSize: [0, 4] })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received [0, 4]');
+    await expect(loadImage(file, { interpolation: 'area' as never })).rejects.toThrow(
+      `options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`,
+    );
+    await writeFile(join(dir, 'bad.png'), 'not an image');
+    await expect(loadImage(join(dir, 'bad.png'))).rejects.toThrow(`cannot load image ${join(dir, 'bad.png')}: `);
+    expect((await loadImage(file, { targetSize: [2, 3] })).data).toHaveLength(2 * 3 * 3);
   });
 });
