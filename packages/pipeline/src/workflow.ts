@@ -310,14 +310,14 @@ class Workflow {
       rescale: o.rescale,
       featureLayer: FEATURE_LAYER,
     });
-    const report = await this.report(evaluation, p);
-    return { evaluation, evaluationFile, modelDir, report };
+    const { report, tensorflow, stages } = await this.report(evaluation, p);
+    return { evaluation, evaluationFile, modelDir, report, tensorflow, stages };
   }
 
   private async report(
     evaluation: Evaluation,
     p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool },
-  ): Promise<WrittenReport> {
+  ): Promise<{ report: WrittenReport; tensorflow: ReturnType<typeof tensorflowReport>; stages: Stage[] }> {
     const { o, data, clock } = this;
     const { train, history, features, head } = p;
     // One image of each class (up to 8) through the training augmentation, beside its plain self;
@@ -336,9 +336,10 @@ class Workflow {
       seed: o.seed,
     });
     const tfReport = tensorflowReport();
+    const stages = this.stages(train, history, features, head);
     const [h, w] = o.imageSize;
     const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
-    return writeReport(join(this.out, 'report.html'), {
+    const report = await writeReport(join(this.out, 'report.html'), {
       title: `featherstack run — ${data}`,
       facts: [
         ['dataset', data],
@@ -358,7 +359,7 @@ class Workflow {
       base: history,
       head: head.history,
       evaluation,
-      stages: this.stages(train, history, features, head),
+      stages,
       stagesNote:
         "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
       samples: {
@@ -367,10 +368,11 @@ class Workflow {
           'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).',
       },
     });
+    return { report, tensorflow: tfReport, stages };
   }
 
   /** Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore. */
-  private stages(train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult) {
+  private stages(train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult): Stage[] {
     const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
     return [
       { stage: 'base training', seconds: baseSeconds, items: history.length * train.samples, unit: 'images' },
@@ -390,9 +392,11 @@ class Workflow {
     evaluationFile: string;
     modelDir: string;
     report: WrittenReport;
+    tensorflow: ReturnType<typeof tensorflowReport>;
+    stages: Stage[];
   }): WorkflowResult {
     const { clock } = this;
-    const [base, extract, head] = this.stages(r.train, r.history, r.features, r.head);
+    const [base, extract, head] = r.stages;
     return {
       val_accuracy: r.head.valAccuracy,
       seconds: {
@@ -419,13 +423,21 @@ class Workflow {
         head_rows_per_second: head!.items / head!.seconds,
       },
       report: r.report,
-      tensorflow: tensorflowReport(),
+      tensorflow: r.tensorflow,
       workers: r.train.workers,
       plan: r.plan,
       cpu: r.cpu,
       skipped: [...this.skipped].map(([path, reason]) => ({ path, reason })),
     };
   }
+}
+
+/** A stage's throughput, as the report and the result give it. */
+interface Stage {
+  stage: string;
+  seconds: number;
+  items: number;
+  unit: string;
 }
 
 interface Features {
