@@ -1,9 +1,7 @@
 /**
- * The layers the graph compiler reads, and their pieces of graph that are not per-step logic:
- * chain checks, activations and their gradients.
+ * What the graph compiler reads of a tfjs layer, and the small helpers every layer kind shares.
  * @internal
  */
-import type { DType, GraphBuilder, LayersModel } from '@featherstack/tensorflow';
 
 /** A model the graph engine cannot compile; the message names the layer and why. */
 export class GraphCompileError extends Error {
@@ -11,30 +9,40 @@ export class GraphCompileError extends Error {
   readonly code = 'FEATHERSTACK_GRAPH_UNSUPPORTED';
 }
 
-export const ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'tanh']);
+/** A tfjs SymbolicTensor, as far as the compiler reads it. */
+export interface TensorLike {
+  id: number;
+  shape: (number | null)[];
+  sourceLayer: LayerLike;
+  nodeIndex: number;
+  tensorIndex: number;
+}
+
+/** A call of a layer on symbolic tensors (tfjs's Node). */
+export interface NodeLike {
+  inputTensors: TensorLike[];
+  outputTensors: TensorLike[];
+  inboundLayers: LayerLike[];
+}
+
+export interface WeightLike {
+  name: string;
+  originalName?: string;
+  shape: number[];
+  trainable: boolean;
+}
 
 export interface LayerLike {
   name: string;
   trainable: boolean;
-  weights: { name: string; shape: number[]; trainable: boolean }[];
+  weights: WeightLike[];
   getClassName(): string;
   getConfig(): Record<string, unknown>;
-  inboundNodes: { inboundLayers: LayerLike[] }[];
+  inboundNodes: NodeLike[];
   outputShape: unknown;
-}
-
-/** What the forward pass keeps of a layer for its gradient. */
-export interface Step {
-  layer: LayerLike;
-  kind: string;
-  input: string;
-  /** Pre-activation output (what the activation's gradient needs besides the output). */
-  preActivation: string;
-  output: string;
-  activation: string;
-  params: { kernel?: number; bias?: number };
-  attrs: Record<string, unknown>;
-  mask?: string;
+  /** Present on a model used as a layer. */
+  inputs?: TensorLike[];
+  outputs?: TensorLike[];
 }
 
 export function pairOf(value: unknown, name: string, layer: string): [number, number] {
@@ -50,69 +58,24 @@ export function unsupported(layer: LayerLike, why: string): GraphCompileError {
   );
 }
 
-/** The layers of `model` as a chain from its input, or a GraphCompileError naming the first branch. */
-export function chainOf(model: LayersModel): LayerLike[] {
-  const layers = model.layers as unknown as LayerLike[];
-  if ((model.inputs?.length ?? 0) !== 1 || (model.outputs?.length ?? 0) !== 1) {
-    throw new GraphCompileError(
-      `model '${model.name}' has ${model.inputs.length} inputs and ${model.outputs.length} outputs; the graph engine trains single-input, single-output chains`,
-    );
-  }
-  for (let i = 1; i < layers.length; i++) {
-    const inbound = layers[i]!.inboundNodes.flatMap((n) => n.inboundLayers);
-    if (inbound.length !== 1 || inbound[0] !== layers[i - 1]) {
-      throw unsupported(
-        layers[i]!,
-        `its input is not the layer before it (${inbound.map((l) => l.name).join(', ') || 'none'}): only sequential chains compile`,
-      );
-    }
-  }
-  return layers;
+/** Elements per sample of a shape [batch, ...dims]. */
+export function sizeOfShape(shape: readonly (number | null)[]): number {
+  return shape.slice(1).reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
 }
 
+/** Elements per sample of a layer's (first) output. */
 export function sizeOf(layer: LayerLike): number {
   const shape = layer.outputShape;
-  return ((Array.isArray(shape) && Array.isArray(shape[0]) ? shape[0] : shape) as (number | null)[])
-    .slice(1)
-    .reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
+  return sizeOfShape((Array.isArray(shape) && Array.isArray(shape[0]) ? shape[0] : shape) as (number | null)[]);
 }
 
-export function layerOfVariable(layers: LayerLike[], weights: unknown[], index: number): LayerLike | undefined {
-  return layers.find((l) => l.weights.some((w) => w === weights[index]));
+/** The named weight of a layer (by its last path segment: 'kernel', 'bias', 'gamma', …). */
+export function weightNamed(layer: LayerLike, name: string): WeightLike | undefined {
+  return layer.weights.find((w) => (w.originalName ?? w.name).split('/').at(-1)?.replace(/:\d+$/, '') === name);
 }
 
-export function activate(g: GraphBuilder, type: DType, activation: string, z: string, name: string): string {
-  const TC = { T: { type } };
-  switch (activation) {
-    case 'linear':
-      return z;
-    case 'relu':
-      return g.op('Relu', [z], TC, `${name}/relu`);
-    case 'relu6':
-      return g.op('Relu6', [z], TC, `${name}/relu6`);
-    case 'elu':
-      return g.op('Elu', [z], TC, `${name}/elu`);
-    case 'sigmoid':
-      return g.op('Sigmoid', [z], TC, `${name}/sigmoid`);
-    default:
-      return g.op('Tanh', [z], TC, `${name}/tanh`);
-  }
-}
-
-export function activationGrad(g: GraphBuilder, type: DType, activation: string, dy: string, y: string, z: string, name: string): string {
-  const TC = { T: { type } };
-  switch (activation) {
-    case 'linear':
-      return dy;
-    case 'relu':
-      return g.op('ReluGrad', [dy, y], TC, `${name}/d_relu`);
-    case 'relu6':
-      return g.op('Relu6Grad', [dy, z], TC, `${name}/d_relu6`);
-    case 'elu':
-      return g.op('EluGrad', [dy, y], TC, `${name}/d_elu`);
-    case 'sigmoid':
-      return g.op('SigmoidGrad', [y, dy], TC, `${name}/d_sigmoid`);
-    default:
-      return g.op('TanhGrad', [y, dy], TC, `${name}/d_tanh`);
-  }
+/** A layer's data format must be channels-last (NHWC), the layout the whole graph uses. */
+export function requireChannelsLast(layer: LayerLike): void {
+  const format = layer.getConfig().dataFormat;
+  if (format !== undefined && format !== 'channelsLast') throw unsupported(layer, `dataFormat '${format}' (only channelsLast)`);
 }

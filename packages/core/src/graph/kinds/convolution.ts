@@ -1,0 +1,110 @@
+/**
+ * Conv2D and DepthwiseConv2D: NHWC convolutions with an optional bias, into which the compiler folds
+ * a following inference-mode BatchNormalization (kernel · scale, bias · scale + shift: exact up to
+ * float rounding), so that TensorFlow fuses conv + bias + activation into one kernel.
+ * @internal
+ */
+import type { GraphContext } from '../context.js';
+import { type LayerLike, pairOf, unsupported, weightNamed } from '../layers.js';
+import type { BackwardContext, LayerKind, Step } from './kind.js';
+
+/** The conv attributes TensorFlow's Conv2D, its gradients and DepthwiseConv2dNative share. */
+function convAttrs(layer: LayerLike, config: Record<string, unknown>) {
+  const [sh, sw] = pairOf(config.strides ?? 1, 'strides', layer.name);
+  const [dh, dw] = pairOf(config.dilationRate ?? 1, 'dilationRate', layer.name);
+  if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) throw unsupported(layer, 'strides and dilationRate both above 1');
+  const padding = String(config.padding ?? 'valid').toUpperCase();
+  if (padding !== 'VALID' && padding !== 'SAME') throw unsupported(layer, `padding '${config.padding}'`);
+  return { strides: { ints: [1, sh, sw, 1] }, padding: { s: padding }, data_format: { s: 'NHWC' }, dilations: { ints: [1, dh, dw, 1] } };
+}
+
+/** The kernel and bias a convolution computes with: the variables, or BatchNormalization folded in. */
+function kernelAndBias(ctx: GraphContext, step: Step, kernelName: string, foldShape?: (scale: string) => string) {
+  const { layer } = step;
+  const kernelW = weightNamed(layer, kernelName);
+  if (!kernelW) throw unsupported(layer, `no '${kernelName}' weight`);
+  step.params.kernel = ctx.weightIndex(layer, kernelW);
+  const biasW = step.config.useBias === false ? undefined : weightNamed(layer, 'bias');
+  if (biasW) step.params.bias = ctx.weightIndex(layer, biasW);
+  if (!step.fold) return { kernel: ctx.weight(step.params.kernel), bias: biasW ? ctx.weight(step.params.bias!) : undefined };
+  const { g } = ctx;
+  const F = { T: { type: 'float' as const } };
+  const scale = foldShape ? foldShape(step.fold.scale) : step.fold.scale;
+  const kernel = ctx.compute(g.op('Mul', [ctx.reads[step.params.kernel]!, scale], F, `${layer.name}/folded_kernel`));
+  const shift = biasW ? g.op('AddV2', [g.op('Mul', [ctx.reads[step.params.bias!]!, step.fold.scale], F), step.fold.shift], F) : step.fold.shift;
+  return { kernel, bias: ctx.compute(shift, `${layer.name}/folded_bias`) };
+}
+
+function biasAdd(ctx: GraphContext, z: string, bias: string | undefined, name: string): string {
+  return bias ? ctx.g.op('BiasAdd', [z, bias], { ...ctx.TC, data_format: { s: 'NHWC' } }, `${name}/bias`) : z;
+}
+
+export const Conv2D: LayerKind = {
+  activates: true,
+  forward(ctx, step) {
+    step.attrs = convAttrs(step.layer, step.config);
+    const groups = step.config.groups;
+    if (groups !== undefined && groups !== 1) throw unsupported(step.layer, `groups ${groups} (only 1)`);
+    const { kernel, bias } = kernelAndBias(ctx, step, 'kernel');
+    const z = ctx.g.op('Conv2D', [step.inputs[0]!, kernel], { ...ctx.TC, ...step.attrs, use_cudnn_on_gpu: { b: false } }, `${step.layer.name}/conv`);
+    return biasAdd(ctx, z, bias, step.layer.name);
+  },
+  backward(ctx: BackwardContext, step, dz, wants) {
+    const { g } = ctx;
+    const name = step.layer.name;
+    const kernel = step.params.kernel!;
+    const attrs = { ...ctx.TC, ...step.attrs, use_cudnn_on_gpu: { b: false } };
+    if (ctx.trainable(kernel)) {
+      const shape = g.constInt(`${name}/kshape`, ctx.variables[kernel]!.shape);
+      ctx.setGrad(kernel, ctx.toFloat(g.op('Conv2DBackpropFilter', [step.inputs[0]!, shape, dz], attrs, `${name}/d_kernel`)));
+    }
+    if (step.params.bias !== undefined && ctx.trainable(step.params.bias))
+      ctx.setGrad(step.params.bias, ctx.toFloat(g.op('BiasAddGrad', [dz], { ...ctx.TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
+    if (!wants[0]) return [];
+    return [g.op('Conv2DBackpropInput', [ctx.shape(step.inputs[0]!, `${name}/in_shape`), ctx.weight(kernel), dz], attrs, `${name}/d_input`)];
+  },
+};
+
+export const DepthwiseConv2D: LayerKind = {
+  activates: true,
+  noGradient: 'depthwise convolution has no graph gradient yet',
+  forward(ctx, step) {
+    step.attrs = convAttrs(step.layer, step.config);
+    // The fold's per-output-channel scale [C·M] laid over the kernel's last two axes [C, M].
+    const foldShape = (scale: string) => {
+      const [, , channels, multiplier] = ctx.variables[step.params.kernel!]!.shape;
+      return ctx.g.op('Reshape', [scale, ctx.g.constInt(`${step.layer.name}/fold_shape`, [channels!, multiplier!])], {
+        T: { type: 'float' },
+        Tshape: { type: 'int32' },
+      });
+    };
+    const { kernel, bias } = kernelAndBias(ctx, step, 'depthwise_kernel', foldShape);
+    const z = ctx.g.op('DepthwiseConv2dNative', [step.inputs[0]!, kernel], { ...ctx.TC, ...step.attrs }, `${step.layer.name}/depthwise`);
+    return biasAdd(ctx, z, bias, step.layer.name);
+  },
+};
+
+export const SeparableConv2D: LayerKind = {
+  activates: true,
+  noGradient: 'separable convolution has no graph gradient yet',
+  forward(ctx, step) {
+    const { g, TC } = ctx;
+    const { layer } = step;
+    const attrs = convAttrs(layer, step.config);
+    const depthwise = weightNamed(layer, 'depthwise_kernel');
+    const pointwise = weightNamed(layer, 'pointwise_kernel');
+    if (!depthwise || !pointwise) throw unsupported(layer, 'no depthwise_kernel and pointwise_kernel weights');
+    step.params.depthwise = ctx.weightIndex(layer, depthwise);
+    step.params.pointwise = ctx.weightIndex(layer, pointwise);
+    const biasW = step.config.useBias === false ? undefined : weightNamed(layer, 'bias');
+    if (biasW) step.params.bias = ctx.weightIndex(layer, biasW);
+    const d = g.op('DepthwiseConv2dNative', [step.inputs[0]!, ctx.weight(step.params.depthwise)], { ...TC, ...attrs }, `${layer.name}/depthwise`);
+    const p = g.op(
+      'Conv2D',
+      [d, ctx.weight(step.params.pointwise)],
+      { ...TC, strides: { ints: [1, 1, 1, 1] }, padding: { s: 'VALID' }, data_format: { s: 'NHWC' }, use_cudnn_on_gpu: { b: false } },
+      `${layer.name}/pointwise`,
+    );
+    return biasAdd(ctx, p, biasW ? ctx.weight(step.params.bias!) : undefined, layer.name);
+  },
+};
