@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { invalidOption } from './errors.js';
 import { CounterRng, Stream } from '@featherstack/common';
 import type { AffineParams } from './transforms/affine.js';
+import { PREPROCESS_MODES, type PreprocessMode } from './transforms/preprocess-input.js';
 import type { FillMode } from './transforms/warp.js';
 
 export interface AugmentOptions {
@@ -55,6 +56,12 @@ export interface AugmentOptions {
    * preprocessing_function). Workers import it, so it must be a module, not a closure.
    */
   preprocessingFunction?: string;
+  /**
+   * One of Keras's `preprocess_input` modes ('tf', 'caffe', 'torch'; default 'none'), applied after
+   * `preprocessingFunction` and before rescale, as ImageDataGenerator(preprocessing_function=
+   * preprocess_input) applies it. See transforms/preprocess-input.ts.
+   */
+  preprocess?: PreprocessMode;
 }
 
 /** Validated options with defaults applied. @internal */
@@ -81,6 +88,7 @@ export interface AugmentSpec {
   zcaEpsilon: number;
   /** File URL of the preprocessing module, or null. */
   preprocessingFunction: string | null;
+  preprocess: PreprocessMode;
 }
 
 function nonNegative(name: string, value: unknown, fallback = 0): number {
@@ -123,6 +131,12 @@ function moduleUrl(name: string, value: unknown): string | null {
   return pathToFileURL(path).href;
 }
 
+function preprocessMode(name: string, value: unknown): PreprocessMode {
+  if (value === undefined) return 'none';
+  if (!(PREPROCESS_MODES as readonly unknown[]).includes(value)) throw invalidOption(name, `one of ${PREPROCESS_MODES.map((m) => `'${m}'`).join(', ')}`, value);
+  return value as PreprocessMode;
+}
+
 /** Every key of AugmentOptions: anything else is a typo that would otherwise be ignored. */
 export const AUGMENT_KEYS: readonly (keyof AugmentOptions)[] = [
   'rotationRange',
@@ -146,6 +160,7 @@ export const AUGMENT_KEYS: readonly (keyof AugmentOptions)[] = [
   'zcaWhitening',
   'zcaEpsilon',
   'preprocessingFunction',
+  'preprocess',
 ];
 
 /** Validates augmentation options; every message names the option and the value received. @internal */
@@ -217,6 +232,7 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
     zcaWhitening: flag(n('zcaWhitening'), options.zcaWhitening),
     zcaEpsilon: positive(n('zcaEpsilon'), options.zcaEpsilon, 1e-6),
     preprocessingFunction: moduleUrl(n('preprocessingFunction'), options.preprocessingFunction),
+    preprocess: preprocessMode(n('preprocess'), options.preprocess),
   };
 }
 

@@ -9,6 +9,7 @@
 // First: sizes libuv's thread pool before anything can start it.
 export { DEFAULT_UV_THREADPOOL_SIZE } from './pool/threads.js';
 export { AUGMENT_KEYS, type AugmentOptions } from './augment.js';
+export { PREPROCESS_MODES, type PreprocessMode, preprocessInput } from './transforms/preprocess-input.js';
 export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
 export type { ClassMode, ImageBatch } from './batch/batch.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';

@@ -209,10 +209,13 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
       a.featurewiseCenter ||
       a.featurewiseStdNormalization ||
       a.zcaWhitening ||
-      a.preprocessingFunction)
+      a.preprocessingFunction ||
+      a.preprocess !== 'none')
   ) {
     throw invalidOption('dtype', "'float32' when rescale, normalisation or a preprocessing function is used", dtype);
   }
+  if ((a.preprocess === 'caffe' || a.preprocess === 'torch') && image.channels !== 3)
+    throw invalidOption('augment.preprocess', `'tf' or 'none' for ${image.channels}-channel images ('${a.preprocess}' needs rgb)`, a.preprocess);
   if (options.cache !== undefined && !is.string(options.cache)) throw invalidOption('cache', 'a file path', options.cache);
   if (options.cache !== undefined && source.array) throw invalidOption('cache', 'unset for in-memory arrays (they are decoded already)', options.cache);
   if (options.cache !== undefined && image.randomCrop)

@@ -13,6 +13,7 @@ import { CounterRng, Stream } from '@featherstack/common';
 import { kerasAffine } from '../transforms/affine.js';
 import { brightness, channelShift, kerasBrightness } from '../transforms/color.js';
 import { type WarpSpec, warpInto } from '../transforms/warp.js';
+import { preprocessInput } from '../transforms/preprocess-input.js';
 import { whiten } from '../transforms/zca.js';
 
 // Each worker is one of N parallel decoders: libvips' own thread pool per image would oversubscribe
@@ -116,6 +117,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
   const preprocess = augment.preprocessingFunction ? await loadPreprocess(augment.preprocessingFunction) : null;
   const standardizes =
     preprocess !== null ||
+    augment.preprocess !== 'none' ||
     normalization.samplewiseCenter ||
     normalization.samplewiseStd ||
     normalization.mean !== null ||
@@ -178,6 +180,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
     if (dst instanceof Float32Array) {
       const x = dst.subarray(offset, offset + sampleSize);
       if (preprocess) preprocess(x, [image.height, image.width, image.channels]);
+      preprocessInput(x, image.channels, augment.preprocess);
       standardize(x, image.channels, augment.rescale, normalization);
     }
   }
