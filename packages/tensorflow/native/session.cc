@@ -21,6 +21,8 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -431,6 +433,41 @@ napi_value SetEnv(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// A fault inside a TensorFlow kernel (oneDNN's convolution setup divides by zero on some CPUs)
+// kills the process by signal; without a word it looks like a silent exit. The handler writes one
+// line naming the signal (write(2) only: async-signal-safe), then the default action runs
+// (SA_RESETHAND), so the exit status still says which signal. SIGSEGV and SIGBUS are left alone:
+// V8 handles them itself for WebAssembly bounds checks.
+char crash_hint[512] = "";
+
+void ReportCrash(int sig) {
+  const char* name = sig == SIGFPE ? "SIGFPE (arithmetic fault)" : "SIGILL (illegal instruction)";
+  const char* head = "\nfeatherstack: native TensorFlow died of ";
+  ssize_t ignored = write(2, head, strlen(head));
+  ignored = write(2, name, strlen(name));
+  ignored = write(2, crash_hint, strlen(crash_hint));
+  ignored = write(2, "\n", 1);
+  (void)ignored;
+  raise(sig);
+}
+
+napi_value InstallCrashReport(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc == 1) {
+    std::string hint = GetString(env, argv[0]);
+    snprintf(crash_hint, sizeof(crash_hint), "%s", hint.c_str());
+  }
+  struct sigaction action {};
+  action.sa_handler = ReportCrash;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGFPE, &action, nullptr);
+  sigaction(SIGILL, &action, nullptr);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   // Pin this addon (and with it libtensorflow) in memory for the life of the process. Node unloads
   // an addon when the last worker thread that loaded it ends, but TensorFlow registers exit
@@ -444,6 +481,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"closeSession", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumInto", nullptr, SumInto, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setEnv", nullptr, SetEnv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"installCrashReport", nullptr, InstallCrashReport, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value version;

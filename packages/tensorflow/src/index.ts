@@ -52,6 +52,13 @@ export interface TensorFlowOptions {
   allocator?: 'bfc' | 'system';
   /** The BFC pool's limit in MiB. Default: 3/4 of this machine's memory, or TF_CPU_BFC_MEM_LIMIT_IN_MB. */
   memoryLimitMB?: number;
+  /**
+   * TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS). Default: off, or the environment's value.
+   * TF 2.21's oneDNN dies of SIGFPE setting up some 1×1 convolutions on AVX-512 CPUs (ResNet50's
+   * strided shortcuts, in Keras's own predict too); Eigen's kernels, with the graph optimiser's
+   * conv + bias + activation fusion, run every backbone.
+   */
+  onednn?: boolean;
 }
 
 export interface TensorFlowReport {
@@ -62,6 +69,8 @@ export interface TensorFlowReport {
   threads: { intraOp: number; interOp: number };
   /** The CPU allocator TensorFlow was loaded with, and the BFC pool's limit. */
   allocator: { kind: 'bfc' | 'system'; memoryLimitMB: number | null };
+  /** Whether oneDNN's kernels were on (TF_ENABLE_ONEDNN_OPTS). */
+  onednn: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -93,6 +102,14 @@ function envAllocator(): 'bfc' | 'system' | undefined {
   throw new TensorFlowOptionError(`environment variable TF_CPU_ALLOCATOR_USE_BFC must be true or false, received ${JSON.stringify(raw)}`);
 }
 
+function envOnednn(): boolean | undefined {
+  const raw = process.env.TF_ENABLE_ONEDNN_OPTS;
+  if (raw === undefined || raw === '') return undefined;
+  if (['1', 'true'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false'].includes(raw.toLowerCase())) return false;
+  throw new TensorFlowOptionError(`environment variable TF_ENABLE_ONEDNN_OPTS must be 0 or 1, received ${JSON.stringify(raw)}`);
+}
+
 function resolveSettings(options: TensorFlowOptions): Required<TensorFlowOptions> {
   const cores = availableParallelism();
   const logLevel = options.logLevel ?? (envInt('TF_CPP_MIN_LOG_LEVEL') as 0 | 1 | 2 | 3 | undefined) ?? 3;
@@ -110,6 +127,11 @@ function resolveSettings(options: TensorFlowOptions): Required<TensorFlowOptions
       return value;
     })(),
     memoryLimitMB: threadsOption('memoryLimitMB', options.memoryLimitMB, envInt('TF_CPU_BFC_MEM_LIMIT_IN_MB') ?? Math.floor((totalmem() / 2 ** 20) * 0.75)),
+    onednn: (() => {
+      const value = options.onednn ?? envOnednn() ?? false;
+      if (typeof value !== 'boolean') throw new TensorFlowOptionError(`options.onednn must be true or false, received ${JSON.stringify(value)}`);
+      return value;
+    })(),
   };
 }
 
@@ -158,6 +180,8 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
     // Every session (trainer replica) gets an intra-op pool of its own size instead of sharing the
     // process's first pool: replicas must not queue behind each other's ops.
     TF_OVERRIDE_GLOBAL_THREADPOOL: process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ?? '1',
+    // See TensorFlowOptions.onednn: off unless asked for.
+    TF_ENABLE_ONEDNN_OPTS: settings.onednn ? '1' : '0',
   };
   for (const [name, value] of Object.entries(environment)) {
     process.env[name] = value;
@@ -174,6 +198,12 @@ export function loadTensorFlow(options: TensorFlowOptions = {}): Tf {
     );
   }
   assertNativeBackend(tf.getBackend());
+  // A kernel's arithmetic fault must not pass as a silent exit: the addon names it on stderr.
+  requireAddon().installCrashReport(
+    settings.onednn
+      ? ' inside a TensorFlow kernel, with oneDNN on (TF_ENABLE_ONEDNN_OPTS=1); oneDNN 1x1-convolution setup is known to divide by zero on some CPUs: run with onednn off (TF_ENABLE_ONEDNN_OPTS=0, the default)'
+      : ' inside a TensorFlow kernel (oneDNN off); please report the model and the input size',
+  );
   installNativeGradients(tf);
   loaded = { tf, settings };
   return tf;
@@ -205,5 +235,6 @@ export function tensorflowReport(options: TensorFlowOptions = {}): TensorFlowRep
     provisionedFrom,
     threads: { intraOp: settings.intraOpThreads, interOp: settings.interOpThreads },
     allocator: { kind: settings.allocator, memoryLimitMB: settings.allocator === 'bfc' ? settings.memoryLimitMB : null },
+    onednn: settings.onednn,
   };
 }

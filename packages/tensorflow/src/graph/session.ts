@@ -20,6 +20,8 @@ interface Addon {
   closeSession(session: object): void;
   sumInto(out: Float32Array, inputs: Float32Array[], begin: number, end: number): Promise<void>;
   setEnv(name: string, value: string): void;
+  /** Reports a SIGFPE/SIGILL inside TensorFlow on stderr (with `hint`) before the process dies of it. */
+  installCrashReport(hint: string): void;
 }
 
 const require = createRequire(import.meta.url);
