@@ -196,7 +196,11 @@ class EagerEngine implements TrainingEngine {
  * was only the default (not asked for by name, with replicas or with mixed precision). Shared by
  * training and extraction, so both choose an engine the same way. @internal
  */
-export async function openReplicas(model: LayersModel, options: EngineOptions, compile: Omit<CompileOptions, 'precision'>): Promise<GraphReplicas | null> {
+export async function openReplicas(
+  model: LayersModel,
+  options: EngineOptions,
+  compile: Omit<CompileOptions, 'precision'>,
+): Promise<{ replicas: GraphReplicas | null; fallback?: string }> {
   if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager')
     throw invalidOption('engine', "'graph' or 'eager'", options.engine);
   if (options.precision !== undefined && options.precision !== 'float32' && options.precision !== 'mixed-bfloat16') {
@@ -211,7 +215,7 @@ export async function openReplicas(model: LayersModel, options: EngineOptions, c
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
   });
-  if (options.engine === 'eager') return null;
+  if (options.engine === 'eager') return { replicas: null, fallback: "engine 'eager' was asked for" };
   let compiled: CompiledGraph;
   try {
     compiled = compileModel(model, { ...compile, precision: options.precision ?? 'float32' });
@@ -220,7 +224,7 @@ export async function openReplicas(model: LayersModel, options: EngineOptions, c
     // training's epoch logs say so). Asked for by name, with replicas or mixed precision, it fails.
     if (!(error instanceof GraphCompileError) || options.engine === 'graph' || (options.replicas ?? 1) > 1 || options.precision === 'mixed-bfloat16')
       throw error;
-    return null;
+    return { replicas: null, fallback: error.message.replace(/; the graph engine cannot train this model.*$/, '') };
   }
   const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
   try {
@@ -230,7 +234,7 @@ export async function openReplicas(model: LayersModel, options: EngineOptions, c
     await replicas.close();
     throw error;
   }
-  return replicas;
+  return { replicas };
 }
 
 /** Opens the engine trainBase runs on (see EngineOptions for the choice). @internal */
@@ -239,7 +243,7 @@ export async function openEngine(
   model: LayersModel,
   options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
 ): Promise<TrainingEngine> {
-  const replicas = await openReplicas(model, options, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
+  const { replicas } = await openReplicas(model, options, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
   if (replicas) return new GraphEngine(tf, model, replicas, options.learningRate);
   const optimizers = {
     adam: () => tf.train.adam(options.learningRate),

@@ -13,11 +13,14 @@ import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import { type RecordBatch, RecordBatchReader, type Schema } from 'apache-arrow';
 import { type EngineOptions, openReplicas } from './engines.js';
+import type { Pooling } from './cut.js';
 import { invalidOption } from './errors.js';
 
 export interface ExtractOptions extends Omit<EngineOptions, 'seed'> {
-  /** Layer whose output is the feature vector. Default 'features'. */
+  /** Layer whose output is the feature vector, recorded in the file. Default 'features'. */
   featureLayer?: string;
+  /** The global pooling featureExtractor applied after it, recorded in the file. Default 'none'. */
+  pooling?: Pooling;
   /** Extra schema metadata (string values). */
   metadata?: Record<string, string>;
   /** PCA projection and/or L2 normalisation applied to each row before it is written. */
@@ -42,11 +45,19 @@ export interface ExtractProgress {
 
 export interface ExtractResult {
   path: string;
+  /** The feature layer and pooling recorded in the file. */
+  featureLayer: string;
+  pooling: Pooling;
   rows: number;
   dimension: number;
   seconds: number;
   /** Batches taken over from an interrupted run's journal. */
   resumedBatches: number;
+  /** The engine that extracted: the compiled graph on `replicas` replicas, or tfjs's eager predict. */
+  engine: 'graph' | 'eager';
+  replicas: number;
+  /** Why the graph engine did not run (the layer that sent the model to eager, named). */
+  fallback?: string;
   /**
    * Why an interrupted run's journal was not resumed (it was written by another base model, for
    * other images or settings, or with another batch size); absent when it was, or when none was found.
@@ -67,15 +78,6 @@ export function modelHash(model: LayersModel): string {
   return hash.digest('hex');
 }
 
-/** The sub-model from the base's input to `layer`'s output. */
-export function featureExtractor(tf: Tf, model: LayersModel, layer = FEATURE_LAYER): LayersModel {
-  const target = model.layers.find((l) => l.name === layer);
-  if (!target) {
-    throw new Error(`model ${model.name} has no layer named '${layer}' (layers: ${model.layers.map((l) => l.name).join(', ')})`);
-  }
-  return tf.model({ inputs: model.inputs, outputs: target.output as never, name: 'feature_extractor' });
-}
-
 /**
  * Extracts features of every image of `flow` (epoch 0, in the flow's order) into `path`.
  *
@@ -89,6 +91,8 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
     [META.classNames, JSON.stringify(flow.classNames)],
     [META.classIndices, JSON.stringify(flow.classIndices)],
     [META.featureLayer, options.featureLayer ?? FEATURE_LAYER],
+    [META.pooling, options.pooling ?? 'none'],
+    [META.preprocess, flow.augment.preprocess ?? 'none'],
     [META.image, JSON.stringify(flow.image)],
     [META.augment, JSON.stringify(flow.augment)],
     [META.created, new Date().toISOString()],
@@ -124,7 +128,7 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   }
   await rm(journal, { force: true });
   // The extractor as a forward-only graph on the thread plan's replicas, or tfjs's eager predict.
-  const replicas = await openReplicas(extractor, options, { train: false });
+  const { replicas, fallback } = await openReplicas(extractor, options, { train: false });
   const writer = new ArrowFileWriter(journal, schema, { journal: true });
   for (const batch of done) writer.write(batch);
   let rows = done.reduce((n, b) => n + b.numRows, 0);
@@ -183,10 +187,15 @@ export async function extractFeatures(tf: Tf, extractor: LayersModel, flow: Imag
   await rm(journal, { force: true });
   return {
     path,
+    featureLayer: options.featureLayer ?? FEATURE_LAYER,
+    pooling: options.pooling ?? 'none',
     rows,
     dimension: outDimension,
     seconds: (performance.now() - started) / 1000,
     resumedBatches: done.length,
+    engine: replicas ? 'graph' : 'eager',
+    replicas: replicas?.replicas ?? 1,
+    ...(fallback ? { fallback } : {}),
     ...(discardedJournal ? { discardedJournal } : {}),
   };
 }

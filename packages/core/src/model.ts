@@ -7,10 +7,11 @@
  * the classes). featherstack trains the base with a temporary softmax classifier on top of the
  * feature layer and discards it after training.
  */
-import { resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { FEATURE_LAYER } from '@featherstack/common';
 import { checkModelFiles, type LayersModel, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
+import { loadModelFile } from './import/index.js';
 
 export interface BaseModelOptions {
   /** [height, width, channels] of the images. */
@@ -72,24 +73,34 @@ export function withClassifier(tf: Tf, base: LayersModel, numClasses: number, se
 }
 
 /**
- * Loads a base network saved in tfjs layers format (e.g. a pretrained model converted with
- * tensorflowjs_converter, or one saved by `model.save('file://…')`), checking that it has the
- * feature layer extraction will read.
+ * Loads a base network: a Keras 3 `.keras` file, a legacy Keras `.h5`, or a tfjs layers model
+ * (`model.json`, e.g. one saved by `model.save('file://…')` or converted with tensorflowjs_converter,
+ * quantized weights included). With `featureLayer`, checks that the model has it.
  *
  * @example
- * const base = await loadBaseModel(tf, 'models/mobilenet/model.json', 'global_average_pooling2d');
+ * const base = await loadBaseModel(tf, 'models/mobilenet_v2.keras');
+ * const extractor = featureExtractor(tf, base); // cut before its classifier
  */
-export async function loadBaseModel(tf: Tf, path: string, featureLayer = FEATURE_LAYER): Promise<LayersModel> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'the path or file:// URL of a model.json', path);
-  const url = path.startsWith('file://') || path.startsWith('http') ? path : `file://${resolve(path)}`;
-  if (url.startsWith('file://')) await checkModelFiles(url.slice('file://'.length));
+export async function loadBaseModel(tf: Tf, path: string, featureLayer?: string): Promise<LayersModel> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'the path of a .keras, .h5 or tfjs model.json file', path);
   let model: LayersModel;
-  try {
-    model = await tf.loadLayersModel(url);
-  } catch (error) {
-    throw invalidOption('path', `a loadable tfjs layers model (${(error as Error).message})`, path);
+  if (path.startsWith('http')) {
+    try {
+      model = await tf.loadLayersModel(path);
+    } catch (error) {
+      throw invalidOption('path', `a loadable tfjs layers model (${(error as Error).message})`, path);
+    }
+  } else {
+    const file = resolve(path.startsWith('file://') ? path.slice('file://'.length) : path);
+    if (extname(file).toLowerCase() === '.json') await checkModelFiles(file);
+    try {
+      model = await loadModelFile(tf, file);
+    } catch (error) {
+      if ((error as Error).name === 'ModelImportError' || (error as Error).name === 'ModelFileError') throw error;
+      throw invalidOption('path', `a loadable model (${(error as Error).message})`, path);
+    }
   }
-  if (!model.layers.some((l) => l.name === featureLayer)) {
+  if (featureLayer !== undefined && !model.layers.some((l) => l.name === featureLayer)) {
     const names = model.layers.map((l) => l.name).join(', ');
     model.dispose();
     throw invalidOption('featureLayer', `a layer of ${path} (layers: ${names})`, featureLayer);

@@ -21,6 +21,10 @@ export const FEATURE_METADATA = {
   classIndices: 'featherstack.class_indices',
   /** The base layer the features were read from. */
   featureLayer: 'featherstack.feature_layer',
+  /** 'avg', 'max' or 'none': the global pooling applied to the feature layer's output. */
+  pooling: 'featherstack.pooling',
+  /** Keras's preprocess_input mode the images went through ('none', 'tf', 'caffe', 'torch'). */
+  preprocess: 'featherstack.preprocess',
   /** JSON: the flow's image settings (size, channels, colour mode, interpolation, …). */
   image: 'featherstack.image',
   /** JSON: the flow's augmentation (extraction runs without random transforms). */

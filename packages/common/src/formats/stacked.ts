@@ -19,6 +19,12 @@ export interface StackedMetadata {
   /** The rescale applied to 0–255 pixels before the model (1 for none). */
   rescale: number;
   featureLayer: string;
+  /** Global pooling after the feature layer (absent: 'none', models written before it existed). */
+  pooling?: 'avg' | 'max' | 'none';
+  /** Keras's preprocess_input mode applied before the rescale (absent: 'none'). */
+  preprocess?: 'none' | 'tf' | 'caffe' | 'torch';
+  /** The imported base file the model was built on (informational). */
+  base?: string;
 }
 
 /** The metadata, or what is wrong with it. */
@@ -34,5 +40,8 @@ export function parseStackedMetadata(json: unknown): StackedMetadata | string {
     return `has interpolation ${JSON.stringify(m.interpolation)}, not one of ${INTERPOLATIONS.join(', ')}`;
   if (typeof m.rescale !== 'number' || !Number.isFinite(m.rescale)) return 'has no numeric rescale';
   if (typeof m.featureLayer !== 'string') return 'has no featureLayer';
+  if (m.pooling !== undefined && !['avg', 'max', 'none'].includes(m.pooling as string)) return `has pooling ${JSON.stringify(m.pooling)}, not avg, max or none`;
+  if (m.preprocess !== undefined && !['none', 'tf', 'caffe', 'torch'].includes(m.preprocess as string))
+    return `has preprocess ${JSON.stringify(m.preprocess)}, not none, tf, caffe or torch`;
   return m as unknown as StackedMetadata;
 }

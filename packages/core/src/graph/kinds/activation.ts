@@ -16,23 +16,46 @@ export const Activation: LayerKind = {
   backward: passThrough,
 };
 
+/** Keras 3's relu(x, negative_slope, max_value, threshold), op for op (keras/src/activations). */
+function kerasRelu(
+  ctx: Parameters<LayerKind['forward']>[0],
+  step: Parameters<LayerKind['forward']>[1],
+  max: number | null,
+  slope: number,
+  threshold: number,
+): string {
+  const { g, TC } = ctx;
+  const name = step.layer.name;
+  const x = step.inputs[0]!;
+  if (slope !== 0 && max === null && threshold === 0) return g.op('LeakyRelu', [x], { ...TC, alpha: { f: slope } }, `${name}/leaky_relu`);
+  const negative =
+    slope === 0
+      ? undefined
+      : g.op('Relu', [threshold !== 0 ? g.op('AddV2', [g.op('Neg', [x], TC), ctx.scalar(`${name}/threshold`, threshold)], TC) : g.op('Neg', [x], TC)], TC);
+  let y: string;
+  if (threshold !== 0) {
+    const above = g.op('Greater', [x, ctx.scalar(`${name}/above`, threshold)], TC);
+    y = g.op('Mul', [x, g.op('Cast', [above], { SrcT: { type: 'bool' }, DstT: { type: ctx.CT }, Truncate: { b: false } })], TC);
+  } else y = g.op('Relu', [x], TC);
+  if (max !== null) y = g.op('Minimum', [g.op('Maximum', [y, ctx.scalar(`${name}/zero`, 0)], TC), ctx.scalar(`${name}/max`, max)], TC);
+  return negative ? g.op('Sub', [y, g.op('Mul', [negative, ctx.scalar(`${name}/slope`, slope)], TC)], TC, `${name}/relu`) : y;
+}
+
 export const ReLU: LayerKind = {
   forward(ctx, step) {
     const max = step.config.maxValue;
     const slope = Number(step.config.negativeSlope ?? 0);
     const threshold = Number(step.config.threshold ?? 0);
-    if (slope !== 0 || threshold !== 0) throw unsupported(step.layer, `negativeSlope ${slope} / threshold ${threshold} (only 0)`);
-    if (max === null || max === undefined) step.activation = 'relu';
-    else if (max === 6) step.activation = 'relu6';
+    if (slope === 0 && threshold === 0 && (max === null || max === undefined)) step.activation = 'relu';
+    else if (slope === 0 && threshold === 0 && max === 6) step.activation = 'relu6';
     else {
-      const relu = ctx.g.op('Relu', [step.inputs[0]!], ctx.TC, `${step.layer.name}/relu`);
-      step.saved.clipped = 'yes';
-      return ctx.g.op('Minimum', [relu, ctx.scalar(`${step.layer.name}/max`, Number(max))], ctx.TC, `${step.layer.name}/clip`);
+      step.saved.general = 'yes';
+      return kerasRelu(ctx, step, max === null || max === undefined ? null : Number(max), slope, threshold);
     }
     return step.inputs[0]!;
   },
   backward(_ctx, step, dz, wants) {
-    if (step.saved.clipped) throw unsupported(step.layer, `maxValue ${step.config.maxValue} has no graph gradient yet`);
+    if (step.saved.general) throw unsupported(step.layer, 'a ReLU with maxValue other than 6, a negative slope or a threshold has no graph gradient yet');
     return wants[0] ? [dz] : [];
   },
 };

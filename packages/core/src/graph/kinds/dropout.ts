@@ -8,8 +8,8 @@ export const Dropout: LayerKind = {
     const { g, TC } = ctx;
     const { layer, config } = step;
     const rate = Number(config.rate ?? 0);
-    if (config.noiseShape || config.noise_shape) throw unsupported(layer, 'a noiseShape');
     if (!ctx.train || rate <= 0) return step.inputs[0]!;
+    if (config.noiseShape || config.noise_shape) throw unsupported(layer, 'a noiseShape (in training)');
     // Inverted dropout as tfjs applies it in training: keep with probability 1 − rate, scale by 1/(1 − rate).
     const h = step.inputs[0]!;
     const uniform = g.op(

@@ -32,6 +32,8 @@ export const LAYER_KINDS: Record<string, LayerKind> = {
   GaussianNoise: InferenceIdentity,
   GlobalAveragePooling2D,
   GlobalMaxPooling2D,
+  // featherstack's Keras ReLU (negative_slope, threshold), registered by the importer.
+  KerasReLU: ReLU,
   LeakyReLU,
   Maximum,
   MaxPooling2D,
