@@ -38,6 +38,8 @@ export const colorMode = choice('--color-mode', ['grayscale', 'rgb', 'rgba'] as 
 export const onError = choice('--on-error', ['raise', 'skip'] as const);
 export const engine = choice('--engine', ['graph', 'eager'] as const);
 export const precision = choice('--precision', ['float32', 'mixed-bfloat16'] as const);
+export const pooling = choice('--pooling', ['avg', 'max', 'none'] as const);
+export const preprocess = choice('--preprocess', ['none', 'tf', 'caffe', 'torch'] as const);
 
 export function shard(value: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(value);

@@ -5,6 +5,7 @@
 import { type Evaluation, loadStacked, metricsFromProbabilities } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
+import { registerKerasExtensions } from '@featherstack/core';
 
 /** An evaluation, with the images left out under onError: 'skip'. */
 export type ImageEvaluation = Evaluation & { skipped: { path: string; reason: string }[] };
@@ -17,13 +18,15 @@ export async function evaluate(options: {
   onError?: 'raise' | 'skip';
 }): Promise<ImageEvaluation> {
   const tf = loadTensorFlow();
+  // A stacked model over an imported base holds layers that featherstack registers with tfjs.
+  registerKerasExtensions(tf);
   const { model, metadata } = await loadStacked(tf, options.model);
   const [height, width] = metadata.inputShape;
   const flow = await flowFromDirectory(options.data, {
     targetSize: [height, width],
     colorMode: metadata.colorMode,
     interpolation: metadata.interpolation,
-    augment: { rescale: metadata.rescale },
+    augment: { rescale: metadata.rescale, preprocess: metadata.preprocess ?? 'none' },
     classMode: 'sparse',
     shuffle: false,
     batchSize: 128,

@@ -4,7 +4,15 @@
  */
 import { join } from 'node:path';
 import { CHANNELS } from '@featherstack/common';
-import { type AugmentOptions, type ColorMode, flowFromDirectory, type ImageFlow, type ImagePool, type SkippedFile } from '@featherstack/images';
+import {
+  type AugmentOptions,
+  type ColorMode,
+  flowFromDirectory,
+  type ImageFlow,
+  type ImagePool,
+  type PreprocessMode,
+  type SkippedFile,
+} from '@featherstack/images';
 
 /** The image settings and policies every flow of a run shares. */
 export interface ImageSettings {
@@ -16,6 +24,8 @@ export interface ImageSettings {
   onSkip?: (file: SkippedFile) => void;
   workers?: number;
   pool?: ImagePool;
+  /** Keras's preprocess_input mode the base expects (every flow of the run applies it). Default 'none'. */
+  preprocess?: PreprocessMode;
 }
 
 function common(s: ImageSettings) {
@@ -43,7 +53,7 @@ export function extractionBatch(s: Pick<ImageSettings, 'imageSize' | 'colorMode'
 
 /** The augmented training flow (shuffled): what the base trains on. */
 export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string): Promise<ImageFlow> {
-  return flowFromDirectory(dir, { ...common(s), ...(cache ? { cache } : {}), shuffle: true, augment });
+  return flowFromDirectory(dir, { ...common(s), ...(cache ? { cache } : {}), shuffle: true, augment: { ...augment, preprocess: s.preprocess ?? 'none' } });
 }
 
 /** A plain flow in file order, rescaled only: validation, extraction and evaluation. */
@@ -59,7 +69,7 @@ export function plainFlow(
     ...(options.cache ? { cache: options.cache } : {}),
     ...(options.shard ? { shard: options.shard } : {}),
     shuffle: false,
-    augment: { rescale },
+    augment: { rescale, preprocess: s.preprocess ?? 'none' },
   });
 }
 

@@ -6,9 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { EngineKind, Precision } from '@featherstack/core';
+import type { EngineKind, Pooling, Precision } from '@featherstack/core';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
-import type { AUGMENT_KEYS, AugmentOptions, ColorMode } from '@featherstack/images';
+import type { AUGMENT_KEYS, AugmentOptions, ColorMode, PreprocessMode } from '@featherstack/images';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -42,6 +42,7 @@ export const augmentSchema = z
     zcaWhitening: z.boolean(),
     zcaEpsilon: z.number(),
     preprocessingFunction: z.string().min(1),
+    preprocess: z.enum(['none', 'tf', 'caffe', 'torch']),
   } satisfies Record<(typeof AUGMENT_KEYS)[number], z.ZodType>)
   .partial()
   .strict();
@@ -69,6 +70,15 @@ export const runConfigSchema = z
     tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
     cache: z.boolean().describe('keep a pixel cache of the training images under out/cache'),
     augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
+    base: z.string().min(1).describe('an imported base (.keras, .h5 or tfjs model.json), frozen: features are extracted with it, no base training'),
+    featureLayer: z
+      .string()
+      .min(1)
+      .describe("the base layer whose output is the feature vector (default: 'features', or the layer feeding an imported classifier)"),
+    pooling: z.enum(['avg', 'max', 'none']).describe("global pooling after the feature layer, as Keras's include_top=False, pooling=…"),
+    preprocess: z
+      .enum(['none', 'tf', 'caffe', 'torch'])
+      .describe("Keras's preprocess_input mode for the base (MobileNet/Inception: tf, ResNet/VGG: caffe, DenseNet: torch)"),
   })
   .partial()
   .strict();
@@ -101,6 +111,13 @@ export interface ResolvedRunOptions {
   augment: AugmentOptions;
   /** The augmentation's rescale, which extraction and the stacked model replay (1: none). */
   rescale: number;
+  /** An imported base, frozen (no base training); undefined: train the seed's CNN. */
+  base: string | undefined;
+  featureLayer: string | undefined;
+  pooling: Pooling;
+  preprocess: PreprocessMode;
+  /** Whether imageSize and colorMode were given (with `base`, they are otherwise the model's input). */
+  given: { imageSize: boolean; colorMode: boolean };
 }
 
 export const RUN_DEFAULTS = {
@@ -117,6 +134,8 @@ export const RUN_DEFAULTS = {
   onError: 'raise' as const,
   cache: true,
   augment: SEED_AUGMENT,
+  pooling: 'none' as Pooling,
+  preprocess: 'none' as PreprocessMode,
 };
 
 /**
@@ -131,7 +150,11 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
   if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
   const o = parsed.data;
   const imageSize: [number, number] = typeof o.imageSize === 'number' ? [o.imageSize, o.imageSize] : (o.imageSize ?? RUN_DEFAULTS.imageSize);
-  const augment = (o.augment ?? RUN_DEFAULTS.augment) as AugmentOptions;
+  const preprocess = o.preprocess ?? RUN_DEFAULTS.preprocess;
+  // A preprocess_input mode replaces the seed's rescale (Keras's recipe has no rescale after it); an
+  // augmentation given explicitly is kept as given.
+  const { rescale: _seedRescale, ...seedWithoutRescale } = RUN_DEFAULTS.augment;
+  const augment = (o.augment ?? (preprocess === 'none' ? RUN_DEFAULTS.augment : seedWithoutRescale)) as AugmentOptions;
   return {
     data: o.data ?? RUN_DEFAULTS.data,
     out: o.out ?? RUN_DEFAULTS.out,
@@ -153,6 +176,11 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
     cache: o.cache ?? RUN_DEFAULTS.cache,
     augment,
     rescale: augment.rescale ?? 1,
+    base: o.base,
+    featureLayer: o.featureLayer,
+    pooling: o.pooling ?? RUN_DEFAULTS.pooling,
+    preprocess,
+    given: { imageSize: o.imageSize !== undefined, colorMode: o.colorMode !== undefined },
   };
 }
 

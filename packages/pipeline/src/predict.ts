@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { loadStacked } from '@featherstack/head';
 import { flowFromFiles, KERAS_EXTENSIONS, listClassFiles } from '@featherstack/images';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
+import { registerKerasExtensions } from '@featherstack/core';
 
 export interface Prediction {
   path: string;
@@ -44,13 +45,15 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
   for (const input of options.inputs) await expand(input, files);
   if (files.length === 0) throw new Error(`predict: no images in ${options.inputs.join(', ')}`);
   const tf = loadTensorFlow();
+  // A stacked model over an imported base holds layers that featherstack registers with tfjs.
+  registerKerasExtensions(tf);
   const { model, metadata } = await loadStacked(tf, options.model);
   const [height, width] = metadata.inputShape;
   const flow = await flowFromFiles(files, {
     targetSize: [height, width],
     colorMode: metadata.colorMode,
     interpolation: metadata.interpolation,
-    augment: { rescale: metadata.rescale },
+    augment: { rescale: metadata.rescale, preprocess: metadata.preprocess ?? 'none' },
     batchSize: 64,
     onError: options.onError ?? 'raise',
     ...(options.workers !== undefined ? { workers: options.workers } : {}),

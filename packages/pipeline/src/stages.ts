@@ -4,9 +4,21 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type EngineKind, engineOptions, type ExtractProgress, type Precision, extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
+import {
+  defaultFeatureLayer,
+  type EngineKind,
+  engineOptions,
+  type ExtractProgress,
+  extractFeatures,
+  extractionBatchFor,
+  featureExtractor,
+  loadBaseModel,
+  type Pooling,
+  type Precision,
+} from '@featherstack/core';
 import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
-import type { ColorMode } from '@featherstack/images';
+import type { ColorMode, PreprocessMode } from '@featherstack/images';
+import { CHANNELS, COLOR_MODES } from '@featherstack/common';
 import { plainFlow } from './flows.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow } from '@featherstack/tensorflow';
@@ -34,17 +46,23 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
   return result;
 }
 
-/** Extracts features of a directory's images with a saved base. */
+/** Extracts features of a directory's images with a saved or imported base. */
 export async function extractStage(options: {
   model: string;
   data: string;
   out: string;
-  targetSize: [number, number];
-  colorMode: ColorMode;
-  batchSize: number;
+  /** Default: the model's input size (required when the model's input has no fixed size). */
+  targetSize?: [number, number];
+  /** Default: the model's input channels. */
+  colorMode?: ColorMode;
+  /** Default: sized from this model's activation memory (extractionBatchFor). */
+  batchSize?: number;
   shard?: { index: number; count: number };
-  /** The rescale the base was trained with (default the seed augmentation's, 1/255). */
+  /** The rescale the base was trained with (default the seed augmentation's, 1/255; 1 with a preprocess mode). */
   rescale?: number;
+  featureLayer?: string;
+  pooling?: Pooling;
+  preprocess?: PreprocessMode;
   l2?: boolean;
   resume?: boolean;
   replicas?: number;
@@ -52,13 +70,26 @@ export async function extractStage(options: {
   engine?: EngineKind;
   precision?: Precision;
   onBatch?: (progress: ExtractProgress) => void;
+  log?: (line: string) => void;
 }) {
   const tf = loadTensorFlow();
-  const base = await loadBaseModel(tf, options.model);
-  const settings = { imageSize: options.targetSize, colorMode: options.colorMode, batchSize: options.batchSize, seed: RUN_DEFAULTS.seed };
-  const flow = await plainFlow(options.data, settings, options.rescale ?? RUN_DEFAULTS.augment.rescale ?? 1, options.shard ? { shard: options.shard } : {});
+  const base = await loadBaseModel(tf, options.model, options.featureLayer);
+  const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
+  const extractor = featureExtractor(tf, base, cut.layer, options.pooling ?? RUN_DEFAULTS.pooling);
+  const [h, w, c] = (base.inputs[0]!.shape as (number | null)[]).slice(1);
+  const colorMode = options.colorMode ?? COLOR_MODES.find((m) => CHANNELS[m] === c) ?? 'rgb';
+  const targetSize = options.targetSize ?? (h && w ? ([h, w] as [number, number]) : undefined);
+  if (!targetSize) throw new Error(`--model ${options.model}: its input has no fixed size; give --image-size`);
+  const batchSize = options.batchSize ?? extractionBatchFor(extractor);
+  options.log?.(`features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}`);
+  const preprocess = options.preprocess ?? RUN_DEFAULTS.preprocess;
+  const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess };
+  const rescale = options.rescale ?? (preprocess === 'none' ? (RUN_DEFAULTS.augment.rescale ?? 1) : 1);
+  const flow = await plainFlow(options.data, settings, rescale, options.shard ? { shard: options.shard } : {});
   try {
-    return await extractFeatures(tf, featureExtractor(tf, base), flow, resolve(options.out), {
+    return await extractFeatures(tf, extractor, flow, resolve(options.out), {
+      featureLayer: cut.layer,
+      pooling: options.pooling ?? RUN_DEFAULTS.pooling,
       resume: options.resume ?? false,
       ...engineOptions(options),
       ...(options.l2 ? { transform: { l2: true } } : {}),

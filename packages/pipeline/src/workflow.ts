@@ -11,6 +11,7 @@ import {
   type ExtractProgress,
   type ExtractResult,
   extractFeatures,
+  extractionBatchFor,
   featureExtractor,
   type TrainBaseOptions,
   trainBase,
@@ -31,6 +32,7 @@ import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack
 import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
 import { extractionBatch, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+import { featureLayerOf, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
 
@@ -158,47 +160,52 @@ class Workflow {
     this.plan = plan;
     for (const warning of plan.warnings) this.log(`warning: ${warning}`);
     const tf = loadTensorFlow({ intraOpThreads: o.tfThreads ?? availableParallelism() });
+    // An imported base decides the image size and channels (unless given, then they must agree).
+    const imported = o.base ? await importBase(tf, o, this.log) : undefined;
     const pool = createImagePool({ workers: plan.decodeWorkers });
     const settings: ImageSettings = {
-      imageSize: o.imageSize,
-      colorMode: o.colorMode,
+      imageSize: imported?.imageSize ?? o.imageSize,
+      colorMode: imported?.colorMode ?? o.colorMode,
       batchSize: o.batchSize,
       seed: o.seed,
       onError: o.onError,
       onSkip: (f) => this.skip(f),
       pool,
+      preprocess: o.preprocess,
     };
     // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
     // base epochs and the extraction of the training features read it instead of decoding again.
-    const cache = o.cache ? pixelCachePath(this.out, o) : undefined;
-    const train = await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
-    const extractSettings = { ...settings, batchSize: extractionBatch(o) };
+    // A frozen imported base reads every image once: no training flow, no cache.
+    const cache = o.cache && !imported ? pixelCachePath(this.out, settings) : undefined;
+    const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
+    const extractSettings = { ...settings, batchSize: imported ? extractionBatchFor(imported.extractor) : extractionBatch(settings) };
     const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
     try {
-      this.checkClasses(train, val);
+      this.checkClasses(plainTrain, val);
       this.log(
-        `data: ${train.samples} train / ${val.samples} val images, ${train.classNames.length} classes; ${train.workers} decode workers, ` +
+        `data: ${plainTrain.samples} train / ${val.samples} val images, ${plainTrain.classNames.length} classes; ${plainTrain.workers} decode workers, ` +
           `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
       );
       this.clock.mark('setup');
-      const { base, trainer, history } = await this.trainBase(tf, plan, train, val);
+      const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, train!, val, settings);
       this.clock.mark('base');
-      const features = await this.extract(tf, plan, base, plainTrain, val);
+      const features = await this.extract(tf, plan, trained.extractor, plainTrain, val);
       this.clock.mark('extract');
       const head = await this.trainHead(tf, features);
       this.clock.mark('head');
       const cpu = this.sampler.stop();
-      const published = await this.publish(tf, { base, head: head.result, valSet: head.valSet, train, history, features, pool });
-      // The extractor, the stacked model and the base share the trainer's layers: disposing the
-      // trainer frees them all.
-      trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
-      trainer.dispose();
+      const shown = train ?? plainTrain;
+      const published = await this.publish(tf, { ...trained, head: head.result, valSet: head.valSet, train: shown, features, pool, settings });
+      // The extractor, the stacked model and the base share the base's layers: disposing the
+      // trainer (or the imported model) frees them all.
+      trained.trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
+      trained.trainer.dispose();
       head.result.model.dispose();
       this.clock.mark('report');
-      return this.result({ plan, cpu, train, history, features, head: head.result, ...published });
+      return this.result({ plan, cpu, train: shown, history: trained.history, features, head: head.result, ...published });
     } finally {
-      await Promise.all([train.close(), plainTrain.close(), val.close()]);
+      await Promise.all([train?.close(), plainTrain.close(), val.close()]);
       await pool.close();
     }
   }
@@ -218,9 +225,9 @@ class Workflow {
     );
   }
 
-  private async trainBase(tf: Tf, plan: ThreadPlan, train: ImageFlow, val: ImageFlow) {
+  private async trainBase(tf: Tf, plan: ThreadPlan, train: ImageFlow, val: ImageFlow, settings: ImageSettings) {
     const { o } = this;
-    const [h, w] = o.imageSize;
+    const [h, w] = settings.imageSize;
     const base = createBaseModel(tf, { inputShape: [h, w, train.image.channels], seed: o.seed });
     const trainer = withClassifier(tf, base, train.classNames.length, o.seed + 1000);
     const history = await trainBase(tf, trainer, train, {
@@ -238,7 +245,7 @@ class Workflow {
       ...this.signal,
       ...(this.hooks.onBaseBatch ? { onBatch: this.hooks.onBaseBatch } : {}),
     });
-    return { base, trainer, history };
+    return { extractor: featureExtractor(tf, base, FEATURE_LAYER), featureLayer: FEATURE_LAYER, trainer, history };
   }
 
   private engine(plan: ThreadPlan) {
@@ -250,12 +257,13 @@ class Workflow {
     };
   }
 
-  private async extract(tf: Tf, plan: ThreadPlan, base: LayersModel, plainTrain: ImageFlow, val: ImageFlow) {
-    const extractor = featureExtractor(tf, base);
+  private async extract(tf: Tf, plan: ThreadPlan, extractor: LayersModel, plainTrain: ImageFlow, val: ImageFlow) {
     const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
     const options = (split: 'train' | 'val') => ({
       ...this.engine(plan),
+      featureLayer: this.o.base ? (this.o.featureLayer ?? featureLayerOf(extractor)) : FEATURE_LAYER,
+      pooling: this.o.pooling,
       resume: this.o.resume,
       ...this.signal,
       ...(this.hooks.onExtractBatch ? { onBatch: (p: ExtractProgress) => this.hooks.onExtractBatch!(split, p) } : {}),
@@ -263,6 +271,7 @@ class Workflow {
     const train = await extractFeatures(tf, extractor, plainTrain, files.train, options('train'));
     const valResult = await extractFeatures(tf, extractor, val, files.val, options('val'));
     for (const r of [train, valResult]) if (r.discardedJournal) this.log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
+    if (train.fallback) this.log(`warning: extraction ran on the eager engine: ${train.fallback}`);
     this.log(`features: ${train.rows} + ${valResult.rows} rows × ${train.dimension} → ${join(this.out, 'features')}`);
     return { files, train, val: valResult };
   }
@@ -284,13 +293,15 @@ class Workflow {
   private async publish(
     tf: Tf,
     p: {
-      base: LayersModel;
+      extractor: LayersModel;
+      featureLayer: string;
       head: HeadResult;
       valSet: Awaited<ReturnType<typeof readFeatureFile>>;
       train: ImageFlow;
       history: EpochLog[];
       features: Features;
       pool: ImagePool;
+      settings: ImageSettings;
     },
   ) {
     const { o, out } = this;
@@ -300,15 +311,18 @@ class Workflow {
     await writeFileAtomic(join(out, 'history.json'), `${JSON.stringify({ base: p.history, head: p.head.history }, null, 2)}\n`);
     this.log(`evaluation: macro F1 ${evaluation.macro.f1.toFixed(4)}, top-3 ${evaluation.topK['3']?.toFixed(4)} → ${evaluationFile}`);
     const modelDir = join(out, 'model');
-    const [h, w] = o.imageSize;
-    await saveStacked(stackModels(tf, p.base, p.head.model), modelDir, {
+    const [h, w] = p.settings.imageSize;
+    await saveStacked(stackModels(tf, p.extractor, p.head.model, featureLayerOf(p.extractor)), modelDir, {
       format: 1,
       classNames: p.train.classNames,
       inputShape: [h, w, p.train.image.channels],
-      colorMode: o.colorMode,
+      colorMode: p.settings.colorMode,
       interpolation: p.train.image.interpolation,
       rescale: o.rescale,
-      featureLayer: FEATURE_LAYER,
+      featureLayer: p.featureLayer,
+      pooling: o.pooling,
+      preprocess: o.preprocess,
+      ...(o.base ? { base: resolve(o.base) } : {}),
     });
     const { report, tensorflow, stages } = await this.report(evaluation, p);
     return { evaluation, evaluationFile, modelDir, report, tensorflow, stages };
@@ -316,7 +330,7 @@ class Workflow {
 
   private async report(
     evaluation: Evaluation,
-    p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool },
+    p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool; settings: ImageSettings },
   ): Promise<{ report: WrittenReport; tensorflow: ReturnType<typeof tensorflowReport>; stages: Stage[] }> {
     const { o, data, clock } = this;
     const { train, history, features, head } = p;
@@ -327,24 +341,32 @@ class Workflow {
       .slice(0, 8)
       .map((_, c) => train.classes.findIndex((k, i) => k === c && !this.skipped.has(path(i))))
       .filter((i) => i >= 0);
-    const samples = await augmentationGrid({
-      files: firstOfClass.map(path),
-      augment: o.augment,
-      targetSize: o.imageSize,
-      colorMode: o.colorMode,
-      pool: p.pool,
-      seed: o.seed,
-    });
+    // A frozen imported base trains on nothing augmented: no samples to show.
+    const samples = o.base
+      ? undefined
+      : await augmentationGrid({
+          files: firstOfClass.map(path),
+          augment: o.augment,
+          targetSize: p.settings.imageSize,
+          colorMode: p.settings.colorMode,
+          pool: p.pool,
+          seed: o.seed,
+        });
     const tfReport = tensorflowReport();
     const stages = this.stages(train, history, features, head);
-    const [h, w] = o.imageSize;
+    const [h, w] = p.settings.imageSize;
     const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
     const report = await writeReport(join(this.out, 'report.html'), {
       title: `featherstack run — ${data}`,
       facts: [
         ['dataset', data],
-        ['images', `${train.samples} train / ${features.val.rows} val, ${train.classNames.length} classes, ${h}×${w} ${o.colorMode}`],
-        ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
+        ['images', `${train.samples} train / ${features.val.rows} val, ${train.classNames.length} classes, ${h}×${w} ${p.settings.colorMode}`],
+        o.base
+          ? [
+              'base',
+              `${o.base}, frozen (features from '${features.train.featureLayer}', pooling ${o.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
+            ]
+          : ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
         ['feature dimension', String(features.train.dimension)],
         [
           'seconds (wall)',
@@ -362,11 +384,15 @@ class Workflow {
       stages,
       stagesNote:
         "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
-      samples: {
-        png: samples,
-        caption:
-          'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).',
-      },
+      ...(samples
+        ? {
+            samples: {
+              png: samples,
+              caption:
+                'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).',
+            },
+          }
+        : {}),
     });
     return { report, tensorflow: tfReport, stages };
   }
@@ -418,7 +444,7 @@ class Workflow {
       model: r.modelDir,
       evaluation: { file: r.evaluationFile, accuracy: r.evaluation.accuracy, topK: r.evaluation.topK, macroF1: r.evaluation.macro.f1 },
       throughput: {
-        base_images_per_second: base!.items / base!.seconds,
+        base_images_per_second: base!.seconds > 0 ? base!.items / base!.seconds : 0,
         extract_images_per_second: extract!.items / extract!.seconds,
         head_rows_per_second: head!.items / head!.seconds,
       },

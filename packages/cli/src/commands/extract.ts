@@ -15,9 +15,9 @@ interface DistributedFlags {
   data: string;
   out: string;
   shardSize: number;
-  imageSize: [number, number];
-  colorMode: ColorMode;
-  batchSize: number;
+  imageSize?: [number, number];
+  colorMode?: ColorMode;
+  batchSize?: number;
   json?: boolean;
 }
 
@@ -32,9 +32,10 @@ async function distributed(opts: DistributedFlags): Promise<void> {
     data: opts.data,
     out: opts.out,
     shardSize: opts.shardSize,
-    imageSize: opts.imageSize,
-    colorMode: opts.colorMode,
-    batchSize: opts.batchSize,
+    // The queue's jobs carry explicit settings: the seed CNN's where none are given.
+    imageSize: opts.imageSize ?? [28, 28],
+    colorMode: opts.colorMode ?? 'grayscale',
+    batchSize: opts.batchSize ?? 256,
     log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     onProgress: (p) => {
       const line = `shards ${p.done}/${p.shards} done, ${p.active} active, ${p.waiting} waiting, ${p.failed} failed; ${p.rows}/${p.total} images (${(p.rows / Math.max(p.seconds, 1e-3)).toFixed(0)}/s)`;
@@ -50,12 +51,15 @@ async function distributed(opts: DistributedFlags): Promise<void> {
 export function register(program: Command): void {
   engineOptions(program.command('extract'))
     .description("extract a saved base's features of class folders into an Arrow file")
-    .requiredOption('--model <file>', 'the base: model.json (from train-base, or any tfjs layers model with a "features" layer)')
+    .requiredOption('--model <file>', 'the base: a .keras, .h5 or tfjs model.json (from train-base, or any pretrained model)')
     .requiredOption('--data <dir>', 'images, one subdirectory per class')
     .requiredOption('--out <file>', 'the feature file to write (.arrow); with --queue, the shard directory every worker can write')
-    .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as ColorMode)
-    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), 256)
+    .option('--image-size <HxW>', "target image size (default: the model's input)", parse.size)
+    .option('--color-mode <mode>', "grayscale | rgb | rgba (default: the model's input channels)", parse.colorMode)
+    .option('--batch-size <n>', "batch size (default: sized from the model's activation memory)", parse.int('--batch-size'))
+    .option('--feature-layer <name>', "the layer whose output is the feature vector (default: 'features', or the layer feeding the model's classifier)")
+    .option('--pooling <mode>', 'global pooling after the feature layer: avg | max | none', parse.pooling)
+    .option('--preprocess <mode>', "Keras's preprocess_input mode: none | tf | caffe | torch (replaces the default rescale 1/255)", parse.preprocess)
     .option('--shard <i/n>', 'extract only shard i of n (sample index mod n = i)', parse.shard)
     .option('--l2', 'L2-normalise every feature row')
     .option('--resume', 'continue an interrupted extraction from its journal')
@@ -72,9 +76,13 @@ export function register(program: Command): void {
           model: opts.model,
           data: opts.data,
           out: opts.out,
-          targetSize: opts.imageSize,
-          colorMode: opts.colorMode,
-          batchSize: opts.batchSize,
+          ...(opts.imageSize ? { targetSize: opts.imageSize } : {}),
+          ...(opts.colorMode ? { colorMode: opts.colorMode } : {}),
+          ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+          ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
+          ...(opts.pooling ? { pooling: opts.pooling } : {}),
+          ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+          log: opts.json ? () => {} : (line: string) => process.stderr.write(`featherstack: ${line}\n`),
           ...(opts.shard ? { shard: opts.shard } : {}),
           l2: opts.l2 ?? false,
           resume: opts.resume ?? false,
@@ -84,6 +92,7 @@ export function register(program: Command): void {
       } finally {
         progress.stop();
       }
+      if (result.fallback && !opts.json) process.stderr.write(`featherstack: extraction ran on the eager engine: ${result.fallback}\n`);
       if (result.discardedJournal) process.stderr.write(`featherstack: ${result.discardedJournal}; extracted ${result.path} from the start\n`);
       printResult(opts.json)(result);
     });

@@ -28,6 +28,14 @@ export function register(program: Command): void {
       "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
       parse.augment,
     )
+    .option('--base <file>', 'an imported base (.keras, .h5 or tfjs model.json), frozen: no base training; its input sets the image size and colour mode')
+    .option('--feature-layer <name>', "the base layer whose output is the feature vector (default: 'features', or the layer feeding an imported classifier)")
+    .option('--pooling <mode>', "global pooling after the feature layer: avg | max | none (Keras's include_top=False, pooling=…)", parse.pooling)
+    .option(
+      '--preprocess <mode>',
+      "Keras's preprocess_input for the base: none | tf (MobileNet, Inception) | caffe (ResNet, VGG) | torch (DenseNet)",
+      parse.preprocess,
+    )
     .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase); flags override it')
     .option('--json', 'print one JSON object instead of progress lines')
     .addHelpText(
@@ -46,9 +54,11 @@ export function register(program: Command): void {
     augment: { shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true, rescale: 0.00392156862745098 }`,
     )
     .action(async (opts, command: Command) => {
+      const fromConfig = new Set<string>();
       if (opts.config) {
         // The file fills every option not given on the command line.
         const config = await readRunConfig(opts.config);
+        for (const key of Object.keys(config)) fromConfig.add(key);
         Object.assign(
           opts,
           applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'),
@@ -62,9 +72,11 @@ export function register(program: Command): void {
       const progress = new Progress({ json: opts.json });
       const log = (line: string) => progress.line(line);
       // The flags (over the config file) as the run options: the keys of the pipeline's one schema.
+      // Flags left at their defaults stay out (the defaults are RUN_DEFAULTS either way), so that
+      // an imported base can tell a given --image-size from none.
       const input = Object.fromEntries(
         Object.keys(runConfigSchema.shape)
-          .filter((k) => opts[k] !== undefined)
+          .filter((k) => opts[k] !== undefined && (command.getOptionValueSource(k) !== 'default' || fromConfig.has(k)))
           .map((k) => [k, opts[k]]),
       );
       let result: Awaited<ReturnType<typeof runWorkflow>>;
