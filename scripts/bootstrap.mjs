@@ -98,6 +98,25 @@ function ensureRedis() {
   }
 }
 
+/**
+ * The Keras import tests compare against goldens that Python Keras writes at test time
+ * (benchmarks/golden/keras_backbones.py), and the backbone benchmarks run Keras beside featherstack:
+ * a machine without Python TensorFlow gets the tensorflow-cpu wheel with pip (the same version
+ * provisioning takes libtensorflow from). `--retries 0`: an unreachable index fails at once
+ * instead of being retried with back-off for every package.
+ */
+function ensurePythonTensorflow() {
+  const python = process.env.PYTHON ?? 'python3';
+  if (spawnSync(python, ['-c', 'import tensorflow, keras, h5py'], { stdio: 'ignore', env: { ...env, TF_CPP_MIN_LOG_LEVEL: '3' } }).status === 0) return;
+  process.stderr.write('\n▶ install Python TensorFlow for the Keras golden tests (pip install tensorflow-cpu==2.21.0)\n');
+  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'tensorflow-cpu==2.21.0'], { stdio: 'inherit', env });
+  if (result.status !== 0) {
+    process.stderr.write(
+      `✖ could not pip install tensorflow-cpu (${result.error?.message ?? `exit ${result.status}`}); the Keras import tests will fail: install it, or set PYTHON to a python3 that has it\n`,
+    );
+  }
+}
+
 const verb = process.argv[2] ?? 'build';
 const rest = process.argv.slice(3);
 install();
@@ -112,6 +131,7 @@ switch (verb) {
     step('lint and typecheck (turbo)', bin('turbo'), ['run', 'lint', 'typecheck', '--output-logs=errors-only']);
     ensureChromium();
     ensureRedis();
+    ensurePythonTensorflow();
     step('tests (vitest)', bin('vitest'), ['run', ...rest]);
     break;
   case 'bench':
