@@ -115,3 +115,11 @@ export declare function benchCluster(options: SuiteOutput & {
     shardSize: number;
     log: (line: string) => void;
 }): Promise<unknown>;
+/** Runs benchmarks/backbones.mjs (real backbones at 224²: featherstack vs Keras and PyTorch, and run --base vs Keras's recipe). */
+export declare function benchBackbones(options: SuiteOutput & {
+    data?: string;
+    archs?: string[];
+    repeats: number;
+    headEpochs?: number;
+    log: (line: string) => void;
+}): Promise<unknown>;

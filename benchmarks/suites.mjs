@@ -92,6 +92,22 @@ async function preparePhotoWorkflow(log) {
   return dir;
 }
 /**
+ * Runs benchmarks/backbones.mjs: MobileNetV2, ResNet50 and EfficientNetB0 at 224² — featherstack
+ * (float32, mixed-bfloat16) against Keras (ImageDataGenerator, tf.data) and PyTorch, and `run --base`
+ * against Keras's transfer recipe — on a 500-photo corpus (400 train / 100 val: a ResNet50 row on
+ * 2 cores takes half a minute).
+ */
+export async function benchBackbones(options) {
+  const dir = options.data ?? join(CACHE, 'datasets', 'photos-backbones');
+  if (!options.data && !existsSync(join(dir, '.complete'))) {
+    options.log(`preparing the 500-photo backbone corpus (train/ and val/) in ${dir} (once)`);
+    await run('datasets/photos.mjs', ['--out', dir, '--count', '500', '--val-every', '5', '--marker'], options.log);
+  }
+  const args = ['--data', resolve(dir), '--repeats', String(options.repeats), '--head-epochs', String(options.headEpochs ?? 5)];
+  if (options.archs) args.push('--archs', options.archs.join(','));
+  return suite('backbones.mjs', args, options, options.log);
+}
+/**
  * Runs benchmarks/workflow.mjs (featherstack run, float32 and mixed-bfloat16, vs the seed's Keras
  * workflow as users run it and with the BFC allocator); returns its JSON result.
  */
@@ -166,6 +182,8 @@ export const SUITES = [
   ['head', 'Head training', 'rows/s per trainer', 'bench head'],
   ['workflow', 'Stacked workflow, 28² Fashion-MNIST', 'seconds per stage, featherstack and Keras', 'bench workflow'],
   ['workflow-224', "Stacked workflow, the seed's 224² RGB configuration", 'seconds per stage, featherstack and Keras', 'bench workflow --dataset photos'],
+  // Optional: `bench all --dataset shipped` (the quick run) leaves it out.
+  ['backbones', 'Real backbones at 224² (MobileNetV2, ResNet50, EfficientNetB0)', 'images/s per backbone and engine', 'bench backbones', true],
 ];
 /**
  * Every suite in turn into `out`: per suite a JSON file, a markdown table and a PNG chart, plus
@@ -214,6 +232,7 @@ export async function benchAll(options) {
     baseEpochs: 1,
     headEpochs: 5,
   });
+  if (options.dataset !== 'shipped') results.backbones = await benchBackbones({ ...common, ...files('backbones') });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };
@@ -227,8 +246,9 @@ export async function benchAll(options) {
  */
 export async function summaryMarkdown(dir, base) {
   const sections = [];
-  for (const [name, title, chart, command] of SUITES) {
+  for (const [name, title, chart, command, optional] of SUITES) {
     const md = join(dir, `${name}.md`);
+    if (optional && !existsSync(md)) continue;
     if (!existsSync(md)) throw new Error(`${md} does not exist: run \`featherstack bench all --out ${dir}\` first`);
     const link = `${base === '.' ? '' : `${base}/`}${name}.png`;
     sections.push(`### ${title} (\`featherstack ${command}\`)\n\n${(await readFile(md, 'utf8')).trim()}\n\n![${title}: ${chart}](${link})\n`);

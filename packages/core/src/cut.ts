@@ -43,7 +43,7 @@ export function defaultFeatureLayer(model: LayersModel): { layer: string; reason
 
 /**
  * The sub-model from the base's input to `layer`'s output, globally pooled when `pooling` is
- * 'avg' or 'max' (a rank-4 output only).
+ * 'avg' or 'max' (a rank-4 output only), flattened when it is still of rank 3 or more.
  *
  * @example
  * const extractor = featureExtractor(tf, mobilenet, 'out_relu', 'avg'); // Keras: include_top=False, pooling='avg'
@@ -63,6 +63,9 @@ export function featureExtractor(tf: Tf, model: LayersModel, layer?: string, poo
       pooling === 'avg' ? tf.layers.globalAveragePooling2d({ name: `${name}_avg_pool` }) : tf.layers.globalMaxPooling2d({ name: `${name}_max_pool` });
     output = pool.apply(output) as typeof output;
   }
+  // Feature rows are flat (the file's FixedSizeList): a rank-3+ cut is flattened here too, so that
+  // the stacked model (extractor + head) computes on exactly what the head trained on.
+  if (output.shape.length > 2) output = tf.layers.flatten({ name: `${name}_flatten` }).apply(output) as typeof output;
   return tf.model({ inputs: model.inputs, outputs: output, name: 'feature_extractor' });
 }
 

@@ -19,3 +19,4 @@ export { defaultFeatureLayer, EXTRACTION_ACTIVATION_BUDGET, extractionBatchFor, 
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
 export { type ImportSite, loadModelFile, ModelImportError, registerKerasExtensions } from './import/index.js';
+export { modelPredictor, type Predictor } from './predictor.js';

@@ -60,10 +60,13 @@ async function compare(model: ReturnType<typeof tf.model>, options: { precision?
 const input = (shape: number[]) => tf.input({ shape });
 
 describe('graph compiler layer kinds (forward, against tfjs)', () => {
-  it('Conv2D with same/valid padding, strides, dilation, no bias and relu6', async () => {
+  it('Conv2D with same/valid padding, strides, dilation, no bias, relu6, and strided 1×1 convolutions', async () => {
     const x = input([9, 11, 3]);
     let h = on(tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', strides: 2, activation: 'relu6' }), x);
     h = on(tf.layers.conv2d({ filters: 5, kernelSize: [2, 3], dilationRate: 2, useBias: false }), h);
+    // 1×1, strided with 'same' and 'valid' padding (compiled as a strided slice and a matrix product).
+    h = on(tf.layers.conv2d({ filters: 6, kernelSize: 1, strides: 2, padding: 'same', activation: 'relu' }), h);
+    h = on(tf.layers.conv2d({ filters: 3, kernelSize: 1, strides: [1, 2], padding: 'valid' }), h);
     const { relative } = await compare(tf.model({ inputs: x, outputs: h }));
     expect(relative).toBeLessThan(1e-5);
   });

@@ -4,8 +4,8 @@
  */
 import { type Evaluation, loadStacked, metricsFromProbabilities } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
-import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
-import { registerKerasExtensions } from '@featherstack/core';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { modelPredictor, registerKerasExtensions } from '@featherstack/core';
 
 /** An evaluation, with the images left out under onError: 'skip'. */
 export type ImageEvaluation = Evaluation & { skipped: { path: string; reason: string }[] };
@@ -33,6 +33,7 @@ export async function evaluate(options: {
     onError: options.onError ?? 'raise',
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
+  const predictor = await modelPredictor(tf, model);
   try {
     const unknown = flow.classNames.filter((c) => !metadata.classNames.includes(c));
     if (unknown.length > 0)
@@ -44,9 +45,7 @@ export async function evaluate(options: {
     const labels = new Int32Array(flow.samples);
     let row = 0;
     for await (const batch of flow) {
-      const probs = tf.tidy(() => model.predict(tf.tensor4d(batch.images as Float32Array, batch.shape)) as Tensor);
-      probabilities.set((await probs.data()) as Float32Array, row * c);
-      probs.dispose();
+      probabilities.set(await predictor.predict(batch.images as Float32Array, batch.size), row * c);
       // The directory's class order may differ from the model's: labels are mapped by name.
       for (let i = 0; i < batch.size; i++) labels[row + i] = metadata.classNames.indexOf(flow.classNames[batch.classIndex[i]!]!);
       row += batch.size;
@@ -55,6 +54,7 @@ export async function evaluate(options: {
     const metrics = metricsFromProbabilities(probabilities.subarray(0, row * c), labels.subarray(0, row), metadata.classNames, options.topK ?? [1, 3]);
     return { ...metrics, skipped: flow.skippedFiles.map(({ path, reason }) => ({ path, reason })) };
   } finally {
+    await predictor.close();
     await flow.close();
     model.dispose();
   }

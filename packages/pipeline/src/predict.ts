@@ -6,8 +6,8 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadStacked } from '@featherstack/head';
 import { flowFromFiles, KERAS_EXTENSIONS, listClassFiles } from '@featherstack/images';
-import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
-import { registerKerasExtensions } from '@featherstack/core';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { modelPredictor, registerKerasExtensions } from '@featherstack/core';
 
 export interface Prediction {
   path: string;
@@ -61,11 +61,10 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
   const top = Math.min(options.top ?? 3, metadata.classNames.length);
   // One entry per input file, in input order: a file that fails under 'skip' keeps its place with the reason.
   const results: Prediction[] = files.map((path) => ({ path, classes: [] }));
+  const predictor = await modelPredictor(tf, model);
   try {
     for await (const batch of flow) {
-      const probs = tf.tidy(() => model.predict(tf.tensor4d(batch.images as Float32Array, batch.shape)) as Tensor);
-      const values = (await probs.data()) as Float32Array;
-      probs.dispose();
+      const values = await predictor.predict(batch.images as Float32Array, batch.size);
       const c = metadata.classNames.length;
       for (let i = 0; i < batch.size; i++) {
         const row = Array.from(values.subarray(i * c, (i + 1) * c), (p, k) => ({ className: metadata.classNames[k]!, probability: p }));
@@ -76,6 +75,7 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
     const failed = new Map(flow.skippedFiles.map((f) => [f.path, f.reason]));
     for (const r of results) if (failed.has(r.path)) r.error = failed.get(r.path)!;
   } finally {
+    await predictor.close();
     await flow.close();
     model.dispose();
   }

@@ -190,7 +190,7 @@ class Workflow {
       this.clock.mark('setup');
       const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, train!, val, settings);
       this.clock.mark('base');
-      const features = await this.extract(tf, plan, trained.extractor, plainTrain, val);
+      const features = await this.extract(tf, plan, trained.extractor, trained.featureLayer, plainTrain, val);
       this.clock.mark('extract');
       const head = await this.trainHead(tf, features);
       this.clock.mark('head');
@@ -257,12 +257,12 @@ class Workflow {
     };
   }
 
-  private async extract(tf: Tf, plan: ThreadPlan, extractor: LayersModel, plainTrain: ImageFlow, val: ImageFlow) {
+  private async extract(tf: Tf, plan: ThreadPlan, extractor: LayersModel, featureLayer: string, plainTrain: ImageFlow, val: ImageFlow) {
     const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
     const options = (split: 'train' | 'val') => ({
       ...this.engine(plan),
-      featureLayer: this.o.base ? (this.o.featureLayer ?? featureLayerOf(extractor)) : FEATURE_LAYER,
+      featureLayer,
       pooling: this.o.pooling,
       resume: this.o.resume,
       ...this.signal,

@@ -107,7 +107,12 @@ function buildStep(ctx: GraphContext, step: Step): void {
 export function walkModel(ctx: GraphContext, model: ModelLike, inputs: Forward['outputs'], steps: Step[]): Forward['outputs'] {
   if (inputs.length !== model.inputs.length) throw new GraphCompileError(`model '${model.name}' takes ${model.inputs.length} inputs, given ${inputs.length}`);
   const values = new Map<number, { tensor: string; step: Step | undefined }>();
-  for (const [i, t] of model.inputs.entries()) values.set(t.id, inputs[i]!);
+  for (const [i, t] of model.inputs.entries()) {
+    const given = inputs[i]!.step?.outputShape.length;
+    if (given !== undefined && given !== t.shape.length)
+      throw new GraphCompileError(`model '${model.name}' takes a rank-${t.shape.length} input, given a rank-${given} tensor (flatten it first)`);
+    values.set(t.id, inputs[i]!);
+  }
   const nodes = topology(model);
   const folds = planFolds(ctx, model, nodes);
   const foldedBy = new Map<NodeLike, Step>();

@@ -39,6 +39,52 @@ function biasAdd(ctx: GraphContext, z: string, bias: string | undefined, name: s
   return bias ? ctx.g.op('BiasAdd', [z, bias], { ...ctx.TC, data_format: { s: 'NHWC' } }, `${name}/bias`) : z;
 }
 
+/**
+ * A 1×1 convolution in inference as what it is, a matrix product over the pixels (strided: of the
+ * sampled pixels, which are all a 1×1 kernel reads; 'same' pads nothing for it). The same values,
+ * and it keeps inference off the oneDNN primitive that divides by zero setting up some 1×1
+ * convolutions (ResNet50's, brgemm_convolution_utils::est_eff_1x1, TF 2.21 on AVX-512).
+ * Returns undefined for other convolutions.
+ */
+function pointwise(ctx: GraphContext, step: Step, kernel: string): string | undefined {
+  const shape = ctx.variables[step.params.kernel!]!.shape;
+  const strides = (step.attrs.strides as { ints: number[] }).ints;
+  const dilations = (step.attrs.dilations as { ints: number[] }).ints;
+  const [, h, w] = step.outputShape;
+  if (ctx.train || shape[0] !== 1 || shape[1] !== 1 || dilations.some((d) => d !== 1) || !h || !w) return undefined;
+  const { g, TC } = ctx;
+  const name = step.layer.name;
+  const [cin, cout] = [shape[2]!, shape[3]!];
+  let x = step.inputs[0]!;
+  if (strides[1] !== 1 || strides[2] !== 1) {
+    const zeros = g.constInt(`${name}/subsample_begin`, [0, 0, 0, 0]);
+    x = g.op(
+      'StridedSlice',
+      [x, zeros, g.constInt(`${name}/subsample_end`, [0, 0, 0, 0]), g.constInt(`${name}/subsample_strides`, strides)],
+      {
+        ...TC,
+        Index: { type: 'int32' },
+        begin_mask: { i: 15 },
+        end_mask: { i: 15 },
+        ellipsis_mask: { i: 0 },
+        new_axis_mask: { i: 0 },
+        shrink_axis_mask: { i: 0 },
+      },
+      `${name}/subsample`,
+    );
+  }
+  const reshape = (t: string, to: number[], label: string) =>
+    g.op('Reshape', [t, g.constInt(`${name}/${label}_shape`, to)], { ...TC, Tshape: { type: 'int32' } });
+  const flatKernel = reshape(kernel, [cin, cout], 'kernel');
+  const product = g.op(
+    'MatMul',
+    [reshape(x, [-1, cin], 'pixels'), flatKernel],
+    { ...TC, transpose_a: { b: false }, transpose_b: { b: false } },
+    `${name}/matmul`,
+  );
+  return reshape(product, [-1, h, w, cout], 'output');
+}
+
 export const Conv2D: LayerKind = {
   activates: true,
   forward(ctx, step) {
@@ -46,7 +92,9 @@ export const Conv2D: LayerKind = {
     const groups = step.config.groups;
     if (groups !== undefined && groups !== 1) throw unsupported(step.layer, `groups ${groups} (only 1)`);
     const { kernel, bias } = kernelAndBias(ctx, step, 'kernel');
-    const z = ctx.g.op('Conv2D', [step.inputs[0]!, kernel], { ...ctx.TC, ...step.attrs, use_cudnn_on_gpu: { b: false } }, `${step.layer.name}/conv`);
+    const z =
+      pointwise(ctx, step, kernel) ??
+      ctx.g.op('Conv2D', [step.inputs[0]!, kernel], { ...ctx.TC, ...step.attrs, use_cudnn_on_gpu: { b: false } }, `${step.layer.name}/conv`);
     return biasAdd(ctx, z, bias, step.layer.name);
   },
   backward(ctx: BackwardContext, step, dz, wants) {

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// One featherstack row of benchmarks/backbones.mjs, in a process of its own (so that its peak RSS is
+// its own): a pretrained-style backbone file imported, cut at its output, and extractFeatures over
+// the photo directory (decode workers → compiled graph → Arrow file). Prints one JSON line.
+//
+//   node benchmarks/backbone-row.mjs --model FILE.keras --data DIR --preprocess tf|caffe|none [--precision float32|mixed-bfloat16] [--workers N]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    preprocess: { type: 'string', default: 'none' },
+    precision: { type: 'string', default: 'float32' },
+    workers: { type: 'string' },
+  },
+});
+if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
+const cores = availableParallelism();
+const { cpuSampler } = await import('@featherstack/pipeline');
+const { loadTensorFlow, planThreads } = await import('@featherstack/tensorflow');
+const { compileModel, extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } = await import('@featherstack/core');
+const { flowFromDirectory } = await import('@featherstack/images');
+const tf = loadTensorFlow({ intraOpThreads: cores });
+const base = await loadBaseModel(tf, values.model);
+const extractor = featureExtractor(tf, base);
+const batchSize = extractionBatchFor(extractor);
+const compiled = compileModel(extractor, { train: false });
+const plan = planThreads({});
+const workers = values.workers ? Number(values.workers) : plan.decodeWorkers;
+const flow = await flowFromDirectory(values.data, {
+  targetSize: extractor.inputs[0].shape.slice(1, 3),
+  colorMode: 'rgb',
+  batchSize,
+  shuffle: false,
+  workers,
+  augment: { preprocess: values.preprocess },
+});
+const dir = mkdtempSync(join(tmpdir(), 'featherstack-backbone-'));
+try {
+  const sampler = cpuSampler();
+  const started = performance.now();
+  const result = await extractFeatures(tf, extractor, flow, join(dir, 'features.arrow'), { precision: values.precision });
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = sampler.stop();
+  process.stdout.write(
+    `${JSON.stringify({
+      imagesPerSecond: result.rows / seconds,
+      seconds,
+      rows: result.rows,
+      dimension: result.dimension,
+      engine: result.engine,
+      replicas: result.replicas,
+      ...(result.fallback ? { fallback: result.fallback } : {}),
+      batchSize,
+      workers,
+      layers: compiled.layers,
+      folded: compiled.folded,
+      precision: values.precision,
+      cpu,
+    })}\n`,
+  );
+} finally {
+  await flow.close();
+  rmSync(dir, { recursive: true, force: true });
+}
