@@ -73,7 +73,9 @@ export function register(program: Command): void {
 
   bench
     .command('all')
-    .description('every suite in turn (images, training, extraction, head, workflow, and backbones unless --dataset shipped) into one directory: JSON, markdown and charts per suite, and summary.md')
+    .description(
+      'every suite in turn (images, training, extraction, head, workflow, and backbones unless --dataset shipped) into one directory: JSON, markdown and charts per suite, and summary.md',
+    )
     .option('--dataset <name>', 'photos (images at 224², workflow on full Fashion-MNIST, the rest on the shipped subset) | fashion-mnist | shipped', 'photos')
     .option('--out <dir>', 'results directory', 'benchmarks/results/latest')
     .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3)
@@ -94,7 +96,9 @@ export function register(program: Command): void {
   suiteOutputOptions(
     bench
       .command('backbones')
-      .description('real backbones at 224² (MobileNetV2, ResNet50, EfficientNetB0): featherstack float32 and bfloat16 vs Keras and PyTorch; run --base vs Keras')
+      .description(
+        'real backbones at 224² (MobileNetV2, ResNet50, EfficientNetB0): featherstack float32 and bfloat16 vs Keras and PyTorch; run --base vs Keras',
+      )
       .option('--data <dir>', 'override: a directory with train/ and val/ class folders of photos')
       .option('--archs <list>', 'comma-separated: mobilenetv2,resnet50,efficientnetb0', (v: string) => v.split(','))
       .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3),
