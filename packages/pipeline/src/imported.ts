@@ -17,6 +17,12 @@ export interface ImportedBase {
   colorMode: ColorMode;
 }
 
+/** A model's input: height, width, channels (null where not fixed) and the colour mode giving those channels. */
+export function modelInput(model: LayersModel): { height: number | null; width: number | null; channels: number | null; colorMode: ColorMode | undefined } {
+  const [height = null, width = null, channels = null] = (model.inputs[0]!.shape as (number | null)[]).slice(1);
+  return { height, width, channels, colorMode: COLOR_MODES.find((m) => CHANNELS[m] === channels) };
+}
+
 /** The layer whose output a feature extractor returns. */
 export function featureLayerOf(extractor: LayersModel): string {
   return (extractor.outputs[0] as unknown as { sourceLayer: { name: string } }).sourceLayer.name;
@@ -33,14 +39,13 @@ const FAMILIES: [RegExp, string, string][] = [
 export async function importBase(tf: Tf, o: ResolvedRunOptions, log: (line: string) => void): Promise<ImportedBase> {
   const model = await loadBaseModel(tf, o.base!, o.featureLayer);
   model.trainable = false;
-  const [h, w, c] = (model.inputs[0]!.shape as (number | null)[]).slice(1);
+  const { height: h, width: w, channels: c, colorMode } = modelInput(model);
   if (!h || !w || !c) {
     model.dispose();
     throw new Error(
       `--base ${o.base}: its input ${JSON.stringify(model.inputs[0]!.shape)} has no fixed height, width and channels; save the model with a fixed input_shape (e.g. (224, 224, 3))`,
     );
   }
-  const colorMode = COLOR_MODES.find((m) => CHANNELS[m] === c);
   const mismatch = !colorMode
     ? `takes ${c}-channel images, which no colour mode gives`
     : o.given.imageSize && (o.imageSize[0] !== h || o.imageSize[1] !== w)

@@ -18,8 +18,8 @@ import {
 } from '@featherstack/core';
 import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
-import { CHANNELS, COLOR_MODES } from '@featherstack/common';
 import { plainFlow } from './flows.js';
+import { modelInput } from './imported.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
@@ -76,8 +76,10 @@ export async function extractStage(options: {
   const base = await loadBaseModel(tf, options.model, options.featureLayer);
   const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
   const extractor = featureExtractor(tf, base, cut.layer, options.pooling ?? RUN_DEFAULTS.pooling);
-  const [h, w, c] = (base.inputs[0]!.shape as (number | null)[]).slice(1);
-  const colorMode = options.colorMode ?? COLOR_MODES.find((m) => CHANNELS[m] === c) ?? 'rgb';
+  const { height: h, width: w, channels: c, colorMode: inputMode } = modelInput(base);
+  const colorMode = options.colorMode ?? inputMode;
+  if (!colorMode)
+    throw new Error(`--model ${options.model}: its input has ${c ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
   const targetSize = options.targetSize ?? (h && w ? ([h, w] as [number, number]) : undefined);
   if (!targetSize) throw new Error(`--model ${options.model}: its input has no fixed size; give --image-size`);
   const batchSize = options.batchSize ?? extractionBatchFor(extractor);
