@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { invalidOption, PoolClosedError, WorkerCrashError } from '../errors.js';
-import type { DecodeResult, DecodeTask } from './protocol.js';
+import { type DecodeResult, type DecodeTask, LOADED } from './protocol.js';
 
 function describeSource(task: DecodeTask): string {
   const { source } = task;
@@ -40,6 +40,9 @@ export class DecodePool {
   private running = 0;
   /** Tasks waiting for a free worker, in order; an abort or close removes them before they start. */
   private readonly waiting: { start: () => void; fail: (reason: unknown) => void }[] = [];
+  /** Threads that have finished loading their modules (the worker posts LOADED). */
+  private readonly loaded = new Set<number>();
+  private onLoaded?: () => void;
 
   constructor(workers: number) {
     this.workers = workers;
@@ -57,6 +60,14 @@ export class DecodePool {
     this.pool.on('error', () => {});
     this.pool.on('workerDestroy', () => {
       if (!this.closed) this.workersLost++;
+      // A thread that died while starting never posts LOADED; close() stops waiting for it.
+      queueMicrotask(() => this.onLoaded?.());
+    });
+    this.pool.on('message', (message: unknown) => {
+      const id = (message as Record<string, unknown> | null)?.[LOADED];
+      if (typeof id !== 'number') return;
+      this.loaded.add(id);
+      this.onLoaded?.();
     });
   }
 
@@ -126,9 +137,32 @@ export class DecodePool {
     if (this.closed) return;
     this.closed = true;
     for (const entry of this.waiting.splice(0)) entry.fail(new PoolClosedError('the image pool is closed'));
+    await this.startedUp();
     // Not destroy(): that terminates workers mid-task (see run()). close() waits for running tasks,
     // up to piscina's closeTimeout (30 s), and only then terminates what is left.
     await this.pool.close({ force: true });
+  }
+
+  /**
+   * Resolves once every live thread has loaded its modules, or after 30 s. The workers start with
+   * the pool; one terminated while Node is still instantiating its ES modules aborts the whole
+   * process ("v8::Module::IsGraphAsync must be used on an instantiated module"), so a pool closed
+   * right after it opened (a run refused before its first batch) waits for them.
+   */
+  private startedUp(): Promise<void> {
+    const pending = () => this.pool.threads.some((thread) => !this.loaded.has(thread.threadId));
+    if (!pending()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.onLoaded = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, 30_000);
+      this.onLoaded = () => {
+        if (!pending()) done();
+      };
+    });
   }
 }
 

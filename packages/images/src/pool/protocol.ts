@@ -77,3 +77,6 @@ export interface DecodeFailure {
 export interface DecodeResult {
   failures: DecodeFailure[];
 }
+
+/** The key of the message a worker posts once its modules have loaded: `{ [LOADED]: threadId }`. */
+export const LOADED = 'featherstack:decode-worker-loaded';

@@ -5,10 +5,11 @@
  * default export, as piscina expects.
  */
 import { openSync, readFileSync, readSync } from 'node:fs';
+import { parentPort, threadId } from 'node:worker_threads';
 import sharp from 'sharp';
 import { drawParams } from '../augment.js';
 import { loadPixels } from '../load.js';
-import type { DecodeFailure, DecodeResult, DecodeTask, ImageSpec, Normalization } from './protocol.js';
+import { type DecodeFailure, type DecodeResult, type DecodeTask, type ImageSpec, LOADED, type Normalization } from './protocol.js';
 import { CounterRng, Stream } from '@featherstack/common';
 import { kerasAffine } from '../transforms/affine.js';
 import { brightness, channelShift, kerasBrightness } from '../transforms/color.js';
@@ -20,6 +21,13 @@ import { whiten } from '../transforms/zca.js';
 // the cores (workers × libvips threads), and its operation cache only grows memory here.
 sharp.concurrency(Number(process.env.FEATHERSTACK_VIPS_THREADS ?? 1));
 sharp.cache(false);
+
+// Tells the pool this thread has finished loading its modules (see DecodePool.close): Node aborts
+// the whole process when a worker is terminated while it is still instantiating them. Posted as a
+// microtask: piscina require()s this file, and Node is still wrapping the evaluated module for
+// require() when its top level returns; it runs once require() has returned (and not on a later
+// turn of the event loop, which piscina's Atomics.wait loop blocks until the first task).
+queueMicrotask(() => parentPort?.postMessage({ [LOADED]: threadId }));
 
 type Pixels = Uint8Array | Float32Array;
 type Preprocess = (image: Float32Array, shape: [number, number, number]) => void;
