@@ -79,8 +79,23 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   }
   if (!DataType.isInt(labelColumn.type)) throw new FeatureFileError(path, `column 'label' must be an integer column, found ${String(labelColumn.type)}`);
   const dimension = type.listSize;
+  if (dimension < 1) throw new FeatureFileError(path, 'has 0-dimensional features: there is nothing to train a head on');
   const rows = table.numRows;
   if (rows === 0) throw new FeatureFileError(path, 'has no rows (an extraction that stopped before its first batch, or an empty dataset)');
+  const pathColumn = table.getChild(COLUMNS.path);
+  const imageOf = (row: number) => (pathColumn ? String(pathColumn.get(row)) : undefined);
+  for (const [name, column] of [
+    [COLUMNS.label, labelColumn],
+    [COLUMNS.features, featuresColumn],
+  ] as const) {
+    if (column.nullCount === 0) continue;
+    let row = 0;
+    while (row < rows && column.isValid(row)) row++;
+    throw new FeatureFileError(
+      path,
+      `row ${row}${imageOf(row) ? ` (${imageOf(row)})` : ''} has a null ${name}: every row needs a label and a full feature vector`,
+    );
+  }
   const features = new Float32Array(rows * dimension);
   let offset = 0;
   for (const data of featuresColumn.data) {
@@ -89,12 +104,12 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     features.set(values.subarray(start, start + data.length * dimension), offset);
     offset += data.length * dimension;
   }
-  const labels = Int32Array.from(labelColumn.toArray() as ArrayLike<number>);
-  const pathColumn = table.getChild(COLUMNS.path);
-  assertFinite(path, features, dimension, 0, (row) => (pathColumn ? String(pathColumn.get(row)) : undefined));
+  const labels = int32Labels(path, labelColumn.toArray() as ArrayLike<number | bigint>, 0, imageOf);
+  assertFinite(path, features, dimension, 0, imageOf);
   const info = readFeatureInfo(table.schema.metadata);
   if (typeof info === 'string') throw new FeatureFileError(path, info);
   const { classNames, sequence } = info;
+  assertLabels(path, labels, classNames, 0, imageOf);
   const shard = readShardInfo(table.schema.metadata);
   if (typeof shard === 'string') throw new FeatureFileError(path, shard);
   const baseModel = table.schema.metadata.get(FEATURE_METADATA.baseModelSha256);
@@ -110,6 +125,61 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     ...(shard ? { shard } : {}),
     ...(baseModel ? { baseModel } : {}),
   };
+}
+
+/**
+ * The base model (FEATURE_METADATA.baseModelSha256) that extracted every one of `sets`, or
+ * undefined when none records one. Refuses sets from two different models (a file that records
+ * none, written by another tool, is taken on trust): features of two bases mean different things in the same positions, and a head
+ * trained on one and scored on the other sits at chance without a word. @internal
+ */
+export function commonBaseModel(sets: { path: string; baseModel?: string | undefined }[]): string | undefined {
+  const first = sets.find((s) => s.baseModel !== undefined);
+  for (const s of sets) {
+    if (s.baseModel === undefined || s.baseModel === first!.baseModel) continue;
+    throw new FeatureFileError(
+      s.path,
+      `was extracted by base model ${s.baseModel.slice(0, 12)}… but ${first!.path} by ${first!.baseModel!.slice(0, 12)}…: features of different bases cannot train or score one head (re-extract both with the same base)`,
+    );
+  }
+  return first?.baseModel;
+}
+
+/**
+ * A label column (int8…int64) as Int32Array, refusing a value no class index can be (an int64
+ * beyond 2³¹−1) by file, row and image. @internal
+ */
+export function int32Labels(path: string, values: ArrayLike<number | bigint>, firstRow: number, imageOf: (row: number) => string | undefined): Int32Array {
+  if (values instanceof Int32Array) return values;
+  const labels = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = Number(values[i]!);
+    if (!Number.isSafeInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
+      const image = imageOf(firstRow + i);
+      throw new FeatureFileError(path, `row ${firstRow + i}${image ? ` (${image})` : ''} has label ${String(values[i])}, which is no class index`);
+    }
+    labels[i] = value;
+  }
+  return labels;
+}
+
+/**
+ * Refuses a label that names no class: negative (an unlabelled row) or, when the file names its
+ * classes, not below their count. A head built from such a file would invent the missing classes.
+ * @internal
+ */
+export function assertLabels(path: string, labels: Int32Array, classNames: string[], firstRow: number, imageOf: (row: number) => string | undefined): void {
+  const limit = classNames.length > 0 ? classNames.length : 2 ** 31;
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i]!;
+    if (label >= 0 && label < limit) continue;
+    const image = imageOf(firstRow + i);
+    const what =
+      label < 0
+        ? 'an unlabelled row (a head trains on labelled rows only)'
+        : `no class of the ${classNames.length} the file names (${JSON.stringify(classNames).slice(0, 120)}): labels are indices 0–${classNames.length - 1}`;
+    throw new FeatureFileError(path, `row ${firstRow + i}${image ? ` (${image})` : ''} has label ${label}, ${what}`);
+  }
 }
 
 /**
@@ -149,6 +219,7 @@ export async function readFeatureFiles(input: string | string[]): Promise<Featur
     if (JSON.stringify(s.classNames) !== JSON.stringify(first.classNames))
       throw new FeatureFileError(s.path, `has classes ${JSON.stringify(s.classNames)} but ${first.path} has ${JSON.stringify(first.classNames)}`);
   }
+  const baseModel = commonBaseModel(sets);
   if (sets.length === 1) return first;
   const rows = sets.reduce((n, s) => n + s.rows, 0);
   const features = new Float32Array(rows * first.dimension);
@@ -167,5 +238,6 @@ export async function readFeatureFiles(input: string | string[]): Promise<Featur
     labels,
     paths: sets.flatMap((s) => s.paths),
     classNames: first.classNames,
+    ...(baseModel ? { baseModel } : {}),
   };
 }

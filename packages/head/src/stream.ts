@@ -18,13 +18,15 @@ import {
 } from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
-import { assertFinite, featureFiles } from './features.js';
+import { assertFinite, assertLabels, commonBaseModel, featureFiles, int32Labels } from './features.js';
 
 export interface FeatureStream {
   kind: 'stream';
   files: string[];
   dimension: number;
   classNames: string[];
+  /** FEATURE_METADATA.baseModelSha256 of the files (checked to agree), when they record it. */
+  baseModel?: string;
   batchSize: number;
   /** The batches of one epoch, shuffled through the buffer with the epoch's seed. */
   batches(epoch: number): AsyncGenerator<{ rows: number; features: Float32Array; labels: Int32Array }>;
@@ -80,6 +82,7 @@ export async function openFeatureStream(
       const field = r.schema.fields.find((f) => f.name === COLUMNS.features);
       if (!field || !DataType.isFixedSizeList(field.type)) throw new FeatureFileError(file, "has no FixedSizeList 'features' column");
       const d = field.type.listSize;
+      if (d < 1) throw new FeatureFileError(file, 'has 0-dimensional features: there is nothing to train a head on');
       const info = readFeatureInfo(r.schema.metadata);
       if (typeof info === 'string') throw new FeatureFileError(file, info);
       const names = info.classNames;
@@ -88,6 +91,8 @@ export async function openFeatureStream(
       shardFiles.push({ path: file, shard, model: r.schema.metadata.get(FEATURE_METADATA.baseModelSha256) });
       if (dimension === -1) [dimension, classNames] = [d, names];
       else if (d !== dimension) throw new FeatureFileError(file, `has ${d}-dimensional features but ${files[0]} has ${dimension}`);
+      else if (JSON.stringify(names) !== JSON.stringify(classNames))
+        throw new FeatureFileError(file, `has classes ${JSON.stringify(names)} but ${files[0]} has ${JSON.stringify(classNames)}`);
     } finally {
       await close();
     }
@@ -95,11 +100,13 @@ export async function openFeatureStream(
   // Shards of a distributed extraction are trusted only as a complete set (every shard once, one model).
   const problem = shardSetProblem(shardFiles);
   if (problem) throw new FeatureFileError(Array.isArray(input) ? input.join(', ') : input, problem);
+  const baseModel = commonBaseModel(shardFiles.map((f) => ({ path: f.path, baseModel: f.model })));
   return {
     kind: 'stream',
     files,
     dimension,
     classNames,
+    ...(baseModel ? { baseModel } : {}),
     batchSize,
     async *batches(epoch) {
       // The seeded RNG keyed by (seed, epoch): the same sequence for the same seed and epoch.
@@ -126,10 +133,17 @@ export async function openFeatureStream(
             const batch = (await r.readRecordBatch(b))!;
             const values = batch.getChild(COLUMNS.features)!.data[0]!.children[0]!.values as Float32Array;
             const offset = batch.getChild(COLUMNS.features)!.data[0]!.offset * d;
-            const labels = batch.getChild(COLUMNS.label)!.toArray() as Int32Array;
-            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, (row) =>
-              String(batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? ''),
-            );
+            const imageOf = (row: number) => batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? undefined;
+            for (const name of [COLUMNS.label, COLUMNS.features]) {
+              const column = batch.getChild(name)!;
+              if (column.nullCount === 0) continue;
+              let row = 0;
+              while (column.isValid(row)) row++;
+              throw new FeatureFileError(file, `row ${rowsRead + row} has a null ${name}: every row needs a label and a full feature vector`);
+            }
+            const labels = int32Labels(file, batch.getChild(COLUMNS.label)!.toArray() as ArrayLike<number | bigint>, rowsRead, imageOf);
+            assertLabels(file, labels, classNames, rowsRead, imageOf);
+            assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, imageOf);
             rowsRead += batch.numRows;
             for (let row = 0; row < batch.numRows; row++) {
               let slot = filled;

@@ -1,9 +1,10 @@
 /** The head: a dense classifier trained on feature vectors. */
+import { totalmem } from 'node:os';
 import { epochOrder, positiveInt } from '@featherstack/common';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
 import { denseStepper } from './dense.js';
-import type { FeatureSet } from './features.js';
+import { commonBaseModel, type FeatureSet } from './features.js';
 import type { FeatureStream } from './stream.js';
 
 /** A head epoch's scores with its progress: epochs in all, seconds and training rows of the epoch. */
@@ -48,6 +49,34 @@ export interface HeadResult {
 }
 
 /**
+ * Copies of the head's parameters alive at once while training: the layers' variables, the fused
+ * step's weights, Adam's two moments, a gradient, the step's temporaries and the initial and best
+ * weights (a 4M×128 head was measured at ~9× its parameter bytes).
+ */
+const PARAMETER_COPIES = 9;
+
+/**
+ * Refuses, before anything is allocated, a head whose parameters and features would not fit in
+ * half of this machine's memory (the same budget as an image flow's batches), naming the feature
+ * file and its dimension: a 4,000,000-dimensional feature file otherwise builds a 4M×128 dense
+ * layer and dies of a raw TensorFlow out-of-memory error.
+ */
+function assertHeadFits(path: string, dimension: number, units: number[], classes: number, trainRows: number, valRows: number, recurrentUnits?: number) {
+  const widths = [recurrentUnits ?? dimension, ...units, classes];
+  let parameters = recurrentUnits ? 4 * recurrentUnits * (dimension + recurrentUnits + 1) : 0;
+  for (let i = 1; i < widths.length; i++) parameters += (widths[i - 1]! + 1) * widths[i]!;
+  // Features in memory: the file's copy, the tensor and the epoch's shuffled gather.
+  const bytes = 4 * (parameters * PARAMETER_COPIES + 3 * (trainRows + valRows) * dimension);
+  const budget = totalmem() / 2;
+  if (bytes <= budget) return;
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+  throw new FeatureFileError(
+    path,
+    `has ${dimension}-dimensional features: a head of ${widths.join('→')} units (${parameters.toLocaleString('en-US')} parameters) needs about ${gib(bytes)} to train, more than half of this machine's ${gib(totalmem())}; pool or reduce the features (extract with pooling 'avg', or a PCA transform) or use fewer options.units`,
+  );
+}
+
+/**
  * Trains the head on `train` and reports accuracy on `val` after every epoch.
  *
  * @example
@@ -74,6 +103,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       `has classes ${JSON.stringify(val.classNames)} but ${trainPath} has ${JSON.stringify(train.classNames)}: validation must use the training classes, in the training order`,
     );
   }
+  commonBaseModel([{ path: trainPath, baseModel: train.baseModel }, val]);
   let maxLabel = -1;
   for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
   const numClasses = Math.max(train.classNames.length, maxLabel + 1);
@@ -88,6 +118,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       throw invalidOption('recurrent', `{ kind: 'gru' | 'lstm', units > 0, timesteps dividing the feature dimension ${train.dimension} }`, recurrent);
     }
   }
+  assertHeadFits(trainPath, train.dimension, units, numClasses, stream ? 0 : (train as FeatureSet).rows, val.rows, recurrent?.units);
   const model = tf.sequential({ name: 'head' });
   if (recurrent) {
     const step = train.dimension / recurrent.timesteps;

@@ -2,7 +2,20 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
-import { RecordBatchFileWriter, tableFromArrays, tableToIPC } from 'apache-arrow';
+import {
+  type Data,
+  Field,
+  FixedSizeList,
+  Float32,
+  Int64,
+  makeData,
+  RecordBatch,
+  RecordBatchFileWriter,
+  Schema,
+  Struct,
+  tableFromArrays,
+  tableToIPC,
+} from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { featureRecordBatch, featureSchema } from '@featherstack/common';
 import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '../dist/index.js';
@@ -10,7 +23,14 @@ import { type FeatureSet, openFeatureStream, readFeatureFile, readFeatureFiles, 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
 /** Writes a feature file with 3 Gaussian blobs in 8 dimensions. */
-async function blobs(path: string, rows: number, seed: number, classNames = ['a', 'b', 'c'], edit?: (features: Float32Array) => void) {
+async function blobs(
+  path: string,
+  rows: number,
+  seed: number,
+  classNames = ['a', 'b', 'c'],
+  edit?: (features: Float32Array) => void,
+  more: { labels?: (labels: Int32Array) => void; metadata?: Record<string, string> } = {},
+) {
   let s = seed;
   const rand = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -23,7 +43,8 @@ async function blobs(path: string, rows: number, seed: number, classNames = ['a'
     for (let d = 0; d < 8; d++) features[i * 8 + d] = (d % 3 === labels[i] ? 2 : 0) + (rand() - 0.5);
   }
   edit?.(features);
-  const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(classNames)]]));
+  more.labels?.(labels);
+  const schema = featureSchema(8, new Map([['featherstack.class_names', JSON.stringify(classNames)], ...Object.entries(more.metadata ?? {})]));
   const batch = featureRecordBatch(
     schema,
     Array.from({ length: rows }, (_, i) => `img${i}.png`),
@@ -64,6 +85,103 @@ describe('head', () => {
     await expect(trainHead(tf, train, val, { epochs: 1 })).rejects.toThrow(
       `feature file ${join(dir, 'val.arrow')}: has classes ["a","c","d"] but ${join(dir, 'train.arrow')} has ["a","b","c"]: validation must use the training classes, in the training order`,
     );
+  });
+
+  it('refuses a label that names no class, in memory and streamed, by file, row and image', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-labels-'));
+    // Another tool's file: three named classes, but row 7 says 9 (a head would invent classes '3'…'9').
+    await blobs(join(dir, 'train.arrow'), 30, 1, undefined, undefined, { labels: (l) => l.set([9], 7) });
+    await blobs(join(dir, 'val.arrow'), 9, 2);
+    const message = `feature file ${join(dir, 'train.arrow')}: row 7 (img7.png) has label 9, no class of the 3 the file names (["a","b","c"]): labels are indices 0–2`;
+    await expect(readFeatureFile(join(dir, 'train.arrow'))).rejects.toThrow(message);
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    await expect(trainHead(tf, await openFeatureStream(join(dir, 'train.arrow'), { shuffleBuffer: 4 }), val, { epochs: 1 })).rejects.toThrow(message);
+    // An unlabelled row (-1) is no training row either.
+    await blobs(join(dir, 'unlabelled.arrow'), 30, 1, undefined, undefined, { labels: (l) => l.set([-1], 3) });
+    await expect(readFeatureFile(join(dir, 'unlabelled.arrow'))).rejects.toThrow(
+      `feature file ${join(dir, 'unlabelled.arrow')}: row 3 (img3.png) has label -1, an unlabelled row (a head trains on labelled rows only)`,
+    );
+  });
+
+  it('reads int64 labels, and refuses null labels, null features, labels beyond int32 and 0-dimensional features by name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-types-'));
+    const write = async (name: string, labels: Data, features: Data, dimension: number) => {
+      const fields = [
+        new Field('label', labels.type, true),
+        new Field('features', new FixedSizeList(dimension, new Field('value', new Float32(), false)), true),
+      ];
+      const schema = new Schema(fields, new Map([['featherstack.class_names', '["a","b"]']]));
+      const batch = new RecordBatch(schema, makeData({ type: new Struct(fields), length: 3, nullCount: 0, children: [labels, features] }));
+      await writeFile(join(dir, name), await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
+      return join(dir, name);
+    };
+    const list = (dimension: number, nullBitmap?: Uint8Array) =>
+      makeData({
+        type: new FixedSizeList(dimension, new Field('value', new Float32(), false)),
+        length: 3,
+        ...(nullBitmap ? { nullBitmap, nullCount: 1 } : { nullCount: 0 }),
+        child: makeData({ type: new Float32(), length: 3 * dimension, data: Float32Array.from({ length: 3 * dimension }, (_, i) => i) }),
+      });
+    const int64 = (values: bigint[], nullBitmap?: Uint8Array) =>
+      makeData({ type: new Int64(), length: 3, data: BigInt64Array.from(values), ...(nullBitmap ? { nullBitmap, nullCount: 1 } : { nullCount: 0 }) });
+    const read = await readFeatureFile(await write('int64.arrow', int64([1n, 0n, 1n]), list(2), 2));
+    expect(Array.from(read.labels)).toEqual([1, 0, 1]);
+    expect(Array.from(read.features)).toEqual([0, 1, 2, 3, 4, 5]);
+    // Validity bitmap 0b101: row 1 is null.
+    await expect(readFeatureFile(await write('null-label.arrow', int64([1n, 0n, 1n], Uint8Array.of(0b101)), list(2), 2))).rejects.toThrow(
+      'null-label.arrow: row 1 has a null label: every row needs a label and a full feature vector',
+    );
+    await expect(readFeatureFile(await write('null-features.arrow', int64([1n, 0n, 1n]), list(2, Uint8Array.of(0b011)), 2))).rejects.toThrow(
+      'null-features.arrow: row 2 has a null features: every row needs a label and a full feature vector',
+    );
+    await expect(readFeatureFile(await write('wide.arrow', int64([1n, 2n ** 31n - 1n + 1n, 0n]), list(2), 2))).rejects.toThrow(
+      'wide.arrow: row 1 has label 2147483648, which is no class index',
+    );
+    const flat = await write('flat.arrow', int64([1n, 0n, 1n]), list(0), 0);
+    await expect(readFeatureFile(flat)).rejects.toThrow('flat.arrow: has 0-dimensional features: there is nothing to train a head on');
+    await expect(openFeatureStream(flat)).rejects.toThrow('flat.arrow: has 0-dimensional features');
+  });
+
+  it('refuses train and validation features of two different base models, in memory, streamed and as a file list', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-base-'));
+    const [one, two] = ['1'.repeat(64), '2'.repeat(64)];
+    await blobs(join(dir, 'train.arrow'), 30, 1, undefined, undefined, { metadata: { 'featherstack.base_model_sha256': one } });
+    await blobs(join(dir, 'val.arrow'), 9, 2, undefined, undefined, { metadata: { 'featherstack.base_model_sha256': two } });
+    const message = `feature file ${join(dir, 'val.arrow')}: was extracted by base model 222222222222… but ${join(dir, 'train.arrow')} by 111111111111…`;
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    await expect(trainHead(tf, await readFeatureFile(join(dir, 'train.arrow')), val, { epochs: 1 })).rejects.toThrow(message);
+    await expect(trainHead(tf, await openFeatureStream(join(dir, 'train.arrow')), val, { epochs: 1 })).rejects.toThrow(message);
+    await expect(readFeatureFiles([join(dir, 'train.arrow'), join(dir, 'val.arrow')])).rejects.toThrow(message);
+    await expect(openFeatureStream([join(dir, 'train.arrow'), join(dir, 'val.arrow')])).rejects.toThrow(message);
+    // The same base (or a file that records none, from another tool) trains.
+    await blobs(join(dir, 'same.arrow'), 9, 2, undefined, undefined, { metadata: { 'featherstack.base_model_sha256': one } });
+    await blobs(join(dir, 'plain.arrow'), 9, 2);
+    for (const v of ['same.arrow', 'plain.arrow']) {
+      const head = await trainHead(tf, await readFeatureFile(join(dir, 'train.arrow')), await readFeatureFile(join(dir, v)), { epochs: 1 });
+      head.model.dispose();
+    }
+  });
+
+  it('refuses, before allocating it, a head too large for this machine, naming the file and its dimension', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-huge-'));
+    const dimension = 4_000_000;
+    const write = async (name: string) => {
+      const schema = featureSchema(dimension, new Map([['featherstack.class_names', '["a","b"]']]));
+      const batch = featureRecordBatch(schema, ['x.png', 'y.png'], Int32Array.of(0, 1), new Float32Array(2 * dimension).fill(0.5));
+      await writeFile(join(dir, name), await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
+    };
+    await write('train.arrow');
+    await write('val.arrow');
+    const before = process.memoryUsage().rss;
+    const train = await readFeatureFile(join(dir, 'train.arrow'));
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    await expect(trainHead(tf, train, val, { epochs: 1 })).rejects.toThrow(
+      new RegExp(
+        `feature file ${join(dir, 'train.arrow')}: has 4000000-dimensional features: a head of 4000000→128→2 units \\(512,000,386 parameters\\) needs about [\\d.]+ GiB to train, more than half of this machine's`,
+      ),
+    );
+    // Refused before any of the 2 GB layer was allocated.
+    expect(process.memoryUsage().rss - before).toBeLessThan(512 * 2 ** 20);
   });
 
   it('reads a feature file back exactly and learns separable features', async () => {
