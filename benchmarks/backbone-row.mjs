@@ -28,9 +28,9 @@ const { flowFromDirectory } = await import('@featherstack/images');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const base = await loadBaseModel(tf, values.model);
 const extractor = featureExtractor(tf, base);
-const batchSize = extractionBatchFor(extractor);
-const compiled = compileModel(extractor, { train: false });
 const plan = planThreads({});
+const batchSize = extractionBatchFor(extractor, { replicas: plan.replicas });
+const compiled = compileModel(extractor, { train: false });
 const workers = values.workers ? Number(values.workers) : plan.decodeWorkers;
 const flow = await flowFromDirectory(values.data, {
   targetSize: extractor.inputs[0].shape.slice(1, 3),

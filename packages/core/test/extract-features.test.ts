@@ -7,7 +7,18 @@ import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createBaseModel, extractFeatures, featureExtractor, fitPca, loadBaseModel, modelHash, trainBase, withClassifier } from '../dist/index.js';
+import {
+  createBaseModel,
+  extractFeatures,
+  extractionBatchFor,
+  featureExtractor,
+  fitPca,
+  loadBaseModel,
+  modelHash,
+  openExtraction,
+  trainBase,
+  withClassifier,
+} from '../dist/index.js';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 
 const data = SHIPPED_VAL;
@@ -246,6 +257,57 @@ describe('base training and feature extraction', () => {
       second.dispose();
       await flow.close();
     }
+  });
+
+  it('extracts several flows with one opened base, as one extraction each, and frees its session on failure and close', async () => {
+    const base = createBaseModel(tf, { inputShape: [28, 28, 1], filters: [4], dense: [16, 8], seed: 5 });
+    const extractor = featureExtractor(tf, base);
+    const flow = (batchSize: number) =>
+      flowFromDirectory(data, { targetSize: [28, 28], colorMode: 'grayscale', batchSize, shuffle: false, workers: 1, augment: { rescale: 1 / 255 } });
+    const [a, b] = [await flow(64), await flow(40)];
+    const dir = await mkdtemp(join(tmpdir(), 'fs-open-'));
+    const features = (file: string) =>
+      tableFromIPC(readFileSync(file))
+        .getChild('features')!
+        .data.flatMap((d) => Array.from((d.children[0]!.values as Float32Array).subarray(d.offset * 8, (d.offset + d.length) * 8)));
+    try {
+      const extraction = openExtraction(tf, extractor, { engine: 'graph' });
+      const first = await extraction.extract(a, join(dir, 'a.arrow'));
+      const second = await extraction.extract(b, join(dir, 'b.arrow'));
+      await extraction.close();
+      expect([first.engine, second.engine, first.rows, second.rows]).toEqual(['graph', 'graph', 500, 500]);
+      await expect(extraction.extract(a, join(dir, 'c.arrow'))).rejects.toThrow(`cannot extract ${join(dir, 'c.arrow')}: this extraction was closed`);
+      // One session for both flows extracts what a fresh session per flow does.
+      await extractFeatures(tf, extractor, a, join(dir, 'a1.arrow'), { engine: 'graph' });
+      await extractFeatures(tf, extractor, b, join(dir, 'b1.arrow'), { engine: 'graph' });
+      expect(features(join(dir, 'a.arrow'))).toEqual(features(join(dir, 'a1.arrow')));
+      expect(features(join(dir, 'b.arrow'))).toEqual(features(join(dir, 'b1.arrow')));
+      expect(features(join(dir, 'b.arrow'))).toEqual(features(join(dir, 'a.arrow')));
+      // The flow starts decoding before the engine opens: an engine that fails to open hands the
+      // flow's epoch back, and the flow extracts again.
+      const failing = openExtraction(tf, extractor, { precision: 'bfloat8' as never });
+      await expect(failing.extract(a, join(dir, 'd.arrow'))).rejects.toThrow("options.precision must be 'float32' or 'mixed-bfloat16'");
+      await failing.close();
+      expect((await extractFeatures(tf, extractor, a, join(dir, 'd.arrow'))).rows).toBe(500);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      base.dispose();
+    }
+  });
+
+  it('sizes the extraction batch from the largest layer, per replica', () => {
+    // 16×16×1 in, 16×16×8 out: 2,304 floats (9,216 bytes) an image at the widest layer.
+    const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [16, 16, 1], filters: 8, kernelSize: 3, padding: 'same' })] });
+    const perImage = 9216;
+    expect(extractionBatchFor(model, { budget: perImage * 20 })).toBe(16);
+    expect(extractionBatchFor(model, { budget: perImage * 20, replicas: 3 })).toBe(56);
+    expect(extractionBatchFor(model, { budget: perImage * 5 })).toBe(5);
+    // A model wider than the budget still gives every replica a row; 256 at most.
+    expect(extractionBatchFor(model, { budget: perImage / 2, replicas: 4 })).toBe(4);
+    expect(extractionBatchFor(model, { budget: perImage * 1000, replicas: 2 })).toBe(256);
+    expect(extractionBatchFor(model)).toBe(256);
+    expect(() => extractionBatchFor(model, { replicas: 0 })).toThrow('options.replicas must be a positive integer, received 0');
+    model.dispose();
   });
 
   it('names the missing layer when asked for an unknown feature layer', () => {

@@ -21,7 +21,7 @@ import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { plainFlow } from './flows.js';
 import { modelInput } from './imported.js';
 import { RUN_DEFAULTS } from './options.js';
-import { loadTensorFlow } from '@featherstack/tensorflow';
+import { loadTensorFlow, planThreads } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
 import { writeFileAtomic } from '@featherstack/common';
 
@@ -82,7 +82,11 @@ export async function extractStage(options: {
     throw new Error(`--model ${options.model}: its input has ${c ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
   const targetSize = options.targetSize ?? (h && w ? ([h, w] as [number, number]) : undefined);
   if (!targetSize) throw new Error(`--model ${options.model}: its input has no fixed size; give --image-size`);
-  const batchSize = options.batchSize ?? extractionBatchFor(extractor);
+  const replicas = planThreads({
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
+  }).replicas;
+  const batchSize = options.batchSize ?? extractionBatchFor(extractor, { replicas });
   options.log?.(`features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}`);
   const preprocess = options.preprocess ?? RUN_DEFAULTS.preprocess;
   const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess };

@@ -10,7 +10,7 @@ import {
   type EpochLog,
   type ExtractProgress,
   type ExtractResult,
-  extractFeatures,
+  openExtraction,
   extractionBatchFor,
   featureExtractor,
   type TrainBaseOptions,
@@ -55,7 +55,16 @@ export type WorkflowOptions = RunConfig & WorkflowHooks;
 export interface WorkflowResult {
   val_accuracy: number;
   /** Stage wall times; `total` covers setup to the end of head training, `report` (evaluation, model, report) comes after it. */
-  seconds: { total: number; setup: number; base_train: number; extract: number; head_train: number; report: number };
+  seconds: {
+    total: number;
+    setup: number;
+    /** Of setup: loading native TensorFlow (Python's `import tensorflow`); 0 when the process had loaded it. */
+    tensorflow_load: number;
+    base_train: number;
+    extract: number;
+    head_train: number;
+    report: number;
+  };
   base: EpochLog[];
   head: HeadResult['history'];
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
@@ -160,9 +169,20 @@ class Workflow {
     this.plan = plan;
     for (const warning of plan.warnings) this.log(`warning: ${warning}`);
     const tf = loadTensorFlow({ intraOpThreads: o.tfThreads ?? availableParallelism() });
+    this.clock.mark('tensorflow');
+    // The decode workers load their modules while the base is imported.
+    const pool = createImagePool({ workers: plan.decodeWorkers });
+    try {
+      return await this.runWith(tf, pool);
+    } finally {
+      await pool.close();
+    }
+  }
+
+  private async runWith(tf: Tf, pool: ImagePool): Promise<WorkflowResult> {
+    const { o, plan } = this;
     // An imported base decides the image size and channels (unless given, then they must agree).
     const imported = o.base ? await importBase(tf, o, this.log) : undefined;
-    const pool = createImagePool({ workers: plan.decodeWorkers });
     const settings: ImageSettings = {
       imageSize: imported?.imageSize ?? o.imageSize,
       colorMode: imported?.colorMode ?? o.colorMode,
@@ -178,7 +198,10 @@ class Workflow {
     // A frozen imported base reads every image once: no training flow, no cache.
     const cache = o.cache && !imported ? pixelCachePath(this.out, settings) : undefined;
     const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
-    const extractSettings = { ...settings, batchSize: imported ? extractionBatchFor(imported.extractor) : extractionBatch(settings) };
+    const extractSettings = {
+      ...settings,
+      batchSize: imported ? extractionBatchFor(imported.extractor, { replicas: plan.replicas }) : extractionBatch(settings),
+    };
     const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
     try {
@@ -206,7 +229,6 @@ class Workflow {
       return this.result({ plan, cpu, train: shown, history: trained.history, features, head: head.result, ...published });
     } finally {
       await Promise.all([train?.close(), plainTrain.close(), val.close()]);
-      await pool.close();
     }
   }
 
@@ -261,15 +283,22 @@ class Workflow {
     const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
     const options = (split: 'train' | 'val') => ({
-      ...this.engine(plan),
       featureLayer,
       pooling: this.o.pooling,
       resume: this.o.resume,
       ...this.signal,
       ...(this.hooks.onExtractBatch ? { onBatch: (p: ExtractProgress) => this.hooks.onExtractBatch!(split, p) } : {}),
     });
-    const train = await extractFeatures(tf, extractor, plainTrain, files.train, options('train'));
-    const valResult = await extractFeatures(tf, extractor, val, files.val, options('val'));
+    // One session extracts both splits: its graph is optimised and its memory touched once.
+    const extraction = openExtraction(tf, extractor, this.engine(plan));
+    let train: ExtractResult;
+    let valResult: ExtractResult;
+    try {
+      train = await extraction.extract(plainTrain, files.train, options('train'));
+      valResult = await extraction.extract(val, files.val, options('val'));
+    } finally {
+      await extraction.close();
+    }
     for (const r of [train, valResult]) if (r.discardedJournal) this.log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
     if (train.fallback) this.log(`warning: extraction ran on the eager engine: ${train.fallback}`);
     this.log(`features: ${train.rows} + ${valResult.rows} rows × ${train.dimension} → ${join(this.out, 'features')}`);
@@ -428,6 +457,7 @@ class Workflow {
       seconds: {
         total: clock.seconds('start', 'head'),
         setup: clock.seconds('start', 'setup'),
+        tensorflow_load: clock.seconds('start', 'tensorflow'),
         base_train: clock.seconds('setup', 'base'),
         extract: clock.seconds('base', 'extract'),
         head_train: clock.seconds('extract', 'head'),
