@@ -82,6 +82,23 @@ describe('--on-error', () => {
     expect(json[0].classes).toHaveLength(3);
     expect(json[1].classes).toEqual([]);
     expect(json[1].error).toMatch(/PNG/);
+    // Nothing loadable at all is a failure, not an empty result with exit status 0.
+    const none = featherstack(['predict', '--model', model, '--on-error', 'skip', bad[1]!, bad[2]!]);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain(`predict: none of the 2 images could be loaded (the first, ${bad[1]}: `);
+  });
+
+  it('run --on-error skip refuses a class whose every training image is bad, by name, instead of an untrained output', () => {
+    const broken = mkdtempSync(join(tmpdir(), 'fs-on-error-class-'));
+    cpSync(shipped, broken, { recursive: true });
+    const dead = join(broken, 'train', '4_coat');
+    const files = readdirSync(dead);
+    for (const f of files) writeFileSync(join(dead, f), 'not an image');
+    const result = featherstack(['run', '--data', broken, '--out', join(out, 'dead-class'), '--base-epochs', '1', '--head-epochs', '1', '--on-error', 'skip']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `${join(broken, 'train')}: class '4_coat' (${files.length} images skipped) has no loadable training image: the head cannot learn a class it never sees`,
+    );
   });
 
   it('evaluate --on-error skip scores the loadable images and lists the rest', () => {

@@ -159,17 +159,27 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(bad.stderr).toContain("--dataset must be photos, fashion-mnist or shipped, received 'imagenet'");
   });
 
-  it('stops cleanly on Ctrl-C, says what was saved and how to resume, and the resumed run completes', async () => {
-    const out = await mkdtemp(join(tmpdir(), 'fs-sigint-'));
-    const child = spawn(process.execPath, [bin, 'run', '--out', out, '--base-epochs', '3', '--head-epochs', '1'], { cwd: join(import.meta.dirname, '..') });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-      if (stderr.includes('base epoch 1:') && !child.killed) child.kill('SIGINT');
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  it('stops cleanly on Ctrl-C and on SIGTERM, says what was saved and how to resume, and the resumed run completes', async () => {
+    const interrupt = async (signal: 'SIGINT' | 'SIGTERM') => {
+      const out = await mkdtemp(join(tmpdir(), `fs-${signal.toLowerCase()}-`));
+      const child = spawn(process.execPath, [bin, 'run', '--out', out, '--base-epochs', '3', '--head-epochs', '1'], { cwd: join(import.meta.dirname, '..') });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+        if (stderr.includes('base epoch 1:') && !child.killed) child.kill(signal);
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      return { out, code, stderr };
+    };
+    // docker stop, systemd and Kubernetes send SIGTERM: the same clean stop, its own exit status, the lock released.
+    const term = await interrupt('SIGTERM');
+    expect(term.code, term.stderr).toBe(143);
+    expect(term.stderr).toContain('featherstack: interrupted (SIGTERM).');
+    expect(term.stderr).toContain(`Resume with: featherstack run --resume --out ${term.out}`);
+    expect(existsSync(join(term.out, '.featherstack.lock'))).toBe(false);
+    const { out, code, stderr } = await interrupt('SIGINT');
     expect(code).toBe(130);
-    expect(stderr).toContain('featherstack: interrupted.');
+    expect(stderr).toContain('featherstack: interrupted (SIGINT).');
     expect(stderr).toContain(`Resume with: featherstack run --resume --out ${out}`);
     const checkpoint = JSON.parse(readFileSync(join(out, 'checkpoints', 'base', 'checkpoint.json'), 'utf8'));
     expect(checkpoint.epochs).toBeGreaterThanOrEqual(1);

@@ -29,6 +29,7 @@ export interface DistributedExtractOptions {
   colorMode: ColorMode;
   /** The rescale the base was trained with (default 1/255). */
   rescale?: number;
+  /** Default: each worker sizes it from the base's activation memory and its replicas (as `run` and `extract` do). */
   batchSize?: number;
   /** Tries per shard before it counts as failed (BullMQ attempts; default 3). */
   attempts?: number;
@@ -87,7 +88,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   const listing = await listDirectory(resolve(o.data));
   if (listing.paths.length === 0) throw new Error(`${o.data} holds no images`);
   const sha256 = kind === 'features' ? await modelFileHash(model) : '';
-  const image = { imageSize: o.imageSize, colorMode: o.colorMode, rescale: o.rescale ?? 1 / 255, batchSize: o.batchSize ?? 256 };
+  const image = { imageSize: o.imageSize, colorMode: o.colorMode, rescale: o.rescale ?? 1 / 255, batchSize: o.batchSize ?? null };
   const count = Math.ceil(listing.paths.length / shardSize);
   // The set's identity: the same model, images, settings and shards give the same job ids.
   const set = createHash('sha256')

@@ -18,7 +18,13 @@ export interface ShardJob {
   set: string;
   /** The base model (features only). */
   model: { path: string; sha256: string } | null;
-  image: { imageSize: [number, number]; colorMode: ColorMode; rescale: number; batchSize: number };
+  image: {
+    imageSize: [number, number];
+    colorMode: ColorMode;
+    rescale: number;
+    /** null: each worker sizes the batch from the model it loads (extractionBatchFor, its own replicas). */
+    batchSize: number | null;
+  };
   /** The shard's rows of the listing: root, class names, and each row's path and label. */
   root: string;
   classNames: string[];

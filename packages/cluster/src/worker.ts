@@ -8,10 +8,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHARD_METADATA } from '@featherstack/common';
-import { extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { CHANNELS, SHARD_METADATA } from '@featherstack/common';
+import { extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
-import { type LayersModel, loadTensorFlow, type Tf } from '@featherstack/tensorflow';
+import { type LayersModel, loadTensorFlow, planThreads, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
 import { checkReachable, type QueueConnection } from './connection.js';
 import { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
@@ -77,7 +77,10 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
   const local = await mkdtemp(join(tmpdir(), 'featherstack-pixels-'));
   const file = join(local, shardName(d.shard.index, 'pixels'));
   // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
-  const flow = await shardFlow(pool, d, { dtype: 'uint8', onError: 'skip', cache: file });
+  // Pixels only pass through: batches of about 4 MiB of uint8 pixels, unless the job names a size.
+  const [h, w] = d.image.imageSize;
+  const batchSize = d.image.batchSize ?? Math.max(1, Math.min(256, Math.floor(2 ** 22 / (h * w * CHANNELS[d.image.colorMode]))));
+  const flow = await shardFlow(pool, d, batchSize, { dtype: 'uint8', onError: 'skip', cache: file });
   try {
     let rows = 0;
     for await (const batch of flow.epoch(0)) {
@@ -94,7 +97,7 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
 }
 
 /** A flow over the shard's rows of the listing, in order, with the job's image settings. */
-function shardFlow(pool: ImagePool, d: ShardJob, options: FileFlowOptions) {
+function shardFlow(pool: ImagePool, d: ShardJob, batchSize: number, options: FileFlowOptions) {
   const listing = {
     root: d.root,
     classNames: d.classNames,
@@ -106,7 +109,7 @@ function shardFlow(pool: ImagePool, d: ShardJob, options: FileFlowOptions) {
     pool,
     targetSize: d.image.imageSize,
     colorMode: d.image.colorMode,
-    batchSize: d.image.batchSize,
+    batchSize,
     shuffle: false,
     ...options,
   });
@@ -134,7 +137,8 @@ async function processShard(
     loaded = { model, extractor: featureExtractor(tf, model) };
     models.set(base.sha256, loaded);
   }
-  const flow = await shardFlow(pool, d, { augment: { rescale: d.image.rescale } });
+  const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planThreads({}).replicas });
+  const flow = await shardFlow(pool, d, batchSize, { augment: { rescale: d.image.rescale } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));
   try {

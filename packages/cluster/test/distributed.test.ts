@@ -22,7 +22,9 @@ import { type RedisServer, startRedis } from './redis.js';
 
 // Distributed extraction on a real Redis (Debian's redis-server on a free port) with worker processes.
 const tf = loadTensorFlow({ intraOpThreads: 1, interOpThreads: 1 });
-const settings = { imageSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 64, shardSize: 100 };
+// No batch size: each worker sizes its batches from the model it loads (the reference uses 64: rows
+// do not depend on the batch).
+const settings = { imageSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, shardSize: 100 };
 let redis: RedisServer;
 let model: string;
 let reference: Awaited<ReturnType<typeof readFeatureFile>>;

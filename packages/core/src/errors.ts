@@ -9,3 +9,11 @@ export class CoreOptionError extends OptionError {
 export function invalidOption(name: string, expected: string, received: unknown): CoreOptionError {
   return commonInvalidOption(name, expected, received, CoreOptionError);
 }
+
+/**
+ * Base training produced a non-finite loss: NaN or ±Infinity weights follow from it, and every
+ * feature extracted after would be meaningless. Thrown before that epoch is checkpointed.
+ */
+export class TrainingDivergedError extends Error {
+  override readonly name = 'TrainingDivergedError';
+}

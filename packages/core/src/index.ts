@@ -1,7 +1,7 @@
 /**
  * @featherstack/core — trains the base CNN on image flows and streams its features into Arrow IPC files.
  */
-export { CoreOptionError } from './errors.js';
+export { CoreOptionError, TrainingDivergedError } from './errors.js';
 export {
   type ExtractOptions,
   type ExtractProgress,

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
-import { invalidOption } from './errors.js';
+import { invalidOption, TrainingDivergedError } from './errors.js';
 import type { LossKind } from './graph/compile.js';
 
 export interface TrainBaseOptions extends EngineOptions {
@@ -179,6 +179,17 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
             `${checkpointDir} with weight shapes ${JSON.stringify(saved.weights.shapes)}`,
           );
         }
+        for (const [name, arrays] of [
+          ['weight', saved.weights],
+          ['optimizer slot', saved.optimizer],
+        ] as const) {
+          const bad = arrays.values.findIndex((v) => !v.every(Number.isFinite));
+          if (bad !== -1) {
+            throw new TrainingDivergedError(
+              `checkpoint in ${checkpointDir} holds non-finite values (${name} ${bad}${name === 'weight' ? `, ${model.weights[bad]?.name ?? '?'}` : ''}, shape ${JSON.stringify(arrays.shapes[bad])}): it cannot be resumed; delete it to train from the start`,
+            );
+          }
+        }
         await engine.restore(saved.weights, saved.optimizer);
         history.push(...saved.meta.history);
       }
@@ -196,6 +207,13 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
       for await (const batch of flow.epoch(epoch, options.signal ? { signal: options.signal } : {})) {
         // Awaited before the next batch is requested: the slot's memory stays valid while TF reads it.
         const step = await engine.train(batch, numClasses);
+        if (!Number.isFinite(step.lossSum)) {
+          throw new TrainingDivergedError(
+            `base training diverged at epoch ${epoch + 1}, batch ${batch.index + 1} of ${flow.length} (first image ${batch.paths[0] ?? '?'}): the loss is ${step.lossSum}. ` +
+              `Check the pixel scale (augment.rescale is ${flow.augment.rescale}; pixels should end near [0, 1] or [-1, 1]) and lower the learning rate (${lr}); ` +
+              'the last good epoch stays checkpointed',
+          );
+        }
         loss += step.lossSum;
         correct += step.correct;
         seen += batch.size;

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +118,41 @@ describe('base training', () => {
       new RegExp(
         `weights\\.bin holds the \\d+ bytes its checkpoint\\.json describes \\(truncated or damaged\\), received "${dir.replaceAll('/', '\\/')}\\/weights\\.bin of 1001 bytes"`,
       ),
+    );
+    model.dispose();
+  });
+
+  it('refuses a loss that goes non-finite on the graph engine, and a checkpoint of NaN weights, before anything is checkpointed', async () => {
+    // A pixel scale that overflows float32: every activation is ±Infinity, the loss NaN.
+    const overflowing = await flowFromDirectory(data, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 50,
+      workers: 1,
+      augment: { rescale: 1e30 },
+    });
+    try {
+      // (tfjs's eager loss clips probabilities, as Keras's does: there this scale trains at chance, finitely.)
+      for (const engine of ['graph'] as const) {
+        const dir = await mkdtemp(join(tmpdir(), 'fs-nan-'));
+        const model = trainer(4);
+        await expect(trainBase(tf, model, overflowing, { epochs: 2, engine, checkpointDir: dir })).rejects.toThrow(
+          /^base training diverged at epoch 1, batch \d+ of 10 \(first image [^)]+\.png\): the loss is NaN\. Check the pixel scale \(augment\.rescale is 1e\+30/,
+        );
+        expect(existsSync(join(dir, 'checkpoint.json'))).toBe(false);
+        model.dispose();
+      }
+    } finally {
+      await overflowing.close();
+    }
+    // A checkpoint of the right size whose weights are NaN is refused on resume, by directory and weight.
+    const dir = await mkdtemp(join(tmpdir(), 'fs-nan-ckpt-'));
+    const model = trainer(5);
+    await trainBase(tf, model, train, { epochs: 1, checkpointDir: dir });
+    const bytes = readFileSync(join(dir, 'weights.bin'));
+    writeFileSync(join(dir, 'weights.bin'), new Uint8Array(new Float32Array(bytes.byteLength / 4).fill(Number.NaN).buffer));
+    await expect(trainBase(tf, model, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(
+      `checkpoint in ${dir} holds non-finite values (weight 0, ${model.weights[0]!.name}, shape [3,3,1,8]): it cannot be resumed; delete it to train from the start`,
     );
     model.dispose();
   });

@@ -7,7 +7,7 @@ export { type CpuReport, cpuSampler } from './cpu.js';
 export { evaluate, type ImageEvaluation } from './evaluate.js';
 export { extractionBatch, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
 export { type Inspection, inspect } from './inspect.js';
-export { lockDirectory } from './lock.js';
+export { lockDirectory, lockOutputFile } from './lock.js';
 export {
   applyConfig,
   augmentSchema,
@@ -24,3 +24,4 @@ export { type Prediction, predict } from './predict.js';
 export { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer/trainer.js';
 export { runWorkflow, type WorkflowHooks, type WorkflowOptions, type WorkflowResult } from './workflow.js';
+export { modelInput } from './imported.js';

@@ -203,9 +203,35 @@ export async function readRunConfig(file: string): Promise<RunConfig> {
   } catch (error) {
     throw new Error(`config ${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'} (${(error as Error).message.split('\n')[0]})`);
   }
+  const exotic = exoticValue(raw, '');
+  if (exotic)
+    throw new Error(
+      `config ${file} is invalid:\n  ${exotic.key || '(top level)'}: ${exotic.what}; a config holds plain strings, numbers, booleans, lists and maps`,
+    );
   const parsed = runConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) throw new Error(`config ${file} is invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
   return parsed.data;
+}
+
+/** The first value of a parsed config that is not plain data (a YAML !!binary, !!set, !!timestamp, …), by key. */
+function exoticValue(value: unknown, key: string): { key: string; what: string } | null {
+  if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = exoticValue(value[i], `${key}[${i}]`);
+      if (found) return found;
+    }
+    return null;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [k, v] of Object.entries(value)) {
+      const found = exoticValue(v, key ? `${key}.${k}` : k);
+      if (found) return found;
+    }
+    return null;
+  }
+  const name = value instanceof Uint8Array ? 'binary data (a YAML !!binary value)' : `a ${(value as object).constructor?.name ?? typeof value} value`;
+  return { key, what: `is ${name}` };
 }
 
 /** One line per zod issue: the exact key, the message, and for unknown keys the known ones. */

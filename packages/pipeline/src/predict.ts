@@ -25,13 +25,22 @@ async function expand(input: string, out: string[]): Promise<void> {
   } catch {
     throw new Error(`predict: ${input} does not exist`);
   }
-  if (!info.isDirectory()) {
+  if (info.isFile()) {
     out.push(path);
     return;
   }
+  // A FIFO, socket or device would block a decode worker in open() or read() forever.
+  if (!info.isDirectory()) throw new Error(`predict: ${input} is not an image file or a directory (${kind(info)}); predict reads regular files only`);
   // The library's walk: Keras's order, directory links followed, and a directory whose real path
   // was already visited skipped, so a link loop ends instead of recursing to ELOOP.
   out.push(...(await listClassFiles(path, KERAS_EXTENSIONS, true)));
+}
+
+function kind(info: Awaited<ReturnType<typeof stat>>): string {
+  if (info.isFIFO()) return 'a named pipe';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'not a regular file';
 }
 
 /**
@@ -74,6 +83,11 @@ export async function predict(options: { model: string; inputs: string[]; top?: 
     }
     const failed = new Map(flow.skippedFiles.map((f) => [f.path, f.reason]));
     for (const r of results) if (failed.has(r.path)) r.error = failed.get(r.path)!;
+    // Skipping bad images is for the odd bad one: nothing loadable at all is a failure, not an empty result.
+    if (failed.size === files.length) {
+      const [path, reason] = failed.entries().next().value!;
+      throw new Error(`predict: none of the ${files.length} image${files.length > 1 ? 's' : ''} could be loaded (the first, ${path}: ${reason})`);
+    }
   } finally {
     await predictor.close();
     await flow.close();

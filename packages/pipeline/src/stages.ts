@@ -20,6 +20,7 @@ import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFil
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { plainFlow } from './flows.js';
 import { modelInput } from './imported.js';
+import { lockOutputFile } from './lock.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow, planThreads } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
@@ -47,7 +48,17 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
 }
 
 /** Extracts features of a directory's images with a saved or imported base. */
-export async function extractStage(options: {
+export async function extractStage(options: ExtractStageOptions) {
+  // One extraction per output file (taken before anything is loaded).
+  const lock = await lockOutputFile(resolve(options.out));
+  try {
+    return await extractUnlocked(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+export interface ExtractStageOptions {
   model: string;
   data: string;
   out: string;
@@ -71,7 +82,9 @@ export async function extractStage(options: {
   precision?: Precision;
   onBatch?: (progress: ExtractProgress) => void;
   log?: (line: string) => void;
-}) {
+}
+
+async function extractUnlocked(options: ExtractStageOptions) {
   const tf = loadTensorFlow();
   const base = await loadBaseModel(tf, options.model, options.featureLayer);
   const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);

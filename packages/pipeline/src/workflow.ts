@@ -247,6 +247,22 @@ class Workflow {
     );
   }
 
+  /**
+   * A class whose every training image was skipped (--on-error skip) has no row to learn from: the
+   * head would keep an output that was never trained. Refused by name, with the skipped count.
+   */
+  private checkEveryClassTrains(train: { labels: Int32Array; classNames: string[] }): void {
+    const rows = new Array<number>(train.classNames.length).fill(0);
+    for (const label of train.labels) rows[label]!++;
+    const empty = train.classNames.filter((_, k) => rows[k] === 0);
+    if (empty.length === 0) return;
+    const skipped = (name: string) => [...this.skipped.keys()].filter((p) => p.includes(`/train/${name}/`)).length;
+    throw new Error(
+      `${join(this.data, 'train')}: class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `'${c}' (${skipped(c)} images skipped)`).join(', ')} ${empty.length > 1 ? 'have' : 'has'} no loadable training image: ` +
+        'the head cannot learn a class it never sees (fix or replace its images, or remove its folder from train/ and val/)',
+    );
+  }
+
   private async trainBase(tf: Tf, plan: ThreadPlan, train: ImageFlow, val: ImageFlow, settings: ImageSettings) {
     const { o } = this;
     const [h, w] = settings.imageSize;
@@ -308,7 +324,9 @@ class Workflow {
   /** The head reads the features back from disk: the files are the interface between the stages. */
   private async trainHead(tf: Tf, features: Features) {
     const valSet = await readFeatureFile(features.files.val);
-    const result = await trainHead(tf, await readFeatureFile(features.files.train), valSet, {
+    const trainSet = await readFeatureFile(features.files.train);
+    this.checkEveryClassTrains(trainSet);
+    const result = await trainHead(tf, trainSet, valSet, {
       epochs: this.o.headEpochs,
       seed: this.o.seed,
       ...this.signal,

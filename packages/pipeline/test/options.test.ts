@@ -47,4 +47,14 @@ describe('run config', () => {
     expect((error as Error).message).toContain('augment.zoomRange: expected a number in [0, 1) or [lo, hi]');
     expect((error as Error).message).toMatch(/augment: Unrecognized key: "shearRnge" \(unknown key: shearRnge; known: rotationRange, /);
   });
+
+  it('refuses a YAML value that is not plain data (!!binary, !!set) by key, without listing its methods', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-cfg-'));
+    await writeFile(join(dir, 'binary.yaml'), 'data: !!binary aGVsbG8=\n');
+    await expect(readRunConfig(join(dir, 'binary.yaml'))).rejects.toThrow(
+      `config ${join(dir, 'binary.yaml')} is invalid:\n  data: is binary data (a YAML !!binary value); a config holds plain strings, numbers, booleans, lists and maps`,
+    );
+    await writeFile(join(dir, 'set.yaml'), 'augment:\n  rotationRange: !!set { a, b }\n');
+    await expect(readRunConfig(join(dir, 'set.yaml'))).rejects.toThrow('  augment.rotationRange: is a Set value; a config holds plain');
+  });
 });

@@ -21,21 +21,39 @@ interface DistributedFlags {
   json?: boolean;
 }
 
+/** The image size and colour mode a base model's input declares (refused by flag name when it declares none). */
+async function declaredInput(model: string): Promise<{ imageSize: [number, number]; colorMode: ColorMode }> {
+  const [{ loadTensorFlow }, { loadBaseModel }, { modelInput }] = await Promise.all([
+    import('@featherstack/tensorflow'),
+    import('@featherstack/core'),
+    import('@featherstack/pipeline'),
+  ]);
+  const base = await loadBaseModel(loadTensorFlow(), model);
+  const { height, width, channels, colorMode } = modelInput(base);
+  base.dispose();
+  if (!height || !width) throw new Error(`--model ${model}: its input has no fixed size; give --image-size`);
+  if (!colorMode)
+    throw new Error(`--model ${model}: its input has ${channels ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
+  return { imageSize: [height, width], colorMode };
+}
+
 async function distributed(opts: DistributedFlags): Promise<void> {
   const { extractDistributed, parseQueueUrl } = await import('@featherstack/cluster');
   const connection = parseQueueUrl(await queueUrl(opts));
   const interactive = !opts.json && process.stderr.isTTY;
   let last = '';
+  const input = opts.imageSize && opts.colorMode ? null : await declaredInput(opts.model);
   const result = await extractDistributed({
     connection,
     model: opts.model,
     data: opts.data,
     out: opts.out,
     shardSize: opts.shardSize,
-    // The queue's jobs carry explicit settings: the seed CNN's where none are given.
-    imageSize: opts.imageSize ?? [28, 28],
-    colorMode: opts.colorMode ?? 'grayscale',
-    batchSize: opts.batchSize ?? 256,
+    // The queue's jobs carry explicit settings: the model's own input where none are given; the
+    // batch is sized by each worker from the model and its replicas, as `extract` sizes it.
+    imageSize: opts.imageSize ?? input!.imageSize,
+    colorMode: opts.colorMode ?? input!.colorMode,
+    ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
     log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     onProgress: (p) => {
       const line = `shards ${p.done}/${p.shards} done, ${p.active} active, ${p.waiting} waiting, ${p.failed} failed; ${p.rows}/${p.total} images (${(p.rows / Math.max(p.seconds, 1e-3)).toFixed(0)}/s)`;

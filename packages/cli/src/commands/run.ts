@@ -64,10 +64,20 @@ export function register(program: Command): void {
           applyConfig(opts, config, (key) => command.getOptionValueSource(key) === 'cli'),
         );
       }
-      // Ctrl-C stops cleanly: the base checkpoint and the extraction journal stay, and we say how to resume.
+      // Ctrl-C, and SIGTERM (docker stop, systemd, Kubernetes), stop cleanly: the base checkpoint and
+      // the extraction journal stay, the --out lock is released, and we say how to resume.
       const controller = new AbortController();
-      const interrupted = new Error('interrupted (SIGINT)');
-      process.once('SIGINT', () => controller.abort(interrupted));
+      const interrupted = new Error('interrupted');
+      let signalled: { name: NodeJS.Signals; code: number } = { name: 'SIGINT', code: 130 };
+      for (const [name, code] of [
+        ['SIGINT', 130],
+        ['SIGTERM', 143],
+      ] as const) {
+        process.once(name, () => {
+          signalled = { name, code };
+          controller.abort(interrupted);
+        });
+      }
       // Bars on a terminal (base epochs, extractions, head), plain lines elsewhere; see progress.ts.
       const progress = new Progress({ json: opts.json });
       const log = (line: string) => progress.line(line);
@@ -93,11 +103,11 @@ export function register(program: Command): void {
         if (error !== interrupted) throw error;
         const out = resolve(opts.out);
         process.stderr.write(
-          `featherstack: interrupted. Saved: the base checkpoint after the last finished epoch (${join(out, 'checkpoints', 'base')}), ` +
+          `featherstack: interrupted (${signalled.name}). Saved: the base checkpoint after the last finished epoch (${join(out, 'checkpoints', 'base')}), ` +
             `finished feature files and the journal of an interrupted extraction (${join(out, 'features')}), the pixel cache once its epoch completed.\n` +
             `Resume with: featherstack run --resume --out ${opts.out} (and the same options)\n`,
         );
-        process.exit(130);
+        process.exit(signalled.code);
       }
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(result)}\n`);
