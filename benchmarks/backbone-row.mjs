@@ -23,7 +23,7 @@ if (!values.model || !values.data) throw new Error('--model FILE and --data DIR 
 const cores = availableParallelism();
 const { cpuSampler } = await import('@featherstack/pipeline');
 const { loadTensorFlow, planThreads } = await import('@featherstack/tensorflow');
-const { compileModel, extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } = await import('@featherstack/core');
+const { compileModel, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } = await import('@featherstack/core');
 const { flowFromDirectory } = await import('@featherstack/images');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const base = await loadBaseModel(tf, values.model);
@@ -31,7 +31,7 @@ const extractor = featureExtractor(tf, base);
 const plan = planThreads({});
 const batchSize = extractionBatchFor(extractor, { replicas: plan.replicas });
 const compiled = compileModel(extractor, { train: false });
-const workers = values.workers ? Number(values.workers) : plan.decodeWorkers;
+const workers = values.workers ? Number(values.workers) : extractionWorkers(extractor, plan.cores);
 const flow = await flowFromDirectory(values.data, {
   targetSize: extractor.inputs[0].shape.slice(1, 3),
   colorMode: 'rgb',

@@ -18,7 +18,17 @@ export {
 export { batchTensors, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
 export { type CompiledGraph, compileModel, GraphCompileError, type Precision } from './graph/compile.js';
 export { GraphReplicas } from './graph/replicas.js';
-export { defaultFeatureLayer, EXTRACTION_ACTIVATION_BUDGET, extractionBatchFor, featureExtractor, POOLINGS, type Pooling } from './cut.js';
+export {
+  defaultFeatureLayer,
+  EXTRACTION_ACTIVATION_BUDGET,
+  EXTRACTION_COSTS,
+  extractionBatchFor,
+  extractionWorkers,
+  featureExtractor,
+  multiplyAccumulates,
+  POOLINGS,
+  type Pooling,
+} from './cut.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
 export { type ImportSite, loadModelFile, ModelImportError, registerKerasExtensions } from './import/index.js';

@@ -11,7 +11,9 @@ import {
   createBaseModel,
   extractFeatures,
   extractionBatchFor,
+  extractionWorkers,
   featureExtractor,
+  multiplyAccumulates,
   fitPca,
   loadBaseModel,
   modelHash,
@@ -308,6 +310,28 @@ describe('base training and feature extraction', () => {
     expect(extractionBatchFor(model)).toBe(256);
     expect(() => extractionBatchFor(model, { replicas: 0 })).toThrow('options.replicas must be a positive integer, received 0');
     model.dispose();
+  });
+
+  it('counts multiply-accumulates per image and splits the cores between decoding and TensorFlow by them', () => {
+    const input = tf.input({ shape: [32, 32, 3] });
+    const conv = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same' }).apply(input) as ReturnType<typeof tf.input>;
+    const depthwise = tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same' }).apply(conv) as ReturnType<typeof tf.input>;
+    const dense = tf.layers.dense({ units: 4 }).apply(tf.layers.flatten().apply(depthwise)) as ReturnType<typeof tf.input>;
+    const inner = tf.model({ inputs: input, outputs: dense });
+    // Nested, as keras.applications bases sit inside a Functional model.
+    const outer = tf.model({ inputs: inner.inputs, outputs: inner.outputs });
+    const macs = 32 * 32 * 9 * 3 * 8 + 32 * 32 * 9 * 8 + 32 * 32 * 8 * 4;
+    expect(multiplyAccumulates(inner)).toBe(macs);
+    expect(multiplyAccumulates(tf.sequential({ layers: [inner] }))).toBe(macs);
+    // A tiny model costs almost nothing to compute: decoding takes nearly every core.
+    expect(extractionWorkers(inner, 16)).toBe(16);
+    expect(extractionWorkers(inner, 1)).toBe(1);
+    // MobileNetV2's cost at 224² (0.3 GMAC): decode 4.6 ms, TensorFlow 7.5 ms an image → 6 of 16 cores decode.
+    const heavy = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [224, 224, 3], filters: 221, kernelSize: 3, padding: 'same' })] });
+    expect(multiplyAccumulates(heavy)).toBe(224 * 224 * 27 * 221);
+    expect([2, 16, 64].map((cores) => extractionWorkers(heavy, cores))).toEqual([1, 6, 24]);
+    outer.dispose();
+    heavy.dispose();
   });
 
   it('names the missing layer when asked for an unknown feature layer', () => {

@@ -11,6 +11,7 @@ import {
   type ExtractProgress,
   extractFeatures,
   extractionBatchFor,
+  extractionWorkers,
   featureExtractor,
   loadBaseModel,
   type Pooling,
@@ -100,9 +101,14 @@ async function extractUnlocked(options: ExtractStageOptions) {
     ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
   }).replicas;
   const batchSize = options.batchSize ?? extractionBatchFor(extractor, { replicas });
-  options.log?.(`features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}`);
+  // The cores split between decoding and TensorFlow by their cost per image with this model.
+  const workers = extractionWorkers(extractor, planThreads({}).cores);
+  options.log?.(
+    `features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}, ${workers} decode worker${workers > 1 ? 's' : ''}`,
+  );
   const preprocess = options.preprocess ?? RUN_DEFAULTS.preprocess;
-  const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess };
+  // The cores split between decoding and TensorFlow by their cost per image with this model.
+  const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess, workers };
   const rescale = options.rescale ?? (preprocess === 'none' ? (RUN_DEFAULTS.augment.rescale ?? 1) : 1);
   const flow = await plainFlow(options.data, settings, rescale, options.shard ? { shard: options.shard } : {});
   try {

@@ -12,6 +12,7 @@ import {
   type ExtractResult,
   openExtraction,
   extractionBatchFor,
+  extractionWorkers,
   featureExtractor,
   type TrainBaseOptions,
   trainBase,
@@ -32,7 +33,7 @@ import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack
 import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
 import { extractionBatch, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
-import { featureLayerOf, importBase } from './imported.js';
+import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
 
@@ -170,19 +171,21 @@ class Workflow {
     for (const warning of plan.warnings) this.log(`warning: ${warning}`);
     const tf = loadTensorFlow({ intraOpThreads: o.tfThreads ?? availableParallelism() });
     this.clock.mark('tensorflow');
-    // The decode workers load their modules while the base is imported.
-    const pool = createImagePool({ workers: plan.decodeWorkers });
+    // An imported base decides the image size and channels (unless given, then they must agree),
+    // and, frozen, only extracts: the cores are split between decoding and TensorFlow by their
+    // cost per image with this model (extractionWorkers), unless --workers says otherwise.
+    const imported = o.base ? await importBase(tf, o, this.log) : undefined;
+    if (imported && o.workers === undefined) this.plan = { ...plan, decodeWorkers: extractionWorkers(imported.extractor, plan.cores) };
+    const pool = createImagePool({ workers: this.plan.decodeWorkers });
     try {
-      return await this.runWith(tf, pool);
+      return await this.runWith(tf, pool, imported);
     } finally {
       await pool.close();
     }
   }
 
-  private async runWith(tf: Tf, pool: ImagePool): Promise<WorkflowResult> {
+  private async runWith(tf: Tf, pool: ImagePool, imported: ImportedBase | undefined): Promise<WorkflowResult> {
     const { o, plan } = this;
-    // An imported base decides the image size and channels (unless given, then they must agree).
-    const imported = o.base ? await importBase(tf, o, this.log) : undefined;
     const settings: ImageSettings = {
       imageSize: imported?.imageSize ?? o.imageSize,
       colorMode: imported?.colorMode ?? o.colorMode,
