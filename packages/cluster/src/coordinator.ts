@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, shardSetProblem } from '@featherstack/common';
-import { type ColorMode, flowFromDirectory, listDirectory } from '@featherstack/images';
+import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
 import { checkReachable, type QueueConnection } from './connection.js';
@@ -27,8 +27,14 @@ export interface DistributedExtractOptions {
   shardSize?: number;
   imageSize: [number, number];
   colorMode: ColorMode;
-  /** The rescale the base was trained with (default 1/255). */
+  /** The rescale the base was trained with (default 1/255; 1 with a preprocess mode). */
   rescale?: number;
+  /** Keras's preprocess_input mode for the base ('none', 'tf', 'caffe', 'torch'; default 'none'). */
+  preprocess?: PreprocessMode;
+  /** The layer whose output is the feature vector (default: the model's, as `extract` picks it). */
+  featureLayer?: string;
+  /** Global pooling after the feature layer (default 'none'). */
+  pooling?: 'avg' | 'max' | 'none';
   /** Default: each worker sizes it from the base's activation memory and its replicas (as `run` and `extract` do). */
   batchSize?: number;
   /** Tries per shard before it counts as failed (BullMQ attempts; default 3). */
@@ -88,11 +94,19 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   const listing = await listDirectory(resolve(o.data));
   if (listing.paths.length === 0) throw new Error(`${o.data} holds no images`);
   const sha256 = kind === 'features' ? await modelFileHash(model) : '';
-  const image = { imageSize: o.imageSize, colorMode: o.colorMode, rescale: o.rescale ?? 1 / 255, batchSize: o.batchSize ?? null };
+  const preprocess = o.preprocess ?? 'none';
+  const image = {
+    imageSize: o.imageSize,
+    colorMode: o.colorMode,
+    rescale: o.rescale ?? (preprocess === 'none' ? 1 / 255 : 1),
+    preprocess,
+    batchSize: o.batchSize ?? null,
+  };
+  const cut = { featureLayer: o.featureLayer ?? null, pooling: o.pooling ?? 'none' };
   const count = Math.ceil(listing.paths.length / shardSize);
   // The set's identity: the same model, images, settings and shards give the same job ids.
   const set = createHash('sha256')
-    .update(JSON.stringify({ kind, sha256, root: listing.root, paths: listing.paths, image, shardSize, out }))
+    .update(JSON.stringify({ kind, sha256, cut, root: listing.root, paths: listing.paths, image, shardSize, out }))
     .digest('hex')
     .slice(0, 16);
   const queue = new Queue<ShardJob>(o.queueName ?? QUEUE_NAME, { connection: o.connection.options });
@@ -105,7 +119,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       const data: ShardJob = {
         kind,
         set,
-        model: kind === 'features' ? { path: model, sha256 } : null,
+        model: kind === 'features' ? { path: model, sha256, ...cut } : null,
         image,
         root: listing.root,
         classNames: listing.classNames,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ColorMode } from '@featherstack/images';
+import type { ColorMode, PreprocessMode } from '@featherstack/images';
 
 /** The BullMQ queue every featherstack coordinator and worker uses (prefix with --queue-name for several). */
 export const QUEUE_NAME = 'featherstack-extract';
@@ -16,12 +16,17 @@ export interface ShardJob {
   kind: 'features' | 'pixels';
   /** The extraction this shard belongs to (a hash of its inputs: re-running the coordinator re-attaches). */
   set: string;
-  /** The base model (features only). */
-  model: { path: string; sha256: string } | null;
+  /**
+   * The base model (features only), and where it is cut (Keras's include_top=False, pooling=…):
+   * featureLayer null for the model's default feature layer.
+   */
+  model: { path: string; sha256: string; featureLayer: string | null; pooling: 'avg' | 'max' | 'none' } | null;
   image: {
     imageSize: [number, number];
     colorMode: ColorMode;
     rescale: number;
+    /** Keras's preprocess_input mode applied in the decode workers (replaces the rescale when not 'none'). */
+    preprocess: PreprocessMode;
     /** null: each worker sizes the batch from the model it loads (extractionBatchFor, its own replicas). */
     batchSize: number | null;
   };

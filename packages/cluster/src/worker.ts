@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHANNELS, SHARD_METADATA } from '@featherstack/common';
-import { extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { defaultFeatureLayer, extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
 import { type LayersModel, loadTensorFlow, planThreads, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
@@ -46,7 +46,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const log = options.log ?? (() => {});
   const tf = loadTensorFlow();
   const pool = createImagePool(options.workers !== undefined ? { workers: options.workers } : {});
-  const models = new Map<string, { model: LayersModel; extractor: LayersModel }>();
+  const models = new Map<string, { model: LayersModel; layer: string; extractor: LayersModel }>();
   let done = 0;
   const worker = new Worker<ShardJob>(options.queueName ?? QUEUE_NAME, (job) => processShard(tf, pool, models, job, name, log).then(() => void done++), {
     connection: options.connection.options,
@@ -118,7 +118,7 @@ function shardFlow(pool: ImagePool, d: ShardJob, batchSize: number, options: Fil
 async function processShard(
   tf: Tf,
   pool: ImagePool,
-  models: Map<string, { model: LayersModel; extractor: LayersModel }>,
+  models: Map<string, { model: LayersModel; layer: string; extractor: LayersModel }>,
   job: Job<ShardJob>,
   name: string,
   log: (line: string) => void,
@@ -129,22 +129,27 @@ async function processShard(
   if (!base) throw new Error(`feature shard ${d.shard.index} of ${d.set} names no base model`);
   // The model every worker loads must be the one the coordinator named: a shared directory that
   // differs between machines would otherwise mix two models in one set.
-  let loaded = models.get(base.sha256);
+  // Keyed by model and cut: one loaded model can serve sets cut at different layers.
+  const key = `${base.sha256}/${base.featureLayer ?? ''}/${base.pooling}`;
+  let loaded = models.get(key);
   if (!loaded) {
     const sha = await modelFileHash(base.path);
     if (sha !== base.sha256) throw new Error(`base model ${base.path} on ${name} has sha256 ${sha.slice(0, 12)}…, the job names ${base.sha256.slice(0, 12)}…`);
-    const model = await loadBaseModel(tf, base.path);
-    loaded = { model, extractor: featureExtractor(tf, model) };
-    models.set(base.sha256, loaded);
+    const model = await loadBaseModel(tf, base.path, base.featureLayer ?? undefined);
+    const layer = base.featureLayer ?? defaultFeatureLayer(model).layer;
+    loaded = { model, layer, extractor: featureExtractor(tf, model, layer, base.pooling) };
+    models.set(key, loaded);
   }
   const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planThreads({}).replicas });
-  const flow = await shardFlow(pool, d, batchSize, { augment: { rescale: d.image.rescale } });
+  const flow = await shardFlow(pool, d, batchSize, { augment: { rescale: d.image.rescale, preprocess: d.image.preprocess } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));
   try {
     const file = join(local, shardName(d.shard.index));
     const result = await extractFeatures(tf, loaded.extractor, flow, file, {
       metadata: { [SHARD_METADATA]: JSON.stringify({ set: d.set, ...d.shard }) },
+      featureLayer: loaded.layer,
+      pooling: base.pooling,
       onBatch: (p) => void job.updateProgress({ worker: name, rows: p.rows, total: p.total } satisfies ShardProgress),
     });
     await new DirectoryStore(d.output).put(file, shardName(d.shard.index));

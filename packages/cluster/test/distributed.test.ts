@@ -3,11 +3,12 @@ import { cpSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'no
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBaseModel, extractFeatures, featureExtractor } from '@featherstack/core';
+import { createBaseModel, extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
+import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildPixelCacheDistributed,
@@ -123,6 +124,34 @@ describe('distributed extraction on BullMQ and Redis', () => {
     // Running the coordinator again re-attaches to the finished set instead of enqueueing it twice.
     const again = await extract(out);
     expect(again).toMatchObject({ set: result.set, alreadyDone: 5 });
+  });
+
+  it('carries the cut and the preprocess mode to the workers: a set cut at a named layer with pooling equals one process doing the same', async () => {
+    const loaded = await loadBaseModel(tf, model);
+    const layer = loaded.layers.find((l) => l.getClassName() === 'Conv2D')!.name;
+    const dir = await mkdtemp(join(tmpdir(), 'fs-shards-cut-'));
+    const flow = await flowFromDirectory(SHIPPED_VAL, {
+      targetSize: settings.imageSize,
+      colorMode: 'grayscale',
+      batchSize: 64,
+      shuffle: false,
+      augment: { rescale: 1, preprocess: 'tf' },
+      workers: 1,
+    });
+    await extractFeatures(tf, featureExtractor(tf, loaded, layer, 'max'), flow, join(dir, 'reference.arrow'), { featureLayer: layer, pooling: 'max' });
+    await flow.close();
+    loaded.dispose();
+    const result = await extract(join(dir, 'shards'), { featureLayer: layer, pooling: 'max', preprocess: 'tf' });
+    expect(result).toMatchObject({ shards: 5, rows: 500 });
+    const [set, single] = [await readFeatureFiles(join(dir, 'shards')), await readFeatureFile(join(dir, 'reference.arrow'))];
+    expect(set.dimension).toBe(single.dimension);
+    expect(set.paths).toEqual(single.paths);
+    let worst = 0;
+    for (let i = 0; i < set.features.length; i++) worst = Math.max(worst, Math.abs(set.features[i]! - single.features[i]!));
+    expect(worst).toBeLessThan(1e-5);
+    const table = tableFromIPC(readFileSync(join(dir, 'shards', 'shard-000000.arrow')));
+    expect([table.schema.metadata.get('featherstack.feature_layer'), table.schema.metadata.get('featherstack.pooling')]).toEqual([layer, 'max']);
+    expect(table.schema.metadata.get('featherstack.preprocess')).toBe('tf');
   });
 
   it('a worker killed with SIGKILL mid-shard: its shard is taken over after the lock expires, and the set is identical, nothing duplicated', async () => {

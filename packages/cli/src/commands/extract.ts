@@ -1,5 +1,5 @@
 /** `featherstack extract`: a saved base's features of class folders into an Arrow file. */
-import type { ColorMode } from '@featherstack/images';
+import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { extractStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
@@ -18,6 +18,9 @@ interface DistributedFlags {
   imageSize?: [number, number];
   colorMode?: ColorMode;
   batchSize?: number;
+  featureLayer?: string;
+  pooling?: 'avg' | 'max' | 'none';
+  preprocess?: PreprocessMode;
   json?: boolean;
 }
 
@@ -54,6 +57,9 @@ async function distributed(opts: DistributedFlags): Promise<void> {
     imageSize: opts.imageSize ?? input!.imageSize,
     colorMode: opts.colorMode ?? input!.colorMode,
     ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+    ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
+    ...(opts.pooling ? { pooling: opts.pooling } : {}),
+    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     onProgress: (p) => {
       const line = `shards ${p.done}/${p.shards} done, ${p.active} active, ${p.waiting} waiting, ${p.failed} failed; ${p.rows}/${p.total} images (${(p.rows / Math.max(p.seconds, 1e-3)).toFixed(0)}/s)`;
