@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,17 @@ const cases: [string, () => string[], RegExp][] = [
 ];
 
 describe('hostile CLI inputs fail by name, never through internals', () => {
+  it('refuses a base too large to train in this memory (1000×1000 on the seed CNN) before the first step, leaving no cache or lock', () => {
+    const out = mkdtempSync(join(dir, 'big-'));
+    const { status, stderr } = featherstack(['run', '--data', data, '--out', out, '--image-size', '1000x1000', '--base-epochs', '1', '--head-epochs', '1']);
+    expect(status).toBe(1);
+    expect(stderr).toMatch(
+      /--image-size 1000x1000 with --batch-size 32: training the base CNN needs about [\d.]+ GiB \(503,868,618 parameters, [\d,]+ activations an image\), more than half of this machine's [\d.]+ GiB; lower --image-size or --batch-size/,
+    );
+    expect(stderr).not.toMatch(INTERNAL);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
   for (const [what, args, message] of cases) {
     it(what, () => {
       const { status, stderr } = featherstack(args());

@@ -30,6 +30,6 @@ export {
   type Pooling,
 } from './cut.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
-export { type EpochLog, type TrainBaseOptions, trainBase } from './train.js';
+export { type EpochLog, type TrainBaseOptions, trainBase, trainingFootprint } from './train.js';
 export { type ImportSite, loadModelFile, ModelImportError, registerKerasExtensions } from './import/index.js';
 export { modelPredictor, type Predictor } from './predictor.js';

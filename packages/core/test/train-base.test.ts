@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBaseModel, type EpochLog, trainBase, withClassifier } from '../dist/index.js';
+import { createBaseModel, type EpochLog, trainBase, trainingFootprint, withClassifier } from '../dist/index.js';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 
 const data = SHIPPED_VAL;
@@ -154,6 +154,14 @@ describe('base training', () => {
     await expect(trainBase(tf, model, train, { epochs: 2, checkpointDir: dir, resume: true })).rejects.toThrow(
       `checkpoint in ${dir} holds non-finite values (weight 0, ${model.weights[0]!.name}, shape [3,3,1,8]): it cannot be resumed; delete it to train from the start`,
     );
+    model.dispose();
+  });
+
+  it('estimates the memory base training needs from parameters and per-image activations', () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [10], units: 4 }), tf.layers.dense({ units: 2 })] });
+    // 44 + 10 parameters; 4 + 2 activations an image.
+    expect(trainingFootprint(model, 8)).toEqual({ bytes: 4 * (54 * 6 + 3 * 8 * 6), parameters: 54, activations: 6 });
+    expect(trainingFootprint(model, 8, 3).bytes).toBe(4 * (54 * 10 + 3 * 8 * 6));
     model.dispose();
   });
 

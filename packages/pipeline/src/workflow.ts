@@ -2,7 +2,7 @@
  * The stacked workflow end to end, stage by stage: flows → base training → feature extraction to
  * Arrow files → head training from those files → evaluation, the stacked model and the report.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
 import {
@@ -16,6 +16,7 @@ import {
   featureExtractor,
   type TrainBaseOptions,
   trainBase,
+  trainingFootprint,
   withClassifier,
 } from '@featherstack/core';
 import {
@@ -271,6 +272,18 @@ class Workflow {
     const [h, w] = settings.imageSize;
     const base = createBaseModel(tf, { inputShape: [h, w, train.image.channels], seed: o.seed });
     const trainer = withClassifier(tf, base, train.classNames.length, o.seed + 1000);
+    // Refused by its options before the first step: a plan that does not fit ends in an
+    // out-of-memory crash (SIGSEGV, no message) with a partial pixel cache behind it.
+    const need = trainingFootprint(trainer, o.batchSize, plan.replicas);
+    if (need.bytes > totalmem() / 2) {
+      trainer.dispose();
+      const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+      throw new Error(
+        `--image-size ${h}x${w} with --batch-size ${o.batchSize}: training the base CNN needs about ${gib(need.bytes)} ` +
+          `(${need.parameters.toLocaleString('en-US')} parameters, ${need.activations.toLocaleString('en-US')} activations an image), more than half of this machine's ${gib(totalmem())}; ` +
+          'lower --image-size or --batch-size, or bring a pretrained base (--base) and train only the head',
+      );
+    }
     const history = await trainBase(tf, trainer, train, {
       ...this.engine(plan),
       epochs: o.baseEpochs,
