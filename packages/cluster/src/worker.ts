@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHANNELS, SHARD_METADATA } from '@featherstack/common';
+import { pixelBatch, SHARD_METADATA } from '@featherstack/common';
 import { defaultFeatureLayer, extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
 import { type LayersModel, loadTensorFlow, planThreads, type Tf } from '@featherstack/tensorflow';
@@ -77,9 +77,8 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
   const local = await mkdtemp(join(tmpdir(), 'featherstack-pixels-'));
   const file = join(local, shardName(d.shard.index, 'pixels'));
   // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
-  // Pixels only pass through: batches of about 4 MiB of uint8 pixels, unless the job names a size.
-  const [h, w] = d.image.imageSize;
-  const batchSize = d.image.batchSize ?? Math.max(1, Math.min(256, Math.floor(2 ** 22 / (h * w * CHANNELS[d.image.colorMode]))));
+  // Pixels only pass through: pixelBatch's size, unless the job names one.
+  const batchSize = d.image.batchSize ?? pixelBatch(d.image.imageSize, d.image.colorMode);
   const flow = await shardFlow(pool, d, batchSize, { dtype: 'uint8', onError: 'skip', cache: file });
   try {
     let rows = 0;

@@ -69,6 +69,17 @@ export function featureExtractor(tf: Tf, model: LayersModel, layer?: string, poo
   return tf.model({ inputs: model.inputs, outputs: output, name: 'feature_extractor' });
 }
 
+/** A layer shape (or the first of a list of shapes) without its batch dimension. @internal */
+export function perImageShape(shape: unknown): (number | null)[] {
+  const s = shape as unknown[];
+  return ((Array.isArray(s[0]) ? s[0] : s) as (number | null)[]).slice(1);
+}
+
+/** Values per image of a layer shape (unknown dimensions count 1). @internal */
+export function perImageSize(shape: unknown): number {
+  return perImageShape(shape).reduce<number>((a, b) => a * (b ?? 1), 1);
+}
+
 /**
  * Activation bytes one replica may hold at once during extraction (its share of the batch is sized
  * to fit). Smaller than it need be for speed alone: a session's first run touches all of it for the
@@ -94,13 +105,9 @@ export function extractionBatchFor(model: LayersModel, options: { replicas?: num
   if (!Number.isInteger(replicas) || replicas < 1) throw invalidOption('replicas', 'a positive integer', replicas);
   if (!(budget > 0)) throw invalidOption('budget', 'a positive number of bytes', budget);
   let peak = 0;
-  const size = (shape: unknown) => {
-    const s = shape as unknown[];
-    return ((Array.isArray(s[0]) ? s[0] : s) as (number | null)[]).slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
-  };
   for (const layer of model.layers) {
     const input = (layer as unknown as { inboundNodes: { inputTensors: { shape: unknown }[] }[] }).inboundNodes[0]?.inputTensors ?? [];
-    const bytes = 4 * (size(layer.outputShape) + input.reduce((a, t) => a + size(t.shape), 0));
+    const bytes = 4 * (perImageSize(layer.outputShape) + input.reduce((a, t) => a + perImageSize(t.shape), 0));
     peak = Math.max(peak, bytes);
   }
   const fit = Math.min(256, replicas * Math.max(1, Math.floor(budget / Math.max(peak, 1))));
@@ -113,7 +120,6 @@ export function extractionBatchFor(model: LayersModel, options: { replicas?: num
  */
 export function multiplyAccumulates(model: LayersModel): number {
   let macs = 0;
-  const shapeOf = (shape: unknown) => ((Array.isArray((shape as unknown[])[0]) ? (shape as unknown[])[0] : shape) as (number | null)[]).slice(1);
   const visit = (layers: Layer[]) => {
     for (const layer of layers) {
       const nested = (layer as unknown as { layers?: Layer[] }).layers;
@@ -123,8 +129,10 @@ export function multiplyAccumulates(model: LayersModel): number {
       }
       const config = layer.getConfig() as { kernelSize?: number[]; depthMultiplier?: number };
       const kind = layer.getClassName();
-      const out = shapeOf(layer.outputShape);
-      const input = shapeOf((layer as unknown as { inboundNodes: { inputTensors: { shape: unknown }[] }[] }).inboundNodes[0]?.inputTensors[0]?.shape ?? []);
+      const out = perImageShape(layer.outputShape);
+      const input = perImageShape(
+        (layer as unknown as { inboundNodes: { inputTensors: { shape: unknown }[] }[] }).inboundNodes[0]?.inputTensors[0]?.shape ?? [],
+      );
       const cin = input[input.length - 1] ?? 0;
       const cout = out[out.length - 1] ?? 0;
       const positions = out.slice(0, -1).reduce<number>((a, b) => a * (b ?? 1), 1);

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
+import { perImageSize } from './cut.js';
 import { invalidOption, TrainingDivergedError } from './errors.js';
 import type { LossKind } from './graph/compile.js';
 
@@ -293,10 +294,6 @@ async function evaluateOn(engine: TrainingEngine, flow: ImageFlow, numClasses: n
 export function trainingFootprint(model: LayersModel, batchSize: number, replicas = 1): { bytes: number; parameters: number; activations: number } {
   const parameters = model.countParams();
   let activations = 0;
-  for (const layer of model.layers) {
-    const shape = layer.outputShape as (number | null)[] | (number | null)[][];
-    const first = (Array.isArray(shape[0]) ? shape[0] : shape) as (number | null)[];
-    activations += first.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
-  }
+  for (const layer of model.layers) activations += perImageSize(layer.outputShape);
   return { bytes: 4 * (parameters * (6 + 2 * (replicas - 1)) + 3 * batchSize * activations), parameters, activations };
 }

@@ -84,18 +84,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   if (rows === 0) throw new FeatureFileError(path, 'has no rows (an extraction that stopped before its first batch, or an empty dataset)');
   const pathColumn = table.getChild(COLUMNS.path);
   const imageOf = (row: number) => (pathColumn ? String(pathColumn.get(row)) : undefined);
-  for (const [name, column] of [
-    [COLUMNS.label, labelColumn],
-    [COLUMNS.features, featuresColumn],
-  ] as const) {
-    if (column.nullCount === 0) continue;
-    let row = 0;
-    while (row < rows && column.isValid(row)) row++;
-    throw new FeatureFileError(
-      path,
-      `row ${row}${imageOf(row) ? ` (${imageOf(row)})` : ''} has a null ${name}: every row needs a label and a full feature vector`,
-    );
-  }
+  assertNoNulls(path, { [COLUMNS.label]: labelColumn, [COLUMNS.features]: featuresColumn }, 0, imageOf);
   const features = new Float32Array(rows * dimension);
   let offset = 0;
   for (const data of featuresColumn.data) {
@@ -125,6 +114,29 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
     ...(shard ? { shard } : {}),
     ...(baseModel ? { baseModel } : {}),
   };
+}
+
+/**
+ * Refuses a null label or feature vector by file, row and image: Arrow readers hand nulls out as
+ * zeros, and the head would train on them. `columns` are a table's or a record batch's, whose first
+ * row is `firstRow` of the file. @internal
+ */
+export function assertNoNulls(
+  path: string,
+  columns: Record<string, { nullCount: number; length: number; isValid(row: number): boolean }>,
+  firstRow: number,
+  imageOf: (row: number) => string | undefined,
+): void {
+  for (const [name, column] of Object.entries(columns)) {
+    if (column.nullCount === 0) continue;
+    let row = 0;
+    while (row < column.length && column.isValid(row)) row++;
+    const image = imageOf(firstRow + row);
+    throw new FeatureFileError(
+      path,
+      `row ${firstRow + row}${image ? ` (${image})` : ''} has a null ${name}: every row needs a label and a full feature vector`,
+    );
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import {
 } from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
-import { assertFinite, assertLabels, commonBaseModel, featureFiles, int32Labels } from './features.js';
+import { assertFinite, assertLabels, assertNoNulls, commonBaseModel, featureFiles, int32Labels } from './features.js';
 
 export interface FeatureStream {
   kind: 'stream';
@@ -134,13 +134,7 @@ export async function openFeatureStream(
             const values = batch.getChild(COLUMNS.features)!.data[0]!.children[0]!.values as Float32Array;
             const offset = batch.getChild(COLUMNS.features)!.data[0]!.offset * d;
             const imageOf = (row: number) => batch.getChild(COLUMNS.path)?.get(row - rowsRead) ?? undefined;
-            for (const name of [COLUMNS.label, COLUMNS.features]) {
-              const column = batch.getChild(name)!;
-              if (column.nullCount === 0) continue;
-              let row = 0;
-              while (column.isValid(row)) row++;
-              throw new FeatureFileError(file, `row ${rowsRead + row} has a null ${name}: every row needs a label and a full feature vector`);
-            }
+            assertNoNulls(file, { [COLUMNS.label]: batch.getChild(COLUMNS.label)!, [COLUMNS.features]: batch.getChild(COLUMNS.features)! }, rowsRead, imageOf);
             const labels = int32Labels(file, batch.getChild(COLUMNS.label)!.toArray() as ArrayLike<number | bigint>, rowsRead, imageOf);
             assertLabels(file, labels, classNames, rowsRead, imageOf);
             assertFinite(file, values.subarray(offset, offset + batch.numRows * d), d, rowsRead, imageOf);

@@ -3,7 +3,7 @@
  * service: the same image settings, rescale and error policy everywhere.
  */
 import { join } from 'node:path';
-import { CHANNELS } from '@featherstack/common';
+import { pixelBatch } from '@featherstack/common';
 import {
   type AugmentOptions,
   type ColorMode,
@@ -47,8 +47,7 @@ function common(s: ImageSettings) {
  * 5.5 GB) for no gain, since per-op overhead is nothing beside a 224² convolution.
  */
 export function extractionBatch(s: Pick<ImageSettings, 'imageSize' | 'colorMode' | 'batchSize'>): number {
-  const [h, w] = s.imageSize;
-  return Math.max(s.batchSize, Math.min(256, Math.floor(2 ** 22 / (h * w * CHANNELS[s.colorMode]))));
+  return Math.max(s.batchSize, pixelBatch(s.imageSize, s.colorMode));
 }
 
 /** The augmented training flow (shuffled): what the base trains on. */

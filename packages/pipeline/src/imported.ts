@@ -23,6 +23,24 @@ export function modelInput(model: LayersModel): { height: number | null; width: 
   return { height, width, channels, colorMode: COLOR_MODES.find((m) => CHANNELS[m] === channels) };
 }
 
+/**
+ * The image size and colour mode to read images at for `model` (loaded from `file`): the given
+ * ones, else what its input declares, refused by flag name when it declares none.
+ */
+export function inputImageSettings(
+  model: LayersModel,
+  file: string,
+  given: { targetSize?: [number, number] | undefined; colorMode?: ColorMode | undefined } = {},
+): { targetSize: [number, number]; colorMode: ColorMode } {
+  const { height, width, channels, colorMode: declared } = modelInput(model);
+  const colorMode = given.colorMode ?? declared;
+  if (!colorMode)
+    throw new Error(`--model ${file}: its input has ${channels ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
+  const targetSize = given.targetSize ?? (height && width ? ([height, width] as [number, number]) : undefined);
+  if (!targetSize) throw new Error(`--model ${file}: its input has no fixed size; give --image-size`);
+  return { targetSize, colorMode };
+}
+
 /** The layer whose output a feature extractor returns. */
 export function featureLayerOf(extractor: LayersModel): string {
   return (extractor.outputs[0] as unknown as { sourceLayer: { name: string } }).sourceLayer.name;

@@ -24,4 +24,4 @@ export { type Prediction, predict } from './predict.js';
 export { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer/trainer.js';
 export { runWorkflow, type WorkflowHooks, type WorkflowOptions, type WorkflowResult } from './workflow.js';
-export { modelInput } from './imported.js';
+export { inputImageSettings } from './imported.js';

@@ -20,7 +20,7 @@ import {
 import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { plainFlow } from './flows.js';
-import { modelInput } from './imported.js';
+import { inputImageSettings } from './imported.js';
 import { lockOutputFile } from './lock.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow, planThreads } from '@featherstack/tensorflow';
@@ -90,24 +90,18 @@ async function extractUnlocked(options: ExtractStageOptions) {
   const base = await loadBaseModel(tf, options.model, options.featureLayer);
   const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
   const extractor = featureExtractor(tf, base, cut.layer, options.pooling ?? RUN_DEFAULTS.pooling);
-  const { height: h, width: w, channels: c, colorMode: inputMode } = modelInput(base);
-  const colorMode = options.colorMode ?? inputMode;
-  if (!colorMode)
-    throw new Error(`--model ${options.model}: its input has ${c ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
-  const targetSize = options.targetSize ?? (h && w ? ([h, w] as [number, number]) : undefined);
-  if (!targetSize) throw new Error(`--model ${options.model}: its input has no fixed size; give --image-size`);
-  const replicas = planThreads({
+  const { targetSize, colorMode } = inputImageSettings(base, options.model, options);
+  const plan = planThreads({
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
-  }).replicas;
-  const batchSize = options.batchSize ?? extractionBatchFor(extractor, { replicas });
+  });
+  const batchSize = options.batchSize ?? extractionBatchFor(extractor, { replicas: plan.replicas });
   // The cores split between decoding and TensorFlow by their cost per image with this model.
-  const workers = extractionWorkers(extractor, planThreads({}).cores);
+  const workers = extractionWorkers(extractor, plan.cores);
   options.log?.(
     `features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}, ${workers} decode worker${workers > 1 ? 's' : ''}`,
   );
   const preprocess = options.preprocess ?? RUN_DEFAULTS.preprocess;
-  // The cores split between decoding and TensorFlow by their cost per image with this model.
   const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess, workers };
   const rescale = options.rescale ?? (preprocess === 'none' ? (RUN_DEFAULTS.augment.rescale ?? 1) : 1);
   const flow = await plainFlow(options.data, settings, rescale, options.shard ? { shard: options.shard } : {});

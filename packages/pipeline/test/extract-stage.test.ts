@@ -36,4 +36,25 @@ describe('extract stage', () => {
     expect(readFileSync(`${out}.lock`, 'utf8')).toBe(`${process.pid}\n`);
     await lock.release();
   });
+
+  it('refuses a model whose input declares no size or no colour mode, naming the flag to give', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-extract-input-'));
+    const save = async (name: string, inputShape: (number | null)[]) => {
+      const model = tf.sequential({
+        layers: [tf.layers.conv2d({ inputShape, filters: 2, kernelSize: 3 }), tf.layers.globalAveragePooling2d({ name: 'features' })],
+      });
+      await model.save(`file://${join(dir, name)}`);
+      model.dispose();
+      return join(dir, name, 'model.json');
+    };
+    const any = await save('any-size', [null, null, 1]);
+    const out = join(dir, 'f.arrow');
+    await expect(extractStage({ model: any, data: SHIPPED_VAL, out })).rejects.toThrow(`--model ${any}: its input has no fixed size; give --image-size`);
+    // Given, the size is used.
+    expect((await extractStage({ model: any, data: SHIPPED_VAL, out, targetSize: [28, 28] })).rows).toBe(500);
+    const two = await save('two-channels', [28, 28, 2]);
+    await expect(extractStage({ model: two, data: SHIPPED_VAL, out })).rejects.toThrow(
+      `--model ${two}: its input has 2 channels, which no colour mode gives; give --color-mode`,
+    );
+  });
 });

@@ -24,20 +24,20 @@ interface DistributedFlags {
   json?: boolean;
 }
 
-/** The image size and colour mode a base model's input declares (refused by flag name when it declares none). */
-async function declaredInput(model: string): Promise<{ imageSize: [number, number]; colorMode: ColorMode }> {
-  const [{ loadTensorFlow }, { loadBaseModel }, { modelInput }] = await Promise.all([
+/** The flags' image size and colour mode, else the base model's input's (refused by flag name when it declares none). */
+async function imageSettings(opts: DistributedFlags): Promise<{ targetSize: [number, number]; colorMode: ColorMode }> {
+  if (opts.imageSize && opts.colorMode) return { targetSize: opts.imageSize, colorMode: opts.colorMode };
+  const [{ loadTensorFlow }, { loadBaseModel }, { inputImageSettings }] = await Promise.all([
     import('@featherstack/tensorflow'),
     import('@featherstack/core'),
     import('@featherstack/pipeline'),
   ]);
-  const base = await loadBaseModel(loadTensorFlow(), model);
-  const { height, width, channels, colorMode } = modelInput(base);
-  base.dispose();
-  if (!height || !width) throw new Error(`--model ${model}: its input has no fixed size; give --image-size`);
-  if (!colorMode)
-    throw new Error(`--model ${model}: its input has ${channels ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);
-  return { imageSize: [height, width], colorMode };
+  const base = await loadBaseModel(loadTensorFlow(), opts.model);
+  try {
+    return inputImageSettings(base, opts.model, { targetSize: opts.imageSize, colorMode: opts.colorMode });
+  } finally {
+    base.dispose();
+  }
 }
 
 async function distributed(opts: DistributedFlags): Promise<void> {
@@ -45,7 +45,7 @@ async function distributed(opts: DistributedFlags): Promise<void> {
   const connection = parseQueueUrl(await queueUrl(opts));
   const interactive = !opts.json && process.stderr.isTTY;
   let last = '';
-  const input = opts.imageSize && opts.colorMode ? null : await declaredInput(opts.model);
+  const image = await imageSettings(opts);
   const result = await extractDistributed({
     connection,
     model: opts.model,
@@ -54,8 +54,8 @@ async function distributed(opts: DistributedFlags): Promise<void> {
     shardSize: opts.shardSize,
     // The queue's jobs carry explicit settings: the model's own input where none are given; the
     // batch is sized by each worker from the model and its replicas, as `extract` sizes it.
-    imageSize: opts.imageSize ?? input!.imageSize,
-    colorMode: opts.colorMode ?? input!.colorMode,
+    imageSize: image.targetSize,
+    colorMode: image.colorMode,
     ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
     ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
     ...(opts.pooling ? { pooling: opts.pooling } : {}),
