@@ -65,6 +65,21 @@ export function parseQueueUrl(url: string | undefined, source = '--queue'): Queu
   return { display: masked.toString(), options };
 }
 
+/**
+ * A warning when the queue's Redis is reachable beyond this machine and asks for no password:
+ * anyone on that network can then write jobs for the workers (which admit only what lies under
+ * their roots) and read the dataset's listing. Null for loopback, or with a password.
+ */
+export function unprotectedWarning(connection: QueueConnection): string | null {
+  const host = connection.options.host.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  if (loopback || connection.options.password) return null;
+  return (
+    `the job queue's Redis at ${connection.display} is not on this machine and is used without a password: anyone who can reach it can queue jobs. ` +
+    'Give it one (requirepass, or an ACL user) and put it in the URL (redis://:password@host), and prefer rediss:// across machines'
+  );
+}
+
 /** Pings Redis once, within `timeoutMs`; throws a QueueConnectionError naming the address otherwise. */
 export async function checkReachable(connection: QueueConnection, timeoutMs = 5000): Promise<void> {
   const client = new Redis({ ...connection.options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });

@@ -11,7 +11,7 @@ import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, shardSetProblem } fro
 import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
-import { checkReachable, type QueueConnection } from './connection.js';
+import { checkReachable, type QueueConnection, unprotectedWarning } from './connection.js';
 import { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
 import { DirectoryStore, shardName } from './store.js';
 
@@ -89,6 +89,8 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   const shardSize = o.shardSize ?? 1000;
   if (!Number.isSafeInteger(shardSize) || shardSize < 1) throw new Error(`options.shardSize must be a positive integer, received ${shardSize}`);
   await checkReachable(o.connection);
+  const warning = unprotectedWarning(o.connection);
+  if (warning) log(`warning: ${warning}`);
   const model = kind === 'features' ? resolve(o.model) : '';
   const out = resolve(o.out);
   const listing = await listDirectory(resolve(o.data));
@@ -113,6 +115,8 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   queue.on('error', (error) => log(`queue: ${error.message}`));
   try {
     const ids: string[] = [];
+    const jobs = new Map<string, ShardJob>();
+    const options = { attempts: o.attempts ?? 3, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false } as const;
     for (let index = 0; index < count; index++) {
       const start = index * shardSize;
       const end = Math.min(listing.paths.length, start + shardSize);
@@ -130,14 +134,9 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       };
       const id = `${set}-${index}`;
       ids.push(id);
+      jobs.set(id, data);
       // An existing id (a re-attached run) is left as it is: BullMQ ignores the add.
-      await queue.add('shard', data, {
-        jobId: id,
-        attempts: o.attempts ?? 3,
-        backoff: { type: 'fixed', delay: 1000 },
-        removeOnComplete: false,
-        removeOnFail: false,
-      });
+      await queue.add('shard', data, { ...options, jobId: id });
     }
     log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
     const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
@@ -145,6 +144,14 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
     for (;;) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
       const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+      // A Redis restarted without persistence has lost the jobs: each lost shard is queued again
+      // (its finished file, if any, is simply written once more), instead of waiting forever.
+      const lost = ids.filter((_, i) => states[i] === 'unknown');
+      if (lost.length > 0) {
+        log(`${lost.length} shard job${lost.length > 1 ? 's are' : ' is'} gone from Redis (restarted without persistence?): queued again`);
+        for (const id of lost) await queue.add('shard', jobs.get(id)!, { ...options, jobId: id });
+        continue;
+      }
       const failed = ids.filter((_, i) => states[i] === 'failed');
       for (const id of failed) {
         // A failed shard (its attempts spent) is retried once by the coordinator; then it is an error.
@@ -173,7 +180,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       if (done === count) break;
       await sleep(250);
     }
-    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths });
+    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths, labels: listing.labels });
     else await verifyPixelCache(out, o);
     return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone };
   } finally {
@@ -191,10 +198,11 @@ async function verifyPixelCache(dir: string, o: DistributedExtractOptions): Prom
 
 /**
  * Checks the shard set in `dir` against the listing it was made from: each shard file of the set
- * readable, one base model, and the rows of shard n exactly the listing's rows of shard n.
- * Foreign or damaged files are refused by name.
+ * readable, one base model, and the rows of shard n exactly the listing's rows of shard n, with
+ * their labels (a shard written by a forged job with relabelled rows is refused). Foreign or
+ * damaged files are refused by name.
  */
-export async function verifyShardSet(dir: string, expected: { set: string; count: number; paths: string[] }): Promise<void> {
+export async function verifyShardSet(dir: string, expected: { set: string; count: number; paths: string[]; labels: ArrayLike<number> }): Promise<void> {
   const store = new DirectoryStore(dir);
   const names = new Set(await store.list());
   const files = [];
@@ -216,6 +224,13 @@ export async function verifyShardSet(dir: string, expected: { set: string; count
     const want = expected.paths.slice(offset, offset + (shard.end - shard.start));
     if (!rows || rows.length !== want.length || rows.some((p, i) => p !== want[i]))
       throw new Error(`shard ${path} does not hold rows ${shard.start}–${shard.end} of the listing`);
+    const labels = table.getChild(FEATURE_COLUMNS.label)?.toArray() as ArrayLike<number | bigint> | undefined;
+    const wrong = labels ? Array.from(labels).findIndex((l, i) => Number(l) !== expected.labels[offset + i]) : 0;
+    if (wrong >= 0)
+      throw new Error(
+        `shard ${path}: ${labels ? `row ${offset + wrong} (${want[wrong]}) is labelled ${labels[wrong]}, the listing says ${expected.labels[offset + wrong]}` : 'has no label column'}; ` +
+          'it was not written from this listing (delete it and run the coordinator again to extract it anew)',
+      );
     files.push({ path, shard, model: table.schema.metadata.get(FEATURE_METADATA.baseModelSha256), rows: rows.length });
     offset += rows.length;
   }

@@ -3,7 +3,8 @@
  * Redis, a coordinator that lists once and checks the complete set, workers on any number of
  * machines writing shard files to a shared directory.
  */
-export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError, queueUrlFromConfig } from './connection.js';
+export { admitJob, JobRefusedError, MAX_JOB_BYTES, MAX_SHARD_ROWS, resolveRoots, type WorkerRoots } from './admit.js';
+export { checkReachable, parseQueueUrl, type QueueConnection, QueueConnectionError, queueUrlFromConfig, unprotectedWarning } from './connection.js';
 export {
   buildPixelCacheDistributed,
   type DistributedExtractOptions,

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
 
 /** The BullMQ queue every featherstack coordinator and worker uses (prefix with --queue-name for several). */
@@ -47,12 +47,29 @@ export interface ShardProgress {
   total: number;
 }
 
-/** sha256 over a tfjs model's model.json and its weight files, in manifest order. */
-export async function modelFileHash(modelJson: string): Promise<string> {
+/**
+ * sha256 of a base model: a Keras file (`.keras`, `.h5`) as it is, a tfjs model.json with its
+ * weight files in manifest order. Errors name the file and never quote its content (a forged
+ * job's path must not turn the error into a way to read a file).
+ */
+export async function modelFileHash(model: string): Promise<string> {
   const hash = createHash('sha256');
-  const text = await readFile(modelJson);
+  const text = await readFile(model);
   hash.update(text);
-  const manifest = JSON.parse(text.toString('utf8')) as { weightsManifest?: { paths: string[] }[] };
-  for (const group of manifest.weightsManifest ?? []) for (const p of group.paths) hash.update(await readFile(join(dirname(modelJson), p)));
+  if (!model.toLowerCase().endsWith('.json')) return hash.digest('hex');
+  let manifest: { weightsManifest?: { paths?: unknown }[] };
+  try {
+    manifest = JSON.parse(text.toString('utf8'));
+  } catch {
+    throw new Error(`${model} is not a tfjs model.json (it is not JSON)`);
+  }
+  for (const group of manifest.weightsManifest ?? []) {
+    for (const p of Array.isArray(group.paths) ? group.paths : []) {
+      // Weight files lie beside model.json: a manifest cannot name a file elsewhere.
+      if (typeof p !== 'string' || p.length === 0 || isAbsolute(p) || p.split(/[/\\]/).includes('..'))
+        throw new Error(`${model}: weight file ${JSON.stringify(String(p).slice(0, 80))} is not a path beside it`);
+      hash.update(await readFile(join(dirname(model), p)));
+    }
+  }
   return hash.digest('hex');
 }

@@ -4,23 +4,35 @@
  * `shard-<n>.arrow` in the store atomically. A worker killed mid-shard loses only that shard:
  * BullMQ's stalled-job check hands it to another worker once its lock expires. SIGTERM drains:
  * the current shard finishes, no new one is taken.
+ *
+ * A job is data from Redis: admitJob checks every field against this worker's roots before any
+ * file is read or written (see admit.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pixelBatch, SHARD_METADATA } from '@featherstack/common';
-import { defaultFeatureLayer, extractFeatures, extractionBatchFor, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { defaultFeatureLayer, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
 import { type LayersModel, loadTensorFlow, planThreads, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
-import { checkReachable, type QueueConnection } from './connection.js';
+import { admitJob, resolveRoots, type WorkerRoots } from './admit.js';
+import { checkReachable, type QueueConnection, unprotectedWarning } from './connection.js';
 import { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
 import { DirectoryStore, shardName } from './store.js';
 
 export interface WorkerOptions {
   connection: QueueConnection;
-  /** Decode workers of this machine (default: every core). */
+  /**
+   * Decode workers of this machine (default: for feature shards, planned from the base model's
+   * cost per image against decoding, as `run` and `extract` do; for pixel shards every core).
+   */
   workers?: number;
+  /**
+   * Where jobs may make this worker read images and models (`read`) and write shard directories
+   * (`write`); anything outside is refused. Default: the current directory for both.
+   */
+  roots?: Partial<WorkerRoots>;
   /** How long a job's lock lasts without renewal before another worker may take it over (ms). */
   lockDuration?: number;
   /** How often to look for stalled jobs (ms). */
@@ -44,11 +56,19 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await checkReachable(options.connection);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.log ?? (() => {});
+  const roots = await resolveRoots({ read: options.roots?.read ?? [process.cwd()], write: options.roots?.write ?? [process.cwd()] });
+  const warning = unprotectedWarning(options.connection);
+  if (warning) log(`warning: ${warning}`);
   const tf = loadTensorFlow();
-  const pool = createImagePool(options.workers !== undefined ? { workers: options.workers } : {});
-  const models = new Map<string, { model: LayersModel; layer: string; extractor: LayersModel }>();
+  const pools = new Pools(options.workers);
+  const models = new Map<string, LoadedModel>();
   let done = 0;
-  const worker = new Worker<ShardJob>(options.queueName ?? QUEUE_NAME, (job) => processShard(tf, pool, models, job, name, log).then(() => void done++), {
+  const handle = async (job: Job<ShardJob>) => {
+    const data = await admitJob(job.data, roots);
+    await processShard(tf, pools, models, job, data, name, log);
+    done++;
+  };
+  const worker = new Worker<ShardJob>(options.queueName ?? QUEUE_NAME, handle, {
     connection: options.connection.options,
     concurrency: 1,
     lockDuration: options.lockDuration ?? 30_000,
@@ -57,7 +77,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     name,
   });
   worker.on('error', (error) => log(`queue: ${error.message}`));
-  log(`worker ${name} waiting for shards on ${options.connection.display}`);
+  log(`worker ${name} waiting for shards on ${options.connection.display}; reads under ${roots.read.join(', ')}, writes under ${roots.write.join(', ')}`);
   return {
     name,
     get done() {
@@ -65,15 +85,51 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     async drain() {
       await worker.close();
-      await pool.close();
+      await pools.close();
       for (const m of models.values()) m.model.dispose();
     },
   };
 }
 
+interface LoadedModel {
+  model: LayersModel;
+  layer: string;
+  extractor: LayersModel;
+}
+
+/**
+ * The decode pool, sized for the job at hand: a light base needs more decode workers per
+ * TensorFlow thread than a heavy one (extractionWorkers), a pixel shard only decodes. Kept while
+ * consecutive jobs want the same size.
+ */
+class Pools {
+  private current: { workers: number; pool: ImagePool } | null = null;
+
+  constructor(private readonly fixed: number | undefined) {}
+
+  async get(model: LayersModel | null): Promise<ImagePool> {
+    const cores = availableParallelism();
+    const workers = this.fixed ?? (model ? extractionWorkers(model, cores) : cores);
+    if (this.current?.workers === workers) return this.current.pool;
+    await this.close();
+    this.current = { workers, pool: createImagePool({ workers }) };
+    return this.current.pool;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.current?.pool;
+    this.current = null;
+    await pool?.close();
+  }
+}
+
+/** A progress report; one Redis no longer holding the job (restarted without persistence) must not crash the worker. */
+function report(job: Job<ShardJob>, progress: ShardProgress): void {
+  job.updateProgress(progress).catch(() => {});
+}
+
 /** A pixel-cache shard: one pass of a flow over the shard's rows writes its cache, then it goes to the store. */
-async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: string, log: (line: string) => void) {
-  const d = job.data;
+async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, d: ShardJob, name: string, log: (line: string) => void) {
   const local = await mkdtemp(join(tmpdir(), 'featherstack-pixels-'));
   const file = join(local, shardName(d.shard.index, 'pixels'));
   // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
@@ -84,7 +140,7 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, name: stri
     let rows = 0;
     for await (const batch of flow.epoch(0)) {
       rows += batch.size;
-      void job.updateProgress({ worker: name, rows, total: d.paths.length } satisfies ShardProgress);
+      report(job, { worker: name, rows, total: d.paths.length });
     }
     await new DirectoryStore(d.output).put(file, shardName(d.shard.index, 'pixels'));
     log(`pixel shard ${d.shard.index + 1}/${d.shard.count}: ${d.paths.length} images`);
@@ -116,14 +172,14 @@ function shardFlow(pool: ImagePool, d: ShardJob, batchSize: number, options: Fil
 
 async function processShard(
   tf: Tf,
-  pool: ImagePool,
-  models: Map<string, { model: LayersModel; layer: string; extractor: LayersModel }>,
+  pools: Pools,
+  models: Map<string, LoadedModel>,
   job: Job<ShardJob>,
+  d: ShardJob,
   name: string,
   log: (line: string) => void,
 ) {
-  const d = job.data;
-  if (d.kind === 'pixels') return processPixelShard(pool, job, name, log);
+  if (d.kind === 'pixels') return processPixelShard(await pools.get(null), job, d, name, log);
   const base = d.model;
   if (!base) throw new Error(`feature shard ${d.shard.index} of ${d.set} names no base model`);
   // The model every worker loads must be the one the coordinator named: a shared directory that
@@ -140,7 +196,7 @@ async function processShard(
     models.set(key, loaded);
   }
   const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planThreads({}).replicas });
-  const flow = await shardFlow(pool, d, batchSize, { augment: { rescale: d.image.rescale, preprocess: d.image.preprocess } });
+  const flow = await shardFlow(await pools.get(loaded.extractor), d, batchSize, { augment: { rescale: d.image.rescale, preprocess: d.image.preprocess } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));
   try {
@@ -149,7 +205,7 @@ async function processShard(
       metadata: { [SHARD_METADATA]: JSON.stringify({ set: d.set, ...d.shard }) },
       featureLayer: loaded.layer,
       pooling: base.pooling,
-      onBatch: (p) => void job.updateProgress({ worker: name, rows: p.rows, total: p.total } satisfies ShardProgress),
+      onBatch: (p) => report(job, { worker: name, rows: p.rows, total: p.total }),
     });
     await new DirectoryStore(d.output).put(file, shardName(d.shard.index));
     log(`shard ${d.shard.index + 1}/${d.shard.count}: ${result.rows} rows in ${result.seconds.toFixed(1)} s`);

@@ -9,6 +9,8 @@ import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
+import { Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildPixelCacheDistributed,
@@ -32,8 +34,8 @@ let reference: Awaited<ReturnType<typeof readFeatureFile>>;
 let referencePath: string;
 const workers: ChildProcess[] = [];
 
-function startWorkerProcess(name: string, lockMs = 4000): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'worker-process.mjs'), redis.url, name, String(lockMs)], {
+function startWorkerProcess(name: string, lockMs = 4000, url = redis.url): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'worker-process.mjs'), url, name, String(lockMs)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   workers.push(child);
@@ -196,8 +198,13 @@ describe('distributed extraction on BullMQ and Redis', () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-shards-bad-'));
     const result = await extract(out);
     const listing = reference.paths;
-    const expected = { set: result.set, count: 5, paths: listing };
+    const expected = { set: result.set, count: 5, paths: listing, labels: reference.labels };
     await verifyShardSet(out, expected);
+    // Rows relabelled (what a forged job could write in place of a finished shard): refused by row.
+    const relabelled = Int32Array.from(reference.labels, (l, i) => (i === 250 ? (l + 1) % 10 : l));
+    await expect(verifyShardSet(out, { ...expected, labels: relabelled })).rejects.toThrow(
+      `shard ${join(out, 'shard-000002.arrow')}: row 250 (${listing[250]}) is labelled ${reference.labels[250]}, the listing says ${relabelled[250]}`,
+    );
     const third = join(out, 'shard-000002.arrow');
     writeFileSync(third, 'not arrow at all');
     await expect(verifyShardSet(out, expected)).rejects.toThrow(`shard ${third} is not a readable feature file`);
@@ -244,6 +251,88 @@ describe('distributed extraction on BullMQ and Redis', () => {
     await expect(flowFromDirectory(data, { ...options, cache: out })).rejects.toThrow(
       /pixel cache .*pixels-000001\.arrow was built from files that have changed since/,
     );
+  });
+
+  it('Redis restarted without persistence while shards wait: the coordinator queues the lost shards again and the set completes', async () => {
+    await stopWorkers();
+    const volatile = await startRedis({ persist: false });
+    try {
+      const out = await mkdtemp(join(tmpdir(), 'fs-shards-volatile-'));
+      const lines: string[] = [];
+      // The shards are queued with no worker yet; Redis then restarts empty, and only then do workers come.
+      let restarted: Promise<unknown> | null = null;
+      const result = await extractDistributed({
+        connection: parseQueueUrl(volatile.url),
+        model,
+        data: SHIPPED_VAL,
+        out,
+        ...settings,
+        log: (line) => lines.push(line),
+        onProgress: () => {
+          restarted ??= volatile.restart(300).then(() => Promise.all(['v1', 'v2'].map((n) => startWorkerProcess(n, 4000, volatile.url))));
+        },
+      });
+      await restarted;
+      expect(lines.some((l) => /^5 shard jobs are gone from Redis \(restarted without persistence\?\): queued again$/.test(l))).toBe(true);
+      expect(result).toMatchObject({ shards: 5, rows: 500 });
+      expectEqualToReference(await readFeatureFiles(out));
+    } finally {
+      await stopWorkers();
+      await volatile.stop();
+    }
+  });
+
+  it('forged jobs: a worker reads and writes nothing outside its roots, and queue status shows them escaped', async () => {
+    await stopWorkers();
+    await startWorkerProcess('guard');
+    const queue = new Queue('featherstack-extract', { connection: parseQueueUrl(redis.url).options });
+    const victim = await mkdtemp(join(tmpdir(), 'fs-forged-'));
+    const forged = {
+      kind: 'pixels',
+      set: '00000000000000aa',
+      model: null,
+      image: { imageSize: [28, 28], colorMode: 'grayscale', rescale: 1, preprocess: 'none', batchSize: null },
+      root: '/etc',
+      classNames: ['x'],
+      paths: ['hostname'],
+      labels: [0],
+      shard: { index: 0, count: 1, start: 0, end: 1 },
+      output: join(victim, 'out'),
+    };
+    const failure = async (id: string, data: unknown) => {
+      const job = await queue.add('shard', data as never, { jobId: id, attempts: 1 });
+      for (let i = 0; i < 200 && (await queue.getJobState(id)) !== 'failed'; i++) await new Promise((r) => setTimeout(r, 50));
+      return (await Job.fromId(queue, job.id!))!.failedReason;
+    };
+    try {
+      // An image outside every dataset, its pixels into a directory of the attacker's choosing.
+      expect(await failure('forged-read', forged)).toMatch(/^job refused: root "\/etc" is outside this worker's --root/);
+      // A path through shard.index.
+      expect(await failure('forged-index', { ...forged, root: SHIPPED_VAL, shard: { ...forged.shard, index: 'x/../../../escaped' } })).toBe(
+        'job refused: shard.index must be an integer from 0 to 0',
+      );
+      // A file's first characters through model.path's parse error.
+      const read = await failure('forged-model', {
+        ...forged,
+        kind: 'features',
+        root: SHIPPED_VAL,
+        model: { path: '/etc/passwd', sha256: 'a'.repeat(64), featureLayer: null, pooling: 'none' },
+      });
+      expect(read).toMatch(/^job refused: model\.path "\/etc\/passwd" is outside/);
+      expect(read).not.toContain('root:');
+      expect(readdirSync(victim)).toEqual([]);
+      // Raw terminal escapes, and a job left without data: queue status shows both, escaped.
+      expect(await failure('forged-escape', { ...forged, set: '\u001b[2J\u001b]0;owned\u0007' })).toBe('job refused: set holds control characters');
+      const redisClient = new Redis(parseQueueUrl(redis.url).options);
+      await redisClient.hdel('bull:featherstack-extract:forged-read', 'data');
+      redisClient.disconnect();
+      const status = await queueStatus(parseQueueUrl(redis.url));
+      expect(status.failed.find((f) => f.set.startsWith('\\u001b[2J'))).toMatchObject({ set: '\\u001b[2J\\u001b]0;owned\\u0007', shard: 0 });
+      expect(status.failed.find((f) => f.reason.includes('root "/etc"'))).toMatchObject({ set: '?', shard: -1 });
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 
   it('an unreachable Redis is one clear error naming the address, and a bad URL names the flag', async () => {

@@ -32,13 +32,15 @@ function which(): string {
   return found;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** `persist: false`: no append-only file and no snapshot, so a restart loses every key. */
+export async function startRedis(options: { persist?: boolean } = {}): Promise<RedisServer> {
+  const persistence = options.persist === false ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
   const bin = which();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'fs-redis-'));
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], {
+    child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...persistence, '--save', ''], {
       stdio: 'ignore',
     });
     for (let i = 0; i < 100; i++) {

@@ -40,16 +40,6 @@ function common(s: ImageSettings) {
   };
 }
 
-/**
- * Extraction is inference: larger batches amortise TensorFlow's per-op overhead and change no
- * feature (each row depends on its own image only). Up to 256 images, and no more than 4M input
- * values a batch: at 224² RGB a batch of 256 held 1.6 GB of first-layer activations (peak RSS
- * 5.5 GB) for no gain, since per-op overhead is nothing beside a 224² convolution.
- */
-export function extractionBatch(s: Pick<ImageSettings, 'imageSize' | 'colorMode' | 'batchSize'>): number {
-  return Math.max(s.batchSize, pixelBatch(s.imageSize, s.colorMode));
-}
-
 /** The augmented training flow (shuffled): what the base trains on. */
 export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string): Promise<ImageFlow> {
   return flowFromDirectory(dir, { ...common(s), ...(cache ? { cache } : {}), shuffle: true, augment: { ...augment, preprocess: s.preprocess ?? 'none' } });

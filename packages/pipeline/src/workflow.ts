@@ -4,7 +4,7 @@
  */
 import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
+import { CHANNELS, FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
 import {
   createBaseModel,
   type EpochLog,
@@ -33,7 +33,7 @@ import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/i
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
 import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
-import { extractionBatch, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+import { type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
 import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
@@ -187,6 +187,8 @@ class Workflow {
 
   private async runWith(tf: Tf, pool: ImagePool, imported: ImportedBase | undefined): Promise<WorkflowResult> {
     const { o, plan } = this;
+    // The seed CNN is built before the flows: like an imported base, it sizes the extraction batch.
+    const seedBase = imported ? undefined : createBaseModel(tf, { inputShape: [...o.imageSize, CHANNELS[o.colorMode]], seed: o.seed });
     const settings: ImageSettings = {
       imageSize: imported?.imageSize ?? o.imageSize,
       colorMode: imported?.colorMode ?? o.colorMode,
@@ -204,7 +206,7 @@ class Workflow {
     const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
     const extractSettings = {
       ...settings,
-      batchSize: imported ? extractionBatchFor(imported.extractor, { replicas: plan.replicas }) : extractionBatch(settings),
+      batchSize: extractionBatchFor(imported?.extractor ?? seedBase!, { replicas: plan.replicas }),
     };
     const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
@@ -215,7 +217,7 @@ class Workflow {
           `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
       );
       this.clock.mark('setup');
-      const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, train!, val, settings);
+      const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, seedBase!, train!, val);
       this.clock.mark('base');
       const features = await this.extract(tf, plan, trained.extractor, trained.featureLayer, plainTrain, val);
       this.clock.mark('extract');
@@ -267,10 +269,9 @@ class Workflow {
     );
   }
 
-  private async trainBase(tf: Tf, plan: ThreadPlan, train: ImageFlow, val: ImageFlow, settings: ImageSettings) {
+  private async trainBase(tf: Tf, plan: ThreadPlan, base: LayersModel, train: ImageFlow, val: ImageFlow) {
     const { o } = this;
-    const [h, w] = settings.imageSize;
-    const base = createBaseModel(tf, { inputShape: [h, w, train.image.channels], seed: o.seed });
+    const [h, w] = o.imageSize;
     const trainer = withClassifier(tf, base, train.classNames.length, o.seed + 1000);
     // Refused by its options before the first step: a plan that does not fit ends in an
     // out-of-memory crash (SIGSEGV, no message) with a partial pixel cache behind it.

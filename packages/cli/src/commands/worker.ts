@@ -10,6 +10,8 @@ export async function queueUrl(opts: { queue?: string; config?: string }): Promi
   return queueUrlFromConfig(opts.config);
 }
 
+const collect = (value: string, previous: string[]) => [...previous, value];
+
 const CONFIG_HELP = "a YAML or JSON file with the queue's URL under 'queue' (used when --queue is not given)";
 
 export function register(program: Command): void {
@@ -26,6 +28,13 @@ export function register(program: Command): void {
       parse.int('--lock-duration'),
     )
     .option('--stalled-interval <ms>', 'how often to look for shards of dead workers (default 30000)', parse.int('--stalled-interval'))
+    .option(
+      '--root <dir>',
+      'a directory jobs may make this worker read images and models under (repeat for several; default the current directory); anything else is refused',
+      collect,
+      [] as string[],
+    )
+    .option('--output-root <dir>', 'a directory jobs may make this worker write shards under (repeat for several; default the current directory)', collect, [] as string[])
     .action(async (opts) => {
       const { parseQueueUrl, startWorker } = await import('@featherstack/cluster');
       const worker = await startWorker({
@@ -34,6 +43,7 @@ export function register(program: Command): void {
         ...(opts.name ? { name: opts.name } : {}),
         ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
         ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
+        roots: { ...(opts.root.length ? { read: opts.root } : {}), ...(opts.outputRoot.length ? { write: opts.outputRoot } : {}) },
         log: (line) => process.stderr.write(`${line}\n`),
       });
       await new Promise<void>((resolve) => {
@@ -100,7 +110,8 @@ export function register(program: Command): void {
       }
       const c = status.counts;
       process.stdout.write(`${status.queue}: ${c.waiting} waiting, ${c.active} active, ${c.delayed} delayed, ${c.failed} failed, ${c.completed} done\n`);
-      for (const a of status.active) process.stdout.write(`  shard ${a.shard + 1}/${a.of} of ${a.set}: ${a.worker ?? '(starting)'} at ${a.rows}/${a.total}\n`);
-      for (const f of status.failed) process.stdout.write(`  failed: shard ${f.shard + 1} of ${f.set} after ${f.attempts} attempts: ${f.reason}\n`);
+      const n = (k: number) => (k < 0 ? '?' : String(k + 1));
+      for (const a of status.active) process.stdout.write(`  shard ${n(a.shard)}/${a.of < 0 ? '?' : a.of} of ${a.set}: ${a.worker ?? '(starting)'} at ${a.rows}/${a.total}\n`);
+      for (const f of status.failed) process.stdout.write(`  failed: shard ${n(f.shard)} of ${f.set} after ${f.attempts} attempts: ${f.reason}\n`);
     });
 }
