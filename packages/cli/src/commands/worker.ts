@@ -34,7 +34,12 @@ export function register(program: Command): void {
       collect,
       [] as string[],
     )
-    .option('--output-root <dir>', 'a directory jobs may make this worker write shards under (repeat for several; default the current directory)', collect, [] as string[])
+    .option(
+      '--output-root <dir>',
+      'a directory jobs may make this worker write shards under (repeat for several; default the current directory)',
+      collect,
+      [] as string[],
+    )
     .action(async (opts) => {
       const { parseQueueUrl, startWorker } = await import('@featherstack/cluster');
       const worker = await startWorker({
@@ -111,7 +116,8 @@ export function register(program: Command): void {
       const c = status.counts;
       process.stdout.write(`${status.queue}: ${c.waiting} waiting, ${c.active} active, ${c.delayed} delayed, ${c.failed} failed, ${c.completed} done\n`);
       const n = (k: number) => (k < 0 ? '?' : String(k + 1));
-      for (const a of status.active) process.stdout.write(`  shard ${n(a.shard)}/${a.of < 0 ? '?' : a.of} of ${a.set}: ${a.worker ?? '(starting)'} at ${a.rows}/${a.total}\n`);
+      for (const a of status.active)
+        process.stdout.write(`  shard ${n(a.shard)}/${a.of < 0 ? '?' : a.of} of ${a.set}: ${a.worker ?? '(starting)'} at ${a.rows}/${a.total}\n`);
       for (const f of status.failed) process.stdout.write(`  failed: shard ${n(f.shard)} of ${f.set} after ${f.attempts} attempts: ${f.reason}\n`);
     });
 }
