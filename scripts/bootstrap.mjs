@@ -100,19 +100,22 @@ function ensureRedis() {
 
 /**
  * The Keras import tests compare against goldens that Python Keras writes at test time
- * (benchmarks/golden/keras_backbones.py), and the backbone benchmarks run Keras beside featherstack:
- * a machine without Python TensorFlow gets the tensorflow-cpu wheel with pip (the same version
- * provisioning takes libtensorflow from). `--retries 0`: an unreachable index fails at once
+ * (benchmarks/golden/keras_backbones.py), the backbone benchmarks run Keras beside featherstack, and
+ * the interop test reads a feature file with pyarrow: a machine without them gets the
+ * tensorflow-cpu wheel (the same version provisioning takes libtensorflow from) and pyarrow with pip. `--retries 0`: an unreachable index fails at once
  * instead of being retried with back-off for every package.
  */
 function ensurePythonTensorflow() {
   const python = process.env.PYTHON ?? 'python3';
-  if (spawnSync(python, ['-c', 'import tensorflow, keras, h5py'], { stdio: 'ignore', env: { ...env, TF_CPP_MIN_LOG_LEVEL: '3' } }).status === 0) return;
-  process.stderr.write('\n▶ install Python TensorFlow for the Keras golden tests (pip install tensorflow-cpu==2.21.0)\n');
-  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'tensorflow-cpu==2.21.0'], { stdio: 'inherit', env });
+  if (spawnSync(python, ['-c', 'import tensorflow, keras, h5py, pyarrow'], { stdio: 'ignore', env: { ...env, TF_CPP_MIN_LOG_LEVEL: '3' } }).status === 0) return;
+  process.stderr.write('\n▶ install Python TensorFlow and pyarrow for the Keras golden and Arrow interop tests (pip install tensorflow-cpu==2.21.0 pyarrow)\n');
+  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'tensorflow-cpu==2.21.0', 'pyarrow'], {
+    stdio: 'inherit',
+    env,
+  });
   if (result.status !== 0) {
     process.stderr.write(
-      `✖ could not pip install tensorflow-cpu (${result.error?.message ?? `exit ${result.status}`}); the Keras import tests will fail: install it, or set PYTHON to a python3 that has it\n`,
+      `✖ could not pip install tensorflow-cpu and pyarrow (${result.error?.message ?? `exit ${result.status}`}); the Keras import and Arrow interop tests will fail: install them, or set PYTHON to a python3 that has it\n`,
     );
   }
 }

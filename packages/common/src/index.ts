@@ -7,4 +7,4 @@ export { writeDirectoryAtomic, writeFileAtomic } from './files.js';
 export * from './formats/index.js';
 export { Covariance, symmetricEigen } from './linalg.js';
 export { CounterRng, epochOrder, hashKeys, Stream } from './rng.js';
-export { describe, invalidOption, is, nonNegativeInt, OptionError, positiveInt } from './validate.js';
+export { describe, invalidOption, is, OptionError, positiveInt } from './validate.js';

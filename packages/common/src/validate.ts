@@ -50,10 +50,3 @@ export function positiveInt(name: string, value: unknown, fallback: number, Kind
   if (!is.positiveInteger(value)) throw invalidOption(name, 'a positive integer', value, Kind);
   return value;
 }
-
-/** Like positiveInt, for integers ≥ 0. */
-export function nonNegativeInt(name: string, value: unknown, fallback: number, Kind: OptionErrorClass = OptionError): number {
-  if (value === undefined) return fallback;
-  if (!is.nonNegativeInteger(value)) throw invalidOption(name, 'a non-negative integer', value, Kind);
-  return value;
-}

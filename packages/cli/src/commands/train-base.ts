@@ -1,6 +1,5 @@
 /** `featherstack train-base`: the base on its own, in process or in a trainer worker thread. */
-import { SEED_AUGMENT, trainBaseStage } from '@featherstack/pipeline';
-import type { ColorMode } from '@featherstack/images';
+import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineOptions, printResult } from '../render/output.js';
@@ -11,12 +10,12 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'training images, one subdirectory per class')
     .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
     .option('--out <dir>', 'output directory', 'runs/base')
-    .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as ColorMode)
-    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), 32)
-    .option('--epochs <n>', 'epochs', parse.int('--epochs'), 5)
+    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
+    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
+    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), RUN_DEFAULTS.batchSize)
+    .option('--epochs <n>', 'epochs', parse.int('--epochs'), RUN_DEFAULTS.baseEpochs)
     .option('--patience <n>', 'early stopping on validation loss (needs --validation)', parse.int('--patience'))
-    .option('--seed <n>', 'seed', parse.int('--seed'), 42)
+    .option('--seed <n>', 'seed (as run)', parse.int('--seed'), RUN_DEFAULTS.seed)
     .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
     .option('--json', 'print JSON')
     .action(async (opts) => {
@@ -29,7 +28,7 @@ export function register(program: Command): void {
         batchSize: opts.batchSize,
         epochs: opts.epochs,
         seed: opts.seed,
-        augment: SEED_AUGMENT,
+        augment: RUN_DEFAULTS.augment,
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
         ...engineFrom(opts),
         worker: opts.worker ?? false,

@@ -1,5 +1,5 @@
 /** `featherstack train-head`: a head from feature files, saved with its evaluation. */
-import { trainHeadStage } from '@featherstack/pipeline';
+import { RUN_DEFAULTS, trainHeadStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { printResult } from '../render/output.js';
@@ -13,11 +13,11 @@ export function register(program: Command): void {
     .requiredOption('--val <file>', 'validation feature file')
     .option('--out <dir>', 'output directory', 'runs/head')
     .option('--units <list>', 'hidden dense layers, comma-separated (empty for none)', parse.units, [128])
-    .option('--epochs <n>', 'epochs', parse.int('--epochs'), 10)
+    .option('--epochs <n>', 'epochs', parse.int('--epochs'), RUN_DEFAULTS.headEpochs)
     .option('--patience <n>', 'early stopping on validation loss', parse.int('--patience'))
     .option('--stream <rows>', 'read the training files batch by batch through a shuffle buffer of this many rows', parse.int('--stream'))
     .option('--recurrent <kind:units>', 'a GRU or LSTM head over features declared as sequences (gru:32)', parse.recurrentHead)
-    .option('--seed <n>', 'seed', parse.int('--seed'), 7)
+    .option('--seed <n>', 'seed (as run)', parse.int('--seed'), RUN_DEFAULTS.seed)
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const progress = new Progress({ json: opts.json });

@@ -1,4 +1,5 @@
 /** `featherstack worker` and `featherstack queue status`: the job queue's workers, and what they do. */
+import { RUN_DEFAULTS } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { printResult } from '../render/output.js';
@@ -80,8 +81,8 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'the shard directory every worker can write')
     .option('--queue <url>', 'the job queue (also FEATHERSTACK_QUEUE)')
     .option('--config <file>', CONFIG_HELP)
-    .option('--image-size <HxW>', 'target image size', parse.size, [28, 28] as [number, number])
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, 'grayscale' as const)
+    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
+    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
     .option('--shard-size <n>', 'images per shard', parse.int('--shard-size'), 1000)
     .option('--json', 'print JSON')
     .action(async (opts) => {

@@ -49,12 +49,6 @@ export class GraphReplicas {
   private readonly gradLength: number;
   private grads: Float32Array[] | null = null;
   private sum: Float32Array | null = null;
-  /**
-   * Milliseconds spent per phase of multi-replica steps, summed (gradients of the slices, their
-   * reduction, the update): what the scaling model in the README is fitted on.
-   */
-  readonly timings = { steps: 0, computeMs: 0, reduceMs: 0, applyMs: 0 };
-
   /** @internal Use GraphReplicas.open(). */
   constructor(compiled: CompiledGraph, options: ReplicaOptions) {
     this.compiled = compiled;
@@ -150,7 +144,6 @@ export class GraphReplicas {
     this.sum ??= new Float32Array(new SharedArrayBuffer(this.gradLength * 4));
     const grads = this.grads;
     const sum = this.sum;
-    const t0 = performance.now();
     await Promise.all(
       slices.map(({ replica, begin, end }, i) => {
         const [loss, correct] = stats[i]!;
@@ -158,7 +151,6 @@ export class GraphReplicas {
         return this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end), scale }, { loss_sum: loss, correct, ...fetches });
       }),
     );
-    const t1 = performance.now();
     const parts = slices.map((s) => grads[s.replica]!);
     const n = this.sessions.length;
     await Promise.all(
@@ -167,13 +159,7 @@ export class GraphReplicas {
     const fed = Object.fromEntries(
       this.gradViews(sum).map((view, k) => [`grad_in/${k}`, { data: view, shape: this.compiled.variables[this.compiled.trainable[k]!]!.shape }]),
     );
-    const t2 = performance.now();
     await Promise.all(this.sessions.map((s) => s.run({ ...fed, ...hyper }, {}, ['apply_fed'])));
-    const t3 = performance.now();
-    this.timings.steps++;
-    this.timings.computeMs += t1 - t0;
-    this.timings.reduceMs += t2 - t1;
-    this.timings.applyMs += t3 - t2;
     return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
   }
 

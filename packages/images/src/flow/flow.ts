@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { epochOrder } from '@featherstack/common';
-import type { RecordBatch, Schema } from 'apache-arrow';
+import type { Schema } from 'apache-arrow';
 import type { AugmentSpec } from '../augment.js';
 import { imageBatchSchema } from '../batch/arrow.js';
 import type { BatchLayout, ClassMode, ImageBatch } from '../batch/batch.js';
@@ -144,11 +144,6 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const from = options.from ?? 0;
     if (!Number.isInteger(from) || from < 0) throw invalidOption('from', 'a non-negative batch index', from);
     return this.run(epoch, this.settings(), options.signal, from);
-  }
-
-  /** The batches of `epoch` as Arrow RecordBatches viewing the batch memory (valid until the next one is requested). */
-  async *recordBatches(epoch: number, options: { signal?: AbortSignal } = {}): AsyncGenerator<RecordBatch, void, undefined> {
-    for await (const batch of this.epoch(epoch, options)) yield batch.toRecordBatch();
   }
 
   /**

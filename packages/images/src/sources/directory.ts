@@ -16,7 +16,6 @@ import { join, relative, sep } from 'node:path';
 import { DatasetError, invalidOption } from '../errors.js';
 
 export const KERAS_EXTENSIONS = ['png', 'jpg', 'jpeg', 'bmp', 'ppm', 'tif', 'tiff'] as const;
-export const OPTIONAL_EXTENSIONS = ['webp', 'gif'] as const;
 
 /** Compares strings by Unicode code point, as Python's `sorted` does (JS's default is UTF-16 units). */
 export function codePointCompare(a: string, b: string): number {
