@@ -5,15 +5,16 @@
  * the pool's workers for every file and exported as `loadImage` for single files.
  */
 import { readFile } from 'node:fs/promises';
-import { CHANNELS } from '@featherstack/common';
+import { CHANNELS, INTERPOLATION_CHOICES } from '@featherstack/common';
 import sharp from 'sharp';
 import { decodeBmp, isBmp } from './decoders/bmp.js';
+import { decodeGif, isGif } from './decoders/gif.js';
 import type { DecodedImage } from './decoders/image.js';
 import { decodePng, isPng } from './decoders/png.js';
 import { decodePnm, isPnm } from './decoders/pnm.js';
 import { ImageDecodeError, invalidOption } from './errors.js';
 import type { ColorMode, ImageSpec, Interpolation } from './pool/protocol.js';
-import { pilResize } from './transforms/resample.js';
+import { pilResize, type ResampleFilter } from './transforms/resample.js';
 
 /** A region of the source image, in pixels. */
 export interface Box {
@@ -23,7 +24,8 @@ export interface Box {
   height: number;
 }
 
-const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3' } as const;
+/** libvips' kernel for each filter under `fastDecode` (libvips has no box or Hamming kernel: linear is nearest to both). */
+const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3', box: 'linear', hamming: 'linear' } as const;
 
 /**
  * Decodes file bytes into Pillow's view of the image. PNG, BMP and PBM/PGM/PPM go through this
@@ -35,19 +37,70 @@ export async function decodeImage(bytes: Buffer, pixelLimit: number): Promise<De
   if (isPng(bytes)) return decodePng(bytes, pixelLimit);
   if (isBmp(bytes)) return decodeBmp(bytes, pixelLimit);
   if (isPnm(bytes)) return decodePnm(bytes, pixelLimit);
+  if (isGif(bytes)) return decodeGif(bytes, pixelLimit);
   const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   const input = () => sharp(bytes, { limitInputPixels: pixelLimit, failOn: 'error', ignoreIcc: true });
-  if (!jpeg) {
-    const meta = await input().metadata();
-    if (meta.channels === 1 && meta.depth === 'ushort') {
-      // 16-bit grayscale (TIFF): Pillow's I;16, values kept.
-      const { data, info } = await input().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
-      return { data: new Uint16Array(data.buffer, data.byteOffset, info.width * info.height), width: info.width, height: info.height, channels: 1 };
-    }
+  // Pillow applies a TIFF's orientation tag on load (it ignores JPEG's and WebP's EXIF orientation).
+  const meta = jpeg ? null : await input().metadata();
+  const orientation = meta?.format === 'tiff' ? (meta.orientation ?? 1) : 1;
+  if (meta?.channels === 1 && meta.depth === 'ushort') {
+    // 16-bit grayscale (TIFF): Pillow's I;16, values kept.
+    const { data, info } = await input().toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+    return orient(
+      { data: new Uint16Array(data.buffer, data.byteOffset, info.width * info.height), width: info.width, height: info.height, channels: 1 },
+      orientation,
+    );
   }
   const { data, info } = await input().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   if (info.channels !== 3 && info.channels !== 4) throw new Error(`decoded to ${info.channels} channels, expected 3 or 4`);
-  return { data, width: info.width, height: info.height, channels: info.channels };
+  return orient({ data, width: info.width, height: info.height, channels: info.channels }, orientation);
+}
+
+/**
+ * The image as TIFF orientation `orientation` (1–8, EXIF's numbering) says to display it: Pillow's
+ * transposes (2 mirror, 3 rotate 180°, 4 flip, 5 transpose, 6 rotate 90° clockwise, 7 transverse,
+ * 8 rotate 90° anticlockwise).
+ */
+export function orient(image: DecodedImage, orientation: number): DecodedImage {
+  if (!(orientation >= 2 && orientation <= 8)) return image;
+  const { width: w, height: h, channels: c, data } = image;
+  const swap = orientation >= 5;
+  const W = swap ? h : w;
+  const H = swap ? w : h;
+  const out = data instanceof Uint16Array ? new Uint16Array(data.length) : new Uint8Array(data.length);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      // (sx, sy): the stored pixel shown at (x, y).
+      let sx: number;
+      let sy: number;
+      switch (orientation) {
+        case 2:
+          [sx, sy] = [w - 1 - x, y];
+          break;
+        case 3:
+          [sx, sy] = [w - 1 - x, h - 1 - y];
+          break;
+        case 4:
+          [sx, sy] = [x, h - 1 - y];
+          break;
+        case 5:
+          [sx, sy] = [y, x];
+          break;
+        case 6:
+          [sx, sy] = [y, h - 1 - x];
+          break;
+        case 7:
+          [sx, sy] = [w - 1 - y, h - 1 - x];
+          break;
+        default:
+          [sx, sy] = [w - 1 - y, x];
+      }
+      const o = (y * W + x) * c;
+      const i = (sy * w + sx) * c;
+      for (let k = 0; k < c; k++) out[o + k] = data[i + k]!;
+    }
+  }
+  return { data: out, width: W, height: H, channels: c };
 }
 
 /**
@@ -116,7 +169,10 @@ export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 
     for (let i = 0; i < src.length; i++) src[i] = Math.min(255, image.data[i]!);
   } else src = image.data;
   const sc = image.channels;
-  if (interpolation === 'nearest' || (box.width === W && box.height === H)) {
+  // Keras resizes only when the size differs; Pillow then never short-cuts a filter, even for a crop
+  // of the target's size, so RGBA still goes through its premultiplied round trip.
+  const unchanged = box.left === 0 && box.top === 0 && box.width === width && box.height === height && W === width && H === height;
+  if (interpolation === 'nearest' || unchanged) {
     const out = new Uint8Array(W * H * C);
     const xs = nearestIndices(box.left, box.width, W);
     const ys = nearestIndices(box.top, box.height, H);
@@ -129,7 +185,7 @@ export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 
   // Filtered resize: convert colour first (Keras converts before resizing), then Pillow's resample.
   const converted = new Uint8Array(width * height * C);
   for (let i = 0, o = 0; o < converted.length; i += sc, o += C) convertPixel(src, i, sc, converted, o, C);
-  return pilResize(converted, width, height, C, box, W, H, interpolation as 'bilinear' | 'bicubic' | 'lanczos');
+  return pilResize(converted, width, height, C, box, W, H, interpolation as ResampleFilter);
 }
 
 /**
@@ -192,7 +248,7 @@ export async function loadImage(path: string, options: LoadImageOptions = {}): P
   const colorMode = options.colorMode ?? 'rgb';
   if (!(colorMode in CHANNELS)) throw invalidOption('colorMode', "'grayscale', 'rgb' or 'rgba'", colorMode);
   const interpolation = options.interpolation ?? 'nearest';
-  if (!(interpolation in KERNELS)) throw invalidOption('interpolation', "'nearest', 'bilinear', 'bicubic' or 'lanczos'", interpolation);
+  if (!(interpolation in KERNELS)) throw invalidOption('interpolation', INTERPOLATION_CHOICES, interpolation);
   const size = options.targetSize;
   if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((v) => Number.isInteger(v) && v > 0))) {
     throw invalidOption('targetSize', '[height, width] of positive integers', size);

@@ -179,7 +179,7 @@ describe('bad input', () => {
       'options.targetSize must be [height, width] of positive integers, received 28',
     );
     await expect(flowFromDirectory(root, { interpolation: 'area' as never })).rejects.toThrow(
-      `options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`,
+      `options.interpolation must be 'nearest', 'bilinear', 'bicubic', 'lanczos', 'box' or 'hamming', received "area"`,
     );
     await expect(flowFromDirectory(root, { seed: 1.5 })).rejects.toThrow('options.seed must be an integer, received 1.5');
     await expect(flowFromDirectory(root, { prefetch: -1 })).rejects.toThrow('options.prefetch must be a positive integer, received -1');

@@ -220,7 +220,7 @@ describe('a listing made elsewhere (flowFromListing) and single files (loadImage
     await expect(loadImage(file, { colorMode: 'cmyk' as never })).rejects.toThrow(`options.colorMode must be 'grayscale', 'rgb' or 'rgba', received "cmyk"`);
     await expect(loadImage(file, { targetSize: [0, 4] })).rejects.toThrow('options.targetSize must be [height, width] of positive integers, received [0, 4]');
     await expect(loadImage(file, { interpolation: 'area' as never })).rejects.toThrow(
-      `options.interpolation must be 'nearest', 'bilinear', 'bicubic' or 'lanczos', received "area"`,
+      `options.interpolation must be 'nearest', 'bilinear', 'bicubic', 'lanczos', 'box' or 'hamming', received "area"`,
     );
     await writeFile(join(dir, 'bad.png'), 'not an image');
     await expect(loadImage(join(dir, 'bad.png'))).rejects.toThrow(`cannot load image ${join(dir, 'bad.png')}: `);

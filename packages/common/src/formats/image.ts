@@ -1,10 +1,15 @@
 /** Image settings as every file records them: the pixel cache, feature files, the stacked model. */
 
 export type ColorMode = 'grayscale' | 'rgb' | 'rgba';
-export type Interpolation = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos';
+/** Keras's `load_img` filters: Pillow's resampling filters by their Keras names. */
+export type Interpolation = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos' | 'box' | 'hamming';
 
 export const COLOR_MODES: readonly ColorMode[] = ['grayscale', 'rgb', 'rgba'];
-export const INTERPOLATIONS: readonly Interpolation[] = ['nearest', 'bilinear', 'bicubic', 'lanczos'];
+export const INTERPOLATIONS: readonly Interpolation[] = ['nearest', 'bilinear', 'bicubic', 'lanczos', 'box', 'hamming'];
+/** The filters as an option's error message lists them. */
+export const INTERPOLATION_CHOICES = `${INTERPOLATIONS.slice(0, -1)
+  .map((i) => `'${i}'`)
+  .join(', ')} or '${INTERPOLATIONS.at(-1)}'`;
 export const CHANNELS: Readonly<Record<ColorMode, 1 | 3 | 4>> = { grayscale: 1, rgb: 3, rgba: 4 };
 
 /**

@@ -17,7 +17,7 @@ export {
   type ShardInfo,
   shardSetProblem,
 } from './features.js';
-export { CHANNELS, COLOR_MODES, type ColorMode, INTERPOLATIONS, type Interpolation, pixelBatch } from './image.js';
+export { CHANNELS, COLOR_MODES, type ColorMode, INTERPOLATION_CHOICES, INTERPOLATIONS, type Interpolation, pixelBatch } from './image.js';
 export { parseStackedMetadata, STACKED_FORMAT, STACKED_METADATA_FILE, type StackedMetadata } from './stacked.js';
 
 /** Schema metadata key of a pixel cache (JSON: the images and settings it was built for). */

@@ -5,7 +5,16 @@
 import { randomInt } from 'node:crypto';
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import { CHANNELS, type ColorMode, COLOR_MODES, positiveInt as commonPositiveInt, INTERPOLATIONS, type Interpolation, is } from '@featherstack/common';
+import {
+  CHANNELS,
+  type ColorMode,
+  COLOR_MODES,
+  positiveInt as commonPositiveInt,
+  INTERPOLATION_CHOICES,
+  INTERPOLATIONS,
+  type Interpolation,
+  is,
+} from '@featherstack/common';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from '../augment.js';
 import type { ClassMode } from '../batch/batch.js';
 import { ImageOptionError, invalidOption } from '../errors.js';
@@ -151,7 +160,7 @@ function resolveImage(source: FlowSource, options: FlowOptions): ImageSpec {
     if (!is.oneOf(colorMode, COLOR_MODES)) throw invalidOption('colorMode', "'grayscale', 'rgb' or 'rgba'", colorMode);
   }
   const interpolation = options.interpolation ?? 'nearest';
-  if (!is.oneOf(interpolation, INTERPOLATIONS)) throw invalidOption('interpolation', "'nearest', 'bilinear', 'bicubic' or 'lanczos'", interpolation);
+  if (!is.oneOf(interpolation, INTERPOLATIONS)) throw invalidOption('interpolation', INTERPOLATION_CHOICES, interpolation);
   return {
     height,
     width,

@@ -1,5 +1,5 @@
 /**
- * Pillow's convolution resize (Image.resize with BILINEAR, BICUBIC or LANCZOS), reimplemented
+ * Pillow's convolution resize (Image.resize with BOX, BILINEAR, HAMMING, BICUBIC or LANCZOS), reimplemented
  * to the bit so that Keras's `load_img(..., interpolation=...)` is reproduced exactly: separable
  * passes (horizontal, then vertical over the rows it needs), filter support widened by the
  * downscale factor (antialiasing), coefficients normalised and rounded to 22-bit fixed point,
@@ -8,7 +8,7 @@
  * @internal
  */
 
-export type ResampleFilter = 'bilinear' | 'bicubic' | 'lanczos';
+export type ResampleFilter = 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
 const PRECISION_BITS = 32 - 8 - 2;
 const ONE = 2 ** PRECISION_BITS;
@@ -21,6 +21,17 @@ function sinc(x: number): number {
 }
 
 const FILTERS: Record<ResampleFilter, { support: number; f: (x: number) => number }> = {
+  box: { support: 0.5, f: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
+  hamming: {
+    support: 1,
+    f: (x) => {
+      const t = Math.abs(x);
+      if (t === 0) return 1;
+      if (t >= 1) return 0;
+      const px = t * Math.PI;
+      return (Math.sin(px) / px) * (0.54 + 0.46 * Math.cos(px));
+    },
+  },
   bilinear: {
     support: 1,
     f: (x) => {
@@ -90,15 +101,104 @@ function mulDiv255(a: number, b: number): number {
   return ((t >> 8) + t) >> 8;
 }
 
+/** A region of the source, in pixels (fractional edges allowed, as Pillow's box). */
+interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/** One horizontal pass over rows [first, first + rows) of `src`: outW samples per row. */
+function horizontalPass(
+  src: Uint8Array,
+  width: number,
+  channels: number,
+  first: number,
+  rows: number,
+  x0: number,
+  x1: number,
+  outW: number,
+  filter: ResampleFilter,
+): Uint8Array {
+  const hor = coefficients(width, x0, x1, outW, filter);
+  const out = new Uint8Array(outW * rows * channels);
+  for (let yy = 0; yy < rows; yy++) {
+    const srcRow = (yy + first) * width * channels;
+    for (let xx = 0; xx < outW; xx++) {
+      const xmin = hor.bounds[xx * 2]!;
+      const xmax = hor.bounds[xx * 2 + 1]!;
+      const kb = xx * hor.ksize;
+      for (let c = 0; c < channels; c++) {
+        let ss = HALF;
+        for (let x = 0; x < xmax; x++) ss += src[srcRow + (x + xmin) * channels + c]! * hor.k[kb + x]!;
+        out[(yy * outW + xx) * channels + c] = clip8(ss);
+      }
+    }
+  }
+  return out;
+}
+
+/** One vertical pass: `src` holds rows from `rowOffset` of an image `inH` rows high. */
+function verticalPass(src: Uint8Array, width: number, channels: number, rowOffset: number, vert: Coefficients, outH: number): Uint8Array {
+  const out = new Uint8Array(width * outH * channels);
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = vert.bounds[yy * 2]! - rowOffset;
+    const ymax = vert.bounds[yy * 2 + 1]!;
+    const kb = yy * vert.ksize;
+    for (let xx = 0; xx < width; xx++) {
+      for (let c = 0; c < channels; c++) {
+        let ss = HALF;
+        for (let y = 0; y < ymax; y++) ss += src[((y + ymin) * width + xx) * channels + c]! * vert.k[kb + y]!;
+        out[(yy * width + xx) * channels + c] = clip8(ss);
+      }
+    }
+  }
+  return out;
+}
+
+/** Pillow's ImagingResample: horizontal pass over the rows the vertical pass needs, then vertical. */
+function resample(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  box: Region,
+  outW: number,
+  outH: number,
+  filter: ResampleFilter,
+): Uint8Array {
+  const x0 = box.left;
+  const x1 = box.left + box.width;
+  const y0 = box.top;
+  const y1 = box.top + box.height;
+  const needHorizontal = outW !== width || x0 !== 0 || x1 !== outW;
+  const needVertical = outH !== height || y0 !== 0 || y1 !== outH;
+  const vert = coefficients(height, y0, y1, outH, filter);
+  const yFirst = vert.bounds[0]!;
+  const yLast = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]!;
+  let image = src;
+  let rowOffset = 0;
+  if (needHorizontal) {
+    image = horizontalPass(src, width, channels, yFirst, yLast - yFirst, x0, x1, outW, filter);
+    rowOffset = yFirst;
+  }
+  const imageW = needHorizontal ? outW : width;
+  if (needVertical) return verticalPass(image, imageW, channels, rowOffset, vert, outH);
+  return needHorizontal ? image : image.slice();
+}
+
 /**
- * Resizes `src` (HWC uint8, `channels` 1, 3 or 4) inside `box` to outW × outH as Pillow does.
+ * Resizes `src` (HWC uint8, `channels` 1, 3 or 4) inside `box` to outW × outH as Pillow's
+ * `Image.resize` does. An image more than 100× taller than wide whose height shrinks is resized
+ * vertically first (full width), then horizontally, each pass rounded to 8 bits, as Pillow 10+ does.
  */
 export function pilResize(
   src: Uint8Array,
   width: number,
   height: number,
   channels: number,
-  box: { left: number; top: number; width: number; height: number },
+  box: Region,
   outW: number,
   outH: number,
   filter: ResampleFilter,
@@ -114,55 +214,11 @@ export function pilResize(
       input[i + 3] = a;
     }
   }
-  const x0 = box.left;
-  const x1 = box.left + box.width;
-  const y0 = box.top;
-  const y1 = box.top + box.height;
-  const needHorizontal = outW !== width || x0 !== 0 || x1 !== outW;
-  const needVertical = outH !== height || y0 !== 0 || y1 !== outH;
-  const vert = coefficients(height, y0, y1, outH, filter);
-  const yFirst = vert.bounds[0]!;
-  const yLast = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]!;
-  let image = input;
-  let imageW = width;
-  let rowOffset = 0;
-  if (needHorizontal) {
-    const hor = coefficients(width, x0, x1, outW, filter);
-    const rows = yLast - yFirst;
-    const tmp = new Uint8Array(outW * rows * channels);
-    for (let yy = 0; yy < rows; yy++) {
-      const srcRow = (yy + yFirst) * width * channels;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = hor.bounds[xx * 2]!;
-        const xmax = hor.bounds[xx * 2 + 1]!;
-        const kb = xx * hor.ksize;
-        for (let c = 0; c < channels; c++) {
-          let ss = HALF;
-          for (let x = 0; x < xmax; x++) ss += input[srcRow + (x + xmin) * channels + c]! * hor.k[kb + x]!;
-          tmp[(yy * outW + xx) * channels + c] = clip8(ss);
-        }
-      }
-    }
-    image = tmp;
-    imageW = outW;
-    rowOffset = yFirst;
-  }
-  let out = image;
-  if (needVertical) {
-    out = new Uint8Array(imageW * outH * channels);
-    for (let yy = 0; yy < outH; yy++) {
-      const ymin = vert.bounds[yy * 2]! - rowOffset;
-      const ymax = vert.bounds[yy * 2 + 1]!;
-      const kb = yy * vert.ksize;
-      for (let xx = 0; xx < imageW; xx++) {
-        for (let c = 0; c < channels; c++) {
-          let ss = HALF;
-          for (let y = 0; y < ymax; y++) ss += image[((y + ymin) * imageW + xx) * channels + c]! * vert.k[kb + y]!;
-          out[(yy * imageW + xx) * channels + c] = clip8(ss);
-        }
-      }
-    }
-  } else if (!needHorizontal) out = image.slice();
+  let out: Uint8Array;
+  if (height > width * 100 && outH < height) {
+    const tall = resample(input, width, height, channels, { left: 0, top: box.top, width, height: box.height }, width, outH, filter);
+    out = resample(tall, width, outH, channels, { left: box.left, top: 0, width: box.width, height: outH }, outW, outH, filter);
+  } else out = resample(input, width, height, channels, box, outW, outH, filter);
   if (channels === 4) {
     for (let i = 0; i < out.length; i += 4) {
       const a = out[i + 3]!;

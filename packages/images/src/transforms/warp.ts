@@ -12,39 +12,46 @@ import type { Affine } from './affine.js';
 
 export type FillMode = 'constant' | 'nearest' | 'reflect' | 'wrap';
 
-/** Maps a possibly out-of-range integer index into [0, n) for the fill mode; -1 means "use cval". */
-function resolveIndex(i: number, n: number, mode: FillMode): number {
-  if (i >= 0 && i < n) return i;
-  switch (mode) {
-    case 'nearest':
-      return i < 0 ? 0 : n - 1;
-    case 'constant':
-      return -1;
-    case 'reflect': {
-      // scipy 'reflect' (half-sample symmetric): d c b a | a b c d | d c b a
-      if (n === 1) return 0;
-      const period = 2 * n;
-      let k = ((i % period) + period) % period;
-      if (k >= n) k = period - 1 - k;
-      return k;
+/**
+ * scipy's map_coordinate: a continuous coordinate outside [0, n - 1] moved back by the fill mode
+ * before any rounding or tap selection; -1 means "use cval". 'reflect' is scipy's (-x - 1 below
+ * zero), 'wrap' has period n - 1 (scipy's NI_EXTEND_WRAP, which Keras's fill_mode='wrap' gets).
+ */
+function mapCoordinate(x: number, n: number, mode: FillMode): number {
+  if (x >= 0 && x <= n - 1) return x;
+  if (mode === 'constant') return -1;
+  if (mode === 'nearest') return x < 0 ? 0 : n - 1;
+  if (n <= 1) return 0;
+  if (mode === 'reflect') {
+    const sz2 = 2 * n;
+    if (x < 0) {
+      const y = x < -sz2 ? sz2 * Math.trunc(-x / sz2) + x : x;
+      return y < -n ? y + sz2 : -y - 1;
     }
-    case 'wrap':
-      // Coordinates were already wrapped by wrapCoordinate(); this only serves the zero-weight
-      // neighbour of a coordinate that landed exactly on the last sample.
-      return ((i % n) + n) % n;
+    const y = x - sz2 * Math.trunc(x / sz2);
+    return y >= n ? sz2 - y - 1 : y;
   }
+  const sz = n - 1;
+  return x < 0 ? x + sz * (Math.trunc(-x / sz) + 1) : x - sz * Math.trunc(x / sz);
 }
 
 /**
- * scipy.ndimage's 'wrap' (what Keras's fill_mode='wrap' gets): the coordinate is wrapped with
- * period n - 1, so the first and last samples overlap (scipy's NI_EXTEND_WRAP).
+ * A filter tap outside [0, n), as scipy maps it: clamped for 'nearest', reflected (half-sample)
+ * for 'reflect', mirrored (period 2n - 2) for 'constant' and 'wrap', which have no spline boundary
+ * of their own.
  */
-function wrapCoordinate(x: number, n: number): number {
+function tap(i: number, n: number, mode: FillMode): number {
+  if (i >= 0 && i < n) return i;
+  if (mode === 'nearest') return i < 0 ? 0 : n - 1;
   if (n <= 1) return 0;
-  const sz = n - 1;
-  if (x < 0) return x + sz * (Math.trunc(-x / sz) + 1);
-  if (x > sz) return x - sz * Math.trunc(x / sz);
-  return x;
+  if (mode === 'reflect') return mapCoordinate(i, n, mode);
+  const s2 = 2 * n - 2;
+  if (i < 0) {
+    const j = s2 * Math.trunc(-i / s2) + i;
+    return j <= 1 - n ? j + s2 : -j;
+  }
+  const j = i - s2 * Math.trunc(i / s2);
+  return j >= n ? s2 - j : j;
 }
 
 export interface WarpSpec {
@@ -74,7 +81,7 @@ export function warpInto(
   dstOffset: number,
   scale: number,
 ): void {
-  const { height: h, width: w, channels: ch, fillMode, order } = spec;
+  const { height: h, width: w, channels: ch, order } = spec;
   const flipH = spec.flipHorizontal;
   const flipV = spec.flipVertical;
   if (!m) {
@@ -89,40 +96,31 @@ export function warpInto(
     return;
   }
   const [m0, m1, m2, m3, m4, m5] = m as unknown as [number, number, number, number, number, number];
-  const wrap = fillMode === 'wrap';
-  const clampEdges = fillMode === 'nearest';
+  const clampEdges = spec.fillMode === 'nearest';
   const rowStride = w * ch;
   const hm = h - 1;
   const wm = w - 1;
-  // The input coordinate moves by a constant step along an output row (flips reverse the step).
-  const c0 = flipH ? wm : 0;
-  const dc = flipH ? -1 : 1;
-  const dy = m1 * dc;
-  const dx = m4 * dc;
   let out = dstOffset;
   for (let r = 0; r < h; r++) {
     const sr = flipV ? hm - r : r;
-    let yRow = m0 * sr + m1 * c0 + m2;
-    let xRow = m3 * sr + m4 * c0 + m5;
-    for (let c = 0; c < w; c++, out += ch, yRow += dy, xRow += dx) {
-      let y = yRow;
-      let x = xRow;
-      if (wrap) {
-        y = wrapCoordinate(y, h);
-        x = wrapCoordinate(x, w);
-      }
+    // scipy's sum, term by term: (shift + row·m0) + col·m1, so that ties and exact edges round alike.
+    const ry = m2 + sr * m0;
+    const rx = m5 + sr * m3;
+    for (let c = 0; c < w; c++, out += ch) {
+      const sc = flipH ? wm - c : c;
+      const y = ry + sc * m1;
+      const x = rx + sc * m4;
       const interior = y >= 0 && x >= 0 && y < hm && x < wm;
       if (order === 1 && (interior || clampEdges)) {
-        // Interior pixels (almost all) have four neighbours; with fill mode 'nearest' an edge
-        // pixel only needs its neighbour indices clamped (scipy's 'nearest' extension).
+        // Interior pixels (almost all): four neighbours, scipy's weights (1 - f, then 1 - that)
+        // and its order of products and sums. With fill mode 'nearest' scipy maps no coordinate
+        // and clamps the taps, so edge pixels only need their neighbour indices clamped.
         const yf = Math.floor(y);
         const xf = Math.floor(x);
-        const fy = y - yf;
-        const fx = x - xf;
-        const w11 = fx * fy;
-        const w10 = fy - w11;
-        const w01 = fx - w11;
-        const w00 = 1 - fx - fy + w11;
+        const wy0 = 1 - (y - yf);
+        const wy1 = 1 - wy0;
+        const wx0 = 1 - (x - xf);
+        const wx1 = 1 - wx0;
         let i00: number;
         let i01: number;
         let i10: number;
@@ -133,21 +131,22 @@ export function warpInto(
           i10 = i00 + rowStride;
           i11 = i10 + ch;
         } else {
-          const ya = clamp(yf, hm);
-          const yb = clamp(yf + 1, hm);
-          const xa = clamp(xf, wm);
-          const xb = clamp(xf + 1, wm);
-          i00 = ya * rowStride + xa * ch;
-          i01 = ya * rowStride + xb * ch;
-          i10 = yb * rowStride + xa * ch;
-          i11 = yb * rowStride + xb * ch;
+          const ya = clamp(yf, hm) * rowStride;
+          const yb = clamp(yf + 1, hm) * rowStride;
+          const xa = clamp(xf, wm) * ch;
+          const xb = clamp(xf + 1, wm) * ch;
+          i00 = ya + xa;
+          i01 = ya + xb;
+          i10 = yb + xa;
+          i11 = yb + xb;
         }
         if (ch === 3) {
-          dst[out] = (src[i00]! * w00 + src[i01]! * w01 + src[i10]! * w10 + src[i11]! * w11) * scale;
-          dst[out + 1] = (src[i00 + 1]! * w00 + src[i01 + 1]! * w01 + src[i10 + 1]! * w10 + src[i11 + 1]! * w11) * scale;
-          dst[out + 2] = (src[i00 + 2]! * w00 + src[i01 + 2]! * w01 + src[i10 + 2]! * w10 + src[i11 + 2]! * w11) * scale;
+          dst[out] = (src[i00]! * wy0 * wx0 + src[i01]! * wy0 * wx1 + src[i10]! * wy1 * wx0 + src[i11]! * wy1 * wx1) * scale;
+          dst[out + 1] = (src[i00 + 1]! * wy0 * wx0 + src[i01 + 1]! * wy0 * wx1 + src[i10 + 1]! * wy1 * wx0 + src[i11 + 1]! * wy1 * wx1) * scale;
+          dst[out + 2] = (src[i00 + 2]! * wy0 * wx0 + src[i01 + 2]! * wy0 * wx1 + src[i10 + 2]! * wy1 * wx0 + src[i11 + 2]! * wy1 * wx1) * scale;
         } else {
-          for (let k = 0; k < ch; k++) dst[out + k] = (src[i00 + k]! * w00 + src[i01 + k]! * w01 + src[i10 + k]! * w10 + src[i11 + k]! * w11) * scale;
+          for (let k = 0; k < ch; k++)
+            dst[out + k] = (src[i00 + k]! * wy0 * wx0 + src[i01 + k]! * wy0 * wx1 + src[i10 + k]! * wy1 * wx0 + src[i11 + k]! * wy1 * wx1) * scale;
         }
         continue;
       }
@@ -160,7 +159,11 @@ function clamp(i: number, max: number): number {
   return Math.max(0, Math.min(i, max));
 }
 
-/** A pixel whose neighbours leave the image (or any pixel with order 0): fill-mode rules apply. */
+/**
+ * A pixel near or beyond the edge, or any pixel with order 0, as scipy's NI_GeometricTransform
+ * computes it: the coordinate mapped by the fill mode first, then rounded (order 0: floor(x + 0.5))
+ * or split into two taps (order 1), taps outside the image mapped as `tap` says.
+ */
 function edgePixel(
   src: Uint8Array | Float32Array,
   y: number,
@@ -170,31 +173,32 @@ function edgePixel(
   out: number,
   scale: number,
 ): void {
-  const { height: h, width: w, channels: ch, fillMode, cval } = spec;
-  if (spec.order === 0) {
-    const yi = resolveIndex(Math.round(y), h, fillMode);
-    const xi = resolveIndex(Math.round(x), w, fillMode);
-    for (let k = 0; k < ch; k++) dst[out + k] = (yi < 0 || xi < 0 ? cval : src[(yi * w + xi) * ch + k]!) * scale;
-    return;
-  }
-  if (fillMode === 'constant' && (y < 0 || y > h - 1 || x < 0 || x > w - 1)) {
-    // scipy's 'constant' performs no interpolation beyond the edge samples.
+  const { height: h, width: w, channels: ch, fillMode, cval, order } = spec;
+  // scipy maps no coordinate for 'nearest': the taps are clamped instead.
+  const cy = fillMode === 'nearest' ? y : mapCoordinate(y, h, fillMode);
+  const cx = fillMode === 'nearest' ? x : mapCoordinate(x, w, fillMode);
+  if (fillMode === 'constant' && (cy <= -1 || cx <= -1)) {
     for (let k = 0; k < ch; k++) dst[out + k] = cval * scale;
     return;
   }
-  const y0 = Math.floor(y);
-  const x0 = Math.floor(x);
-  const fy = y - y0;
-  const fx = x - x0;
-  const ya = resolveIndex(y0, h, fillMode);
-  const yb = resolveIndex(y0 + 1, h, fillMode);
-  const xa = resolveIndex(x0, w, fillMode);
-  const xb = resolveIndex(x0 + 1, w, fillMode);
+  if (order === 0) {
+    const i = (tap(Math.floor(cy + 0.5), h, fillMode) * w + tap(Math.floor(cx + 0.5), w, fillMode)) * ch;
+    for (let k = 0; k < ch; k++) dst[out + k] = src[i + k]! * scale;
+    return;
+  }
+  const ys = Math.floor(cy);
+  const xs = Math.floor(cx);
+  const wy0 = 1 - (cy - ys);
+  const wy1 = 1 - wy0;
+  const wx0 = 1 - (cx - xs);
+  const wx1 = 1 - wx0;
+  const ya = tap(ys, h, fillMode) * w;
+  const yb = tap(ys + 1, h, fillMode) * w;
+  const xa = tap(xs, w, fillMode);
+  const xb = tap(xs + 1, w, fillMode);
   for (let k = 0; k < ch; k++) {
-    const p00 = ya < 0 || xa < 0 ? cval : src[(ya * w + xa) * ch + k]!;
-    const p01 = ya < 0 || xb < 0 ? cval : src[(ya * w + xb) * ch + k]!;
-    const p10 = yb < 0 || xa < 0 ? cval : src[(yb * w + xa) * ch + k]!;
-    const p11 = yb < 0 || xb < 0 ? cval : src[(yb * w + xb) * ch + k]!;
-    dst[out + k] = ((p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy) * scale;
+    const v =
+      src[(ya + xa) * ch + k]! * wy0 * wx0 + src[(ya + xb) * ch + k]! * wy0 * wx1 + src[(yb + xa) * ch + k]! * wy1 * wx0 + src[(yb + xb) * ch + k]! * wy1 * wx1;
+    dst[out + k] = v * scale;
   }
 }
