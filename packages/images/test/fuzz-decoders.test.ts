@@ -3,19 +3,24 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeBmp } from '../dist/decoders/bmp.js';
+import { decodeGif } from '../dist/decoders/gif.js';
 import { decodePng } from '../dist/decoders/png.js';
 import { decodePnm } from '../dist/decoders/pnm.js';
 
-// Seeded mutation fuzzing of the decoders featherstack owns (PNG, BMP, PBM/PGM/PPM), starting from
-// the committed Keras golden sources. Every input must either decode to a consistent image or
+// Seeded mutation fuzzing of the decoders featherstack owns (PNG, BMP, PBM/PGM/PPM, GIF), starting
+// from the committed Keras golden sources. Every input must either decode to a consistent image or
 // throw a plain Error with a reason; never a RangeError or TypeError from Node's buffer internals
 // (found: a short IHDR or tRNS chunk), and never allocate from a header's claims before the data
 // is known to be there.
 const fixtures = join(import.meta.dirname, 'fixtures', 'loading');
-const seeds = readdirSync(fixtures)
-  .map((f) => readFileSync(join(fixtures, f)))
-  .filter((b) => b[0] === 0x89 || b[0] === 0x42 || b[0] === 0x50);
-const decoderOf = (b: Buffer) => (b[0] === 0x89 ? decodePng : b[0] === 0x42 ? decodeBmp : decodePnm);
+const departures = join(import.meta.dirname, 'fixtures', 'departures');
+const seeds = [
+  ...readdirSync(fixtures).map((f) => readFileSync(join(fixtures, f))),
+  ...readdirSync(departures)
+    .filter((f) => f.endsWith('.gif'))
+    .map((f) => readFileSync(join(departures, f))),
+].filter((b) => b[0] === 0x89 || b[0] === 0x42 || b[0] === 0x50 || b[0] === 0x47);
+const decoderOf = (b: Buffer) => (b[0] === 0x89 ? decodePng : b[0] === 0x42 ? decodeBmp : b[0] === 0x47 ? decodeGif : decodePnm);
 
 function mutations(seed: number, count: number): Buffer[] {
   let s = seed;
@@ -121,5 +126,12 @@ describe('decoder fuzzing', () => {
     bmp.writeInt32LE(16000, 22);
     bmp.writeUInt16LE(24, 28);
     expect(() => decodeBmp(bmp, 16384 * 16384)).toThrow(/BMP is truncated: pixel data needs \d+ bytes, file has 54/);
+    const gif = Buffer.from(readFileSync(join(departures, 'gif0.gif')));
+    const frame = gif.indexOf(0x2c, 13 + (gif[10]! & 0x80 ? 3 * (2 << (gif[10]! & 7)) : 0));
+    gif.writeUInt16LE(16000, 6);
+    gif.writeUInt16LE(16000, 8);
+    gif.writeUInt16LE(16000, frame + 5);
+    gif.writeUInt16LE(16000, frame + 7);
+    expect(() => decodeGif(gif, 16384 * 16384)).toThrow(/GIF image data is short: \d+ bytes cannot fill a 16000×16000 frame/);
   });
 });

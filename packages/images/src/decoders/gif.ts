@@ -146,6 +146,10 @@ function readFrame(bytes: Uint8Array, pos: number, pixelLimit: number): Frame {
   if (pos >= bytes.length) throw new Error('GIF data is truncated');
   const minCodeSize = bytes[pos++]!;
   const { data } = subBlocks(bytes, pos);
+  // Each code takes at least 3 bits and yields at most 4,096 pixels: a frame the data cannot fill
+  // is refused before anything is allocated for it.
+  if (width * height > Math.ceil((data.length * 8) / 3) * 4096)
+    throw new Error(`GIF image data is short: ${data.length} bytes cannot fill a ${width}×${height} frame`);
   let indices = lzw(data, minCodeSize, width * height);
   if (packed & 0x40) indices = deinterlace(indices, width, height);
   return { left, top, width, height, palette, indices };
