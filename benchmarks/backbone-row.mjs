@@ -22,13 +22,13 @@ const { values } = parseArgs({
 if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
 const cores = availableParallelism();
 const { cpuSampler } = await import('@featherstack/pipeline');
-const { loadTensorFlow, planThreads } = await import('@featherstack/tensorflow');
+const { loadTensorFlow, planExtraction } = await import('@featherstack/tensorflow');
 const { compileModel, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } = await import('@featherstack/core');
 const { flowFromDirectory } = await import('@featherstack/images');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const base = await loadBaseModel(tf, values.model);
 const extractor = featureExtractor(tf, base);
-const plan = planThreads({});
+const plan = planExtraction({});
 const batchSize = extractionBatchFor(extractor, { replicas: plan.replicas });
 const compiled = compileModel(extractor, { train: false });
 const workers = values.workers ? Number(values.workers) : extractionWorkers(extractor, plan.cores);

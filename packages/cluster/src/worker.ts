@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pixelBatch, SHARD_METADATA } from '@featherstack/common';
 import { defaultFeatureLayer, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } from '@featherstack/core';
 import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
-import { type LayersModel, loadTensorFlow, planThreads, type Tf } from '@featherstack/tensorflow';
+import { type LayersModel, loadTensorFlow, planExtraction, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
 import { admitJob, resolveRoots, type WorkerRoots } from './admit.js';
 import { checkReachable, type QueueConnection, unprotectedWarning } from './connection.js';
@@ -195,7 +195,7 @@ async function processShard(
     loaded = { model, layer, extractor: featureExtractor(tf, model, layer, base.pooling) };
     models.set(key, loaded);
   }
-  const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planThreads({}).replicas });
+  const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planExtraction({}).replicas });
   const flow = await shardFlow(await pools.get(loaded.extractor), d, batchSize, { augment: { rescale: d.image.rescale, preprocess: d.image.preprocess } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));

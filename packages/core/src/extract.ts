@@ -110,6 +110,8 @@ export function openExtraction(tf: Tf, extractor: LayersModel, options: Omit<Eng
     ...(options.engine !== undefined ? { engine: options.engine } : {}),
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     ...(options.threadsPerReplica !== undefined ? { threadsPerReplica: options.threadsPerReplica } : {}),
+    // Unless told otherwise, extraction's layout: a replica of one thread per core (planExtraction).
+    ...(options.replicas === undefined && options.threadsPerReplica === undefined ? { threadsPerReplica: 1 } : {}),
     ...(options.precision !== undefined ? { precision: options.precision } : {}),
   };
   let opened: ReturnType<typeof openReplicas> | null = null;

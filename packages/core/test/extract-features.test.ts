@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { flowFromDirectory } from '@featherstack/images';
-import { loadTensorFlow } from '@featherstack/tensorflow';
+import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -58,7 +58,8 @@ describe('base training and feature extraction', () => {
 
       const out = join(await mkdtemp(join(tmpdir(), 'fs-core-')), 'val.arrow');
       const result = await extractFeatures(tf, featureExtractor(tf, base), plain, out, { metadata: { 'featherstack.base_model': 'test' } });
-      expect(result).toMatchObject({ rows: 500, dimension: 64 });
+      // Extraction's own layout: a one-thread replica per core (planExtraction), not training's.
+      expect(result).toMatchObject({ rows: 500, dimension: 64, engine: 'graph', replicas: planExtraction({}).replicas });
       expect(readdirSync(dirname(out)).filter((f) => f.endsWith('.partial'))).toEqual([]);
       const table = tableFromIPC(readFileSync(out));
       expect(table.numRows).toBe(500);

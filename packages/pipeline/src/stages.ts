@@ -23,7 +23,7 @@ import { plainFlow } from './flows.js';
 import { inputImageSettings } from './imported.js';
 import { lockOutputFile } from './lock.js';
 import { RUN_DEFAULTS } from './options.js';
-import { loadTensorFlow, planThreads } from '@featherstack/tensorflow';
+import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
 import { writeFileAtomic } from '@featherstack/common';
 
@@ -91,7 +91,7 @@ async function extractUnlocked(options: ExtractStageOptions) {
   const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
   const extractor = featureExtractor(tf, base, cut.layer, options.pooling ?? RUN_DEFAULTS.pooling);
   const { targetSize, colorMode } = inputImageSettings(base, options.model, options);
-  const plan = planThreads({
+  const plan = planExtraction({
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     ...(options.tfThreads !== undefined ? { threadsPerReplica: options.tfThreads } : {}),
   });

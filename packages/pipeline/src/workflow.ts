@@ -31,7 +31,7 @@ import {
 } from '@featherstack/head';
 import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
-import { type LayersModel, loadTensorFlow, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
+import { type LayersModel, loadTensorFlow, planExtraction, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
 import { type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
 import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
@@ -204,9 +204,15 @@ class Workflow {
     // A frozen imported base reads every image once: no training flow, no cache.
     const cache = o.cache && !imported ? pixelCachePath(this.out, settings) : undefined;
     const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
+    // Extraction has a layout of its own (planExtraction: a one-thread replica per core unless
+    // --replicas or --tf-threads say otherwise), and its batch is sized for it.
+    const extractPlan = planExtraction({
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+      ...(o.tfThreads !== undefined ? { threadsPerReplica: o.tfThreads } : {}),
+    });
     const extractSettings = {
       ...settings,
-      batchSize: extractionBatchFor(imported?.extractor ?? seedBase!, { replicas: plan.replicas }),
+      batchSize: extractionBatchFor(imported?.extractor ?? seedBase!, { replicas: extractPlan.replicas }),
     };
     const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
@@ -214,12 +220,13 @@ class Workflow {
       this.checkClasses(plainTrain, val);
       this.log(
         `data: ${plainTrain.samples} train / ${val.samples} val images, ${plainTrain.classNames.length} classes; ${plainTrain.workers} decode workers, ` +
-          `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}`,
+          `${plan.replicas} trainer replica${plan.replicas > 1 ? 's' : ''} × ${plan.threadsPerReplica} TensorFlow thread${plan.threadsPerReplica > 1 ? 's' : ''}, ` +
+          `extraction ${extractPlan.replicas} × ${extractPlan.threadsPerReplica}`,
       );
       this.clock.mark('setup');
       const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, seedBase!, train!, val);
       this.clock.mark('base');
-      const features = await this.extract(tf, plan, trained.extractor, trained.featureLayer, plainTrain, val);
+      const features = await this.extract(tf, extractPlan, trained.extractor, trained.featureLayer, plainTrain, val);
       this.clock.mark('extract');
       const head = await this.trainHead(tf, features);
       this.clock.mark('head');

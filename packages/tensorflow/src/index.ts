@@ -17,7 +17,7 @@ import { requireAddon } from './graph/session.js';
 export { reluGrad } from './gradients.js';
 export { F32, GraphBuilder } from './graph/builder.js';
 export type { Attr, DType, NodeDef } from './graph/proto.js';
-export { planThreads, THREADS_PER_REPLICA_CAP, type ThreadPlan, type ThreadPlanOptions } from './plan.js';
+export { planExtraction, planThreads, THREADS_PER_REPLICA_CAP, type ThreadPlan, type ThreadPlanOptions } from './plan.js';
 export { type Feed, GraphSession, openSession, type SessionOptions, sumInto } from './graph/session.js';
 
 export { ModelFileError, NativeTensorFlowError, TensorFlowOptionError } from './errors.js';

@@ -82,3 +82,18 @@ export function planThreads(options: ThreadPlanOptions = {}): ThreadPlan {
     warnings,
   };
 }
+
+/**
+ * The layout for extraction (inference: no gradients to exchange between replicas): one
+ * TensorFlow thread per replica and a replica per core, unless replicas or threads are given.
+ * Measured on MobileNetV2 at 224² on 2 cores, same files, interleaved: 2 replicas × 1 thread
+ * extracted 139–143 images/s, 1 replica × 2 threads 103–127 (TensorFlow's intra-op threads keep
+ * only part of a second core busy on depthwise convolutions at these batch sizes).
+ *
+ * @example
+ * planExtraction();                 // on 16 cores: { replicas: 16, threadsPerReplica: 1, … }
+ * planExtraction({ replicas: 2 });  // as planThreads({ replicas: 2 })
+ */
+export function planExtraction(options: ThreadPlanOptions = {}): ThreadPlan {
+  return planThreads(options.replicas === undefined && options.threadsPerReplica === undefined ? { ...options, threadsPerReplica: 1 } : options);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F32, GraphBuilder, loadTensorFlow, openSession, planThreads, sumInto, tensorflowReport } from '../dist/index.js';
+import { F32, GraphBuilder, loadTensorFlow, openSession, planExtraction, planThreads, sumInto, tensorflowReport } from '../dist/index.js';
 
 loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
@@ -66,6 +66,13 @@ describe('pooled TensorFlow memory', () => {
 });
 
 describe('thread plan', () => {
+  it('lays extraction out as a one-thread replica per core unless replicas or threads are given', () => {
+    expect(planExtraction({ cores: 2 })).toMatchObject({ replicas: 2, threadsPerReplica: 1, trainingThreads: 2, warnings: [] });
+    expect(planExtraction({ cores: 16 })).toMatchObject({ replicas: 16, threadsPerReplica: 1 });
+    expect(planExtraction({ cores: 16, replicas: 2 })).toEqual(planThreads({ cores: 16, replicas: 2 }));
+    expect(planExtraction({ cores: 16, threadsPerReplica: 8 })).toEqual(planThreads({ cores: 16, threadsPerReplica: 8 }));
+    expect(planExtraction({ cores: 4, decodeWorkers: 3 })).toMatchObject({ replicas: 4, threadsPerReplica: 1, decodeWorkers: 3 });
+  });
   it('gives each replica up to 4 threads and adds replicas past that', () => {
     expect(planThreads({ cores: 2 })).toMatchObject({ replicas: 1, threadsPerReplica: 2, decodeWorkers: 2, trainingThreads: 2, warnings: [] });
     expect(planThreads({ cores: 16 })).toMatchObject({ replicas: 4, threadsPerReplica: 4, decodeWorkers: 16 });
