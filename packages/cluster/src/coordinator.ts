@@ -66,6 +66,8 @@ export interface ExtractSetResult {
   seconds: number;
   /** Shards already finished when this coordinator attached (a re-attached run). */
   alreadyDone: number;
+  /** A pixel cache: the images its workers could not decode, recorded in it by path (none for features). */
+  undecodable: { path: string; reason: string }[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -180,20 +182,27 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       if (done === count) break;
       await sleep(250);
     }
+    const undecodable = kind === 'features' ? [] : await verifyPixelCache(out, o);
     if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths, labels: listing.labels });
-    else await verifyPixelCache(out, o);
-    return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone };
+    if (undecodable.length > 0)
+      o.log?.(
+        `${undecodable.length} image${undecodable.length > 1 ? 's' : ''} could not be decoded; the cache records ${undecodable.length > 1 ? 'them' : 'it'} (a flow reading it skips or raises as its onError says). First: ${undecodable[0]!.path}: ${undecodable[0]!.reason}`,
+      );
+    return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone, undecodable };
   } finally {
     await queue.close();
   }
 }
 
 /** The pixel shards in `dir` read as one cache by a flow over the dataset (every row, current files, these settings). */
-async function verifyPixelCache(dir: string, o: DistributedExtractOptions): Promise<void> {
+/** Checks that the pixel shards make a cache of the dataset; returns the images it recorded as undecodable. */
+async function verifyPixelCache(dir: string, o: DistributedExtractOptions): Promise<{ path: string; reason: string }[]> {
   const flow = await flowFromDirectory(resolve(o.data), { targetSize: o.imageSize, colorMode: o.colorMode, cache: dir, workers: 1, dtype: 'uint8' });
   const cached = flow.cached;
+  const failures = flow.cachedFailures;
   await flow.close();
   if (!cached) throw new Error(`the pixel shards in ${dir} do not make a cache of ${o.data}`);
+  return failures;
 }
 
 /**

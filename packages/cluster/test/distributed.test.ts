@@ -220,10 +220,16 @@ describe('distributed extraction on BullMQ and Redis', () => {
     await Promise.all(['p1', 'p2'].map((n) => startWorkerProcess(n)));
     const data = await mkdtemp(join(tmpdir(), 'fs-pixels-data-'));
     cpSync(SHIPPED_VAL, data, { recursive: true });
+    // One file that cannot be decoded: recorded in the cache, and reported, not passed over in silence.
+    const broken = join(data, '3_dress', 'zz-broken.png');
+    writeFileSync(broken, 'not a png');
     const out = await mkdtemp(join(tmpdir(), 'fs-pixels-'));
-    const result = await buildPixelCacheDistributed({ connection: parseQueueUrl(redis.url), data, out, ...settings });
-    expect(result).toMatchObject({ shards: 5, rows: 500 });
-    expect(readdirSync(out).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `pixels-${String(i).padStart(6, '0')}.arrow`));
+    const lines: string[] = [];
+    const result = await buildPixelCacheDistributed({ connection: parseQueueUrl(redis.url), data, out, ...settings, log: (line) => lines.push(line) });
+    expect(result).toMatchObject({ shards: 6, rows: 501 });
+    expect(result.undecodable).toEqual([{ path: broken, reason: expect.stringMatching(/.+/) }]);
+    expect(lines.some((l) => l.startsWith(`1 image could not be decoded; the cache records it`) && l.includes(broken))).toBe(true);
+    expect(readdirSync(out).sort()).toEqual([0, 1, 2, 3, 4, 5].map((i) => `pixels-${String(i).padStart(6, '0')}.arrow`));
     const options = {
       targetSize: settings.imageSize,
       colorMode: 'grayscale' as const,
@@ -231,6 +237,7 @@ describe('distributed extraction on BullMQ and Redis', () => {
       shuffle: false,
       workers: 1,
       augment: { rescale: 1 / 255 },
+      onError: 'skip' as const,
     };
     const cached = await flowFromDirectory(data, { ...options, cache: out });
     const decoded = await flowFromDirectory(data, options);

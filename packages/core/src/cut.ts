@@ -90,14 +90,16 @@ export function perImageSize(shape: unknown): number {
 export const EXTRACTION_ACTIVATION_BUDGET = 192 * 2 ** 20;
 
 /**
- * The extraction batch for `model`: for each of `replicas` replicas (default 1), as many images as
- * keep the largest layer's input and output (float32, per image) within `budget`; at most 256, and
- * a multiple of 8 above 8. Extraction is inference: larger batches amortise per-op overhead but
- * change no feature.
+ * The extraction batch for `model`: as many images as keep the largest layer's input and output
+ * (float32, per image) within `budget`, shared by the machine's `replicas` (default 1), but at
+ * least 8 a replica where one budget holds 8; at most 256, and a multiple of 8 above 8. Extraction
+ * is inference: larger batches amortise per-op overhead but change no feature. Measured with
+ * MobileNetV2 at 224² on 2 one-thread replicas: 8 images a replica extracted as fast as 16 (139–143
+ * against 138 images/s) with 350 MB less peak memory.
  *
  * @example
  * extractionBatchFor(mobilenetV2At224); // → 16
- * extractionBatchFor(mobilenetV2At224, { replicas: 4 }); // → 64: 16 rows a replica
+ * extractionBatchFor(mobilenetV2At224, { replicas: 4 }); // → 32: 8 rows a replica
  */
 export function extractionBatchFor(model: LayersModel, options: { replicas?: number; budget?: number } = {}): number {
   const replicas = options.replicas ?? 1;
@@ -110,7 +112,9 @@ export function extractionBatchFor(model: LayersModel, options: { replicas?: num
     const bytes = 4 * (perImageSize(layer.outputShape) + input.reduce((a, t) => a + perImageSize(t.shape), 0));
     peak = Math.max(peak, bytes);
   }
-  const fit = Math.min(256, replicas * Math.max(1, Math.floor(budget / Math.max(peak, 1))));
+  const fits = Math.floor(budget / Math.max(peak, 1));
+  const perReplica = Math.max(1, Math.min(8, fits), Math.floor(fits / replicas));
+  const fit = Math.min(256, replicas * perReplica);
   return fit > 8 ? fit - (fit % 8) : fit;
 }
 

@@ -304,12 +304,14 @@ describe('base training and feature extraction', () => {
     }
   });
 
-  it('sizes the extraction batch from the largest layer, per replica', () => {
+  it('sizes the extraction batch from the largest layer, the budget shared by the replicas with 8 rows each at least', () => {
     // 16×16×1 in, 16×16×8 out: 2,304 floats (9,216 bytes) an image at the widest layer.
     const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [16, 16, 1], filters: 8, kernelSize: 3, padding: 'same' })] });
     const perImage = 9216;
     expect(extractionBatchFor(model, { budget: perImage * 20 })).toBe(16);
-    expect(extractionBatchFor(model, { budget: perImage * 20, replicas: 3 })).toBe(56);
+    expect(extractionBatchFor(model, { budget: perImage * 20, replicas: 3 })).toBe(24);
+    expect(extractionBatchFor(model, { budget: perImage * 64, replicas: 2 })).toBe(64);
+    expect(extractionBatchFor(model, { budget: perImage * 20, replicas: 16 })).toBe(128);
     expect(extractionBatchFor(model, { budget: perImage * 5 })).toBe(5);
     // A model wider than the budget still gives every replica a row; 256 at most.
     expect(extractionBatchFor(model, { budget: perImage / 2, replicas: 4 })).toBe(4);

@@ -1,7 +1,8 @@
 /**
  * The pixel cache: decoded, resized, un-augmented uint8 pixels of every sample in one Arrow IPC
- * file (columns `sample` uint32, `pixels` FixedSizeList<uint8>[h·w·c], `error` utf8), written
- * while the first epoch runs. Later epochs read single rows at their byte offsets (pread), never the
+ * file (columns `sample` uint32, `pixels` FixedSizeList<uint8>[h·w·c], `error` utf8, `crc32`
+ * uint32 of each row's pixels), written while the first epoch runs. Every row read is checked
+ * against its CRC-32, so pixels overwritten in place are refused by path instead of trained on. Later epochs read single rows at their byte offsets (pread), never the
  * whole file, and only augment.
  *
  * The file is ordinary Arrow IPC (pyarrow, polars and `featherstack inspect` read it). The index of
@@ -10,6 +11,7 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
@@ -21,7 +23,7 @@ const KEY = PIXEL_CACHE_METADATA;
 
 /** What a cache's pixels depend on; a cache is reused only when every field matches. */
 export interface CacheKey {
-  format: 2;
+  format: 3;
   height: number;
   width: number;
   channels: number;
@@ -32,7 +34,7 @@ export interface CacheKey {
   samples: number;
   /** sha256 of the sample paths in dataset order. */
   paths: string;
-  /** sha256 of every file's size and modification time in dataset order: replaced images show here. */
+  /** sha256 of every file's size, modification and change times and inode in dataset order: replaced images show here. */
   files: string;
 }
 
@@ -40,7 +42,7 @@ export function cacheKey(image: ImageSpec, paths: string[], files: string): Cach
   const hash = createHash('sha256');
   for (const p of paths) hash.update(p).update('\0');
   return {
-    format: 2,
+    format: 3,
     height: image.height,
     width: image.width,
     channels: image.channels,
@@ -55,8 +57,10 @@ export function cacheKey(image: ImageSpec, paths: string[], files: string): Cach
 }
 
 /**
- * sha256 over each file's size and modification time (to the millisecond), in order (stat'ed 64 at a time). A file that
- * cannot be stat'ed contributes its error code, so a vanished file changes the stamp too.
+ * sha256 over each file's size, modification time, status-change time (to the millisecond) and
+ * inode, in order (stat'ed 64 at a time). The change time catches a file rewritten with its size
+ * and modification time restored (utimes sets ctime too); the inode, a file replaced by rename. A
+ * file that cannot be stat'ed contributes its error code, so a vanished file changes the stamp too.
  */
 export async function fileStamp(files: string[]): Promise<string> {
   const hash = createHash('sha256');
@@ -64,7 +68,7 @@ export async function fileStamp(files: string[]): Promise<string> {
     const stats = await Promise.all(
       files.slice(i, i + 64).map((f) =>
         stat(f).then(
-          (s) => `${s.size}:${Math.trunc(s.mtimeMs)}`,
+          (s) => `${s.size}:${Math.trunc(s.mtimeMs)}:${Math.trunc(s.ctimeMs)}:${s.ino}`,
           (error: NodeJS.ErrnoException) => error.code ?? 'error',
         ),
       ),
@@ -80,9 +84,35 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
       new Field('sample', new Uint32(), false),
       new Field('pixels', new FixedSizeList(sampleSize, new Field('value', new Uint8(), false)), false),
       new Field('error', new Utf8(), true),
+      new Field('crc32', new Uint32(), false),
     ],
     new Map([[KEY, JSON.stringify(key)]]),
   );
+}
+
+const KEY_NAMES: Record<keyof CacheKey, string> = {
+  format: 'cache format',
+  height: 'height',
+  width: 'width',
+  channels: 'channels',
+  colorMode: 'colour mode',
+  interpolation: 'interpolation',
+  keepAspectRatio: 'keep aspect ratio',
+  fastDecode: 'fast decode',
+  samples: 'images',
+  paths: 'image list',
+  files: 'file stamps',
+};
+
+/** What a stored key has that this flow's does not, in a few words: "colour mode 'grayscale' (this flow: 'rgb')". */
+function cacheDifference(old: Record<string, unknown> | null, key: CacheKey): string {
+  if (!old) return 'something else (it records no featherstack cache key)';
+  const differs = (Object.keys(key) as (keyof CacheKey)[]).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(key[k]));
+  const hashed = new Set<keyof CacheKey>(['paths', 'files']);
+  const parts = differs.map((k) =>
+    hashed.has(k) ? `another ${KEY_NAMES[k]}` : `${KEY_NAMES[k]} ${JSON.stringify(old[k]) ?? 'none'} (this flow: ${JSON.stringify(key[k])})`,
+  );
+  return `other images or settings: ${parts.join(', ') || 'another key'}`;
 }
 
 /** Streams cache rows into an ArrowFileWriter; `finish()` puts the file in place. */
@@ -101,10 +131,14 @@ export class PixelCacheWriter {
     const length = samples.length;
     const type = this.schema.fields[1]!.type as FixedSizeList<Uint8>;
     const child = makeData({ type: new Uint8(), length: pixels.length, nullCount: 0, data: pixels.slice() });
+    const size = type.listSize;
+    const crcs = new Uint32Array(length);
+    for (let r = 0; r < length; r++) crcs[r] = crc32(pixels.subarray(r * size, (r + 1) * size));
     const children = [
       makeData({ type: new Uint32(), length, nullCount: 0, data: samples.slice() }),
       makeData({ type, length, nullCount: 0, child }),
       vectorFromArray(errors, new Utf8()).data[0]!,
+      makeData({ type: new Uint32(), length, nullCount: 0, data: crcs }),
     ];
     this.file.write(new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children })));
   }
@@ -125,6 +159,8 @@ export interface PixelCacheIndex {
   files?: string[];
   /** Byte offset of each sample's pixels; -1 where the sample failed to decode. */
   offsets: Float64Array;
+  /** CRC-32 of each sample's pixels, checked on every read. */
+  crcs: Uint32Array;
   /** Decode failures recorded when the cache was built, by sample. */
   errors: Map<number, string>;
 }
@@ -190,15 +226,14 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
       const differs = old ? Object.keys(key).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(key[k as keyof CacheKey])) : [];
       if (differs.length === 1 && differs[0] === 'files') {
         throw new DatasetError(
-          `pixel cache ${file} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`,
+          `pixel cache ${file} was built from files that have changed since (a size, modification or change time, or inode differs): its pixels are stale; delete it to rebuild`,
         );
       }
-      throw new DatasetError(
-        `pixel cache ${file} was built for other images or settings (${stored ?? 'not a featherstack pixel cache'}; this flow needs ${JSON.stringify(key)}); delete it or choose another options.cache path`,
-      );
+      throw new DatasetError(`pixel cache ${file} was built for ${cacheDifference(old, key)}: delete it to rebuild it`);
     }
     const sampleSize = key.height * key.width * key.channels;
     const offsets = new Float64Array(key.samples).fill(-1);
+    const crcs = new Uint32Array(key.samples);
     const errors = new Map<number, string>();
     let seen = 0;
     let position = 8;
@@ -225,13 +260,19 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
         const header = message.header();
         const rows = header.length;
         // Buffers in schema order: sample (validity, data), pixels (validity), pixel values
-        // (validity, data), error (validity, offsets, data). Nodes: sample, pixels, values, error.
-        const [, samplesBuf, , , pixelsBuf, , errorOffsetsBuf, errorDataBuf] = header.buffers;
-        if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
+        // (validity, data), error (validity, offsets, data), crc32 (validity, data). Nodes:
+        // sample, pixels, values, error, crc32.
+        const [, samplesBuf, , , pixelsBuf, , errorOffsetsBuf, errorDataBuf, , crcBuf] = header.buffers;
+        if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || !crcBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
           throw new DamagedCacheError(`pixel cache ${file} has an unexpected layout`);
         }
         const samples = new Uint32Array((await readExactly(fh, body + samplesBuf.offset, rows * 4, file)).buffer);
-        for (let r = 0; r < rows; r++) offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
+        const rowCrcs = new Uint32Array((await readExactly(fh, body + crcBuf.offset, rows * 4, file)).buffer);
+        for (let r = 0; r < rows; r++) {
+          if (samples[r]! >= key.samples) throw new DamagedCacheError(`pixel cache ${file} names sample ${samples[r]} of ${key.samples}`);
+          offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
+          crcs[samples[r]!] = rowCrcs[r]!;
+        }
         if (header.nodes[3]!.nullCount < rows) {
           const errorOffsets = new Int32Array((await readExactly(fh, body + errorOffsetsBuf.offset, (rows + 1) * 4, file)).buffer);
           const data = Buffer.from(await readExactly(fh, body + errorDataBuf.offset, errorDataBuf.length, file));
@@ -249,7 +290,7 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
     if (seen !== key.samples) {
       throw new DamagedCacheError(`pixel cache ${file} holds ${seen} of ${key.samples} samples`);
     }
-    return { file, offsets, errors };
+    return { file, offsets, crcs, errors };
   } finally {
     await fh.close();
   }
@@ -285,6 +326,7 @@ export async function openShardedPixelCache(dir: string, image: ImageSpec, root:
   }
   if (names.length === 0) throw new DatasetError(`pixel cache directory ${dir} holds no pixels-<n>.arrow shards`);
   const offsets = new Float64Array(filenames.length).fill(-1);
+  const crcs = new Uint32Array(filenames.length);
   const errors = new Map<number, string>();
   const files = new Array<string>(filenames.length);
   let start = 0;
@@ -299,6 +341,7 @@ export async function openShardedPixelCache(dir: string, image: ImageSpec, root:
     if (!index) throw new DatasetError(`pixel cache shard ${file} is missing`);
     for (let i = 0; i < stored.samples; i++) {
       offsets[start + i] = index.offsets[i]!;
+      crcs[start + i] = index.crcs[i]!;
       files[start + i] = file;
     }
     for (const [sample, reason] of index.errors) errors.set(start + sample, reason);
@@ -306,5 +349,5 @@ export async function openShardedPixelCache(dir: string, image: ImageSpec, root:
   }
   if (start !== filenames.length)
     throw new DatasetError(`pixel cache directory ${dir} holds ${start} of the dataset's ${filenames.length} rows (shards missing)`);
-  return { file: files[0]!, files, offsets, errors };
+  return { file: files[0]!, files, offsets, crcs, errors };
 }

@@ -77,12 +77,12 @@ describe('pixel cache', () => {
     // An ordinary Arrow IPC file: one row per sample, the cache key in the schema metadata.
     const table = tableFromIPC(readFileSync(cache));
     expect(table.numRows).toBe(14);
-    expect(table.schema.fields.map((f) => f.name)).toEqual(['sample', 'pixels', 'error']);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(['sample', 'pixels', 'error', 'crc32']);
     expect(JSON.parse(table.schema.metadata.get('featherstack.pixel_cache')!)).toMatchObject({ height: 12, width: 16, channels: 3, samples: 14 });
     expect(Array.from(table.getChild('sample')!.toArray() as Uint32Array).sort((a, b) => a - b)).toEqual(Array.from({ length: 14 }, (_, i) => i));
   });
 
-  it('is reused by a new flow without decoding while the files are unchanged (same size and modification time)', async () => {
+  it('is reused by a new flow while the files are unchanged, and refused when one is rewritten with its size and times restored', async () => {
     const data = await tempDir();
     await cp(root, data, { recursive: true });
     // Whole-second modification times, which utimes restores exactly.
@@ -93,19 +93,44 @@ describe('pixel cache', () => {
     const [e0] = await epochs(first, [0]);
     const [e3] = await epochs(first, [3]);
     await first.close();
-    // Bytes that cannot decode, with each file's size and modification time kept: only a flow that
-    // decodes would notice, and a cached one does not decode.
-    for (const f of await readdir(join(data, 'cat'))) {
-      const file = join(data, 'cat', f);
-      writeFileSync(file, Buffer.alloc(statSync(file).size, 0x20));
-      utimesSync(file, when, when);
-    }
     const second = await flowFromDirectory(data, { ...options, cache });
     try {
       expect(second.cached).toBe(true);
       expect(await epochs(second, [0, 3])).toEqual([e0, e3]);
     } finally {
       await second.close();
+    }
+    // Other bytes with each file's size and modification time kept: the status-change time (which
+    // utimes sets too) gives the rewrite away, so the stale pixels are refused.
+    for (const f of await readdir(join(data, 'cat'))) {
+      const file = join(data, 'cat', f);
+      writeFileSync(file, Buffer.alloc(statSync(file).size, 0x20));
+      utimesSync(file, when, when);
+    }
+    await expect(flowFromDirectory(data, { ...options, cache })).rejects.toThrow(`pixel cache ${cache} was built from files that have changed since`);
+  });
+
+  it('refuses pixels overwritten in place inside the cache by their CRC-32, naming the image', async () => {
+    const cache = join(await tempDir(), 'c.arrow');
+    const first = await flowFromDirectory(root, { ...options, cache });
+    await epochs(first, [0]);
+    await first.close();
+    // Row 0's pixels, found in the file and changed in place: the file stays a valid Arrow file.
+    const table = tableFromIPC(readFileSync(cache));
+    const sample = table.getChild('sample')!.get(0) as number;
+    const row = Buffer.from(table.getChild('pixels')!.get(0)!.toArray() as Uint8Array);
+    const bytes = readFileSync(cache);
+    const at = bytes.indexOf(row);
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 7] = 255 - bytes[at + 7]!;
+    writeFileSync(cache, bytes);
+    const again = await flowFromDirectory(root, { ...options, cache });
+    try {
+      expect(again.cached).toBe(true);
+      const path = join(root, again.filenames[sample]!);
+      await expect(epochs(again, [0])).rejects.toThrow(`${path}: pixel cache ${cache}: the pixels at byte ${at} fail their CRC-32`);
+    } finally {
+      await again.close();
     }
   });
 
@@ -120,7 +145,7 @@ describe('pixel cache', () => {
     const replaced = join(data, 'dog', '0.png');
     await cp(join(data, 'cat', '1.png'), replaced);
     utimesSync(replaced, new Date(Date.now() + 5000), new Date(Date.now() + 5000));
-    const stale = `pixel cache ${cache} was built from files that have changed since (a size or modification time differs): its pixels are stale; delete it to rebuild`;
+    const stale = `pixel cache ${cache} was built from files that have changed since (a size, modification or change time, or inode differs): its pixels are stale; delete it to rebuild`;
     await expect(flowFromDirectory(data, { ...options, cache })).rejects.toThrow(stale);
     await rm(join(data, 'dog', '0.png'));
     await writeImage(replaced, { width: 20, height: 14, seed: 0 });
@@ -180,8 +205,13 @@ describe('pixel cache', () => {
     const a = await flowFromDirectory(root, { ...options, cache });
     await epochs(a, [0]);
     await a.close();
-    await expect(flowFromDirectory(root, { ...options, cache, targetSize: [8, 8] })).rejects.toThrow(
-      new RegExp(`pixel cache ${cache} was built for other images or settings`),
+    // A short message naming what differs, and the one remedy a CLI user has.
+    const error = await flowFromDirectory(root, { ...options, cache, targetSize: [8, 8] }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(error?.message).toBe(
+      `pixel cache ${cache} was built for other images or settings: height 12 (this flow: 8), width 16 (this flow: 8): delete it to rebuild it`,
     );
     await expect(flowFromDirectory(root, { ...options, cache, randomCrop: true })).rejects.toThrow('options.cache must be unset with randomCrop');
   });

@@ -129,6 +129,12 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     return this.cache.index !== null;
   }
 
+  /** The decode failures the flow's pixel cache recorded when it was built (replayed every epoch), by path. */
+  get cachedFailures(): { path: string; reason: string }[] {
+    const errors = this.cache.index?.errors ?? new Map<number, string>();
+    return [...errors].sort(([a], [b]) => a - b).map(([sample, reason]) => ({ path: `${this.root}/${this.filenames[sample]!}`, reason }));
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<ImageBatch> {
     return this.epoch(this.nextEpoch++);
   }
@@ -239,12 +245,13 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const { array } = this.source;
     if (array) return { kind: 'array', data: array.data, dtype: array.dtype };
     if (this.cache.index) {
-      const { file, files, offsets, errors } = this.cache.index;
+      const { file, files, offsets, crcs, errors } = this.cache.index;
       return {
         kind: 'cache',
         file,
         ...(files ? { files: samples.map((s) => files[s]!) } : {}),
         offsets: samples.map((s) => offsets[s]!),
+        crcs: samples.map((s) => crcs[s]!),
         errors: samples.map((s) => errors.get(s) ?? null),
         paths: samples.map((s) => `${this.root}/${this.filenames[s]!}`),
       };

@@ -43,8 +43,8 @@ export type SampleSource =
   | { kind: 'files'; root: string; paths: string[] }
   /** An in-memory dataset [n, h, w, c] at the flow's size, indexed by dataset sample. */
   | { kind: 'array'; data: SharedArrayBuffer; dtype: PixelType }
-  /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`; an `errors[i]` replays a failure. */
-  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; errors: (string | null)[]; paths: string[] };
+  /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`, with CRC-32 `crcs[i]`; an `errors[i]` replays a failure. */
+  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; crcs: number[]; errors: (string | null)[]; paths: string[] };
 
 /** Load, augment and standardise the task's samples into consecutive rows of `target` from `position`. */
 export interface DecodeTask {

@@ -6,6 +6,7 @@
  */
 import { openSync, readFileSync, readSync } from 'node:fs';
 import { parentPort, threadId } from 'node:worker_threads';
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { drawParams } from '../augment.js';
 import { loadPixels } from '../load.js';
@@ -98,7 +99,7 @@ function loadPreprocess(url: string): Promise<Preprocess> {
 const cacheFds = new Map<string, number>();
 let cacheRow = new Uint8Array(0);
 
-function readCacheRow(file: string, offset: number, size: number): Uint8Array {
+function readCacheRow(file: string, offset: number, size: number, crc: number): Uint8Array {
   let fd = cacheFds.get(file);
   if (fd === undefined) {
     fd = openSync(file, 'r');
@@ -112,6 +113,10 @@ function readCacheRow(file: string, offset: number, size: number): Uint8Array {
     if (n === 0) throw new Error(`pixel cache ${file} ends before byte ${offset + size}`);
     done += n;
   }
+  if (crc32(row) !== crc)
+    throw new Error(
+      `pixel cache ${file}: the pixels at byte ${offset} fail their CRC-32 (changed after the cache was written); delete the cache to rebuild it`,
+    );
   return row;
 }
 
@@ -158,7 +163,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
         if (error) throw new Error(error);
-        pixels = readCacheRow(source.files?.[i] ?? source.file, source.offsets[i]!, sampleSize);
+        pixels = readCacheRow(source.files?.[i] ?? source.file, source.offsets[i]!, sampleSize, source.crcs[i]!);
       } else {
         pixels =
           source.dtype === 'uint8'
