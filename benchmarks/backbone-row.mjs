@@ -23,7 +23,8 @@ if (!values.model || !values.data) throw new Error('--model FILE and --data DIR 
 const cores = availableParallelism();
 const { cpuSampler } = await import('@featherstack/pipeline');
 const { loadTensorFlow, planExtraction } = await import('@featherstack/tensorflow');
-const { compileModel, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } = await import('@featherstack/core');
+const { extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } = await import('@featherstack/core');
+const { compileModel } = await import('@featherstack/core/internal');
 const { flowFromDirectory } = await import('@featherstack/images');
 const tf = loadTensorFlow({ intraOpThreads: cores });
 const base = await loadBaseModel(tf, values.model);

@@ -64,7 +64,7 @@ async function extractRate(flow, name) {
  * engine extractFeatures uses: the compiled graph on the thread plan's replicas.
  */
 async function ceilingRate(batches) {
-  const { compileModel, GraphReplicas } = await import('@featherstack/core');
+  const { compileModel, GraphReplicas } = await import('@featherstack/core/internal');
   const { planThreads } = await import('@featherstack/tensorflow');
   const plan = planThreads();
   const replicas = GraphReplicas.open(compileModel(extractor, { train: false }), { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });

@@ -6,7 +6,7 @@
  * @internal
  */
 import type { ImageBatch } from '@featherstack/images';
-import { type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
+import { eagerOptimizer, type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 import {
   type CompiledGraph,
@@ -245,14 +245,8 @@ export async function openEngine(
 ): Promise<TrainingEngine> {
   const { replicas } = await openReplicas(model, options, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
   if (replicas) return new GraphEngine(tf, model, replicas, options.learningRate);
-  const optimizers = {
-    adam: () => tf.train.adam(options.learningRate),
-    sgd: () => tf.train.sgd(options.learningRate),
-    momentum: () => tf.train.momentum(options.learningRate, 0.9),
-    rmsprop: () => tf.train.rmsprop(options.learningRate),
-  };
   model.compile({
-    optimizer: optimizers[options.optimizer](),
+    optimizer: eagerOptimizer(tf, options.optimizer, options.learningRate),
     loss: options.loss === 'binary' ? 'binaryCrossentropy' : options.loss === 'sparse' ? 'sparseCategoricalCrossentropy' : 'categoricalCrossentropy',
     metrics: ['accuracy'],
   });

@@ -8,7 +8,16 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { ArrowFileWriter, Covariance, FEATURE_LAYER, FEATURE_METADATA as META, featureRecordBatch, featureSchema, symmetricEigen } from '@featherstack/common';
+import {
+  ArrowFileWriter,
+  Covariance,
+  FEATURE_FORMAT,
+  FEATURE_LAYER,
+  FEATURE_METADATA as META,
+  featureRecordBatch,
+  featureSchema,
+  symmetricEigen,
+} from '@featherstack/common';
 import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
 import { type RecordBatch, RecordBatchReader, type Schema } from 'apache-arrow';
@@ -170,6 +179,7 @@ async function extractWith(
     [META.augment, JSON.stringify(flow.augment)],
     [META.created, new Date().toISOString()],
     [META.version, VERSION],
+    [META.format, String(FEATURE_FORMAT)],
     [META.baseModelSha256, hash],
     ...Object.entries(options.metadata ?? {}),
   ]);

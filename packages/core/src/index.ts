@@ -15,9 +15,8 @@ export {
   modelHash,
   type Pca,
 } from './extract.js';
-export { batchTensors, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
-export { type CompiledGraph, compileModel, GraphCompileError, type Precision } from './graph/compile.js';
-export { GraphReplicas } from './graph/replicas.js';
+export { type EngineKind, type EngineOptions, engineOptions } from './engines.js';
+export { GraphCompileError, type Precision } from './graph/compile.js';
 export {
   defaultFeatureLayer,
   EXTRACTION_ACTIVATION_BUDGET,

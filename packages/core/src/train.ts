@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { writeDirectoryAtomic } from '@featherstack/common';
 import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
-import type { LayersModel, Tf } from '@featherstack/tensorflow';
+import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tf } from '@featherstack/tensorflow';
 import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
 import { perImageSize } from './cut.js';
 import { invalidOption, TrainingDivergedError } from './errors.js';
@@ -20,7 +20,7 @@ export interface TrainBaseOptions extends EngineOptions {
   epochs?: number;
   learningRate?: number;
   /** 'adam' (default), 'sgd', 'momentum' (0.9) or 'rmsprop'. */
-  optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+  optimizer?: OptimizerKind;
   signal?: AbortSignal;
   /** A non-augmenting flow evaluated after every epoch (valLoss / valAcc in the log). */
   validation?: ImageFlow;
@@ -136,7 +136,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   if (options.patience !== undefined && !options.validation) throw invalidOption('patience', 'used together with options.validation', options.patience);
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
   const kind = options.optimizer ?? 'adam';
-  if (!['adam', 'sgd', 'momentum', 'rmsprop'].includes(kind)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
+  if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
   const numClasses = flow.classNames.length;
   if (numClasses < 2) {
     throw invalidOption(

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileModel, featureExtractor, GraphReplicas, loadModelFile } from '../dist/index.js';
+import { featureExtractor, loadModelFile } from '../dist/index.js';
+import { compileModel, GraphReplicas } from '../dist/internal.js';
 import { type BackboneGoldens, backboneGoldens, readF32 } from './goldens.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });

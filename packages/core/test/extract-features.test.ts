@@ -68,6 +68,7 @@ describe('base training and feature extraction', () => {
       expect(table.schema.metadata.get('featherstack.base_model')).toBe('test');
       expect(table.schema.metadata.get('featherstack.base_model_sha256')).toBe(modelHash(featureExtractor(tf, base)));
       expect(table.schema.metadata.get('featherstack.version')).toMatch(/^\d+\.\d+\.\d+/);
+      expect(table.schema.metadata.get('featherstack.format')).toBe('1');
       expect(JSON.parse(table.schema.metadata.get('featherstack.image')!)).toMatchObject({ height: 28, width: 28, channels: 1 });
       expect(table.getChild('path')!.get(0)).toBe(plain.filenames[0]);
       expect(table.getChild('label')!.get(499)).toBe(9);

@@ -3,7 +3,7 @@
 // statistics included, so that a fold that ignored them would fail).
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
-import { compileModel, GraphReplicas } from '../dist/index.js';
+import { compileModel, GraphReplicas } from '../dist/internal.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 type Sym = ReturnType<typeof tf.input>;

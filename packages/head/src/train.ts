@@ -1,7 +1,7 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
 import { epochOrder, positiveInt } from '@featherstack/common';
-import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
+import { eagerOptimizer, type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
 import { denseStepper } from './dense.js';
 import { commonBaseModel, type FeatureSet } from './features.js';
@@ -21,7 +21,7 @@ export interface HeadOptions {
   /** Called after each epoch with its scores (for progress bars and logs). */
   onEpochEnd?: (epoch: number, log: HeadEpochProgress) => void;
   /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
-  optimizer?: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+  optimizer?: OptimizerKind;
   seed?: number;
   /**
    * Early stopping (Keras's EarlyStopping on val_loss): stop after this many epochs without an
@@ -148,15 +148,9 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       ...(units.length === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
     }),
   );
-  const optimizers = {
-    adam: () => tf.train.adam(lr),
-    sgd: () => tf.train.sgd(lr),
-    momentum: () => tf.train.momentum(lr, 0.9),
-    rmsprop: () => tf.train.rmsprop(lr),
-  };
   const kind = options.optimizer ?? 'adam';
-  if (!(kind in optimizers)) throw invalidOption('optimizer', "'adam', 'sgd', 'momentum' or 'rmsprop'", kind);
-  model.compile({ optimizer: optimizers[kind](), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
+  model.compile({ optimizer: eagerOptimizer(tf, kind, lr), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const memory = stream ? null : (train as FeatureSet);
   const xs = memory ? tf.tensor2d(memory.features, [memory.rows, memory.dimension]) : null;
   const yOneHot = memory ? tf.tidy(() => tf.oneHot(tf.tensor1d(memory.labels, 'int32'), numClasses).toFloat()) : null;

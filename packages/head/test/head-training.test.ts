@@ -105,12 +105,15 @@ describe('head', () => {
 
   it('reads int64 labels, and refuses null labels, null features, labels beyond int32 and 0-dimensional features by name', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-types-'));
-    const write = async (name: string, labels: Data, features: Data, dimension: number) => {
+    const write = async (name: string, labels: Data, features: Data, dimension: number, format?: string) => {
       const fields = [
         new Field('label', labels.type, true),
         new Field('features', new FixedSizeList(dimension, new Field('value', new Float32(), false)), true),
       ];
-      const schema = new Schema(fields, new Map([['featherstack.class_names', '["a","b"]']]));
+      const schema = new Schema(
+        fields,
+        new Map([['featherstack.class_names', '["a","b"]'], ...(format ? [['featherstack.format', format] as [string, string]] : [])]),
+      );
       const batch = new RecordBatch(schema, makeData({ type: new Struct(fields), length: 3, nullCount: 0, children: [labels, features] }));
       await writeFile(join(dir, name), await RecordBatchFileWriter.writeAll([batch]).toUint8Array());
       return join(dir, name);
@@ -140,6 +143,12 @@ describe('head', () => {
     const flat = await write('flat.arrow', int64([1n, 0n, 1n]), list(0), 0);
     await expect(readFeatureFile(flat)).rejects.toThrow('flat.arrow: has 0-dimensional features: there is nothing to train a head on');
     await expect(openFeatureStream(flat)).rejects.toThrow('flat.arrow: has 0-dimensional features');
+    // The format version: 1 (or none, another tool's file) is read; a newer one is refused by name.
+    expect((await readFeatureFile(await write('v1.arrow', int64([1n, 0n, 1n]), list(2), 2, '1'))).rows).toBe(3);
+    const v2 = await write('v2.arrow', int64([1n, 0n, 1n]), list(2), 2, '2');
+    const newer = 'v2.arrow: is feature format 2, written by a newer featherstack; this one reads format 1 (upgrade featherstack, or re-extract)';
+    await expect(readFeatureFile(v2)).rejects.toThrow(newer);
+    await expect(openFeatureStream(v2)).rejects.toThrow(newer);
   });
 
   it('refuses train and validation features of two different base models, in memory, streamed and as a file list', async () => {

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
 import { ArrowFileWriter, arrowFileProblem, PIXEL_CACHE_METADATA } from '@featherstack/common';
 import { DatasetError } from './errors.js';
-import type { ImageSpec } from './pool/protocol.js';
+import type { ImageSpec } from './image-spec.js';
 
 const KEY = PIXEL_CACHE_METADATA;
 

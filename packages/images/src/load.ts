@@ -13,7 +13,8 @@ import type { DecodedImage } from './decoders/image.js';
 import { decodePng, isPng } from './decoders/png.js';
 import { decodePnm, isPnm } from './decoders/pnm.js';
 import { ImageDecodeError, invalidOption } from './errors.js';
-import type { ColorMode, ImageSpec, Interpolation } from './pool/protocol.js';
+import type { ImageSpec } from './image-spec.js';
+import type { ColorMode, Interpolation } from '@featherstack/common';
 import { pilResize, type ResampleFilter } from './transforms/resample.js';
 
 /** A region of the source image, in pixels. */

@@ -7,7 +7,7 @@
  * @internal
  */
 import { createRequire } from 'node:module';
-import type { Tf } from './index.js';
+import type { Tf } from './tf.js';
 
 const require = createRequire(import.meta.url);
 

@@ -3,7 +3,7 @@ import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { extractStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
-import { engineFrom, engineOptions, printResult } from '../render/output.js';
+import { engineFrom, engineFlags, printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 import { queueUrl } from './worker.js';
 
@@ -73,7 +73,7 @@ async function distributed(opts: DistributedFlags): Promise<void> {
 }
 
 export function register(program: Command): void {
-  engineOptions(program.command('extract'))
+  engineFlags(program.command('extract'))
     .description("extract a saved base's features of class folders into an Arrow file")
     .requiredOption('--model <file>', 'the base: a .keras, .h5 or tfjs model.json (from train-base, or any pretrained model)')
     .requiredOption('--data <dir>', 'images, one subdirectory per class')

@@ -3,11 +3,11 @@ import { join, resolve } from 'node:path';
 import { applyConfig, RUN_DEFAULTS, readRunConfig, runConfigSchema, runWorkflow } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
-import { engineOptions, ON_ERROR_HELP } from '../render/output.js';
+import { engineFlags, ON_ERROR_HELP } from '../render/output.js';
 import { Progress } from '../render/progress.js';
 
 export function register(program: Command): void {
-  engineOptions(program.command('run'))
+  engineFlags(program.command('run'))
     .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
     // Defaults are RUN_DEFAULTS, the pipeline's: flags, config files and the API share them.
     .option('--data <dir>', 'dataset with train/ and val/ class folders', RUN_DEFAULTS.data)

@@ -2,10 +2,10 @@
 import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
-import { engineFrom, engineOptions, printResult } from '../render/output.js';
+import { engineFrom, engineFlags, printResult } from '../render/output.js';
 
 export function register(program: Command): void {
-  engineOptions(program.command('train-base'))
+  engineFlags(program.command('train-base'))
     .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
     .requiredOption('--data <dir>', 'training images, one subdirectory per class')
     .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')

@@ -8,7 +8,7 @@ export const printResult = (json: boolean | undefined) => (result: unknown) =>
 export const ON_ERROR_HELP = 'raise: stop at the first image that cannot be loaded, naming it; skip: leave such images out and report every one';
 
 /** The training engine's options, the same on run, train-base and extract. */
-export function engineOptions(command: Command): Command {
+export function engineFlags(command: Command): Command {
   return command
     .option(
       '--replicas <n>',

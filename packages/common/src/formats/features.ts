@@ -14,7 +14,16 @@ import { Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, Schema, St
 
 export const FEATURE_COLUMNS = { path: 'path', label: 'label', features: 'features' } as const;
 
+/**
+ * The feature file's format version (FEATURE_METADATA.format): raised when a reader of the old
+ * version would misread a new file. A file without it (an older featherstack, another tool) is
+ * version 1; a newer version is refused by name rather than half-read.
+ */
+export const FEATURE_FORMAT = 1;
+
 export const FEATURE_METADATA = {
+  /** The format version, FEATURE_FORMAT when written. */
+  format: 'featherstack.format',
   /** JSON string[]: class names by label index. */
   classNames: 'featherstack.class_names',
   /** JSON Record<string, number>. */
@@ -77,6 +86,10 @@ export interface FeatureFileInfo {
 
 /** Reads FEATURE_METADATA's classNames and sequence; returns the problem as a string when they do not parse. */
 export function readFeatureInfo(metadata: Map<string, string>): FeatureFileInfo | string {
+  const format = metadata.get(FEATURE_METADATA.format) ?? '1';
+  if (!/^[1-9]\d*$/.test(format)) return `has metadata ${FEATURE_METADATA.format} ${JSON.stringify(format)}, not a format version`;
+  if (Number(format) > FEATURE_FORMAT)
+    return `is feature format ${format}, written by a newer featherstack; this one reads format ${FEATURE_FORMAT} (upgrade featherstack, or re-extract)`;
   let classNames: unknown = [];
   let sequence: unknown = null;
   try {

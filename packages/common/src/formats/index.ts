@@ -5,6 +5,7 @@
  */
 export {
   FEATURE_COLUMNS,
+  FEATURE_FORMAT,
   FEATURE_LAYER,
   FEATURE_METADATA,
   type FeatureFileInfo,

@@ -6,7 +6,9 @@
 import { F32, type GraphBuilder } from '@featherstack/tensorflow';
 import type { GraphVariable } from './context.js';
 
-export type OptimizerKind = 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+export type { OptimizerKind } from '@featherstack/tensorflow';
+
+import type { OptimizerKind } from '@featherstack/tensorflow';
 
 export const OPTIMIZER_SLOTS: Record<OptimizerKind, number> = { adam: 2, sgd: 0, momentum: 1, rmsprop: 2 };
 

@@ -3,7 +3,7 @@
  * consumer reads, recycled batch after batch. The ring holds prefetch + 1 slots for a flow's
  * whole life; it grows only while a consumer keeps tensors built on earlier batches.
  */
-import type { PixelType } from '../pool/protocol.js';
+import type { PixelType } from '../image-spec.js';
 
 export interface Slot {
   images: SharedArrayBuffer;

@@ -10,7 +10,8 @@ import type { Slot, SlotRing } from '../batch/slot.js';
 import { cacheSchema, type CacheKey, openPixelCache, type PixelCacheIndex, PixelCacheWriter } from '../cache.js';
 import { ImageDecodeError, PoolClosedError } from '../errors.js';
 import type { DecodePool } from '../pool/pool.js';
-import type { DecodeFailure, DecodeTask, ImageSpec, Normalization, PixelType, SampleSource } from '../pool/protocol.js';
+import type { ImageSpec, PixelType } from '../image-spec.js';
+import type { DecodeFailure, DecodeTask, Normalization, SampleSource } from '../pool/protocol.js';
 import type { TestHooks } from './hooks.js';
 import type { SkippedFile } from './options.js';
 

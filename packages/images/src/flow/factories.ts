@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { openPixelCache, openShardedPixelCache } from '../cache.js';
 import { invalidOption } from '../errors.js';
-import type { PixelType } from '../pool/protocol.js';
+import type { PixelType } from '../image-spec.js';
 import { listDirectory, type Manifest } from '../sources/directory.js';
 import { type ManifestOptions, readManifest } from '../sources/manifest.js';
 import { ImageFlow } from './flow.js';

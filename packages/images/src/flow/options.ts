@@ -19,9 +19,9 @@ import { type AugmentOptions, type AugmentSpec, resolveAugment } from '../augmen
 import type { ClassMode } from '../batch/batch.js';
 import { ImageOptionError, invalidOption } from '../errors.js';
 import { ImagePool, resolveWorkers } from '../pool/pool.js';
-import type { ImageSpec, PixelType } from '../pool/protocol.js';
+import type { ImageSpec, PixelType } from '../image-spec.js';
 import type { DirectoryListingOptions } from '../sources/directory.js';
-import type { FlowSource } from './order.js';
+import type { FlowSource, Shard } from './order.js';
 
 const CLASS_MODES: readonly ClassMode[] = ['categorical', 'binary', 'sparse', 'input', 'none', 'raw', 'multi_output'];
 
@@ -57,7 +57,7 @@ export interface BaseFlowOptions {
    * Only samples i with i mod count = index: `{ index, count }` lets several processes or machines
    * work on disjoint parts of one dataset (e.g. sharded feature extraction).
    */
-  shard?: { index: number; count: number };
+  shard?: Shard;
 }
 
 /** Options of flows that load image files. */

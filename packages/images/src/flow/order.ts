@@ -4,9 +4,8 @@
  */
 import type { PixelCacheIndex } from '../cache.js';
 import { invalidOption } from '../errors.js';
-import type { PixelType } from '../pool/protocol.js';
+import type { PixelType } from '../image-spec.js';
 import type { Manifest } from '../sources/directory.js';
-import type { BaseFlowOptions } from './options.js';
 
 /** Where a flow's samples come from. @internal */
 export interface FlowSource {
@@ -19,7 +18,13 @@ export interface FlowSource {
 }
 
 /** The samples of `source` in shard `shard` (all of them without one). */
-export function shardOf(source: FlowSource, shard: BaseFlowOptions['shard']): FlowSource {
+/** Shard `index` of `count` (0-based): the rows a machine of a set reads. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export function shardOf(source: FlowSource, shard: Shard | undefined): FlowSource {
   if (shard === undefined) return source;
   const { index, count } = shard ?? {};
   if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(index) || index! < 0 || index! >= count!) {

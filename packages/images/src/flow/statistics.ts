@@ -7,7 +7,8 @@ import { Covariance } from '@featherstack/common';
 import { type AugmentSpec, resolveAugment } from '../augment.js';
 import type { ImageBatch } from '../batch/batch.js';
 import { invalidOption } from '../errors.js';
-import type { ImageSpec, Normalization } from '../pool/protocol.js';
+import type { ImageSpec } from '../image-spec.js';
+import type { Normalization } from '../pool/protocol.js';
 import { zcaMatrix } from '../transforms/zca.js';
 import type { RunSettings } from './epoch.js';
 

@@ -6,25 +6,10 @@
  */
 import type { AugmentSpec } from '../augment.js';
 
-import type { ColorMode, Interpolation } from '@featherstack/common';
+import type { ImageSpec, PixelType } from '../image-spec.js';
 
-export type { ColorMode, Interpolation };
-export type PixelType = 'float32' | 'uint8';
-
-export interface ImageSpec {
-  height: number;
-  width: number;
-  channels: 1 | 3 | 4;
-  colorMode: ColorMode;
-  interpolation: Interpolation;
-  keepAspectRatio: boolean;
-  /** Refuse images with more pixels than this (decompression bombs). */
-  pixelLimit: number;
-  /** Decode and resize in one libvips pass with JPEG shrink-on-load instead of PIL-exact resizing. */
-  fastDecode: boolean;
-  /** Random-resized-crop: [min, max] area fraction and [min, max] aspect ratio of the crop; null = off. */
-  randomCrop: { scale: [number, number]; ratio: [number, number] } | null;
-}
+export type { ColorMode, Interpolation } from '@featherstack/common';
+export type { ImageSpec, PixelType };
 
 /** Per-sample standardisation after augmentation (Keras's `standardize`, minus ZCA). */
 export interface Normalization {
