@@ -26,9 +26,10 @@ function normal(seed: number) {
 function randomise(model: ReturnType<typeof tf.model>, seed = 1) {
   const r = normal(seed);
   const weights = model.weights.map((w) => {
-    const size = w.shape.reduce((a, b) => a * b, 1);
+    const shape = w.shape as number[]; // weights have fully known shapes
+    const size = shape.reduce((a, b) => a * b, 1);
     const values = Float32Array.from({ length: size }, () => (w.name.includes('variance') ? 0.5 + r.uniform() : 0.4 * r.next()));
-    return tf.tensor(values, w.shape);
+    return tf.tensor(values, shape);
   });
   model.setWeights(weights);
   tf.dispose(weights);

@@ -23,7 +23,7 @@ describe('tf.data adapter', () => {
         layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10, activation: 'softmax' })],
       });
       model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-      const history = await model.fitDataset(toTfDataset(flow, tf), { epochs: 3, verbose: 0 });
+      const history = await model.fitDataset(toTfDataset<Parameters<typeof model.fitDataset>[0]>(flow, tf), { epochs: 3, verbose: 0 });
       const loss = history.history.loss as number[];
       expect(loss).toHaveLength(3);
       expect(loss[2]!).toBeLessThan(loss[0]!);

@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBaseModel } from '@featherstack/core';
+import type { StackedMetadata } from '@featherstack/common';
 import { loadTensorFlow, type Tensor } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
 import { loadStacked, saveStacked, stackModels } from '../dist/index.js';
@@ -22,7 +23,7 @@ describe('stacked model', () => {
       interpolation: 'nearest',
       rescale: 1 / 255,
       featureLayer: 'features',
-    } as const;
+    } satisfies StackedMetadata;
     const fresh = async (name: string) => {
       const dir = join(root, name);
       await saveStacked(stackModels(tf, base, head), dir, metadata);
@@ -65,7 +66,7 @@ describe('stacked model', () => {
       interpolation: 'nearest',
       rescale: 1 / 255,
       featureLayer: 'features',
-    } as const;
+    } satisfies StackedMetadata;
     await saveStacked(stacked, dir, { ...metadata, inputShape: [12, 12, 1] });
     const loaded = await loadStacked(tf, dir);
     expect(loaded.metadata.classNames).toEqual(['a', 'b', 'c']);

@@ -13,7 +13,8 @@ import type { ImageFlow } from './flow/flow.js';
 /** The part of the tfjs API the adapter uses (structural, so any tfjs build fits). */
 export interface TfLike {
   tensor(values: Float32Array | Int32Array, shape: number[], dtype?: 'float32' | 'int32'): unknown;
-  data: { generator(fn: () => AsyncIterator<unknown>): unknown };
+  // tfjs's own parameter type, with its TensorContainer widened (so that tfjs-node's typings fit).
+  data: { generator(fn: () => AsyncIterator<unknown> | Iterator<unknown> | Promise<Iterator<unknown>>): unknown };
 }
 
 export interface DatasetOptions {

@@ -20,7 +20,7 @@ const augmented: FlowOptions = {
 
 async function collect(options: FlowOptions, epoch = 0, hooks = {}) {
   const flow = withHooks(await flowFromDirectory(root, options), hooks);
-  const out: { images: Float32Array; classIndex: number[]; paths: string[] }[] = [];
+  const out: { images: Float32Array | Uint8Array; classIndex: number[]; paths: string[] }[] = [];
   try {
     for await (const b of flow.epoch(epoch)) out.push({ images: b.images.slice(), classIndex: Array.from(b.classIndex), paths: b.paths });
   } finally {

@@ -39,11 +39,11 @@ describe('native TensorFlow', () => {
     });
     const ys = tf.oneHot(tf.tensor1d([...Array(16).fill(0), ...Array(16).fill(1)], 'int32'), 2);
     const kernel = model.layers[0]!.getWeights()[0]!;
-    const before = kernel.dataSync().slice();
+    const before = kernel.dataSync<'float32'>().slice();
     const loss = (): number => (model.evaluate(xs, ys) as import('@tensorflow/tfjs-node').Tensor).dataSync()[0]!;
     const initialLoss = loss();
     for (let i = 0; i < 30; i++) await model.trainOnBatch(xs, ys);
-    const after = model.layers[0]!.getWeights()[0]!.dataSync();
+    const after = model.layers[0]!.getWeights()[0]!.dataSync<'float32'>();
     const moved = after.reduce((sum, v, i) => sum + Math.abs(v - before[i]!), 0);
     expect(moved).toBeGreaterThan(1e-3);
     expect(loss()).toBeLessThan(initialLoss * 0.5);
@@ -55,7 +55,7 @@ describe('native gradients', () => {
     const tf = loadTensorFlow();
     const x = tf.tensor1d([-2, -0.5, 0, 0.5, 3]);
     const dy = tf.tensor1d([1, 2, 3, 4, 5]);
-    const grad = tf.grad((v: ReturnType<typeof tf.tensor1d>) => tf.relu(v).mul(dy).sum());
+    const grad = tf.grad((v) => tf.relu(v).mul(dy).sum());
     const profile = await tf.profile(() => grad(x));
     expect(Array.from(await (profile.result as ReturnType<typeof tf.tensor1d>).data())).toEqual([0, 0, 0, 4, 5]);
     // ReluGrad runs directly on the binding, outside tfjs's kernel registry, so the profile shows
