@@ -269,6 +269,66 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(badShard.stderr).toContain("--shard must be i/n with 0 ≤ i < n (e.g. 0/4), received '2/2'");
   });
 
+  it('train-base --feature-layer/--pooling: checked before training, recorded in model.json, and where extract cuts by default', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-cut-'));
+    const data = join(SHIPPED_DATASET, 'train');
+    const trainBase = (...extra: string[]) => featherstack(['train-base', '--json', '--data', data, '--out', out, '--epochs', '1', ...extra]);
+    // A name the seed CNN has not: refused before any training, naming the option and the layers it has.
+    const missing = trainBase('--feature-layer', 'conv9');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(
+      /featureLayer must be a layer of model 'base' \(layers: input\d*, conv1, pool1, conv2, pool2, flatten, dense1, features\), received "conv9"/,
+    );
+    expect(missing.stderr).not.toContain('base epoch');
+    expect(existsSync(join(out, 'base'))).toBe(false);
+    // Global pooling needs a height and width: the dense 'features' has neither.
+    const flat = trainBase('--pooling', 'avg');
+    expect(flat.status).toBe(1);
+    expect(flat.stderr).toContain("pooling must be 'none' for layer 'features', whose output [null,64] has no height and width");
+    // pool2 of a 28×28 input is 5×5×64: average pooling gives 64 features.
+    const cut = trainBase('--feature-layer', 'pool2', '--pooling', 'avg');
+    expect(cut.status, cut.stderr).toBe(0);
+    const model = join(out, 'base', 'model.json');
+    expect(JSON.parse(readFileSync(model, 'utf8')).userDefinedMetadata.featherstack).toEqual({ featureLayer: 'pool2', pooling: 'avg' });
+    const file = join(out, 'val.arrow');
+    const extract = featherstack(['extract', '--model', model, '--data', join(SHIPPED_DATASET, 'val'), '--out', file]);
+    expect(extract.status, extract.stderr).toBe(0);
+    expect(extract.stderr).toContain("features from 'pool2' (recorded in the model file by train-base), pooling avg");
+    const table = tableFromIPC(readFileSync(file));
+    expect(table.schema.metadata.get('featherstack.feature_layer')).toBe('pool2');
+    expect(table.schema.metadata.get('featherstack.pooling')).toBe('avg');
+    expect(table.getChild('features')!.type.listSize).toBe(64);
+    // Flags still win over what the file records.
+    const flagged = featherstack([
+      'extract',
+      '--json',
+      '--model',
+      model,
+      '--data',
+      join(SHIPPED_DATASET, 'val'),
+      '--out',
+      join(out, 'b.arrow'),
+      '--feature-layer',
+      'dense1',
+    ]);
+    expect(flagged.status, flagged.stderr).toBe(0);
+    expect(tableFromIPC(readFileSync(join(out, 'b.arrow'))).getChild('features')!.type.listSize).toBe(128);
+  }, 120_000);
+
+  it('run --feature-layer/--pooling cut the seed CNN where they say (not silently at features)', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-run-cut-'));
+    const run = featherstack(['run', '--json', '--out', out, '--base-epochs', '1', '--head-epochs', '1', '--feature-layer', 'pool1', '--pooling', 'max']);
+    expect(run.status, run.stderr).toBe(0);
+    // pool1 of 28×28 is 13×13×32: max pooling gives 32 features, recorded in the stacked model.
+    expect(JSON.parse(run.stdout).features.dimension).toBe(32);
+    const metadata = JSON.parse(readFileSync(join(out, 'model', 'featherstack.json'), 'utf8'));
+    expect([metadata.featureLayer, metadata.pooling]).toEqual(['pool1', 'max']);
+    const refused = featherstack(['run', '--out', join(out, 'x'), '--base-epochs', '1', '--feature-layer', 'nope']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain("featureLayer must be a layer of model 'base'");
+    expect(existsSync(join(out, 'x', 'checkpoints'))).toBe(false);
+  }, 120_000);
+
   it('refuses a val/ whose class folders differ from train/, naming both, before training', async () => {
     const data = SHIPPED_DATASET;
     const dir = await mkdtemp(join(tmpdir(), 'fs-classes-'));

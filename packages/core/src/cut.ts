@@ -28,6 +28,9 @@ function inboundOf(layer: Layer): Layer | undefined {
  * Conv2D classifier) the layer that feeds the classifier (past its dropout); else the output layer.
  */
 export function defaultFeatureLayer(model: LayersModel): { layer: string; reason: string } {
+  const recorded = recordedCut(model);
+  if (recorded && model.layers.some((l) => l.name === recorded.featureLayer))
+    return { layer: recorded.featureLayer, reason: 'recorded in the model file by train-base' };
   if (model.layers.some((l) => l.name === FEATURE_LAYER)) return { layer: FEATURE_LAYER, reason: `the layer named '${FEATURE_LAYER}'` };
   const output = (model.outputs[0] as unknown as { sourceLayer: Layer }).sourceLayer;
   let layer: Layer | undefined = output;
@@ -50,15 +53,9 @@ export function defaultFeatureLayer(model: LayersModel): { layer: string; reason
  */
 export function featureExtractor(tf: Tf, model: LayersModel, layer?: string, pooling: Pooling = 'none'): LayersModel {
   const name = layer ?? defaultFeatureLayer(model).layer;
-  const target = model.layers.find((l) => l.name === name);
-  if (!target) {
-    throw new Error(`model ${model.name} has no layer named '${name}' (layers: ${model.layers.map((l) => l.name).join(', ')})`);
-  }
-  if (!POOLINGS.includes(pooling)) throw invalidOption('pooling', "'avg', 'max' or 'none'", pooling);
+  const target = checkCut(model, name, pooling);
   let output = target.output as ReturnType<typeof tf.input>;
   if (pooling !== 'none') {
-    if (output.shape.length !== 4)
-      throw invalidOption('pooling', `'none' for layer '${name}', whose output ${JSON.stringify(output.shape)} has no height and width`, pooling);
     const pool =
       pooling === 'avg' ? tf.layers.globalAveragePooling2d({ name: `${name}_avg_pool` }) : tf.layers.globalMaxPooling2d({ name: `${name}_max_pool` });
     output = pool.apply(output) as typeof output;
@@ -67,6 +64,39 @@ export function featureExtractor(tf: Tf, model: LayersModel, layer?: string, poo
   // the stacked model (extractor + head) computes on exactly what the head trained on.
   if (output.shape.length > 2) output = tf.layers.flatten({ name: `${name}_flatten` }).apply(output) as typeof output;
   return tf.model({ inputs: model.inputs, outputs: output, name: 'feature_extractor' });
+}
+
+/**
+ * The layer `model` is cut at, or an error naming what is wrong: no layer of that name (the
+ * error lists them), an unknown pooling, or pooling on an output with no height and width.
+ * Checked before anything is trained or extracted.
+ */
+export function checkCut(model: LayersModel, layer: string, pooling: Pooling): Layer {
+  const target = model.layers.find((l) => l.name === layer);
+  if (!target) throw invalidOption('featureLayer', `a layer of model '${model.name}' (layers: ${model.layers.map((l) => l.name).join(', ')})`, layer);
+  if (!POOLINGS.includes(pooling)) throw invalidOption('pooling', "'avg', 'max' or 'none'", pooling);
+  const shape = (target.output as { shape: unknown[] }).shape;
+  if (pooling !== 'none' && shape.length !== 4)
+    throw invalidOption('pooling', `'none' for layer '${layer}', whose output ${JSON.stringify(shape)} has no height and width`, pooling);
+  return target;
+}
+
+const CUT_KEY = 'featherstack';
+
+/**
+ * Records where `model` is cut for extraction in its own metadata (model.json's
+ * userDefinedMetadata), so that `extract` and a later `run --base` cut a trained base where its
+ * training said, without flags.
+ */
+export function recordCut(model: LayersModel, cut: { featureLayer: string; pooling: Pooling }): void {
+  model.setUserDefinedMetadata({ ...(model.getUserDefinedMetadata() ?? {}), [CUT_KEY]: { featureLayer: cut.featureLayer, pooling: cut.pooling } });
+}
+
+/** The cut recorded by recordCut, when the model file holds a well-formed one. */
+export function recordedCut(model: LayersModel): { featureLayer: string; pooling: Pooling } | undefined {
+  const entry = (model.getUserDefinedMetadata() as Record<string, unknown> | undefined)?.[CUT_KEY] as { featureLayer?: unknown; pooling?: unknown } | undefined;
+  if (typeof entry?.featureLayer !== 'string' || !POOLINGS.includes(entry.pooling as Pooling)) return undefined;
+  return { featureLayer: entry.featureLayer, pooling: entry.pooling as Pooling };
 }
 
 /** A layer shape (or the first of a list of shapes) without its batch dimension. @internal */

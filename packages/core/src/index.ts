@@ -18,6 +18,7 @@ export {
 export { type EngineKind, type EngineOptions, engineOptions } from './engines.js';
 export { GraphCompileError, type Precision } from './graph/compile.js';
 export {
+  checkCut,
   defaultFeatureLayer,
   EXTRACTION_ACTIVATION_BUDGET,
   EXTRACTION_COSTS,
@@ -27,6 +28,8 @@ export {
   multiplyAccumulates,
   POOLINGS,
   type Pooling,
+  recordCut,
+  recordedCut,
 } from './cut.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase, trainingFootprint } from './train.js';

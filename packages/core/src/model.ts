@@ -33,7 +33,8 @@ function positiveInts(name: string, value: unknown, fallback: number[]): number[
 }
 
 /**
- * Builds the base feature extractor. Its output layer is named `features`.
+ * Builds the base feature extractor, the seed tutorial's CNN. Its layers are named conv1,
+ * pool1, …, flatten, dense1, …, and its output layer `features`.
  *
  * @example
  * const base = createBaseModel(tf, { inputShape: [28, 28, 1] });
@@ -49,14 +50,15 @@ export function createBaseModel(tf: Tf, options: BaseModelOptions): LayersModel 
   const init = () => tf.initializers.glorotUniform({ seed: seed++ });
   const input = tf.input({ shape });
   let x = input as unknown as ReturnType<ReturnType<typeof tf.layers.dense>['apply']>;
-  for (const f of filters) {
-    x = tf.layers.conv2d({ filters: f, kernelSize: 3, activation: 'relu', kernelInitializer: init() }).apply(x);
-    x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x);
-  }
-  x = tf.layers.flatten().apply(x);
+  // Stable layer names (conv1, pool1, …, flatten, dense1, …, features): what --feature-layer names.
+  filters.forEach((f, i) => {
+    x = tf.layers.conv2d({ filters: f, kernelSize: 3, activation: 'relu', kernelInitializer: init(), name: `conv${i + 1}` }).apply(x);
+    x = tf.layers.maxPooling2d({ poolSize: 2, name: `pool${i + 1}` }).apply(x);
+  });
+  x = tf.layers.flatten({ name: 'flatten' }).apply(x);
   dense.forEach((units, i) => {
-    const name = i === dense.length - 1 ? FEATURE_LAYER : undefined;
-    x = tf.layers.dense({ units, activation: 'relu', kernelInitializer: init(), ...(name ? { name } : {}) }).apply(x);
+    const name = i === dense.length - 1 ? FEATURE_LAYER : `dense${i + 1}`;
+    x = tf.layers.dense({ units, activation: 'relu', kernelInitializer: init(), name }).apply(x);
   });
   return tf.model({ inputs: input, outputs: x as never, name: 'base' });
 }

@@ -346,7 +346,9 @@ describe('base training and feature extraction', () => {
 
   it('names the missing layer when asked for an unknown feature layer', () => {
     const base = createBaseModel(tf, { inputShape: [8, 8, 1] });
-    expect(() => featureExtractor(tf, base, 'nope')).toThrow(/no layer named 'nope' \(layers: .*features/);
+    expect(() => featureExtractor(tf, base, 'nope')).toThrow(
+      /options.featureLayer must be a layer of model 'base' \(layers: .*conv1, pool1, conv2, pool2, flatten, dense1, features\), received "nope"/,
+    );
     base.dispose();
   });
 

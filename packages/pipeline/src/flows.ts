@@ -3,7 +3,6 @@
  * service: the same image settings, rescale and error policy everywhere.
  */
 import { join } from 'node:path';
-import { pixelBatch } from '@featherstack/common';
 import {
   type AugmentOptions,
   type ColorMode,

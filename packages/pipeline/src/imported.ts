@@ -4,7 +4,7 @@
  * the feature layer (named, or the layer feeding its classifier) and pooled as asked.
  */
 import { CHANNELS, COLOR_MODES, type ColorMode } from '@featherstack/common';
-import { defaultFeatureLayer, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { defaultFeatureLayer, featureExtractor, loadBaseModel, type Pooling, recordedCut } from '@featherstack/core';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import type { ResolvedRunOptions } from './options.js';
 
@@ -13,6 +13,7 @@ export interface ImportedBase {
   trainer: LayersModel;
   extractor: LayersModel;
   featureLayer: string;
+  pooling: Pooling;
   imageSize: [number, number];
   colorMode: ColorMode;
 }
@@ -76,11 +77,21 @@ export async function importBase(tf: Tf, o: ResolvedRunOptions, log: (line: stri
     throw new Error(`--base ${o.base} ${mismatch} (leave --image-size and --color-mode out to use the model's input)`);
   }
   const cut = o.featureLayer ? { layer: o.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(model);
+  // A base saved by train-base records its pooling with its feature layer.
+  const recorded = recordedCut(model);
+  const pooling = o.given.pooling || recorded?.featureLayer !== cut.layer ? o.pooling : recorded.pooling;
   log(
-    `base: ${o.base}, ${model.layers.length} layers, input ${h}×${w}×${c}, frozen; features from '${cut.layer}' (${cut.reason}), pooling ${o.pooling}, preprocess ${o.preprocess}`,
+    `base: ${o.base}, ${model.layers.length} layers, input ${h}×${w}×${c}, frozen; features from '${cut.layer}' (${cut.reason}), pooling ${pooling}, preprocess ${o.preprocess}`,
   );
   const family = FAMILIES.find(([pattern]) => pattern.test(model.name));
   if (family && o.preprocess !== family[1])
     log(`note: model '${model.name}' looks like a keras.applications ${family[2]}, which expects --preprocess ${family[1]} (this run uses '${o.preprocess}')`);
-  return { trainer: model, extractor: featureExtractor(tf, model, cut.layer, o.pooling), featureLayer: cut.layer, imageSize: [h, w], colorMode: colorMode! };
+  return {
+    trainer: model,
+    extractor: featureExtractor(tf, model, cut.layer, pooling),
+    featureLayer: cut.layer,
+    pooling,
+    imageSize: [h, w],
+    colorMode: colorMode!,
+  };
 }

@@ -116,8 +116,11 @@ export interface ResolvedRunOptions {
   featureLayer: string | undefined;
   pooling: Pooling;
   preprocess: PreprocessMode;
-  /** Whether imageSize and colorMode were given (with `base`, they are otherwise the model's input). */
-  given: { imageSize: boolean; colorMode: boolean };
+  /**
+   * Whether imageSize and colorMode were given (with `base`, they are otherwise the model's input),
+   * and pooling (otherwise what train-base recorded in the base, if it did).
+   */
+  given: { imageSize: boolean; colorMode: boolean; pooling: boolean };
 }
 
 export const RUN_DEFAULTS = {
@@ -180,7 +183,7 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
     featureLayer: o.featureLayer,
     pooling: o.pooling ?? RUN_DEFAULTS.pooling,
     preprocess,
-    given: { imageSize: o.imageSize !== undefined, colorMode: o.colorMode !== undefined },
+    given: { imageSize: o.imageSize !== undefined, colorMode: o.colorMode !== undefined, pooling: o.pooling !== undefined },
   };
 }
 

@@ -16,6 +16,7 @@ import {
   loadBaseModel,
   type Pooling,
   type Precision,
+  recordedCut,
 } from '@featherstack/core';
 import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
@@ -89,7 +90,10 @@ async function extractUnlocked(options: ExtractStageOptions) {
   const tf = loadTensorFlow();
   const base = await loadBaseModel(tf, options.model, options.featureLayer);
   const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
-  const extractor = featureExtractor(tf, base, cut.layer, options.pooling ?? RUN_DEFAULTS.pooling);
+  // A base saved by train-base records its pooling with its feature layer.
+  const recorded = recordedCut(base);
+  const pooling = options.pooling ?? (recorded?.featureLayer === cut.layer ? recorded.pooling : RUN_DEFAULTS.pooling);
+  const extractor = featureExtractor(tf, base, cut.layer, pooling);
   const { targetSize, colorMode } = inputImageSettings(base, options.model, options);
   const plan = planExtraction({
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
@@ -98,9 +102,7 @@ async function extractUnlocked(options: ExtractStageOptions) {
   const batchSize = options.batchSize ?? extractionBatchFor(extractor, { replicas: plan.replicas });
   // The cores split between decoding and TensorFlow by their cost per image with this model.
   const workers = extractionWorkers(extractor, plan.cores);
-  options.log?.(
-    `features from '${cut.layer}' (${cut.reason}), pooling ${options.pooling ?? RUN_DEFAULTS.pooling}; batch ${batchSize}, ${workers} decode worker${workers > 1 ? 's' : ''}`,
-  );
+  options.log?.(`features from '${cut.layer}' (${cut.reason}), pooling ${pooling}; batch ${batchSize}, ${workers} decode worker${workers > 1 ? 's' : ''}`);
   const preprocess = options.preprocess ?? RUN_DEFAULTS.preprocess;
   const settings = { imageSize: targetSize, colorMode, batchSize, seed: RUN_DEFAULTS.seed, preprocess, workers };
   const rescale = options.rescale ?? (preprocess === 'none' ? (RUN_DEFAULTS.augment.rescale ?? 1) : 1);
@@ -108,7 +110,7 @@ async function extractUnlocked(options: ExtractStageOptions) {
   try {
     return await extractFeatures(tf, extractor, flow, resolve(options.out), {
       featureLayer: cut.layer,
-      pooling: options.pooling ?? RUN_DEFAULTS.pooling,
+      pooling,
       resume: options.resume ?? false,
       ...engineOptions(options),
       ...(options.l2 ? { transform: { l2: true } } : {}),

@@ -6,6 +6,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CHANNELS, FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
 import {
+  checkCut,
   createBaseModel,
   type EpochLog,
   type ExtractProgress,
@@ -14,6 +15,7 @@ import {
   extractionBatchFor,
   extractionWorkers,
   featureExtractor,
+  type Pooling,
   type TrainBaseOptions,
   trainBase,
   trainingFootprint,
@@ -189,6 +191,8 @@ class Workflow {
     const { o, plan } = this;
     // The seed CNN is built before the flows: like an imported base, it sizes the extraction batch.
     const seedBase = imported ? undefined : createBaseModel(tf, { inputShape: [...o.imageSize, CHANNELS[o.colorMode]], seed: o.seed });
+    // The seed CNN is cut where --feature-layer and --pooling say: checked before anything trains.
+    if (seedBase) checkCut(seedBase, o.featureLayer ?? FEATURE_LAYER, o.pooling);
     const settings: ImageSettings = {
       imageSize: imported?.imageSize ?? o.imageSize,
       colorMode: imported?.colorMode ?? o.colorMode,
@@ -226,7 +230,7 @@ class Workflow {
       this.clock.mark('setup');
       const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, seedBase!, train!, val);
       this.clock.mark('base');
-      const features = await this.extract(tf, extractPlan, trained.extractor, trained.featureLayer, plainTrain, val);
+      const features = await this.extract(tf, extractPlan, trained, plainTrain, val);
       this.clock.mark('extract');
       const head = await this.trainHead(tf, features);
       this.clock.mark('head');
@@ -307,7 +311,8 @@ class Workflow {
       ...this.signal,
       ...(this.hooks.onBaseBatch ? { onBatch: this.hooks.onBaseBatch } : {}),
     });
-    return { extractor: featureExtractor(tf, base, FEATURE_LAYER), featureLayer: FEATURE_LAYER, trainer, history };
+    const featureLayer = o.featureLayer ?? FEATURE_LAYER;
+    return { extractor: featureExtractor(tf, base, featureLayer, o.pooling), featureLayer, pooling: o.pooling, trainer, history };
   }
 
   private engine(plan: ThreadPlan) {
@@ -319,12 +324,18 @@ class Workflow {
     };
   }
 
-  private async extract(tf: Tf, plan: ThreadPlan, extractor: LayersModel, featureLayer: string, plainTrain: ImageFlow, val: ImageFlow) {
+  private async extract(
+    tf: Tf,
+    plan: ThreadPlan,
+    { extractor, featureLayer, pooling }: { extractor: LayersModel; featureLayer: string; pooling: Pooling },
+    plainTrain: ImageFlow,
+    val: ImageFlow,
+  ) {
     const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
     const options = (split: 'train' | 'val') => ({
       featureLayer,
-      pooling: this.o.pooling,
+      pooling,
       resume: this.o.resume,
       ...this.signal,
       ...(this.hooks.onExtractBatch ? { onBatch: (p: ExtractProgress) => this.hooks.onExtractBatch!(split, p) } : {}),
@@ -391,7 +402,7 @@ class Workflow {
       interpolation: p.train.image.interpolation,
       rescale: o.rescale,
       featureLayer: p.featureLayer,
-      pooling: o.pooling,
+      pooling: p.features.train.pooling,
       preprocess: o.preprocess,
       ...(o.base ? { base: resolve(o.base) } : {}),
     });
@@ -435,7 +446,7 @@ class Workflow {
         o.base
           ? [
               'base',
-              `${o.base}, frozen (features from '${features.train.featureLayer}', pooling ${o.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
+              `${o.base}, frozen (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
             ]
           : ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
         ['feature dimension', String(features.train.dimension)],

@@ -15,6 +15,8 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), RUN_DEFAULTS.batchSize)
     .option('--epochs <n>', 'epochs', parse.int('--epochs'), RUN_DEFAULTS.baseEpochs)
     .option('--patience <n>', 'early stopping on validation loss (needs --validation)', parse.int('--patience'))
+    .option('--feature-layer <name>', 'the layer extract will cut the saved base at, checked now and recorded in its model.json', 'features')
+    .option('--pooling <mode>', 'global pooling after the feature layer, recorded with it: avg | max | none', parse.pooling, RUN_DEFAULTS.pooling)
     .option('--seed <n>', 'seed (as run)', parse.int('--seed'), RUN_DEFAULTS.seed)
     .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
     .option('--json', 'print JSON')
@@ -28,6 +30,8 @@ export function register(program: Command): void {
         batchSize: opts.batchSize,
         epochs: opts.epochs,
         seed: opts.seed,
+        featureLayer: opts.featureLayer,
+        pooling: opts.pooling,
         augment: RUN_DEFAULTS.augment,
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
         ...engineFrom(opts),

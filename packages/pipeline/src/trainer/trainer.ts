@@ -6,13 +6,25 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import { FEATURE_LAYER } from '@featherstack/common';
 import type { AugmentOptions, ColorMode } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
 import { type ImageSettings, plainFlow, trainingFlow } from '../flows.js';
 import { RUN_DEFAULTS } from '../options.js';
 import { nodeEndpoint } from './comlink-node.js';
-import { createBaseModel, type EngineKind, type EpochLog, engineOptions, type Precision, trainBase, withClassifier } from '@featherstack/core';
+import {
+  checkCut,
+  createBaseModel,
+  type EngineKind,
+  type EpochLog,
+  engineOptions,
+  type Pooling,
+  type Precision,
+  recordCut,
+  trainBase,
+  withClassifier,
+} from '@featherstack/core';
 
 /** One base-training job: everything is plain data, so it crosses the thread boundary. */
 export interface BaseJob {
@@ -34,6 +46,12 @@ export interface BaseJob {
   patience?: number;
   checkpointDir?: string;
   resume?: boolean;
+  /**
+   * Where `extract` will cut the saved base (default the layer 'features', no pooling): checked
+   * before training, recorded in the saved model.json.
+   */
+  featureLayer?: string;
+  pooling?: Pooling;
   /** Where the trained base (without its temporary classifier) is saved, tfjs layers format. */
   saveTo: string;
   /** Data-parallel replicas, TensorFlow threads per replica, engine and precision (see trainBase). */
@@ -77,8 +95,10 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
         ...(job.filters ? { filters: job.filters } : {}),
         ...(job.dense ? { dense: job.dense } : {}),
       });
+      const cut = { featureLayer: job.featureLayer ?? FEATURE_LAYER, pooling: job.pooling ?? RUN_DEFAULTS.pooling };
       const trainer = withClassifier(tf, base, train.classNames.length, settings.seed + 1000);
       try {
+        checkCut(base, cut.featureLayer, cut.pooling);
         const history = await trainBase(tf, trainer, train, {
           epochs: job.epochs,
           signal: controller.signal,
@@ -90,6 +110,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
           onEpochEnd: (_, log) => onEpoch?.(log),
         });
         await mkdir(job.saveTo, { recursive: true });
+        recordCut(base, cut);
         await base.save(`file://${job.saveTo}`);
         return { history, model: `${job.saveTo}/model.json` };
       } finally {
