@@ -120,6 +120,25 @@ function ensurePythonTensorflow() {
   }
 }
 
+/**
+ * What the benchmarks read and run beside featherstack: Debian's Fashion-MNIST and wallpaper photos
+ * (the 224² corpora), Keras and PyTorch's CPU wheels (the peer rows). Each is installed only where
+ * missing; a failure is said, and the suite that needs it then fails naming it.
+ */
+function ensureBenchmarkInputs() {
+  const missing = [
+    ['/usr/share/backgrounds', 'ukui-wallpapers'],
+    [process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 'dataset-fashion-mnist'],
+  ].filter(([path]) => !existsSync(path));
+  if (missing.length > 0) aptInstall('install the benchmark datasets', missing.map(([, pkg]) => pkg));
+  ensurePythonTensorflow();
+  const python = process.env.PYTHON ?? 'python3';
+  if (spawnSync(python, ['-c', 'import torch, torchvision'], { stdio: 'ignore' }).status === 0) return;
+  process.stderr.write('\n▶ install PyTorch for the peer rows (pip install torch torchvision)\n');
+  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'torch', 'torchvision'], { stdio: 'inherit', env });
+  if (result.status !== 0) process.stderr.write(`✖ could not pip install torch and torchvision (exit ${result.status}); the PyTorch rows will say so\n`);
+}
+
 const verb = process.argv[2] ?? 'build';
 const rest = process.argv.slice(3);
 install();
@@ -138,6 +157,7 @@ switch (verb) {
     step('tests (vitest)', bin('vitest'), ['run', ...rest]);
     break;
   case 'bench':
+    ensureBenchmarkInputs();
     step('benchmarks', process.execPath, [join(root, 'packages', 'cli', 'dist', 'bin.js'), 'bench', ...rest]);
     break;
   default:
