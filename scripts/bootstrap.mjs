@@ -133,9 +133,9 @@ function ensureBenchmarkInputs() {
   if (missing.length > 0) aptInstall('install the benchmark datasets', missing.map(([, pkg]) => pkg));
   ensurePythonTensorflow();
   const python = process.env.PYTHON ?? 'python3';
-  if (spawnSync(python, ['-c', 'import torch, torchvision'], { stdio: 'ignore' }).status === 0) return;
-  process.stderr.write('\n▶ install PyTorch for the peer rows (pip install torch torchvision)\n');
-  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'torch', 'torchvision'], { stdio: 'inherit', env });
+  if (spawnSync(python, ['-c', 'import torch, torchvision, PIL'], { stdio: 'ignore' }).status === 0) return;
+  process.stderr.write('\n▶ install PyTorch and Pillow for the peer rows (pip install torch torchvision pillow)\n');
+  const result = spawnSync(python, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', 'torch', 'torchvision', 'pillow'], { stdio: 'inherit', env });
   if (result.status !== 0) process.stderr.write(`✖ could not pip install torch and torchvision (exit ${result.status}); the PyTorch rows will say so\n`);
 }
 
