@@ -146,6 +146,10 @@ describe('bad input', () => {
       expect(pixelsOk).toBe(true);
       expect(seen.sort()).toEqual(Array.from({ length: 9 }, (_, i) => `x/good${i}.png`));
       expect(flow.skippedFiles.map((f) => f.path.split('/').pop()).sort()).toEqual(['bad-text.png', 'empty.jpg']);
+      // Named as batches and flow.filenames name files too, beside the absolute path.
+      expect(flow.skippedFiles.map((f) => f.filename).sort()).toEqual(['x/bad-text.png', 'x/empty.jpg']);
+      for (const f of flow.skippedFiles) expect(f.path.endsWith(`/${f.filename}`)).toBe(true);
+      expect(flow.skippedFiles.every((f) => flow.filenames.includes(f.filename))).toBe(true);
       expect(flow.skippedFiles.every((f) => f.reason.length > 0 && f.epoch === 0)).toBe(true);
       expect(events.sort()).toEqual(flow.skippedFiles.map((f) => f.path).sort());
     } finally {

@@ -137,7 +137,7 @@ export async function* runEpoch(
       pending.delete(b);
       if (failures.length > 0 && ctx.onError === 'raise') throw new ImageDecodeError(failures[0]!.path, failures[0]!.reason);
       for (const f of failures) {
-        const skipped = { epoch, path: f.path, reason: f.reason };
+        const skipped = { epoch, path: f.path, filename: ctx.layout.pathOf(slot.samples[f.position]!), reason: f.reason };
         run.skipped.push(skipped);
         ctx.onSkip?.(skipped);
       }

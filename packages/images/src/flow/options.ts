@@ -97,7 +97,10 @@ export interface FlowOptions extends FileFlowOptions, DirectoryListingOptions {}
 /** A file left out of an epoch under onError: 'skip'. */
 export interface SkippedFile {
   epoch: number;
+  /** The file's absolute path, to open or fix it. */
   path: string;
+  /** The same file as batches' `paths` and `flow.filenames` name it (relative to the directory). */
+  filename: string;
   reason: string;
 }
 
