@@ -5,9 +5,9 @@
  * checking the complete shard set: every row exactly once, one base model, one schema.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, shardSetProblem } from '@featherstack/common';
+import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, type ShardFile, shardSetProblem } from '@featherstack/common';
 import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
@@ -37,6 +37,12 @@ export interface DistributedExtractOptions {
   pooling?: 'avg' | 'max' | 'none';
   /** Default: each worker sizes it from the base's activation memory and its replicas (as `run` and `extract` do). */
   batchSize?: number;
+  /**
+   * A finished shard found damaged when the set is checked (unreadable, foreign, missing, rows or
+   * labels not the listing's) is extracted anew, its file kept beside it as `.damaged`. Default
+   * false: the coordinator refuses, naming the shard and this option.
+   */
+  repair?: boolean;
   /** Tries per shard before it counts as failed (BullMQ attempts; default 3). */
   attempts?: number;
   queueName?: string;
@@ -66,6 +72,8 @@ export interface ExtractSetResult {
   seconds: number;
   /** Shards already finished when this coordinator attached (a re-attached run). */
   alreadyDone: number;
+  /** Shards found damaged and extracted anew (`repair`). */
+  repaired: number[];
   /** A pixel cache: the images its workers could not decode, recorded in it by path (none for features). */
   undecodable: { path: string; reason: string }[];
 }
@@ -143,6 +151,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
     log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
     const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
     const retried = new Set<string>();
+    const repaired: number[] = [];
     for (;;) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
       const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
@@ -179,16 +188,39 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
         total: listing.paths.length,
         seconds: (performance.now() - started) / 1000,
       });
-      if (done === count) break;
+      if (done === count) {
+        if (kind !== 'features') break;
+        const expected = { set, count, paths: listing.paths, labels: listing.labels, shardSize };
+        const damaged = await damagedShards(out, expected);
+        if (damaged.length === 0) break;
+        const more = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged shard${damaged.length > 2 ? 's' : ''})` : '';
+        if (!o.repair || damaged.some((d) => repaired.includes(d.index)))
+          throw new Error(
+            `${damaged[0]!.reason}${more}; ${o.repair ? 'it was damaged again after its repair' : `run again with --repair (options.repair) to extract ${damaged.length > 1 ? 'them' : 'it'} anew; a damaged file is kept beside it as .damaged`}`,
+          );
+        for (const d of damaged) {
+          await rename(d.path, `${d.path}.damaged`).catch((error: NodeJS.ErrnoException) => {
+            if (error.code !== 'ENOENT') throw error;
+          });
+          const id = ids[d.index]!;
+          await (await queue.getJob(id))?.remove();
+          await queue.add('shard', jobs.get(id)!, { ...options, jobId: id });
+          repaired.push(d.index);
+        }
+        log(
+          `repairing ${damaged.length} damaged shard${damaged.length > 1 ? 's' : ''} (${damaged.map((d) => d.index).join(', ')}): ${damaged[0]!.reason}${more}`,
+        );
+        continue;
+      }
       await sleep(250);
     }
     const undecodable = kind === 'features' ? [] : await verifyPixelCache(out, o);
-    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths, labels: listing.labels });
+    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths, labels: listing.labels, shardSize });
     if (undecodable.length > 0)
       o.log?.(
         `${undecodable.length} image${undecodable.length > 1 ? 's' : ''} could not be decoded; the cache records ${undecodable.length > 1 ? 'them' : 'it'} (a flow reading it skips or raises as its onError says). First: ${undecodable[0]!.path}: ${undecodable[0]!.reason}`,
       );
-    return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone, undecodable };
+    return { set, out, shards: count, rows: listing.paths.length, seconds: (performance.now() - started) / 1000, alreadyDone, repaired, undecodable };
   } finally {
     await queue.close();
   }
@@ -205,45 +237,75 @@ async function verifyPixelCache(dir: string, o: DistributedExtractOptions): Prom
   return failures;
 }
 
+/** What a shard set in a directory is checked against: the listing it was made from. */
+export interface ShardSetExpectation {
+  set: string;
+  count: number;
+  paths: string[];
+  labels: ArrayLike<number>;
+  /** Rows per shard the set was made with; without it, each shard starts where the one before ended. */
+  shardSize?: number;
+}
+
 /**
  * Checks the shard set in `dir` against the listing it was made from: each shard file of the set
  * readable, one base model, and the rows of shard n exactly the listing's rows of shard n, with
  * their labels (a shard written by a forged job with relabelled rows is refused). Foreign or
  * damaged files are refused by name.
  */
-export async function verifyShardSet(dir: string, expected: { set: string; count: number; paths: string[]; labels: ArrayLike<number> }): Promise<void> {
+export async function verifyShardSet(dir: string, expected: ShardSetExpectation): Promise<void> {
+  const { files, damaged, rows } = await inspectShards(dir, expected);
+  if (damaged.length > 0) throw new Error(damaged[0]!.reason);
+  const problem = shardSetProblem(files);
+  if (problem) throw new Error(problem);
+  if (rows !== expected.paths.length) throw new Error(`shard set in ${dir} holds ${rows} rows, the listing ${expected.paths.length}`);
+}
+
+/** Each shard of the set that is missing or damaged, and why (empty: every shard file is sound). */
+export async function damagedShards(dir: string, expected: ShardSetExpectation): Promise<{ index: number; path: string; reason: string }[]> {
+  return (await inspectShards(dir, expected)).damaged;
+}
+
+async function inspectShards(dir: string, expected: ShardSetExpectation) {
   const store = new DirectoryStore(dir);
   const names = new Set(await store.list());
-  const files = [];
+  const files: ShardFile[] = [];
+  const damaged: { index: number; path: string; reason: string }[] = [];
   let offset = 0;
   for (let index = 0; index < expected.count; index++) {
     const path = join(store.location, shardName(index));
-    if (!names.has(shardName(index))) throw new Error(`shard set in ${dir} is incomplete: ${path} is missing`);
-    let table: ReturnType<typeof tableFromIPC>;
-    try {
-      table = tableFromIPC(await readFile(path));
-    } catch (error) {
-      throw new Error(`shard ${path} is not a readable feature file (${(error as Error).message})`);
+    const start = expected.shardSize !== undefined ? index * expected.shardSize : offset;
+    const checked = names.has(shardName(index)) ? await checkShard(path, start, expected) : { reason: `shard set in ${dir} is incomplete: ${path} is missing` };
+    if ('reason' in checked) damaged.push({ index, path, reason: checked.reason });
+    else {
+      files.push(checked);
+      offset = start + checked.rows!;
     }
-    const shard = readShardInfo(table.schema.metadata);
-    if (shard === null || typeof shard === 'string')
-      throw new Error(`shard ${path} is not a shard of extraction ${expected.set}${typeof shard === 'string' ? ` (${shard})` : ''}`);
-    if (shard.set !== expected.set) throw new Error(`shard ${path} belongs to extraction ${shard.set}, not ${expected.set}`);
-    const rows = table.getChild(FEATURE_COLUMNS.path)?.toArray() as string[] | undefined;
-    const want = expected.paths.slice(offset, offset + (shard.end - shard.start));
-    if (!rows || rows.length !== want.length || rows.some((p, i) => p !== want[i]))
-      throw new Error(`shard ${path} does not hold rows ${shard.start}–${shard.end} of the listing`);
-    const labels = table.getChild(FEATURE_COLUMNS.label)?.toArray() as ArrayLike<number | bigint> | undefined;
-    const wrong = labels ? Array.from(labels).findIndex((l, i) => Number(l) !== expected.labels[offset + i]) : 0;
-    if (wrong >= 0)
-      throw new Error(
-        `shard ${path}: ${labels ? `row ${offset + wrong} (${want[wrong]}) is labelled ${labels[wrong]}, the listing says ${expected.labels[offset + wrong]}` : 'has no label column'}; ` +
-          'it was not written from this listing (delete it and run the coordinator again to extract it anew)',
-      );
-    files.push({ path, shard, model: table.schema.metadata.get(FEATURE_METADATA.baseModelSha256), rows: rows.length });
-    offset += rows.length;
   }
-  const problem = shardSetProblem(files);
-  if (problem) throw new Error(problem);
-  if (offset !== expected.paths.length) throw new Error(`shard set in ${dir} holds ${offset} rows, the listing ${expected.paths.length}`);
+  return { files, damaged, rows: files.reduce((n, f) => n + f.rows!, 0) };
+}
+
+/** One shard file against the listing's rows from `start`: the file as shardSetProblem checks it, or why it is damaged. */
+async function checkShard(path: string, start: number, expected: ShardSetExpectation): Promise<ShardFile | { reason: string }> {
+  let table: ReturnType<typeof tableFromIPC>;
+  try {
+    table = tableFromIPC(await readFile(path));
+  } catch (error) {
+    return { reason: `shard ${path} is not a readable feature file (${(error as Error).message})` };
+  }
+  const shard = readShardInfo(table.schema.metadata);
+  if (shard === null || typeof shard === 'string')
+    return { reason: `shard ${path} is not a shard of extraction ${expected.set}${typeof shard === 'string' ? ` (${shard})` : ''}` };
+  if (shard.set !== expected.set) return { reason: `shard ${path} belongs to extraction ${shard.set}, not ${expected.set}` };
+  const rows = table.getChild(FEATURE_COLUMNS.path)?.toArray() as string[] | undefined;
+  const want = expected.paths.slice(start, start + (shard.end - shard.start));
+  if (!rows || shard.start !== start || rows.length !== want.length || rows.some((p, i) => p !== want[i]))
+    return { reason: `shard ${path} does not hold rows ${start}–${start + want.length} of the listing` };
+  const labels = table.getChild(FEATURE_COLUMNS.label)?.toArray() as ArrayLike<number | bigint> | undefined;
+  const wrong = labels ? Array.from(labels).findIndex((l, i) => Number(l) !== expected.labels[start + i]) : 0;
+  if (wrong >= 0)
+    return {
+      reason: `shard ${path}: ${labels ? `row ${start + wrong} (${want[wrong]}) is labelled ${labels[wrong]}, the listing says ${expected.labels[start + wrong]}` : 'has no label column'}; it was not written from this listing`,
+    };
+  return { path, shard, model: table.schema.metadata.get(FEATURE_METADATA.baseModelSha256), rows: rows.length };
 }

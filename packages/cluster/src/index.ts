@@ -12,6 +12,8 @@ export {
   type ExtractSetResult,
   extractDistributed,
   verifyShardSet,
+  damagedShards,
+  type ShardSetExpectation,
 } from './coordinator.js';
 export { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
 export { type QueueStatus, queueStatus } from './status.js';

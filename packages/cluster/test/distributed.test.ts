@@ -215,6 +215,28 @@ describe('distributed extraction on BullMQ and Redis', () => {
     await expect(readFeatureFiles(out)).rejects.toThrow(/shard-000002\.arrow is not a shard, but .*shard-000000\.arrow is/);
   });
 
+  it('a damaged finished shard: the coordinator refuses naming it and --repair; with repair it is extracted anew, the damaged file kept', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-repair-'));
+    const first = await extract(out);
+    expect(first.repaired).toEqual([]);
+    const third = join(out, 'shard-000002.arrow');
+    const fifth = join(out, 'shard-000004.arrow');
+    writeFileSync(third, 'not arrow at all');
+    writeFileSync(fifth, readFileSync(referencePath)); // a feature file, but not this set's shard
+    await expect(extract(out)).rejects.toThrow(
+      new RegExp(`shard ${third} is not a readable feature file .*\\(and 1 more damaged shard\\); run again with --repair \\(options\\.repair\\) to extract them anew`),
+    );
+    const lines: string[] = [];
+    const repaired = await extract(out, { repair: true, log: (l) => lines.push(l) });
+    expect(repaired).toMatchObject({ set: first.set, shards: 5, rows: 500, repaired: [2, 4] });
+    expect(lines.some((l) => l.startsWith('repairing 2 damaged shards (2, 4): '))).toBe(true);
+    // Nothing is lost: each damaged file is kept beside the set, which the head's reader ignores.
+    expect(readFileSync(`${third}.damaged`, 'utf8')).toBe('not arrow at all');
+    expect(readFileSync(`${fifth}.damaged`).equals(readFileSync(referencePath))).toBe(true);
+    expectEqualToReference(await readFeatureFiles(out));
+    expect((await extract(out)).repaired).toEqual([]);
+  });
+
   it('workers build a sharded pixel cache that a flow reads as one cache (same pixels as decoding), and a stale shard is refused by name', async () => {
     await stopWorkers();
     await Promise.all(['p1', 'p2'].map((n) => startWorkerProcess(n)));

@@ -21,6 +21,7 @@ interface DistributedFlags {
   featureLayer?: string;
   pooling?: 'avg' | 'max' | 'none';
   preprocess?: PreprocessMode;
+  repair?: boolean;
   json?: boolean;
 }
 
@@ -60,6 +61,7 @@ async function distributed(opts: DistributedFlags): Promise<void> {
     ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
     ...(opts.pooling ? { pooling: opts.pooling } : {}),
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+    repair: opts.repair ?? false,
     log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
     onProgress: (p) => {
       const line = `shards ${p.done}/${p.shards} done, ${p.active} active, ${p.waiting} waiting, ${p.failed} failed; ${p.rows}/${p.total} images (${(p.rows / Math.max(p.seconds, 1e-3)).toFixed(0)}/s)`;
@@ -89,6 +91,7 @@ export function register(program: Command): void {
     .option('--resume', 'continue an interrupted extraction from its journal')
     .option('--queue <url>', 'extract on the workers of this job queue (redis:// or rediss://; also FEATHERSTACK_QUEUE): shards of --shard-size images')
     .option('--shard-size <n>', 'images per shard with --queue', parse.int('--shard-size'), 1000)
+    .option('--repair', 'with --queue: extract anew any finished shard found damaged (its file kept as .damaged) instead of refusing')
     .option('--config <file>', "with --queue's role: a YAML or JSON file with the queue's URL under 'queue'")
     .option('--json', 'print JSON')
     .action(async (opts) => {
