@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { FEATURE_COLUMNS, FEATURE_METADATA, readShardInfo, type ShardFile, shardSetProblem } from '@featherstack/common';
+import { FEATURE_COLUMNS, readFeatureSchema, type ShardFile, shardSetProblem } from '@featherstack/common';
 import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
@@ -293,9 +293,10 @@ async function checkShard(path: string, start: number, expected: ShardSetExpecta
   } catch (error) {
     return { reason: `shard ${path} is not a readable feature file (${(error as Error).message})` };
   }
-  const shard = readShardInfo(table.schema.metadata);
-  if (shard === null || typeof shard === 'string')
-    return { reason: `shard ${path} is not a shard of extraction ${expected.set}${typeof shard === 'string' ? ` (${shard})` : ''}` };
+  const schema = readFeatureSchema(table.schema);
+  if (typeof schema === 'string') return { reason: `shard ${path} ${schema}` };
+  const { shard } = schema;
+  if (shard === null) return { reason: `shard ${path} is not a shard of extraction ${expected.set}` };
   if (shard.set !== expected.set) return { reason: `shard ${path} belongs to extraction ${shard.set}, not ${expected.set}` };
   const rows = table.getChild(FEATURE_COLUMNS.path)?.toArray() as string[] | undefined;
   const want = expected.paths.slice(start, start + (shard.end - shard.start));
@@ -307,5 +308,5 @@ async function checkShard(path: string, start: number, expected: ShardSetExpecta
     return {
       reason: `shard ${path}: ${labels ? `row ${start + wrong} (${want[wrong]}) is labelled ${labels[wrong]}, the listing says ${expected.labels[start + wrong]}` : 'has no label column'}; it was not written from this listing`,
     };
-  return { path, shard, model: table.schema.metadata.get(FEATURE_METADATA.baseModelSha256), rows: rows.length };
+  return { path, shard, model: schema.baseModel, rows: rows.length };
 }

@@ -224,7 +224,9 @@ describe('distributed extraction on BullMQ and Redis', () => {
     writeFileSync(third, 'not arrow at all');
     writeFileSync(fifth, readFileSync(referencePath)); // a feature file, but not this set's shard
     await expect(extract(out)).rejects.toThrow(
-      new RegExp(`shard ${third} is not a readable feature file .*\\(and 1 more damaged shard\\); run again with --repair \\(options\\.repair\\) to extract them anew`),
+      new RegExp(
+        `shard ${third} is not a readable feature file .*\\(and 1 more damaged shard\\); run again with --repair \\(options\\.repair\\) to extract them anew`,
+      ),
     );
     const lines: string[] = [];
     const repaired = await extract(out, { repair: true, log: (l) => lines.push(l) });

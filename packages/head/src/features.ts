@@ -3,17 +3,8 @@
  * with the file's path.
  */
 import { readFile } from 'node:fs/promises';
-import {
-  arrowBytesProblem,
-  FEATURE_COLUMNS as COLUMNS,
-  FEATURE_METADATA,
-  listArrowFiles,
-  readFeatureInfo,
-  readShardInfo,
-  type ShardInfo,
-  shardSetProblem,
-} from '@featherstack/common';
-import { DataType, type Table, tableFromIPC } from 'apache-arrow';
+import { arrowBytesProblem, FEATURE_COLUMNS as COLUMNS, listArrowFiles, readFeatureSchema, type ShardInfo, shardSetProblem } from '@featherstack/common';
+import { type Table, tableFromIPC } from 'apache-arrow';
 import { FeatureFileError } from './errors.js';
 
 export interface FeatureSet {
@@ -30,12 +21,6 @@ export interface FeatureSet {
   /** Which shard of a distributed extraction the file is, and the base model's sha256. */
   shard?: ShardInfo;
   baseModel?: string;
-}
-
-function requireColumn(table: Table, path: string, name: string) {
-  const column = table.getChild(name);
-  if (!column) throw new FeatureFileError(path, `has no '${name}' column (columns: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-  return column;
 }
 
 /**
@@ -71,15 +56,11 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   } catch (error) {
     throw new FeatureFileError(path, `is not a readable Arrow IPC file (${(error as Error).message})`);
   }
-  const featuresColumn = requireColumn(table, path, COLUMNS.features);
-  const labelColumn = requireColumn(table, path, COLUMNS.label);
-  const type = featuresColumn.type;
-  if (!DataType.isFixedSizeList(type) || !DataType.isFloat(type.children[0]!.type)) {
-    throw new FeatureFileError(path, `column 'features' must be FixedSizeList<Float32>, found ${String(type)}`);
-  }
-  if (!DataType.isInt(labelColumn.type)) throw new FeatureFileError(path, `column 'label' must be an integer column, found ${String(labelColumn.type)}`);
-  const dimension = type.listSize;
-  if (dimension < 1) throw new FeatureFileError(path, 'has 0-dimensional features: there is nothing to train a head on');
+  const schema = readFeatureSchema(table.schema);
+  if (typeof schema === 'string') throw new FeatureFileError(path, schema);
+  const { dimension, classNames, sequence, shard, baseModel } = schema;
+  const featuresColumn = table.getChild(COLUMNS.features)!;
+  const labelColumn = table.getChild(COLUMNS.label)!;
   const rows = table.numRows;
   if (rows === 0) throw new FeatureFileError(path, 'has no rows (an extraction that stopped before its first batch, or an empty dataset)');
   const pathColumn = table.getChild(COLUMNS.path);
@@ -95,13 +76,7 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   }
   const labels = int32Labels(path, labelColumn.toArray() as ArrayLike<number | bigint>, 0, imageOf);
   assertFinite(path, features, dimension, 0, imageOf);
-  const info = readFeatureInfo(table.schema.metadata);
-  if (typeof info === 'string') throw new FeatureFileError(path, info);
-  const { classNames, sequence } = info;
   assertLabels(path, labels, classNames, 0, imageOf);
-  const shard = readShardInfo(table.schema.metadata);
-  if (typeof shard === 'string') throw new FeatureFileError(path, shard);
-  const baseModel = table.schema.metadata.get(FEATURE_METADATA.baseModelSha256);
   return {
     path,
     rows,

@@ -5,18 +5,8 @@
  * batch, whatever the files hold.
  */
 import { open } from 'node:fs/promises';
-import {
-  arrowFileProblem,
-  CounterRng,
-  FEATURE_COLUMNS as COLUMNS,
-  FEATURE_METADATA,
-  readFeatureInfo,
-  readShardInfo,
-  type ShardFile,
-  Stream,
-  shardSetProblem,
-} from '@featherstack/common';
-import { type AsyncRecordBatchFileReader, DataType, RecordBatchReader } from 'apache-arrow';
+import { arrowFileProblem, CounterRng, FEATURE_COLUMNS as COLUMNS, readFeatureSchema, type ShardFile, Stream, shardSetProblem } from '@featherstack/common';
+import { type AsyncRecordBatchFileReader, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
 import { assertFinite, assertLabels, assertNoNulls, commonBaseModel, featureFiles, int32Labels } from './features.js';
 
@@ -79,16 +69,10 @@ export async function openFeatureStream(
   for (const file of files) {
     const { reader: r, close } = await reader(file);
     try {
-      const field = r.schema.fields.find((f) => f.name === COLUMNS.features);
-      if (!field || !DataType.isFixedSizeList(field.type)) throw new FeatureFileError(file, "has no FixedSizeList 'features' column");
-      const d = field.type.listSize;
-      if (d < 1) throw new FeatureFileError(file, 'has 0-dimensional features: there is nothing to train a head on');
-      const info = readFeatureInfo(r.schema.metadata);
-      if (typeof info === 'string') throw new FeatureFileError(file, info);
-      const names = info.classNames;
-      const shard = readShardInfo(r.schema.metadata);
-      if (typeof shard === 'string') throw new FeatureFileError(file, shard);
-      shardFiles.push({ path: file, shard, model: r.schema.metadata.get(FEATURE_METADATA.baseModelSha256) });
+      const schema = readFeatureSchema(r.schema);
+      if (typeof schema === 'string') throw new FeatureFileError(file, schema);
+      const { dimension: d, classNames: names, shard } = schema;
+      shardFiles.push({ path: file, shard, model: schema.baseModel });
       if (dimension === -1) [dimension, classNames] = [d, names];
       else if (d !== dimension) throw new FeatureFileError(file, `has ${d}-dimensional features but ${files[0]} has ${dimension}`);
       else if (JSON.stringify(names) !== JSON.stringify(classNames))

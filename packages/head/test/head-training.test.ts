@@ -13,8 +13,10 @@ import {
   RecordBatchFileWriter,
   Schema,
   Struct,
+  Table,
   tableFromArrays,
   tableToIPC,
+  vectorFromArray,
 } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { featureRecordBatch, featureSchema } from '@featherstack/common';
@@ -361,6 +363,19 @@ describe('head', () => {
     const noLabel = tableFromArrays({ features: Float32Array.of(1) });
     await writeFile(join(dir, 'nolabel.arrow'), tableToIPC(noLabel, 'file'));
     await expect(readFeatureFile(join(dir, 'nolabel.arrow'))).rejects.toThrow(/nolabel\.arrow: has no 'label' column \(columns: features\)/);
+    // One schema check (common's readFeatureSchema) for every reader: the streamed reader says the same.
+    await expect(openFeatureStream(join(dir, 'wrong.arrow'))).rejects.toThrow(/wrong\.arrow: column 'features' must be FixedSizeList<Float32>, found Float32/);
+    await expect(openFeatureStream(join(dir, 'nolabel.arrow'))).rejects.toThrow(/nolabel\.arrow: has no 'label' column \(columns: features\)/);
+    const good = featureRecordBatch(
+      featureSchema(1, new Map([['featherstack.class_names', '["a","b"]']])),
+      ['p', 'q'],
+      Int32Array.of(0, 1),
+      Float32Array.of(1, 2),
+    );
+    const floatLabels = new Table({ label: vectorFromArray(Float64Array.of(0.5, 1.5)), features: good.getChild('features')! });
+    await writeFile(join(dir, 'float-labels.arrow'), tableToIPC(floatLabels, 'file'));
+    for (const read of [readFeatureFile, openFeatureStream])
+      await expect(read(join(dir, 'float-labels.arrow'))).rejects.toThrow(/float-labels\.arrow: column 'label' must be an integer column, found Float64/);
     // Truncated mid-batch (a copy cut short): named, not half-read.
     await blobs(join(dir, 'whole.arrow'), 60, 1);
     const bytes = await readFile(join(dir, 'whole.arrow'));

@@ -4,7 +4,7 @@
  * batch by record batch, so a file larger than memory is fine.
  */
 import { open } from 'node:fs/promises';
-import { arrowFileProblem, FEATURE_COLUMNS, PIXEL_CACHE_METADATA, readFeatureInfo } from '@featherstack/common';
+import { arrowFileProblem, FEATURE_COLUMNS, PIXEL_CACHE_METADATA, readFeatureSchema } from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, RecordBatchReader } from 'apache-arrow';
 
 export interface Inspection {
@@ -44,9 +44,10 @@ export async function inspect(path: string): Promise<Inspection> {
       : names.includes(FEATURE_COLUMNS.features) && names.includes(FEATURE_COLUMNS.label)
         ? 'features'
         : 'arrow';
-    const info = readFeatureInfo(reader.schema.metadata);
-    if (typeof info === 'string') throw new Error(`inspect: ${path} ${info}`);
-    const { classNames } = info;
+    // A feature file is checked as the head reads it; other Arrow files are shown as they are.
+    const schema = kind === 'features' ? readFeatureSchema(reader.schema) : undefined;
+    if (typeof schema === 'string') throw new Error(`inspect: ${path} ${schema}`);
+    const classNames = schema?.classNames ?? [];
     const counts = new Map<number, number>();
     let rows = 0;
     let failed = 0;

@@ -10,7 +10,7 @@
  *
  * and string metadata under the keys of FEATURE_METADATA (JSON values where noted).
  */
-import { Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, Schema, Struct, Utf8, vectorFromArray } from 'apache-arrow';
+import { DataType, Field, FixedSizeList, Float32, Int32, makeData, RecordBatch, Schema, Struct, Utf8, vectorFromArray } from 'apache-arrow';
 
 export const FEATURE_COLUMNS = { path: 'path', label: 'label', features: 'features' } as const;
 
@@ -104,6 +104,44 @@ export function readFeatureInfo(metadata: Map<string, string>): FeatureFileInfo 
     return `has metadata ${FEATURE_METADATA.sequence} that is not [steps, features per step]`;
   }
   return { classNames, sequence: sequence as [number, number] | null };
+}
+
+/** A feature file's schema as every reader of the format needs it, checked once (readFeatureSchema). */
+export interface FeatureSchema extends FeatureFileInfo {
+  dimension: number;
+  /** Whether rows name their image (the `path` column). */
+  hasPaths: boolean;
+  /** Which part of a distributed extraction the file holds; null when it is not a shard. */
+  shard: ShardInfo | null;
+  /** FEATURE_METADATA.baseModelSha256, when recorded. */
+  baseModel: string | undefined;
+}
+
+/**
+ * The one check of a feature file's schema — its columns and their types, its format version and
+ * metadata, its shard description — shared by the head's readers, the coordinator and `inspect`:
+ * the schema's description, or what is wrong with it (a phrase to follow the file's name).
+ */
+export function readFeatureSchema(schema: Schema): FeatureSchema | string {
+  const field = (name: string) => schema.fields.find((f) => f.name === name);
+  const columns = `(columns: ${schema.fields.map((f) => f.name).join(', ')})`;
+  const features = field(FEATURE_COLUMNS.features);
+  const label = field(FEATURE_COLUMNS.label);
+  const path = field(FEATURE_COLUMNS.path);
+  if (!features) return `has no '${FEATURE_COLUMNS.features}' column ${columns}`;
+  if (!label) return `has no '${FEATURE_COLUMNS.label}' column ${columns}`;
+  const type = features.type;
+  if (!DataType.isFixedSizeList(type) || !DataType.isFloat(type.children[0]!.type))
+    return `column '${FEATURE_COLUMNS.features}' must be FixedSizeList<Float32>, found ${String(type)}`;
+  if (!DataType.isInt(label.type)) return `column '${FEATURE_COLUMNS.label}' must be an integer column, found ${String(label.type)}`;
+  if (path && !DataType.isUtf8(path.type)) return `column '${FEATURE_COLUMNS.path}' must be Utf8, found ${String(path.type)}`;
+  const dimension = type.listSize;
+  if (dimension < 1) return 'has 0-dimensional features: there is nothing to train a head on';
+  const info = readFeatureInfo(schema.metadata);
+  if (typeof info === 'string') return info;
+  const shard = readShardInfo(schema.metadata);
+  if (typeof shard === 'string') return shard;
+  return { ...info, dimension, hasPaths: path !== undefined, shard, baseModel: schema.metadata.get(FEATURE_METADATA.baseModelSha256) };
 }
 
 /** Schema metadata key of a shard file: JSON ShardInfo. */
