@@ -6,6 +6,7 @@
  */
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { isShardFileName, shardFileName } from '@featherstack/common';
 
 export interface ShardStore {
   /** Where the store is, for messages and for readers of the set. */
@@ -37,14 +38,12 @@ export class DirectoryStore implements ShardStore {
 
   async list(): Promise<string[]> {
     try {
-      return (await readdir(this.location)).filter((f) => /^shard-\d+\.arrow$/.test(f)).sort();
+      return (await readdir(this.location)).filter((f) => isShardFileName(f)).sort();
     } catch {
       return [];
     }
   }
 }
 
-/** `shard-<index>.arrow` (features) or `pixels-<index>.arrow` (a pixel-cache shard), zero-padded so that names sort in shard order. */
-export function shardName(index: number, kind: 'features' | 'pixels' = 'features'): string {
-  return `${kind === 'pixels' ? 'pixels' : 'shard'}-${String(index).padStart(6, '0')}.arrow`;
-}
+/** A shard's file name (common's shardFileName, the one owner of the naming). */
+export const shardName = shardFileName;

@@ -15,7 +15,7 @@ import { crc32 } from 'node:zlib';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
-import { ArrowFileWriter, arrowFileProblem, PIXEL_CACHE_METADATA } from '@featherstack/common';
+import { ArrowFileWriter, arrowFileProblem, isShardFileName, PIXEL_CACHE_METADATA } from '@featherstack/common';
 import { DatasetError } from './errors.js';
 import type { ImageSpec } from './image-spec.js';
 
@@ -320,7 +320,7 @@ async function storedKey(file: string): Promise<CacheKey | null> {
 export async function openShardedPixelCache(dir: string, image: ImageSpec, root: string, filenames: string[]): Promise<PixelCacheIndex> {
   let names: string[];
   try {
-    names = (await readdir(dir)).filter((f) => /^pixels-\d+\.arrow$/.test(f)).sort();
+    names = (await readdir(dir)).filter((f) => isShardFileName(f, 'pixels')).sort();
   } catch (error) {
     throw new DatasetError(`cannot read pixel cache directory ${dir}: ${(error as Error).message}`);
   }

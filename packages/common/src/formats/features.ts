@@ -214,3 +214,21 @@ export function shardSetProblem(files: ShardFile[]): string | null {
   }
   return null;
 }
+
+/** The two kinds of shard file a distributed job writes: feature shards and pixel-cache shards. */
+export type ShardKind = 'features' | 'pixels';
+
+const SHARD_PREFIX: Record<ShardKind, string> = { features: 'shard', pixels: 'pixels' };
+
+/**
+ * The one owner of shard file names: `shard-<index>.arrow` (features) or `pixels-<index>.arrow`
+ * (a pixel-cache shard), zero-padded so that names sort in shard order.
+ */
+export function shardFileName(index: number, kind: ShardKind = 'features'): string {
+  return `${SHARD_PREFIX[kind]}-${String(index).padStart(6, '0')}.arrow`;
+}
+
+/** Whether `name` is a shard file name of `kind` (as shardFileName writes them). */
+export function isShardFileName(name: string, kind: ShardKind = 'features'): boolean {
+  return new RegExp(`^${SHARD_PREFIX[kind]}-\\d+\\.arrow$`).test(name);
+}
