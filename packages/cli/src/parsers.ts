@@ -26,6 +26,18 @@ export function size(value: string): [number, number] {
   return [h, w];
 }
 
+const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A byte count: `500M`, `2G`, `1.5T`, `10000` (binary units, case-insensitive, optional trailing B or iB). */
+export function bytes(flag: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(value.trim());
+    const n = m ? Number(m[1]) * UNITS[m[2]!.toLowerCase()]! : Number.NaN;
+    if (!(n >= 1)) throw new InvalidArgumentError(`${flag} must be a size such as 500M, 2G or a number of bytes, received '${value}'`);
+    return Math.floor(n);
+  };
+}
+
 function choice<T extends string>(flag: string, values: readonly T[]) {
   return (value: string): T => {
     if (!values.includes(value as T))

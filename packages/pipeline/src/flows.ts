@@ -40,8 +40,14 @@ function common(s: ImageSettings) {
 }
 
 /** The augmented training flow (shuffled): what the base trains on. */
-export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string): Promise<ImageFlow> {
-  return flowFromDirectory(dir, { ...common(s), ...(cache ? { cache } : {}), shuffle: true, augment: { ...augment, preprocess: s.preprocess ?? 'none' } });
+export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string, cacheBudget?: number): Promise<ImageFlow> {
+  return flowFromDirectory(dir, {
+    ...common(s),
+    ...(cache ? { cache } : {}),
+    ...(cacheBudget !== undefined ? { cacheBudget } : {}),
+    shuffle: true,
+    augment: { ...augment, preprocess: s.preprocess ?? 'none' },
+  });
 }
 
 /** A plain flow in file order, rescaled only: validation, extraction and evaluation. */

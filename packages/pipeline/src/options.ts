@@ -69,6 +69,10 @@ export const runConfigSchema = z
     onError: z.enum(['raise', 'skip']),
     tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
     cache: z.boolean().describe('keep a pixel cache of the training images under out/cache'),
+    cacheBudget: z
+      .number()
+      .positive()
+      .describe("bytes the pixel cache may take (default half the free space of out's filesystem); a cache over it is not written"),
     augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
     base: z.string().min(1).describe('an imported base (.keras, .h5 or tfjs model.json), frozen: features are extracted with it, no base training'),
     featureLayer: z
@@ -108,6 +112,8 @@ export interface ResolvedRunOptions {
   onError: 'raise' | 'skip';
   tensorboard: string | undefined;
   cache: boolean;
+  /** Bytes the pixel cache may take; undefined: half the free space of its filesystem. */
+  cacheBudget: number | undefined;
   augment: AugmentOptions;
   /** The augmentation's rescale, which extraction and the stacked model replay (1: none). */
   rescale: number;
@@ -177,6 +183,7 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
     onError: o.onError ?? RUN_DEFAULTS.onError,
     tensorboard: o.tensorboard,
     cache: o.cache ?? RUN_DEFAULTS.cache,
+    cacheBudget: o.cacheBudget,
     augment,
     rescale: augment.rescale ?? 1,
     base: o.base,

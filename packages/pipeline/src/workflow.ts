@@ -31,7 +31,7 @@ import {
   stackModels,
   trainHead,
 } from '@featherstack/head';
-import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
+import { type CachePlan, createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
 import { type LayersModel, loadTensorFlow, planExtraction, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
@@ -207,7 +207,10 @@ class Workflow {
     // base epochs and the extraction of the training features read it instead of decoding again.
     // A frozen imported base reads every image once: no training flow, no cache.
     const cache = o.cache && !imported ? pixelCachePath(this.out, settings) : undefined;
-    const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
+    const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache, o.cacheBudget);
+    // Said first, before anything is written: the cache chosen and its size, or why there is none.
+    if (train && cache) this.log(describeCachePlan(train.cachePlan));
+    const cacheUsed = cache && train?.cachePlan.state !== 'over-budget' ? cache : undefined;
     // Extraction has a layout of its own (planExtraction: a one-thread replica per core unless
     // --replicas or --tf-threads say otherwise), and its batch is sized for it.
     const extractPlan = planExtraction({
@@ -218,7 +221,7 @@ class Workflow {
       ...settings,
       batchSize: extractionBatchFor(imported?.extractor ?? seedBase!, { replicas: extractPlan.replicas }),
     };
-    const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cache ? { cache } : {});
+    const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cacheUsed ? { cache: cacheUsed } : {});
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
     try {
       this.checkClasses(plainTrain, val);
@@ -553,4 +556,19 @@ interface Features {
   files: { train: string; val: string };
   train: ExtractResult;
   val: ExtractResult;
+}
+
+/** The pixel cache plan as run's log says it. */
+function describeCachePlan(plan: CachePlan): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  switch (plan.state) {
+    case 'none':
+      return 'pixel cache: off';
+    case 'read':
+      return `pixel cache: reading ${plan.path}`;
+    case 'write':
+      return `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
+    case 'over-budget':
+      return `pixel cache: off, ${plan.reason}`;
+  }
 }

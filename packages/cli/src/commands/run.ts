@@ -21,6 +21,12 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed for order, augmentation and weights', parse.int('--seed'), RUN_DEFAULTS.seed)
     .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
     .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
+    .option('--no-cache', 'keep no pixel cache of the training images (decode every base epoch)')
+    .option(
+      '--cache-budget <size>',
+      "what the pixel cache may take on disk, e.g. 2G (default: half the free space of --out's filesystem; a cache over it is not written)",
+      parse.bytes('--cache-budget'),
+    )
     .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
     .option('--on-error <mode>', ON_ERROR_HELP, parse.onError, RUN_DEFAULTS.onError)
     .option(

@@ -3,8 +3,8 @@
  * (flow_from_dataframe), a list of files (prediction) or an array in memory (flow). File flows open
  * their pixel cache here, once the files' sizes and modification times are known.
  */
-import { resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { stat, statfs } from 'node:fs/promises';
 import { openPixelCache, openShardedPixelCache } from '../cache.js';
 import { invalidOption } from '../errors.js';
 import type { PixelType } from '../image-spec.js';
@@ -24,6 +24,7 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
   if (flow.cachePath && (await stat(flow.cachePath).catch(() => null))?.isDirectory()) {
     try {
       flow.useCache(await openShardedPixelCache(flow.cachePath, flow.image, flow.root, flow.filenames));
+      flow.cachePlan = { state: 'read', path: flow.cachePath };
     } catch (error) {
       await flow.close();
       throw error;
@@ -38,9 +39,46 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
         await flow.close();
         throw error;
       });
-    if (index) flow.useCache(index);
+    if (index) {
+      flow.useCache(index);
+      flow.cachePlan = { state: 'read', path: flow.cachePath };
+    } else await planCacheWrite(flow, options.cacheBudget);
   }
   return flow;
+}
+
+/**
+ * Bytes a pixel cache of `samples` rows of `sampleSize` pixels takes: the pixels, 12 bytes a row
+ * (sample index, CRC-32, error offset), and each record batch's message and buffer padding.
+ */
+export function pixelCacheBytes(samples: number, sampleSize: number, batchSize: number): number {
+  return samples * (sampleSize + 12) + Math.ceil(samples / batchSize) * 1024 + 8192;
+}
+
+/** Free bytes for an unprivileged writer on the filesystem that holds `path` (or would, once made). */
+async function freeBytes(path: string): Promise<number> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const fs = await statfs(dir).catch(() => null);
+    if (fs) return fs.bavail * fs.bsize;
+    if (dirname(dir) === dir) return Number.POSITIVE_INFINITY;
+  }
+}
+
+async function planCacheWrite(flow: ImageFlow, given: number | undefined): Promise<void> {
+  const path = flow.cachePath!;
+  const { height, width, channels } = flow.image;
+  const bytes = pixelCacheBytes(flow.samples, height * width * channels, flow.batchSize);
+  const free = given === undefined ? await freeBytes(dirname(path)) : 0;
+  const budget = given ?? free / 2;
+  if (bytes <= budget) {
+    flow.cachePlan = { state: 'write', path, bytes, budget };
+    return;
+  }
+  const size = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+  const reason =
+    `${flow.samples} images at ${height}×${width}×${channels} need ${size(bytes)}, more than its budget of ${size(budget)} ` +
+    `(${given === undefined ? `half the ${size(free)} free on its filesystem` : 'cacheBudget'}); epochs decode instead (raise cacheBudget, or free space)`;
+  flow.declineCache({ state: 'over-budget', path, bytes, budget, reason });
 }
 
 /**

@@ -22,6 +22,16 @@ import { type FlowOptions, type FlowSpec, resolveFlowOptions, type SkippedFile }
 import { type FlowSource, shardOf } from './order.js';
 import { fitStatistics, type Statistics } from './statistics.js';
 
+/**
+ * What a flow does with the pixel cache asked for: none asked; reading a finished one; writing one
+ * in the first epoch (`bytes` of the budget); or not writing it, over its budget, with the reason.
+ */
+export type CachePlan =
+  | { state: 'none' }
+  | { state: 'read'; path: string }
+  | { state: 'write'; path: string; bytes: number; budget: number }
+  | { state: 'over-budget'; path: string; bytes: number; budget: number; reason: string };
+
 /** A re-iterable dataset of augmented image batches decoded by a worker pool. */
 export class ImageFlow implements AsyncIterable<ImageBatch> {
   readonly root: string;
@@ -41,6 +51,8 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   readonly schema: Schema;
   /** Path of the pixel cache, when one was asked for. */
   readonly cachePath: string | null;
+  /** What happens to the pixel cache asked for (set when the flow is made). */
+  cachePlan: CachePlan = { state: 'none' };
   /** Manifest rows left out because their class is not in `classes` (1-based line numbers). */
   excludedRows: number[] = [];
   /** Per-channel statistics from fit(), in the units standardisation sees. */
@@ -118,6 +130,12 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   get pixelCacheKey(): CacheKey {
     this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo);
     return this.cacheKeyMemo;
+  }
+
+  /** @internal The pixel cache would not fit its budget: epochs decode, nothing is written. */
+  declineCache(plan: CachePlan & { state: 'over-budget' }): void {
+    this.cache.path = null;
+    this.cachePlan = plan;
   }
 
   /** @internal Reads epochs from a finished pixel cache. */

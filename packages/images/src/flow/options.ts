@@ -90,6 +90,12 @@ export interface FileFlowOptions extends BaseFlowOptions {
    * each for the next rows of the dataset), read as one and never written.
    */
   cache?: string;
+  /**
+   * Bytes a pixel cache this flow would write may take on disk. Default: half the space free on the
+   * cache's filesystem when the flow is made (statfs). A cache that would need more is not written
+   * (epochs decode instead) and `flow.cachePlan` says why: never a full disk halfway through an epoch.
+   */
+  cacheBudget?: number;
 }
 
 export interface FlowOptions extends FileFlowOptions, DirectoryListingOptions {}
@@ -118,6 +124,8 @@ export interface FlowSpec {
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Absolute path of the pixel cache, or null. */
   cachePath: string | null;
+  /** Bytes the pixel cache may take (undefined: half the free space of its filesystem). */
+  cacheBudget: number | undefined;
   workers: number;
   /** The shared pool, or undefined when the flow starts (and closes) its own. */
   pool: ImagePool | undefined;
@@ -229,6 +237,8 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
   if ((a.preprocess === 'caffe' || a.preprocess === 'torch') && image.channels !== 3)
     throw invalidOption('augment.preprocess', `'tf' or 'none' for ${image.channels}-channel images ('${a.preprocess}' needs rgb)`, a.preprocess);
   if (options.cache !== undefined && !is.string(options.cache)) throw invalidOption('cache', 'a file path', options.cache);
+  if (options.cacheBudget !== undefined && !(typeof options.cacheBudget === 'number' && options.cacheBudget > 0))
+    throw invalidOption('cacheBudget', 'a positive number of bytes', options.cacheBudget);
   if (options.cache !== undefined && source.array) throw invalidOption('cache', 'unset for in-memory arrays (they are decoded already)', options.cache);
   if (options.cache !== undefined && image.randomCrop)
     throw invalidOption('cache', 'unset with randomCrop (crops are cut from the full-size image)', options.cache);
@@ -244,6 +254,7 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
     onError,
     onSkip: options.onSkip,
     cachePath: options.cache !== undefined ? resolve(options.cache) : null,
+    cacheBudget: options.cacheBudget,
     workers,
     pool: options.pool,
   };
