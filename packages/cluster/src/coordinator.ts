@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { FEATURE_COLUMNS, readFeatureSchema, type ShardFile, shardSetProblem } from '@featherstack/common';
+import { parseRecordedCut } from '@featherstack/core';
 import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
@@ -78,6 +79,15 @@ export interface ExtractSetResult {
   undecodable: { path: string; reason: string }[];
 }
 
+/** The cut recorded in a tfjs model.json (parseRecordedCut), read without loading the model. */
+async function recordedCutOf(modelJson: string) {
+  try {
+    return parseRecordedCut((JSON.parse(await readFile(modelJson, 'utf8')) as { userDefinedMetadata?: unknown }).userDefinedMetadata);
+  } catch {
+    return undefined; // an unreadable model is refused by name when its hash is taken
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Features of a dataset, extracted by the queue's workers into a shard set in `out` (shard-<n>.arrow). */
@@ -114,7 +124,13 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
     preprocess,
     batchSize: o.batchSize ?? null,
   };
-  const cut = { featureLayer: o.featureLayer ?? null, pooling: o.pooling ?? 'none' };
+  // Where the base is cut: the options, else what train-base recorded in a tfjs model.json (as
+  // `extract` cuts it), else the model's default layer without pooling.
+  const recorded = kind === 'features' && extname(model).toLowerCase() === '.json' ? await recordedCutOf(model) : undefined;
+  const cut = {
+    featureLayer: o.featureLayer ?? null,
+    pooling: o.pooling ?? (recorded && (o.featureLayer === undefined || o.featureLayer === recorded.featureLayer) ? recorded.pooling : 'none'),
+  };
   const count = Math.ceil(listing.paths.length / shardSize);
   // The set's identity: the same model, images, settings and shards give the same job ids.
   const set = createHash('sha256')

@@ -3,7 +3,7 @@ import { cpSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'no
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBaseModel, extractFeatures, featureExtractor, loadBaseModel } from '@featherstack/core';
+import { createBaseModel, extractFeatures, featureExtractor, loadBaseModel, recordCut } from '@featherstack/core';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
 import { flowFromDirectory } from '@featherstack/images';
@@ -156,6 +156,20 @@ describe('distributed extraction on BullMQ and Redis', () => {
     expect(table.schema.metadata.get('featherstack.preprocess')).toBe('tf');
   });
 
+  it('a base with the cut train-base recorded is cut there on the workers, layer and pooling, as extract cuts it', async () => {
+    const loaded = await loadBaseModel(tf, model);
+    const layer = loaded.layers.find((l) => l.getClassName() === 'Conv2D')!.name;
+    recordCut(loaded, { featureLayer: layer, pooling: 'avg' });
+    const dir = await mkdtemp(join(tmpdir(), 'fs-shards-recorded-'));
+    await loaded.save(`file://${join(dir, 'base')}`);
+    loaded.dispose();
+    const result = await extract(join(dir, 'shards'), { model: join(dir, 'base', 'model.json') });
+    expect(result).toMatchObject({ shards: 5, rows: 500 });
+    const table = tableFromIPC(readFileSync(join(dir, 'shards', 'shard-000000.arrow')));
+    expect([table.schema.metadata.get('featherstack.feature_layer'), table.schema.metadata.get('featherstack.pooling')]).toEqual([layer, 'avg']);
+    expect((await readFeatureFiles(join(dir, 'shards'))).dimension).toBe(8); // the conv's 8 filters, averaged
+  });
+
   it('a worker killed with SIGKILL mid-shard: its shard is taken over after the lock expires, and the set is identical, nothing duplicated', async () => {
     await stopWorkers();
     const victim = await startWorkerProcess('victim', 3000);
@@ -164,8 +178,10 @@ describe('distributed extraction on BullMQ and Redis', () => {
     let rescuer: Promise<ChildProcess> | null = null;
     const result = await extract(out, {
       onProgress: (p) => {
-        // Once the victim is inside a shard (rows under way), kill it without warning and start a rescuer.
-        if (!killed && p.active > 0 && p.rows > 0) {
+        // Once the victim holds a shard (its lock taken; its first shard also loads the model, so this
+        // is seen well before the shard ends), kill it without warning and start a rescuer. Waiting
+        // for rows as well missed the window now and then: a 100-row shard can finish between polls.
+        if (!killed && p.active > 0) {
           killed = true;
           victim.kill('SIGKILL');
           rescuer = startWorkerProcess('rescuer', 3000);

@@ -94,7 +94,15 @@ export function recordCut(model: LayersModel, cut: { featureLayer: string; pooli
 
 /** The cut recorded by recordCut, when the model file holds a well-formed one. */
 export function recordedCut(model: LayersModel): { featureLayer: string; pooling: Pooling } | undefined {
-  const entry = (model.getUserDefinedMetadata() as Record<string, unknown> | undefined)?.[CUT_KEY] as { featureLayer?: unknown; pooling?: unknown } | undefined;
+  return parseRecordedCut(model.getUserDefinedMetadata());
+}
+
+/**
+ * The cut recordCut wrote into `userDefinedMetadata` (a model.json's, read without loading the
+ * model: the queue's coordinator does), or undefined when there is none or it is malformed.
+ */
+export function parseRecordedCut(userDefinedMetadata: unknown): { featureLayer: string; pooling: Pooling } | undefined {
+  const entry = (userDefinedMetadata as Record<string, unknown> | undefined)?.[CUT_KEY] as { featureLayer?: unknown; pooling?: unknown } | undefined;
   if (typeof entry?.featureLayer !== 'string' || !POOLINGS.includes(entry.pooling as Pooling)) return undefined;
   return { featureLayer: entry.featureLayer, pooling: entry.pooling as Pooling };
 }

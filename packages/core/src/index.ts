@@ -28,6 +28,7 @@ export {
   multiplyAccumulates,
   POOLINGS,
   type Pooling,
+  parseRecordedCut,
   recordCut,
   recordedCut,
 } from './cut.js';
