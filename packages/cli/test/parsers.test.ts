@@ -24,6 +24,17 @@ describe('flag parsers', () => {
     }
   });
 
+  it('bytes: a size with binary units, or a count of bytes, naming the flag', () => {
+    const bytes = parse.bytes('--cache-budget');
+    expect(bytes('10000')).toBe(10000);
+    expect(bytes('500M')).toBe(500 * 2 ** 20);
+    expect(bytes('2G')).toBe(2 * 2 ** 30);
+    expect(bytes('1.5GiB')).toBe(1.5 * 2 ** 30);
+    expect(bytes('64kb')).toBe(64 * 2 ** 10);
+    for (const bad of ['', '0', '-1G', 'lots', '2X', '0.5'])
+      refuses(bytes, bad, `--cache-budget must be a size such as 500M, 2G or a number of bytes, received '${bad}'`);
+  });
+
   it('choices: colour mode, error policy, engine, precision', () => {
     expect(parse.colorMode('rgb')).toBe('rgb');
     refuses(parse.colorMode, 'cmyk', "--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
