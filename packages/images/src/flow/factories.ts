@@ -24,7 +24,6 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
   if (flow.cachePath && (await stat(flow.cachePath).catch(() => null))?.isDirectory()) {
     try {
       flow.useCache(await openShardedPixelCache(flow.cachePath, flow.image, flow.root, flow.filenames));
-      flow.cachePlan = { state: 'read', path: flow.cachePath };
     } catch (error) {
       await flow.close();
       throw error;
@@ -39,10 +38,8 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
         await flow.close();
         throw error;
       });
-    if (index) {
-      flow.useCache(index);
-      flow.cachePlan = { state: 'read', path: flow.cachePath };
-    } else await planCacheWrite(flow, options.cacheBudget);
+    if (index) flow.useCache(index);
+    else await planCacheWrite(flow, options.cacheBudget);
   }
   return flow;
 }

@@ -141,6 +141,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   /** @internal Reads epochs from a finished pixel cache. */
   useCache(index: PixelCacheIndex): void {
     this.cache.index = index;
+    this.cachePlan = { state: 'read', path: this.cachePath! };
   }
 
   /** Whether epochs read the pixel cache instead of decoding. */

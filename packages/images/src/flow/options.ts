@@ -124,8 +124,6 @@ export interface FlowSpec {
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Absolute path of the pixel cache, or null. */
   cachePath: string | null;
-  /** Bytes the pixel cache may take (undefined: half the free space of its filesystem). */
-  cacheBudget: number | undefined;
   workers: number;
   /** The shared pool, or undefined when the flow starts (and closes) its own. */
   pool: ImagePool | undefined;
@@ -254,7 +252,6 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
     onError,
     onSkip: options.onSkip,
     cachePath: options.cache !== undefined ? resolve(options.cache) : null,
-    cacheBudget: options.cacheBudget,
     workers,
     pool: options.pool,
   };
