@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { FEATURE_COLUMNS, readFeatureSchema, type ShardFile, shardSetProblem } from '@featherstack/common';
-import { parseRecordedCut } from '@featherstack/core';
+import { parseRecordedCut, recordedPooling } from '@featherstack/core';
 import { type ColorMode, flowFromDirectory, listDirectory, type PreprocessMode } from '@featherstack/images';
 import { tableFromIPC } from 'apache-arrow';
 import { Queue } from 'bullmq';
@@ -127,10 +127,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   // Where the base is cut: the options, else what train-base recorded in a tfjs model.json (as
   // `extract` cuts it), else the model's default layer without pooling.
   const recorded = kind === 'features' && extname(model).toLowerCase() === '.json' ? await recordedCutOf(model) : undefined;
-  const cut = {
-    featureLayer: o.featureLayer ?? null,
-    pooling: o.pooling ?? (recorded && (o.featureLayer === undefined || o.featureLayer === recorded.featureLayer) ? recorded.pooling : 'none'),
-  };
+  const cut = { featureLayer: o.featureLayer ?? null, pooling: recordedPooling(recorded, o.featureLayer, o.pooling) };
   const count = Math.ceil(listing.paths.length / shardSize);
   // The set's identity: the same model, images, settings and shards give the same job ids.
   const set = createHash('sha256')

@@ -98,6 +98,23 @@ export function recordedCut(model: LayersModel): { featureLayer: string; pooling
 }
 
 /**
+ * Where `model` is cut, and why: `given` where given, else what train-base recorded in the model
+ * file (its pooling only with its own layer), else the default layer without pooling.
+ */
+export function resolveCut(model: LayersModel, given: { featureLayer?: string | undefined; pooling?: Pooling | undefined }) {
+  const { layer, reason } = given.featureLayer !== undefined ? { layer: given.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(model);
+  return { layer, reason, pooling: recordedPooling(recordedCut(model), layer, given.pooling) };
+}
+
+/**
+ * The pooling of a cut at `layer` (undefined: the model's default layer, which a recorded cut
+ * names): `given`, else the recorded pooling when the cut is the recorded one, else 'none'.
+ */
+export function recordedPooling(recorded: { featureLayer: string; pooling: Pooling } | undefined, layer: string | undefined, given?: Pooling): Pooling {
+  return given ?? (recorded && (layer === undefined || layer === recorded.featureLayer) ? recorded.pooling : 'none');
+}
+
+/**
  * The cut recordCut wrote into `userDefinedMetadata` (a model.json's, read without loading the
  * model: the queue's coordinator does), or undefined when there is none or it is malformed.
  */

@@ -31,6 +31,8 @@ export {
   parseRecordedCut,
   recordCut,
   recordedCut,
+  recordedPooling,
+  resolveCut,
 } from './cut.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase, trainingFootprint } from './train.js';

@@ -4,7 +4,7 @@
  * the feature layer (named, or the layer feeding its classifier) and pooled as asked.
  */
 import { CHANNELS, COLOR_MODES, type ColorMode } from '@featherstack/common';
-import { defaultFeatureLayer, featureExtractor, loadBaseModel, type Pooling, recordedCut } from '@featherstack/core';
+import { featureExtractor, loadBaseModel, type Pooling, resolveCut } from '@featherstack/core';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import type { ResolvedRunOptions } from './options.js';
 
@@ -76,10 +76,8 @@ export async function importBase(tf: Tf, o: ResolvedRunOptions, log: (line: stri
     model.dispose();
     throw new Error(`--base ${o.base} ${mismatch} (leave --image-size and --color-mode out to use the model's input)`);
   }
-  const cut = o.featureLayer ? { layer: o.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(model);
-  // A base saved by train-base records its pooling with its feature layer.
-  const recorded = recordedCut(model);
-  const pooling = o.given.pooling || recorded?.featureLayer !== cut.layer ? o.pooling : recorded.pooling;
+  const cut = resolveCut(model, { featureLayer: o.featureLayer, pooling: o.given.pooling ? o.pooling : undefined });
+  const { pooling } = cut;
   log(
     `base: ${o.base}, ${model.layers.length} layers, input ${h}×${w}×${c}, frozen; features from '${cut.layer}' (${cut.reason}), pooling ${pooling}, preprocess ${o.preprocess}`,
   );

@@ -5,7 +5,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
-  defaultFeatureLayer,
   type EngineKind,
   engineOptions,
   type ExtractProgress,
@@ -16,7 +15,7 @@ import {
   loadBaseModel,
   type Pooling,
   type Precision,
-  recordedCut,
+  resolveCut,
 } from '@featherstack/core';
 import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
@@ -89,10 +88,8 @@ export interface ExtractStageOptions {
 async function extractUnlocked(options: ExtractStageOptions) {
   const tf = loadTensorFlow();
   const base = await loadBaseModel(tf, options.model, options.featureLayer);
-  const cut = options.featureLayer ? { layer: options.featureLayer, reason: '--feature-layer' } : defaultFeatureLayer(base);
-  // A base saved by train-base records its pooling with its feature layer.
-  const recorded = recordedCut(base);
-  const pooling = options.pooling ?? (recorded?.featureLayer === cut.layer ? recorded.pooling : RUN_DEFAULTS.pooling);
+  const cut = resolveCut(base, options);
+  const { pooling } = cut;
   const extractor = featureExtractor(tf, base, cut.layer, pooling);
   const { targetSize, colorMode } = inputImageSettings(base, options.model, options);
   const plan = planExtraction({
