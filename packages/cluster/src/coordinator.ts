@@ -165,6 +165,8 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
     const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
     const retried = new Set<string>();
     const repaired: number[] = [];
+    // The finished set's files as read once they are all done (features only): checked below.
+    let inspection: ShardInspection | undefined;
     for (;;) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
       const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
@@ -203,8 +205,8 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       });
       if (done === count) {
         if (kind !== 'features') break;
-        const expected = { set, count, paths: listing.paths, labels: listing.labels, shardSize };
-        const damaged = await damagedShards(out, expected);
+        inspection = await inspectShards(out, { set, count, paths: listing.paths, labels: listing.labels, shardSize });
+        const { damaged } = inspection;
         if (damaged.length === 0) break;
         const more = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged shard${damaged.length > 2 ? 's' : ''})` : '';
         if (!o.repair || damaged.some((d) => repaired.includes(d.index)))
@@ -228,7 +230,10 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       await sleep(250);
     }
     const undecodable = kind === 'features' ? [] : await verifyPixelCache(out, o);
-    if (kind === 'features') await verifyShardSet(out, { set, count, paths: listing.paths, labels: listing.labels, shardSize });
+    if (inspection) {
+      const problem = setProblem(out, inspection, listing.paths.length);
+      if (problem) throw new Error(problem);
+    }
     if (undecodable.length > 0)
       o.log?.(
         `${undecodable.length} image${undecodable.length > 1 ? 's' : ''} could not be decoded; the cache records ${undecodable.length > 1 ? 'them' : 'it'} (a flow reading it skips or raises as its onError says). First: ${undecodable[0]!.path}: ${undecodable[0]!.reason}`,
@@ -267,11 +272,14 @@ export interface ShardSetExpectation {
  * damaged files are refused by name.
  */
 export async function verifyShardSet(dir: string, expected: ShardSetExpectation): Promise<void> {
-  const { files, damaged, rows } = await inspectShards(dir, expected);
-  if (damaged.length > 0) throw new Error(damaged[0]!.reason);
-  const problem = shardSetProblem(files);
+  const problem = setProblem(dir, await inspectShards(dir, expected), expected.paths.length);
   if (problem) throw new Error(problem);
-  if (rows !== expected.paths.length) throw new Error(`shard set in ${dir} holds ${rows} rows, the listing ${expected.paths.length}`);
+}
+
+/** What is wrong with an inspected set: its first damaged shard, a set-level problem, or a row count not the listing's. */
+function setProblem(dir: string, { files, damaged, rows }: ShardInspection, listed: number): string | null {
+  if (damaged.length > 0) return damaged[0]!.reason;
+  return shardSetProblem(files) ?? (rows !== listed ? `shard set in ${dir} holds ${rows} rows, the listing ${listed}` : null);
 }
 
 /** Each shard of the set that is missing or damaged, and why (empty: every shard file is sound). */
@@ -279,7 +287,14 @@ export async function damagedShards(dir: string, expected: ShardSetExpectation):
   return (await inspectShards(dir, expected)).damaged;
 }
 
-async function inspectShards(dir: string, expected: ShardSetExpectation) {
+/** Each shard file of a set, read and checked: the sound ones, the damaged ones with why, and the sound ones' rows. */
+interface ShardInspection {
+  files: ShardFile[];
+  damaged: { index: number; path: string; reason: string }[];
+  rows: number;
+}
+
+async function inspectShards(dir: string, expected: ShardSetExpectation): Promise<ShardInspection> {
   const store = new DirectoryStore(dir);
   const names = new Set(await store.list());
   const files: ShardFile[] = [];
