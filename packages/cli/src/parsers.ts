@@ -2,6 +2,8 @@
  * Flag value parsers: each turns a flag's text into the value the API takes, or throws commander's
  * InvalidArgumentError naming the flag and the value (exit status 2). Unit-tested in test/parsers.
  */
+import { POOLINGS } from '@featherstack/core';
+import { COLOR_MODES, ON_ERROR_MODES, PREPROCESS_MODES } from '@featherstack/images';
 import { parseAugmentFlag } from '@featherstack/pipeline';
 import { InvalidArgumentError } from 'commander';
 
@@ -38,7 +40,8 @@ export function bytes(flag: string) {
   };
 }
 
-function choice<T extends string>(flag: string, values: readonly T[]) {
+/** A value out of `values` (each list is its owner's, so that flags and the API accept the same). */
+export function choice<T extends string>(flag: string, values: readonly T[]) {
   return (value: string): T => {
     if (!values.includes(value as T))
       throw new InvalidArgumentError(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${value}'`);
@@ -46,12 +49,10 @@ function choice<T extends string>(flag: string, values: readonly T[]) {
   };
 }
 
-export const colorMode = choice('--color-mode', ['grayscale', 'rgb', 'rgba'] as const);
-export const onError = choice('--on-error', ['raise', 'skip'] as const);
-export const engine = choice('--engine', ['graph', 'eager'] as const);
-export const precision = choice('--precision', ['float32', 'mixed-bfloat16'] as const);
-export const pooling = choice('--pooling', ['avg', 'max', 'none'] as const);
-export const preprocess = choice('--preprocess', ['none', 'tf', 'caffe', 'torch'] as const);
+export const colorMode = choice('--color-mode', COLOR_MODES);
+export const onError = choice('--on-error', ON_ERROR_MODES);
+export const pooling = choice('--pooling', POOLINGS);
+export const preprocess = choice('--preprocess', PREPROCESS_MODES);
 
 export function shard(value: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(value);

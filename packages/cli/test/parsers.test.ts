@@ -1,6 +1,8 @@
-import { InvalidArgumentError } from 'commander';
+import { RUN_DEFAULTS, runConfigSchema, runOptionHelp } from '@featherstack/pipeline';
+import { Command, InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import * as parse from '../dist/parsers.js';
+import { runFlag, runFlags } from '../dist/run-flags.js';
 
 // The flag parsers, tested directly; tests/stacked-workflow.test.ts checks once that a bad value
 // makes the process exit with 2.
@@ -35,13 +37,13 @@ describe('flag parsers', () => {
       refuses(bytes, bad, `--cache-budget must be a size such as 500M, 2G or a number of bytes, received '${bad}'`);
   });
 
-  it('choices: colour mode, error policy, engine, precision', () => {
+  it('choices: colour mode, error policy, pooling, preprocess', () => {
     expect(parse.colorMode('rgb')).toBe('rgb');
     refuses(parse.colorMode, 'cmyk', "--color-mode must be grayscale, rgb or rgba, received 'cmyk'");
     expect(parse.onError('skip')).toBe('skip');
     refuses(parse.onError, 'sometimes', "--on-error must be raise or skip, received 'sometimes'");
-    refuses(parse.engine, 'xla', "--engine must be graph or eager, received 'xla'");
-    refuses(parse.precision, 'fp16', "--precision must be float32 or mixed-bfloat16, received 'fp16'");
+    refuses(parse.pooling, 'mean', "--pooling must be avg, max or none, received 'mean'");
+    refuses(parse.preprocess, 'inception', "--preprocess must be none, tf, caffe or torch, received 'inception'");
   });
 
   it('shard, recurrent head and units', () => {
@@ -58,5 +60,53 @@ describe('flag parsers', () => {
     expect(parse.augment('rescale=1/255,horizontalFlip=true')).toEqual({ rescale: 1 / 255, horizontalFlip: true });
     refuses(parse.augment, 'shearRange=0.2,horizontalFlp=true', 'unknown key: horizontalFlp; known: rotationRange');
     refuses(parse.augment, '{bad json', '--augment: not valid JSON');
+  });
+});
+
+describe('run flags, made from the pipeline schema', () => {
+  const program = () => runFlags(new Command('run').exitOverride().configureOutput({ writeErr: () => {} }));
+  const parsed = (...argv: string[]) => program().parse(argv, { from: 'user' }).opts();
+  const refusal = (argv: string[]) => {
+    try {
+      program().parse(argv, { from: 'user' });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('has a flag for every run option, with its help and default from the schema', () => {
+    const flags = program().options.map((o) => o.attributeName());
+    expect(flags.sort()).toEqual(Object.keys(runConfigSchema.shape).sort());
+    const batch = program().options.find((o) => o.long === '--batch-size')!;
+    expect(batch.description).toBe(runOptionHelp('batchSize'));
+    expect(batch.defaultValue).toBe(RUN_DEFAULTS.batchSize);
+    expect(program().options.find((o) => o.long === '--no-cache')).toBeDefined();
+  });
+
+  it('reads values as the schema types them and refuses what the schema refuses, naming the flag', () => {
+    expect(parsed('--batch-size', '8', '--color-mode', 'rgb', '--engine', 'eager', '--image-size', '64x48', '--no-cache')).toMatchObject({
+      batchSize: 8,
+      colorMode: 'rgb',
+      engine: 'eager',
+      imageSize: [64, 48],
+      cache: false,
+    });
+    // The schema allows seed 0 (a non-negative integer); the flag once refused it as not positive.
+    expect(parsed('--seed', '0').seed).toBe(0);
+    expect(refusal(['--seed', '-1'])).toContain("--seed must be a non-negative integer, received '-1'");
+    expect(refusal(['--batch-size', '2.5'])).toContain("--batch-size must be a positive integer, received '2.5'");
+    expect(refusal(['--engine', 'xla'])).toContain("--engine must be graph or eager, received 'xla'");
+    expect(refusal(['--precision', 'fp16'])).toContain("--precision must be float32 or mixed-bfloat16, received 'fp16'");
+    expect(refusal(['--pooling', 'mean'])).toContain("--pooling must be avg, max or none, received 'mean'");
+    expect(refusal(['--out', ''])).toContain('--out must not be empty');
+  });
+
+  it('lets a stage command rename an option and drop its default, keeping its values', () => {
+    const command = new Command('extract').exitOverride().configureOutput({ writeErr: () => {} });
+    runFlag(command, 'baseEpochs', { flag: '--epochs', help: 'epochs' });
+    runFlag(command, 'pooling', { fallback: null });
+    expect(command.parse([], { from: 'user' }).opts()).toEqual({ epochs: RUN_DEFAULTS.baseEpochs });
+    expect(() => command.parse(['--epochs', '0'], { from: 'user' })).toThrow("--epochs must be a positive integer, received '0'");
   });
 });

@@ -8,8 +8,8 @@ import { FEATURE_LAYER } from '@featherstack/common';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 
-export type Pooling = 'avg' | 'max' | 'none';
-export const POOLINGS: readonly Pooling[] = ['avg', 'max', 'none'];
+export const POOLINGS = ['avg', 'max', 'none'] as const;
+export type Pooling = (typeof POOLINGS)[number];
 
 type Layer = LayersModel['layers'][number];
 

@@ -19,7 +19,8 @@ import {
 } from './graph/compile.js';
 import { GraphReplicas, type StepResult } from './graph/replicas.js';
 
-export type EngineKind = 'graph' | 'eager';
+export const ENGINE_KINDS = ['graph', 'eager'] as const;
+export type EngineKind = (typeof ENGINE_KINDS)[number];
 
 export interface EngineOptions {
   /** 'graph' or 'eager'; default: graph where the model compiles, else eager. */

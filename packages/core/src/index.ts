@@ -15,8 +15,9 @@ export {
   modelHash,
   type Pca,
 } from './extract.js';
-export { type EngineKind, type EngineOptions, engineOptions } from './engines.js';
+export { ENGINE_KINDS, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
 export { GraphCompileError, type Precision } from './graph/compile.js';
+export { PRECISIONS } from './graph/context.js';
 export {
   checkCut,
   defaultFeatureLayer,

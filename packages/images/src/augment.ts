@@ -9,7 +9,7 @@ import { invalidOption } from './errors.js';
 import { CounterRng, Stream } from '@featherstack/common';
 import type { AffineParams } from './transforms/affine.js';
 import { PREPROCESS_MODES, type PreprocessMode } from './transforms/preprocess-input.js';
-import type { FillMode } from './transforms/warp.js';
+import { FILL_MODES, type FillMode } from './transforms/warp.js';
 
 export interface AugmentOptions {
   /** Degrees; rotation drawn uniformly from [-r, r]. */
@@ -199,8 +199,8 @@ export function resolveAugment(options: AugmentOptions = {}, prefix = 'augment')
     brightness = [b[0], b[1]];
   }
   const fillMode = options.fillMode ?? 'nearest';
-  if (!['constant', 'nearest', 'reflect', 'wrap'].includes(fillMode)) {
-    throw invalidOption(n('fillMode'), "one of 'constant', 'nearest', 'reflect', 'wrap'", fillMode);
+  if (!(FILL_MODES as readonly string[]).includes(fillMode)) {
+    throw invalidOption(n('fillMode'), `one of ${FILL_MODES.map((m) => `'${m}'`).join(', ')}`, fillMode);
   }
   const order = options.interpolationOrder ?? 1;
   if (order !== 0 && order !== 1) throw invalidOption(n('interpolationOrder'), '0 or 1', order);

@@ -9,6 +9,7 @@
 // First: sizes libuv's thread pool before anything can start it.
 export { DEFAULT_UV_THREADPOOL_SIZE } from './pool/threads.js';
 export { AUGMENT_KEYS, type AugmentOptions } from './augment.js';
+export { FILL_MODES } from './transforms/warp.js';
 export { PREPROCESS_MODES, type PreprocessMode, preprocessInput } from './transforms/preprocess-input.js';
 export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
 export type { ClassMode, ImageBatch } from './batch/batch.js';
@@ -16,11 +17,11 @@ export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js'
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
 export { type ArrayInput, flowFromArray, flowFromDirectory, flowFromFiles, flowFromListing, flowFromManifest, pixelCacheBytes } from './flow/factories.js';
 export { type CachePlan, ImageFlow } from './flow/flow.js';
-export type { BaseFlowOptions, FileFlowOptions, FlowOptions, SkippedFile } from './flow/options.js';
+export { type BaseFlowOptions, type FileFlowOptions, type FlowOptions, ON_ERROR_MODES, type OnError, type SkippedFile } from './flow/options.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';
 export { createImagePool, ImagePool } from './pool/pool.js';
 export type { PixelType } from './image-spec.js';
-export type { ColorMode, Interpolation } from '@featherstack/common';
+export { COLOR_MODES, type ColorMode, type Interpolation } from '@featherstack/common';
 export { codePointCompare, KERAS_EXTENSIONS, listClassFiles, listDirectory, type Manifest } from './sources/directory.js';
 export { type ManifestClassMode, type ManifestOptions, readManifest, type TableManifest } from './sources/manifest.js';
 export { type DatasetOptions, type TfLike, toTfDataset } from './tfdata.js';

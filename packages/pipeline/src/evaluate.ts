@@ -3,20 +3,14 @@
  * loading as training (no augmentation): accuracy, top-k, per-class metrics, confusion matrix.
  */
 import { type Evaluation, loadStacked, metricsFromProbabilities } from '@featherstack/head';
-import { flowFromDirectory } from '@featherstack/images';
+import { flowFromDirectory, type OnError } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { modelPredictor, registerKerasExtensions } from '@featherstack/core';
 
 /** An evaluation, with the images left out under onError: 'skip'. */
 export type ImageEvaluation = Evaluation & { skipped: { path: string; reason: string }[] };
 
-export async function evaluate(options: {
-  model: string;
-  data: string;
-  topK?: number[];
-  workers?: number;
-  onError?: 'raise' | 'skip';
-}): Promise<ImageEvaluation> {
+export async function evaluate(options: { model: string; data: string; topK?: number[]; workers?: number; onError?: OnError }): Promise<ImageEvaluation> {
   const tf = loadTensorFlow();
   // A stacked model over an imported base holds layers that featherstack registers with tfjs.
   registerKerasExtensions(tf);

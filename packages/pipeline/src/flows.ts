@@ -9,6 +9,7 @@ import {
   flowFromDirectory,
   type ImageFlow,
   type ImagePool,
+  type OnError,
   type PreprocessMode,
   type SkippedFile,
 } from '@featherstack/images';
@@ -19,7 +20,7 @@ export interface ImageSettings {
   colorMode: ColorMode;
   batchSize: number;
   seed: number;
-  onError?: 'raise' | 'skip';
+  onError?: OnError;
   onSkip?: (file: SkippedFile) => void;
   workers?: number;
   pool?: ImagePool;

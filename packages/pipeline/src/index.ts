@@ -16,8 +16,10 @@ export {
   type ResolvedRunOptions,
   type RunConfig,
   readRunConfig,
+  readRunFlag,
   resolveRunOptions,
   runConfigSchema,
+  runOptionHelp,
   SEED_AUGMENT,
 } from './options.js';
 export { type Prediction, predict } from './predict.js';

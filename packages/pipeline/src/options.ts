@@ -6,9 +6,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { EngineKind, Pooling, Precision } from '@featherstack/core';
+import { COLOR_MODES, type ColorMode } from '@featherstack/common';
+import { ENGINE_KINDS, POOLINGS, PRECISIONS, type Pooling } from '@featherstack/core';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
-import type { AUGMENT_KEYS, AugmentOptions, ColorMode, PreprocessMode } from '@featherstack/images';
+import { type AUGMENT_KEYS, type AugmentOptions, FILL_MODES, ON_ERROR_MODES, type OnError, PREPROCESS_MODES, type PreprocessMode } from '@featherstack/images';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -30,7 +31,7 @@ export const augmentSchema = z
     brightnessRange: z.tuple([z.number(), z.number()]),
     horizontalFlip: z.boolean(),
     verticalFlip: z.boolean(),
-    fillMode: z.enum(['constant', 'nearest', 'reflect', 'wrap']),
+    fillMode: z.enum(FILL_MODES),
     cval: z.number(),
     interpolationOrder: z.union([z.literal(0), z.literal(1)], { error: 'expected 0 (nearest) or 1 (bilinear)' }),
     rescale: z.number(),
@@ -42,47 +43,67 @@ export const augmentSchema = z
     zcaWhitening: z.boolean(),
     zcaEpsilon: z.number(),
     preprocessingFunction: z.string().min(1),
-    preprocess: z.enum(['none', 'tf', 'caffe', 'torch']),
+    preprocess: z.enum(PREPROCESS_MODES),
   } satisfies Record<(typeof AUGMENT_KEYS)[number], z.ZodType>)
   .partial()
   .strict();
 
+/**
+ * Every run option: its type, its valid values and its help (the `run` flags and their --help are
+ * made from this; the defaults are RUN_DEFAULTS). Keys are the flags in camelCase.
+ */
 export const runConfigSchema = z
   .object({
     data: z.string().min(1).describe('dataset with train/ and val/ class folders'),
-    out: z.string().min(1).describe('output directory'),
+    out: z.string().min(1).describe('output directory: features, model, report, checkpoints, pixel cache'),
     imageSize: z
       .union([positive, z.tuple([positive, positive])], { error: 'expected a positive integer N or [height, width]' })
-      .describe('N or [height, width]'),
-    colorMode: z.enum(['grayscale', 'rgb', 'rgba']),
-    batchSize: positive,
-    baseEpochs: positive,
-    headEpochs: positive,
-    workers: positive,
-    tfThreads: positive,
-    replicas: positive,
-    engine: z.enum(['graph', 'eager']),
-    precision: z.enum(['float32', 'mixed-bfloat16']),
-    seed: z.number().int().nonnegative(),
-    resume: z.boolean(),
-    validateBase: z.boolean(),
-    onError: z.enum(['raise', 'skip']),
+      .describe('target image size: N or HxW (in a config, N or [height, width])'),
+    colorMode: z.enum(COLOR_MODES).describe(COLOR_MODES.join(' | ')),
+    batchSize: positive.describe('batch size'),
+    baseEpochs: positive.describe('base training epochs'),
+    headEpochs: positive.describe('head training epochs'),
+    workers: positive.describe('image decode workers (default: all cores; at most 4 per core)'),
+    tfThreads: positive.describe('TensorFlow intra-op threads per replica (default: the thread plan, see doctor)'),
+    replicas: positive.describe('data-parallel trainer replicas, each a TensorFlow session (default: the thread plan, see doctor; at most the core count)'),
+    engine: z
+      .enum(ENGINE_KINDS)
+      .describe('graph (one compiled TensorFlow graph per step, the default where the model compiles) or eager (tfjs ops, one replica)'),
+    precision: z
+      .enum(PRECISIONS)
+      .describe(
+        'float32 (default) or mixed-bfloat16 (graph engine: layers compute in bfloat16, weights and optimizer stay float32; about 2× faster on CPUs with AVX512_BF16 or AMX)',
+      ),
+    seed: z.number().int().nonnegative().describe('seed for order, augmentation and weights'),
+    resume: z.boolean().describe('continue base training from the checkpoint in <out>/checkpoints/base'),
+    validateBase: z
+      .boolean()
+      .describe('scoring the base on the validation images after every epoch, on by default (off: the report has no base validation curves)'),
+    onError: z
+      .enum(ON_ERROR_MODES)
+      .describe('raise: stop at the first image that cannot be loaded, naming it; skip: leave such images out and report every one'),
     tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
-    cache: z.boolean().describe('keep a pixel cache of the training images under out/cache'),
+    cache: z.boolean().describe('a pixel cache of the training images under <out>/cache, on by default (off: every base epoch decodes)'),
     cacheBudget: z
       .number()
+      .int()
       .positive()
-      .describe("bytes the pixel cache may take (default half the free space of out's filesystem); a cache over it is not written"),
-    augment: augmentSchema.describe('ImageDataGenerator options, e.g. { shearRange: 0.2, horizontalFlip: true }'),
-    base: z.string().min(1).describe('an imported base (.keras, .h5 or tfjs model.json), frozen: features are extracted with it, no base training'),
+      .describe("what the pixel cache may take on disk, e.g. 2G (default: half the free space of out's filesystem; a cache over it is not written)"),
+    augment: augmentSchema.describe(
+      "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
+    ),
+    base: z
+      .string()
+      .min(1)
+      .describe('an imported base (.keras, .h5 or tfjs model.json), frozen: no base training; its input sets the image size and colour mode'),
     featureLayer: z
       .string()
       .min(1)
       .describe("the base layer whose output is the feature vector (default: 'features', or the layer feeding an imported classifier)"),
-    pooling: z.enum(['avg', 'max', 'none']).describe("global pooling after the feature layer, as Keras's include_top=False, pooling=…"),
+    pooling: z.enum(POOLINGS).describe("global pooling after the feature layer: avg | max | none (Keras's include_top=False, pooling=…)"),
     preprocess: z
-      .enum(['none', 'tf', 'caffe', 'torch'])
-      .describe("Keras's preprocess_input mode for the base (MobileNet/Inception: tf, ResNet/VGG: caffe, DenseNet: torch)"),
+      .enum(PREPROCESS_MODES)
+      .describe("Keras's preprocess_input for the base: none | tf (MobileNet, Inception) | caffe (ResNet, VGG) | torch (DenseNet)"),
   })
   .partial()
   .strict();
@@ -92,43 +113,7 @@ export type RunConfig = z.infer<typeof runConfigSchema>;
 /** The seed tutorial's augmentation: rescale 1/255, shear 0.2°, zoom ±20 %, horizontal flips. */
 export const SEED_AUGMENT: AugmentOptions = { rescale: 1 / 255, shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true };
 
-/** Every run option with its default: the one place defaults live. */
-export interface ResolvedRunOptions {
-  data: string;
-  out: string;
-  imageSize: [number, number];
-  colorMode: ColorMode;
-  batchSize: number;
-  baseEpochs: number;
-  headEpochs: number;
-  workers: number | undefined;
-  tfThreads: number | undefined;
-  replicas: number | undefined;
-  engine: EngineKind | undefined;
-  precision: Precision | undefined;
-  seed: number;
-  resume: boolean;
-  validateBase: boolean;
-  onError: 'raise' | 'skip';
-  tensorboard: string | undefined;
-  cache: boolean;
-  /** Bytes the pixel cache may take; undefined: half the free space of its filesystem. */
-  cacheBudget: number | undefined;
-  augment: AugmentOptions;
-  /** The augmentation's rescale, which extraction and the stacked model replay (1: none). */
-  rescale: number;
-  /** An imported base, frozen (no base training); undefined: train the seed's CNN. */
-  base: string | undefined;
-  featureLayer: string | undefined;
-  pooling: Pooling;
-  preprocess: PreprocessMode;
-  /**
-   * Whether imageSize and colorMode were given (with `base`, they are otherwise the model's input),
-   * and pooling (otherwise what train-base recorded in the base, if it did).
-   */
-  given: { imageSize: boolean; colorMode: boolean; pooling: boolean };
-}
-
+/** The default of every run option that has one: the one place defaults live. */
 export const RUN_DEFAULTS = {
   data: SHIPPED_DATASET,
   out: 'runs/latest',
@@ -140,12 +125,31 @@ export const RUN_DEFAULTS = {
   seed: 42,
   resume: false,
   validateBase: true,
-  onError: 'raise' as const,
+  onError: 'raise' as OnError,
   cache: true,
   augment: SEED_AUGMENT,
   pooling: 'none' as Pooling,
   preprocess: 'none' as PreprocessMode,
-};
+} satisfies { [K in keyof RunConfig]?: unknown };
+
+type Defaulted = keyof typeof RUN_DEFAULTS;
+type Undefaulted = Exclude<keyof RunConfig, Defaulted>;
+
+/**
+ * The run options with their defaults filled: each option's type is the schema's (the ones with no
+ * default stay possibly undefined: the thread plan, the model or the file system decides them).
+ */
+export type ResolvedRunOptions = { [K in Undefaulted]: RunConfig[K] } & Omit<Required<RunConfig>, Undefaulted | 'imageSize' | 'augment'> & {
+    imageSize: [number, number];
+    augment: AugmentOptions;
+    /** The augmentation's rescale, which extraction and the stacked model replay (1: none). */
+    rescale: number;
+    /**
+     * Whether imageSize and colorMode were given (with `base`, they are otherwise the model's input),
+     * and pooling (otherwise what train-base recorded in the base, if it did).
+     */
+    given: { imageSize: boolean; colorMode: boolean; pooling: boolean };
+  };
 
 /**
  * Checks `input` (from the API, or flags merged over a config file) against the run schema and
@@ -157,41 +161,57 @@ export const RUN_DEFAULTS = {
 export function resolveRunOptions(input: unknown, source = 'run options'): ResolvedRunOptions {
   const parsed = runConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
-  const o = parsed.data;
-  const imageSize: [number, number] = typeof o.imageSize === 'number' ? [o.imageSize, o.imageSize] : (o.imageSize ?? RUN_DEFAULTS.imageSize);
-  const preprocess = o.preprocess ?? RUN_DEFAULTS.preprocess;
+  const o = parsed.data as Record<string, unknown>;
+  const filled = Object.fromEntries(Object.keys(runConfigSchema.shape).map((key) => [key, o[key] ?? (RUN_DEFAULTS as Record<string, unknown>)[key]])) as Omit<
+    ResolvedRunOptions,
+    'rescale' | 'given'
+  > & { imageSize: number | [number, number] };
+  const imageSize: [number, number] = typeof filled.imageSize === 'number' ? [filled.imageSize, filled.imageSize] : filled.imageSize;
   // A preprocess_input mode replaces the seed's rescale (Keras's recipe has no rescale after it); an
   // augmentation given explicitly is kept as given.
   const { rescale: _seedRescale, ...seedWithoutRescale } = RUN_DEFAULTS.augment;
-  const augment = (o.augment ?? (preprocess === 'none' ? RUN_DEFAULTS.augment : seedWithoutRescale)) as AugmentOptions;
+  const augment = (o.augment ?? (filled.preprocess === 'none' ? RUN_DEFAULTS.augment : seedWithoutRescale)) as AugmentOptions;
   return {
-    data: o.data ?? RUN_DEFAULTS.data,
-    out: o.out ?? RUN_DEFAULTS.out,
+    ...filled,
     imageSize,
-    colorMode: o.colorMode ?? RUN_DEFAULTS.colorMode,
-    batchSize: o.batchSize ?? RUN_DEFAULTS.batchSize,
-    baseEpochs: o.baseEpochs ?? RUN_DEFAULTS.baseEpochs,
-    headEpochs: o.headEpochs ?? RUN_DEFAULTS.headEpochs,
-    workers: o.workers,
-    tfThreads: o.tfThreads,
-    replicas: o.replicas,
-    engine: o.engine,
-    precision: o.precision,
-    seed: o.seed ?? RUN_DEFAULTS.seed,
-    resume: o.resume ?? RUN_DEFAULTS.resume,
-    validateBase: o.validateBase ?? RUN_DEFAULTS.validateBase,
-    onError: o.onError ?? RUN_DEFAULTS.onError,
-    tensorboard: o.tensorboard,
-    cache: o.cache ?? RUN_DEFAULTS.cache,
-    cacheBudget: o.cacheBudget,
     augment,
     rescale: augment.rescale ?? 1,
-    base: o.base,
-    featureLayer: o.featureLayer,
-    pooling: o.pooling ?? RUN_DEFAULTS.pooling,
-    preprocess,
     given: { imageSize: o.imageSize !== undefined, colorMode: o.colorMode !== undefined, pooling: o.pooling !== undefined },
   };
+}
+
+/**
+ * A flag's text as the value of run option `key`, checked by the option's schema: a number for a
+ * number option, a name from its list for a choice, the text itself for a string. Options whose
+ * text needs its own reading (imageSize, cacheBudget, augment, the switches) are not read here.
+ *
+ * @example
+ * readRunFlag('colorMode', 'rgb', '--color-mode'); // → 'rgb'
+ * readRunFlag('batchSize', '0', '--batch-size'); // throws "--batch-size must be a positive integer, received '0'"
+ */
+export function readRunFlag(key: keyof RunConfig, text: string, flag: string): unknown {
+  const field = runConfigSchema.shape[key].unwrap();
+  if (field instanceof z.ZodEnum) {
+    const values = field.options as string[];
+    if (values.includes(text)) return text;
+    throw new Error(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${text}'`);
+  }
+  if (field instanceof z.ZodNumber) {
+    const n = text.trim() === '' ? Number.NaN : Number(text);
+    if (field.safeParse(n).success) return n;
+    const sign = field.safeParse(0).success ? 'a non-negative' : 'a positive';
+    throw new Error(`${flag} must be ${sign} ${field.safeParse(0.5).success ? 'number' : 'integer'}, received '${text}'`);
+  }
+  if (field instanceof z.ZodString) {
+    if (field.safeParse(text).success) return text;
+    throw new Error(`${flag} must not be empty`);
+  }
+  throw new Error(`run option ${key} is not read from a flag's text by the schema; its flag needs a reader of its own`);
+}
+
+/** The help of run option `key`, as its flag and the docs give it. */
+export function runOptionHelp(key: keyof RunConfig): string {
+  return runConfigSchema.shape[key].description ?? runConfigSchema.shape[key].unwrap().description ?? key;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadStacked } from '@featherstack/head';
-import { flowFromFiles, KERAS_EXTENSIONS, listClassFiles } from '@featherstack/images';
+import { flowFromFiles, KERAS_EXTENSIONS, listClassFiles, type OnError } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { modelPredictor, registerKerasExtensions } from '@featherstack/core';
 
@@ -49,7 +49,7 @@ function kind(info: Awaited<ReturnType<typeof stat>>): string {
  * @example
  * const [first] = await predict({ model: 'runs/latest/model', inputs: ['shoe.png'], top: 3 });
  */
-export async function predict(options: { model: string; inputs: string[]; top?: number; workers?: number; onError?: 'raise' | 'skip' }): Promise<Prediction[]> {
+export async function predict(options: { model: string; inputs: string[]; top?: number; workers?: number; onError?: OnError }): Promise<Prediction[]> {
   const files: string[] = [];
   for (const input of options.inputs) await expand(input, files);
   if (files.length === 0) throw new Error(`predict: no images in ${options.inputs.join(', ')}`);

@@ -1,8 +1,7 @@
 /** `featherstack evaluate`: a stacked model over class folders. */
-import { evaluate } from '@featherstack/pipeline';
+import { evaluate, RUN_DEFAULTS, runOptionHelp } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
-import { ON_ERROR_HELP } from '../render/output.js';
 
 export function register(program: Command): void {
   program
@@ -11,7 +10,7 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'images in one subdirectory per class')
     .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
     .option('--workers <n>', 'image decode workers (default: all cores)', parse.int('--workers'))
-    .option('--on-error <mode>', ON_ERROR_HELP, parse.onError, 'raise' as const)
+    .option('--on-error <mode>', runOptionHelp('onError'), parse.onError, RUN_DEFAULTS.onError)
     .option('--json', 'print the whole evaluation as JSON')
     .action(async (opts) => {
       const report = await evaluate({ model: opts.model, data: opts.data, workers: opts.workers, onError: opts.onError });

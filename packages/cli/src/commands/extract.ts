@@ -4,6 +4,7 @@ import { extractStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineFlags, printResult } from '../render/output.js';
+import { runFlag } from '../run-flags.js';
 import { Progress } from '../render/progress.js';
 import { queueUrl } from './worker.js';
 
@@ -75,17 +76,28 @@ async function distributed(opts: DistributedFlags): Promise<void> {
 }
 
 export function register(program: Command): void {
-  engineFlags(program.command('extract'))
+  const command = program
+    .command('extract')
     .description("extract a saved base's features of class folders into an Arrow file")
     .requiredOption('--model <file>', 'the base: a .keras, .h5 or tfjs model.json (from train-base, or any pretrained model)')
     .requiredOption('--data <dir>', 'images, one subdirectory per class')
-    .requiredOption('--out <file>', 'the feature file to write (.arrow); with --queue, the shard directory every worker can write')
-    .option('--image-size <HxW>', "target image size (default: the model's input)", parse.size)
-    .option('--color-mode <mode>', "grayscale | rgb | rgba (default: the model's input channels)", parse.colorMode)
-    .option('--batch-size <n>', "batch size (default: sized from the model's activation memory)", parse.int('--batch-size'))
-    .option('--feature-layer <name>', "the layer whose output is the feature vector (default: 'features', or the layer feeding the model's classifier)")
-    .option('--pooling <mode>', 'global pooling after the feature layer: avg | max | none', parse.pooling)
-    .option('--preprocess <mode>', "Keras's preprocess_input mode: none | tf | caffe | torch (replaces the default rescale 1/255)", parse.preprocess)
+    .requiredOption('--out <file>', 'the feature file to write (.arrow); with --queue, the shard directory every worker can write');
+  // The options it shares with run take run's values; their defaults here come from the model.
+  runFlag(command, 'imageSize', { help: "target image size (default: the model's input)", fallback: null });
+  runFlag(command, 'colorMode', { help: "grayscale | rgb | rgba (default: the model's input channels)", fallback: null });
+  runFlag(command, 'batchSize', { help: "batch size (default: sized from the model's activation memory)", fallback: null });
+  runFlag(command, 'featureLayer', {
+    help: "the layer whose output is the feature vector (default: 'features', the layer train-base recorded, or the layer feeding the model's classifier)",
+  });
+  runFlag(command, 'pooling', {
+    help: 'global pooling after the feature layer: avg | max | none (default: as train-base recorded it, else none)',
+    fallback: null,
+  });
+  runFlag(command, 'preprocess', {
+    help: "Keras's preprocess_input mode: none | tf | caffe | torch (replaces the default rescale 1/255)",
+    fallback: null,
+  });
+  engineFlags(command)
     .option('--shard <i/n>', 'extract only shard i of n (sample index mod n = i)', parse.shard)
     .option('--l2', 'L2-normalise every feature row')
     .option('--resume', 'continue an interrupted extraction from its journal')

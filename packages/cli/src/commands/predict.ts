@@ -1,8 +1,7 @@
 /** `featherstack predict`: images through a saved stacked model. */
-import { predict } from '@featherstack/pipeline';
+import { predict, RUN_DEFAULTS, runOptionHelp } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
-import { ON_ERROR_HELP } from '../render/output.js';
 
 export function register(program: Command): void {
   program
@@ -12,7 +11,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'stacked model directory', 'runs/latest/model')
     .option('--top <n>', 'classes to report per image', parse.int('--top'), 3)
     .option('--workers <n>', 'image decode workers (default: all cores)', parse.int('--workers'))
-    .option('--on-error <mode>', ON_ERROR_HELP, parse.onError, 'raise' as const)
+    .option('--on-error <mode>', runOptionHelp('onError'), parse.onError, RUN_DEFAULTS.onError)
     .option('--json', 'print JSON: one entry per image, { path, classes } or { path, error }')
     .action(async (images: string[], opts) => {
       const results = await predict({ model: opts.model, inputs: images, top: opts.top, workers: opts.workers, onError: opts.onError });

@@ -1,47 +1,15 @@
 /** `featherstack run`: the whole stacked workflow, with progress bars, Ctrl-C and --config. */
 import { join, resolve } from 'node:path';
-import { applyConfig, RUN_DEFAULTS, readRunConfig, runConfigSchema, runWorkflow } from '@featherstack/pipeline';
+import { applyConfig, readRunConfig, runConfigSchema, runWorkflow } from '@featherstack/pipeline';
 import type { Command } from 'commander';
-import * as parse from '../parsers.js';
-import { engineFlags, ON_ERROR_HELP } from '../render/output.js';
 import { Progress } from '../render/progress.js';
+import { runFlags } from '../run-flags.js';
 
 export function register(program: Command): void {
-  engineFlags(program.command('run'))
+  // Every run option's flag, help and default come from the pipeline's schema and RUN_DEFAULTS, which
+  // config files and the API share.
+  runFlags(program.command('run'))
     .description('run the stacked workflow: train the base CNN, extract features to Arrow files, train the head')
-    // Defaults are RUN_DEFAULTS, the pipeline's: flags, config files and the API share them.
-    .option('--data <dir>', 'dataset with train/ and val/ class folders', RUN_DEFAULTS.data)
-    .option('--out <dir>', 'output directory for feature files', RUN_DEFAULTS.out)
-    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
-    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), RUN_DEFAULTS.batchSize)
-    .option('--base-epochs <n>', 'base training epochs', parse.int('--base-epochs'), RUN_DEFAULTS.baseEpochs)
-    .option('--head-epochs <n>', 'head training epochs', parse.int('--head-epochs'), RUN_DEFAULTS.headEpochs)
-    .option('--workers <n>', 'image decode workers (default: all cores; at most 4 per core)', parse.int('--workers'))
-    .option('--seed <n>', 'seed for order, augmentation and weights', parse.int('--seed'), RUN_DEFAULTS.seed)
-    .option('--resume', 'continue base training from the checkpoint in <out>/checkpoints/base')
-    .option('--no-validate-base', 'skip scoring the base on the validation images after every epoch (the report then has no base validation curves)')
-    .option('--no-cache', 'keep no pixel cache of the training images (decode every base epoch)')
-    .option(
-      '--cache-budget <size>',
-      "what the pixel cache may take on disk, e.g. 2G (default: half the free space of --out's filesystem; a cache over it is not written)",
-      parse.bytes('--cache-budget'),
-    )
-    .option('--tensorboard <dir>', 'write TensorBoard event files for base training')
-    .option('--on-error <mode>', ON_ERROR_HELP, parse.onError, RUN_DEFAULTS.onError)
-    .option(
-      '--augment <spec>',
-      "augmentation replacing the seed's (rescale=1/255,shearRange=0.2,zoomRange=0.2,horizontalFlip=true): key=value pairs or JSON, e.g. rescale=1/255,rotationRange=10; without rescale pixels stay 0–255 (in training, extraction and predict alike); over a config's augment, key by key",
-      parse.augment,
-    )
-    .option('--base <file>', 'an imported base (.keras, .h5 or tfjs model.json), frozen: no base training; its input sets the image size and colour mode')
-    .option('--feature-layer <name>', "the base layer whose output is the feature vector (default: 'features', or the layer feeding an imported classifier)")
-    .option('--pooling <mode>', "global pooling after the feature layer: avg | max | none (Keras's include_top=False, pooling=…)", parse.pooling)
-    .option(
-      '--preprocess <mode>',
-      "Keras's preprocess_input for the base: none | tf (MobileNet, Inception) | caffe (ResNet, VGG) | torch (DenseNet)",
-      parse.preprocess,
-    )
     .option('--config <file>', 'options from a YAML or JSON file (keys as the flags in camelCase); flags override it')
     .option('--json', 'print one JSON object instead of progress lines')
     .addHelpText(

@@ -3,21 +3,24 @@ import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineFlags, printResult } from '../render/output.js';
+import { runFlag } from '../run-flags.js';
 
 export function register(program: Command): void {
-  engineFlags(program.command('train-base'))
+  const command = program
+    .command('train-base')
     .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
     .requiredOption('--data <dir>', 'training images, one subdirectory per class')
     .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
-    .option('--out <dir>', 'output directory', 'runs/base')
-    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
-    .option('--batch-size <n>', 'batch size', parse.int('--batch-size'), RUN_DEFAULTS.batchSize)
-    .option('--epochs <n>', 'epochs', parse.int('--epochs'), RUN_DEFAULTS.baseEpochs)
+    .option('--out <dir>', 'output directory', 'runs/base');
+  // The options it shares with run: their values, help and defaults are run's.
+  for (const key of ['imageSize', 'colorMode', 'batchSize'] as const) runFlag(command, key);
+  runFlag(command, 'baseEpochs', { flag: '--epochs', help: 'epochs' });
+  engineFlags(command)
     .option('--patience <n>', 'early stopping on validation loss (needs --validation)', parse.int('--patience'))
-    .option('--feature-layer <name>', 'the layer extract will cut the saved base at, checked now and recorded in its model.json', 'features')
-    .option('--pooling <mode>', 'global pooling after the feature layer, recorded with it: avg | max | none', parse.pooling, RUN_DEFAULTS.pooling)
-    .option('--seed <n>', 'seed (as run)', parse.int('--seed'), RUN_DEFAULTS.seed)
+    .option('--feature-layer <name>', 'the layer extract will cut the saved base at, checked now and recorded in its model.json', 'features');
+  runFlag(command, 'pooling', { help: 'global pooling after the feature layer, recorded with it: avg | max | none' });
+  runFlag(command, 'seed');
+  command
     .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
     .option('--json', 'print JSON')
     .action(async (opts) => {

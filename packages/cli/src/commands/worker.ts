@@ -1,8 +1,8 @@
 /** `featherstack worker` and `featherstack queue status`: the job queue's workers, and what they do. */
-import { RUN_DEFAULTS } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { printResult } from '../render/output.js';
+import { runFlag } from '../run-flags.js';
 
 /** The queue URL: --queue, else --config's `queue`, else FEATHERSTACK_QUEUE (parseQueueUrl's fallback). */
 export async function queueUrl(opts: { queue?: string; config?: string }): Promise<string | undefined> {
@@ -72,7 +72,7 @@ export function register(program: Command): void {
       process.exit(0);
     });
 
-  program
+  const cache = program
     .command('cache')
     .description(
       "build a pixel cache of class folders on the job queue's workers: a directory of pixels-<n>.arrow shards that a flow (cache: DIR) reads as one",
@@ -80,9 +80,9 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'images, one subdirectory per class (the same path on every worker)')
     .requiredOption('--out <dir>', 'the shard directory every worker can write')
     .option('--queue <url>', 'the job queue (also FEATHERSTACK_QUEUE)')
-    .option('--config <file>', CONFIG_HELP)
-    .option('--image-size <HxW>', 'target image size', parse.size, RUN_DEFAULTS.imageSize)
-    .option('--color-mode <mode>', 'grayscale | rgb | rgba', parse.colorMode, RUN_DEFAULTS.colorMode)
+    .option('--config <file>', CONFIG_HELP);
+  for (const key of ['imageSize', 'colorMode'] as const) runFlag(cache, key);
+  cache
     .option('--shard-size <n>', 'images per shard', parse.int('--shard-size'), 1000)
     .option('--json', 'print JSON')
     .action(async (opts) => {

@@ -6,7 +6,8 @@
 import { type Attr, type DType, F32, GraphBuilder } from '@featherstack/tensorflow';
 import { GraphCompileError, type LayerLike, type WeightLike } from './layers.js';
 
-export type Precision = 'float32' | 'mixed-bfloat16';
+export const PRECISIONS = ['float32', 'mixed-bfloat16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface GraphVariable {
   /** Index in model.getWeights(). */

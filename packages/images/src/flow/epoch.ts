@@ -13,7 +13,7 @@ import type { DecodePool } from '../pool/pool.js';
 import type { ImageSpec, PixelType } from '../image-spec.js';
 import type { DecodeFailure, DecodeTask, Normalization, SampleSource } from '../pool/protocol.js';
 import type { TestHooks } from './hooks.js';
-import type { SkippedFile } from './options.js';
+import type { OnError, SkippedFile } from './options.js';
 
 /** What one pass augments and normalises, in which order, over how many samples. */
 export interface RunSettings {
@@ -36,7 +36,7 @@ export interface EpochContext {
   classes: Int32Array;
   layout: BatchLayout;
   hooks: TestHooks;
-  onError: 'raise' | 'skip';
+  onError: OnError;
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Where the samples' pixels come from: files, the finished pixel cache, or the array. */
   sourceFor(samples: number[]): SampleSource;

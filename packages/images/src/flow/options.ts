@@ -26,6 +26,10 @@ import type { FlowSource, Shard } from './order.js';
 const CLASS_MODES: readonly ClassMode[] = ['categorical', 'binary', 'sparse', 'input', 'none', 'raw', 'multi_output'];
 
 /** Options shared by every kind of flow. */
+/** What a flow does with a file that cannot be decoded: raise names it, skip reports it and leaves it out. */
+export const ON_ERROR_MODES = ['raise', 'skip'] as const;
+export type OnError = (typeof ON_ERROR_MODES)[number];
+
 export interface BaseFlowOptions {
   classMode?: ClassMode;
   batchSize?: number;
@@ -50,7 +54,7 @@ export interface BaseFlowOptions {
    * are shorter), reports each skipped file through `onSkip` as it happens and lists them in
    * `flow.skippedFiles` when the epoch ends.
    */
-  onError?: 'raise' | 'skip';
+  onError?: OnError;
   /** Called for every file skipped under onError: 'skip'. */
   onSkip?: (file: SkippedFile) => void;
   /**
@@ -120,7 +124,7 @@ export interface FlowSpec {
   seed: number;
   shuffle: boolean;
   dtype: PixelType;
-  onError: 'raise' | 'skip';
+  onError: OnError;
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Absolute path of the pixel cache, or null. */
   cachePath: string | null;
@@ -215,7 +219,7 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
   if (dtype !== 'float32' && dtype !== 'uint8') throw invalidOption('dtype', "'float32' or 'uint8'", dtype);
   const workers = options.pool ? options.pool.workers : resolveWorkers(options.workers);
   const onError = options.onError ?? 'raise';
-  if (onError !== 'raise' && onError !== 'skip') throw invalidOption('onError', "'raise' or 'skip'", options.onError);
+  if (!is.oneOf(onError, ON_ERROR_MODES)) throw invalidOption('onError', "'raise' or 'skip'", options.onError);
   if (options.onSkip !== undefined && typeof options.onSkip !== 'function') throw invalidOption('onSkip', 'a function', typeof options.onSkip);
   const augment = resolveAugment(options.augment ?? {});
   const a = augment;

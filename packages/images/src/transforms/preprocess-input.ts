@@ -9,9 +9,8 @@
  * - 'caffe': RGB → BGR, then minus ImageNet's BGR mean (ResNet, VGG);
  * - 'none': the pixels as they are (EfficientNet and MobileNetV3 preprocess inside the model).
  */
-export type PreprocessMode = 'none' | 'tf' | 'caffe' | 'torch';
-
-export const PREPROCESS_MODES: readonly PreprocessMode[] = ['none', 'tf', 'caffe', 'torch'];
+export const PREPROCESS_MODES = ['none', 'tf', 'caffe', 'torch'] as const;
+export type PreprocessMode = (typeof PREPROCESS_MODES)[number];
 
 const f = Math.fround;
 const TORCH_MEAN = [0.485, 0.456, 0.406].map(f);

@@ -10,7 +10,8 @@
  */
 import type { Affine } from './affine.js';
 
-export type FillMode = 'constant' | 'nearest' | 'reflect' | 'wrap';
+export const FILL_MODES = ['constant', 'nearest', 'reflect', 'wrap'] as const;
+export type FillMode = (typeof FILL_MODES)[number];
 
 /**
  * scipy's map_coordinate: a continuous coordinate outside [0, n - 1] moved back by the fill mode

@@ -1,0 +1,88 @@
+/**
+ * The run options as flags. Each flag's help, valid values and default are the option's own, from
+ * the pipeline's schema and RUN_DEFAULTS; this file only spells them. The stage commands take the
+ * options they share with `run` from here, so that a value valid on one command is valid on all.
+ */
+import { RUN_DEFAULTS, type RunConfig, readRunFlag, runOptionHelp } from '@featherstack/pipeline';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import * as parse from './parsers.js';
+
+export type RunKey = keyof RunConfig;
+
+interface Spelling {
+  /** The value's placeholder; none: a switch. */
+  value?: string;
+  /** On by default: the flag is `--no-…`. */
+  negate?: true;
+  /** Where the text is not a plain number, string or choice. */
+  read?: (text: string) => unknown;
+  /** How --help names the default, where its value would not say it. */
+  defaultIs?: string;
+}
+
+/** Every run option's spelling; the type makes a new option without a flag an error. */
+const SPELLING: Record<RunKey, Spelling> = {
+  data: { value: '<dir>' },
+  out: { value: '<dir>' },
+  imageSize: { value: '<HxW>', read: parse.size },
+  colorMode: { value: '<mode>' },
+  batchSize: { value: '<n>' },
+  baseEpochs: { value: '<n>' },
+  headEpochs: { value: '<n>' },
+  workers: { value: '<n>' },
+  tfThreads: { value: '<n>' },
+  replicas: { value: '<n>' },
+  engine: { value: '<engine>' },
+  precision: { value: '<p>' },
+  seed: { value: '<n>' },
+  resume: {},
+  validateBase: { negate: true },
+  onError: { value: '<mode>' },
+  tensorboard: { value: '<dir>' },
+  cache: { negate: true },
+  cacheBudget: { value: '<size>', read: parse.bytes('--cache-budget') },
+  augment: { value: '<spec>', read: parse.augment, defaultIs: "the seed's" },
+  base: { value: '<file>' },
+  featureLayer: { value: '<name>' },
+  pooling: { value: '<mode>' },
+  preprocess: { value: '<mode>' },
+};
+
+/** The engine's options, the same on run, train-base and extract. */
+export const ENGINE_KEYS = ['replicas', 'tfThreads', 'engine', 'precision'] as const satisfies readonly RunKey[];
+
+export const flagOf = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/**
+ * Adds run option `key` to `command` as its flag. A stage command may name it differently
+ * (`--epochs` for baseEpochs), say what it means there, or drop the default (`fallback: null`:
+ * extract's image size is the model's input), but the values it accepts are the schema's.
+ *
+ * @example
+ * runFlag(program.command('train-base'), 'baseEpochs', { flag: '--epochs' });
+ */
+export function runFlag(command: Command, key: RunKey, o: { flag?: string; help?: string; fallback?: unknown } = {}): Command {
+  const spelling = SPELLING[key];
+  const flag = o.flag ?? flagOf(key);
+  const option = new Option(spelling.negate ? `--no-${flag.slice(2)}` : spelling.value ? `${flag} ${spelling.value}` : flag, o.help ?? runOptionHelp(key));
+  if (spelling.value) option.argParser(spelling.read ?? schemaReader(key, flag));
+  const fallback = 'fallback' in o ? o.fallback : (RUN_DEFAULTS as Partial<Record<RunKey, unknown>>)[key];
+  if (fallback !== undefined && fallback !== null && !spelling.negate && spelling.value) option.default(fallback, spelling.defaultIs);
+  return command.addOption(option);
+}
+
+/** Every run option as its flag, in the schema's order. */
+export function runFlags(command: Command): Command {
+  for (const key of Object.keys(SPELLING) as RunKey[]) runFlag(command, key);
+  return command;
+}
+
+function schemaReader(key: RunKey, flag: string) {
+  return (text: string): unknown => {
+    try {
+      return readRunFlag(key, text, flag);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
+}
