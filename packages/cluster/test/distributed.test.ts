@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,6 +292,14 @@ describe('distributed extraction on BullMQ and Redis', () => {
     } finally {
       await Promise.all([cached.close(), decoded.close()]);
     }
+    // A damaged shard of the shared directory is refused by name and left where it is (a reader
+    // of a shared cache removes nothing).
+    const shard3 = join(out, 'pixels-000003.arrow');
+    const intact = readFileSync(shard3);
+    writeFileSync(shard3, intact.subarray(0, intact.length - 1000));
+    await expect(flowFromDirectory(data, { ...options, cache: out })).rejects.toThrow(/pixel cache shard .*pixels-000003\.arrow is damaged/);
+    expect(existsSync(shard3)).toBe(true);
+    writeFileSync(shard3, intact);
     // An image replaced since: the shard holding it is stale, and named.
     const victim = join(data, '3_dress', readdirSync(join(data, '3_dress')).sort()[0]!);
     utimesSync(victim, new Date(Date.now() + 10_000), new Date(Date.now() + 10_000));

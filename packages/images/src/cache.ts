@@ -305,7 +305,9 @@ async function storedKey(file: string): Promise<CacheKey | null> {
     const text = reader.schema?.metadata.get(KEY);
     return text ? (JSON.parse(text) as CacheKey) : null;
   } catch (error) {
-    throw new DatasetError(`pixel cache shard ${file} is not readable (${(error as Error).message})`);
+    throw new DatasetError(
+      `pixel cache shard ${file} is damaged (not readable: ${(error as Error).message}); rebuild the directory with featherstack cache --queue`,
+    );
   } finally {
     await fh.close();
   }
@@ -315,7 +317,8 @@ async function storedKey(file: string): Promise<CacheKey | null> {
  * A sharded pixel cache: a directory of `pixels-<n>.arrow` files (built by workers, one per shard of
  * the dataset), read as one cache. Shard n holds the next rows of the dataset: its stored key must
  * be the key of exactly those files (paths, sizes, modification times) and settings, so a stale,
- * foreign or missing shard is refused by name. Read-only: nothing is rebuilt here.
+ * foreign, damaged or missing shard is refused by name. Read-only: nothing is removed or rebuilt
+ * here (the directory is shared; `featherstack cache --queue` rebuilds it).
  */
 export async function openShardedPixelCache(dir: string, image: ImageSpec, root: string, filenames: string[]): Promise<PixelCacheIndex> {
   let names: string[];
@@ -337,7 +340,13 @@ export async function openShardedPixelCache(dir: string, image: ImageSpec, root:
     if (start + stored.samples > filenames.length) throw new DatasetError(`pixel cache shard ${file} holds rows past the dataset's ${filenames.length}`);
     const slice = filenames.slice(start, start + stored.samples);
     const key = cacheKey(image, slice, await fileStamp(slice.map((f) => resolve(root, f))));
-    const index = await openPixelCache(file, key);
+    let index: PixelCacheIndex | null;
+    try {
+      index = await readPixelCache(file, key);
+    } catch (error) {
+      if (!(error instanceof DamagedCacheError)) throw error;
+      throw new DatasetError(`pixel cache shard ${file} is damaged (${error.message}); rebuild the directory with featherstack cache --queue`);
+    }
     if (!index) throw new DatasetError(`pixel cache shard ${file} is missing`);
     for (let i = 0; i < stored.samples; i++) {
       offsets[start + i] = index.offsets[i]!;
