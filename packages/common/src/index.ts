@@ -3,7 +3,7 @@
  * atomic writes, option validation, the seeded RNG and the linear algebra.
  */
 export { ArrowFileWriter, arrowBytesProblem, arrowFileProblem, arrowFramingProblem, listArrowFiles } from './arrow.js';
-export { writeDirectoryAtomic, writeFileAtomic } from './files.js';
+export { recoverDirectory, writeDirectoryAtomic, writeFileAtomic } from './files.js';
 export * from './formats/index.js';
 export { Covariance, symmetricEigen } from './linalg.js';
 export { CounterRng, epochOrder, hashKeys, Stream } from './rng.js';

@@ -7,7 +7,7 @@
  * for TensorBoard.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { writeDirectoryAtomic } from '@featherstack/common';
+import { recoverDirectory, writeDirectoryAtomic } from '@featherstack/common';
 import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tf } from '@featherstack/tensorflow';
@@ -87,6 +87,7 @@ async function saveCheckpoint(dir: string, engine: EngineKind, optimizer: string
 
 async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays } | null> {
   let meta: Checkpoint;
+  await recoverDirectory(dir);
   try {
     meta = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as Checkpoint;
   } catch (error) {
@@ -286,7 +287,7 @@ async function evaluateOn(engine: TrainingEngine, flow: ImageFlow, numClasses: n
 /**
  * Bytes base training on `model` needs at `batchSize`, estimated: the parameters six times (the
  * model's weights, the session's copy, a gradient, Adam's two moments and the step's temporaries),
- * once more per extra replica, and each layer's output three times per image (kept for the
+ * twice more per extra replica (its weights and its gradient), and each layer's output three times per image (kept for the
  * backward pass, its gradient, and a temporary). The seed CNN at 224², batch 32: 1.8 GB estimated,
  * 2.0–2.4 GB peak RSS measured; at 1000² the estimate is 36 GB, where a run grew past 18 GB and
  * died of SIGSEGV.
