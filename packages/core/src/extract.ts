@@ -20,7 +20,7 @@ import {
 } from '@featherstack/common';
 import type { ImageFlow } from '@featherstack/images';
 import type { LayersModel, Tensor, Tf } from '@featherstack/tensorflow';
-import { type RecordBatch, RecordBatchReader, type Schema } from 'apache-arrow';
+import { type RecordBatch, RecordBatchReader, Schema } from 'apache-arrow';
 import { type EngineOptions, openReplicas } from './engines.js';
 import type { Pooling } from './cut.js';
 import { invalidOption } from './errors.js';
@@ -201,7 +201,11 @@ async function extractWith(
   // Batches are journalled to <path>.journal.arrows as they are extracted; a run that stops (killed,
   // aborted, failed) leaves every complete batch there, and `resume: true` continues after them.
   const journal = `${path}.journal.arrows`;
-  const found = options.resume ? await readJournal(journal, schema) : { batches: [] };
+  // The journal also records which images it holds (the listing, by name and order), so that a
+  // resume over another set of images with the same classes starts over.
+  const listing = createHash('sha256').update(flow.filenames.join('\n')).digest('hex');
+  const journalSchema = new Schema(schema.fields, new Map([...schema.metadata, [JOURNAL_LISTING, listing]]));
+  const found = options.resume ? await readJournal(journal, journalSchema) : { batches: [] };
   let done = found.batches;
   let discardedJournal = found.discarded;
   // Each journalled batch must be one of this flow's batches (same batch size), or start over.
@@ -223,7 +227,7 @@ async function extractWith(
     await batches.return();
     throw error;
   }
-  const writer = new ArrowFileWriter(journal, schema, { journal: true });
+  const writer = new ArrowFileWriter(journal, journalSchema, { journal: true });
   for (const batch of done) writer.write(batch);
   let rows = done.reduce((n, b) => n + b.numRows, 0);
   const resumedRows = rows;
@@ -293,12 +297,15 @@ async function extractWith(
   };
 }
 
+/** The journal's own metadata key: sha256 of the flow's file names in order. */
+const JOURNAL_LISTING = 'featherstack.journal_listing_sha256';
+
 /** Metadata keys that may differ between a journal and the run resuming it. */
 const VOLATILE_METADATA = new Set<string>([META.created]);
 
 /**
  * The complete record batches of a journal written for the same schema and metadata: the same
- * base model (by sha256), classes, image settings, augmentation, transform and version. Anything
+ * base model (by sha256), images (by name), classes, image settings, augmentation, transform and version. Anything
  * else is discarded with the reason, so that a resumed file never mixes two models' features.
  */
 async function readJournal(journal: string, schema: Schema): Promise<{ batches: RecordBatch[]; discarded?: string }> {
@@ -328,6 +335,8 @@ async function readJournal(journal: string, schema: Schema): Promise<{ batches: 
       discarded: `${journal} was written by base model ${short(theirs.metadata.get(hash))}…, not this one (${short(schema.metadata.get(hash))}…)`,
     };
   }
+  if (theirs.metadata.get(JOURNAL_LISTING) !== schema.metadata.get(JOURNAL_LISTING))
+    return { batches: [], discarded: `${journal} was written for other images (another listing of file names)` };
   for (const [key, value] of schema.metadata) {
     if (!VOLATILE_METADATA.has(key) && theirs.metadata.get(key) !== value)
       return { batches: [], discarded: `${journal} was written with another ${key.replace('featherstack.', '')}` };

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { flowFromDirectory } from '@featherstack/images';
 import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
-import { existsSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   createBaseModel,
@@ -262,6 +262,26 @@ describe('base training and feature extraction', () => {
         );
       expect(values(out)).toEqual(values(fresh.path));
       expect(fresh.discardedJournal).toBeUndefined();
+      // The same model and classes over other images (one file fewer per class): not taken over either.
+      const other = join(dir, 'other');
+      cpSync(data, other, { recursive: true });
+      for (const c of readdirSync(other)) rmSync(join(other, c, readdirSync(join(other, c)).sort()[0]!));
+      const otherFlow = await flowFromDirectory(other, options);
+      try {
+        const controller = new AbortController();
+        await expect(
+          extractFeatures(tf, featureExtractor(tf, first), flow, out, {
+            signal: controller.signal,
+            onBatch: (p) => p.batch === 2 && controller.abort(new Error('killed')),
+          }),
+        ).rejects.toThrow('killed');
+        const elsewhere = await extractFeatures(tf, featureExtractor(tf, first), otherFlow, out, { resume: true });
+        expect(elsewhere.resumedBatches).toBe(0);
+        expect(elsewhere.discardedJournal).toMatch(/journal\.arrows was written for other images/);
+        expect(elsewhere.rows).toBe(otherFlow.samples);
+      } finally {
+        await otherFlow.close();
+      }
     } finally {
       first.dispose();
       second.dispose();
