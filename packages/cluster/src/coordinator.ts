@@ -18,7 +18,7 @@ import { DirectoryStore, shardName } from './store.js';
 
 export interface DistributedExtractOptions {
   connection: QueueConnection;
-  /** The base: a tfjs layers model.json every worker can read at this path. */
+  /** The base: a .keras, .h5 or tfjs model.json every worker can read at this path (a cut train-base recorded is read from model.json). */
   model: string;
   /** Class folders (flow_from_directory layout) every worker can read at this path. */
   data: string;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
 
-/** The BullMQ queue every featherstack coordinator and worker uses (prefix with --queue-name for several). */
+/** The BullMQ queue every featherstack coordinator and worker uses (pass `queueName` to startWorker and extractDistributed for several; the CLI uses this one). */
 export const QUEUE_NAME = 'featherstack-extract';
 
 export interface ShardJob {

@@ -29,10 +29,10 @@ export interface Box {
 const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3', box: 'linear', hamming: 'linear' } as const;
 
 /**
- * Decodes file bytes into Pillow's view of the image. PNG, BMP and PBM/PGM/PPM go through this
- * package's decoders (libvips has no BMP or PNM loader here, and reads 16-bit grayscale otherwise
- * than Pillow); JPEG, TIFF, WebP and GIF through libvips, with embedded ICC profiles ignored as
- * Pillow ignores them.
+ * Decodes file bytes into Pillow's view of the image. PNG, BMP, PBM/PGM/PPM and GIF go through
+ * this package's decoders (libvips has no BMP or PNM loader here, reads 16-bit grayscale otherwise
+ * than Pillow, and blackens GIF transparency); JPEG, TIFF and WebP through libvips, with embedded
+ * ICC profiles ignored as Pillow ignores them.
  */
 export async function decodeImage(bytes: Buffer, pixelLimit: number): Promise<DecodedImage> {
   if (isPng(bytes)) return decodePng(bytes, pixelLimit);

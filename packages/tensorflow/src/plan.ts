@@ -8,7 +8,7 @@
  * double the optimizer's memory traffic); at 28² both took ~5 ms. TensorFlow's intra-op scaling of
  * these convolutions falls off past a few threads, while replicas multiply the per-step fixed
  * costs; so the plan gives each replica up to 4 threads and adds replicas beyond that. Past 2 cores
- * this is a model, not a measurement: `featherstack bench training --grid` measures a machine, and
+ * this is a model, not a measurement: `featherstack bench scaling` measures a machine, and
  * the flags override the plan.
  */
 import { availableParallelism } from 'node:os';

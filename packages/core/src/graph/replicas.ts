@@ -5,7 +5,8 @@
  *
  * One training step over a global batch of B rows, with N replicas:
  * 1. replica r takes the contiguous rows [⌊rB/N⌋, ⌊(r+1)B/N⌋) straight from the batch's memory
- *    (a view of the flow's shared slot: no copy) and computes the gradient of its rows' summed
+ *    (a view of the flow's shared slot, no copy in JavaScript; the addon copies each feed once
+ *    into a tensor TensorFlow owns) and computes the gradient of its rows' summed
  *    loss, scaled by 1/B, into its own region of one SharedArrayBuffer;
  * 2. the N regions are summed into a shared sum buffer, in N parallel ranges, always adding
  *    replica 0's value first, then 1's, … (the sum is the same however it is split);
@@ -38,7 +39,7 @@ export interface StepResult {
   correct: number;
 }
 
-/** Float offsets padded to 16 floats (64 bytes), so fed sums are aligned for TensorFlow (no copy). */
+/** Float offsets padded to 16 floats (64 bytes), so each replica's region starts on a cache line. */
 const ALIGN = 16;
 
 export class GraphReplicas {

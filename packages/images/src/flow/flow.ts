@@ -117,7 +117,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   private cacheKeyMemo: CacheKey | null = null;
   private fileStampMemo = '';
 
-  /** @internal Stats every file once (size, modification time) for the pixel cache's key. */
+  /** @internal Stats every file once (size, modification and change time, inode) for the pixel cache's key. */
   async stampFiles(): Promise<void> {
     this.fileStampMemo = await fileStamp(this.filenames.map((f) => resolve(this.root, f)));
     this.cacheKeyMemo = null;
@@ -125,7 +125,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
 
   /**
    * @internal What this flow's pixel cache must have been built for: the image settings, every
-   * path and every file's size and modification time (hashed once, when the flow opens).
+   * path and every file's size, modification and change time and inode (hashed once, when the flow opens).
    */
   get pixelCacheKey(): CacheKey {
     this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo);

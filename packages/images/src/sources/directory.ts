@@ -74,7 +74,7 @@ async function classify(path: string, entry: Dirent): Promise<'dir' | 'link-dir'
  * ends with an extension, as Keras's `str.endswith` test does (so without a dot: `xpng` counts).
  * Directory symlinks are followed only with `followLinks`. A directory whose real path is one of
  * its own ancestors is not entered again, so a link loop ends; os.walk would go round it until
- * the kernel's 40-link limit and list the files once per lap (the one documented difference).
+ * the kernel's 40-link limit and list the files once per lap (one of the two documented differences; the other: FIFOs, sockets and devices are left out).
  */
 export async function listClassFiles(dir: string, extensions: readonly string[], followLinks: boolean): Promise<string[]> {
   const suffixes = extensions.map((e) => e.toLowerCase());
