@@ -99,7 +99,43 @@ const cases: [string, () => string[], RegExp][] = [
   ],
   ['no images to predict', () => ['predict', '--model', join(dir, 'run', 'model'), join(dir, 'adir')], /no images in/],
   ['a top-k of zero', () => ['predict', '--model', join(dir, 'run', 'model'), '--top', '0', join(data, 'val')], /--top must be a positive integer/],
+  [
+    'a schedule of no known kind',
+    () => ['train-head', '--train', features, '--val', features, '--schedule', 'linear'],
+    /--schedule must be constant, cosine\[:MIN_LR\] or step:EVERY:FACTOR/,
+  ],
+  ['a step schedule that grows', () => ['run', '--schedule', 'step:2:1.5'], /--schedule must be .*received 'step:2:1\.5'/],
+  [
+    'a plateau factor of 1',
+    () => ['train-base', '--data', join(data, 'train'), '--reduce-on-plateau', '2:1'],
+    /--reduce-on-plateau must be PATIENCE\[:FACTOR\]/,
+  ],
+  [
+    'a best monitor of no known score',
+    () => ['run', '--keep-best', '--best-monitor', 'f1'],
+    /--best-monitor must be loss, acc, val_loss or val_acc, received 'f1'/,
+  ],
+  [
+    'keeping the best base epoch without base validation',
+    () => ['run', '--keep-best', '--no-validate-base', '--base-epochs', '1', '--head-epochs', '1'],
+    /--keep-best and --reduce-on-plateau watch val_loss, a validation score the base has only without --no-validate-base/,
+  ],
 ];
+
+describe('training controls on the command line', () => {
+  it('train-head follows --schedule and --reduce-on-plateau, keeps the best epoch and writes --csv-log', () => {
+    const csv = join(dir, 'head-log.csv');
+    const args = ['train-head', '--train', features, '--val', features, '--out', join(dir, 'controls'), '--epochs', '3', '--schedule', 'step:1:0.5'];
+    const r = spawnSync(process.execPath, [bin, ...args, '--reduce-on-plateau', '5', '--keep-best', '--best-monitor', 'val_acc', '--csv-log', csv, '--json'], {
+      encoding: 'utf8',
+      cwd: root,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = readFileSync(csv, 'utf8').trim().split('\n');
+    expect(rows[0]).toBe('epoch,loss,acc,val_loss,val_acc,lr');
+    expect(rows.slice(1).map((row) => Number(row.split(',')[5]))).toEqual([0.001, 0.0005, 0.00025]);
+  });
+});
 
 describe('hostile CLI inputs fail by name, never through internals', () => {
   it('refuses a base too large to train in this memory (1000×1000 on the seed CNN) before the first step, leaving no cache or lock', () => {

@@ -2,6 +2,7 @@
  * Flag value parsers: each turns a flag's text into the value the API takes, or throws commander's
  * InvalidArgumentError naming the flag and the value (exit status 2). Unit-tested in test/parsers.
  */
+import type { Plateau, Schedule } from '@featherstack/pipeline';
 import { POOLINGS } from '@featherstack/core';
 import { COLOR_MODES, ON_ERROR_MODES, PREPROCESS_MODES } from '@featherstack/images';
 import { parseAugmentFlag } from '@featherstack/pipeline';
@@ -72,4 +73,25 @@ export function augment(value: string): ReturnType<typeof parseAugmentFlag> {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+/** `--schedule constant | cosine[:MIN_LR] | step:EVERY:FACTOR`. */
+export function schedule(value: string): Schedule {
+  const [kind, ...rest] = value.split(':');
+  const numbers = rest.map(Number);
+  if (kind === 'constant' && rest.length === 0) return { kind };
+  if (kind === 'cosine' && rest.length <= 1 && numbers.every((n) => n >= 0)) return rest.length ? { kind, minLearningRate: numbers[0]! } : { kind };
+  if (kind === 'step' && rest.length === 2 && Number.isSafeInteger(numbers[0]) && numbers[0]! >= 1 && numbers[1]! > 0 && numbers[1]! <= 1)
+    return { kind, every: numbers[0]!, factor: numbers[1]! };
+  throw new InvalidArgumentError(`--schedule must be constant, cosine[:MIN_LR] or step:EVERY:FACTOR (EVERY epochs ≥ 1, FACTOR in (0, 1]), received '${value}'`);
+}
+
+/** `--reduce-on-plateau PATIENCE[:FACTOR]`: Keras's ReduceLROnPlateau on val_loss. */
+export function plateau(value: string): Plateau {
+  const [p, f, ...rest] = value.split(':');
+  const patience = Number(p);
+  const factor = f === undefined ? undefined : Number(f);
+  if (rest.length === 0 && Number.isSafeInteger(patience) && patience >= 0 && (factor === undefined || (factor > 0 && factor < 1)))
+    return factor === undefined ? { patience } : { patience, factor };
+  throw new InvalidArgumentError(`--reduce-on-plateau must be PATIENCE[:FACTOR] (epochs ≥ 0, FACTOR in (0, 1)), e.g. 2:0.5, received '${value}'`);
 }

@@ -46,6 +46,11 @@ const SPELLING: Record<RunKey, Spelling> = {
   featureLayer: { value: '<name>' },
   pooling: { value: '<mode>' },
   preprocess: { value: '<mode>' },
+  schedule: { value: '<spec>', read: parse.schedule },
+  warmupEpochs: { value: '<n>' },
+  reduceOnPlateau: { value: '<patience[:factor]>', read: parse.plateau },
+  keepBest: {},
+  bestMonitor: { value: '<metric>' },
 };
 
 /** The engine's options, the same on run, train-base and extract. */
@@ -86,3 +91,16 @@ function schemaReader(key: RunKey, flag: string) {
     }
   };
 }
+
+/** The training controls' flags (schedule, warm-up, plateau, best epoch) and --csv-log, on train-base and train-head. */
+export function controlFlags(command: Command): Command {
+  for (const key of CONTROL_KEYS) runFlag(command, key);
+  return command.option('--csv-log <file>', "a CSV file with a row per epoch (epoch, loss, acc, val_loss, val_acc, lr), as Keras's CSVLogger");
+}
+
+/** Those flags' values as the API takes them (absent ones stay absent). */
+export function controlsFrom(opts: Record<string, unknown>): Pick<RunConfig, (typeof CONTROL_KEYS)[number]> & { csvLog?: string } {
+  return Object.fromEntries([...CONTROL_KEYS, 'csvLog'].filter((k) => opts[k] !== undefined && opts[k] !== false).map((k) => [k, opts[k]]));
+}
+
+const CONTROL_KEYS = ['schedule', 'warmupEpochs', 'reduceOnPlateau', 'keepBest', 'bestMonitor'] as const satisfies readonly RunKey[];

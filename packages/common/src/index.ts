@@ -7,4 +7,20 @@ export { recoverDirectory, writeDirectoryAtomic, writeFileAtomic } from './files
 export * from './formats/index.js';
 export { Covariance, symmetricEigen } from './linalg.js';
 export { CounterRng, epochOrder, hashKeys, Stream } from './rng.js';
+export {
+  BestEpoch,
+  CONTROL_KEYS,
+  controlsOf,
+  CsvLog,
+  type EpochScores,
+  LearningRates,
+  type Monitor,
+  MONITORS,
+  type Plateau,
+  type ResolvedControls,
+  resolveControls,
+  type Schedule,
+  scoreOf,
+  type TrainingControls,
+} from './training.js';
 export { describe, invalidOption, is, OptionError, positiveInt } from './validate.js';

@@ -6,7 +6,7 @@
  * @internal
  */
 import type { ImageBatch } from '@featherstack/images';
-import { eagerOptimizer, type LayersModel, planThreads, type Tensor, type Tf } from '@featherstack/tensorflow';
+import { eagerOptimizer, type LayersModel, planThreads, setOptimizerLearningRate, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 import {
   type CompiledGraph,
@@ -49,6 +49,8 @@ export interface TrainingEngine {
   weights(): Promise<Arrays>;
   optimizerState(): Promise<Arrays>;
   restore(weights: Arrays, optimizer: Arrays): Promise<void>;
+  /** The learning rate of the next steps (a schedule or reduce-on-plateau changes it between epochs). */
+  setLearningRate(lr: number): void;
   /** Leaves the trained weights in the model and frees the engine. */
   close(): Promise<void>;
 }
@@ -103,8 +105,13 @@ class GraphEngine implements TrainingEngine {
     private readonly tf: Tf,
     private readonly model: LayersModel,
     private readonly replicaSet: GraphReplicas,
-    private readonly learningRate: number,
+    private learningRate: number,
   ) {}
+
+  setLearningRate(lr: number): void {
+    // The rate is a feed of every step ('lr'), so the compiled graph stays as it is.
+    this.learningRate = lr;
+  }
 
   get replicas(): number {
     return this.replicaSet.replicas;
@@ -154,6 +161,10 @@ class EagerEngine implements TrainingEngine {
     private readonly tf: Tf,
     private readonly model: LayersModel,
   ) {}
+
+  setLearningRate(lr: number): void {
+    setOptimizerLearningRate(this.model.optimizer, lr);
+  }
 
   async train(batch: ImageBatch, numClasses: number): Promise<StepResult> {
     const { x, y } = batchTensors(this.tf, batch, numClasses);

@@ -7,16 +7,20 @@
  * for TensorBoard.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { recoverDirectory, writeDirectoryAtomic } from '@featherstack/common';
+import { BestEpoch, CsvLog, LearningRates, type Monitor, recoverDirectory, type TrainingControls, writeDirectoryAtomic } from '@featherstack/common';
 import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tf } from '@featherstack/tensorflow';
 import { type Arrays, type EngineKind, type EngineOptions, openEngine, type TrainingEngine } from './engines.js';
 import { perImageSize } from './cut.js';
-import { invalidOption, TrainingDivergedError } from './errors.js';
+import { CoreOptionError, invalidOption, TrainingDivergedError } from './errors.js';
 import type { LossKind } from './graph/compile.js';
 
-export interface TrainBaseOptions extends EngineOptions {
+/**
+ * The training controls (schedule, warm-up, reduce-on-plateau, CSV log, bestMonitor) are common's,
+ * shared with the head; `keepBest` ends with the weights of the epoch best by bestMonitor.
+ */
+export interface TrainBaseOptions extends EngineOptions, TrainingControls {
   epochs?: number;
   learningRate?: number;
   /** 'adam' (default), 'sgd', 'momentum' (0.9) or 'rmsprop'. */
@@ -34,6 +38,11 @@ export interface TrainBaseOptions extends EngineOptions {
   resume?: boolean;
   /** Directory for TensorBoard event files (tfjs-node's summary writer): loss/acc per epoch. */
   tensorBoardDir?: string;
+  /**
+   * End with the weights of the epoch best by `bestMonitor` (default val_loss), not the last: Keras's
+   * ModelCheckpoint(save_best_only=True) for the model that is then saved. Kept in the checkpoint too.
+   */
+  keepBest?: boolean;
   /** Called after every epoch with its log. */
   onEpochEnd?: (epoch: number, logs: EpochLog) => void;
   /** Called after every batch: progress within the epoch, with the running loss and accuracy. */
@@ -48,6 +57,8 @@ export interface EpochLog {
   imagesPerSecond: number;
   valLoss?: number;
   valAcc?: number;
+  /** The learning rate the epoch trained at. */
+  lr?: number;
   /** The engine that trained this epoch, and on how many replicas. */
   engine?: EngineKind;
   replicas?: number;
@@ -62,6 +73,8 @@ interface Checkpoint {
   history: EpochLog[];
   weightShapes: number[][];
   optimizerShapes: number[][];
+  /** With keepBest: the epoch whose weights best.bin holds, by the monitor named. */
+  best?: { epoch: number; monitor: Monitor; value: number };
 }
 
 function concat(parts: Float32Array[]): Float32Array {
@@ -74,18 +87,28 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-async function saveCheckpoint(dir: string, engine: EngineKind, optimizer: string, weights: Arrays, optimizerState: Arrays, history: EpochLog[]): Promise<void> {
+async function saveCheckpoint(
+  dir: string,
+  engine: EngineKind,
+  optimizer: string,
+  weights: Arrays,
+  optimizerState: Arrays,
+  history: EpochLog[],
+  best: { epoch: number; monitor: Monitor; value: number; weights: Arrays } | null,
+): Promise<void> {
   // Written beside, then renamed over the previous one: a run killed mid-write, or a full disk,
   // keeps the last good checkpoint and leaves no partial directory.
   const meta: Checkpoint = { epochs: history.length, optimizer, engine, history, weightShapes: weights.shapes, optimizerShapes: optimizerState.shapes };
+  if (best) meta.best = { epoch: best.epoch, monitor: best.monitor, value: best.value };
   await writeDirectoryAtomic(dir, 'the checkpoint', async (tmp) => {
     await writeFile(join(tmp, 'weights.bin'), concat(weights.values));
     await writeFile(join(tmp, 'optimizer.bin'), concat(optimizerState.values));
+    if (best) await writeFile(join(tmp, 'best.bin'), concat(best.weights.values));
     await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(meta)}\n`);
   });
 }
 
-async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays } | null> {
+async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights: Arrays; optimizer: Arrays; best: Arrays | null } | null> {
   let meta: Checkpoint;
   await recoverDirectory(dir);
   try {
@@ -113,7 +136,12 @@ async function loadCheckpoint(dir: string): Promise<{ meta: Checkpoint; weights:
     });
     return { values, shapes };
   };
-  return { meta, weights: await split('weights.bin', meta.weightShapes), optimizer: await split('optimizer.bin', meta.optimizerShapes) };
+  return {
+    meta,
+    weights: await split('weights.bin', meta.weightShapes),
+    optimizer: await split('optimizer.bin', meta.optimizerShapes),
+    best: meta.best ? await split('best.bin', meta.weightShapes) : null,
+  };
 }
 
 /**
@@ -136,6 +164,16 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
     throw invalidOption('patience', 'a non-negative integer', options.patience);
   if (options.patience !== undefined && !options.validation) throw invalidOption('patience', 'used together with options.validation', options.patience);
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
+  // The controls are checked before anything trains; a validation score needs validation data.
+  const rates = new LearningRates(lr, epochs, options, CoreOptionError);
+  const monitor = options.bestMonitor ?? 'val_loss';
+  for (const [name, watched, on] of [
+    ['keepBest', monitor, options.keepBest],
+    ['reduceOnPlateau.monitor', options.reduceOnPlateau?.monitor ?? 'val_loss', options.reduceOnPlateau],
+  ] as const) {
+    if (on && watched.startsWith('val_') && !options.validation)
+      throw invalidOption(name, `used together with options.validation (it watches ${watched})`, watched);
+  }
   const kind = options.optimizer ?? 'adam';
   if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
   const numClasses = flow.classNames.length;
@@ -158,51 +196,28 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   const engine = await openEngine(tf, model, { ...options, learningRate: lr, optimizer: kind, loss: lossOf(flow) });
   try {
     const history: EpochLog[] = [];
+    const best = new BestEpoch(monitor);
+    let bestWeights: Arrays | null = null;
     const checkpointDir = options.checkpointDir ? resolve(options.checkpointDir) : null;
     if (checkpointDir && options.resume) {
-      const saved = await loadCheckpoint(checkpointDir);
-      if (saved && (saved.meta.optimizer ?? 'adam') !== kind) {
-        throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
-      }
-      if (saved && (saved.meta.engine ?? 'eager') !== engine.kind) {
-        throw invalidOption(
-          'engine',
-          `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`,
-          engine.kind,
-        );
-      }
-      if (saved) {
-        // Both engines number weights as model.weights does: its shapes are the expected ones.
-        const expected = model.weights.map((w) => [...w.shape]);
-        if (JSON.stringify(saved.weights.shapes) !== JSON.stringify(expected)) {
-          throw invalidOption(
-            'checkpointDir',
-            `a checkpoint of this model (weight shapes ${JSON.stringify(expected)}; another image size, colour mode or architecture gives other shapes)`,
-            `${checkpointDir} with weight shapes ${JSON.stringify(saved.weights.shapes)}`,
-          );
-        }
-        for (const [name, arrays] of [
-          ['weight', saved.weights],
-          ['optimizer slot', saved.optimizer],
-        ] as const) {
-          const bad = arrays.values.findIndex((v) => !v.every(Number.isFinite));
-          if (bad !== -1) {
-            throw new TrainingDivergedError(
-              `checkpoint in ${checkpointDir} holds non-finite values (${name} ${bad}${name === 'weight' ? `, ${model.weights[bad]?.name ?? '?'}` : ''}, shape ${JSON.stringify(arrays.shapes[bad])}): it cannot be resumed; delete it to train from the start`,
-            );
-          }
-        }
-        await engine.restore(saved.weights, saved.optimizer);
-        history.push(...saved.meta.history);
-      }
+      const saved = await resumeFrom(checkpointDir, engine, model, kind);
+      history.push(...saved.history);
+      bestWeights = saved.best;
     }
+    // A resumed run's schedule, plateau and best epoch continue where the killed one stood.
+    rates.replay(history);
+    if (options.keepBest) for (const [e, h] of history.entries()) best.offer(e, h);
+    const csv = options.csvLog ? new CsvLog(resolve(options.csvLog), history.length) : null;
     const writer = options.tensorBoardDir
       ? (tf as unknown as { node: { summaryFileWriter(dir: string): SummaryWriter } }).node.summaryFileWriter(resolve(options.tensorBoardDir))
       : null;
-    let best = { loss: Infinity, epoch: -1 };
-    for (const h of history) if (h.valLoss !== undefined && h.valLoss < best.loss) best = { loss: h.valLoss, epoch: h.epoch };
+    // Early stopping (patience) watches validation loss on its own, as Keras's EarlyStopping.
+    let stopping = { loss: Infinity, epoch: -1 };
+    for (const h of history) if (h.valLoss !== undefined && h.valLoss < stopping.loss) stopping = { loss: h.valLoss, epoch: h.epoch };
     for (let epoch = history.length; epoch < epochs; epoch++) {
       const started = performance.now();
+      const rate = rates.rateFor(epoch);
+      engine.setLearningRate(rate);
       let loss = 0;
       let correct = 0;
       let seen = 0;
@@ -212,7 +227,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         if (!Number.isFinite(step.lossSum)) {
           throw new TrainingDivergedError(
             `base training diverged at epoch ${epoch + 1}, batch ${batch.index + 1} of ${flow.length} (first image ${batch.paths[0] ?? '?'}): the loss is ${step.lossSum}. ` +
-              `Check the pixel scale (augment.rescale is ${flow.augment.rescale}; pixels should end near [0, 1] or [-1, 1]) and lower the learning rate (${lr}); ` +
+              `Check the pixel scale (augment.rescale is ${flow.augment.rescale}; pixels should end near [0, 1] or [-1, 1]) and lower the learning rate (${rate}); ` +
               'the last good epoch stays checkpointed',
           );
         }
@@ -236,26 +251,82 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
         acc: correct / seen,
         seconds,
         imagesPerSecond: seen / seconds,
+        lr: rate,
         engine: engine.kind,
         replicas: engine.replicas,
       };
       if (options.validation) Object.assign(log, await evaluateOn(engine, options.validation, numClasses, options.signal));
       history.push(log);
+      rates.endEpoch(log, rate);
+      if (options.keepBest && best.offer(epoch, log)) bestWeights = await engine.weights();
+      csv?.write(epoch, log, rate);
       if (writer) {
         for (const [k, v] of Object.entries({ loss: log.loss, acc: log.acc, val_loss: log.valLoss, val_acc: log.valAcc }))
           if (v !== undefined) writer.scalar(k, v, epoch);
         writer.flush();
       }
-      if (checkpointDir) await saveCheckpoint(checkpointDir, engine.kind, kind, await engine.weights(), await engine.optimizerState(), history);
+      if (checkpointDir) {
+        const kept = bestWeights ? { epoch: best.epoch, monitor, value: best.value, weights: bestWeights } : null;
+        await saveCheckpoint(checkpointDir, engine.kind, kind, await engine.weights(), await engine.optimizerState(), history, kept);
+      }
       options.onEpochEnd?.(epoch, log);
-      if (log.valLoss !== undefined && log.valLoss < best.loss) best = { loss: log.valLoss, epoch };
-      else if (options.patience !== undefined && epoch - best.epoch >= options.patience) break;
+      if (log.valLoss !== undefined && log.valLoss < stopping.loss) stopping = { loss: log.valLoss, epoch };
+      else if (options.patience !== undefined && epoch - stopping.epoch >= options.patience) break;
     }
+    // keepBest: the model ends with the best epoch's weights (the optimizer's state stays the last).
+    if (bestWeights && best.epoch !== history.length - 1) await engine.restore(bestWeights, await engine.optimizerState());
     return history;
   } finally {
     // The model holds what was trained, also when training stopped early (abort, failure).
     await engine.close();
   }
+}
+
+/**
+ * Restores `engine` from the checkpoint in `dir` (when there is one), refusing one of another
+ * optimizer, engine or architecture, or holding non-finite values; returns its history and, with
+ * keepBest, the best epoch's weights.
+ */
+async function resumeFrom(
+  checkpointDir: string,
+  engine: TrainingEngine,
+  model: LayersModel,
+  kind: OptimizerKind,
+): Promise<{ history: EpochLog[]; best: Arrays | null }> {
+  const saved = await loadCheckpoint(checkpointDir);
+  if (!saved) return { history: [], best: null };
+  if ((saved.meta.optimizer ?? 'adam') !== kind) {
+    throw invalidOption('optimizer', `'${saved.meta.optimizer}', the optimizer of the checkpoint in ${checkpointDir}`, kind);
+  }
+  if ((saved.meta.engine ?? 'eager') !== engine.kind) {
+    throw invalidOption(
+      'engine',
+      `'${saved.meta.engine ?? 'eager'}', the engine that wrote the checkpoint in ${checkpointDir} (optimizer state differs between engines)`,
+      engine.kind,
+    );
+  }
+  // Both engines number weights as model.weights does: its shapes are the expected ones.
+  const expected = model.weights.map((w) => [...w.shape]);
+  if (JSON.stringify(saved.weights.shapes) !== JSON.stringify(expected)) {
+    throw invalidOption(
+      'checkpointDir',
+      `a checkpoint of this model (weight shapes ${JSON.stringify(expected)}; another image size, colour mode or architecture gives other shapes)`,
+      `${checkpointDir} with weight shapes ${JSON.stringify(saved.weights.shapes)}`,
+    );
+  }
+  for (const [name, arrays] of [
+    ['weight', saved.weights],
+    ['optimizer slot', saved.optimizer],
+  ] as const) {
+    const bad = arrays.values.findIndex((v) => !v.every(Number.isFinite));
+    if (bad !== -1) {
+      throw new TrainingDivergedError(
+        `checkpoint in ${checkpointDir} holds non-finite values (${name} ${bad}${name === 'weight' ? `, ${model.weights[bad]?.name ?? '?'}` : ''}, shape ${JSON.stringify(arrays.shapes[bad])}): it cannot be resumed; delete it to train from the start`,
+      );
+    }
+  }
+  await engine.restore(saved.weights, saved.optimizer);
+  return { history: saved.meta.history, best: saved.best };
 }
 
 function lossOf(flow: ImageFlow): LossKind {

@@ -75,6 +75,53 @@ describe('base training', () => {
     );
   });
 
+  for (const engine of ['graph', 'eager'] as const) {
+    it(`follows a learning-rate schedule on the ${engine} engine: epochs stepped down to a rate near 0 leave the weights as they were`, async () => {
+      const one = trainer(8);
+      await trainBase(tf, one, train, { epochs: 1, engine });
+      const stepped = trainer(8);
+      const history = await trainBase(tf, stepped, train, { epochs: 3, engine, schedule: { kind: 'step', every: 1, factor: 1e-12 } });
+      expect(history.map((h) => h.lr)).toEqual([1e-3, 1e-3 * 1e-12, 1e-3 * 1e-12 ** 2]);
+      const a = weightsOf(one);
+      const b = weightsOf(stepped);
+      for (let i = 0; i < a.length; i++) for (let k = 0; k < a[i]!.length; k += 7) expect(b[i]![k]).toBeCloseTo(a[i]![k]!, 6);
+      // The same three epochs at a constant rate move them.
+      const constant = trainer(8);
+      await trainBase(tf, constant, train, { epochs: 3, engine });
+      expect(weightsOf(constant)[0]!.some((v, k) => Math.abs(v - a[0]![k]!) > 1e-4)).toBe(true);
+      for (const m of [one, stepped, constant]) m.dispose();
+    });
+  }
+
+  it('keepBest ends with the best epoch by the monitor (in the checkpoint too), and writes a CSV log; plateau and best need validation', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-best-'));
+    const options = { epochs: 8, validation: val, learningRate: 0.5 };
+    const model = trainer(5);
+    const csvLog = join(dir, 'log.csv');
+    const history = await trainBase(tf, model, train, { ...options, keepBest: true, csvLog, checkpointDir: join(dir, 'ckpt') });
+    const losses = history.map((h) => h.valLoss!);
+    const bestEpoch = losses.indexOf(Math.min(...losses));
+    expect(bestEpoch).toBeLessThan(7); // at this rate validation loss stops improving
+    // The same run stopped after the best epoch has the weights keepBest ended with.
+    const reference = trainer(5);
+    await trainBase(tf, reference, train, { ...options, epochs: bestEpoch + 1 });
+    const a = weightsOf(reference);
+    const b = weightsOf(model);
+    for (let i = 0; i < a.length; i++) for (let k = 0; k < a[i]!.length; k += 5) expect(b[i]![k]).toBeCloseTo(a[i]![k]!, 5);
+    expect(readdirSync(join(dir, 'ckpt')).sort()).toEqual(['best.bin', 'checkpoint.json', 'optimizer.bin', 'weights.bin']);
+    expect(JSON.parse(readFileSync(join(dir, 'ckpt', 'checkpoint.json'), 'utf8')).best).toMatchObject({ epoch: bestEpoch, monitor: 'val_loss' });
+    const rows = readFileSync(csvLog, 'utf8').trim().split('\n');
+    expect(rows[0]).toBe('epoch,loss,acc,val_loss,val_acc,lr');
+    expect(rows.slice(1).map((r) => Number(r.split(',')[3]))).toEqual(losses);
+    for (const m of [model, reference]) m.dispose();
+    await expect(trainBase(tf, trainer(1), train, { keepBest: true })).rejects.toThrow(
+      'options.keepBest must be used together with options.validation (it watches val_loss)',
+    );
+    await expect(trainBase(tf, trainer(1), train, { reduceOnPlateau: { patience: 1 } })).rejects.toThrow(
+      'options.reduceOnPlateau.monitor must be used together with options.validation (it watches val_loss)',
+    );
+  });
+
   it('refuses a validation flow whose classes are not the training classes (labels would be shifted)', async () => {
     const classes = train.classNames.filter((c) => c !== train.classNames[3]);
     const shifted = await flowFromDirectory(data, {

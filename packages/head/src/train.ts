@@ -1,7 +1,16 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
-import { epochOrder, positiveInt } from '@featherstack/common';
-import { eagerOptimizer, type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tensor, type Tf } from '@featherstack/tensorflow';
+import { BestEpoch, CsvLog, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
+import {
+  eagerOptimizer,
+  type LayersModel,
+  OPTIMIZER_CHOICES,
+  type OptimizerKind,
+  OPTIMIZERS,
+  setOptimizerLearningRate,
+  type Tensor,
+  type Tf,
+} from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
 import { denseStepper } from './dense.js';
 import { commonBaseModel, type FeatureSet } from './features.js';
@@ -10,7 +19,11 @@ import type { FeatureStream } from './stream.js';
 /** A head epoch's scores with its progress: epochs in all, seconds and training rows of the epoch. */
 export type HeadEpochProgress = HeadResult['history'][number] & { epochs: number; seconds: number; rows: number };
 
-export interface HeadOptions {
+/**
+ * The training controls (schedule, warm-up, reduce-on-plateau, CSV log, bestMonitor) are common's,
+ * shared with base training.
+ */
+export interface HeadOptions extends TrainingControls {
   /** Hidden dense layers (ReLU). Default [128] — the seed's head. */
   units?: number[];
   epochs?: number;
@@ -31,6 +44,8 @@ export interface HeadOptions {
   minDelta?: number;
   /** With patience: end with the weights of the best epoch, not the last. Default true. */
   restoreBestWeights?: boolean;
+  /** End with the weights of the epoch best by `bestMonitor` (default val_loss), with or without patience. */
+  keepBest?: boolean;
   /**
    * A recurrent head for sequence features: each row is read as `timesteps` steps of
    * dimension / timesteps values and fed to a GRU or LSTM of `units` before the dense layers.
@@ -40,7 +55,7 @@ export interface HeadOptions {
 
 export interface HeadResult {
   model: LayersModel;
-  history: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number }[];
+  history: { epoch: number; loss: number; acc: number; valLoss: number; valAcc: number; lr: number }[];
   valAccuracy: number;
   seconds: number;
   /** Epoch (0-based) with the lowest validation loss, and whether early stopping ended training. */
@@ -91,6 +106,8 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const batchSize = positiveInt('batchSize', options.batchSize, 32, HeadOptionError);
   const lr = options.learningRate ?? 1e-3;
   if (!(lr > 0)) throw invalidOption('learningRate', 'a positive number', lr);
+  const rates = new LearningRates(lr, epochs, options, HeadOptionError);
+  const bestByMonitor = new BestEpoch(options.bestMonitor ?? 'val_loss');
   const trainPath = stream ? stream.files.join(', ') : (train as FeatureSet).path;
   if (val.dimension !== train.dimension) {
     throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${trainPath} has ${train.dimension}`);
@@ -161,7 +178,10 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   // of the kernels. Recurrent heads train through tfjs's layers.
   const fused = !recurrent && kind === 'adam';
   const initial = fused ? model.getWeights().map((w) => w.clone()) : []; // getWeights() hands out the variables themselves
-  const stepper = fused ? denseStepper(tf, initial, { learningRate: lr }) : null;
+  const stepOptions = { learningRate: lr }; // read at every step: the schedule changes it between epochs
+  const stepper = fused ? denseStepper(tf, initial, stepOptions) : null;
+  const csv = options.csvLog ? new CsvLog(options.csvLog, 0) : null;
+  let kept: Tensor[] | null = null;
   const patience = options.patience;
   if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
   const minDelta = options.minDelta ?? 0;
@@ -172,6 +192,9 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   try {
     for (let e = 0; e < epochs; e++) {
       const epochStarted = performance.now();
+      const rate = rates.rateFor(e);
+      if (stepper) stepOptions.learningRate = rate;
+      else setOptimizerLearningRate(model.optimizer, rate);
       let epochRows = 0;
       const step = async (x: Tensor, y: Tensor) => {
         epochRows += x.shape[0]!;
@@ -232,11 +255,17 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       ] as const) {
         if (!Number.isFinite(value) && !(name === 'training loss' && !(xs && yOneHot))) {
           throw new Error(
-            `head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${lr}, or check the features for extreme values)`,
+            `head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${rate}, or check the features for extreme values)`,
           );
         }
       }
-      history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc! });
+      history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc!, lr: rate });
+      rates.endEpoch(history[e]!, rate);
+      csv?.write(e, history[e]!, rate);
+      if (options.keepBest && bestByMonitor.offer(e, history[e]!)) {
+        if (kept) tf.dispose(kept);
+        kept = model.getWeights().map((w) => w.clone());
+      }
       options.onEpochEnd?.(e, { ...history[e]!, epochs, seconds: (performance.now() - epochStarted) / 1000, rows: epochRows });
       if (valLoss! < best.loss - minDelta) {
         if (best.weights) tf.dispose(best.weights);
@@ -247,6 +276,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       }
     }
     if (stoppedEarly && best.weights) model.setWeights(best.weights);
+    if (kept && bestByMonitor.epoch !== history.length - 1) model.setWeights(kept);
   } catch (error) {
     // Aborted or failed: nothing is returned, so nothing may stay allocated.
     tf.dispose([vx, vy]);
@@ -255,7 +285,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
     throw error;
   } finally {
     stepper?.dispose();
-    tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? [])]);
+    tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? []), ...(kept ?? [])]);
   }
   // Training is over: the optimizer's state goes (tfjs keeps an optimizer passed to compile() alive
   // beyond model.dispose()). The returned model predicts and evaluates; compile it again to train on.

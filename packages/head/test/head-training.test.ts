@@ -233,6 +233,52 @@ describe('head', () => {
     await expect(trainHead(tf, train, val, { patience: -1 })).rejects.toThrow('options.patience must be a non-negative integer, received -1');
   });
 
+  it('takes the shared training controls: a schedule (fused and tfjs optimizers), reduce-on-plateau, keepBest by a named metric, a CSV log', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-controls-'));
+    await blobs(join(dir, 'train.arrow'), 300, 1);
+    await blobs(join(dir, 'val.arrow'), 90, 2);
+    const train = await readFeatureFile(join(dir, 'train.arrow'));
+    const val = await readFeatureFile(join(dir, 'val.arrow'));
+    const misleading = { ...val, labels: val.labels.map((l) => (l + 1) % 3) };
+    for (const optimizer of ['adam', 'sgd'] as const) {
+      // Stepped down to a rate near 0 after epoch 1: the later epochs leave the head as it was.
+      const result = await trainHead(tf, train, val, {
+        epochs: 3,
+        units: [8],
+        optimizer,
+        learningRate: 0.05,
+        schedule: { kind: 'step', every: 1, factor: 1e-12 },
+      });
+      expect(result.history.map((h) => h.lr)).toEqual([0.05, 0.05 * 1e-12, 0.05 * 1e-12 ** 2]);
+      expect(result.history[2]!.loss).toBeCloseTo(result.history[0]!.loss, 6);
+      result.model.dispose();
+    }
+    // Validation loss rises as the head fits (rotated labels): the plateau halves the rate, keepBest keeps the best val_acc epoch.
+    const csvLog = join(dir, 'head.csv');
+    const result = await trainHead(tf, train, misleading, {
+      epochs: 8,
+      units: [16],
+      learningRate: 0.01,
+      reduceOnPlateau: { patience: 1, factor: 0.5 },
+      keepBest: true,
+      bestMonitor: 'val_acc',
+      csvLog,
+    });
+    const rates = result.history.map((h) => h.lr);
+    expect(rates[0]).toBe(0.01);
+    expect(rates.at(-1)).toBeLessThan(0.01);
+    const accs = result.history.map((h) => h.valAcc);
+    const best = accs.indexOf(Math.max(...accs));
+    expect(result.valAccuracy).toBeCloseTo(accs[best]!, 5);
+    const rows = (await readFile(csvLog, 'utf8')).trim().split('\n');
+    expect(rows.length).toBe(9);
+    expect(rows.slice(1).map((r) => Number(r.split(',')[5]))).toEqual(rates);
+    result.model.dispose();
+    await expect(trainHead(tf, train, val, { reduceOnPlateau: { factor: 2 } })).rejects.toThrow(
+      'options.reduceOnPlateau.factor must be a number in (0, 1), received 2',
+    );
+  });
+
   it('reads a directory of feature files (shards) as one dataset and trains on it exactly as on their concatenation', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-'));
     await blobs(join(dir, 'all.arrow'), 150, 4);

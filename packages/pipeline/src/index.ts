@@ -22,6 +22,7 @@ export {
   runOptionHelp,
   SEED_AUGMENT,
 } from './options.js';
+export type { Monitor, Plateau, Schedule, TrainingControls } from '@featherstack/common';
 export { type Prediction, predict } from './predict.js';
 export { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer/trainer.js';

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { COLOR_MODES, type ColorMode } from '@featherstack/common';
+import { COLOR_MODES, type ColorMode, MONITORS } from '@featherstack/common';
 import { ENGINE_KINDS, POOLINGS, PRECISIONS, type Pooling } from '@featherstack/core';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
 import { type AUGMENT_KEYS, type AugmentOptions, FILL_MODES, ON_ERROR_MODES, type OnError, PREPROCESS_MODES, type PreprocessMode } from '@featherstack/images';
@@ -104,6 +104,31 @@ export const runConfigSchema = z
     preprocess: z
       .enum(PREPROCESS_MODES)
       .describe("Keras's preprocess_input for the base: none | tf (MobileNet, Inception) | caffe (ResNet, VGG) | torch (DenseNet)"),
+    schedule: z
+      .union(
+        [
+          z.object({ kind: z.literal('constant') }).strict(),
+          z.object({ kind: z.literal('step'), every: positive, factor: z.number().gt(0).lte(1) }).strict(),
+          z.object({ kind: z.literal('cosine'), minLearningRate: z.number().nonnegative().optional() }).strict(),
+        ],
+        { error: "expected { kind: 'constant' }, { kind: 'step', every, factor } or { kind: 'cosine', minLearningRate? }" },
+      )
+      .describe('learning-rate schedule of base and head training: constant, cosine[:MIN_LR] or step:EVERY:FACTOR (e.g. step:3:0.5)'),
+    warmupEpochs: z.number().int().nonnegative().describe('epochs of linear learning-rate warm-up before the schedule (base and head)'),
+    reduceOnPlateau: z
+      .object({
+        monitor: z.enum(MONITORS),
+        factor: z.number().gt(0).lt(1),
+        patience: z.number().int().nonnegative(),
+        minDelta: z.number().nonnegative(),
+        cooldown: z.number().int().nonnegative(),
+        minLearningRate: z.number().nonnegative(),
+      })
+      .partial()
+      .strict()
+      .describe("Keras's ReduceLROnPlateau for base and head: PATIENCE[:FACTOR] on val_loss, e.g. 2:0.5 (in a config, its options by name)"),
+    keepBest: z.boolean().describe('end base and head training with the weights of their best epoch by the best monitor, not their last'),
+    bestMonitor: z.enum(MONITORS).describe('the score keepBest watches: val_loss (the default), val_acc, loss or acc'),
   })
   .partial()
   .strict();
@@ -130,6 +155,7 @@ export const RUN_DEFAULTS = {
   augment: SEED_AUGMENT,
   pooling: 'none' as Pooling,
   preprocess: 'none' as PreprocessMode,
+  keepBest: false,
 } satisfies { [K in keyof RunConfig]?: unknown };
 
 type Defaulted = keyof typeof RUN_DEFAULTS;

@@ -25,7 +25,7 @@ import { lockOutputFile } from './lock.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
-import { writeFileAtomic } from '@featherstack/common';
+import { controlsOf, type TrainingControls, writeFileAtomic } from '@featherstack/common';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
 export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {
@@ -120,18 +120,21 @@ async function extractUnlocked(options: ExtractStageOptions) {
 }
 
 /** Trains a head from feature files and saves it (tfjs layers format) with its evaluation. */
-export async function trainHeadStage(options: {
-  train: string;
-  val: string;
-  out: string;
-  units: number[];
-  epochs: number;
-  patience?: number;
-  stream?: number;
-  recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps?: number };
-  seed: number;
-  onEpochEnd?: (progress: HeadEpochProgress) => void;
-}) {
+export async function trainHeadStage(
+  options: TrainingControls & {
+    keepBest?: boolean;
+    train: string;
+    val: string;
+    out: string;
+    units: number[];
+    epochs: number;
+    patience?: number;
+    stream?: number;
+    recurrent?: { kind: 'gru' | 'lstm'; units: number; timesteps?: number };
+    seed: number;
+    onEpochEnd?: (progress: HeadEpochProgress) => void;
+  },
+) {
   const tf = loadTensorFlow();
   // The output directory first: a head trained for minutes must have somewhere to go.
   await mkdir(resolve(options.out), { recursive: true });
@@ -144,6 +147,8 @@ export async function trainHeadStage(options: {
     epochs: options.epochs,
     seed: options.seed,
     ...(options.patience !== undefined ? { patience: options.patience } : {}),
+    ...controlsOf(options),
+    ...(options.keepBest ? { keepBest: true } : {}),
     ...(options.recurrent ? { recurrent: options.recurrent } : {}),
     ...(options.onEpochEnd ? { onEpochEnd: (_: number, l: HeadEpochProgress) => options.onEpochEnd!(l) } : {}),
   });

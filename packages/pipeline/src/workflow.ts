@@ -4,7 +4,7 @@
  */
 import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CHANNELS, FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
+import { CHANNELS, controlsOf, FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
 import {
   checkCut,
   createBaseModel,
@@ -307,6 +307,7 @@ class Workflow {
       resume: o.resume,
       ...(o.tensorboard ? { tensorBoardDir: resolve(o.tensorboard) } : {}),
       ...(o.validateBase ? { validation: val } : {}),
+      ...this.controls('base'),
       onEpochEnd: (e, l) =>
         this.log(
           `base epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s)`,
@@ -359,6 +360,21 @@ class Workflow {
     return { files, train, val: valResult };
   }
 
+  /**
+   * The training controls of a phase: the run's schedule, warm-up, plateau and best-epoch options,
+   * and a CSV log of its epochs in <out>/<phase>-log.csv (Keras's CSVLogger).
+   */
+  private controls(phase: 'base' | 'head') {
+    const { o } = this;
+    const watched = [o.keepBest ? (o.bestMonitor ?? 'val_loss') : null, o.reduceOnPlateau ? (o.reduceOnPlateau.monitor ?? 'val_loss') : null];
+    if (phase === 'base' && !o.validateBase && watched.some((m) => m?.startsWith('val_'))) {
+      throw new Error(
+        `--keep-best and --reduce-on-plateau watch ${watched.filter(Boolean).join(' and ')}, a validation score the base has only without --no-validate-base`,
+      );
+    }
+    return { ...controlsOf(o), keepBest: o.keepBest, csvLog: join(this.out, `${phase}-log.csv`) };
+  }
+
   /** The head reads the features back from disk: the files are the interface between the stages. */
   private async trainHead(tf: Tf, features: Features) {
     const valSet = await readFeatureFile(features.files.val);
@@ -367,6 +383,7 @@ class Workflow {
     const result = await trainHead(tf, trainSet, valSet, {
       epochs: this.o.headEpochs,
       seed: this.o.seed,
+      ...this.controls('head'),
       ...this.signal,
       ...(this.hooks.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => this.hooks.onHeadEpoch!(l) } : {}),
     });

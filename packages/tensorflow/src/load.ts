@@ -233,3 +233,15 @@ export function eagerOptimizer(tf: Tf, kind: OptimizerKind, lr: number) {
       return tf.train.rmsprop(lr);
   }
 }
+
+/**
+ * Sets a tfjs optimizer's learning rate for its next steps (a schedule, reduce-on-plateau): SGD and
+ * momentum hold it as a kept scalar that setLearningRate replaces; Adam and RMSProp read the field
+ * at every step.
+ */
+export function setOptimizerLearningRate(optimizer: object, lr: number): void {
+  const o = optimizer as { setLearningRate?: (lr: number) => void; learningRate?: number };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else if (typeof o.learningRate === 'number') o.learningRate = lr;
+  else throw new Error(`cannot set the learning rate of a ${optimizer.constructor.name}`);
+}

@@ -18,7 +18,8 @@ export function register(program: Command): void {
   Exit codes: 0 done, 1 failed (the message names the file or option, e.g. an invalid config), 2 bad usage (unknown command or
     option, invalid flag value), 130 interrupted (Ctrl-C; resume with --resume).
   Outputs in --out: report.html (curves, confusion matrix, per-class metrics, throughput, augmented samples; PNGs in report/),
-    features/*.arrow, model/ (for predict), evaluation.json, history.json, checkpoints/, cache/.
+    features/*.arrow, model/ (for predict), evaluation.json, history.json, base-log.csv and head-log.csv (a row per epoch,
+    with its learning rate), checkpoints/, cache/.
   Progress: bars on a terminal (NO_COLOR=1 for no colours), plain lines otherwise, nothing but errors with --json.
   Example config (run.yaml):
     data: my/images

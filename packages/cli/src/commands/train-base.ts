@@ -3,7 +3,7 @@ import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineFlags, printResult } from '../render/output.js';
-import { runFlag } from '../run-flags.js';
+import { controlFlags, controlsFrom, runFlag } from '../run-flags.js';
 
 export function register(program: Command): void {
   const command = program
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--feature-layer <name>', 'the layer extract will cut the saved base at, checked now and recorded in its model.json', 'features');
   runFlag(command, 'pooling', { help: 'global pooling after the feature layer, recorded with it: avg | max | none' });
   runFlag(command, 'seed');
-  command
+  controlFlags(command)
     .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
     .option('--json', 'print JSON')
     .action(async (opts) => {
@@ -37,6 +37,7 @@ export function register(program: Command): void {
         pooling: opts.pooling,
         augment: RUN_DEFAULTS.augment,
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+        ...controlsFrom(opts),
         ...engineFrom(opts),
         worker: opts.worker ?? false,
         log: opts.json ? () => {} : (line) => process.stderr.write(`${line}\n`),

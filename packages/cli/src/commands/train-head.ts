@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { printResult } from '../render/output.js';
 import { Progress } from '../render/progress.js';
-import { runFlag } from '../run-flags.js';
+import { controlFlags, controlsFrom, runFlag } from '../run-flags.js';
 
 export function register(program: Command): void {
   const command = program
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON');
   runFlag(command, 'headEpochs', { flag: '--epochs', help: 'epochs' });
   runFlag(command, 'seed');
-  command.action(async (opts) => {
+  controlFlags(command).action(async (opts) => {
     const progress = new Progress({ json: opts.json });
     let result: Awaited<ReturnType<typeof trainHeadStage>>;
     try {
@@ -34,6 +34,7 @@ export function register(program: Command): void {
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
         ...(opts.stream !== undefined ? { stream: opts.stream } : {}),
         ...(opts.recurrent ? { recurrent: opts.recurrent } : {}),
+        ...controlsFrom(opts),
         onEpochEnd: progress.head,
       });
     } finally {

@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { FEATURE_LAYER } from '@featherstack/common';
+import { controlsOf, FEATURE_LAYER, type TrainingControls } from '@featherstack/common';
 import type { AugmentOptions, ColorMode } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
@@ -27,7 +27,7 @@ import {
 } from '@featherstack/core';
 
 /** One base-training job: everything is plain data, so it crosses the thread boundary. */
-export interface BaseJob {
+export interface BaseJob extends TrainingControls {
   /** flow_from_directory training data. */
   train: string;
   /** Optional non-augmented validation data. */
@@ -44,6 +44,8 @@ export interface BaseJob {
   filters?: number[];
   dense?: number[];
   patience?: number;
+  /** End with the epoch best by bestMonitor (see trainBase). */
+  keepBest?: boolean;
   checkpointDir?: string;
   resume?: boolean;
   /**
@@ -105,6 +107,8 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
           ...(job.learningRate ? { learningRate: job.learningRate } : {}),
           ...(validation ? { validation } : {}),
           ...(job.patience !== undefined ? { patience: job.patience } : {}),
+          ...controlsOf(job),
+          ...(job.keepBest ? { keepBest: true } : {}),
           ...(job.checkpointDir ? { checkpointDir: job.checkpointDir, resume: job.resume ?? false } : {}),
           ...engineOptions(job),
           onEpochEnd: (_, log) => onEpoch?.(log),
