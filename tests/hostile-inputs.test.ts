@@ -137,6 +137,22 @@ describe('training controls on the command line', () => {
   });
 });
 
+describe('export to Keras on the command line', () => {
+  it("writes the run's stacked model as a .keras archive with its image settings, and refuses a directory without a model by name", () => {
+    const out = join(dir, 'stacked.keras');
+    const r = spawnSync(process.execPath, [bin, 'export', '--model', join(dir, 'run', 'model'), '--out', out, '--json'], { encoding: 'utf8', cwd: root });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ out, layers: expect.any(Number) });
+    // A zip names its entries in plain text (stored, not compressed, as Keras writes them).
+    const archive = readFileSync(out);
+    for (const entry of ['config.json', 'featherstack.json', 'metadata.json', 'model.weights.h5']) expect(archive.includes(entry), entry).toBe(true);
+    const bad = spawnSync(process.execPath, [bin, 'export', '--model', join(dir, 'adir'), '--out', join(dir, 'none.keras')], { encoding: 'utf8', cwd: root });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/adir/);
+    expect(bad.stderr).not.toMatch(INTERNAL);
+  });
+});
+
 describe('hostile CLI inputs fail by name, never through internals', () => {
   it('refuses a base too large to train in this memory (1000×1000 on the seed CNN) before the first step, leaving no cache or lock', () => {
     const out = mkdtempSync(join(dir, 'big-'));

@@ -38,4 +38,6 @@ export {
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
 export { type EpochLog, type TrainBaseOptions, trainBase, trainingFootprint } from './train.js';
 export { type ImportSite, loadModelFile, ModelImportError, registerKerasExtensions } from './import/index.js';
+export { ModelExportError } from './import/errors.js';
+export { saveKerasFile } from './export/keras.js';
 export { modelPredictor, type Predictor } from './predictor.js';

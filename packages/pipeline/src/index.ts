@@ -24,7 +24,7 @@ export {
 } from './options.js';
 export type { Monitor, Plateau, Schedule, TrainingControls } from '@featherstack/common';
 export { type Prediction, predict } from './predict.js';
-export { extractStage, trainBaseStage, trainHeadStage } from './stages.js';
+export { exportKerasStage, extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer/trainer.js';
 export { runWorkflow, type WorkflowHooks, type WorkflowOptions, type WorkflowResult } from './workflow.js';
 export { inputImageSettings } from './imported.js';

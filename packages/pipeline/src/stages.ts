@@ -2,6 +2,7 @@
  * The workflow's stages as separate commands — `train-base`, `extract`, `train-head` — so each can
  * run on its own machine or schedule; files are the interface between them.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -13,11 +14,13 @@ import {
   extractionWorkers,
   featureExtractor,
   loadBaseModel,
+  loadModelFile,
   type Pooling,
   type Precision,
   resolveCut,
+  saveKerasFile,
 } from '@featherstack/core';
-import { evaluateHead, type HeadEpochProgress, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
+import { evaluateHead, type HeadEpochProgress, loadStacked, openFeatureStream, readFeatureFile, readFeatureFiles, trainHead } from '@featherstack/head';
 import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { plainFlow } from './flows.js';
 import { inputImageSettings } from './imported.js';
@@ -25,7 +28,7 @@ import { lockOutputFile } from './lock.js';
 import { RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
-import { controlsOf, type TrainingControls, writeFileAtomic } from '@featherstack/common';
+import { controlsOf, STACKED_METADATA_FILE, type TrainingControls, writeFileAtomic } from '@featherstack/common';
 
 /** Trains a base (in a worker thread with `worker: true`) and saves it under `out/base`. */
 export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: string; worker?: boolean; log: (line: string) => void }) {
@@ -164,5 +167,34 @@ export async function trainHeadStage(
     valAccuracy: head.valAccuracy,
     stoppedEarly: head.stoppedEarly,
     evaluation: { accuracy: evaluation.accuracy, topK: evaluation.topK, macroF1: evaluation.macro.f1 },
+  };
+}
+
+/**
+ * Writes a model as a Keras 3 `.keras` file: a stacked model directory (from run or train-head; its
+ * image settings and class names go into the archive as featherstack.json) or any base featherstack
+ * loads (.keras, .h5, tfjs model.json).
+ *
+ * @example
+ * await exportKerasStage({ model: 'runs/latest/model', out: 'stacked.keras' });
+ * // python: keras.saving.load_model('stacked.keras').predict(x)
+ */
+export async function exportKerasStage(options: { model: string; out: string }) {
+  const tf = loadTensorFlow();
+  const source = resolve(options.model);
+  const stacked = existsSync(join(source, STACKED_METADATA_FILE));
+  const { model, metadata } = stacked ? await loadStacked(tf, source) : { model: await loadModelFile(tf, source), metadata: undefined };
+  try {
+    await saveKerasFile(model, options.out, metadata ? { [STACKED_METADATA_FILE]: `${JSON.stringify(metadata, null, 2)}\n` } : {});
+  } finally {
+    model.dispose();
+  }
+  return {
+    out: resolve(options.out),
+    from: source,
+    layers: model.layers.length,
+    ...(metadata
+      ? { classNames: metadata.classNames, note: 'inputs are pixels after the stacked model’s rescale and preprocess (featherstack.json in the archive)' }
+      : {}),
   };
 }

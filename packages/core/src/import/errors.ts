@@ -36,6 +36,25 @@ export class ModelImportError extends Error {
   }
 }
 
+/**
+ * A model that cannot be written as a Keras file (a layer Keras does not have); the message names
+ * the layer, its class and the file.
+ */
+export class ModelExportError extends Error {
+  override readonly name = 'ModelExportError';
+  readonly code = 'FEATHERSTACK_MODEL_EXPORT';
+  readonly file: string;
+  readonly layer: string | undefined;
+  readonly className: string | undefined;
+
+  constructor(site: ImportSite, reason: string) {
+    super(`${describeSite(site)}: ${reason}`);
+    this.file = site.file;
+    this.layer = site.layer;
+    this.className = site.className;
+  }
+}
+
 /** "layer 'conv1' (Conv2D) in /models/x.keras", or "/models/x.keras" without a layer. @internal */
 export function describeSite(site: ImportSite): string {
   if (site.layer === undefined) return site.file;

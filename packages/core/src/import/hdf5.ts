@@ -38,8 +38,8 @@ export interface Hdf5Reader {
 const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 let loading: Promise<H5wasm> | undefined;
 
-/** Loads the wasm module once per process, and only when an HDF5 file is read. */
-function h5wasm(): Promise<H5wasm> {
+/** Loads the wasm module once per process, and only when an HDF5 file is read or written. @internal */
+export function h5wasm(): Promise<H5wasm> {
   loading ??= import('h5wasm/node').then(async (module) => {
     const wasm = await module.ready;
     wasm.activate_throwing_error_handler();
