@@ -111,6 +111,16 @@ const cases: [string, () => string[], RegExp][] = [
     /--reduce-on-plateau must be PATIENCE\[:FACTOR\]/,
   ],
   [
+    'class weights without a weight',
+    () => ['train-head', '--train', features, '--val', features, '--class-weight', 'cat'],
+    /--class-weight must be balanced or NAME=W/,
+  ],
+  [
+    'class weights for a class the data lacks',
+    () => ['train-head', '--train', features, '--val', features, '--class-weight', 'unicorn=2'],
+    /options\.classWeight\.unicorn must be a class of the training data/,
+  ],
+  [
     'a best monitor of no known score',
     () => ['run', '--keep-best', '--best-monitor', 'f1'],
     /--best-monitor must be loss, acc, val_loss or val_acc, received 'f1'/,

@@ -95,3 +95,16 @@ export function plateau(value: string): Plateau {
     return factor === undefined ? { patience } : { patience, factor };
   throw new InvalidArgumentError(`--reduce-on-plateau must be PATIENCE[:FACTOR] (epochs ≥ 0, FACTOR in (0, 1)), e.g. 2:0.5, received '${value}'`);
 }
+
+/** `--class-weight balanced` or `NAME=W,NAME=W` (a class name or index; positive weights). */
+export function classWeight(value: string): 'balanced' | Record<string, number> {
+  if (value === 'balanced') return value;
+  const entries = value.split(',').map((pair) => {
+    const eq = pair.lastIndexOf('=');
+    const weight = Number(pair.slice(eq + 1));
+    if (eq < 1 || !(weight > 0) || !Number.isFinite(weight))
+      throw new InvalidArgumentError(`--class-weight must be balanced or NAME=W,… with positive weights (e.g. cat=2,dog=0.5), received '${value}'`);
+    return [pair.slice(0, eq), weight] as const;
+  });
+  return Object.fromEntries(entries);
+}

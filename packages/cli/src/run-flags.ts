@@ -51,6 +51,7 @@ const SPELLING: Record<RunKey, Spelling> = {
   reduceOnPlateau: { value: '<patience[:factor]>', read: parse.plateau },
   keepBest: {},
   bestMonitor: { value: '<metric>' },
+  classWeight: { value: '<balanced|name=w,…>', read: parse.classWeight },
 };
 
 /** The engine's options, the same on run, train-base and extract. */
@@ -103,4 +104,4 @@ export function controlsFrom(opts: Record<string, unknown>): Pick<RunConfig, (ty
   return Object.fromEntries([...CONTROL_KEYS, 'csvLog'].filter((k) => opts[k] !== undefined && opts[k] !== false).map((k) => [k, opts[k]]));
 }
 
-const CONTROL_KEYS = ['schedule', 'warmupEpochs', 'reduceOnPlateau', 'keepBest', 'bestMonitor'] as const satisfies readonly RunKey[];
+const CONTROL_KEYS = ['schedule', 'warmupEpochs', 'reduceOnPlateau', 'keepBest', 'bestMonitor', 'classWeight'] as const satisfies readonly RunKey[];

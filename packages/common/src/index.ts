@@ -9,6 +9,8 @@ export { Covariance, symmetricEigen } from './linalg.js';
 export { CounterRng, epochOrder, hashKeys, Stream } from './rng.js';
 export {
   BestEpoch,
+  type ClassWeight,
+  classWeights,
   CONTROL_KEYS,
   controlsOf,
   CsvLog,

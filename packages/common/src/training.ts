@@ -56,6 +56,50 @@ export interface TrainingControls {
   csvLog?: string;
   /** The metric best-only checkpointing watches (as ModelCheckpoint's save_best_only). Default 'val_loss'. */
   bestMonitor?: Monitor;
+  /**
+   * Keras's class_weight: each training example's loss (and gradient) weighs its class's weight.
+   * 'balanced': n / (classes · count of the class), scikit-learn's compute_class_weight, as Keras's
+   * imbalanced-data guide computes it; or weights by class name or index (classes not named weigh 1).
+   */
+  classWeight?: ClassWeight;
+}
+
+export type ClassWeight = 'balanced' | Record<string, number>;
+
+/**
+ * The weight of each class (by index) for `spec`, from the classes' names and their counts in the
+ * training data. Refuses, naming the key, a class that does not exist or a weight that is not a
+ * positive finite number.
+ *
+ * @example
+ * classWeights('balanced', ['cat', 'dog'], [90, 10]); // Float32Array [0.5556, 5]
+ * classWeights({ dog: 3 }, ['cat', 'dog'], [90, 10]); // Float32Array [1, 3]
+ */
+export function classWeights(
+  spec: ClassWeight,
+  classNames: readonly string[],
+  counts: ArrayLike<number>,
+  Kind: new (m: string) => Error = OptionError,
+): Float32Array {
+  const k = classNames.length;
+  if (spec === 'balanced') {
+    const n = Array.from(counts).reduce((a, b) => a + b, 0);
+    return Float32Array.from(classNames, (name, c) => {
+      if (!(counts[c]! > 0))
+        throw invalidOption('classWeight', `'balanced' over classes that all have examples (class ${JSON.stringify(name)} has none)`, spec, Kind);
+      return n / (k * counts[c]!);
+    });
+  }
+  if (!is.object(spec)) throw invalidOption('classWeight', "'balanced' or weights by class name or index", spec, Kind);
+  const weights = new Float32Array(k).fill(1);
+  for (const [key, weight] of Object.entries(spec)) {
+    const index = classNames.indexOf(key) !== -1 ? classNames.indexOf(key) : /^\d+$/.test(key) && Number(key) < k ? Number(key) : -1;
+    if (index === -1)
+      throw invalidOption(`classWeight.${key}`, `a class of the training data (${classNames.join(', ')}) or its index below ${k}`, weight, Kind);
+    if (!(is.number(weight) && weight > 0)) throw invalidOption(`classWeight.${key}`, 'a positive number', weight, Kind);
+    weights[index] = weight;
+  }
+  return weights;
 }
 
 const KEY: Record<Monitor, keyof EpochScores> = { loss: 'loss', acc: 'acc', val_loss: 'valLoss', val_acc: 'valAcc' };
@@ -263,7 +307,14 @@ export class CsvLog {
 }
 
 /** The keys of TrainingControls, so that a job or a stage passes on exactly the controls it was given. */
-export const CONTROL_KEYS = ['schedule', 'warmupEpochs', 'reduceOnPlateau', 'csvLog', 'bestMonitor'] as const satisfies readonly (keyof TrainingControls)[];
+export const CONTROL_KEYS = [
+  'schedule',
+  'warmupEpochs',
+  'reduceOnPlateau',
+  'csvLog',
+  'bestMonitor',
+  'classWeight',
+] as const satisfies readonly (keyof TrainingControls)[];
 
 /** The training controls `o` holds (keys left undefined stay out). */
 export function controlsOf(o: TrainingControls): TrainingControls {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BestEpoch, CsvLog, LearningRates, type Monitor, OptionError } from '../dist/index.js';
+import { BestEpoch, CsvLog, classWeights, LearningRates, type Monitor, OptionError } from '../dist/index.js';
 
 // Keras's own decisions, written by benchmarks/golden/keras_controls.py (committed).
 const golden = JSON.parse(readFileSync(new URL('./fixtures/keras-controls.json', import.meta.url), 'utf8')) as {
@@ -118,5 +118,16 @@ describe('training controls', () => {
     const resumed = new CsvLog(file, 2); // the checkpoint held 2 epochs: the third row goes
     resumed.write(2, { loss: 0.7, acc: 0.3 }, 5e-4);
     expect(readFileSync(file, 'utf8').split('\n').slice(1, 4)).toEqual(['0,1,0,2,,0.001', '1,0.9,0.1,2,,0.001', '2,0.7,0.3,,,0.0005']);
+  });
+
+  it("class weights: 'balanced' as scikit-learn computes it, or by class name or index; bad keys and weights refused by name", () => {
+    // compute_class_weight('balanced') on 90 cats and 10 dogs: 100 / (2 · 90) and 100 / (2 · 10).
+    expect(Array.from(classWeights('balanced', ['cat', 'dog'], [90, 10]))).toEqual([Math.fround(100 / 180), 5]);
+    expect(Array.from(classWeights({ dog: 3, 0: 0.5 }, ['cat', 'dog', 'eel'], [1, 1, 1]))).toEqual([0.5, 3, 1]);
+    expect(() => classWeights({ cow: 2 }, ['cat', 'dog'], [1, 1])).toThrow(
+      'options.classWeight.cow must be a class of the training data (cat, dog) or its index below 2',
+    );
+    expect(() => classWeights({ dog: -1 }, ['cat', 'dog'], [1, 1])).toThrow('options.classWeight.dog must be a positive number, received -1');
+    expect(() => classWeights('balanced', ['cat', 'dog'], [5, 0])).toThrow('class "dog" has none');
   });
 });

@@ -44,7 +44,8 @@ export interface Arrays {
 export interface TrainingEngine {
   readonly kind: EngineKind;
   readonly replicas: number;
-  train(batch: ImageBatch, numClasses: number): Promise<StepResult>;
+  /** One step; `classWeights` (by class index) weigh each row's loss, as Keras's class_weight (graph engine only). */
+  train(batch: ImageBatch, numClasses: number, classWeights?: Float32Array): Promise<StepResult>;
   evaluate(batch: ImageBatch, numClasses: number): Promise<StepResult>;
   weights(): Promise<Arrays>;
   optimizerState(): Promise<Arrays>;
@@ -117,9 +118,10 @@ class GraphEngine implements TrainingEngine {
     return this.replicaSet.replicas;
   }
 
-  async train(batch: ImageBatch): Promise<StepResult> {
+  async train(batch: ImageBatch, _numClasses: number, classWeights?: Float32Array): Promise<StepResult> {
     this.iteration++;
-    return this.replicaSet.trainStep(pixelsOf(batch), labelsOf(batch), batch.size, { learningRate: this.learningRate, iteration: this.iteration });
+    const weights = classWeights ? Float32Array.from(batch.classIndex.subarray(0, batch.size), (c) => classWeights[c]!) : undefined;
+    return this.replicaSet.trainStep(pixelsOf(batch), labelsOf(batch), batch.size, { learningRate: this.learningRate, iteration: this.iteration }, weights);
   }
 
   evaluate(batch: ImageBatch): Promise<StepResult> {
@@ -166,7 +168,9 @@ class EagerEngine implements TrainingEngine {
     setOptimizerLearningRate(this.model.optimizer, lr);
   }
 
-  async train(batch: ImageBatch, numClasses: number): Promise<StepResult> {
+  async train(batch: ImageBatch, numClasses: number, classWeights?: Float32Array): Promise<StepResult> {
+    // trainBase refuses class weights on this engine first: tfjs's trainOnBatch takes no weights.
+    if (classWeights) throw invalidOption('classWeight', 'used with the graph engine', 'the eager engine');
     const { x, y } = batchTensors(this.tf, batch, numClasses);
     try {
       const [loss, acc] = (await this.model.trainOnBatch(x, y)) as number[];

@@ -7,7 +7,17 @@
  * for TensorBoard.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { BestEpoch, CsvLog, LearningRates, type Monitor, recoverDirectory, type TrainingControls, writeDirectoryAtomic } from '@featherstack/common';
+import {
+  BestEpoch,
+  type ClassWeight,
+  CsvLog,
+  classWeights,
+  LearningRates,
+  type Monitor,
+  recoverDirectory,
+  type TrainingControls,
+  writeDirectoryAtomic,
+} from '@featherstack/common';
 import { join, resolve } from 'node:path';
 import type { ImageFlow } from '@featherstack/images';
 import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tf } from '@featherstack/tensorflow';
@@ -194,6 +204,21 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
     );
   }
   const engine = await openEngine(tf, model, { ...options, learningRate: lr, optimizer: kind, loss: lossOf(flow) });
+  // Keras's class_weight, by class index, from the training flow's classes and their counts.
+  let weights: Float32Array | undefined;
+  try {
+    weights = options.classWeight === undefined ? undefined : classWeightsOf(options.classWeight, flow);
+    if (weights && engine.kind === 'eager') {
+      throw invalidOption(
+        'classWeight',
+        "used with the graph engine (this model trains on the eager engine, and tfjs's trainOnBatch takes no weights)",
+        options.classWeight,
+      );
+    }
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
   try {
     const history: EpochLog[] = [];
     const best = new BestEpoch(monitor);
@@ -223,7 +248,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
       let seen = 0;
       for await (const batch of flow.epoch(epoch, options.signal ? { signal: options.signal } : {})) {
         // Awaited before the next batch is requested: the slot's memory stays valid while TF reads it.
-        const step = await engine.train(batch, numClasses);
+        const step = await engine.train(batch, numClasses, weights);
         if (!Number.isFinite(step.lossSum)) {
           throw new TrainingDivergedError(
             `base training diverged at epoch ${epoch + 1}, batch ${batch.index + 1} of ${flow.length} (first image ${batch.paths[0] ?? '?'}): the loss is ${step.lossSum}. ` +
@@ -327,6 +352,13 @@ async function resumeFrom(
   }
   await engine.restore(saved.weights, saved.optimizer);
   return { history: saved.meta.history, best: saved.best };
+}
+
+/** The class weights of `spec` over `flow`'s classes, counted from its samples. */
+function classWeightsOf(spec: ClassWeight, flow: ImageFlow): Float32Array {
+  const counts = new Float64Array(flow.classNames.length);
+  for (const c of flow.classes) counts[c] = (counts[c] ?? 0) + 1;
+  return classWeights(spec, flow.classNames, counts, CoreOptionError);
 }
 
 function lossOf(flow: ImageFlow): LossKind {

@@ -122,6 +122,39 @@ describe('base training', () => {
     );
   });
 
+  it('class weights weigh each example on the graph engine (the logged loss too, as Keras), and are refused on the eager engine', async () => {
+    // Adam is invariant to scaling the loss: weights of 2 for every class train the same weights, and log twice the loss.
+    const plain = await trainBase(tf, trainer(6), train, { epochs: 1 });
+    const doubled = trainer(6);
+    const twice = Object.fromEntries(train.classNames.map((c) => [c, 2]));
+    const history = await trainBase(tf, doubled, train, { epochs: 1, classWeight: twice });
+    expect(history[0]!.loss / plain[0]!.loss).toBeCloseTo(2, 3);
+    // One class weighed 20×: the trained base predicts it far more often than an unweighted one does.
+    const favoured = train.classNames[3]!;
+    const predictedAs = async (m: ReturnType<typeof trainer>) => {
+      let n = 0;
+      for await (const batch of val.epoch(0)) {
+        const x = tf.tensor4d(batch.images, batch.shape as [number, number, number, number]);
+        const classes = (m.predict(x) as import('@featherstack/tensorflow').Tensor).argMax(-1);
+        for (const c of await classes.data()) if (c === 3) n++;
+        tf.dispose([x, classes]);
+      }
+      return n;
+    };
+    const unweighted = trainer(6);
+    await trainBase(tf, unweighted, train, { epochs: 2 });
+    const weighted = trainer(6);
+    await trainBase(tf, weighted, train, { epochs: 2, classWeight: { [favoured]: 20 } });
+    expect(await predictedAs(weighted)).toBeGreaterThan(1.5 * (await predictedAs(unweighted)));
+    for (const m of [doubled, unweighted, weighted]) m.dispose();
+    await expect(trainBase(tf, trainer(1), train, { engine: 'eager', classWeight: 'balanced' })).rejects.toThrow(
+      "options.classWeight must be used with the graph engine (this model trains on the eager engine, and tfjs's trainOnBatch takes no weights)",
+    );
+    await expect(trainBase(tf, trainer(1), train, { classWeight: { nosuchclass: 2 } })).rejects.toThrow(
+      'options.classWeight.nosuchclass must be a class of the training data',
+    );
+  });
+
   it('refuses a validation flow whose classes are not the training classes (labels would be shifted)', async () => {
     const classes = train.classNames.filter((c) => c !== train.classNames[3]);
     const shifted = await flowFromDirectory(data, {

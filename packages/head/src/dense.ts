@@ -12,8 +12,8 @@
 import { reluGrad, type Tensor, type Tf } from '@featherstack/tensorflow';
 
 export interface DenseStepper {
-  /** One Adam step on a batch (x: [B, D], y: one-hot [B, C]). */
-  step(x: Tensor, y: Tensor): void;
+  /** One Adam step on a batch (x: [B, D], y: one-hot [B, C]; w: each row's loss weight [B], class_weight). */
+  step(x: Tensor, y: Tensor, w?: Tensor): void;
   /** The current weights as [kernel, bias] pairs, for LayersModel.setWeights. */
   weights(): Tensor[];
   dispose(): void;
@@ -42,7 +42,7 @@ export function denseStepper(tf: Tf, initial: Tensor[], options: { learningRate:
   const layers = shapes.length / 2;
   let t = 0;
   return {
-    step(x, y) {
+    step(x, y, w) {
       t++;
       const alpha = (options.learningRate * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t);
       tf.tidy(() => {
@@ -55,8 +55,9 @@ export function denseStepper(tf: Tf, initial: Tensor[], options: { learningRate:
           h = l < layers - 1 ? tf.relu(z) : tf.softmax(z);
           if (l < layers - 1) inputs.push(h);
         }
-        // d(mean CE)/d(logits) = (softmax − y) / B; then back through each layer.
+        // d(mean CE)/d(logits) = (softmax − y) / B (each row times its weight); then back through each layer.
         let d = tf.div(tf.sub(h, y), x.shape[0]!);
+        if (w) d = tf.mul(d, w.reshape([-1, 1]));
         const grads: Tensor[] = new Array(2 * layers);
         for (let l = layers - 1; l >= 0; l--) {
           grads[2 * l] = tf.matMul(inputs[l]!, d, true, false);

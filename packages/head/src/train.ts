@@ -1,6 +1,6 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
-import { BestEpoch, CsvLog, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
+import { BestEpoch, CsvLog, classWeights, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
 import {
   eagerOptimizer,
   type LayersModel,
@@ -178,6 +178,19 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   // of the kernels. Recurrent heads train through tfjs's layers.
   const fused = !recurrent && kind === 'adam';
   const initial = fused ? model.getWeights().map((w) => w.clone()) : []; // getWeights() hands out the variables themselves
+  // Keras's class_weight, by class index: the fused step weighs each row's gradient (tfjs's
+  // trainOnBatch, behind the other optimizers and recurrent heads, takes no weights).
+  let rowWeights: Float32Array | null = null;
+  if (options.classWeight !== undefined) {
+    if (!fused) throw invalidOption('classWeight', "used with a dense head and the 'adam' optimizer (the fused step)", options.classWeight);
+    if (stream && options.classWeight === 'balanced')
+      throw invalidOption('classWeight', "weights by class with a streamed training set ('balanced' needs the class counts)", 'balanced');
+    const counts = new Float64Array(numClasses);
+    if (memory) for (const l of memory.labels) counts[l] = (counts[l] ?? 0) + 1;
+    const names = train.classNames.length === numClasses ? train.classNames : Array.from({ length: numClasses }, (_, i) => String(i));
+    rowWeights = classWeights(options.classWeight, names, counts, HeadOptionError);
+  }
+  const weightOf = (labels: ArrayLike<number>) => (rowWeights ? tf.tensor1d(Float32Array.from(labels, (l) => rowWeights![l]!)) : undefined);
   const stepOptions = { learningRate: lr }; // read at every step: the schedule changes it between epochs
   const stepper = fused ? denseStepper(tf, initial, stepOptions) : null;
   const csv = options.csvLog ? new CsvLog(options.csvLog, 0) : null;
@@ -196,15 +209,15 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       if (stepper) stepOptions.learningRate = rate;
       else setOptimizerLearningRate(model.optimizer, rate);
       let epochRows = 0;
-      const step = async (x: Tensor, y: Tensor) => {
+      const step = async (x: Tensor, y: Tensor, w?: Tensor) => {
         epochRows += x.shape[0]!;
         if (options.signal?.aborted) {
-          tf.dispose([x, y]);
+          tf.dispose([x, y, ...(w ? [w] : [])]);
           throw options.signal.reason ?? new Error('head training aborted');
         }
-        if (stepper) stepper.step(x, y);
+        if (stepper) stepper.step(x, y, w);
         else await model.trainOnBatch(x, y);
-        tf.dispose([x, y]);
+        tf.dispose([x, y, ...(w ? [w] : [])]);
       };
       if (stream) {
         // Files read batch by batch through the seeded shuffle buffer (stream.ts).
@@ -213,19 +226,26 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
           await step(
             tf.tensor2d(b.features, [b.rows, stream.dimension]),
             tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), numClasses).toFloat()),
+            weightOf(b.labels),
           );
           if (++steps % 256 === 0) await new Promise((r) => setImmediate(r));
         }
       } else {
         // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
         const rowsN = memory!.rows;
-        const order = tf.tensor1d(Int32Array.from(epochOrder(rowsN, seed, e)), 'int32');
+        const permutation = Int32Array.from(epochOrder(rowsN, seed, e));
+        const order = tf.tensor1d(permutation, 'int32');
         const [px, py] = tf.tidy(() => [tf.gather(xs!, order), tf.gather(yOneHot!, order)]);
         order.dispose();
+        const labelsInOrder = rowWeights ? Int32Array.from(permutation, (i) => memory!.labels[i]!) : null;
         try {
           for (let start = 0, steps = 0; start < rowsN; start += batchSize, steps++) {
             const rows = Math.min(batchSize, rowsN - start);
-            await step(px!.slice([start, 0], [rows, train.dimension]), py!.slice([start, 0], [rows, numClasses]));
+            await step(
+              px!.slice([start, 0], [rows, train.dimension]),
+              py!.slice([start, 0], [rows, numClasses]),
+              labelsInOrder ? weightOf(labelsInOrder.subarray(start, start + rows)) : undefined,
+            );
             if (steps % 256 === 255) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
           }
         } finally {

@@ -274,6 +274,22 @@ describe('head', () => {
     expect(rows.length).toBe(9);
     expect(rows.slice(1).map((r) => Number(r.split(',')[5]))).toEqual(rates);
     result.model.dispose();
+    // class_weight: on features that carry no information (all zero), the head learns the class prior,
+    // and one class weighed 30× takes nearly all of it, 30 / 32 (the fused step weighs each row's gradient).
+    const noise = { ...train, features: new Float32Array(train.features.length) };
+    const meanProbabilityOfC = async (options: object) => {
+      const r = await trainHead(tf, noise, val, { epochs: 5, units: [8], learningRate: 0.05, ...options });
+      const p = (r.model.predict(tf.zeros([val.rows, val.dimension])) as import('@featherstack/tensorflow').Tensor).slice([0, 2], [-1, 1]);
+      const mean = Array.from(await p.data()).reduce((a, b) => a + b, 0) / val.rows;
+      tf.dispose([p]);
+      r.model.dispose();
+      return mean;
+    };
+    expect(await meanProbabilityOfC({})).toBeLessThan(0.5);
+    expect(await meanProbabilityOfC({ classWeight: { c: 30 } })).toBeGreaterThan(0.75);
+    await expect(trainHead(tf, train, val, { optimizer: 'sgd', classWeight: 'balanced' })).rejects.toThrow(
+      "options.classWeight must be used with a dense head and the 'adam' optimizer (the fused step)",
+    );
     await expect(trainHead(tf, train, val, { reduceOnPlateau: { factor: 2 } })).rejects.toThrow(
       'options.reduceOnPlateau.factor must be a number in (0, 1), received 2',
     );

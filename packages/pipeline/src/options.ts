@@ -129,6 +129,11 @@ export const runConfigSchema = z
       .describe("Keras's ReduceLROnPlateau for base and head: PATIENCE[:FACTOR] on val_loss, e.g. 2:0.5 (in a config, its options by name)"),
     keepBest: z.boolean().describe('end base and head training with the weights of their best epoch by the best monitor, not their last'),
     bestMonitor: z.enum(MONITORS).describe('the score keepBest watches: val_loss (the default), val_acc, loss or acc'),
+    classWeight: z
+      .union([z.literal('balanced'), z.record(z.string().min(1), z.number().positive())], {
+        error: "expected 'balanced' or weights by class name or index, e.g. { cat: 2 }",
+      })
+      .describe("Keras's class_weight for base and head: balanced (n / (classes · count)), or NAME=W,… by class name or index (others weigh 1)"),
   })
   .partial()
   .strict();

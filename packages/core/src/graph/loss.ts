@@ -50,10 +50,15 @@ function binary(g: GraphBuilder, logits: string) {
   return { perExample, dLogits, correct };
 }
 
-/** Builds the loss on `logits`; returns d(loss_sum)/d(logits). */
+/**
+ * Builds the loss on `logits`, each example's weighed by the `sample_weight` feed (Keras's
+ * class_weight; ones when there is none, and for validation); returns d(loss_sum)/d(logits).
+ */
 export function buildLoss(g: GraphBuilder, loss: LossKind, logits: string, classes: number): string {
   const { perExample, dLogits, correct } = loss === 'categorical' ? categorical(g, logits, classes) : loss === 'sparse' ? sparse(g, logits) : binary(g, logits);
-  g.op('Sum', [perExample, g.constInt('batch_axis', [0])], { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } }, 'loss_sum');
+  const weight = g.placeholder('sample_weight', 'float', [null]);
+  const weighted = g.op('Mul', [perExample, weight], F32, 'weighted_loss');
+  g.op('Sum', [weighted, g.constInt('batch_axis', [0])], { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } }, 'loss_sum');
   g.op(
     'Sum',
     [
@@ -63,5 +68,6 @@ export function buildLoss(g: GraphBuilder, loss: LossKind, logits: string, class
     { ...F32, Tidx: { type: 'int32' }, keep_dims: { b: false } },
     'correct',
   );
-  return dLogits;
+  const column = g.op('ExpandDims', [weight, g.constInt('sample_weight/axis', [-1], [])], { ...F32, Tdim: { type: 'int32' } }, 'sample_weight_column');
+  return g.op('Mul', [dLogits, column], F32, 'weighted_d_logits');
 }

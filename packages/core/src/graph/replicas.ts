@@ -115,19 +115,26 @@ export class GraphReplicas {
     );
   }
 
-  private inputs(x: Float32Array, y: Float32Array, begin: number, end: number) {
+  private inputs(x: Float32Array, y: Float32Array, begin: number, end: number, weights?: Float32Array) {
     const labels = y.length / (x.length / this.pixels);
+    const rows = x.length / this.pixels;
+    if (!weights && (this.ones?.length ?? 0) < rows) this.ones = new Float32Array(rows).fill(1);
     return {
       x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] },
       y: { data: y.subarray(begin * labels, end * labels), shape: [end - begin, labels] },
+      sample_weight: { data: (weights ?? this.ones!).subarray(begin, end), shape: [end - begin] },
     };
   }
 
+  /** Unit sample weights, fed where no class weights are given (and to validation). */
+  private ones: Float32Array | null = null;
+
   /**
    * One optimizer step on a batch of `rows` rows: `x` holds rows × inputShape pixels, `y` the labels
-   * (one-hot rows, or one class index / binary label per row).
+   * (one-hot rows, or one class index / binary label per row), `weights` each row's loss weight
+   * (class_weight; default 1).
    */
-  async trainStep(x: Float32Array, y: Float32Array, rows: number, step: OptimizerStep): Promise<StepResult> {
+  async trainStep(x: Float32Array, y: Float32Array, rows: number, step: OptimizerStep, weights?: Float32Array): Promise<StepResult> {
     const hyper = {
       lr: scalar(step.learningRate),
       beta1_power: scalar(0.9 ** step.iteration),
@@ -138,7 +145,7 @@ export class GraphReplicas {
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
     if (this.sessions.length === 1) {
       const [loss, correct] = stats[0]!;
-      await this.sessions[0]!.run({ ...this.inputs(x, y, 0, rows), scale, ...hyper }, { loss_sum: loss, correct }, ['apply']);
+      await this.sessions[0]!.run({ ...this.inputs(x, y, 0, rows, weights), scale, ...hyper }, { loss_sum: loss, correct }, ['apply']);
       return { lossSum: loss[0]!, correct: correct[0]! };
     }
     this.grads ??= this.sessions.map(() => new Float32Array(new SharedArrayBuffer(this.gradLength * 4)));
@@ -149,7 +156,7 @@ export class GraphReplicas {
       slices.map(({ replica, begin, end }, i) => {
         const [loss, correct] = stats[i]!;
         const fetches = Object.fromEntries(this.gradViews(grads[replica]!).map((view, k) => [`grad/${k}`, view]));
-        return this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end), scale }, { loss_sum: loss, correct, ...fetches });
+        return this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end, weights), scale }, { loss_sum: loss, correct, ...fetches });
       }),
     );
     const parts = slices.map((s) => grads[s.replica]!);
