@@ -182,6 +182,64 @@ function bfloat16(v: number): number {
 }
 
 describe('a loaded tfjs model on the graph engine', () => {
+  it('trains depthwise and separable convolutions with the gradients tfjs computes (strides, same padding, a depth multiplier, relu6)', async () => {
+    const build = () => {
+      const input = tf.input({ shape: [28, 28, 1] });
+      let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+      x = tf.layers
+        .depthwiseConv2d({
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          depthMultiplier: 2,
+          activation: 'relu6',
+          depthwiseInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+          biasInitializer: tf.initializers.randomNormal({ seed: 3, stddev: 0.1 }),
+        })
+        .apply(x);
+      x = tf.layers
+        .separableConv2d({
+          filters: 6,
+          kernelSize: 3,
+          activation: 'tanh',
+          depthwiseInitializer: tf.initializers.glorotUniform({ seed: 4 }),
+          pointwiseInitializer: tf.initializers.glorotUniform({ seed: 5 }),
+        })
+        .apply(x);
+      x = tf.layers.globalAveragePooling2d({}).apply(x);
+      x = tf.layers.dense({ units: 8, activation: 'relu', name: 'features', kernelInitializer: tf.initializers.glorotUniform({ seed: 6 }) }).apply(x);
+      return withClassifier(tf, tf.model({ inputs: input, outputs: x as never }), 10, 7);
+    };
+    // SGD follows the gradient exactly: after an epoch the engines agree only if the depthwise and
+    // separable gradients written into the graph equal tfjs's automatic ones.
+    const run = async (engine: 'graph' | 'eager') => {
+      const model = build();
+      const losses: number[] = [];
+      const history = await trainBase(tf, model, train, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.5, onBatch: (p) => losses.push(p.loss) });
+      const weights = weightsOf(model);
+      model.dispose();
+      return { losses, weights, engine: history[0]!.engine };
+    };
+    const graph = await run('graph');
+    const eager = await run('eager');
+    expect(graph.engine).toBe('graph');
+    // The depthwise and separable kernels moved (a zero gradient would agree with nothing).
+    const initial = build();
+    const start = weightsOf(initial);
+    initial.dispose();
+    for (const i of [2, 4, 5])
+      expect(
+        graph.weights[i]!.some((v, k) => Math.abs(v - start[i]![k]!) > 1e-4),
+        `weight ${i}`,
+      ).toBe(true);
+    for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
+    for (let i = 0; i < eager.weights.length; i++) {
+      const [a, b] = [graph.weights[i]!, eager.weights[i]!];
+      const worst = a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!) / (1e-4 + 1e-3 * Math.abs(b[k]!))), 0);
+      expect(worst, `weight ${i}`).toBeLessThan(1);
+    }
+  });
+
   it('trains a saved model of other layers (same padding, strides, average and global pooling, tanh, dropout) with the gradients tfjs computes', async () => {
     const build = (dropout: number) => {
       const input = tf.input({ shape: [28, 28, 1] });

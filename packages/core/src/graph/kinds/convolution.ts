@@ -1,5 +1,5 @@
 /**
- * Conv2D and DepthwiseConv2D: NHWC convolutions with an optional bias, into which the compiler folds
+ * Conv2D, DepthwiseConv2D and SeparableConv2D, with their gradients: NHWC convolutions with an optional bias, into which the compiler folds
  * a following inference-mode BatchNormalization (kernel · scale, bias · scale + shift: exact up to
  * float rounding), so that TensorFlow fuses conv + bias + activation into one kernel.
  * @internal
@@ -113,9 +113,37 @@ export const Conv2D: LayerKind = {
   },
 };
 
+/**
+ * The gradients of a depthwise convolution of `input` by `kernel` (a variable index), for `dz`:
+ * TensorFlow's own backprop kernels for the filter and the input.
+ */
+function depthwiseBackward(ctx: BackwardContext, input: string, kernel: number, dz: string, attrs: Step['attrs'], wantsInput: boolean, name: string) {
+  const { g } = ctx;
+  if (ctx.trainable(kernel)) {
+    const shape = g.constInt(`${name}/dw_kshape`, ctx.variables[kernel]!.shape);
+    ctx.setGrad(kernel, ctx.toFloat(g.op('DepthwiseConv2dNativeBackpropFilter', [input, shape, dz], { ...ctx.TC, ...attrs }, `${name}/d_depthwise_kernel`)));
+  }
+  if (!wantsInput) return undefined;
+  return g.op(
+    'DepthwiseConv2dNativeBackpropInput',
+    [ctx.shape(input, `${name}/dw_in_shape`), ctx.weight(kernel), dz],
+    { ...ctx.TC, ...attrs },
+    `${name}/d_depthwise_input`,
+  );
+}
+
+function biasBackward(ctx: BackwardContext, step: Step, dz: string, name: string): void {
+  if (step.params.bias !== undefined && ctx.trainable(step.params.bias))
+    ctx.setGrad(step.params.bias, ctx.toFloat(ctx.g.op('BiasAddGrad', [dz], { ...ctx.TC, data_format: { s: 'NHWC' } }, `${name}/d_bias`)));
+}
+
 export const DepthwiseConv2D: LayerKind = {
   activates: true,
-  noGradient: 'depthwise convolution has no graph gradient yet',
+  backward(ctx, step, dz, wants) {
+    biasBackward(ctx, step, dz, step.layer.name);
+    const dx = depthwiseBackward(ctx, step.inputs[0]!, step.params.kernel!, dz, step.attrs, Boolean(wants[0]), step.layer.name);
+    return dx ? [dx] : [];
+  },
   forward(ctx, step) {
     step.attrs = convAttrs(step.layer, step.config);
     // The fold's per-output-channel scale [C·M] laid over the kernel's last two axes [C, M].
@@ -132,13 +160,32 @@ export const DepthwiseConv2D: LayerKind = {
   },
 };
 
+/** The 1×1 convolution after a separable convolution's depthwise one. */
+const POINTWISE_ATTRS = { strides: { ints: [1, 1, 1, 1] }, padding: { s: 'VALID' }, data_format: { s: 'NHWC' }, use_cudnn_on_gpu: { b: false } };
+
 export const SeparableConv2D: LayerKind = {
   activates: true,
-  noGradient: 'separable convolution has no graph gradient yet',
+  // Through the 1×1 convolution to the depthwise output, then through the depthwise convolution.
+  backward(ctx, step, dz, wants) {
+    const { g } = ctx;
+    const name = step.layer.name;
+    const depthwiseOut = step.saved.depthwise!;
+    const pointwise = step.params.pointwise!;
+    const attrs = { ...ctx.TC, ...POINTWISE_ATTRS };
+    biasBackward(ctx, step, dz, name);
+    if (ctx.trainable(pointwise)) {
+      const shape = g.constInt(`${name}/pw_kshape`, ctx.variables[pointwise]!.shape);
+      ctx.setGrad(pointwise, ctx.toFloat(g.op('Conv2DBackpropFilter', [depthwiseOut, shape, dz], attrs, `${name}/d_pointwise_kernel`)));
+    }
+    const dd = g.op('Conv2DBackpropInput', [ctx.shape(depthwiseOut, `${name}/pw_in_shape`), ctx.weight(pointwise), dz], attrs, `${name}/d_depthwise_out`);
+    const dx = depthwiseBackward(ctx, step.inputs[0]!, step.params.depthwise!, dd, step.attrs, Boolean(wants[0]), name);
+    return dx ? [dx] : [];
+  },
   forward(ctx, step) {
     const { g, TC } = ctx;
     const { layer } = step;
     const attrs = convAttrs(layer, step.config);
+    step.attrs = attrs;
     const depthwise = weightNamed(layer, 'depthwise_kernel');
     const pointwise = weightNamed(layer, 'pointwise_kernel');
     if (!depthwise || !pointwise) throw unsupported(layer, 'no depthwise_kernel and pointwise_kernel weights');
@@ -147,12 +194,8 @@ export const SeparableConv2D: LayerKind = {
     const biasW = step.config.useBias === false ? undefined : weightNamed(layer, 'bias');
     if (biasW) step.params.bias = ctx.weightIndex(layer, biasW);
     const d = g.op('DepthwiseConv2dNative', [step.inputs[0]!, ctx.weight(step.params.depthwise)], { ...TC, ...attrs }, `${layer.name}/depthwise`);
-    const p = g.op(
-      'Conv2D',
-      [d, ctx.weight(step.params.pointwise)],
-      { ...TC, strides: { ints: [1, 1, 1, 1] }, padding: { s: 'VALID' }, data_format: { s: 'NHWC' }, use_cudnn_on_gpu: { b: false } },
-      `${layer.name}/pointwise`,
-    );
+    step.saved.depthwise = d;
+    const p = g.op('Conv2D', [d, ctx.weight(step.params.pointwise)], { ...TC, ...POINTWISE_ATTRS }, `${layer.name}/pointwise`);
     return biasAdd(ctx, p, biasW ? ctx.weight(step.params.bias!) : undefined, layer.name);
   },
 };
