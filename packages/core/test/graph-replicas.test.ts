@@ -240,6 +240,69 @@ describe('a loaded tfjs model on the graph engine', () => {
     }
   });
 
+  it('trains swish, selu, softplus, softsign, gelu, hard swish, Maximum, Average and global max pooling with the gradients tfjs computes', async () => {
+    const { registerKerasExtensions } = await import('../dist/index.js');
+    const { flowFromArray } = await import('@featherstack/images');
+    registerKerasExtensions(tf);
+    // Random pixels: no flat regions, so no exact ties for the maxima and no activation exactly at a
+    // kink, where tfjs's gradients and TensorFlow's (which Keras uses) are defined differently.
+    let s = 12345;
+    const rand = () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s / 2 ** 32;
+    };
+    const noise = flowFromArray(
+      { data: Float32Array.from({ length: 400 * 16 * 16 }, rand), shape: [400, 16, 16, 1] },
+      { y: Array.from({ length: 400 }, (_, i) => (i * 7) % 10), batchSize: 40, shuffle: false, workers: 1 },
+    );
+    const init = (seed: number) => ({
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
+      biasInitializer: tf.initializers.randomNormal({ seed, stddev: 0.1 }),
+    });
+    const build = () => {
+      const input = tf.input({ shape: [16, 16, 1] });
+      const x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'swish', ...init(1) }).apply(input);
+      const a = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'selu', ...init(2) }).apply(x);
+      const b = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'softplus', ...init(3) }).apply(x);
+      const c = tf.layers.conv2d({ filters: 4, kernelSize: 1, activation: 'hardSwish' as never, ...init(4) }).apply(x);
+      // softplus often wins the maximum: selu also reaches the average, so that both kernels train.
+      const merged = tf.layers.average().apply([tf.layers.maximum().apply([a, b] as never) as never, a, c] as never);
+      let y = tf.layers.globalMaxPooling2d({}).apply(merged);
+      y = tf.layers.dense({ units: 12, activation: 'gelu' as never, ...init(5) }).apply(y);
+      y = tf.layers.dense({ units: 8, activation: 'softsign', name: 'features', ...init(6) }).apply(y);
+      return withClassifier(tf, tf.model({ inputs: input, outputs: y as never }), 10, 7);
+    };
+    const run = async (engine: 'graph' | 'eager') => {
+      const model = build();
+      const losses: number[] = [];
+      const history = await trainBase(tf, model, noise, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.2, onBatch: (p) => losses.push(p.loss) });
+      const weights = weightsOf(model);
+      model.dispose();
+      return { losses, weights, engine: history[0]!.engine };
+    };
+    try {
+      const graph = await run('graph');
+      const eager = await run('eager');
+      expect(graph.engine).toBe('graph');
+      const initial = build();
+      const start = weightsOf(initial);
+      initial.dispose();
+      for (let i = 0; i < start.length; i++)
+        expect(
+          graph.weights[i]!.some((v, k) => Math.abs(v - start[i]![k]!) > 1e-5),
+          `weight ${i} moved`,
+        ).toBe(true);
+      for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
+      for (let i = 0; i < eager.weights.length; i++) {
+        const [p, q] = [graph.weights[i]!, eager.weights[i]!];
+        const worst = p.reduce((m, v, k) => Math.max(m, Math.abs(v - q[k]!) / (1e-4 + 1e-3 * Math.abs(q[k]!))), 0);
+        expect(worst, `weight ${i}`).toBeLessThan(1);
+      }
+    } finally {
+      await noise.close();
+    }
+  });
+
   it('trains a saved model of other layers (same padding, strides, average and global pooling, tanh, dropout) with the gradients tfjs computes', async () => {
     const build = (dropout: number) => {
       const input = tf.input({ shape: [28, 28, 1] });

@@ -34,7 +34,7 @@ export function buildBackward(ctx: GraphContext, steps: Step[], output: Step, dL
     if (!parts || !needs.has(step)) continue;
     const name = step.layer.name;
     const dy = parts.length === 1 ? parts[0]! : ctx.g.op('AddN', parts, { ...ctx.TC, N: { i: parts.length } }, `${name}/d_sum`);
-    const dz = step === output && logits ? dy : activationGrad(ctx.g, ctx.CT, step.activation, dy, step.output, step.preActivation, name);
+    const dz = step === output && logits ? dy : activationGrad(ctx.g, ctx.CT, step.activation, dy, step.output, step.preActivation, name, ctx.scalar);
     if (dz === undefined) throw unsupported(step.layer, `activation '${step.activation}' has no graph gradient yet`);
     const kind = kindOf(step.kind)!;
     if (!kind.backward) throw unsupported(step.layer, kind.noGradient ?? 'no graph gradient yet');

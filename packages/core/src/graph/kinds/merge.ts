@@ -41,15 +41,37 @@ export const Multiply: LayerKind = {
   },
 };
 
-export const Maximum: LayerKind = { forward: fold('Maximum'), noGradient: 'Maximum has no graph gradient yet' };
-export const Minimum: LayerKind = { forward: fold('Minimum'), noGradient: 'Minimum has no graph gradient yet' };
+/**
+ * Maximum and Minimum of two inputs of one shape: the gradient goes to the input that won (to the
+ * first where they tie, as TensorFlow's Maximum gradient gives it to x where x ≥ y).
+ */
+function selectBackward(op: 'GreaterEqual' | 'LessEqual'): LayerKind['backward'] {
+  return (ctx, step, dz, wants) => {
+    if (step.inputs.length !== 2 || !sameShapes(step)) throw unsupported(step.layer, 'more than two or broadcasting inputs have no graph gradient yet');
+    const { g, TC } = ctx;
+    const name = step.layer.name;
+    const first = g.op(op, [step.inputs[0]!, step.inputs[1]!], TC, `${name}/first_wins`);
+    const zeros = g.op('ZerosLike', [dz], TC, `${name}/zeros`);
+    return [
+      wants[0] ? g.op('Select', [first, dz, zeros], TC, `${name}/d_input_0`) : undefined,
+      wants[1] ? g.op('Select', [first, zeros, dz], TC, `${name}/d_input_1`) : undefined,
+    ];
+  };
+}
+
+export const Maximum: LayerKind = { forward: fold('Maximum'), backward: selectBackward('GreaterEqual') };
+export const Minimum: LayerKind = { forward: fold('Minimum'), backward: selectBackward('LessEqual') };
 
 export const Average: LayerKind = {
   forward(ctx, step) {
     const sum = fold('AddV2')(ctx, step);
     return ctx.g.op('Mul', [sum, ctx.scalar(`${step.layer.name}/n`, 1 / step.inputs.length)], ctx.TC, `${step.layer.name}/average`);
   },
-  noGradient: 'Average has no graph gradient yet',
+  backward(ctx, step, dz, wants) {
+    if (!sameShapes(step)) throw unsupported(step.layer, 'broadcasting inputs have no graph gradient yet');
+    const share = ctx.g.op('Mul', [dz, ctx.scalar(`${step.layer.name}/d_n`, 1 / step.inputs.length)], ctx.TC, `${step.layer.name}/d_share`);
+    return wants.map((w) => (w ? share : undefined));
+  },
 };
 
 function concatAxis(step: Step): number {

@@ -60,4 +60,26 @@ export const GlobalAveragePooling2D: LayerKind = {
   },
 };
 
-export const GlobalMaxPooling2D: LayerKind = { forward: globalPool('Max'), noGradient: 'global max pooling has no graph gradient yet' };
+/**
+ * The gradient goes to each channel's maximum, shared equally among ties (TensorFlow's reduce_max
+ * gradient; tfjs's takes ties alike, and ties are rare in float activations).
+ */
+export const GlobalMaxPooling2D: LayerKind = {
+  forward: globalPool('Max'),
+  backward(ctx, step, dz, wants) {
+    if (!wants[0]) return [];
+    const { g, TC } = ctx;
+    const name = step.layer.name;
+    const [, , , cc] = step.inputShapes[0]!;
+    const column = (t: string, label: string) =>
+      g.op('Reshape', [t, g.constInt(`${name}/${label}_shape`, [-1, 1, 1, cc!])], { ...TC, Tshape: { type: 'int32' } });
+    const x = step.inputs[0]!;
+    const mask = g.op('Cast', [g.op('Equal', [x, column(step.output, 'max')], { ...TC, incompatible_shape_error: { b: true } })], {
+      SrcT: { type: 'bool' },
+      DstT: TC.T!,
+      Truncate: { b: false },
+    });
+    const ties = g.op('Sum', [mask, g.constInt(`${name}/hw_axes`, [1, 2])], { ...TC, Tidx: { type: 'int32' }, keep_dims: { b: true } }, `${name}/ties`);
+    return [g.op('Mul', [mask, g.op('RealDiv', [column(dz, 'd'), ties], TC)], TC, `${name}/d_input`)];
+  },
+};
