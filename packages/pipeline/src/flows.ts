@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import {
   type AugmentOptions,
+  type CachePlan,
   type ColorMode,
   flowFromDirectory,
   type ImageFlow,
@@ -71,4 +72,19 @@ export function plainFlow(
 /** The pixel cache of a run's training images, under `out/cache`. */
 export function pixelCachePath(out: string, s: Pick<ImageSettings, 'imageSize' | 'colorMode'>): string {
   return join(out, 'cache', `train-${s.imageSize.join('x')}-${s.colorMode}.arrow`);
+}
+
+/** The pixel cache plan as run's log says it. */
+export function describeCachePlan(plan: CachePlan): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  switch (plan.state) {
+    case 'none':
+      return 'pixel cache: off';
+    case 'read':
+      return `pixel cache: reading ${plan.path}`;
+    case 'write':
+      return `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
+    case 'over-budget':
+      return `pixel cache: off, ${plan.reason}`;
+  }
 }

@@ -31,14 +31,15 @@ import {
   stackModels,
   trainHead,
 } from '@featherstack/head';
-import { type CachePlan, createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
-import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
-import { type LayersModel, loadTensorFlow, planExtraction, planThreads, type Tf, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
+import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/images';
+import type { WrittenReport } from '@featherstack/report';
+import { type LayersModel, loadTensorFlow, planExtraction, planThreads, type Tf, type ThreadPlan, type tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
-import { type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+import { describeCachePlan, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
 import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
+import { Clock, type Features, type Stage, writeRunReport } from './run-report.js';
 
 /** Callbacks and a signal: what the API adds to the run options. */
 export interface WorkflowHooks {
@@ -87,18 +88,6 @@ export interface WorkflowResult {
   cpu: CpuReport;
   /** Images left out under onError: 'skip', each once, with the reason. */
   skipped: { path: string; reason: string }[];
-}
-
-/** Stage clock: named marks instead of t0…t5. */
-class Clock {
-  private readonly marks = new Map<string, number>([['start', performance.now()]]);
-  mark(name: string): void {
-    this.marks.set(name, performance.now());
-  }
-  /** Seconds from mark `from` to mark `to`. */
-  seconds(from: string, to: string): number {
-    return (this.marks.get(to)! - this.marks.get(from)!) / 1000;
-  }
 }
 
 /**
@@ -426,87 +415,9 @@ class Workflow {
       preprocess: o.preprocess,
       ...(o.base ? { base: resolve(o.base) } : {}),
     });
-    const { report, tensorflow, stages } = await this.report(evaluation, p);
+    const run = { o, data: this.data, out, clock: this.clock, plan: this.plan, skipped: this.skipped };
+    const { report, tensorflow, stages } = await writeRunReport(run, evaluation, p);
     return { evaluation, evaluationFile, modelDir, report, tensorflow, stages };
-  }
-
-  private async report(
-    evaluation: Evaluation,
-    p: { head: HeadResult; train: ImageFlow; history: EpochLog[]; features: Features; pool: ImagePool; settings: ImageSettings },
-  ): Promise<{ report: WrittenReport; tensorflow: ReturnType<typeof tensorflowReport>; stages: Stage[] }> {
-    const { o, data, clock } = this;
-    const { train, history, features, head } = p;
-    // One image of each class (up to 8) through the training augmentation, beside its plain self;
-    // images skipped in training are not shown.
-    const path = (i: number) => join(train.root, train.filenames[i]!);
-    const firstOfClass = train.classNames
-      .slice(0, 8)
-      .map((_, c) => train.classes.findIndex((k, i) => k === c && !this.skipped.has(path(i))))
-      .filter((i) => i >= 0);
-    // A frozen imported base trains on nothing augmented: no samples to show.
-    const samples = o.base
-      ? undefined
-      : await augmentationGrid({
-          files: firstOfClass.map(path),
-          augment: o.augment,
-          targetSize: p.settings.imageSize,
-          colorMode: p.settings.colorMode,
-          pool: p.pool,
-          seed: o.seed,
-        });
-    const tfReport = tensorflowReport();
-    const stages = this.stages(train, history, features, head);
-    const [h, w] = p.settings.imageSize;
-    const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
-    const report = await writeReport(join(this.out, 'report.html'), {
-      title: `featherstack run — ${data}`,
-      facts: [
-        ['dataset', data],
-        ['images', `${train.samples} train / ${features.val.rows} val, ${train.classNames.length} classes, ${h}×${w} ${p.settings.colorMode}`],
-        o.base
-          ? [
-              'base',
-              `${o.base}, frozen (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
-            ]
-          : ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
-        ['feature dimension', String(features.train.dimension)],
-        [
-          'seconds (wall)',
-          `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
-        ],
-        ['augmentation', JSON.stringify(o.augment)],
-        [
-          'machine',
-          `${availableParallelism()} cores, ${train.workers} decode workers, TensorFlow ${tfReport.tensorflowVersion} (${tfReport.backend}), ${history.at(-1)?.engine ?? 'graph'} engine on ${this.plan.replicas} replica(s) × ${this.plan.threadsPerReplica} thread(s)`,
-        ],
-      ],
-      base: history,
-      head: head.history,
-      evaluation,
-      stages,
-      stagesNote:
-        "Base training from the epochs' own clocks (all epochs, also those a resumed run restored); extraction and head training are the wall times of their stages (the head's includes reading the feature files and scoring every epoch).",
-      ...(samples
-        ? {
-            samples: {
-              png: samples,
-              caption:
-                'Each row: one training image of a class, first without augmentation, then six draws of the training augmentation (as the base sees them; each tile stretched to full contrast).',
-            },
-          }
-        : {}),
-    });
-    return { report, tensorflow: tfReport, stages };
-  }
-
-  /** Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore. */
-  private stages(train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult): Stage[] {
-    const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
-    return [
-      { stage: 'base training', seconds: baseSeconds, items: history.length * train.samples, unit: 'images' },
-      { stage: 'feature extraction', seconds: this.clock.seconds('base', 'extract'), items: features.train.rows + features.val.rows, unit: 'images' },
-      { stage: 'head training', seconds: this.clock.seconds('extract', 'head'), items: features.train.rows * head.history.length, unit: 'rows' },
-    ];
   }
 
   private result(r: {
@@ -558,34 +469,5 @@ class Workflow {
       cpu: r.cpu,
       skipped: [...this.skipped].map(([path, reason]) => ({ path, reason })),
     };
-  }
-}
-
-/** A stage's throughput, as the report and the result give it. */
-interface Stage {
-  stage: string;
-  seconds: number;
-  items: number;
-  unit: string;
-}
-
-interface Features {
-  files: { train: string; val: string };
-  train: ExtractResult;
-  val: ExtractResult;
-}
-
-/** The pixel cache plan as run's log says it. */
-function describeCachePlan(plan: CachePlan): string {
-  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-  switch (plan.state) {
-    case 'none':
-      return 'pixel cache: off';
-    case 'read':
-      return `pixel cache: reading ${plan.path}`;
-    case 'write':
-      return `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
-    case 'over-budget':
-      return `pixel cache: off, ${plan.reason}`;
   }
 }
