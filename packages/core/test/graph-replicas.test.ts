@@ -303,6 +303,31 @@ describe('a loaded tfjs model on the graph engine', () => {
     }
   });
 
+  it('scores validation without dropout, as Keras does, while training steps drop', async () => {
+    const build = () => {
+      const input = tf.input({ shape: [28, 28, 1] });
+      let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+      x = tf.layers.flatten().apply(x);
+      x = tf.layers.dropout({ rate: 0.8 }).apply(x);
+      x = tf.layers.dense({ units: 8, activation: 'relu', name: 'features', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
+      return withClassifier(tf, tf.model({ inputs: input, outputs: x as never }), 10, 3);
+    };
+    // A rate too small to move the weights: both engines score the same model on the validation set.
+    const score = async (engine: 'graph' | 'eager') => {
+      const model = build();
+      const [log] = await trainBase(tf, model, train, { epochs: 1, engine, learningRate: 1e-30, validation: plain });
+      model.dispose();
+      return log!;
+    };
+    const graph = await score('graph');
+    const eager = await score('eager');
+    expect(graph.engine).toBe('graph');
+    expect(graph.valLoss!).toBeCloseTo(eager.valLoss!, 4);
+    expect(graph.valAcc!).toBeCloseTo(eager.valAcc!, 4);
+    // Training steps do drop: their running loss differs from the dropout-free validation score.
+    expect(Math.abs(graph.loss - graph.valLoss!)).toBeGreaterThan(1e-3);
+  });
+
   it('trains a saved model of other layers (same padding, strides, average and global pooling, tanh, dropout) with the gradients tfjs computes', async () => {
     const build = (dropout: number) => {
       const input = tf.input({ shape: [28, 28, 1] });

@@ -82,6 +82,8 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
   });
   const { g } = ctx;
   const x = g.placeholder('x', 'float', [null, ...inputShape]);
+  // A training graph always has the `training` feed, which validation sets to 0 (see trainingFlag).
+  if (options.train) ctx.trainingFlag();
   const forward = buildForward(ctx, model as unknown as ModelLike, ctx.compute(x, 'x_compute'));
   const last = forward.outputs[0]!.step;
   if (!last) throw new GraphCompileError(`model '${model.name}' has no layers to compile`);

@@ -45,6 +45,11 @@ export interface GraphContext {
   shape(t: string, name: string, type?: DType): string;
   /** A fresh seed2 for a random op (dropout masks). */
   nextSeed(): number;
+  /**
+   * The float32 scalar `training` (1 unless fed): what a training step runs with, fed 0 by
+   * validation, so that layers that act only in training (dropout) score as Keras scores them.
+   */
+  trainingFlag(): string;
 }
 
 export function createContext(model: { name: string; weights: unknown[] }, options: { train: boolean; seed?: number; precision?: Precision }): GraphContext {
@@ -68,6 +73,7 @@ export function createContext(model: { name: string; weights: unknown[] }, optio
   const computed = new Map<number, string>();
   const owners = new Map<number, LayerLike>();
   let seeds = 0;
+  let flag: string | undefined;
   return {
     g,
     CT,
@@ -94,6 +100,10 @@ export function createContext(model: { name: string; weights: unknown[] }, optio
     scalar: (name, value) => compute(g.constFloat(name, [value], [])),
     shape: (t, name, type = CT) => g.op('Shape', [t], { T: { type }, out_type: { type: 'int32' } }, name),
     nextSeed: () => 1000 + seeds++,
+    trainingFlag() {
+      flag ??= g.op('PlaceholderWithDefault', [g.constFloat('training/default', [1], [])], { dtype: { type: 'float' }, shape: { shape: [] } }, 'training');
+      return flag;
+    },
   };
 }
 

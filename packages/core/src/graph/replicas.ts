@@ -175,12 +175,14 @@ export class GraphReplicas {
     return this.compiled.trainable.map((v, k) => buffer.subarray(this.gradOffsets[k]!, this.gradOffsets[k]! + this.compiled.variables[v]!.size));
   }
 
-  /** Summed loss and correct rows of a batch, without training (validation). */
+  /** Summed loss and correct rows of a batch, without training (validation: dropout off, as Keras scores it). */
   async evaluate(x: Float32Array, y: Float32Array, rows: number): Promise<StepResult> {
     const slices = this.slices(rows);
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
     await Promise.all(
-      slices.map(({ replica, begin, end }, i) => this.sessions[replica]!.run(this.inputs(x, y, begin, end), { loss_sum: stats[i]![0], correct: stats[i]![1] })),
+      slices.map(({ replica, begin, end }, i) =>
+        this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end), training: scalar(0) }, { loss_sum: stats[i]![0], correct: stats[i]![1] }),
+      ),
     );
     return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
   }

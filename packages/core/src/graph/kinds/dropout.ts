@@ -19,7 +19,11 @@ export const Dropout: LayerKind = {
       `${layer.name}/uniform`,
     );
     const keep = g.op('Floor', [g.op('AddV2', [uniform, g.constFloat(`${layer.name}/keep`, [1 - rate], [])], F32)], F32, `${layer.name}/keep_mask`);
-    step.saved.mask = ctx.compute(g.op('Mul', [keep, g.constFloat(`${layer.name}/scale`, [1 / (1 - rate)], [])], F32, `${layer.name}/mask`));
+    const mask = g.op('Mul', [keep, g.constFloat(`${layer.name}/scale`, [1 / (1 - rate)], [])], F32, `${layer.name}/mask`);
+    // 1 + training · (mask − 1): the mask in a training step, ones when validation feeds training 0.
+    const one = g.constFloat(`${layer.name}/one`, [1], []);
+    const applied = g.op('AddV2', [one, g.op('Mul', [ctx.trainingFlag(), g.op('Sub', [mask, one], F32)], F32)], F32, `${layer.name}/applied_mask`);
+    step.saved.mask = ctx.compute(applied);
     return g.op('Mul', [h, step.saved.mask], TC, `${layer.name}/drop`);
   },
   backward(ctx, step, dz, wants) {
