@@ -25,6 +25,32 @@ afterAll(() => Promise.all([train.close(), plain.close()]));
 const trainer = (seed: number) => withClassifier(tf, createBaseModel(tf, { inputShape: [28, 28, 1], filters: [8, 16], dense: [32, 16], seed }), 10, seed);
 const weightsOf = (m: ReturnType<typeof trainer>) => m.getWeights().map((w) => Float32Array.from(w.dataSync()));
 
+/**
+ * One epoch of SGD on each engine from the same initial weights: SGD follows the gradient exactly,
+ * so the two agree only where the graph's hand-written gradients equal tfjs's automatic ones.
+ */
+async function sgdOnBothEngines(build: () => ReturnType<typeof trainer>, flow: Flow, learningRate: number) {
+  const run = async (engine: 'graph' | 'eager') => {
+    const model = build();
+    const losses: number[] = [];
+    const history = await trainBase(tf, model, flow, { epochs: 1, engine, optimizer: 'sgd', learningRate, onBatch: (p) => losses.push(p.loss) });
+    const weights = weightsOf(model);
+    model.dispose();
+    return { losses, weights, engine: history[0]!.engine };
+  };
+  return { graph: await run('graph'), eager: await run('eager') };
+}
+
+/** Every weight of every layer where the other engine took it: within 1e-4 absolute plus 1e-3 relative. */
+function expectSameWeights(graph: Float32Array[], eager: Float32Array[]): void {
+  expect(graph.length).toBe(eager.length);
+  for (let i = 0; i < eager.length; i++) {
+    const [a, b] = [graph[i]!, eager[i]!];
+    const worst = a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!) / (1e-4 + 1e-3 * Math.abs(b[k]!))), 0);
+    expect(worst, `weight ${i}`).toBeLessThan(1);
+  }
+}
+
 /** Trains a fresh model (same initial weights every call) and returns the loss after every batch. */
 async function run(options: Parameters<typeof trainBase>[3]) {
   const model = trainer(11);
@@ -212,16 +238,7 @@ describe('a loaded tfjs model on the graph engine', () => {
     };
     // SGD follows the gradient exactly: after an epoch the engines agree only if the depthwise and
     // separable gradients written into the graph equal tfjs's automatic ones.
-    const run = async (engine: 'graph' | 'eager') => {
-      const model = build();
-      const losses: number[] = [];
-      const history = await trainBase(tf, model, train, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.5, onBatch: (p) => losses.push(p.loss) });
-      const weights = weightsOf(model);
-      model.dispose();
-      return { losses, weights, engine: history[0]!.engine };
-    };
-    const graph = await run('graph');
-    const eager = await run('eager');
+    const { graph, eager } = await sgdOnBothEngines(build, train, 0.5);
     expect(graph.engine).toBe('graph');
     // The depthwise and separable kernels moved (a zero gradient would agree with nothing).
     const initial = build();
@@ -233,11 +250,7 @@ describe('a loaded tfjs model on the graph engine', () => {
         `weight ${i}`,
       ).toBe(true);
     for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
-    for (let i = 0; i < eager.weights.length; i++) {
-      const [a, b] = [graph.weights[i]!, eager.weights[i]!];
-      const worst = a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!) / (1e-4 + 1e-3 * Math.abs(b[k]!))), 0);
-      expect(worst, `weight ${i}`).toBeLessThan(1);
-    }
+    expectSameWeights(graph.weights, eager.weights);
   });
 
   it('trains swish, selu, softplus, softsign, gelu, hard swish, Maximum, Average and global max pooling with the gradients tfjs computes', async () => {
@@ -272,17 +285,8 @@ describe('a loaded tfjs model on the graph engine', () => {
       y = tf.layers.dense({ units: 8, activation: 'softsign', name: 'features', ...init(6) }).apply(y);
       return withClassifier(tf, tf.model({ inputs: input, outputs: y as never }), 10, 7);
     };
-    const run = async (engine: 'graph' | 'eager') => {
-      const model = build();
-      const losses: number[] = [];
-      const history = await trainBase(tf, model, noise, { epochs: 1, engine, optimizer: 'sgd', learningRate: 0.2, onBatch: (p) => losses.push(p.loss) });
-      const weights = weightsOf(model);
-      model.dispose();
-      return { losses, weights, engine: history[0]!.engine };
-    };
     try {
-      const graph = await run('graph');
-      const eager = await run('eager');
+      const { graph, eager } = await sgdOnBothEngines(build, noise, 0.2);
       expect(graph.engine).toBe('graph');
       const initial = build();
       const start = weightsOf(initial);
@@ -293,11 +297,7 @@ describe('a loaded tfjs model on the graph engine', () => {
           `weight ${i} moved`,
         ).toBe(true);
       for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
-      for (let i = 0; i < eager.weights.length; i++) {
-        const [p, q] = [graph.weights[i]!, eager.weights[i]!];
-        const worst = p.reduce((m, v, k) => Math.max(m, Math.abs(v - q[k]!) / (1e-4 + 1e-3 * Math.abs(q[k]!))), 0);
-        expect(worst, `weight ${i}`).toBeLessThan(1);
-      }
+      expectSameWeights(graph.weights, eager.weights);
     } finally {
       await noise.close();
     }
@@ -367,11 +367,7 @@ describe('a loaded tfjs model on the graph engine', () => {
     expect(graph.losses.at(-1)!).toBeLessThan(graph.losses[0]!);
     for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
     // Every weight, of every layer, where tfjs's own gradients took it.
-    for (let i = 0; i < eager.weights.length; i++) {
-      const [a, b] = [graph.weights[i]!, eager.weights[i]!];
-      const worst = a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!) / (1e-4 + 1e-3 * Math.abs(b[k]!))), 0);
-      expect(worst, `weight ${i}`).toBeLessThan(1);
-    }
+    expectSameWeights(graph.weights, eager.weights);
     // Dropout trains (masks drawn in the graph, seeded), and its model still compiles.
     const dropped = withClassifier(tf, build(0.3), 10);
     const history = await trainBase(tf, dropped, train, { epochs: 2, replicas: 2, threadsPerReplica: 1 });

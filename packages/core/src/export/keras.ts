@@ -18,6 +18,7 @@ import { zipSync } from 'fflate';
 import { ModelExportError } from '../import/errors.js';
 import { KERAS_EXTENSION_CLASSES } from '../import/extensions.js';
 import { h5wasm } from '../import/hdf5.js';
+import { snakeCase } from '../import/weights.js';
 
 /** The Keras version the archive says wrote it: the format Keras 3 reads. */
 const KERAS_VERSION = '3.5.0';
@@ -55,15 +56,6 @@ const EXPORTABLE = new Set([
 
 type Json = Record<string, unknown>;
 type Layer = LayersModel['layers'][number];
-
-/** Keras's naming.to_snake_case, which names a layer's group in the weights file. */
-function snakeCase(name: string): string {
-  return name
-    .replace(/\W+/g, '')
-    .replace(/(.)([A-Z][a-z]+)/g, '$1_$2')
-    .replace(/([a-z])([A-Z])/g, '$1_$2')
-    .toLowerCase();
-}
 
 const isModel = (layer: Layer): layer is Layer & LayersModel => 'layers' in layer && Array.isArray((layer as LayersModel).layers);
 const classOf = (layer: Layer) => (isModel(layer) && layer.getClassName() === 'Model' ? 'Functional' : layer.getClassName());

@@ -22,8 +22,8 @@ export interface ImportSite {
  * catch (e) { if ((e as Error).name === 'ModelImportError') console.error((e as ModelImportError).layer); }
  */
 export class ModelImportError extends Error {
-  override readonly name = 'ModelImportError';
-  readonly code = 'FEATHERSTACK_MODEL_IMPORT';
+  override readonly name: string = 'ModelImportError';
+  readonly code: string = 'FEATHERSTACK_MODEL_IMPORT';
   readonly file: string;
   readonly layer: string | undefined;
   readonly className: string | undefined;
@@ -40,19 +40,9 @@ export class ModelImportError extends Error {
  * A model that cannot be written as a Keras file (a layer Keras does not have); the message names
  * the layer, its class and the file.
  */
-export class ModelExportError extends Error {
+export class ModelExportError extends ModelImportError {
   override readonly name = 'ModelExportError';
-  readonly code = 'FEATHERSTACK_MODEL_EXPORT';
-  readonly file: string;
-  readonly layer: string | undefined;
-  readonly className: string | undefined;
-
-  constructor(site: ImportSite, reason: string) {
-    super(`${describeSite(site)}: ${reason}`);
-    this.file = site.file;
-    this.layer = site.layer;
-    this.className = site.className;
-  }
+  override readonly code = 'FEATHERSTACK_MODEL_EXPORT';
 }
 
 /** "layer 'conv1' (Conv2D) in /models/x.keras", or "/models/x.keras" without a layer. @internal */

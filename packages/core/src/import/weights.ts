@@ -28,8 +28,8 @@ export type WeightTable = Map<string, KerasWeight[]>;
 
 const MODELS = new Set(['Functional', 'Model', 'Sequential']);
 
-/** Keras's naming.to_snake_case, which names a layer's group in a `.keras` weights file. */
-function snakeCase(name: string): string {
+/** Keras's naming.to_snake_case, which names a layer's group in a `.keras` weights file. @internal */
+export function snakeCase(name: string): string {
   return name
     .replace(/\W+/g, '')
     .replace(/(.)([A-Z][a-z]+)/g, '$1_$2')
