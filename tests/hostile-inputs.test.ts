@@ -111,6 +111,16 @@ const cases: [string, () => string[], RegExp][] = [
     /--reduce-on-plateau must be PATIENCE\[:FACTOR\]/,
   ],
   [
+    'fine-tuning zero layers',
+    () => ['train-base', '--data', join(data, 'train'), '--model', join(dir, 'run', 'model', 'model.json'), '--fine-tune', '0'],
+    /--fine-tune must be all or a positive number of layers, received '0'/,
+  ],
+  [
+    'a learning rate of zero',
+    () => ['train-base', '--data', join(data, 'train'), '--learning-rate', '0'],
+    /--learning-rate must be a positive number, received '0'/,
+  ],
+  [
     'class weights without a weight',
     () => ['train-head', '--train', features, '--val', features, '--class-weight', 'cat'],
     /--class-weight must be balanced or NAME=W/,

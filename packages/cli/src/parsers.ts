@@ -108,3 +108,20 @@ export function classWeight(value: string): 'balanced' | Record<string, number> 
   });
   return Object.fromEntries(entries);
 }
+
+/** `--fine-tune all` or a positive number of layers. */
+export function fineTune(value: string): 'all' | number {
+  if (value === 'all') return value;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`--fine-tune must be all or a positive number of layers, received '${value}'`);
+  return n;
+}
+
+/** A positive finite number (a learning rate). */
+export function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a positive number, received '${value}'`);
+    return n;
+  };
+}

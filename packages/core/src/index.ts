@@ -36,6 +36,7 @@ export {
   resolveCut,
 } from './cut.js';
 export { type BaseModelOptions, createBaseModel, loadBaseModel, withClassifier } from './model.js';
+export { type FineTune, freezeForFineTuning } from './fine-tune.js';
 export { type EpochLog, type TrainBaseOptions, trainBase, trainingFootprint } from './train.js';
 export { type ImportSite, loadModelFile, ModelImportError, registerKerasExtensions } from './import/index.js';
 export { ModelExportError } from './import/errors.js';

@@ -38,7 +38,7 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
     log(
       `base epoch ${l.epoch + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''}`,
     );
-  let result: { history: unknown[]; model: string };
+  let result: { history: unknown[]; model: string; fineTuned?: string[] };
   if (worker) {
     const trainer = startTrainer();
     try {
@@ -47,6 +47,10 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
       await trainer.close();
     }
   } else result = await inProcessTrainer().trainBase(spec, onEpoch);
+  if (result.fineTuned)
+    log(
+      `fine-tuned ${result.fineTuned.length} of ${spec.model}'s layers with weights (BatchNormalization frozen, in inference mode), up to ${result.fineTuned.at(-1)}`,
+    );
   await writeFileAtomic(join(resolve(out), 'base-history.json'), `${JSON.stringify(result.history, null, 2)}\n`);
   return result;
 }

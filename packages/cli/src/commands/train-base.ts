@@ -1,4 +1,5 @@
 /** `featherstack train-base`: the base on its own, in process or in a trainer worker thread. */
+import type { PreprocessMode } from '@featherstack/images';
 import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
@@ -11,7 +12,21 @@ export function register(program: Command): void {
     .description('train the base CNN on class folders and save it (out/base/model.json, out/base-history.json)')
     .requiredOption('--data <dir>', 'training images, one subdirectory per class')
     .option('--validation <dir>', 'validation images (not augmented), evaluated every epoch')
-    .option('--out <dir>', 'output directory', 'runs/base');
+    .option('--out <dir>', 'output directory', 'runs/base')
+    .option(
+      '--model <file>',
+      'fine-tune this pretrained base (.keras, .h5, tfjs model.json) instead of training the seed CNN; its input sets the image size and colour mode',
+    )
+    .option(
+      '--fine-tune <all|n>',
+      "with --model: the layers that train, all (default) or the top N with weights; BatchNormalization stays frozen, as Keras's guide keeps it",
+      parse.fineTune,
+    )
+    .option('--learning-rate <lr>', 'learning rate (default 1e-3; with --model 1e-5)', parse.positiveNumber('--learning-rate'));
+  runFlag(command, 'preprocess', {
+    help: "Keras's preprocess_input for a --model base: none | tf | caffe | torch (replaces the rescale 1/255)",
+    fallback: null,
+  });
   // The options it shares with run: their values, help and defaults are run's.
   for (const key of ['imageSize', 'colorMode', 'batchSize'] as const) runFlag(command, key);
   runFlag(command, 'baseEpochs', { flag: '--epochs', help: 'epochs' });
@@ -35,7 +50,9 @@ export function register(program: Command): void {
         seed: opts.seed,
         featureLayer: opts.featureLayer,
         pooling: opts.pooling,
-        augment: RUN_DEFAULTS.augment,
+        augment: augmentFor(opts.preprocess),
+        ...(opts.model ? { model: opts.model, fineTune: opts.fineTune ?? 'all' } : {}),
+        ...(opts.learningRate !== undefined ? { learningRate: opts.learningRate } : {}),
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
         ...controlsFrom(opts),
         ...engineFrom(opts),
@@ -44,4 +61,11 @@ export function register(program: Command): void {
       });
       printResult(opts.json)(result);
     });
+}
+
+/** The seed's augmentation, with a preprocess_input mode in place of its rescale (as run does). */
+function augmentFor(preprocess: PreprocessMode | undefined) {
+  if (!preprocess || preprocess === 'none') return RUN_DEFAULTS.augment;
+  const { rescale: _rescale, ...rest } = RUN_DEFAULTS.augment;
+  return { ...rest, preprocess };
 }

@@ -11,14 +11,20 @@ import type { AugmentOptions, ColorMode } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
 import { type ImageSettings, plainFlow, trainingFlow } from '../flows.js';
+import { inputImageSettings } from '../imported.js';
 import { RUN_DEFAULTS } from '../options.js';
 import { nodeEndpoint } from './comlink-node.js';
 import {
   checkCut,
   createBaseModel,
+  defaultFeatureLayer,
   type EngineKind,
   type EpochLog,
   engineOptions,
+  type FineTune,
+  featureExtractor,
+  freezeForFineTuning,
+  loadBaseModel,
   type Pooling,
   type Precision,
   recordCut,
@@ -56,6 +62,13 @@ export interface BaseJob extends TrainingControls {
   pooling?: Pooling;
   /** Where the trained base (without its temporary classifier) is saved, tfjs layers format. */
   saveTo: string;
+  /**
+   * A pretrained base to fine-tune instead of the seed CNN (.keras, .h5 or tfjs model.json): its input
+   * sets the image size and channels, its BatchNormalizations stay frozen, and `fineTune` says which
+   * layers train ('all', the default, or the top N with weights).
+   */
+  model?: string;
+  fineTune?: FineTune;
   /** Data-parallel replicas, TensorFlow threads per replica, engine and precision (see trainBase). */
   replicas?: number;
   tfThreads?: number;
@@ -65,7 +78,8 @@ export interface BaseJob extends TrainingControls {
 
 export interface TrainerApi {
   /** Trains a base; `onEpoch` is called after every epoch. Resolves with the history and the saved model's model.json. */
-  trainBase(job: BaseJob, onEpoch?: (log: EpochLog) => void): Promise<{ history: EpochLog[]; model: string }>;
+  /** `fineTuned`: the layers of a pretrained base (job.model) that trained. */
+  trainBase(job: BaseJob, onEpoch?: (log: EpochLog) => void): Promise<{ history: EpochLog[]; model: string; fineTuned?: string[] }>;
   /** Cancels the running job (it rejects with the reason). */
   cancel(reason?: string): void;
   /** The TensorFlow this trainer runs on. */
@@ -89,22 +103,37 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
         ...(job.workers ? { workers: job.workers } : {}),
       };
       const augment = job.augment ?? RUN_DEFAULTS.augment;
+      // A pretrained base decides the image size and channels (given ones must agree with it).
+      const pretrained = job.model ? await loadBaseModel(tf, job.model) : undefined;
+      if (pretrained) {
+        const input = inputImageSettings(pretrained, job.model!, { colorMode: job.colorMode });
+        Object.assign(settings, { imageSize: input.targetSize, colorMode: input.colorMode });
+      }
       const train = await trainingFlow(job.train, settings, augment);
       const validation = job.validation ? await plainFlow(job.validation, settings, augment.rescale ?? 1) : undefined;
-      const base = createBaseModel(tf, {
-        inputShape: [job.targetSize[0], job.targetSize[1], train.image.channels],
-        seed: settings.seed,
-        ...(job.filters ? { filters: job.filters } : {}),
-        ...(job.dense ? { dense: job.dense } : {}),
-      });
-      const cut = { featureLayer: job.featureLayer ?? FEATURE_LAYER, pooling: job.pooling ?? RUN_DEFAULTS.pooling };
-      const trainer = withClassifier(tf, base, train.classNames.length, settings.seed + 1000);
+      const base =
+        pretrained ??
+        createBaseModel(tf, {
+          inputShape: [job.targetSize[0], job.targetSize[1], train.image.channels],
+          seed: settings.seed,
+          ...(job.filters ? { filters: job.filters } : {}),
+          ...(job.dense ? { dense: job.dense } : {}),
+        });
+      const cut = {
+        featureLayer: job.featureLayer ?? (pretrained ? defaultFeatureLayer(pretrained).layer : FEATURE_LAYER),
+        pooling: job.pooling ?? RUN_DEFAULTS.pooling,
+      };
+      const fineTuned = pretrained ? freezeForFineTuning(pretrained, job.fineTune ?? 'all') : undefined;
+      // A pretrained base trains through a classifier on its cut, as extract will read it.
+      const top = pretrained ? featureExtractor(tf, pretrained, cut.featureLayer, cut.pooling) : base;
+      const trainer = withClassifier(tf, top, train.classNames.length, settings.seed + 1000);
       try {
         checkCut(base, cut.featureLayer, cut.pooling);
         const history = await trainBase(tf, trainer, train, {
           epochs: job.epochs,
           signal: controller.signal,
-          ...(job.learningRate ? { learningRate: job.learningRate } : {}),
+          // Fine-tuning a pretrained base starts where Keras's guide does: Adam at 1e-5.
+          ...(job.learningRate ? { learningRate: job.learningRate } : pretrained ? { learningRate: 1e-5 } : {}),
           ...(validation ? { validation } : {}),
           ...(job.patience !== undefined ? { patience: job.patience } : {}),
           ...controlsOf(job),
@@ -116,7 +145,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
         await mkdir(job.saveTo, { recursive: true });
         recordCut(base, cut);
         await base.save(`file://${job.saveTo}`);
-        return { history, model: `${job.saveTo}/model.json` };
+        return { history, model: `${job.saveTo}/model.json`, ...(fineTuned ? { fineTuned } : {}) };
       } finally {
         // The optimizer passed to compile() outlives model.dispose() in tfjs: a long-lived trainer
         // running job after job must release it too.

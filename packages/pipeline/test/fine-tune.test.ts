@@ -1,0 +1,82 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SHIPPED_DATASET } from '@featherstack/fixtures';
+import { loadTensorFlow } from '@featherstack/tensorflow';
+import { describe, expect, it } from 'vitest';
+import { trainBaseStage } from '../dist/index.js';
+
+const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
+
+/** A small pretrained-style base: conv → BatchNormalization (non-trivial statistics) → depthwise → pooled features. */
+async function savedBase(dir: string): Promise<string> {
+  const input = tf.input({ shape: [28, 28, 1] });
+  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, name: 'stem', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+  x = tf.layers
+    .batchNormalization({
+      name: 'stem_bn',
+      movingMeanInitializer: tf.initializers.constant({ value: 0.1 }),
+      movingVarianceInitializer: tf.initializers.constant({ value: 2 }),
+    })
+    .apply(x);
+  x = tf.layers.reLU({ maxValue: 6, name: 'stem_relu' }).apply(x);
+  x = tf.layers.depthwiseConv2d({ kernelSize: 3, name: 'block_dw', depthwiseInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
+  x = tf.layers
+    .conv2d({ filters: 8, kernelSize: 1, activation: 'relu', name: 'block_project', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) })
+    .apply(x);
+  x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x);
+  const model = tf.model({ inputs: input, outputs: x as never, name: 'pretrained' });
+  await model.save(`file://${dir}`);
+  model.dispose();
+  return join(dir, 'model.json');
+}
+
+const weightsOf = async (file: string) => {
+  const model = await tf.loadLayersModel(`file://${file}`);
+  const out = Object.fromEntries(model.weights.map((w) => [w.originalName, Array.from(w.read().dataSync())]));
+  model.dispose();
+  return out;
+};
+
+describe('fine-tuning a pretrained base (train-base --model)', () => {
+  it('trains the top N layers on the graph engine, keeps BatchNormalization and the layers below as they were, and records the cut', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-fine-tune-'));
+    const file = await savedBase(join(dir, 'pretrained'));
+    const before = await weightsOf(file);
+    const lines: string[] = [];
+    const result = await trainBaseStage({
+      train: join(SHIPPED_DATASET, 'train'),
+      out: join(dir, 'out'),
+      targetSize: [99, 99], // the model's input wins
+      epochs: 1,
+      model: file,
+      fineTune: 2,
+      learningRate: 1e-3,
+      augment: { rescale: 1 / 255 },
+      log: (line) => lines.push(line),
+    });
+    expect(result.fineTuned).toEqual(['block_dw', 'block_project']);
+    expect(lines.join('\n')).toContain('fine-tuned 2 of');
+    expect((result.history as { engine: string }[])[0]!.engine).toBe('graph');
+    const after = await weightsOf(result.model);
+    const moved = (name: string) => after[name]!.some((v, i) => Math.abs(v - before[name]![i]!) > 1e-7);
+    expect(moved('block_dw/depthwise_kernel')).toBe(true);
+    expect(moved('block_project/kernel')).toBe(true);
+    for (const frozen of ['stem/kernel', 'stem_bn/gamma', 'stem_bn/beta', 'stem_bn/moving_mean', 'stem_bn/moving_variance'])
+      expect(moved(frozen), frozen).toBe(false);
+    // The saved base is the whole pretrained model, cut where extract will read it (its output layer).
+    const json = JSON.parse(await readFile(result.model, 'utf8'));
+    expect(json.userDefinedMetadata.featherstack).toMatchObject({ featureLayer: 'pool', pooling: 'none' });
+    await expect(
+      trainBaseStage({
+        train: join(SHIPPED_DATASET, 'train'),
+        out: join(dir, 'bad'),
+        targetSize: [28, 28],
+        epochs: 1,
+        model: file,
+        fineTune: 9,
+        log: () => {},
+      }),
+    ).rejects.toThrow("options.fineTune must be 'all' or a number of layers from 1 to the base's 3 layers with weights, received 9");
+  });
+});
