@@ -116,6 +116,23 @@ const cases: [string, () => string[], RegExp][] = [
     /--fine-tune must be all or a positive number of layers, received '0'/,
   ],
   [
+    'fine-tuning a base of other channels',
+    () => [
+      'train-base',
+      '--data',
+      join(data, 'train'),
+      '--model',
+      join(dir, 'run', 'model', 'model.json'),
+      '--color-mode',
+      'rgb',
+      '--epochs',
+      '1',
+      '--out',
+      join(dir, 'ft'),
+    ],
+    /--color-mode rgb gives 3 channels, but .*model\.json takes 1/,
+  ],
+  [
     'a learning rate of zero',
     () => ['train-base', '--data', join(data, 'train'), '--learning-rate', '0'],
     /--learning-rate must be a positive number, received '0'/,

@@ -32,23 +32,28 @@ export function register(program: Command): void {
   runFlag(command, 'baseEpochs', { flag: '--epochs', help: 'epochs' });
   engineFlags(command)
     .option('--patience <n>', 'early stopping on validation loss (needs --validation)', parse.int('--patience'))
-    .option('--feature-layer <name>', 'the layer extract will cut the saved base at, checked now and recorded in its model.json', 'features');
+    .option(
+      '--feature-layer <name>',
+      "the layer extract will cut the saved base at, checked now and recorded in its model.json (default: 'features'; with --model, the layer feeding its classifier, or its output)",
+    );
   runFlag(command, 'pooling', { help: 'global pooling after the feature layer, recorded with it: avg | max | none' });
   runFlag(command, 'seed');
   controlFlags(command)
     .option('--worker', 'train in a dedicated worker thread (comlink) instead of in process')
     .option('--json', 'print JSON')
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
+      // A --model base's input sets the colour mode unless it is given.
+      const colorGiven = cmd.getOptionValueSource('colorMode') !== 'default';
       const result = await trainBaseStage({
         train: opts.data,
         ...(opts.validation ? { validation: opts.validation } : {}),
         out: opts.out,
         targetSize: opts.imageSize,
-        colorMode: opts.colorMode,
+        ...(opts.model && !colorGiven ? {} : { colorMode: opts.colorMode }),
         batchSize: opts.batchSize,
         epochs: opts.epochs,
         seed: opts.seed,
-        featureLayer: opts.featureLayer,
+        ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
         pooling: opts.pooling,
         augment: augmentFor(opts.preprocess),
         ...(opts.model ? { model: opts.model, fineTune: opts.fineTune ?? 'all' } : {}),
