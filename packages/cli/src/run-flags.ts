@@ -3,7 +3,7 @@
  * the pipeline's schema and RUN_DEFAULTS; this file only spells them. The stage commands take the
  * options they share with `run` from here, so that a value valid on one command is valid on all.
  */
-import { RUN_DEFAULTS, type RunConfig, readRunFlag, runOptionHelp } from '@featherstack/pipeline';
+import { CONTROL_KEYS, controlsOf, RUN_DEFAULTS, type RunConfig, readRunFlag, runOptionHelp, type TrainingControls } from '@featherstack/pipeline';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as parse from './parsers.js';
 
@@ -93,15 +93,17 @@ function schemaReader(key: RunKey, flag: string) {
   };
 }
 
-/** The training controls' flags (schedule, warm-up, plateau, best epoch) and --csv-log, on train-base and train-head. */
+/**
+ * The training controls' flags on train-base and train-head: the run options among common's
+ * CONTROL_KEYS, --keep-best, and --csv-log (a file of the stage's own; run writes one per phase).
+ */
 export function controlFlags(command: Command): Command {
-  for (const key of CONTROL_KEYS) runFlag(command, key);
+  for (const key of CONTROL_KEYS) if (key !== 'csvLog') runFlag(command, key);
+  runFlag(command, 'keepBest');
   return command.option('--csv-log <file>', "a CSV file with a row per epoch (epoch, loss, acc, val_loss, val_acc, lr), as Keras's CSVLogger");
 }
 
 /** Those flags' values as the API takes them (absent ones stay absent). */
-export function controlsFrom(opts: Record<string, unknown>): Pick<RunConfig, (typeof CONTROL_KEYS)[number]> & { csvLog?: string } {
-  return Object.fromEntries([...CONTROL_KEYS, 'csvLog'].filter((k) => opts[k] !== undefined && opts[k] !== false).map((k) => [k, opts[k]]));
+export function controlsFrom(opts: TrainingControls & { keepBest?: boolean }): TrainingControls & { keepBest?: true } {
+  return { ...controlsOf(opts), ...(opts.keepBest ? { keepBest: true } : {}) };
 }
-
-const CONTROL_KEYS = ['schedule', 'warmupEpochs', 'reduceOnPlateau', 'keepBest', 'bestMonitor', 'classWeight'] as const satisfies readonly RunKey[];

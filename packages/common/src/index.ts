@@ -24,5 +24,6 @@ export {
   type Schedule,
   scoreOf,
   type TrainingControls,
+  watchedValidation,
 } from './training.js';
 export { describe, invalidOption, is, OptionError, positiveInt } from './validate.js';

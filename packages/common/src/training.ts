@@ -67,23 +67,25 @@ export interface TrainingControls {
 export type ClassWeight = 'balanced' | Record<string, number>;
 
 /**
- * The weight of each class (by index) for `spec`, from the classes' names and their counts in the
- * training data. Refuses, naming the key, a class that does not exist or a weight that is not a
- * positive finite number.
+ * The weight of each class (by index) for `spec`, from the classes' names and the training data's
+ * labels (class indices; 'balanced' counts them). Refuses, naming the key, a class that does not
+ * exist or a weight that is not a positive finite number.
  *
  * @example
- * classWeights('balanced', ['cat', 'dog'], [90, 10]); // Float32Array [0.5556, 5]
- * classWeights({ dog: 3 }, ['cat', 'dog'], [90, 10]); // Float32Array [1, 3]
+ * classWeights('balanced', ['cat', 'dog'], labels); // 90 cats, 10 dogs: Float32Array [0.5556, 5]
+ * classWeights({ dog: 3 }, ['cat', 'dog'], labels); // Float32Array [1, 3]
  */
 export function classWeights(
   spec: ClassWeight,
   classNames: readonly string[],
-  counts: ArrayLike<number>,
+  labels: ArrayLike<number>,
   Kind: new (m: string) => Error = OptionError,
 ): Float32Array {
   const k = classNames.length;
   if (spec === 'balanced') {
-    const n = Array.from(counts).reduce((a, b) => a + b, 0);
+    const counts = new Float64Array(k);
+    for (let i = 0; i < labels.length; i++) counts[labels[i]!]! += 1;
+    const n = labels.length;
     return Float32Array.from(classNames, (name, c) => {
       if (!(counts[c]! > 0))
         throw invalidOption('classWeight', `'balanced' over classes that all have examples (class ${JSON.stringify(name)} has none)`, spec, Kind);
@@ -119,6 +121,17 @@ export function scoreOf(scores: EpochScores, monitor: Monitor, option: string, K
     );
   }
   return value;
+}
+
+/**
+ * The validation scores that `c` (and keepBest) watch, each with the option that watches it: what a
+ * trainer without validation data refuses before it trains.
+ */
+export function watchedValidation(c: ResolvedControls, keepBest: boolean | undefined): { option: string; monitor: Monitor }[] {
+  return [
+    ...(keepBest ? [{ option: 'keepBest', monitor: c.bestMonitor }] : []),
+    ...(c.reduceOnPlateau ? [{ option: 'reduceOnPlateau.monitor', monitor: c.reduceOnPlateau.monitor }] : []),
+  ].filter((w) => w.monitor.startsWith('val_'));
 }
 
 /** The controls with Keras's defaults filled. */
@@ -182,7 +195,8 @@ export function resolveControls(controls: TrainingControls | undefined, Kind: ne
  * rates.rateFor(0); // 1e-3 (the one warm-up epoch ends at the base rate)
  */
 export class LearningRates {
-  private readonly c: ResolvedControls;
+  /** The controls as checked, Keras's defaults filled (the monitors trainers watch). */
+  readonly controls: ResolvedControls;
   /** The rate reduce-on-plateau has set (Keras sets the optimizer's rate itself); null: none yet. */
   private reduced: number | null = null;
   private best: number;
@@ -195,17 +209,17 @@ export class LearningRates {
     controls: TrainingControls | undefined,
     Kind: new (m: string) => Error = OptionError,
   ) {
-    this.c = resolveControls(controls, Kind);
-    this.best = this.c.reduceOnPlateau && upward(this.c.reduceOnPlateau.monitor) ? -Infinity : Infinity;
+    this.controls = resolveControls(controls, Kind);
+    this.best = this.controls.reduceOnPlateau && upward(this.controls.reduceOnPlateau.monitor) ? -Infinity : Infinity;
   }
 
   /** The scheduled rate of `epoch` (0-based), before any reduction. */
   scheduled(epoch: number): number {
     const lr = this.learningRate;
-    const warm = this.c.warmupEpochs;
+    const warm = this.controls.warmupEpochs;
     if (epoch < warm) return (lr * (epoch + 1)) / warm;
     const t = epoch - warm;
-    const s = this.c.schedule;
+    const s = this.controls.schedule;
     if (s.kind === 'step') return lr * s.factor ** Math.floor(t / s.every);
     if (s.kind === 'cosine') {
       const span = Math.max(1, this.epochs - warm);
@@ -226,7 +240,7 @@ export class LearningRates {
    * lowers it now, as Keras's ReduceLROnPlateau.on_epoch_end decides.
    */
   endEpoch(scores: EpochScores, rate: number): number | null {
-    const p = this.c.reduceOnPlateau;
+    const p = this.controls.reduceOnPlateau;
     if (!p) return null;
     const current = scoreOf(scores, p.monitor, 'reduceOnPlateau.monitor');
     const inCooldown = () => this.cooldownLeft > 0;

@@ -122,12 +122,13 @@ describe('training controls', () => {
 
   it("class weights: 'balanced' as scikit-learn computes it, or by class name or index; bad keys and weights refused by name", () => {
     // compute_class_weight('balanced') on 90 cats and 10 dogs: 100 / (2 · 90) and 100 / (2 · 10).
-    expect(Array.from(classWeights('balanced', ['cat', 'dog'], [90, 10]))).toEqual([Math.fround(100 / 180), 5]);
-    expect(Array.from(classWeights({ dog: 3, 0: 0.5 }, ['cat', 'dog', 'eel'], [1, 1, 1]))).toEqual([0.5, 3, 1]);
-    expect(() => classWeights({ cow: 2 }, ['cat', 'dog'], [1, 1])).toThrow(
+    const labels = (...counts: number[]) => counts.flatMap((n, c) => Array<number>(n).fill(c));
+    expect(Array.from(classWeights('balanced', ['cat', 'dog'], labels(90, 10)))).toEqual([Math.fround(100 / 180), 5]);
+    expect(Array.from(classWeights({ dog: 3, 0: 0.5 }, ['cat', 'dog', 'eel'], labels(1, 1, 1)))).toEqual([0.5, 3, 1]);
+    expect(() => classWeights({ cow: 2 }, ['cat', 'dog'], labels(1, 1))).toThrow(
       'options.classWeight.cow must be a class of the training data (cat, dog) or its index below 2',
     );
-    expect(() => classWeights({ dog: -1 }, ['cat', 'dog'], [1, 1])).toThrow('options.classWeight.dog must be a positive number, received -1');
-    expect(() => classWeights('balanced', ['cat', 'dog'], [5, 0])).toThrow('class "dog" has none');
+    expect(() => classWeights({ dog: -1 }, ['cat', 'dog'], labels(1, 1))).toThrow('options.classWeight.dog must be a positive number, received -1');
+    expect(() => classWeights('balanced', ['cat', 'dog'], labels(5, 0))).toThrow('class "dog" has none');
   });
 });

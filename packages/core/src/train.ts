@@ -9,13 +9,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import {
   BestEpoch,
-  type ClassWeight,
   CsvLog,
   classWeights,
   LearningRates,
   type Monitor,
   recoverDirectory,
   type TrainingControls,
+  watchedValidation,
   writeDirectoryAtomic,
 } from '@featherstack/common';
 import { join, resolve } from 'node:path';
@@ -176,14 +176,9 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   if (options.resume && !options.checkpointDir) throw invalidOption('resume', 'used together with options.checkpointDir', true);
   // The controls are checked before anything trains; a validation score needs validation data.
   const rates = new LearningRates(lr, epochs, options, CoreOptionError);
-  const monitor = options.bestMonitor ?? 'val_loss';
-  for (const [name, watched, on] of [
-    ['keepBest', monitor, options.keepBest],
-    ['reduceOnPlateau.monitor', options.reduceOnPlateau?.monitor ?? 'val_loss', options.reduceOnPlateau],
-  ] as const) {
-    if (on && watched.startsWith('val_') && !options.validation)
-      throw invalidOption(name, `used together with options.validation (it watches ${watched})`, watched);
-  }
+  const monitor = rates.controls.bestMonitor;
+  const [unscored] = options.validation ? [] : watchedValidation(rates.controls, options.keepBest);
+  if (unscored) throw invalidOption(unscored.option, `used together with options.validation (it watches ${unscored.monitor})`, unscored.monitor);
   const kind = options.optimizer ?? 'adam';
   if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
   const numClasses = flow.classNames.length;
@@ -207,7 +202,7 @@ export async function trainBase(tf: Tf, model: LayersModel, flow: ImageFlow, opt
   // Keras's class_weight, by class index, from the training flow's classes and their counts.
   let weights: Float32Array | undefined;
   try {
-    weights = options.classWeight === undefined ? undefined : classWeightsOf(options.classWeight, flow);
+    weights = options.classWeight === undefined ? undefined : classWeights(options.classWeight, flow.classNames, flow.classes, CoreOptionError);
     if (weights && engine.kind === 'eager') {
       throw invalidOption(
         'classWeight',
@@ -352,13 +347,6 @@ async function resumeFrom(
   }
   await engine.restore(saved.weights, saved.optimizer);
   return { history: saved.meta.history, best: saved.best };
-}
-
-/** The class weights of `spec` over `flow`'s classes, counted from its samples. */
-function classWeightsOf(spec: ClassWeight, flow: ImageFlow): Float32Array {
-  const counts = new Float64Array(flow.classNames.length);
-  for (const c of flow.classes) counts[c] = (counts[c] ?? 0) + 1;
-  return classWeights(spec, flow.classNames, counts, CoreOptionError);
 }
 
 function lossOf(flow: ImageFlow): LossKind {

@@ -107,7 +107,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   const lr = options.learningRate ?? 1e-3;
   if (!(lr > 0)) throw invalidOption('learningRate', 'a positive number', lr);
   const rates = new LearningRates(lr, epochs, options, HeadOptionError);
-  const bestByMonitor = new BestEpoch(options.bestMonitor ?? 'val_loss');
+  const bestByMonitor = new BestEpoch(rates.controls.bestMonitor);
   const trainPath = stream ? stream.files.join(', ') : (train as FeatureSet).path;
   if (val.dimension !== train.dimension) {
     throw new FeatureFileError(val.path, `has ${val.dimension}-dimensional features but ${trainPath} has ${train.dimension}`);
@@ -185,10 +185,8 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
     if (!fused) throw invalidOption('classWeight', "used with a dense head and the 'adam' optimizer (the fused step)", options.classWeight);
     if (stream && options.classWeight === 'balanced')
       throw invalidOption('classWeight', "weights by class with a streamed training set ('balanced' needs the class counts)", 'balanced');
-    const counts = new Float64Array(numClasses);
-    if (memory) for (const l of memory.labels) counts[l] = (counts[l] ?? 0) + 1;
     const names = train.classNames.length === numClasses ? train.classNames : Array.from({ length: numClasses }, (_, i) => String(i));
-    rowWeights = classWeights(options.classWeight, names, counts, HeadOptionError);
+    rowWeights = classWeights(options.classWeight, names, memory ? memory.labels : [], HeadOptionError);
   }
   const weightOf = (labels: ArrayLike<number>) => (rowWeights ? tf.tensor1d(Float32Array.from(labels, (l) => rowWeights![l]!)) : undefined);
   const stepOptions = { learningRate: lr }; // read at every step: the schedule changes it between epochs

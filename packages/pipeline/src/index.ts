@@ -22,7 +22,7 @@ export {
   runOptionHelp,
   SEED_AUGMENT,
 } from './options.js';
-export type { Monitor, Plateau, Schedule, TrainingControls } from '@featherstack/common';
+export { CONTROL_KEYS, controlsOf, type Monitor, type Plateau, type Schedule, type TrainingControls } from '@featherstack/common';
 export { type Prediction, predict } from './predict.js';
 export { exportKerasStage, extractStage, trainBaseStage, trainHeadStage } from './stages.js';
 export { type BaseJob, inProcessTrainer, progress, startTrainer, type TrainerApi } from './trainer/trainer.js';

@@ -4,7 +4,7 @@
  */
 import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CHANNELS, controlsOf, FEATURE_LAYER, writeFileAtomic } from '@featherstack/common';
+import { CHANNELS, controlsOf, FEATURE_LAYER, resolveControls, watchedValidation, writeFileAtomic } from '@featherstack/common';
 import {
   checkCut,
   createBaseModel,
@@ -355,10 +355,10 @@ class Workflow {
    */
   private controls(phase: 'base' | 'head') {
     const { o } = this;
-    const watched = [o.keepBest ? (o.bestMonitor ?? 'val_loss') : null, o.reduceOnPlateau ? (o.reduceOnPlateau.monitor ?? 'val_loss') : null];
-    if (phase === 'base' && !o.validateBase && watched.some((m) => m?.startsWith('val_'))) {
+    const watched = phase === 'base' && !o.validateBase ? watchedValidation(resolveControls(o), o.keepBest) : [];
+    if (watched.length > 0) {
       throw new Error(
-        `--keep-best and --reduce-on-plateau watch ${watched.filter(Boolean).join(' and ')}, a validation score the base has only without --no-validate-base`,
+        `--keep-best and --reduce-on-plateau watch ${watched.map((w) => w.monitor).join(' and ')}, a validation score the base has only without --no-validate-base`,
       );
     }
     return { ...controlsOf(o), keepBest: o.keepBest, csvLog: join(this.out, `${phase}-log.csv`) };
