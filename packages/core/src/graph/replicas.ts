@@ -115,9 +115,12 @@ export class GraphReplicas {
     );
   }
 
+  /** Unit sample weights, fed where no class weights are given (and to validation). */
+  private ones: Float32Array | null = null;
+
   private inputs(x: Float32Array, y: Float32Array, begin: number, end: number, weights?: Float32Array) {
-    const labels = y.length / (x.length / this.pixels);
     const rows = x.length / this.pixels;
+    const labels = y.length / rows;
     if (!weights && (this.ones?.length ?? 0) < rows) this.ones = new Float32Array(rows).fill(1);
     return {
       x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] },
@@ -125,9 +128,6 @@ export class GraphReplicas {
       sample_weight: { data: (weights ?? this.ones!).subarray(begin, end), shape: [end - begin] },
     };
   }
-
-  /** Unit sample weights, fed where no class weights are given (and to validation). */
-  private ones: Float32Array | null = null;
 
   /**
    * One optimizer step on a batch of `rows` rows: `x` holds rows × inputShape pixels, `y` the labels
