@@ -26,7 +26,8 @@ export function modelInput(model: LayersModel): { height: number | null; width: 
 
 /**
  * The image size and colour mode to read images at for `model` (loaded from `file`): the given
- * ones, else what its input declares, refused by flag name when it declares none.
+ * ones, else what its input declares, refused by flag name when it declares none or when a given
+ * colour mode has other channels than its input.
  */
 export function inputImageSettings(
   model: LayersModel,
@@ -34,6 +35,8 @@ export function inputImageSettings(
   given: { targetSize?: [number, number] | undefined; colorMode?: ColorMode | undefined } = {},
 ): { targetSize: [number, number]; colorMode: ColorMode } {
   const { height, width, channels, colorMode: declared } = modelInput(model);
+  if (given.colorMode && channels !== null && CHANNELS[given.colorMode] !== channels)
+    throw new Error(`--color-mode ${given.colorMode} gives ${CHANNELS[given.colorMode]} channels, but ${file} takes ${channels}`);
   const colorMode = given.colorMode ?? declared;
   if (!colorMode)
     throw new Error(`--model ${file}: its input has ${channels ?? 'an unknown number of'} channels, which no colour mode gives; give --color-mode`);

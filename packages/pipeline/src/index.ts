@@ -21,6 +21,7 @@ export {
   runConfigSchema,
   runOptionHelp,
   SEED_AUGMENT,
+  seedAugment,
 } from './options.js';
 export { CONTROL_KEYS, controlsOf, type Monitor, type Plateau, type Schedule, type TrainingControls } from '@featherstack/common';
 export { type Prediction, predict } from './predict.js';

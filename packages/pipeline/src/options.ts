@@ -183,6 +183,19 @@ export type ResolvedRunOptions = { [K in Undefaulted]: RunConfig[K] } & Omit<Req
   };
 
 /**
+ * The seed's augmentation beside a preprocess_input mode: a mode replaces the seed's rescale 1/255
+ * (Keras's recipe has no rescale after it); the mode itself is the caller's to apply.
+ *
+ * @example
+ * seedAugment('tf'); // { shearRange: 0.2, zoomRange: 0.2, horizontalFlip: true }
+ */
+export function seedAugment(preprocess: PreprocessMode = 'none'): AugmentOptions {
+  if (preprocess === 'none') return RUN_DEFAULTS.augment;
+  const { rescale: _seedRescale, ...seedWithoutRescale } = RUN_DEFAULTS.augment;
+  return seedWithoutRescale;
+}
+
+/**
  * Checks `input` (from the API, or flags merged over a config file) against the run schema and
  * fills the defaults. `source` names where the options came from in errors.
  *
@@ -198,10 +211,8 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
     'rescale' | 'given'
   > & { imageSize: number | [number, number] };
   const imageSize: [number, number] = typeof filled.imageSize === 'number' ? [filled.imageSize, filled.imageSize] : filled.imageSize;
-  // A preprocess_input mode replaces the seed's rescale (Keras's recipe has no rescale after it); an
-  // augmentation given explicitly is kept as given.
-  const { rescale: _seedRescale, ...seedWithoutRescale } = RUN_DEFAULTS.augment;
-  const augment = (o.augment ?? (filled.preprocess === 'none' ? RUN_DEFAULTS.augment : seedWithoutRescale)) as AugmentOptions;
+  // An augmentation given explicitly is kept as given.
+  const augment = (o.augment ?? seedAugment(filled.preprocess)) as AugmentOptions;
   return {
     ...filled,
     imageSize,

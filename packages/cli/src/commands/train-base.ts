@@ -1,6 +1,5 @@
 /** `featherstack train-base`: the base on its own, in process or in a trainer worker thread. */
-import type { PreprocessMode } from '@featherstack/images';
-import { RUN_DEFAULTS, trainBaseStage } from '@featherstack/pipeline';
+import { seedAugment, trainBaseStage } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { engineFrom, engineFlags, printResult } from '../render/output.js';
@@ -55,7 +54,8 @@ export function register(program: Command): void {
         seed: opts.seed,
         ...(opts.featureLayer ? { featureLayer: opts.featureLayer } : {}),
         pooling: opts.pooling,
-        augment: augmentFor(opts.preprocess),
+        // train-base's flows take the mode from the augmentation.
+        augment: { ...seedAugment(opts.preprocess), ...(opts.preprocess && opts.preprocess !== 'none' ? { preprocess: opts.preprocess } : {}) },
         ...(opts.model ? { model: opts.model, fineTune: opts.fineTune ?? 'all' } : {}),
         ...(opts.learningRate !== undefined ? { learningRate: opts.learningRate } : {}),
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
@@ -66,11 +66,4 @@ export function register(program: Command): void {
       });
       printResult(opts.json)(result);
     });
-}
-
-/** The seed's augmentation, with a preprocess_input mode in place of its rescale (as run does). */
-function augmentFor(preprocess: PreprocessMode | undefined) {
-  if (!preprocess || preprocess === 'none') return RUN_DEFAULTS.augment;
-  const { rescale: _rescale, ...rest } = RUN_DEFAULTS.augment;
-  return { ...rest, preprocess };
 }

@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { CHANNELS, controlsOf, FEATURE_LAYER, type TrainingControls } from '@featherstack/common';
+import { controlsOf, FEATURE_LAYER, type TrainingControls } from '@featherstack/common';
 import type { AugmentOptions, ColorMode } from '@featherstack/images';
 import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
@@ -107,9 +107,6 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
       const pretrained = job.model ? await loadBaseModel(tf, job.model) : undefined;
       if (pretrained) {
         const input = inputImageSettings(pretrained, job.model!, { colorMode: job.colorMode });
-        const channels = (pretrained.inputs[0]!.shape as number[]).at(-1);
-        if (job.colorMode && CHANNELS[job.colorMode] !== channels)
-          throw new Error(`--color-mode ${job.colorMode} gives ${CHANNELS[job.colorMode]} channels, but ${job.model} takes ${channels}`);
         Object.assign(settings, { imageSize: input.targetSize, colorMode: input.colorMode });
       }
       const train = await trainingFlow(job.train, settings, augment);
