@@ -82,6 +82,13 @@ try {
         head.model.dispose();
         return head.valAccuracy;
       }),
+    // Before the compiled head: the same trainHead on the eager engine (the fused Adam step).
+    eager: (r) =>
+      timed(async () => {
+        const head = await trainHead(tf, train, val, { epochs, batchSize, seed: 7 + r, engine: 'eager' });
+        head.model.dispose();
+        return head.valAccuracy;
+      }),
     stream: (r) =>
       timed(async () => {
         const stream = await openFeatureStream(files.train, { batchSize, seed: 7 + r });
@@ -149,6 +156,7 @@ try {
     repeats,
     ...machine(),
     featherstack: summary(runs.memory),
+    featherstackEager: summary(runs.eager),
     featherstackStream: summary(runs.stream),
     tfjsLayersFit: summary(runs.layersFit),
     keras:
@@ -158,6 +166,7 @@ try {
   const baseline = result.tfjsLayersFit.rowsPerSecond;
   result.ratios = {
     overLayersFit: Number((result.featherstack.rowsPerSecond / baseline).toFixed(2)),
+    overEager: Number((result.featherstack.rowsPerSecond / result.featherstackEager.rowsPerSecond).toFixed(2)),
     streamOverLayersFit: Number((result.featherstackStream.rowsPerSecond / baseline).toFixed(2)),
     overKeras: keras.status === 'ok' ? Number((result.featherstack.rowsPerSecond / result.keras.rowsPerSecond).toFixed(2)) : null,
   };
@@ -168,11 +177,12 @@ try {
     '| head training | rows/s | ÷ tfjs model.fit | val accuracy |',
     '|---|---:|---:|---:|',
     line('tfjs-node layers model.fit (baseline)', result.tfjsLayersFit),
-    line('featherstack trainHead, features in memory', result.featherstack),
-    line('featherstack trainHead, streamed from the Arrow file', result.featherstackStream),
+    line('featherstack trainHead, eager engine (fused Adam step)', result.featherstackEager),
+    line('featherstack trainHead, graph engine, features in memory', result.featherstack),
+    line('featherstack trainHead, graph engine, streamed from the Arrow file', result.featherstackStream),
     keras.status === 'ok' ? line("Keras head.fit (the seed's)", result.keras) : `| Keras head.fit | ${keras.status} (${keras.reason}) | | |`,
     '',
-    `featherstack (in memory) ÷ tfjs model.fit: **${result.ratios.overLayersFit}×**${result.ratios.overKeras ? `, ÷ Keras: **${result.ratios.overKeras}×**` : ''}.`,
+    `featherstack (graph, in memory) ÷ tfjs model.fit: **${result.ratios.overLayersFit}×**${result.ratios.overKeras ? `, ÷ Keras: **${result.ratios.overKeras}×** (Keras's time ÷ featherstack's: ${(1 / result.ratios.overKeras).toFixed(2)}×)` : ''}; graph ÷ eager engine: ${result.ratios.overEager}×.`,
     '',
   ].join('\n');
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
@@ -183,6 +193,7 @@ try {
       unit: 'rows/s',
       bars: [
         { label: 'tfjs model.fit', value: result.tfjsLayersFit.rowsPerSecond, color: '#888' },
+        { label: 'featherstack eager', value: result.featherstackEager.rowsPerSecond, color: '#9ecae1' },
         { label: 'featherstack', value: result.featherstack.rowsPerSecond },
         { label: 'featherstack stream', value: result.featherstackStream.rowsPerSecond },
         { label: 'Keras', value: keras.status === 'ok' ? result.keras.rowsPerSecond : Number.NaN, color: '#d62728' },

@@ -3,6 +3,6 @@
  * package's tests. Not the public surface: shapes and names here change without notice.
  * @internal
  */
-export { batchTensors } from './engines.js';
+export { batchTensors, openReplicas } from './engines.js';
 export { type CompiledGraph, compileModel } from './graph/compile.js';
 export { GraphReplicas } from './graph/replicas.js';

@@ -14,6 +14,8 @@ import { reluGrad, type Tensor, type Tf } from '@featherstack/tensorflow';
 export interface DenseStepper {
   /** One Adam step on a batch (x: [B, D], y: one-hot [B, C]; w: each row's loss weight [B], class_weight). */
   step(x: Tensor, y: Tensor, w?: Tensor): void;
+  /** Replaces the weights (the optimizer's moments are kept). */
+  load(weights: Tensor[]): void;
   /** The current weights as [kernel, bias] pairs, for LayersModel.setWeights. */
   weights(): Tensor[];
   dispose(): void;
@@ -69,6 +71,9 @@ export function denseStepper(tf: Tf, initial: Tensor[], options: { learningRate:
         v.assign(tf.add(v, tf.mul(tf.sub(tf.square(g), v), 1 - b2)));
         params.assign(tf.sub(params, tf.mul(tf.div(m, tf.add(tf.sqrt(v), eps)), alpha)));
       });
+    },
+    load(weights) {
+      tf.tidy(() => params.assign(tf.concat(weights.map((w) => w.reshape([-1])))));
     },
     weights() {
       return tf.tidy(() => tf.split(params, sizes).map((p, i) => p.reshape(shapes[i]!)));

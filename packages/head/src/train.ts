@@ -1,18 +1,9 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
 import { BestEpoch, CsvLog, classWeights, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
-import {
-  eagerOptimizer,
-  type LayersModel,
-  OPTIMIZER_CHOICES,
-  type OptimizerKind,
-  OPTIMIZERS,
-  setOptimizerLearningRate,
-  type Tensor,
-  type Tf,
-} from '@featherstack/tensorflow';
+import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
-import { denseStepper } from './dense.js';
+import { HEAD_ENGINES, type HeadEngine, type HeadEngineKind, openHeadEngine, type Rows } from './engine.js';
 import { commonBaseModel, type FeatureSet } from './features.js';
 import type { FeatureStream } from './stream.js';
 
@@ -33,8 +24,15 @@ export interface HeadOptions extends TrainingControls {
   signal?: AbortSignal;
   /** Called after each epoch with its scores (for progress bars and logs). */
   onEpochEnd?: (epoch: number, log: HeadEpochProgress) => void;
-  /** 'adam' (default: trained with the fused dense step), 'sgd', 'momentum' (0.9) or 'rmsprop' (through tfjs layers). */
+  /** 'adam' (default), 'sgd', 'momentum' (0.9) or 'rmsprop'. */
   optimizer?: OptimizerKind;
+  /**
+   * 'graph' (default for dense heads): the head compiled into one TensorFlow session, a step one
+   * native call; 'eager': tfjs ops (recurrent heads always train so).
+   */
+  engine?: HeadEngineKind;
+  /** Intra-op threads of the graph engine's session. Default: the thread plan's. */
+  threads?: number;
   seed?: number;
   /**
    * Early stopping (Keras's EarlyStopping on val_loss): stop after this many epochs without an
@@ -61,6 +59,9 @@ export interface HeadResult {
   /** Epoch (0-based) with the lowest validation loss, and whether early stopping ended training. */
   bestEpoch: number;
   stoppedEarly: boolean;
+  /** The engine that trained the head, and why not the graph when the compiler refused it. */
+  engine: HeadEngineKind;
+  fallback?: string;
 }
 
 /**
@@ -167,153 +168,139 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   );
   const kind = options.optimizer ?? 'adam';
   if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
-  model.compile({ optimizer: eagerOptimizer(tf, kind, lr), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  if (options.engine !== undefined && !(HEAD_ENGINES as readonly string[]).includes(options.engine))
+    throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (recurrent && options.engine === 'graph')
+    throw invalidOption('engine', "'eager' with a recurrent head (the graph compiler has no GRU or LSTM)", options.engine);
   const memory = stream ? null : (train as FeatureSet);
-  const xs = memory ? tf.tensor2d(memory.features, [memory.rows, memory.dimension]) : null;
-  const yOneHot = memory ? tf.tidy(() => tf.oneHot(tf.tensor1d(memory.labels, 'int32'), numClasses).toFloat()) : null;
-  const vx = tf.tensor2d(val.features, [val.rows, val.dimension]);
-  const vy = tf.tidy(() => tf.oneHot(tf.tensor1d(val.labels, 'int32'), numClasses).toFloat());
-  const history: HeadResult['history'] = [];
-  // Dense heads train with the fused step (dense.ts): the same mathematics as model.fit, a fraction
-  // of the kernels. Recurrent heads train through tfjs's layers.
-  const fused = !recurrent && kind === 'adam';
-  const initial = fused ? model.getWeights().map((w) => w.clone()) : []; // getWeights() hands out the variables themselves
-  // Keras's class_weight, by class index: the fused step weighs each row's gradient (tfjs's
-  // trainOnBatch, behind the other optimizers and recurrent heads, takes no weights).
+  // Keras's class_weight, by class index: each row's loss is weighed by its class's weight.
   let rowWeights: Float32Array | null = null;
   if (options.classWeight !== undefined) {
-    if (!fused) throw invalidOption('classWeight', "used with a dense head and the 'adam' optimizer (the fused step)", options.classWeight);
     if (stream && options.classWeight === 'balanced')
       throw invalidOption('classWeight', "weights by class with a streamed training set ('balanced' needs the class counts)", 'balanced');
     const names = train.classNames.length === numClasses ? train.classNames : Array.from({ length: numClasses }, (_, i) => String(i));
     rowWeights = classWeights(options.classWeight, names, memory ? memory.labels : [], HeadOptionError);
   }
-  const weightOf = (labels: ArrayLike<number>) => (rowWeights ? tf.tensor1d(Float32Array.from(labels, (l) => rowWeights![l]!)) : undefined);
-  const stepOptions = { learningRate: lr }; // read at every step: the schedule changes it between epochs
-  const stepper = fused ? denseStepper(tf, initial, stepOptions) : null;
-  const csv = options.csvLog ? new CsvLog(options.csvLog, 0) : null;
-  let kept: Tensor[] | null = null;
-  const patience = options.patience;
-  if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
-  const minDelta = options.minDelta ?? 0;
-  if (typeof minDelta !== 'number' || !(minDelta >= 0)) throw invalidOption('minDelta', 'a number ≥ 0', minDelta);
-  const restoreBest = options.restoreBestWeights ?? true;
-  let best = { loss: Infinity, epoch: -1, weights: null as Tensor[] | null };
-  let stoppedEarly = false;
+  let engine: HeadEngine;
   try {
+    engine = await openHeadEngine(tf, model, {
+      engine: recurrent ? 'eager' : options.engine,
+      optimizer: kind,
+      learningRate: lr,
+      classes: numClasses,
+      dimension: train.dimension,
+      weighted: rowWeights !== null,
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      seed,
+    });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  const history: HeadResult['history'] = [];
+  const weightsOf = (labels: Int32Array, rows: number) => {
+    if (!rowWeights) return undefined;
+    const out = new Float32Array(rows);
+    for (let i = 0; i < rows; i++) out[i] = rowWeights[labels[i]!]!;
+    return out;
+  };
+  const csv = options.csvLog ? new CsvLog(options.csvLog, 0) : null;
+  let kept: Float32Array[] | null = null;
+  const patience = options.patience;
+  const minDelta = options.minDelta ?? 0;
+  const restoreBest = options.restoreBestWeights ?? true;
+  let best = { loss: Infinity, epoch: -1, weights: null as Float32Array[] | null };
+  let stoppedEarly = false;
+  const d = train.dimension;
+  const batch = { rows: 0, features: new Float32Array(batchSize * d), labels: new Int32Array(batchSize) };
+  try {
+    if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
+    if (typeof minDelta !== 'number' || !(minDelta >= 0)) throw invalidOption('minDelta', 'a number ≥ 0', minDelta);
     for (let e = 0; e < epochs; e++) {
       const epochStarted = performance.now();
       const rate = rates.rateFor(e);
-      if (stepper) stepOptions.learningRate = rate;
-      else setOptimizerLearningRate(model.optimizer, rate);
+      engine.setLearningRate(rate);
       let epochRows = 0;
-      const step = async (x: Tensor, y: Tensor, w?: Tensor) => {
-        epochRows += x.shape[0]!;
-        if (options.signal?.aborted) {
-          tf.dispose([x, y, ...(w ? [w] : [])]);
-          throw options.signal.reason ?? new Error('head training aborted');
-        }
-        if (stepper) stepper.step(x, y, w);
-        else await model.trainOnBatch(x, y);
-        tf.dispose([x, y, ...(w ? [w] : [])]);
+      const step = async (b: Rows) => {
+        if (options.signal?.aborted) throw options.signal.reason ?? new Error('head training aborted');
+        epochRows += b.rows;
+        await engine.step(b, weightsOf(b.labels, b.rows));
       };
+      let steps = 0;
       if (stream) {
         // Files read batch by batch through the seeded shuffle buffer (stream.ts).
-        let steps = 0;
         for await (const b of stream.batches(e)) {
-          await step(
-            tf.tensor2d(b.features, [b.rows, stream.dimension]),
-            tf.tidy(() => tf.oneHot(tf.tensor1d(b.labels, 'int32'), numClasses).toFloat()),
-            weightOf(b.labels),
-          );
+          await step(b);
           if (++steps % 256 === 0) await new Promise((r) => setImmediate(r));
         }
       } else {
-        // A seeded permutation per epoch (tfjs's shuffle draws from Math.random).
+        // A seeded permutation per epoch (tfjs's shuffle draws from Math.random), gathered batch by batch.
         const rowsN = memory!.rows;
-        const permutation = Int32Array.from(epochOrder(rowsN, seed, e));
-        const order = tf.tensor1d(permutation, 'int32');
-        const [px, py] = tf.tidy(() => [tf.gather(xs!, order), tf.gather(yOneHot!, order)]);
-        order.dispose();
-        const labelsInOrder = rowWeights ? Int32Array.from(permutation, (i) => memory!.labels[i]!) : null;
-        try {
-          for (let start = 0, steps = 0; start < rowsN; start += batchSize, steps++) {
-            const rows = Math.min(batchSize, rowsN - start);
-            await step(
-              px!.slice([start, 0], [rows, train.dimension]),
-              py!.slice([start, 0], [rows, numClasses]),
-              labelsInOrder ? weightOf(labelsInOrder.subarray(start, start + rows)) : undefined,
-            );
-            if (steps % 256 === 255) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
+        const permutation = epochOrder(rowsN, seed, e);
+        for (let start = 0; start < rowsN; start += batchSize) {
+          batch.rows = Math.min(batchSize, rowsN - start);
+          for (let i = 0; i < batch.rows; i++) {
+            const row = permutation[start + i]!;
+            batch.features.set(memory!.features.subarray(row * d, (row + 1) * d), i * d);
+            batch.labels[i] = memory!.labels[row]!;
           }
-        } finally {
-          px!.dispose();
-          py!.dispose();
+          await step(batch);
+          if (++steps % 256 === 0) await new Promise((r) => setImmediate(r)); // keep the event loop responsive
         }
       }
-      if (stepper) {
-        const weights = stepper.weights();
-        model.setWeights(weights);
-        tf.dispose(weights);
-      }
-      // End-of-epoch loss and accuracy over the whole training set (Keras reports the running mean over the epoch).
-      const scores = (x: Tensor, y: Tensor) => {
-        const out = model.evaluate(x, y, { batchSize: 2048 }) as Tensor[];
-        const values = out.map((t) => t.dataSync()[0]!);
-        tf.dispose(out);
-        return values;
-      };
-      // Streams have no training set in memory to score: their training loss/accuracy are NaN.
-      const [loss, acc] = xs && yOneHot ? scores(xs, yOneHot) : [Number.NaN, Number.NaN];
-      const [valLoss, valAcc] = scores(vx, vy);
+      // End-of-epoch loss and accuracy over the whole training set (Keras reports the running mean
+      // over the epoch). Streams have no training set in memory to score: theirs are NaN.
+      const [loss, acc] = memory ? await engine.scores(memory) : [Number.NaN, Number.NaN];
+      const [valLoss, valAcc] = await engine.scores(val);
       // A loss that went non-finite stays so: stop, rather than finish with meaningless scores.
       for (const [name, value] of [
         ['training loss', loss],
         ['validation loss', valLoss],
       ] as const) {
-        if (!Number.isFinite(value) && !(name === 'training loss' && !(xs && yOneHot))) {
+        if (!Number.isFinite(value) && !(name === 'training loss' && !memory)) {
           throw new Error(
             `head training diverged at epoch ${e + 1}: the ${name} is ${value} (lower options.learningRate, now ${rate}, or check the features for extreme values)`,
           );
         }
       }
-      history.push({ epoch: e, loss: loss!, acc: acc!, valLoss: valLoss!, valAcc: valAcc!, lr: rate });
+      history.push({ epoch: e, loss, acc, valLoss, valAcc, lr: rate });
       rates.endEpoch(history[e]!, rate);
       csv?.write(e, history[e]!, rate);
-      if (options.keepBest && bestByMonitor.offer(e, history[e]!)) {
-        if (kept) tf.dispose(kept);
-        kept = model.getWeights().map((w) => w.clone());
-      }
+      if (options.keepBest && bestByMonitor.offer(e, history[e]!)) kept = await engine.weights();
       options.onEpochEnd?.(e, { ...history[e]!, epochs, seconds: (performance.now() - epochStarted) / 1000, rows: epochRows });
-      if (valLoss! < best.loss - minDelta) {
-        if (best.weights) tf.dispose(best.weights);
-        best = { loss: valLoss!, epoch: e, weights: patience !== undefined && restoreBest ? model.getWeights().map((w) => w.clone()) : null };
+      if (valLoss < best.loss - minDelta) {
+        best = { loss: valLoss, epoch: e, weights: patience !== undefined && restoreBest ? await engine.weights() : null };
       } else if (patience !== undefined && e - best.epoch >= patience) {
         stoppedEarly = true;
         break;
       }
     }
-    if (stoppedEarly && best.weights) model.setWeights(best.weights);
-    if (kept && bestByMonitor.epoch !== history.length - 1) model.setWeights(kept);
+    if (stoppedEarly && best.weights) await engine.setWeights(best.weights);
+    if (kept && bestByMonitor.epoch !== history.length - 1) await engine.setWeights(kept);
+    await engine.close();
   } catch (error) {
     // Aborted or failed: nothing is returned, so nothing may stay allocated.
-    tf.dispose([vx, vy]);
-    model.optimizer.dispose();
+    await engine.close().catch(() => {});
     model.dispose();
     throw error;
-  } finally {
-    stepper?.dispose();
-    tf.dispose([...initial, ...(xs ? [xs] : []), ...(yOneHot ? [yOneHot] : []), ...(best.weights ?? []), ...(kept ?? [])]);
   }
-  // Training is over: the optimizer's state goes (tfjs keeps an optimizer passed to compile() alive
-  // beyond model.dispose()). The returned model predicts and evaluates; compile it again to train on.
-  model.optimizer.dispose();
+  // Training is over and the engine's optimizer state is gone. The returned model predicts and
+  // evaluates; compile it again to train on.
+  const vx = tf.tensor2d(val.features, [val.rows, val.dimension]);
   const predicted = tf.tidy(() => (model.predict(vx) as Tensor).argMax(-1));
   const predictions = await predicted.data();
   predicted.dispose();
   vx.dispose();
-  vy.dispose();
   let correct = 0;
   for (let i = 0; i < val.rows; i++) if (predictions[i] === val.labels[i]) correct++;
-  return { model, history, valAccuracy: correct / val.rows, seconds: (performance.now() - started) / 1000, bestEpoch: best.epoch, stoppedEarly };
+  return {
+    model,
+    history,
+    valAccuracy: correct / val.rows,
+    seconds: (performance.now() - started) / 1000,
+    bestEpoch: best.epoch,
+    stoppedEarly,
+    engine: engine.kind,
+    ...(engine.fallback ? { fallback: engine.fallback } : {}),
+  };
 }
