@@ -216,6 +216,8 @@ export async function openReplicas(
   model: LayersModel,
   options: EngineOptions,
   compile: Omit<CompileOptions, 'precision'>,
+  /** Steps on the JavaScript thread (one replica; see ReplicaOptions.synchronous). */
+  synchronous = false,
 ): Promise<{ replicas: GraphReplicas | null; fallback?: string }> {
   if (options.engine !== undefined && options.engine !== 'graph' && options.engine !== 'eager')
     throw invalidOption('engine', "'graph' or 'eager'", options.engine);
@@ -242,7 +244,7 @@ export async function openReplicas(
       throw error;
     return { replicas: null, fallback: error.message.replace(/; the graph engine cannot train this model.*$/, '') };
   }
-  const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica });
+  const replicas = GraphReplicas.open(compiled, { replicas: plan.replicas, threadsPerReplica: plan.threadsPerReplica, synchronous });
   try {
     await replicas.setWeights(tensorsToArrays(model.getWeights()).values);
     if (compile.train) await replicas.setSlots();

@@ -31,7 +31,7 @@ export interface HeadOptions extends TrainingControls {
    * native call; 'eager': tfjs ops (recurrent heads always train so).
    */
   engine?: HeadEngineKind;
-  /** Intra-op threads of the graph engine's session. Default: the thread plan's. */
+  /** Intra-op threads of the graph engine's session. Default 1 (a head's ops are small). */
   threads?: number;
   seed?: number;
   /**

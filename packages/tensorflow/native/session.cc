@@ -10,6 +10,8 @@
 // - Every run() executes on a thread of its own, not on libuv's pool: the decode workers' sharp
 //   calls use that pool, and a training step that held one of its threads for a second would stall
 //   them. The promise is settled on the JavaScript thread through a thread-safe function.
+//   runSync() runs the step on the calling thread instead, for graphs so small (a dense head) that
+//   the thread and the settling would cost more than the step.
 // - Feeds are copied into tensors TensorFlow owns (see Run for why never in place); fetches are
 //   copied straight into caller-owned typed arrays, which may view SharedArrayBuffers. Each fetched
 //   typed array is held by a napi reference until its run has settled, so its memory cannot be
@@ -151,9 +153,8 @@ void Settle(napi_env env, napi_value, void*, void* data) {
   delete job;
 }
 
-void Execute(RunJob* job) {
-  // Named so that CPU accounting (/proc/<pid>/task/*/comm) can tell TensorFlow's work from the rest.
-  pthread_setname_np(pthread_self(), "fs_session");
+// Runs the step and copies the fetches out; frees the feed tensors. On any thread.
+void Compute(RunJob* job) {
   TF_Status* status = TF_NewStatus();
   std::vector<TF_Tensor*> outputs(job->fetch_outputs.size(), nullptr);
   TF_SessionRun(job->session->session, nullptr, job->feed_outputs.data(), job->feed_tensors.data(),
@@ -173,7 +174,14 @@ void Execute(RunJob* job) {
     TF_DeleteTensor(outputs[i]);
   }
   for (TF_Tensor* t : job->feed_tensors) TF_DeleteTensor(t);
+  job->feed_tensors.clear();
   TF_DeleteStatus(status);
+}
+
+void Execute(RunJob* job) {
+  // Named so that CPU accounting (/proc/<pid>/task/*/comm) can tell TensorFlow's work from the rest.
+  pthread_setname_np(pthread_self(), "fs_session");
+  Compute(job);
   napi_call_threadsafe_function(job->done, job, napi_tsfn_blocking);
 }
 
@@ -239,22 +247,17 @@ napi_value NewSession(napi_env env, napi_callback_info info) {
   return external;
 }
 
-// run(session, feeds: [name, typedArray, shape][], fetches: [name, typedArray][], targets: string[]):
-// Promise<undefined | Error>
-napi_value Run(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
-  if (!session || !session->session) return Throw(env, "run(): the session is closed or not a session");
-  if (session->running) return Throw(env, "run(): the session is already running a step");
+// Reads a run's arguments into a job: feeds copied into TensorFlow tensors, fetch arrays held by
+// reference. Throws (and returns null) naming what is wrong.
+RunJob* Prepare(napi_env env, napi_value* argv, Session* session) {
   RunJob* job = new RunJob();
   job->session = session;
   auto fail = [&](const std::string& message) {
     for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
     for (TF_Tensor* t : job->feed_tensors) TF_DeleteTensor(t);
     delete job;
-    return Throw(env, "run(): " + message);
+    Throw(env, "run(): " + message);
+    return static_cast<RunJob*>(nullptr);
   };
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);
@@ -318,6 +321,20 @@ napi_value Run(napi_env env, napi_callback_info info) {
     if (!op) return fail("no operation named '" + target + "' to run");
     job->targets.push_back(op);
   }
+  return job;
+}
+
+// run(session, feeds: [name, typedArray, shape][], fetches: [name, typedArray][], targets: string[]):
+// Promise<undefined | Error>
+napi_value Run(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
+  if (!session || !session->session) return Throw(env, "run(): the session is closed or not a session");
+  if (session->running) return Throw(env, "run(): the session is already running a step");
+  RunJob* job = Prepare(env, argv, session);
+  if (!job) return nullptr;
   napi_value promise, resource_name;
   CHECK_NAPI(napi_create_promise(env, &job->deferred, &promise));
   napi_create_string_utf8(env, "featherstack.run", NAPI_AUTO_LENGTH, &resource_name);
@@ -326,6 +343,33 @@ napi_value Run(napi_env env, napi_callback_info info) {
   session->running = true;
   std::thread(Execute, job).detach();
   return promise;
+}
+
+// runSync(session, feeds, fetches, targets): undefined | Error — the same step on the calling
+// thread. For small graphs (a dense head's step is ~30 µs of arithmetic), where starting a thread
+// and settling a promise through a thread-safe function cost more than the step; the JavaScript
+// thread is blocked for the step's duration.
+napi_value RunSync(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
+  if (!session || !session->session) return Throw(env, "runSync(): the session is closed or not a session");
+  if (session->running) return Throw(env, "runSync(): the session is already running a step");
+  RunJob* job = Prepare(env, argv, session);
+  if (!job) return nullptr;
+  Compute(job);
+  for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
+  napi_value result;
+  if (job->error.empty()) {
+    napi_get_undefined(env, &result);
+  } else {
+    napi_value message;
+    napi_create_string_utf8(env, job->error.c_str(), NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, nullptr, message, &result);
+  }
+  delete job;
+  return result;
 }
 
 // closeSession(session): releases TensorFlow's session and graph (their memory) now.
@@ -478,6 +522,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"newSession", nullptr, NewSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"runSync", nullptr, RunSync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closeSession", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumInto", nullptr, SumInto, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setEnv", nullptr, SetEnv, nullptr, nullptr, nullptr, napi_default, nullptr},

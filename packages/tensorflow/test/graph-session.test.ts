@@ -40,6 +40,29 @@ describe('native graph sessions', () => {
     expect(() => openSession(reluGraph(), { intraOpThreads: 0, interOpThreads: 1 })).toThrow('options.intraOpThreads must be a positive integer, received 0');
   });
 
+  it('runs a step on the calling thread (runSync, every op in the caller with interOpThreads caller), as run does', async () => {
+    const session = openSession(reluGraph(), { intraOpThreads: 1, interOpThreads: 'caller' });
+    session.runSync({ w_init: { data: Float32Array.of(1, -1, 2), shape: [3] } }, {}, ['w_assign']);
+    const out = new Float32Array(6);
+    session.runSync({ x: { data: Float32Array.of(1, 2, 3, -1, -2, -3), shape: [2, 3] } }, { y: out });
+    expect(Array.from(out)).toEqual([1, 0, 6, 0, 2, 0]);
+    // The same session also runs asynchronously; while such a run is in flight, runSync refuses.
+    const again = new Float32Array(6);
+    const pending = session.run({ x: { data: Float32Array.of(1, 2, 3, -1, -2, -3), shape: [2, 3] } }, { y: again });
+    expect(() => session.runSync({ x: { data: new Float32Array(3), shape: [1, 3] } }, { y: new Float32Array(3) })).toThrow(
+      'runSync(): 1 asynchronous run(s) of this session are not finished',
+    );
+    await pending;
+    expect(again).toEqual(out);
+    expect(() => session.runSync({ x: { data: new Float32Array(4), shape: [1, 4] } }, { y: new Float32Array(4) })).toThrow(/TensorFlow step failed: /);
+    expect(() => session.runSync({ nope: { data: new Float32Array(3), shape: [3] } })).toThrow("no operation named 'nope' to feed");
+    await session.close();
+    expect(() => session.runSync({}, { y: out })).toThrow('this session is closed');
+    expect(() => openSession(reluGraph(), { intraOpThreads: 1, interOpThreads: 'all' as never })).toThrow(
+      `options.interOpThreads must be a positive integer or 'caller', received "all"`,
+    );
+  });
+
   it('sums in input order, whatever the split', async () => {
     const n = 1000;
     const inputs = [0, 1, 2].map((i) => Float32Array.from({ length: n }, (_, k) => Math.sin(k * (i + 1)) * 1e3 ** (i % 2)));

@@ -24,6 +24,12 @@ export interface ReplicaOptions {
   replicas: number;
   /** Intra-op threads of each replica's session. */
   threadsPerReplica: number;
+  /**
+   * Steps run on the JavaScript thread (GraphSession.runSync), one replica only: for graphs whose
+   * steps take microseconds (a dense head), where a run's own thread and promise cost more than
+   * the step. Default false.
+   */
+  synchronous?: boolean;
 }
 
 export interface OptimizerStep {
@@ -50,14 +56,18 @@ export class GraphReplicas {
   private readonly gradLength: number;
   private grads: Float32Array[] | null = null;
   private sum: Float32Array | null = null;
+  private readonly synchronous: boolean;
   /** @internal Use GraphReplicas.open(). */
   constructor(compiled: CompiledGraph, options: ReplicaOptions) {
     this.compiled = compiled;
+    this.synchronous = options.synchronous ?? false;
+    if (this.synchronous && options.replicas !== 1) throw new Error(`synchronous steps need one replica, not ${options.replicas}`);
     this.pixels = compiled.inputShape.reduce((a, b) => a * b, 1);
     // Inter-op threads: 1. A replica's ops are a chain (each layer waits for the one before), and
-    // the cores are spread over replicas instead; intra-op threads parallelise each op.
+    // the cores are spread over replicas instead; intra-op threads parallelise each op. Synchronous
+    // replicas run every op on the calling thread.
     this.sessions = Array.from({ length: options.replicas }, () =>
-      openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: 1 }),
+      openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: this.synchronous ? 'caller' : 1 }),
     );
     let offset = 0;
     this.gradOffsets = compiled.trainable.map((v) => {
@@ -107,6 +117,12 @@ export class GraphReplicas {
     return this.compiled.trainable.flatMap((v) => Array.from({ length: this.compiled.slotsPerVariable }, () => this.compiled.variables[v]!.shape));
   }
 
+  /** One run of `session`, on this thread when the replicas are synchronous. */
+  private async run(session: GraphSession, feeds: Parameters<GraphSession['run']>[0], fetches: Parameters<GraphSession['run']>[1], targets?: string[]) {
+    if (this.synchronous) session.runSync(feeds, fetches, targets);
+    else await session.run(feeds, fetches, targets);
+  }
+
   /** Contiguous row ranges of a batch of `rows`, one per replica (empty ones dropped). */
   private slices(rows: number): { replica: number; begin: number; end: number }[] {
     const n = this.sessions.length;
@@ -145,7 +161,7 @@ export class GraphReplicas {
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
     if (this.sessions.length === 1) {
       const [loss, correct] = stats[0]!;
-      await this.sessions[0]!.run({ ...this.inputs(x, y, 0, rows, weights), scale, ...hyper }, { loss_sum: loss, correct }, ['apply']);
+      await this.run(this.sessions[0]!, { ...this.inputs(x, y, 0, rows, weights), scale, ...hyper }, { loss_sum: loss, correct }, ['apply']);
       return { lossSum: loss[0]!, correct: correct[0]! };
     }
     this.grads ??= this.sessions.map(() => new Float32Array(new SharedArrayBuffer(this.gradLength * 4)));
@@ -181,7 +197,7 @@ export class GraphReplicas {
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
     await Promise.all(
       slices.map(({ replica, begin, end }, i) =>
-        this.sessions[replica]!.run({ ...this.inputs(x, y, begin, end), training: scalar(0) }, { loss_sum: stats[i]![0], correct: stats[i]![1] }),
+        this.run(this.sessions[replica]!, { ...this.inputs(x, y, begin, end), training: scalar(0) }, { loss_sum: stats[i]![0], correct: stats[i]![1] }),
       ),
     );
     return { lossSum: stats.reduce((a, [l]) => a + l[0]!, 0), correct: stats.reduce((a, [, c]) => a + c[0]!, 0) };
@@ -195,7 +211,8 @@ export class GraphReplicas {
     const size = this.compiled.outputSize;
     await Promise.all(
       this.slices(rows).map(({ replica, begin, end }) =>
-        this.sessions[replica]!.run(
+        this.run(
+          this.sessions[replica]!,
           { x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] } },
           { output: out.subarray(begin * size, end * size) },
         ),

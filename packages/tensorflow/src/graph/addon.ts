@@ -14,6 +14,7 @@ export interface Addon {
   tensorflowVersion: string;
   newSession(graphDef: Uint8Array, config: Uint8Array): object;
   run(session: object, feeds: [string, Buffer, number[]][], fetches: [string, Buffer][], targets: string[]): Promise<Error | undefined>;
+  runSync(session: object, feeds: [string, Buffer, number[]][], fetches: [string, Buffer][], targets: string[]): Error | undefined;
   closeSession(session: object): void;
   sumInto(out: Float32Array, inputs: Float32Array[], begin: number, end: number): Promise<void>;
   setEnv(name: string, value: string): void;

@@ -136,9 +136,11 @@ export function graphDef(nodes: NodeDef[], producer = 1500): Uint8Array {
 
 /**
  * ConfigProto with the thread pools one session uses: intra_op_parallelism_threads (2),
- * inter_op_parallelism_threads (5) and use_per_session_threads (9), so that sessions running side
- * by side do not share (and fight over) one inter-op pool.
+ * inter_op_parallelism_threads (5; -1 for 'caller') and use_per_session_threads (9), so that
+ * sessions running side by side do not share (and fight over) one inter-op pool.
  */
-export function sessionConfig(options: { intraOpThreads: number; interOpThreads: number }): Uint8Array {
-  return new Writer().int(2, options.intraOpThreads).int(5, options.interOpThreads).int(9, true).finish();
+export function sessionConfig(options: { intraOpThreads: number; interOpThreads: number | 'caller' }): Uint8Array {
+  // A negative inter-op count: TensorFlow runs every op in the caller's thread.
+  const inter = options.interOpThreads === 'caller' ? -1 : options.interOpThreads;
+  return new Writer().int(2, options.intraOpThreads).int(5, inter).int(9, true).finish();
 }

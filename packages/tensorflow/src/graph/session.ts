@@ -17,8 +17,13 @@ export function nativeAddon(): Addon {
 export interface SessionOptions {
   /** Threads one op may use in this session. */
   intraOpThreads: number;
-  /** Ops of this session that may run at once. */
-  interOpThreads: number;
+  /**
+   * Ops of this session that may run at once, or 'caller': every op on the thread that runs the
+   * step (TensorFlow's negative inter_op_parallelism_threads), no hand-off to a pool per op —
+   * for small graphs run with runSync (measured on a dense head's step: 130 µs against 187 µs
+   * with one inter-op thread).
+   */
+  interOpThreads: number | 'caller';
 }
 
 export interface Feed {
@@ -38,12 +43,18 @@ export interface Feed {
 export class GraphSession {
   private handle: object | null;
   private busy: Promise<unknown> = Promise.resolve();
+  /** Asynchronous runs queued or running. */
+  private pending = 0;
 
   /** @internal Use openSession(). */
   constructor(graphDef: Uint8Array, options: SessionOptions) {
     for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
       const v = options[key];
-      if (!Number.isInteger(v) || v < 1) throw new TensorFlowOptionError(`options.${key} must be a positive integer, received ${JSON.stringify(v)}`);
+      if (key === 'interOpThreads' && v === 'caller') continue;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+        const expected = key === 'interOpThreads' ? "a positive integer or 'caller'" : 'a positive integer';
+        throw new TensorFlowOptionError(`options.${key} must be ${expected}, received ${JSON.stringify(v)}`);
+      }
     }
     this.handle = nativeAddon().newSession(graphDef, sessionConfig(options));
   }
@@ -57,6 +68,7 @@ export class GraphSession {
     this.busy = new Promise<void>((r) => {
       release = r;
     });
+    this.pending++;
     try {
       await previous;
       if (!this.handle) throw new NativeTensorFlowError('this session is closed');
@@ -72,8 +84,27 @@ export class GraphSession {
         throw error;
       }
     } finally {
+      this.pending--;
       release();
     }
+  }
+
+  /**
+   * Runs one step on this (the JavaScript) thread, blocking it until the step ends: for graphs
+   * whose steps take microseconds (a dense head's), where `run`'s thread and promise cost more
+   * than the step (measured: 195 µs a run against ~60 µs for a 64 → 128 → 10 forward pass).
+   * Throws while an asynchronous run of this session is queued or in flight.
+   */
+  runSync(feeds: Record<string, Feed>, fetches: Record<string, Buffer> = {}, targets: string[] = []): void {
+    if (!this.handle) throw new NativeTensorFlowError('this session is closed');
+    if (this.pending > 0) throw new NativeTensorFlowError(`runSync(): ${this.pending} asynchronous run(s) of this session are not finished`);
+    const result = nativeAddon().runSync(
+      this.handle,
+      Object.entries(feeds).map(([name, f]) => [name, f.data, f.shape]),
+      Object.entries(fetches),
+      targets,
+    );
+    if (result instanceof Error) throw new NativeTensorFlowError(`TensorFlow step failed: ${result.message.split('\n')[0]}`);
   }
 
   /** Frees the session's graph, variables and threads (after any running step). */
