@@ -96,6 +96,13 @@ export const runConfigSchema = z
       .string()
       .min(1)
       .describe('an imported base (.keras, .h5 or tfjs model.json), frozen: no base training; its input sets the image size and colour mode'),
+    fineTune: z
+      .union([z.literal('all'), positive], { error: "expected 'all' or a positive number of layers" })
+      .describe(
+        "with --base, a second phase after the head: the base's layers with weights (all, or the top N) train with the head on top at --fine-tune-lr, BatchNormalization frozen (inference mode), with the run's augmentation; then the features are extracted again",
+      ),
+    fineTuneEpochs: positive.describe('fine-tuning epochs (with --fine-tune)'),
+    fineTuneLr: z.number().positive().describe("fine-tuning's Adam learning rate (Keras's transfer-learning guide uses 1e-5)"),
     featureLayer: z
       .string()
       .min(1)
@@ -152,6 +159,8 @@ export const RUN_DEFAULTS = {
   batchSize: 32,
   baseEpochs: 5,
   headEpochs: 10,
+  fineTuneEpochs: 5,
+  fineTuneLr: 1e-5,
   seed: 42,
   resume: false,
   validateBase: true,
@@ -206,6 +215,11 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
   const parsed = runConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
   const o = parsed.data as Record<string, unknown>;
+  if (o.fineTune !== undefined && o.base === undefined) {
+    throw new Error(
+      `${source} are invalid:\n  fineTune: fine-tunes an imported base, and there is none: give base (--base FILE); the seed CNN trains whole in its base phase`,
+    );
+  }
   const filled = Object.fromEntries(Object.keys(runConfigSchema.shape).map((key) => [key, o[key] ?? (RUN_DEFAULTS as Record<string, unknown>)[key]])) as Omit<
     ResolvedRunOptions,
     'rescale' | 'given'

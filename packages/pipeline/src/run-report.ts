@@ -49,12 +49,15 @@ export interface Features {
 }
 
 /** Throughput from the epochs' own clocks, so a resumed run reports its training, not the restore. */
-export function stagesOf(clock: Clock, train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult): Stage[] {
+export function stagesOf(clock: Clock, train: ImageFlow, history: EpochLog[], features: Features, head: HeadResult, tuned = false): Stage[] {
   const baseSeconds = history.reduce((a, e) => a + e.seconds, 0);
+  const rows = features.train.rows + features.val.rows;
   return [
-    { stage: 'base training', seconds: baseSeconds, items: history.length * train.samples, unit: 'images' },
-    { stage: 'feature extraction', seconds: clock.seconds('base', 'extract'), items: features.train.rows + features.val.rows, unit: 'images' },
+    // Fine-tuned: `history` is the second phase's, and the features the ones extracted after it.
+    { stage: tuned ? 'fine-tuning (base and head)' : 'base training', seconds: baseSeconds, items: history.length * train.samples, unit: 'images' },
+    { stage: tuned ? 'feature extraction (frozen base)' : 'feature extraction', seconds: clock.seconds('base', 'extract'), items: rows, unit: 'images' },
     { stage: 'head training', seconds: clock.seconds('extract', 'head'), items: features.train.rows * head.history.length, unit: 'rows' },
+    ...(tuned ? [{ stage: 'feature extraction (fine-tuned base)', seconds: clock.seconds('fine-tune', 're-extract'), items: rows, unit: 'images' }] : []),
   ];
 }
 
@@ -84,7 +87,8 @@ export async function writeRunReport(
         seed: o.seed,
       });
   const tfReport = tensorflowReport();
-  const stages = stagesOf(clock, train, history, features, head);
+  const tuned = o.base !== undefined && o.fineTune !== undefined;
+  const stages = stagesOf(clock, train, history, features, head, tuned);
   const [h, w] = p.settings.imageSize;
   const s = (a: string, b: string) => clock.seconds(a, b).toFixed(1);
   const report = await writeReport(join(run.out, 'report.html'), {
@@ -95,13 +99,15 @@ export async function writeRunReport(
       o.base
         ? [
             'base',
-            `${o.base}, frozen (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
+            `${o.base}, ${tuned ? `fine-tuned (${o.fineTune === 'all' ? 'all layers' : `top ${o.fineTune} layers`}, BatchNormalization frozen) for ${history.length} epochs at ${o.fineTuneLr} after` : 'frozen'} (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
           ]
         : ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
       ['feature dimension', String(features.train.dimension)],
       [
         'seconds (wall)',
-        `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
+        tuned
+          ? `${s('start', 're-extract')} in all: setup ${s('start', 'setup')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}, fine-tuning ${s('head', 'fine-tune')}, extraction again ${s('fine-tune', 're-extract')}`
+          : `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
       ],
       ['augmentation', JSON.stringify(o.augment)],
       [

@@ -15,6 +15,7 @@ import {
   extractionBatchFor,
   extractionWorkers,
   featureExtractor,
+  freezeForFineTuning,
   type Pooling,
   type TrainBaseOptions,
   trainBase,
@@ -59,7 +60,10 @@ export type WorkflowOptions = RunConfig & WorkflowHooks;
 
 export interface WorkflowResult {
   val_accuracy: number;
-  /** Stage wall times; `total` covers setup to the end of head training, `report` (evaluation, model, report) comes after it. */
+  /**
+   * Stage wall times; `total` covers setup to the end of head training (of re-extraction, with
+   * fine-tuning), `report` (evaluation, model, report) comes after it.
+   */
   seconds: {
     total: number;
     setup: number;
@@ -68,10 +72,15 @@ export interface WorkflowResult {
     base_train: number;
     extract: number;
     head_train: number;
+    /** With fineTune: the second phase (base and head together) and the extraction after it. */
+    fine_tune?: number;
+    re_extract?: number;
     report: number;
   };
   base: EpochLog[];
   head: HeadResult['history'];
+  /** With fineTune: the second phase's epochs, and the layers of the imported base that trained. */
+  fineTune?: { history: EpochLog[]; layers: string[] };
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
   /** The stacked model (base + head), for `featherstack predict`. */
   model: string;
@@ -222,20 +231,32 @@ class Workflow {
       this.clock.mark('setup');
       const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, seedBase!, train!, val);
       this.clock.mark('base');
-      const features = await this.extract(tf, extractPlan, trained, plainTrain, val);
+      // With fine-tuning, the frozen base's features are phase 1's: kept apart from the final ones.
+      const fineTuning = imported && o.fineTune !== undefined;
+      let features = await this.extract(tf, extractPlan, trained, plainTrain, val, fineTuning ? join('features', 'frozen') : 'features');
       this.clock.mark('extract');
-      const head = await this.trainHead(tf, features);
+      let head = await this.trainHead(tf, features);
       this.clock.mark('head');
+      let fineTune: WorkflowResult['fineTune'];
+      if (fineTuning) {
+        fineTune = await this.fineTune(tf, plan, imported, head.result.model, settings, val);
+        this.clock.mark('fine-tune');
+        features = await this.extract(tf, extractPlan, trained, plainTrain, val, 'features');
+        head = { result: head.result, valSet: await readFeatureFile(features.files.val) };
+        this.clock.mark('re-extract');
+      }
       const cpu = this.sampler.stop();
       const shown = train ?? plainTrain;
-      const published = await this.publish(tf, { ...trained, head: head.result, valSet: head.valSet, train: shown, features, pool, settings });
+      // The report's base curves are the fine-tuning epochs' when there are any (an imported base has no others).
+      const history = fineTune?.history ?? trained.history;
+      const published = await this.publish(tf, { ...trained, history, head: head.result, valSet: head.valSet, train: shown, features, pool, settings });
       // The extractor, the stacked model and the base share the base's layers: disposing the
       // trainer (or the imported model) frees them all.
       trained.trainer.optimizer?.dispose(); // passed to compile(), so not released by dispose()
       trained.trainer.dispose();
       head.result.model.dispose();
       this.clock.mark('report');
-      return this.result({ plan, cpu, train: shown, history: trained.history, features, head: head.result, ...published });
+      return this.result({ plan, cpu, train: shown, history: trained.history, features, head: head.result, ...published, ...(fineTune ? { fineTune } : {}) });
     } finally {
       await Promise.all([train?.close(), plainTrain.close(), val.close()]);
     }
@@ -323,8 +344,9 @@ class Workflow {
     { extractor, featureLayer, pooling }: { extractor: LayersModel; featureLayer: string; pooling: Pooling },
     plainTrain: ImageFlow,
     val: ImageFlow,
+    dir: string,
   ) {
-    const files = { train: join(this.out, 'features', 'train.arrow'), val: join(this.out, 'features', 'val.arrow') };
+    const files = { train: join(this.out, dir, 'train.arrow'), val: join(this.out, dir, 'val.arrow') };
     // Resumed runs also resume an interrupted extraction from its journal.
     const options = (split: 'train' | 'val') => ({
       featureLayer,
@@ -345,17 +367,55 @@ class Workflow {
     }
     for (const r of [train, valResult]) if (r.discardedJournal) this.log(`warning: ${r.discardedJournal}; extracted ${r.path} from the start`);
     if (train.fallback) this.log(`warning: extraction ran on the eager engine: ${train.fallback}`);
-    this.log(`features: ${train.rows} + ${valResult.rows} rows × ${train.dimension} → ${join(this.out, 'features')}`);
+    this.log(`features: ${train.rows} + ${valResult.rows} rows × ${train.dimension} → ${join(this.out, dir)}`);
     return { files, train, val: valResult };
+  }
+
+  /**
+   * Phase 2 of Keras's transfer-learning recipe: the imported base (all its layers with weights, or
+   * the top N; BatchNormalization frozen, in inference mode) trains with the phase-1 head on top,
+   * at a low learning rate, on augmented images. The base's and the head's layers are trained in
+   * place: the extractor and the head model then hold the fine-tuned weights.
+   */
+  private async fineTune(tf: Tf, plan: ThreadPlan, imported: ImportedBase, head: LayersModel, settings: ImageSettings, val: ImageFlow) {
+    const { o } = this;
+    imported.trainer.trainable = true; // importBase froze it whole; the layers are chosen below
+    const layers = freezeForFineTuning(imported.trainer, o.fineTune!);
+    const stacked = stackModels(tf, imported.extractor, head, featureLayerOf(imported.extractor));
+    this.log(
+      `fine-tune: ${layers.length} of ${o.base}'s layers with weights train (BatchNormalization frozen), with the head, for ${o.fineTuneEpochs} epochs at learning rate ${o.fineTuneLr}`,
+    );
+    const train = await trainingFlow(join(this.data, 'train'), settings, o.augment);
+    try {
+      const history = await trainBase(tf, stacked, train, {
+        ...this.engine(plan),
+        epochs: o.fineTuneEpochs,
+        learningRate: o.fineTuneLr,
+        checkpointDir: join(this.out, 'checkpoints', 'fine-tune'),
+        resume: o.resume,
+        ...(o.validateBase ? { validation: val } : {}),
+        ...this.controls('fine-tune'),
+        onEpochEnd: (e, l) =>
+          this.log(
+            `fine-tune epoch ${e + 1}: loss ${l.loss.toFixed(4)} acc ${l.acc.toFixed(4)}${l.valLoss !== undefined ? ` val_loss ${l.valLoss.toFixed(4)} val_acc ${l.valAcc!.toFixed(4)}` : ''} (${l.imagesPerSecond.toFixed(0)} images/s, ${l.engine} engine)`,
+          ),
+        ...this.signal,
+        ...(this.hooks.onBaseBatch ? { onBatch: this.hooks.onBaseBatch } : {}),
+      });
+      return { history, layers };
+    } finally {
+      stacked.optimizer?.dispose(); // passed to compile(), so not released with the layers
+      await train.close();
+    }
   }
 
   /**
    * The training controls of a phase: the run's schedule, warm-up, plateau and best-epoch options,
    * and a CSV log of its epochs in <out>/<phase>-log.csv (Keras's CSVLogger).
    */
-  private controls(phase: 'base' | 'head') {
+  private controls(phase: 'base' | 'fine-tune' | 'head') {
     const { o } = this;
-    const watched = phase === 'base' && !o.validateBase ? watchedValidation(resolveControls(o), o.keepBest) : [];
+    const watched = phase !== 'head' && !o.validateBase ? watchedValidation(resolveControls(o), o.keepBest) : [];
     if (watched.length > 0) {
       throw new Error(
         `--keep-best and --reduce-on-plateau watch ${watched.map((w) => w.monitor).join(' and ')}, a validation score the base has only without --no-validate-base`,
@@ -433,22 +493,27 @@ class Workflow {
     report: WrittenReport;
     tensorflow: ReturnType<typeof tensorflowReport>;
     stages: Stage[];
+    fineTune?: WorkflowResult['fineTune'];
   }): WorkflowResult {
     const { clock } = this;
     const [base, extract, head] = r.stages;
+    const tuned = r.fineTune !== undefined;
     return {
-      val_accuracy: r.head.valAccuracy,
+      // Fine-tuned: the accuracy of the final stacked model, on the features its base extracts now.
+      val_accuracy: tuned ? r.evaluation.accuracy : r.head.valAccuracy,
       seconds: {
-        total: clock.seconds('start', 'head'),
+        total: clock.seconds('start', tuned ? 're-extract' : 'head'),
         setup: clock.seconds('start', 'setup'),
         tensorflow_load: clock.seconds('start', 'tensorflow'),
         base_train: clock.seconds('setup', 'base'),
         extract: clock.seconds('base', 'extract'),
         head_train: clock.seconds('extract', 'head'),
+        ...(tuned ? { fine_tune: clock.seconds('head', 'fine-tune'), re_extract: clock.seconds('fine-tune', 're-extract') } : {}),
         report: clock.seconds('head', 'report'),
       },
       base: r.history,
       head: r.head.history,
+      ...(r.fineTune ? { fineTune: r.fineTune } : {}),
       features: {
         train: r.features.files.train,
         val: r.features.files.val,

@@ -1,10 +1,10 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { describe, expect, it } from 'vitest';
-import { trainBaseStage } from '../dist/index.js';
+import { runWorkflow, trainBaseStage } from '../dist/index.js';
 
 const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 
@@ -78,5 +78,48 @@ describe('fine-tuning a pretrained base (train-base --model)', () => {
         log: () => {},
       }),
     ).rejects.toThrow("options.fineTune must be 'all' or a number of layers from 1 to the base's 3 layers with weights, received 9");
+  });
+
+  it('run --base --fine-tune: phase 1 trains the head on frozen features, phase 2 trains the top layers with it, then extracts again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-run-fine-tune-'));
+    const file = await savedBase(join(dir, 'pretrained'));
+    const before = await weightsOf(file);
+    const lines: string[] = [];
+    const out = join(dir, 'run');
+    const result = await runWorkflow({
+      out,
+      base: file,
+      fineTune: 2,
+      fineTuneEpochs: 2,
+      fineTuneLr: 1e-3,
+      headEpochs: 2,
+      augment: { rescale: 1 / 255, horizontalFlip: true },
+      log: (line) => lines.push(line),
+    });
+    expect(result.fineTune!.layers).toEqual(['block_dw', 'block_project']);
+    expect(result.fineTune!.history.map((e) => e.engine)).toEqual(['graph', 'graph']);
+    expect(result.head).toHaveLength(2);
+    const log = lines.join('\n');
+    expect(log).toMatch(/fine-tune: 2 of .*model\.json's layers with weights train \(BatchNormalization frozen\), with the head, for 2 epochs at learning rate 0\.001/);
+    expect(log).toMatch(/fine-tune epoch 2: loss [\d.]+ acc [\d.]+ val_loss [\d.]+ val_acc [\d.]+/);
+    // Phase 1's features are kept apart; the final ones come from the fine-tuned base and differ.
+    await access(join(out, 'features', 'frozen', 'train.arrow'));
+    expect(result.features.train).toBe(join(out, 'features', 'train.arrow'));
+    const frozenFeatures = await readFile(join(out, 'features', 'frozen', 'val.arrow'));
+    expect(Buffer.compare(frozenFeatures, await readFile(join(out, 'features', 'val.arrow')))).not.toBe(0);
+    // The published stacked model carries the fine-tuned layers, the frozen ones as they were.
+    const stacked = await tf.loadLayersModel(`file://${join(out, 'model', 'model.json')}`);
+    const after = Object.fromEntries(stacked.weights.map((w) => [w.originalName, Array.from(w.read().dataSync())]));
+    stacked.dispose();
+    const moved = (name: string) => after[name]!.some((v, i) => Math.abs(v - before[name]![i]!) > 1e-7);
+    expect(moved('block_dw/depthwise_kernel')).toBe(true);
+    for (const frozen of ['stem/kernel', 'stem_bn/moving_mean', 'stem_bn/moving_variance']) expect(moved(frozen), frozen).toBe(false);
+    // The run's accuracy is the final model's, on the features extracted after fine-tuning.
+    expect(result.val_accuracy).toBe(result.evaluation.accuracy);
+    expect(result.seconds.fine_tune).toBeGreaterThan(0);
+    expect(result.seconds.total).toBeGreaterThan(result.seconds.fine_tune! + result.seconds.re_extract!);
+    await expect(runWorkflow({ out: join(dir, 'no-base'), fineTune: 'all' })).rejects.toThrow(
+      'fineTune: fine-tunes an imported base, and there is none: give base (--base FILE)',
+    );
   });
 });
