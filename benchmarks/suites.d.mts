@@ -115,6 +115,14 @@ export declare function benchCluster(options: SuiteOutput & {
     shardSize: number;
     log: (line: string) => void;
 }): Promise<unknown>;
+/** Runs benchmarks/finetune.mjs (fine-tuning MobileNetV2 and ResNet50 at 224²: featherstack vs Keras's recipe). */
+export declare function benchFineTune(options: SuiteOutput & {
+    data?: string;
+    archs?: string[];
+    epochs?: number;
+    repeats: number;
+    log: (line: string) => void;
+}): Promise<unknown>;
 /** Runs benchmarks/backbones.mjs (real backbones at 224²: featherstack vs Keras and PyTorch, and run --base vs Keras's recipe). */
 export declare function benchBackbones(options: SuiteOutput & {
     data?: string;

@@ -108,6 +108,21 @@ export async function benchBackbones(options) {
   return suite('backbones.mjs', args, options, options.log);
 }
 /**
+ * Runs benchmarks/finetune.mjs: fine-tuning MobileNetV2 and ResNet50 at 224² (all layers,
+ * BatchNormalization frozen) — featherstack float32 and mixed-bfloat16 against Keras's recipe — on
+ * the backbone corpus's 400 training photos.
+ */
+export async function benchFineTune(options) {
+  const dir = options.data ?? join(CACHE, 'datasets', 'photos-backbones');
+  if (!options.data && !existsSync(join(dir, '.complete'))) {
+    options.log(`preparing the 500-photo backbone corpus (train/ and val/) in ${dir} (once)`);
+    await run('datasets/photos.mjs', ['--out', dir, '--count', '500', '--val-every', '5', '--marker'], options.log);
+  }
+  const args = ['--data', resolve(dir), '--repeats', String(options.repeats), '--epochs', String(options.epochs ?? 2)];
+  if (options.archs) args.push('--archs', options.archs.join(','));
+  return suite('finetune.mjs', args, options, options.log);
+}
+/**
  * Runs benchmarks/workflow.mjs (featherstack run, float32 and mixed-bfloat16, vs the seed's Keras
  * workflow as users run it and with the BFC allocator); returns its JSON result.
  */
@@ -184,6 +199,7 @@ export const SUITES = [
   ['workflow-224', "Stacked workflow, the seed's 224² RGB configuration", 'seconds per stage, featherstack and Keras', 'bench workflow --dataset photos'],
   // Optional: `bench all --dataset shipped` (the quick run) leaves it out.
   ['backbones', 'Real backbones at 224² (MobileNetV2, ResNet50, EfficientNetB0)', 'images/s per backbone and engine', 'bench backbones', true],
+  ['fine-tune', 'Fine-tuning real backbones at 224² (MobileNetV2, ResNet50)', 'images/s per backbone and engine', 'bench fine-tune', true],
 ];
 /**
  * Every suite in turn into `out`: per suite a JSON file, a markdown table and a PNG chart, plus
@@ -233,6 +249,7 @@ export async function benchAll(options) {
     headEpochs: 5,
   });
   if (options.dataset !== 'shipped') results.backbones = await benchBackbones({ ...common, ...files('backbones') });
+  if (options.dataset !== 'shipped') results['fine-tune'] = await benchFineTune({ ...common, ...files('fine-tune') });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };

@@ -100,7 +100,9 @@ describe('fine-tuning a pretrained base (train-base --model)', () => {
     expect(result.fineTune!.history.map((e) => e.engine)).toEqual(['graph', 'graph']);
     expect(result.head).toHaveLength(2);
     const log = lines.join('\n');
-    expect(log).toMatch(/fine-tune: 2 of .*model\.json's layers with weights train \(BatchNormalization frozen\), with the head, for 2 epochs at learning rate 0\.001/);
+    expect(log).toMatch(
+      /fine-tune: 2 of .*model\.json's layers with weights train \(BatchNormalization frozen\), with the head, for 2 epochs at learning rate 0\.001/,
+    );
     expect(log).toMatch(/fine-tune epoch 2: loss [\d.]+ acc [\d.]+ val_loss [\d.]+ val_acc [\d.]+/);
     // Phase 1's features are kept apart; the final ones come from the fine-tuned base and differ.
     await access(join(out, 'features', 'frozen', 'train.arrow'));

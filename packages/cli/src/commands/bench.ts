@@ -111,6 +111,29 @@ export function register(program: Command): void {
 
   suiteOutputOptions(
     bench
+      .command('fine-tune')
+      .description(
+        "fine-tuning real backbones at 224² (MobileNetV2, ResNet50; all layers, BatchNormalization frozen): featherstack float32 and bfloat16 vs Keras's recipe",
+      )
+      .option('--data <dir>', 'override: a directory with train/ class folders of photos')
+      .option('--archs <list>', 'comma-separated: mobilenetv2,resnet50', (v: string) => v.split(','))
+      .option('--epochs <n>', 'epochs per run (the last is timed)', parse.int('--epochs'), 2)
+      .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3),
+    'write a bar chart of images/s per backbone and engine',
+    'skip the Keras rows',
+  ).action(async (opts) => {
+    const result = await (await suites()).benchFineTune({
+      ...suiteOutputs(opts),
+      data: opts.data,
+      archs: opts.archs,
+      epochs: opts.epochs,
+      repeats: opts.repeats,
+    });
+    printResult(opts.json)(result);
+  });
+
+  suiteOutputOptions(
+    bench
       .command('extraction')
       .description('feature extraction images/s: against decode workers, from the pixel cache, TensorFlow alone (ceiling), Keras (seed)')
       .option('--dataset <name>', 'shipped (2,000 images) | fashion-mnist (60,000)', 'shipped')
