@@ -509,7 +509,7 @@ class Workflow {
         extract: clock.seconds('base', 'extract'),
         head_train: clock.seconds('extract', 'head'),
         ...(tuned ? { fine_tune: clock.seconds('head', 'fine-tune'), re_extract: clock.seconds('fine-tune', 're-extract') } : {}),
-        report: clock.seconds('head', 'report'),
+        report: clock.seconds(tuned ? 're-extract' : 'head', 'report'),
       },
       base: r.history,
       head: r.head.history,

@@ -120,6 +120,8 @@ describe('fine-tuning a pretrained base (train-base --model)', () => {
     expect(result.val_accuracy).toBe(result.evaluation.accuracy);
     expect(result.seconds.fine_tune).toBeGreaterThan(0);
     expect(result.seconds.total).toBeGreaterThan(result.seconds.fine_tune! + result.seconds.re_extract!);
+    // The report's seconds start after the last stage (not at the head, before fine-tuning).
+    expect(result.seconds.report).toBeLessThan(result.seconds.fine_tune! + result.seconds.re_extract!);
     await expect(runWorkflow({ out: join(dir, 'no-base'), fineTune: 'all' })).rejects.toThrow(
       'fineTune: fine-tunes an imported base, and there is none: give base (--base FILE)',
     );
