@@ -326,15 +326,24 @@ RunJob* Prepare(napi_env env, napi_value* argv, Session* session) {
 
 // run(session, feeds: [name, typedArray, shape][], fetches: [name, typedArray][], targets: string[]):
 // Promise<undefined | Error>
-napi_value Run(napi_env env, napi_callback_info info) {
+// The job of a run(session, feeds, fetches, targets) or runSync call, or null once thrown.
+RunJob* JobOf(napi_env env, napi_callback_info info, napi_value* argv, const char* name) {
   size_t argc = 4;
-  napi_value argv[4];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
   Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
-  if (!session || !session->session) return Throw(env, "run(): the session is closed or not a session");
-  if (session->running) return Throw(env, "run(): the session is already running a step");
-  RunJob* job = Prepare(env, argv, session);
+  const char* problem = !session || !session->session ? "the session is closed or not a session" : session->running ? "the session is already running a step" : nullptr;
+  if (problem) {
+    Throw(env, std::string(name) + "(): " + problem);
+    return nullptr;
+  }
+  return Prepare(env, argv, session);
+}
+
+napi_value Run(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  RunJob* job = JobOf(env, info, argv, "run");
   if (!job) return nullptr;
+  Session* session = job->session;
   napi_value promise, resource_name;
   CHECK_NAPI(napi_create_promise(env, &job->deferred, &promise));
   napi_create_string_utf8(env, "featherstack.run", NAPI_AUTO_LENGTH, &resource_name);
@@ -350,13 +359,8 @@ napi_value Run(napi_env env, napi_callback_info info) {
 // and settling a promise through a thread-safe function cost more than the step; the JavaScript
 // thread is blocked for the step's duration.
 napi_value RunSync(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session* session = argc == 4 ? GetSession(env, argv[0]) : nullptr;
-  if (!session || !session->session) return Throw(env, "runSync(): the session is closed or not a session");
-  if (session->running) return Throw(env, "runSync(): the session is already running a step");
-  RunJob* job = Prepare(env, argv, session);
+  RunJob* job = JobOf(env, info, argv, "runSync");
   if (!job) return nullptr;
   Compute(job);
   for (View& v : job->fetch_views) napi_delete_reference(env, v.ref);
