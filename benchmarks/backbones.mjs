@@ -13,12 +13,12 @@
 // DIR holds train/<class>/ and val/<class>/ (extraction rows read train/). Keras runs with oneDNN on
 // (its default) and, where that dies (ResNet50 has been seen to SIGFPE), again with it off; the
 // table says which. featherstack runs with oneDNN off (its default: see @featherstack/tensorflow).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, cpus, homedir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
+import { BACKBONES, backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -39,26 +39,12 @@ const cores = availableParallelism();
 /** Each architecture's preprocess_input mode, as Keras's applications module defines it. */
 const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe', efficientnetb0: 'none' };
 const TORCH = { mobilenetv2: 'mobilenet_v2', resnet50: 'resnet50', efficientnetb0: 'efficientnet_b0' };
-const MODELS = join(process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack'), 'backbones-224');
-
-/** The backbone as a .keras file, written once by Keras itself. */
-function modelFile(arch) {
-  const file = join(MODELS, `${arch}.keras`);
-  if (!existsSync(file)) {
-    mkdirSync(MODELS, { recursive: true });
-    log(`writing ${file} with Keras (once)`);
-    execFileSync('python3', [join(import.meta.dirname, 'peers', 'save_backbone.py'), '--arch', arch, '--size', '224', '--out', file], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-  }
-  return file;
-}
 
 function featherstackRow(arch, precision) {
   const args = [
     join(import.meta.dirname, 'backbone-row.mjs'),
     '--model',
-    modelFile(arch),
+    backboneFile(arch),
     '--data',
     join(data, 'train'),
     '--preprocess',
@@ -101,13 +87,13 @@ function featherstackRun() {
   const args = [
     'run',
     '--base',
-    modelFile('mobilenetv2'),
+    backboneFile('mobilenetv2'),
     '--preprocess',
     'tf',
     '--data',
     data,
     '--out',
-    join(MODELS, 'run'),
+    join(BACKBONES, 'run'),
     '--head-epochs',
     values['head-epochs'],
     '--json',

@@ -11,12 +11,11 @@
 //        [--no-peers] [--json FILE] [--markdown FILE] [--chart FILE.png]
 //
 // DIR holds train/<class>/ (the rows train on it). No PyTorch row yet.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { availableParallelism, cpus, homedir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
+import { backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -36,24 +35,10 @@ const epochs = Number(values.epochs);
 const peers = !values['no-peers'];
 const cores = availableParallelism();
 const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe' };
-const MODELS = join(process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack'), 'backbones-224');
 for (const arch of archs) if (!PREPROCESS[arch]) throw new Error(`--archs: '${arch}' is not one of ${Object.keys(PREPROCESS).join(', ')}`);
 
-/** The backbone as a .keras file, written once by Keras itself (as bench backbones does). */
-function modelFile(arch) {
-  const file = join(MODELS, `${arch}.keras`);
-  if (!existsSync(file)) {
-    mkdirSync(MODELS, { recursive: true });
-    log(`writing ${file} with Keras (once)`);
-    execFileSync('python3', [join(import.meta.dirname, 'peers', 'save_backbone.py'), '--arch', arch, '--size', '224', '--out', file], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-  }
-  return file;
-}
-
 function featherstackRow(arch, precision) {
-  const args = [join(import.meta.dirname, 'finetune-row.mjs'), '--model', modelFile(arch), '--data', join(data, 'train')];
+  const args = [join(import.meta.dirname, 'finetune-row.mjs'), '--model', backboneFile(arch), '--data', join(data, 'train')];
   args.push('--preprocess', PREPROCESS[arch], '--precision', precision, '--epochs', String(epochs));
   const child = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (child.status !== 0)

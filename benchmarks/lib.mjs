@@ -1,7 +1,7 @@
 // Helpers shared by the benchmark scripts: peers in Python, medians, the machine description.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, homedir } from 'node:os';
 import { join } from 'node:path';
 
 const PY_ENV = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' };
@@ -85,4 +85,20 @@ export async function writeSuiteOutputs(values, result, markdown, chart) {
     const { barChart, svgToPng } = await import('@featherstack/report');
     writeFileSync(values.chart, await svgToPng(barChart(chart)));
   }
+}
+
+/** Where the keras.applications backbone files live (written once by Keras: peers/save_backbone.py). */
+export const BACKBONES = join(process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack'), 'backbones-224');
+
+/** The backbone `arch` at 224² as a .keras file, written once by Keras itself (weights=None, include_top=False, pooling='avg'). */
+export function backboneFile(arch) {
+  const file = join(BACKBONES, `${arch}.keras`);
+  if (!existsSync(file)) {
+    mkdirSync(BACKBONES, { recursive: true });
+    log(`writing ${file} with Keras (once)`);
+    execFileSync('python3', [join(import.meta.dirname, 'peers', 'save_backbone.py'), '--arch', arch, '--size', '224', '--out', file], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+  return file;
 }

@@ -97,12 +97,17 @@ async function preparePhotoWorkflow(log) {
  * against Keras's transfer recipe — on a 500-photo corpus (400 train / 100 val: a ResNet50 row on
  * 2 cores takes half a minute).
  */
-export async function benchBackbones(options) {
+/** `options.data`, or the 500-photo backbone corpus (400 train / 100 val), prepared once. */
+async function backboneCorpus(options) {
   const dir = options.data ?? join(CACHE, 'datasets', 'photos-backbones');
   if (!options.data && !existsSync(join(dir, '.complete'))) {
     options.log(`preparing the 500-photo backbone corpus (train/ and val/) in ${dir} (once)`);
     await run('datasets/photos.mjs', ['--out', dir, '--count', '500', '--val-every', '5', '--marker'], options.log);
   }
+  return dir;
+}
+export async function benchBackbones(options) {
+  const dir = await backboneCorpus(options);
   const args = ['--data', resolve(dir), '--repeats', String(options.repeats), '--head-epochs', String(options.headEpochs ?? 5)];
   if (options.archs) args.push('--archs', options.archs.join(','));
   return suite('backbones.mjs', args, options, options.log);
@@ -113,11 +118,7 @@ export async function benchBackbones(options) {
  * the backbone corpus's 400 training photos.
  */
 export async function benchFineTune(options) {
-  const dir = options.data ?? join(CACHE, 'datasets', 'photos-backbones');
-  if (!options.data && !existsSync(join(dir, '.complete'))) {
-    options.log(`preparing the 500-photo backbone corpus (train/ and val/) in ${dir} (once)`);
-    await run('datasets/photos.mjs', ['--out', dir, '--count', '500', '--val-every', '5', '--marker'], options.log);
-  }
+  const dir = await backboneCorpus(options);
   const args = ['--data', resolve(dir), '--repeats', String(options.repeats), '--epochs', String(options.epochs ?? 2)];
   if (options.archs) args.push('--archs', options.archs.join(','));
   return suite('finetune.mjs', args, options, options.log);

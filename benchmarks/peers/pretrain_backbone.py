@@ -27,6 +27,11 @@ data = keras.utils.image_dataset_from_directory(a.data, image_size=(224, 224), b
 classes = len(data.class_names)
 data = data.map(lambda x, y: (preprocess(x), y))
 base = getattr(keras.applications, name)(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))
+# Moving statistics that follow the batches closely (Keras's 0.99 leaves them far from the data
+# after a few epochs, and a frozen base then maps every image to one feature vector).
+for layer in base.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+        layer.momentum = 0.5
 inputs = keras.Input((224, 224, 3))
 model = keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(base(inputs, training=True)))
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
