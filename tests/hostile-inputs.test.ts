@@ -105,6 +105,13 @@ const cases: [string, () => string[], RegExp][] = [
     /--schedule must be constant, cosine\[:MIN_LR\] or step:EVERY:FACTOR/,
   ],
   ['a step schedule that grows', () => ['run', '--schedule', 'step:2:1.5'], /--schedule must be .*received 'step:2:1\.5'/],
+  ['run fine-tuning zero layers', () => ['run', '--fine-tune', '0'], /--fine-tune must be all or a positive number of layers, received '0'/],
+  ['a fine-tuning learning rate of zero', () => ['run', '--fine-tune-lr', '0'], /--fine-tune-lr must be a positive number, received '0'/],
+  [
+    'run fine-tuning without an imported base',
+    () => ['run', '--fine-tune', 'all'],
+    /fineTune: fine-tunes an imported base, and there is none: give base \(--base FILE\)/,
+  ],
   [
     'a plateau factor of 1',
     () => ['train-base', '--data', join(data, 'train'), '--reduce-on-plateau', '2:1'],

@@ -9,14 +9,12 @@
  * Both take batches as rows of a Float32Array and class indices, gathered in JavaScript.
  * @internal
  */
+import type { EngineKind } from '@featherstack/core';
 import type { GraphReplicas } from '@featherstack/core/internal';
 import { openReplicas } from '@featherstack/core/internal';
 import { eagerOptimizer, type LayersModel, type OptimizerKind, setOptimizerLearningRate, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { type DenseStepper, denseStepper } from './dense.js';
 import { invalidOption } from './errors.js';
-
-export type HeadEngineKind = 'graph' | 'eager';
-export const HEAD_ENGINES = ['graph', 'eager'] as const satisfies readonly HeadEngineKind[];
 
 /** Rows to score: row-major features and a class index per row. */
 export interface Rows {
@@ -26,7 +24,7 @@ export interface Rows {
 }
 
 export interface HeadEngine {
-  readonly kind: HeadEngineKind;
+  readonly kind: EngineKind;
   /** Why the graph engine is not running (the compiler's refusal), when it was not asked for. */
   readonly fallback?: string;
   setLearningRate(rate: number): void;
@@ -42,7 +40,7 @@ export interface HeadEngine {
 }
 
 export interface HeadEngineOptions {
-  engine?: HeadEngineKind;
+  engine?: EngineKind;
   optimizer: OptimizerKind;
   learningRate: number;
   classes: number;

@@ -1,9 +1,10 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
+import { ENGINE_KINDS, type EngineKind } from '@featherstack/core';
 import { BestEpoch, CsvLog, classWeights, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
 import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
-import { HEAD_ENGINES, type HeadEngine, type HeadEngineKind, openHeadEngine, type Rows } from './engine.js';
+import { type HeadEngine, openHeadEngine, type Rows } from './engine.js';
 import { commonBaseModel, type FeatureSet } from './features.js';
 import type { FeatureStream } from './stream.js';
 
@@ -30,7 +31,7 @@ export interface HeadOptions extends TrainingControls {
    * 'graph' (default for dense heads): the head compiled into one TensorFlow session, a step one
    * native call; 'eager': tfjs ops (recurrent heads always train so).
    */
-  engine?: HeadEngineKind;
+  engine?: EngineKind;
   /** Intra-op threads of the graph engine's session. Default 1 (a head's ops are small). */
   threads?: number;
   seed?: number;
@@ -60,7 +61,7 @@ export interface HeadResult {
   bestEpoch: number;
   stoppedEarly: boolean;
   /** The engine that trained the head, and why not the graph when the compiler refused it. */
-  engine: HeadEngineKind;
+  engine: EngineKind;
   fallback?: string;
 }
 
@@ -136,6 +137,26 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       throw invalidOption('recurrent', `{ kind: 'gru' | 'lstm', units > 0, timesteps dividing the feature dimension ${train.dimension} }`, recurrent);
     }
   }
+  // Every option is checked before anything is built.
+  const kind = options.optimizer ?? 'adam';
+  if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
+  if (options.engine !== undefined && !(ENGINE_KINDS as readonly string[]).includes(options.engine))
+    throw invalidOption('engine', "'graph' or 'eager'", options.engine);
+  if (recurrent && options.engine === 'graph')
+    throw invalidOption('engine', "'eager' with a recurrent head (the graph compiler has no GRU or LSTM)", options.engine);
+  const memory = stream ? null : (train as FeatureSet);
+  // Keras's class_weight, by class index: each row's loss is weighed by its class's weight.
+  let rowWeights: Float32Array | null = null;
+  if (options.classWeight !== undefined) {
+    if (stream && options.classWeight === 'balanced')
+      throw invalidOption('classWeight', "weights by class with a streamed training set ('balanced' needs the class counts)", 'balanced');
+    const names = train.classNames.length === numClasses ? train.classNames : Array.from({ length: numClasses }, (_, i) => String(i));
+    rowWeights = classWeights(options.classWeight, names, memory ? memory.labels : [], HeadOptionError);
+  }
+  const patience = options.patience;
+  if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
+  const minDelta = options.minDelta ?? 0;
+  if (typeof minDelta !== 'number' || !(minDelta >= 0)) throw invalidOption('minDelta', 'a number ≥ 0', minDelta);
   assertHeadFits(trainPath, train.dimension, units, numClasses, stream ? 0 : (train as FeatureSet).rows, val.rows, recurrent?.units);
   const model = tf.sequential({ name: 'head' });
   if (recurrent) {
@@ -166,21 +187,6 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
       ...(units.length === 0 && !recurrent ? { inputShape: [train.dimension] } : {}),
     }),
   );
-  const kind = options.optimizer ?? 'adam';
-  if (!(OPTIMIZERS as readonly string[]).includes(kind)) throw invalidOption('optimizer', OPTIMIZER_CHOICES, kind);
-  if (options.engine !== undefined && !(HEAD_ENGINES as readonly string[]).includes(options.engine))
-    throw invalidOption('engine', "'graph' or 'eager'", options.engine);
-  if (recurrent && options.engine === 'graph')
-    throw invalidOption('engine', "'eager' with a recurrent head (the graph compiler has no GRU or LSTM)", options.engine);
-  const memory = stream ? null : (train as FeatureSet);
-  // Keras's class_weight, by class index: each row's loss is weighed by its class's weight.
-  let rowWeights: Float32Array | null = null;
-  if (options.classWeight !== undefined) {
-    if (stream && options.classWeight === 'balanced')
-      throw invalidOption('classWeight', "weights by class with a streamed training set ('balanced' needs the class counts)", 'balanced');
-    const names = train.classNames.length === numClasses ? train.classNames : Array.from({ length: numClasses }, (_, i) => String(i));
-    rowWeights = classWeights(options.classWeight, names, memory ? memory.labels : [], HeadOptionError);
-  }
   let engine: HeadEngine;
   try {
     engine = await openHeadEngine(tf, model, {
@@ -206,16 +212,12 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   };
   const csv = options.csvLog ? new CsvLog(options.csvLog, 0) : null;
   let kept: Float32Array[] | null = null;
-  const patience = options.patience;
-  const minDelta = options.minDelta ?? 0;
   const restoreBest = options.restoreBestWeights ?? true;
   let best = { loss: Infinity, epoch: -1, weights: null as Float32Array[] | null };
   let stoppedEarly = false;
   const d = train.dimension;
   const batch = { rows: 0, features: new Float32Array(batchSize * d), labels: new Int32Array(batchSize) };
   try {
-    if (patience !== undefined && (!Number.isInteger(patience) || patience < 0)) throw invalidOption('patience', 'a non-negative integer', patience);
-    if (typeof minDelta !== 'number' || !(minDelta >= 0)) throw invalidOption('minDelta', 'a number ≥ 0', minDelta);
     for (let e = 0; e < epochs; e++) {
       const epochStarted = performance.now();
       const rate = rates.rateFor(e);

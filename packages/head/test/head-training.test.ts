@@ -519,5 +519,9 @@ describe('head', () => {
     // Aborted mid-training: rejects with the reason and leaves nothing behind either.
     await expect(trainHead(tf, set, set, { epochs: 3, signal: AbortSignal.abort(new Error('stop')) })).rejects.toThrow('stop');
     expect(tf.memory().numTensors).toBe(before);
+    // Refused options are refused before the head is built: nothing to leak.
+    await expect(trainHead(tf, set, set, { patience: -1 })).rejects.toThrow('options.patience must be a non-negative integer');
+    await expect(trainHead(tf, set, set, { engine: 'fast' as never })).rejects.toThrow("options.engine must be 'graph' or 'eager'");
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
