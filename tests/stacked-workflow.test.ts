@@ -220,6 +220,35 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(plain.stderr).not.toContain('\u001b[');
   });
 
+  it('packs the dataset with `featherstack pack` and runs the whole workflow from the packs', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'fs-packed-'));
+    for (const split of ['train', 'val']) {
+      const packed = featherstack(['pack', join(SHIPPED_DATASET, split), join(out, 'data', split), '--shard-size', '64K']);
+      expect(packed.status, packed.stderr).toBe(0);
+      expect(packed.stdout).toMatch(new RegExp(`${split}: \\d+ images, 10 classes, \\d+ shards`));
+      expect(packed.stderr).toMatch(/shard-00001\.arrow: \d+ images/);
+    }
+    const again = featherstack(['pack', join(SHIPPED_DATASET, 'val'), join(out, 'data', 'val')]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('is not empty (pass overwrite to replace it)');
+    const run = featherstack(['run', '--json', '--data', join(out, 'data'), '--out', join(out, 'run'), '--base-epochs', '2', '--head-epochs', '3']);
+    expect(run.status, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.data).toEqual({
+      train: 'pack',
+      cache: `pixel cache: off, reading the pack ${join(out, 'data', 'train')} (its shards hold the encoded images)`,
+    });
+    expect(result.val_accuracy).toBeGreaterThanOrEqual(0.6);
+    const features = tableFromIPC(readFileSync(join(out, 'run', 'features', 'val.arrow')));
+    expect(features.numRows).toBe(readdirSync(SHIPPED_VAL).flatMap((c) => readdirSync(join(SHIPPED_VAL, c))).length);
+    // Evaluating on the val pack equals evaluating on its loose files.
+    const fromPack = featherstack(['evaluate', '--json', '--model', join(out, 'run', 'model'), '--data', join(out, 'data', 'val')]);
+    const fromFiles = featherstack(['evaluate', '--json', '--model', join(out, 'run', 'model'), '--data', SHIPPED_VAL]);
+    expect(fromPack.status, fromPack.stderr).toBe(0);
+    expect(JSON.parse(fromPack.stdout).accuracy).toBe(JSON.parse(fromFiles.stdout).accuracy);
+    expect(JSON.parse(fromPack.stdout).confusion).toEqual(JSON.parse(fromFiles.stdout).confusion);
+  });
+
   it('runs the stages as separate commands — train-base (in a worker), extract (sharded), train-head — through files', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fs-stages-'));
     const data = SHIPPED_DATASET;

@@ -12,6 +12,7 @@ import { register as evaluate } from './commands/evaluate.js';
 import { register as exportKeras } from './commands/export.js';
 import { register as extract } from './commands/extract.js';
 import { register as inspect } from './commands/inspect.js';
+import { register as pack } from './commands/pack.js';
 import { register as predict } from './commands/predict.js';
 import { register as run } from './commands/run.js';
 import { register as trainBase } from './commands/train-base.js';
@@ -27,7 +28,7 @@ const program = new Command()
   // Usage errors (unknown option, missing or invalid argument) exit with 2, as documented; help with 0.
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
-for (const register of [run, doctor, trainBase, extract, trainHead, predict, evaluate, exportKeras, inspect, worker, bench]) register(program);
+for (const register of [run, doctor, trainBase, extract, trainHead, predict, evaluate, exportKeras, inspect, pack, worker, bench]) register(program);
 
 program.parseAsync().catch((error: Error) => {
   const prefix = useColor(process.stderr) ? '\u001b[31mfeatherstack:\u001b[0m' : 'featherstack:';

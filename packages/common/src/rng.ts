@@ -34,6 +34,8 @@ export const Stream = {
   crop: 3,
   /** The head's streamed shuffle buffer. */
   headBuffer: 4,
+  /** A pack flow's shuffle buffer. */
+  packBuffer: 5,
 } as const;
 
 /**

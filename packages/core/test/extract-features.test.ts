@@ -312,7 +312,10 @@ describe('base training and feature extraction', () => {
       await extractFeatures(tf, extractor, b, join(dir, 'b1.arrow'), { engine: 'graph' });
       expect(features(join(dir, 'a.arrow'))).toEqual(features(join(dir, 'a1.arrow')));
       expect(features(join(dir, 'b.arrow'))).toEqual(features(join(dir, 'b1.arrow')));
-      expect(features(join(dir, 'b.arrow'))).toEqual(features(join(dir, 'a.arrow')));
+      // Batches of 40 and of 64 rows: oneDNN may pick another kernel per batch size (last-bit differences).
+      const [fortyRows, sixtyFourRows] = [features(join(dir, 'b.arrow')), features(join(dir, 'a.arrow'))];
+      expect(fortyRows.length).toBe(sixtyFourRows.length);
+      expect(Math.max(...fortyRows.map((v, i) => Math.abs(v - sixtyFourRows[i]!)))).toBeLessThan(1e-6);
       // The flow starts decoding before the engine opens: an engine that fails to open hands the
       // flow's epoch back, and the flow extracts again.
       const failing = openExtraction(tf, extractor, { precision: 'bfloat8' as never });

@@ -15,8 +15,22 @@ export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
 export type { ClassMode, ImageBatch } from './batch/batch.js';
 export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
-export { type ArrayInput, flowFromArray, flowFromDirectory, flowFromFiles, flowFromListing, flowFromManifest, pixelCacheBytes } from './flow/factories.js';
-export { type CachePlan, ImageFlow } from './flow/flow.js';
+export {
+  type ArrayInput,
+  flowFromArray,
+  flowFromData,
+  flowFromDirectory,
+  flowFromFiles,
+  flowFromListing,
+  flowFromManifest,
+  flowFromPack,
+  type PackFlowOptions,
+  pixelCacheBytes,
+} from './flow/factories.js';
+export { type CachePlan, type FlowState, ImageFlow } from './flow/flow.js';
+export { isPack, type PackEncoding, type PackManifest, type PackShardInfo, readPackIndex } from './pack/format.js';
+export { readPackImages } from './pack/read.js';
+export { type PackOptions, type PackResult, packDataset } from './pack/write.js';
 export { type BaseFlowOptions, type FileFlowOptions, type FlowOptions, ON_ERROR_MODES, type OnError, type SkippedFile } from './flow/options.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';
 export { createImagePool, ImagePool } from './pool/pool.js';

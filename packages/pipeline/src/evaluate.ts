@@ -3,7 +3,7 @@
  * loading as training (no augmentation): accuracy, top-k, per-class metrics, confusion matrix.
  */
 import { type Evaluation, loadStacked, metricsFromProbabilities } from '@featherstack/head';
-import { flowFromDirectory, type OnError } from '@featherstack/images';
+import { flowFromData, type OnError } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { modelPredictor, registerKerasExtensions } from '@featherstack/core';
 
@@ -16,7 +16,7 @@ export async function evaluate(options: { model: string; data: string; topK?: nu
   registerKerasExtensions(tf);
   const { model, metadata } = await loadStacked(tf, options.model);
   const [height, width] = metadata.inputShape;
-  const flow = await flowFromDirectory(options.data, {
+  const flow = await flowFromData(options.data, {
     targetSize: [height, width],
     colorMode: metadata.colorMode,
     interpolation: metadata.interpolation,

@@ -7,7 +7,7 @@ import {
   type AugmentOptions,
   type CachePlan,
   type ColorMode,
-  flowFromDirectory,
+  flowFromData,
   type ImageFlow,
   type ImagePool,
   type OnError,
@@ -41,9 +41,9 @@ function common(s: ImageSettings) {
   };
 }
 
-/** The augmented training flow (shuffled): what the base trains on. */
+/** The augmented training flow (shuffled): what the base trains on. `dir` is a directory of class folders or a pack. */
 export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string, cacheBudget?: number): Promise<ImageFlow> {
-  return flowFromDirectory(dir, {
+  return flowFromData(dir, {
     ...common(s),
     ...(cache ? { cache } : {}),
     ...(cacheBudget !== undefined ? { cacheBudget } : {}),
@@ -59,7 +59,7 @@ export function plainFlow(
   rescale: number,
   options: { cache?: string; batchSize?: number; shard?: { index: number; count: number } } = {},
 ): Promise<ImageFlow> {
-  return flowFromDirectory(dir, {
+  return flowFromData(dir, {
     ...common(s),
     batchSize: options.batchSize ?? s.batchSize,
     ...(options.cache ? { cache: options.cache } : {}),
@@ -86,5 +86,7 @@ export function describeCachePlan(plan: CachePlan): string {
       return `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
     case 'over-budget':
       return `pixel cache: off, ${plan.reason}`;
+    case 'pack':
+      return `pixel cache: off, reading the pack ${plan.path} (its shards hold the encoded images)`;
   }
 }

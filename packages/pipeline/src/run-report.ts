@@ -3,10 +3,11 @@
  * samples) and the throughput of each stage, from the stage clock the workflow keeps.
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { EpochLog, ExtractResult } from '@featherstack/core';
 import type { Evaluation, HeadResult } from '@featherstack/head';
-import type { ImageFlow, ImagePool } from '@featherstack/images';
+import { type ImageFlow, type ImagePool, readPackImages } from '@featherstack/images';
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
 import { type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import type { ImageSettings } from './flows.js';
@@ -61,6 +62,22 @@ export function stagesOf(clock: Clock, train: ImageFlow, history: EpochLog[], fe
   ];
 }
 
+/** Files of the flow's samples `picked`: their own paths, or for a pack, copies of their bytes under out/report-samples. */
+async function sampleFiles(out: string, train: ImageFlow, picked: number[]): Promise<string[]> {
+  const paths = picked.map((i) => train.filenames[i]!);
+  if (!train.packDir) return paths.map((p) => join(train.root, p));
+  const dir = join(out, 'report-samples');
+  await mkdir(dir, { recursive: true });
+  const bytes = await readPackImages(train.packDir, paths);
+  return Promise.all(
+    paths.map(async (p, k) => {
+      const file = join(dir, `${k}-${basename(p)}`);
+      await writeFile(file, bytes[k]!);
+      return file;
+    }),
+  );
+}
+
 export async function writeRunReport(
   run: RunContext,
   evaluation: Evaluation,
@@ -79,7 +96,7 @@ export async function writeRunReport(
   const samples = o.base
     ? undefined
     : await augmentationGrid({
-        files: firstOfClass.map(path),
+        files: await sampleFiles(run.out, train, firstOfClass),
         augment: o.augment,
         targetSize: p.settings.imageSize,
         colorMode: p.settings.colorMode,

@@ -97,6 +97,8 @@ export interface WorkflowResult {
   cpu: CpuReport;
   /** Images left out under onError: 'skip', each once, with the reason. */
   skipped: { path: string; reason: string }[];
+  /** What the training images were read from, and the pixel cache chosen for them (as run's log says it). */
+  data: { train: 'pack' | 'directory'; cache: string };
 }
 
 /**
@@ -208,7 +210,7 @@ class Workflow {
     const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache, o.cacheBudget);
     // Said first, before anything is written: the cache chosen and its size, or why there is none.
     if (train && cache) this.log(describeCachePlan(train.cachePlan));
-    const cacheUsed = cache && train?.cachePlan.state !== 'over-budget' ? cache : undefined;
+    const cacheUsed = cache && (train?.cachePlan.state === 'write' || train?.cachePlan.state === 'read') ? cache : undefined;
     // Extraction has a layout of its own (planExtraction: a one-thread replica per core unless
     // --replicas or --tf-threads say otherwise), and its batch is sized for it.
     const extractPlan = planExtraction({
@@ -533,6 +535,7 @@ class Workflow {
       plan: r.plan,
       cpu: r.cpu,
       skipped: [...this.skipped].map(([path, reason]) => ({ path, reason })),
+      data: { train: r.train.packDir ? 'pack' : 'directory', cache: describeCachePlan(r.train.cachePlan) },
     };
   }
 }

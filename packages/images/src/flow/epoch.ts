@@ -39,7 +39,7 @@ export interface EpochContext {
   onError: OnError;
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Where the samples' pixels come from: files, the finished pixel cache, or the array. */
-  sourceFor(samples: number[]): SampleSource;
+  sourceFor(samples: number[]): SampleSource | Promise<SampleSource>;
   /** The pixel cache: its path (or null), the key it must match, and the index once finished. */
   cache: { path: string | null; key(): CacheKey; index: PixelCacheIndex | null };
 }
@@ -60,6 +60,7 @@ async function fill(ctx: EpochContext, { slot, epoch, batch, order, settings, ca
   const size = Math.min(ctx.batchSize, settings.limit - start);
   const chunk = Math.max(1, Math.ceil(size / ctx.pool.workers));
   const tasks: Promise<{ failures: DecodeFailure[] }>[] = [];
+  const run = async (make: (source: SampleSource) => DecodeTask, samples: number[]) => ctx.pool.run(make(await ctx.sourceFor(samples)), signal);
   for (let pos = 0; pos < size; pos += chunk) {
     const samples: number[] = [];
     for (let i = pos; i < Math.min(size, pos + chunk); i++) {
@@ -68,8 +69,8 @@ async function fill(ctx: EpochContext, { slot, epoch, batch, order, settings, ca
       slot.samples[i] = sample;
       slot.classIndex[i] = ctx.classes[sample]!;
     }
-    const task: DecodeTask = {
-      source: ctx.sourceFor(samples),
+    const task = (source: SampleSource): DecodeTask => ({
+      source,
       samples,
       seed: ctx.seed,
       epoch,
@@ -83,8 +84,8 @@ async function fill(ctx: EpochContext, { slot, epoch, batch, order, settings, ca
       ...(caching ? { cacheTarget: slot.cache! } : {}),
       ...(ctx.hooks.jitterMs ? { jitterMs: ctx.hooks.jitterMs } : {}),
       ...(ctx.hooks.crashOnAttempt !== undefined ? { crashOnAttempt: ctx.hooks.crashOnAttempt } : {}),
-    };
-    tasks.push(ctx.pool.run(task, signal));
+    });
+    tasks.push(run(task, samples));
   }
   const results = await Promise.all(tasks);
   return { slot, failures: results.flatMap((r) => r.failures).sort((a, b) => a.position - b.position) };

@@ -6,13 +6,15 @@
 import { dirname, resolve } from 'node:path';
 import { stat, statfs } from 'node:fs/promises';
 import { openPixelCache, openShardedPixelCache } from '../cache.js';
-import { invalidOption } from '../errors.js';
+import { DatasetError, invalidOption } from '../errors.js';
 import type { PixelType } from '../image-spec.js';
 import { listDirectory, type Manifest } from '../sources/directory.js';
 import { type ManifestOptions, readManifest } from '../sources/manifest.js';
 import { ImageFlow } from './flow.js';
 import type { BaseFlowOptions, FileFlowOptions, FlowOptions } from './options.js';
 import type { FlowSource } from './order.js';
+import { isPack, readPackIndex } from '../pack/format.js';
+import type { PackSource } from '../pack/read.js';
 
 function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
@@ -235,4 +237,112 @@ export function flowFromArray(
     { manifest, array: { data, dtype, height, width, channels: channels as 1 | 3 | 4 }, ...(targets ? { targets, outputWidths: outputWidths! } : {}) },
     { ...options, classMode },
   );
+}
+
+/** Options of a flow over a pack: a file flow's, less the pixel cache, plus the shuffle buffer. */
+export interface PackFlowOptions extends Omit<FileFlowOptions, 'cache' | 'cacheBudget'> {
+  /** Images the shuffle buffer holds (shuffled flows). Default 2048. */
+  shuffleBuffer?: number;
+  /** Class names in label order; images of other classes are left out. Default: the pack's classes. */
+  classes?: string[];
+  /** As flow_from_directory's: per class, the first `validationSplit` of its files (directory order) are 'validation'. */
+  validationSplit?: number;
+  subset?: 'training' | 'validation';
+}
+
+/**
+ * A flow over a pack written by packDataset / `featherstack pack`: shards read sequentially in a
+ * shuffled order, through a shuffle buffer, with the next shard read ahead. Decoding is that of
+ * the loose files (the pack holds their bytes), so batches equal a directory flow's pixel for
+ * pixel; the order is the pack's own. With `shard: { index, count }` a process reads the pack
+ * shards k with k mod count = index.
+ *
+ * @example
+ * await packDataset('data/train', 'packs/train');
+ * const flow = await flowFromPack('packs/train', { targetSize: [224, 224], batchSize: 32, seed: 1 });
+ * for await (const batch of flow) console.log(batch.size);
+ */
+export async function flowFromPack(dir: string, options: PackFlowOptions = {}): Promise<ImageFlow> {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalidOption('pack', 'a pack directory', dir);
+  checkOptions(options);
+  const rest = options as FlowOptions & PackFlowOptions;
+  if (rest.cache !== undefined) throw invalidOption('cache', 'unset for a pack (its shards are read sequentially; no pixel cache is kept)', rest.cache);
+  const buffer = options.shuffleBuffer ?? 2048;
+  if (!(Number.isInteger(buffer) && buffer >= 1)) throw invalidOption('shuffleBuffer', 'a positive integer number of images', buffer);
+  const split = options.validationSplit ?? 0;
+  if (typeof split !== 'number' || !(split >= 0 && split < 1)) throw invalidOption('validationSplit', 'a number in [0, 1)', split);
+  if (options.subset !== undefined && options.subset !== 'training' && options.subset !== 'validation')
+    throw invalidOption('subset', "'training' or 'validation'", options.subset);
+  if (options.subset !== undefined && split === 0) throw invalidOption('subset', 'used together with a validationSplit above 0', options.subset);
+  const root = resolve(dir);
+  const index = await readPackIndex(root);
+  const { manifest } = index;
+  const classNames = options.classes ?? manifest.classNames;
+  if (!Array.isArray(classNames) || classNames.some((c) => typeof c !== 'string' || !manifest.classNames.includes(c)))
+    throw invalidOption('classes', `names among the pack's classes (${manifest.classNames.join(', ')})`, options.classes);
+  const relabel = new Int32Array(manifest.classNames.length).fill(-1);
+  for (const [i, c] of classNames.entries()) relabel[manifest.classNames.indexOf(c)] = i;
+  // validationSplit as on the directory: per class, ranks by directory listing order.
+  let keep = Array.from({ length: manifest.samples }, (_, i) => i).filter((i) => relabel[index.labels[i]!]! >= 0);
+  if (options.subset !== undefined) {
+    const byClass = new Map<number, number[]>();
+    for (const i of keep) {
+      const c = index.labels[i]!;
+      if (!byClass.has(c)) byClass.set(c, []);
+      byClass.get(c)!.push(i);
+    }
+    const validation = new Set<number>();
+    for (const members of byClass.values()) {
+      members.sort((a, b) => index.listing[a]! - index.listing[b]!);
+      for (const i of members.slice(0, Math.floor(split * members.length))) validation.add(i);
+    }
+    keep = keep.filter((i) => validation.has(i) === (options.subset === 'validation'));
+  }
+  let files = manifest.shards.map((s) => s.file);
+  if (options.shard !== undefined) {
+    const { index: k, count } = options.shard ?? {};
+    if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(k) || k! < 0 || k! >= count!)
+      throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', options.shard);
+    if (count! > files.length)
+      throw invalidOption('shard', `a count of at most the pack's ${files.length} shards (repack with a smaller shardBytes)`, options.shard);
+    keep = keep.filter((i) => index.shard[i]! % count! === k);
+    files = files.map((f, s) => (s % count! === k ? f : ''));
+  }
+  if (keep.length === 0) throw new DatasetError(`pack ${root}: no images left after classes, subset and shard`);
+  const pack: PackSource = {
+    dir: root,
+    files,
+    rows: manifest.shards.map((s) => s.samples),
+    shard: Uint32Array.from(keep, (i) => index.shard[i]!),
+    row: Uint32Array.from(keep, (i) => index.row[i]!),
+    buffer,
+  };
+  const listing: Manifest = {
+    root,
+    classNames,
+    classIndices: Object.fromEntries(classNames.map((c, i) => [c, i])),
+    paths: keep.map((i) => index.paths[i]!),
+    labels: Int32Array.from(keep, (i) => relabel[index.labels[i]!]!),
+  };
+  const { shard: _shard, shuffleBuffer: _b, classes: _c, validationSplit: _v, subset: _s, ...flowOptions } = rest;
+  return new ImageFlow({ manifest: listing, pack }, flowOptions);
+}
+
+/**
+ * A flow over `path`: a pack when it holds one (its pack.json), else a directory of class folders.
+ * A pack keeps no pixel cache: `cache` and `cacheBudget` are dropped for one, and its cachePlan says so.
+ *
+ * @example
+ * const flow = await flowFromData(process.argv[2], { targetSize: [224, 224] });
+ */
+export async function flowFromData(path: string, options: FlowOptions & Pick<PackFlowOptions, 'shuffleBuffer'> = {}): Promise<ImageFlow> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidOption('data', 'a directory or pack path', path);
+  if (!(await isPack(path))) {
+    const { shuffleBuffer: _b, ...rest } = options;
+    return flowFromDirectory(path, rest);
+  }
+  const { cache, cacheBudget: _budget, extensions: _e, followLinks: _l, ...rest } = options;
+  const flow = await flowFromPack(path, rest);
+  if (cache !== undefined) flow.cachePlan = { state: 'pack', path: resolve(path) };
+  return flow;
 }

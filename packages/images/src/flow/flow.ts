@@ -20,6 +20,8 @@ import { type EpochContext, type RunSettings, runEpoch } from './epoch.js';
 import { testHooksOf } from './hooks.js';
 import { type FlowOptions, type FlowSpec, resolveFlowOptions, type SkippedFile } from './options.js';
 import { type FlowSource, shardOf } from './order.js';
+import { packOrder } from '../pack/order.js';
+import { PackEpochReader } from '../pack/read.js';
 import { fitStatistics, type Statistics } from './statistics.js';
 
 /**
@@ -30,7 +32,17 @@ export type CachePlan =
   | { state: 'none' }
   | { state: 'read'; path: string }
   | { state: 'write'; path: string; bytes: number; budget: number }
-  | { state: 'over-budget'; path: string; bytes: number; budget: number; reason: string };
+  | { state: 'over-budget'; path: string; bytes: number; budget: number; reason: string }
+  /** The flow reads a pack: its encoded images are the cache, and no pixel cache is written. */
+  | { state: 'pack'; path: string };
+
+/** Where a flow stands: the next batch `batch` of epoch `epoch` (see ImageFlow.state and resumeFrom). */
+export interface FlowState {
+  epoch: number;
+  batch: number;
+  seed: number;
+  samples: number;
+}
 
 /** A re-iterable dataset of augmented image batches decoded by a worker pool. */
 export class ImageFlow implements AsyncIterable<ImageBatch> {
@@ -65,6 +77,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   private readonly source: FlowSource;
   private readonly cache: EpochContext['cache'];
   private nextEpoch = 0;
+  private position = { epoch: 0, batch: 0 };
   private active = false;
   private closed = false;
 
@@ -93,6 +106,11 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.cache = { path: spec.cachePath, key: () => this.pixelCacheKey, index: source.cacheIndex ?? null };
     this.ring = new SlotRing(spec.batchSize, height * width * channels, spec.dtype, spec.prefetch + 1);
     this.pool = spec.pool ? poolOf(spec.pool) : new DecodePool(spec.workers);
+  }
+
+  /** The pack this flow reads (flowFromPack), or null. */
+  get packDir(): string | null {
+    return this.source.pack?.dir ?? null;
   }
 
   /** Number of samples. */
@@ -173,6 +191,32 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   }
 
   /**
+   * Where iteration stands: the next batch of the epoch being (or last) iterated. Saved with a
+   * checkpoint, `resumeFrom(state)` continues with exactly the batches an uninterrupted epoch would
+   * have yielded from there (the order depends only on the seed and epoch, never on timing or workers).
+   */
+  state(): FlowState {
+    return { ...this.position, seed: this.seed, samples: this.samples };
+  }
+
+  /**
+   * The rest of the epoch `state` stood in: batches `state.batch`, … of `state.epoch`. Refused when
+   * the state belongs to a flow with another seed or sample count.
+   *
+   * @example
+   * const saved = flow.state(); // …the process dies…
+   * for await (const batch of flow.resumeFrom(saved)) train(batch);
+   */
+  resumeFrom(state: FlowState, options: { signal?: AbortSignal } = {}): AsyncGenerator<ImageBatch, void, undefined> {
+    if (typeof state !== 'object' || state === null || !Number.isInteger(state.epoch) || !Number.isInteger(state.batch))
+      throw invalidOption('state', 'a FlowState from flow.state()', state);
+    if (state.seed !== this.seed || state.samples !== this.samples)
+      throw invalidOption('state', `a state of a flow with seed ${this.seed} over ${this.samples} samples`, `seed ${state.seed}, ${state.samples} samples`);
+    this.nextEpoch = state.epoch + 1;
+    return this.epoch(state.epoch, { ...options, from: state.batch });
+  }
+
+  /**
    * Computes the per-channel mean and std that featurewiseCenter / featurewiseStdNormalization use
    * (Keras's `ImageDataGenerator.fit`), streaming over the first `samples` samples in file order
    * (default: all) without augmentation. Statistics are in the units standardisation sees — after
@@ -223,15 +267,34 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     if (signal?.aborted) throw signal.reason ?? new PoolClosedError('iteration aborted');
     this.active = true;
     this.skippedFiles = [];
+    const { pack } = this.source;
+    const order = pack
+      ? packOrder(this.packGroups(), this.seed, epoch, settings.shuffle, pack.buffer)
+      : epochOrder(this.samples, this.seed, epoch, settings.shuffle);
+    const reader = pack ? new PackEpochReader(pack, order.subarray(0, settings.limit), from * this.batchSize) : null;
+    const tracked = settings.limit === this.samples;
+    if (tracked) this.position = { epoch, batch: from };
     try {
-      const order = epochOrder(this.samples, this.seed, epoch, settings.shuffle);
-      yield* runEpoch(this.context(), { epoch, order, settings, from, signal, skipped: this.skippedFiles });
+      for await (const batch of runEpoch(this.context(reader), { epoch, order, settings, from, signal, skipped: this.skippedFiles })) {
+        if (tracked) this.position = { epoch, batch: batch.index + 1 };
+        yield batch;
+      }
+      if (tracked) this.position = { epoch: epoch + 1, batch: 0 };
     } finally {
+      reader?.close();
       this.active = false;
     }
   }
 
-  private context(): EpochContext {
+  /** Samples per pack shard, in shard order (flow samples are in pack order). */
+  private packGroups(): number[] {
+    const pack = this.source.pack!;
+    const groups = new Array<number>(pack.files.length).fill(0);
+    for (const s of pack.shard) groups[s]!++;
+    return groups;
+  }
+
+  private context(reader: PackEpochReader | null = null): EpochContext {
     const { spec, source } = this;
     const layout: BatchLayout = {
       ...spec.image,
@@ -256,7 +319,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
       hooks: testHooksOf(this),
       onError: spec.onError,
       onSkip: spec.onSkip,
-      sourceFor: (samples) => this.sourceFor(samples),
+      sourceFor: reader ? (samples) => reader.sourceFor(samples, (k) => `${this.root}/${this.filenames[k]!}`) : (samples) => this.sourceFor(samples),
       cache: this.cache,
     };
   }

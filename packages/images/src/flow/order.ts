@@ -5,6 +5,7 @@
 import type { PixelCacheIndex } from '../cache.js';
 import { invalidOption } from '../errors.js';
 import type { PixelType } from '../image-spec.js';
+import type { PackSource } from '../pack/read.js';
 import type { Manifest } from '../sources/directory.js';
 
 /** Where a flow's samples come from. @internal */
@@ -15,6 +16,8 @@ export interface FlowSource {
   outputWidths?: number[];
   array?: { data: SharedArrayBuffer; dtype: PixelType; height: number; width: number; channels: 1 | 3 | 4 };
   cacheIndex?: PixelCacheIndex | null;
+  /** A pack's shards (flowFromPack): epochs stream them instead of opening files. */
+  pack?: PackSource;
 }
 
 /** The samples of `source` in shard `shard` (all of them without one). */
@@ -31,6 +34,7 @@ export function shardOf(source: FlowSource, shard: Shard | undefined): FlowSourc
     throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', shard);
   }
   if (source.array) throw invalidOption('shard', 'unset for in-memory arrays (slice the array instead)', shard);
+  if (source.pack) throw invalidOption('shard', 'given to flowFromPack, which shards by pack shard', shard);
   const keep = source.manifest.paths.map((_, i) => i).filter((i) => i % count! === index);
   const { manifest } = source;
   return {

@@ -29,7 +29,9 @@ export type SampleSource =
   /** An in-memory dataset [n, h, w, c] at the flow's size, indexed by dataset sample. */
   | { kind: 'array'; data: SharedArrayBuffer; dtype: PixelType }
   /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`, with CRC-32 `crcs[i]`; an `errors[i]` replays a failure. */
-  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; crcs: number[]; errors: (string | null)[]; paths: string[] };
+  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; crcs: number[]; errors: (string | null)[]; paths: string[] }
+  /** Encoded images from a pack: the i-th sample's bytes are `lengths[i]` bytes of `data` from `offsets[i]`, with CRC-32 `crcs[i]`. */
+  | { kind: 'bytes'; data: SharedArrayBuffer; offsets: number[]; lengths: number[]; crcs: number[]; paths: string[] };
 
 /** Load, augment and standardise the task's samples into consecutive rows of `target` from `position`. */
 export interface DecodeTask {

@@ -160,6 +160,14 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
           ? (w: number, h: number) => cropBox(w, h, image.randomCrop!, new CounterRng(task.seed, task.epoch, sample, Stream.crop))
           : null;
         pixels = await loadPixels(bytes, image, crop);
+      } else if (source.kind === 'bytes') {
+        // A copy: the decoders get a Buffer of their own, as for a file read.
+        const bytes = Buffer.from(new Uint8Array(source.data, source.offsets[i]!, source.lengths[i]!));
+        if (crc32(bytes) !== source.crcs[i]) throw new Error('its bytes fail their CRC-32 (the pack changed after it was written); repack it');
+        const crop = image.randomCrop
+          ? (w: number, h: number) => cropBox(w, h, image.randomCrop!, new CounterRng(task.seed, task.epoch, sample, Stream.crop))
+          : null;
+        pixels = await loadPixels(bytes, image, crop);
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
         if (error) throw new Error(error);
@@ -171,7 +179,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
             : new Float32Array(source.data, sample * sampleSize * 4, sampleSize);
       }
     } catch (error) {
-      const path = source.kind === 'files' ? `${source.root}/${source.paths[i]!}` : source.kind === 'cache' ? source.paths[i]! : `sample ${sample}`;
+      const path = source.kind === 'files' ? `${source.root}/${source.paths[i]!}` : source.kind === 'array' ? `sample ${sample}` : source.paths[i]!;
       failures.push({ position: task.position + i, path, reason: (error as Error).message });
       dst.fill(0, offset, offset + sampleSize);
       cache?.fill(0, offset, offset + sampleSize);

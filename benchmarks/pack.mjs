@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// Loose files against packs: one shuffled epoch of decoding at 224² RGB (uint8, no augmentation,
+// every core decoding) from the photo directory, from a pack of the original bytes, and from a
+// pack re-encoded as JPEG q90 at 256 px on the longer side (FFCV's published setting: 17 KB an
+// image). Each epoch runs in a process of its own (its peak RSS is its own), cold — the page cache
+// dropped first through /proc/sys/vm/drop_caches where this machine allows it — then warm.
+// Sources are interleaved within every repeat; medians are reported, and ratios against loose files.
+//
+//   node benchmarks/pack.mjs --data <class folders> [--repeats 3] [--packs DIR] [--json F --markdown F --chart F]
+//   node benchmarks/pack.mjs --row <dir or pack>   (one epoch; prints one JSON line)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { flowFromData, listDirectory, packDataset } from '@featherstack/images';
+import { log, machine, median, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    row: { type: 'string' },
+    repeats: { type: 'string', default: '3' },
+    packs: { type: 'string', default: '/tmp/featherstack-bench-packs' },
+    size: { type: 'string', default: '224' },
+    ...OUTPUT_OPTIONS,
+  },
+});
+const size = Number(values.size);
+
+if (values.row) {
+  const started = performance.now();
+  const flow = await flowFromData(values.row, { targetSize: [size, size], batchSize: 64, seed: 1, shuffle: true, dtype: 'uint8' });
+  let images = 0;
+  try {
+    for await (const batch of flow.epoch(0)) images += batch.size;
+  } finally {
+    await flow.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const usage = process.resourceUsage();
+  process.stdout.write(
+    `${JSON.stringify({ images, seconds, imagesPerSecond: images / seconds, peakRssMiB: usage.maxRSS / 1024, userSeconds: usage.userCPUTime / 1e6, systemSeconds: usage.systemCPUTime / 1e6 })}\n`,
+  );
+  process.exit(0);
+}
+
+if (!values.data) throw new Error('pack.mjs: --data <directory of class folders> is required');
+const data = resolve(values.data);
+const repeats = Number(values.repeats);
+
+/** Drops the page cache (root only); false where the machine does not allow it. */
+function dropCaches() {
+  try {
+    execFileSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const dirBytes = (dir) => readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+const listing = await listDirectory(data);
+const looseBytes = listing.paths.reduce((a, p) => a + statSync(join(data, p)).size, 0);
+const sources = [{ name: 'loose files', path: data, bytes: looseBytes }];
+for (const [name, options] of [
+  ['pack (original bytes)', {}],
+  ['pack (JPEG q90, 256 px)', { maxSide: 256, quality: 90 }],
+]) {
+  const out = join(values.packs, name.replace(/\W+/g, '-'));
+  const started = performance.now();
+  await packDataset(data, out, { ...options, overwrite: true });
+  const seconds = (performance.now() - started) / 1000;
+  log(`${name}: ${out} (${seconds.toFixed(1)} s to pack)`);
+  sources.push({ name, path: out, bytes: dirBytes(out), packSeconds: seconds });
+}
+
+const droppable = dropCaches();
+if (!droppable) log('cannot write /proc/sys/vm/drop_caches here: the cold runs read through a warm page cache');
+const runs = Object.fromEntries(sources.map((s) => [s.name, { cold: [], warm: [] }]));
+const epoch = (path) => {
+  const child = spawnSync(process.execPath, [import.meta.filename, '--row', path, '--size', String(size)], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`pack.mjs --row ${path} failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(child.stdout.trim().split('\n').pop());
+};
+for (let r = 0; r < repeats; r++) {
+  for (const s of sources) {
+    if (droppable) dropCaches();
+    const cold = epoch(s.path);
+    const warm = epoch(s.path);
+    runs[s.name].cold.push(cold);
+    runs[s.name].warm.push(warm);
+    log(
+      `repeat ${r + 1}/${repeats} ${s.name}: cold ${cold.imagesPerSecond.toFixed(1)}, warm ${warm.imagesPerSecond.toFixed(1)} images/s, RSS ${cold.peakRssMiB.toFixed(0)} MiB`,
+    );
+  }
+}
+
+const pick = (name, kind, key) => median(runs[name][kind].map((x) => x[key]));
+const rows = sources.map((s) => ({
+  source: s.name,
+  coldImagesPerSecond: pick(s.name, 'cold', 'imagesPerSecond'),
+  warmImagesPerSecond: pick(s.name, 'warm', 'imagesPerSecond'),
+  peakRssMiB: Math.max(pick(s.name, 'cold', 'peakRssMiB'), pick(s.name, 'warm', 'peakRssMiB')),
+  userSeconds: pick(s.name, 'warm', 'userSeconds'),
+  systemSeconds: pick(s.name, 'warm', 'systemSeconds'),
+  bytesPerImage: s.bytes / listing.paths.length,
+  packSeconds: s.packSeconds ?? null,
+}));
+const loose = rows[0];
+for (const row of rows) {
+  row.coldRatio = row.coldImagesPerSecond / loose.coldImagesPerSecond;
+  row.warmRatio = row.warmImagesPerSecond / loose.warmImagesPerSecond;
+}
+const result = {
+  suite: 'pack',
+  machine: machine(),
+  images: listing.paths.length,
+  size,
+  repeats,
+  pageCacheDropped: droppable,
+  decodeWorkers: availableParallelism(),
+  rows,
+};
+const kb = (n) => `${(n / 1000).toFixed(1)} KB`;
+const markdown = [
+  `One shuffled epoch of ${listing.paths.length} photos decoded to ${size}² RGB uint8 by ${availableParallelism()} decode workers, each epoch a process of its own; ${repeats} interleaved repeats, medians. ` +
+    (droppable
+      ? 'Cold: the page cache dropped before the epoch (/proc/sys/vm/drop_caches); warm: the epoch right after.'
+      : 'The page cache could not be dropped here: cold runs are warm.') +
+    " FFCV's published size for JPEG q90 at 256 px is 17 KB an image.",
+  '',
+  '| source | cold images/s | ÷ loose | warm images/s | ÷ loose | bytes on disk per image | peak RSS | CPU user / sys (warm) | time to pack |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.source} | ${r.coldImagesPerSecond.toFixed(1)} | ${r.coldRatio.toFixed(2)}× | ${r.warmImagesPerSecond.toFixed(1)} | ${r.warmRatio.toFixed(2)}× | ${kb(r.bytesPerImage)} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.userSeconds.toFixed(1)} / ${r.systemSeconds.toFixed(1)} s | ${r.packSeconds === null ? '—' : `${r.packSeconds.toFixed(1)} s`} |`,
+  ),
+  '',
+].join('\n');
+await writeSuiteOutputs(values, result, markdown, {
+  title: `One epoch at ${size}² from loose files and packs (cold page cache)`,
+  unit: 'images/s',
+  bars: rows.map((r) => ({ label: r.source, value: r.coldImagesPerSecond })),
+});
+process.stderr.write(markdown);
+process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,0 +1,35 @@
+/** `featherstack pack`: a directory of class folders written as a pack of Arrow IPC shards. */
+import { packDataset } from '@featherstack/images';
+import type { Command } from 'commander';
+import * as parse from '../parsers.js';
+
+export function register(program: Command): void {
+  program
+    .command('pack')
+    .description(
+      'write a directory of class folders as a pack: Arrow IPC shards of the encoded images (the original bytes by default), an index and a manifest; every command reads a pack given as --data (or as its train/ and val/)',
+    )
+    .argument('<data>', 'images in one subdirectory per class')
+    .argument('<out>', 'the pack directory to write')
+    .option('--shard-size <bytes>', 'encoded bytes per shard (e.g. 256M)', parse.bytes('--shard-size'), 256 * 2 ** 20)
+    .option('--max-side <n>', 're-encode as JPEG with the longer side at most n pixels', parse.int('--max-side'))
+    .option('--quality <q>', 'JPEG quality when re-encoding (1–100; default 90)', parse.int('--quality'))
+    .option('--seed <n>', 'seed of the stored order', parse.int('--seed'), 0)
+    .option('--overwrite', 'replace an existing pack at <out>')
+    .action(async (data: string, out: string, opts) => {
+      const started = performance.now();
+      const { dir, manifest } = await packDataset(data, out, {
+        shardBytes: opts.shardSize,
+        seed: opts.seed,
+        ...(opts.maxSide !== undefined ? { maxSide: opts.maxSide } : {}),
+        ...(opts.quality !== undefined ? { quality: opts.quality } : {}),
+        ...(opts.overwrite ? { overwrite: true } : {}),
+        onShard: (s) => process.stderr.write(`featherstack: ${s.file}: ${s.samples} images, ${(s.bytes / 2 ** 20).toFixed(1)} MiB (${s.done}/${s.total})\n`),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      process.stdout.write(
+        `${dir}: ${manifest.samples} images, ${manifest.classNames.length} classes, ${manifest.shards.length} shards, ` +
+          `${(manifest.imageBytes / 2 ** 20).toFixed(1)} MiB of images (${Math.round(manifest.imageBytes / manifest.samples)} bytes each) in ${seconds.toFixed(1)} s\n`,
+      );
+    });
+}
