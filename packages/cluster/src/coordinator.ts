@@ -103,6 +103,27 @@ export function buildPixelCacheDistributed(o: Omit<DistributedExtractOptions, 'm
   return runShardSet({ ...o, model: '' }, 'pixels');
 }
 
+/** Shards queued per round trip. */
+const ENQUEUE_BATCH = 1000;
+
+/** The states BullMQ keeps jobs in, read as whole sets. */
+const STATES = ['completed', 'failed', 'active', 'waiting', 'delayed', 'prioritized', 'waiting-children', 'paused'] as const;
+
+/**
+ * The state of every shard job of set `set`, in `ids`' order: one range read per state for the
+ * whole queue instead of one call per shard (100,000 shards polled in about 0.1 s instead of seconds).
+ * A job that moves between lists while they are read can be found in none; those few are asked
+ * for one by one, so a job is 'unknown' only when it is really gone.
+ */
+async function shardStates(queue: Queue<ShardJob>, ids: string[], set: string): Promise<string[]> {
+  const state = new Map<string, string>();
+  for (const type of STATES) for (const id of await queue.getRanges([type], 0, -1)) if (id.startsWith(set) && !state.has(id)) state.set(id, type);
+  const missing = ids.filter((id) => !state.has(id));
+  const confirmed = await Promise.all(missing.map((id) => queue.getJobState(id)));
+  for (const [k, id] of missing.entries()) state.set(id, confirmed[k]!);
+  return ids.map((id) => state.get(id)!);
+}
+
 async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pixels'): Promise<ExtractSetResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
@@ -158,24 +179,29 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       const id = `${set}-${index}`;
       ids.push(id);
       jobs.set(id, data);
-      // An existing id (a re-attached run) is left as it is: BullMQ ignores the add.
-      await queue.add('shard', data, { ...options, jobId: id });
+    }
+    // Queued in bulk (one round trip per ENQUEUE_BATCH shards). An existing id (a re-attached run)
+    // is left as it is: BullMQ ignores the add.
+    for (let at = 0; at < ids.length; at += ENQUEUE_BATCH) {
+      await queue.addBulk(ids.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
     }
     log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
-    const alreadyDone = (await Promise.all(ids.map((id) => queue.getJobState(id)))).filter((s) => s === 'completed').length;
+    const alreadyDone = (await shardStates(queue, ids, set)).filter((s) => s === 'completed').length;
     const retried = new Set<string>();
     const repaired: number[] = [];
     // The finished set's files as read once they are all done (features only): checked below.
     let inspection: ShardInspection | undefined;
     for (;;) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
-      const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+      const states = await shardStates(queue, ids, set);
       // A Redis restarted without persistence has lost the jobs: each lost shard is queued again
       // (its finished file, if any, is simply written once more), instead of waiting forever.
       const lost = ids.filter((_, i) => states[i] === 'unknown');
       if (lost.length > 0) {
         log(`${lost.length} shard job${lost.length > 1 ? 's are' : ' is'} gone from Redis (restarted without persistence?): queued again`);
-        for (const id of lost) await queue.add('shard', jobs.get(id)!, { ...options, jobId: id });
+        for (let at = 0; at < lost.length; at += ENQUEUE_BATCH) {
+          await queue.addBulk(lost.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
+        }
         continue;
       }
       const failed = ids.filter((_, i) => states[i] === 'failed');
@@ -227,7 +253,8 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
         );
         continue;
       }
-      await sleep(250);
+      // Polled every 250 ms, and less often for large sets (a poll costs about a microsecond a shard).
+      await sleep(Math.max(250, Math.min(5000, count / 20)));
     }
     const undecodable = kind === 'features' ? [] : await verifyPixelCache(out, o);
     if (inspection) {
