@@ -34,6 +34,11 @@ beforeAll(() => {
   writeFileSync(join(dir, 'garbage.bin'), Buffer.from('garbage\u0000\u0001'));
   writeFileSync(join(dir, 'empty.arrow'), '');
   mkdirSync(join(dir, 'adir'));
+  mkdirSync(join(dir, 'occupied'));
+  writeFileSync(join(dir, 'occupied', 'mine.txt'), 'kept');
+  // A pack whose packing died before pack.json: its shards and index, no manifest.
+  mkdirSync(join(dir, 'half-pack'));
+  writeFileSync(join(dir, 'half-pack', 'shard-00000.arrow'), readFileSync(features));
   writeFileSync(join(dir, 'bad.yaml'), 'data: [1,2');
   writeFileSync(join(dir, 'neg.yaml'), 'baseEpochs: -3');
   writeFileSync(join(dir, 'unknown.yaml'), 'nosuchkey: 1');
@@ -111,6 +116,24 @@ const cases: [string, () => string[], RegExp][] = [
     'run fine-tuning without an imported base',
     () => ['run', '--fine-tune', 'all'],
     /fineTune: fine-tunes an imported base, and there is none: give base \(--base FILE\)/,
+  ],
+  ['a shuffle buffer of zero', () => ['run', '--shuffle-buffer', '0'], /--shuffle-buffer must be a positive integer, received '0'/],
+  ['packing a directory that does not exist', () => ['pack', join(dir, 'nowhere'), join(dir, 'pack-out')], /dataset directory .*nowhere does not exist/],
+  ['packing into shards of no size', () => ['pack', join(data, 'val'), join(dir, 'pack-out'), '--shard-size', '0'], /--shard-size must be a size such as 500M/],
+  [
+    'a JPEG quality over 100',
+    () => ['pack', join(data, 'val'), join(dir, 'pack-out'), '--quality', '101'],
+    /quality must be an integer from 1 to 100, received 101/,
+  ],
+  [
+    'packing over a directory that holds no pack',
+    () => ['pack', join(data, 'val'), join(dir, 'occupied'), '--overwrite'],
+    /occupied is not empty and holds no pack; refusing to overwrite it/,
+  ],
+  [
+    'a pack whose packing died (no pack.json) as --data',
+    () => ['evaluate', '--model', join(dir, 'run', 'model'), '--data', join(dir, 'half-pack')],
+    /pack .*half-pack: has no pack\.json \(not a pack, or its packing did not finish\)/,
   ],
   [
     'a plateau factor of 1',

@@ -41,6 +41,7 @@ const SPELLING: Record<RunKey, Spelling> = {
   tensorboard: { value: '<dir>' },
   cache: { negate: true },
   cacheBudget: { value: '<size>', read: parse.bytes('--cache-budget') },
+  shuffleBuffer: { value: '<n>' },
   augment: { value: '<spec>', read: parse.augment, defaultIs: "the seed's" },
   base: { value: '<file>' },
   fineTune: { value: '<all|n>', read: parse.fineTune },

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -195,6 +196,50 @@ describe('flowFromPack', () => {
       expect(() => whole.resumeFrom({ ...state, seed: 4 })).toThrow(/state.*seed 3/);
     } finally {
       await Promise.all([whole.close(), first.close(), later.close()]);
+    }
+  });
+
+  it('resumes from the state a killed process last saved with exactly the batches it had not yet delivered', async () => {
+    const out = join(packs, 'killed');
+    await packDataset(data, out, { shardBytes: 4096 });
+    const flowOptions = { ...options, workers: 2 };
+    // The child saves flow.state() after every batch it consumes, as a training loop's checkpoint
+    // does, and is killed (SIGKILL: no cleanup) once it has consumed 4 batches.
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      import { flowFromPack } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+      const flow = await flowFromPack(${JSON.stringify(out)}, ${JSON.stringify(flowOptions)});
+      for await (const batch of flow.epoch(2)) {
+        writeFileSync(${JSON.stringify(join(out, 'state.json'))}, JSON.stringify(flow.state()));
+        process.stdout.write(JSON.stringify(batch.paths) + '\\n');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      process.stdout.write('finished\\n');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const delivered: string[][] = [];
+    await new Promise<void>((resolve) => {
+      let text = '';
+      child.stdout.on('data', (chunk) => {
+        text += chunk;
+        const lines = text.split('\n');
+        text = lines.pop()!;
+        for (const line of lines) if (line.startsWith('[')) delivered.push(JSON.parse(line));
+        if (delivered.length >= 4 && child.exitCode === null && !child.killed) child.kill('SIGKILL');
+      });
+      child.on('exit', () => resolve());
+    });
+    expect(child.signalCode).toBe('SIGKILL');
+    const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
+    expect(state.batch).toBe(delivered.length);
+    const whole = await flowFromPack(out, flowOptions);
+    const resumed = await flowFromPack(out, { ...flowOptions, workers: 1 });
+    try {
+      const expected = await collect(whole.epoch(2));
+      expect(delivered).toEqual(expected.slice(0, delivered.length).map((b) => b.paths));
+      expect(await collect(resumed.resumeFrom(state))).toEqual(expected.slice(state.batch));
+    } finally {
+      await Promise.all([whole.close(), resumed.close()]);
     }
   });
 

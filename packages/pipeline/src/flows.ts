@@ -27,6 +27,8 @@ export interface ImageSettings {
   pool?: ImagePool;
   /** Keras's preprocess_input mode the base expects (every flow of the run applies it). Default 'none'. */
   preprocess?: PreprocessMode;
+  /** The shuffle buffer of a training flow over a pack (images). Default: flowFromPack's. */
+  shuffleBuffer?: number;
 }
 
 function common(s: ImageSettings) {
@@ -47,6 +49,7 @@ export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOpti
     ...common(s),
     ...(cache ? { cache } : {}),
     ...(cacheBudget !== undefined ? { cacheBudget } : {}),
+    ...(s.shuffleBuffer !== undefined ? { shuffleBuffer: s.shuffleBuffer } : {}),
     shuffle: true,
     augment: { ...augment, preprocess: s.preprocess ?? 'none' },
   });

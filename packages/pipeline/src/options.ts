@@ -84,6 +84,7 @@ export const runConfigSchema = z
       .describe('raise: stop at the first image that cannot be loaded, naming it; skip: leave such images out and report every one'),
     tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
     cache: z.boolean().describe('a pixel cache of the training images under <out>/cache, on by default (off: every base epoch decodes)'),
+    shuffleBuffer: positive.describe('images the shuffle buffer holds when --data is a pack (default 2048; a directory is shuffled whole)'),
     cacheBudget: z
       .number()
       .int()

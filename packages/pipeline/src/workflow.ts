@@ -202,6 +202,7 @@ class Workflow {
       onSkip: (f) => this.skip(f),
       pool,
       preprocess: o.preprocess,
+      ...(o.shuffleBuffer !== undefined ? { shuffleBuffer: o.shuffleBuffer } : {}),
     };
     // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
     // base epochs and the extraction of the training features read it instead of decoding again.

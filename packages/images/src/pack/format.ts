@@ -11,7 +11,7 @@
  * the directory listing, which validationSplit needs.
  * @internal
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { arrowBytesProblem } from '@featherstack/common';
 import { Binary, Field, Int32, Schema, tableFromIPC, Uint32, Utf8 } from 'apache-arrow';
@@ -80,10 +80,13 @@ export interface PackIndex {
   row: Uint32Array;
 }
 
-/** Whether `dir` holds a pack (its pack.json). */
+/**
+ * Whether `dir` holds a pack, or what is left of one whose packing died (its first shard or its
+ * index without pack.json): reading that as a directory of class folders would mislead.
+ */
 export async function isPack(dir: string): Promise<boolean> {
-  const text = await readFile(join(dir, PACK_MANIFEST), 'utf8').catch(() => null);
-  return text?.includes(PACK_FORMAT) ?? false;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return [PACK_MANIFEST, PACK_INDEX, shardFileName(0), `${shardFileName(0)}.partial`].some((name) => names.includes(name));
 }
 
 function problem(dir: string, what: string): DatasetError {
