@@ -123,6 +123,17 @@ export declare function benchFineTune(options: SuiteOutput & {
     repeats: number;
     log: (line: string) => void;
 }): Promise<unknown>;
+/** Runs benchmarks/pack.mjs (one epoch at 224² from loose photos and from packs, cold and warm). */
+export declare function benchPack(options: SuiteOutput & {
+    data?: string;
+    repeats: number;
+    log: (line: string) => void;
+}): Promise<unknown>;
+/** Runs benchmarks/scale.mjs (listing, packing and one epoch at 10 k – 1 M generated images). */
+export declare function benchScale(options: SuiteOutput & {
+    sizes?: number[];
+    log: (line: string) => void;
+}): Promise<unknown>;
 /** Runs benchmarks/backbones.mjs (real backbones at 224²: featherstack vs Keras and PyTorch, and run --base vs Keras's recipe). */
 export declare function benchBackbones(options: SuiteOutput & {
     data?: string;

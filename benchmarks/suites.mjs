@@ -188,6 +188,27 @@ export async function benchHead(options) {
   const args = ['--data', resolve(dir), '--epochs', String(options.epochs), '--batch-size', String(options.batchSize), '--repeats', String(options.repeats)];
   return suite('head.mjs', args, options, options.log);
 }
+/**
+ * Runs benchmarks/pack.mjs: one epoch at 224² from loose photos, a pack of their bytes and a JPEG
+ * q90 256 px pack, cold (page cache dropped where allowed) and warm.
+ *
+ * @example
+ * await benchPack({ repeats: 3, log: console.error });
+ */
+export async function benchPack(options) {
+  const dir = options.data ?? (await prepare('photos', options.log)).dir;
+  return suite('pack.mjs', ['--data', resolve(dir), '--repeats', String(options.repeats)], options, options.log);
+}
+/**
+ * Runs benchmarks/scale.mjs: listing, packing and one epoch from loose files and from the pack at
+ * each dataset size (generated once under the featherstack cache).
+ *
+ * @example
+ * await benchScale({ sizes: [10000, 100000], log: console.error });
+ */
+export async function benchScale(options) {
+  return suite('scale.mjs', ['--sizes', (options.sizes ?? [10000, 100000, 1000000]).join(',')], options, options.log);
+}
 /** The suites of `bench all`, in order: name, title, what its chart shows, the command that runs it alone. */
 export const SUITES = [
   ['images', 'Image pipeline', 'images/s against decode workers', 'bench images'],
@@ -201,6 +222,8 @@ export const SUITES = [
   // Optional: `bench all --dataset shipped` (the quick run) leaves it out.
   ['backbones', 'Real backbones at 224² (MobileNetV2, ResNet50, EfficientNetB0)', 'images/s per backbone and engine', 'bench backbones', true],
   ['fine-tune', 'Fine-tuning real backbones at 224² (MobileNetV2, ResNet50)', 'images/s per backbone and engine', 'bench fine-tune', true],
+  ['pack', 'Loose files against packs at 224², cold and warm page cache', 'images/s per source (cold)', 'bench pack', true],
+  ['scale', 'Million-image scale: listing, packing, one epoch (10 k – 1 M images)', 'µs per image by dataset size', 'bench scale', true],
 ];
 /**
  * Every suite in turn into `out`: per suite a JSON file, a markdown table and a PNG chart, plus
@@ -251,6 +274,8 @@ export async function benchAll(options) {
   });
   if (options.dataset !== 'shipped') results.backbones = await benchBackbones({ ...common, ...files('backbones') });
   if (options.dataset !== 'shipped') results['fine-tune'] = await benchFineTune({ ...common, ...files('fine-tune') });
+  if (options.dataset !== 'shipped') results.pack = await benchPack({ ...common, ...files('pack') });
+  if (options.dataset !== 'shipped') results.scale = await benchScale({ log: options.log, ...files('scale') });
   const summary = join(out, 'summary.md');
   await writeFile(summary, await summaryMarkdown(out, '.'));
   return { ...results, summary };

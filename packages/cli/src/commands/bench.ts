@@ -134,6 +134,31 @@ export function register(program: Command): void {
 
   suiteOutputOptions(
     bench
+      .command('pack')
+      .description(
+        'one epoch at 224² from loose photos, from a pack of their bytes and from a JPEG q90 256 px pack, cold (page cache dropped where allowed) and warm',
+      )
+      .option('--data <dir>', 'override: a directory of class folders of photos')
+      .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3),
+    'write a bar chart of cold images/s per source',
+  ).action(async (opts) => {
+    const result = await (await suites()).benchPack({ ...suiteOutputs(opts), data: opts.data, repeats: opts.repeats });
+    printResult(opts.json)(result);
+  });
+
+  suiteOutputOptions(
+    bench
+      .command('scale')
+      .description('listing, packing and one epoch from loose files and from the pack at 10 k, 100 k and 1 M generated images: time and peak RSS per image')
+      .option('--sizes <list>', 'comma-separated dataset sizes', (v: string) => v.split(',').map((n) => parse.int('--sizes')(n)), [10000, 100000, 1000000]),
+    'write a bar chart of µs per image by size and stage',
+  ).action(async (opts) => {
+    const result = await (await suites()).benchScale({ ...suiteOutputs(opts), sizes: opts.sizes });
+    printResult(opts.json)(result);
+  });
+
+  suiteOutputOptions(
+    bench
       .command('extraction')
       .description('feature extraction images/s: against decode workers, from the pixel cache, TensorFlow alone (ceiling), Keras (seed)')
       .option('--dataset <name>', 'shipped (2,000 images) | fashion-mnist (60,000)', 'shipped')
