@@ -24,7 +24,9 @@ export {
   flowFromListing,
   flowFromManifest,
   flowFromPack,
+  flowFromTar,
   type PackFlowOptions,
+  type TarFlowOptions,
   pixelCacheBytes,
 } from './flow/factories.js';
 export { type CachePlan, type FlowState, ImageFlow } from './flow/flow.js';

@@ -6,7 +6,7 @@ import { epochOrder } from '@featherstack/common';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packOrder } from '../dist/pack/order.js';
-import { flowFromData, flowFromDirectory, flowFromPack, type ImageFlow, packDataset, readPackIndex } from '../dist/index.js';
+import { flowFromData, flowFromDirectory, flowFromPack, flowFromTar, type ImageFlow, packDataset, readPackIndex } from '../dist/index.js';
 import { tempDir, writeImage, writeText } from './helpers.js';
 
 const fixtures = new URL('./fixtures/', import.meta.url).pathname;
@@ -326,5 +326,69 @@ describe('flowFromPack', () => {
     await expect(flowFromPack(out)).rejects.toThrow(/has no pack\.json \(not a pack, or its packing did not finish\)/);
     await writeFile(join(out, 'pack.json'), JSON.stringify({ ...manifest, version: 9 }));
     await expect(flowFromPack(out)).rejects.toThrow(/format version 9/);
+  });
+});
+
+describe('flowFromTar (WebDataset shards)', () => {
+  it('reads key.png + key.cls samples from brace-expanded tars, pixel for pixel as the loose files, in any worker count the same batches', async () => {
+    const { create } = await import('tar');
+    const staging = await tempDir();
+    const shards = await tempDir('featherstack-tars-');
+    // 3 tars of 30 samples each: the data's images, labelled by class index.
+    const classes = ['ant', 'bee', 'cat'];
+    const files = readdirSync(data, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(data.length + 1))
+      .sort();
+    for (let t = 0; t < 3; t++) {
+      const members: string[] = [];
+      for (const [i, f] of files.entries()) {
+        if (i % 3 !== t) continue;
+        const key = `s${String(i).padStart(4, '0')}`;
+        await writeFile(join(staging, `${key}.png`), readFileSync(join(data, f)));
+        await writeFile(join(staging, `${key}.cls`), String(classes.indexOf(f.split('/')[0]!)));
+        members.push(`${key}.png`, `${key}.cls`);
+      }
+      await create({ file: join(shards, `train-${String(t).padStart(4, '0')}.tar`), cwd: staging }, members);
+    }
+    const tarOptions = { ...options, classNames: classes, shuffleBuffer: 16 };
+    const pattern = join(shards, 'train-{0000..0002}.tar');
+    const flows = await Promise.all([1, 2].map((workers) => flowFromTar(pattern, { ...tarOptions, workers })));
+    // Unaugmented: augmentation is keyed by each flow's own sample index.
+    const plain = { targetSize: options.targetSize, dtype: options.dtype, batchSize: 8, shuffle: false, workers: 2 };
+    const unshuffled = await flowFromTar(shards, { ...plain, classNames: classes });
+    const loose = await flowFromDirectory(data, plain);
+    try {
+      expect(flows[0]!.samples).toBe(90);
+      const [one, two] = await Promise.all(flows.map((f) => collect(f.epoch(0))));
+      expect(two).toEqual(one);
+      expect(new Set(one!.flatMap((b) => b.paths)).size).toBe(90);
+      // Labels come from .cls; pixels equal the loose file the sample was made from.
+      const fromTar = await pixelsByPath(unshuffled);
+      const fromFiles = await pixelsByPath(loose);
+      for (const [path, pixels] of fromTar) {
+        const i = Number(/s(\d{4})\.png$/.exec(path)![1]);
+        expect(pixels, path).toEqual(fromFiles.get(files[i]!));
+      }
+      for (const [k, p] of unshuffled.filenames.entries()) {
+        const i = Number(/s(\d{4})\.png$/.exec(p)![1]);
+        expect(unshuffled.classNames[unshuffled.classes[k]!]).toBe(files[i]!.split('/')[0]);
+      }
+      const viaData = await flowFromData(shards, { ...options, workers: 1 });
+      expect(viaData.samples).toBe(90);
+      await viaData.close();
+    } finally {
+      await Promise.all([...flows, unshuffled, loose].map((f) => f.close()));
+    }
+    // A sample without its image, a class that is no index, a missing tar: refused by tar and key.
+    await writeFile(join(staging, 'lonely.cls'), '1');
+    await writeFile(join(staging, 'odd.png'), readFileSync(join(data, files[0]!)));
+    await writeFile(join(staging, 'odd.cls'), 'cat');
+    await create({ file: join(shards, 'bad-0.tar'), cwd: staging }, ['lonely.cls']);
+    await create({ file: join(shards, 'bad-1.tar'), cwd: staging }, ['odd.png', 'odd.cls']);
+    await expect(flowFromTar(join(shards, 'bad-0.tar'))).rejects.toThrow(/bad-0\.tar: sample 'lonely' has no image/);
+    await expect(flowFromTar(join(shards, 'bad-1.tar'))).rejects.toThrow(/bad-1\.tar: sample odd\.png has class 'cat' in its \.cls, not a class index/);
+    await expect(flowFromTar(join(shards, 'train-{0000..0009}.tar'))).rejects.toThrow(/train-0003\.tar cannot be read/);
+    await expect(flowFromTar(pattern, { classNames: ['ant'] })).rejects.toThrow(/classNames.*at least 3 names/);
   });
 });

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { EpochLog, ExtractResult } from '@featherstack/core';
 import type { Evaluation, HeadResult } from '@featherstack/head';
-import { type ImageFlow, type ImagePool, readPackImages } from '@featherstack/images';
+import type { ImageFlow, ImagePool } from '@featherstack/images';
 import { augmentationGrid, type WrittenReport, writeReport } from '@featherstack/report';
 import { type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import type { ImageSettings } from './flows.js';
@@ -68,7 +68,7 @@ async function sampleFiles(out: string, train: ImageFlow, picked: number[]): Pro
   if (!train.packDir) return paths.map((p) => join(train.root, p));
   const dir = join(out, 'report-samples');
   await mkdir(dir, { recursive: true });
-  const bytes = await readPackImages(train.packDir, paths);
+  const bytes = await train.encodedImages(picked);
   return Promise.all(
     paths.map(async (p, k) => {
       const file = join(dir, `${k}-${basename(p)}`);

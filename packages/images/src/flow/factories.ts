@@ -3,7 +3,7 @@
  * (flow_from_dataframe), a list of files (prediction) or an array in memory (flow). File flows open
  * their pixel cache here, once the files' sizes and modification times are known.
  */
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { stat, statfs } from 'node:fs/promises';
 import { openPixelCache, openShardedPixelCache } from '../cache.js';
 import { DatasetError, invalidOption } from '../errors.js';
@@ -13,8 +13,10 @@ import { type ManifestOptions, readManifest } from '../sources/manifest.js';
 import { ImageFlow } from './flow.js';
 import type { BaseFlowOptions, FileFlowOptions, FlowOptions } from './options.js';
 import type { FlowSource } from './order.js';
+import { readdir } from 'node:fs/promises';
 import { isPack, readPackIndex } from '../pack/format.js';
 import type { PackSource } from '../pack/read.js';
+import { expandBraces, indexTars, tarRows } from '../pack/tar.js';
 
 function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
@@ -328,8 +330,104 @@ export async function flowFromPack(dir: string, options: PackFlowOptions = {}): 
   return new ImageFlow({ manifest: listing, pack }, flowOptions);
 }
 
+/** Options of a flow over WebDataset tars: a pack flow's, plus the class names of the `.cls` indices. */
+export interface TarFlowOptions extends Omit<PackFlowOptions, 'classes' | 'validationSplit' | 'subset'> {
+  /** Names of the classes, in index order. Default: '0', '1', … up to the largest `.cls` found. */
+  classNames?: string[];
+}
+
 /**
- * A flow over `path`: a pack when it holds one (its pack.json), else a directory of class folders.
+ * A flow over WebDataset tar shards: `shards/train-{0000..0099}.tar` (brace ranges and lists
+ * expanded), a list of tar files, or a directory of them. A sample is the entries sharing a key
+ * (the path up to the first dot of the file name): one image (`.jpg`, `.png`, …) and its class
+ * index as text (`.cls`). The tars are read once when the flow is made (their keys and labels) and
+ * then streamed as pack shards are: whole, in a shuffled order, through the shuffle buffer.
+ *
+ * @example
+ * const flow = await flowFromTar('shards/train-{0000..0009}.tar', { targetSize: [224, 224], classNames: ['cat', 'dog'] });
+ */
+export async function flowFromTar(source: string | string[], options: TarFlowOptions = {}): Promise<ImageFlow> {
+  checkOptions(options);
+  let files: string[];
+  if (Array.isArray(source)) files = source.map((f) => resolve(f));
+  else if (typeof source === 'string' && source.length > 0) {
+    const st = await stat(source).catch(() => null);
+    files = st?.isDirectory()
+      ? (await readdir(source))
+          .filter((f) => f.endsWith('.tar'))
+          .sort()
+          .map((f) => resolve(source, f))
+      : expandBraces(source).map((f) => resolve(f));
+  } else throw invalidOption('tars', 'a pattern, a directory or a list of .tar files', source);
+  if (files.length === 0) throw new DatasetError(`tar shards ${String(source)}: no .tar files`);
+  const rest = options as TarFlowOptions & FlowOptions;
+  if (rest.cache !== undefined) throw invalidOption('cache', 'unset for tar shards (they are read sequentially; no pixel cache is kept)', rest.cache);
+  const buffer = options.shuffleBuffer ?? 2048;
+  if (!(Number.isInteger(buffer) && buffer >= 1)) throw invalidOption('shuffleBuffer', 'a positive integer number of images', buffer);
+  const { names, classes } = await indexTars(files);
+  const labelled = classes.some((c) => c.some((v) => v !== null));
+  const labels: number[] = [];
+  for (const [s, cs] of classes.entries()) {
+    for (const [r, text] of cs.entries()) {
+      if (!labelled) {
+        labels.push(-1);
+        continue;
+      }
+      const n = text === null ? Number.NaN : Number(text);
+      if (!Number.isInteger(n) || n < 0)
+        throw new DatasetError(
+          `tar ${files[s]}: sample ${names[s]![r]} has ${text === null ? 'no .cls entry' : `class '${text}' in its .cls, not a class index`}`,
+        );
+      labels.push(n);
+    }
+  }
+  const max = labels.reduce((a, b) => Math.max(a, b), -1);
+  const classNames = options.classNames ?? Array.from({ length: max + 1 }, (_, i) => String(i));
+  if (!Array.isArray(classNames) || classNames.length <= max)
+    throw invalidOption('classNames', `at least ${max + 1} names (the largest .cls is ${max})`, options.classNames);
+  const root = dirname(files[0]!);
+  let shards = files.map((_, s) => s);
+  if (options.shard !== undefined) {
+    const { index: k, count } = options.shard ?? {};
+    if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(k) || k! < 0 || k! >= count!)
+      throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', options.shard);
+    if (count! > files.length) throw invalidOption('shard', `a count of at most the ${files.length} tar shards`, options.shard);
+    shards = shards.filter((s) => s % count! === k);
+  }
+  const keep = shards.flatMap((s) => names[s]!.map((_, r) => ({ s, r })));
+  if (keep.length === 0) throw new DatasetError(`tar shards ${String(source)} hold no samples`);
+  const offsets = [0];
+  for (const n of names) offsets.push(offsets.at(-1)! + n.length);
+  const pack: PackSource = {
+    dir: '/',
+    files: files.map((f) => f.slice(1)),
+    rows: names.map((n) => n.length),
+    shard: Uint32Array.from(keep, ({ s }) => s),
+    row: Uint32Array.from(keep, ({ r }) => r),
+    buffer,
+    parse: tarRows,
+  };
+  const listing: Manifest = {
+    root,
+    classNames: labelled ? classNames : [],
+    classIndices: labelled ? Object.fromEntries(classNames.map((c, i) => [c, i])) : {},
+    paths: keep.map(({ s, r }) => `${relative(root, files[s]!)}/${names[s]![r]!}`),
+    labels: Int32Array.from(keep, ({ s, r }) => labels[offsets[s]! + r]!),
+  };
+  const { shard: _shard, shuffleBuffer: _b, classNames: _c, ...flowOptions } = rest;
+  return new ImageFlow({ manifest: listing, pack }, { ...(labelled ? {} : { classMode: 'none' as const }), ...flowOptions });
+}
+
+/** Whether `path` names WebDataset tars: a pattern or file ending in .tar, or a directory holding .tar files and no folders. */
+async function isTarSource(path: string): Promise<boolean> {
+  if (path.endsWith('.tar')) return true;
+  const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+  return entries.some((e) => e.isFile() && e.name.endsWith('.tar')) && !entries.some((e) => e.isDirectory());
+}
+
+/**
+ * A flow over `path`: WebDataset tars (a `.tar` pattern, or a directory of tars and no folders), a
+ * pack when it holds one (its pack.json), else a directory of class folders.
  * A pack keeps no pixel cache: `cache` and `cacheBudget` are dropped for one, and its cachePlan says so.
  *
  * @example
@@ -337,6 +435,13 @@ export async function flowFromPack(dir: string, options: PackFlowOptions = {}): 
  */
 export async function flowFromData(path: string, options: FlowOptions & Pick<PackFlowOptions, 'shuffleBuffer'> = {}): Promise<ImageFlow> {
   if (typeof path !== 'string' || path.length === 0) throw invalidOption('data', 'a directory or pack path', path);
+  if (await isTarSource(path)) {
+    const { cache, cacheBudget: _budget, extensions: _e, followLinks: _l, classes, validationSplit, subset: _s, ...rest } = options;
+    if (validationSplit !== undefined) throw invalidOption('validationSplit', 'unset for tar shards (keep validation in tars of its own)', validationSplit);
+    const flow = await flowFromTar(path, { ...rest, ...(classes ? { classNames: classes } : {}) });
+    if (cache !== undefined) flow.cachePlan = { state: 'pack', path: resolve(path) };
+    return flow;
+  }
   if (!(await isPack(path))) {
     const { shuffleBuffer: _b, ...rest } = options;
     return flowFromDirectory(path, rest);

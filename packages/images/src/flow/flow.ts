@@ -21,7 +21,7 @@ import { testHooksOf } from './hooks.js';
 import { type FlowOptions, type FlowSpec, resolveFlowOptions, type SkippedFile } from './options.js';
 import { type FlowSource, shardOf } from './order.js';
 import { packOrder } from '../pack/order.js';
-import { PackEpochReader } from '../pack/read.js';
+import { PackEpochReader, readImages } from '../pack/read.js';
 import { fitStatistics, type Statistics } from './statistics.js';
 
 /**
@@ -108,9 +108,18 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.pool = spec.pool ? poolOf(spec.pool) : new DecodePool(spec.workers);
   }
 
-  /** The pack this flow reads (flowFromPack), or null. */
+  /** The pack (or directory of WebDataset tars) this flow reads, or null. */
   get packDir(): string | null {
     return this.source.pack?.dir ?? null;
+  }
+
+  /**
+   * The stored (encoded) bytes of samples of a flow over a pack or tars, reading only the shards
+   * that hold them: a report's sample images. Refused for other flows (their files are on disk).
+   */
+  async encodedImages(samples: number[]): Promise<Buffer[]> {
+    if (!this.source.pack) throw new Error('encodedImages: this flow reads files, not a pack or tars');
+    return readImages(this.source.pack, samples);
   }
 
   /** Number of samples. */

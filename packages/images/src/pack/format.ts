@@ -152,7 +152,8 @@ export async function readPackIndex(dir: string): Promise<PackIndex> {
 export interface ShardRows {
   offsets: Int32Array;
   values: Uint8Array;
-  crcs: Uint32Array;
+  /** Each row's CRC-32 (null for tar shards, which carry none). */
+  crcs: Uint32Array | null;
 }
 
 /** Parses a shard file's bytes, checking its framing, columns and row count. */

@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
 import type { SampleSource } from '../pool/protocol.js';
-import { parseShard, readPackIndex } from './format.js';
+import { parseShard, readPackIndex, type ShardRows } from './format.js';
 
 /** What a flow reads from a pack: its shard files and, per flow sample, where it is stored. */
 export interface PackSource {
@@ -24,6 +24,8 @@ export interface PackSource {
   row: Uint32Array;
   /** Samples the shuffle buffer holds. */
   buffer: number;
+  /** How a shard file's bytes become rows (default: a pack shard's; WebDataset tars have their own). */
+  parse?: (file: string, bytes: Uint8Array, rows: number) => ShardRows;
 }
 
 async function readWhole(file: string): Promise<Buffer> {
@@ -106,12 +108,12 @@ export class PackEpochReader {
         ahead.catch(() => {});
         this.ahead.set(next, ahead);
       }
-      const rows = parseShard(this.path(s), bytes, this.pack.rows[s]!);
+      const rows = (this.pack.parse ?? parseShard)(this.path(s), bytes, this.pack.rows[s]!);
       const wanted = this.wanted[s]!;
       for (let r = 0; r < wanted.length; r++) {
         const sample = wanted[r]!;
         if (sample < 0) continue;
-        this.held.set(sample, { bytes: rows.values.slice(rows.offsets[r]!, rows.offsets[r + 1]!), crc: rows.crcs[r]! });
+        this.held.set(sample, { bytes: rows.values.slice(rows.offsets[r]!, rows.offsets[r + 1]!), crc: rows.crcs ? rows.crcs[r]! : -1 });
       }
     })();
     this.loads.set(s, loading);
@@ -170,14 +172,26 @@ export async function readPackImages(dir: string, paths: string[]): Promise<Buff
     if (i === undefined) throw new DatasetError(`pack ${dir} holds no image ${p}`);
     return i;
   });
-  const out = new Array<Buffer>(paths.length);
-  for (const s of new Set(rows.map((i) => index.shard[i]!))) {
-    const info = index.manifest.shards[s]!;
-    const file = join(dir, info.file);
-    const shard = parseShard(file, await readWhole(file), info.samples);
-    for (const [k, i] of rows.entries()) {
-      if (index.shard[i] !== s) continue;
-      const r = index.row[i]!;
+  const source: PackSource = {
+    dir,
+    files: index.manifest.shards.map((s) => s.file),
+    rows: index.manifest.shards.map((s) => s.samples),
+    shard: index.shard,
+    row: index.row,
+    buffer: 1,
+  };
+  return readImages(source, rows);
+}
+
+/** The stored bytes of a pack source's `samples` (flow sample indices), reading only their shards. */
+export async function readImages(pack: PackSource, samples: number[]): Promise<Buffer[]> {
+  const out = new Array<Buffer>(samples.length);
+  for (const s of new Set(samples.map((i) => pack.shard[i]!))) {
+    const file = join(pack.dir, pack.files[s]!);
+    const shard = (pack.parse ?? parseShard)(file, await readWhole(file), pack.rows[s]!);
+    for (const [k, i] of samples.entries()) {
+      if (pack.shard[i] !== s) continue;
+      const r = pack.row[i]!;
       out[k] = Buffer.from(shard.values.slice(shard.offsets[r]!, shard.offsets[r + 1]!));
     }
   }

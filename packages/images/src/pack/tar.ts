@@ -1,0 +1,126 @@
+/**
+ * WebDataset tar shards as a source (the de-facto layout of large image sets): each tar holds
+ * samples as consecutive entries sharing a key — the entry's path up to the first dot of its file
+ * name — one image (`key.jpg`, `key.png`, …) and its class index as text (`key.cls`). Tars are
+ * parsed with node-tar; a flow reads them as it reads pack shards (read.ts): whole, in a shuffled
+ * order, through the shuffle buffer.
+ * @internal
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Parser, type ReadEntry } from 'tar';
+import { DatasetError, invalidOption } from '../errors.js';
+import type { ShardRows } from './format.js';
+
+const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'png', 'ppm', 'pgm', 'pnm', 'bmp', 'tif', 'tiff', 'webp', 'gif']);
+
+/**
+ * Expands WebDataset's brace notation: `train-{0000..0099}.tar` (zero-padded ranges) and
+ * `{a,b}` lists, any number of them.
+ */
+export function expandBraces(pattern: string): string[] {
+  const m = /\{([^{}]*)\}/.exec(pattern);
+  if (!m) return [pattern];
+  const [head, tail] = [pattern.slice(0, m.index), pattern.slice(m.index + m[0].length)];
+  const range = /^(\d+)\.\.(\d+)$/.exec(m[1]!);
+  let parts: string[];
+  if (range) {
+    const [from, to] = [Number(range[1]), Number(range[2])];
+    if (to < from) throw invalidOption('tar pattern', 'ranges {a..b} with a ≤ b', pattern);
+    if (to - from >= 1_000_000) throw invalidOption('tar pattern', 'ranges of fewer than a million shards', pattern);
+    const width = range[1]!.length;
+    parts = Array.from({ length: to - from + 1 }, (_, i) => String(from + i).padStart(width, '0'));
+  } else parts = m[1]!.split(',');
+  return parts.flatMap((p) => expandBraces(`${head}${p}${tail}`));
+}
+
+/** A sample of a tar: its key, its image entry's bytes, and its class text (or null). */
+interface TarSample {
+  key: string;
+  name: string;
+  bytes: Uint8Array;
+  cls: string | null;
+}
+
+/** The samples of one tar, in entry order. Refuses a key without an image, or with two, by tar and key. */
+export function parseTar(file: string, bytes: Uint8Array): TarSample[] {
+  const samples: TarSample[] = [];
+  const byKey = new Map<string, { key: string; name: string | null; bytes: Uint8Array | null; cls: string | null }>();
+  const order: string[] = [];
+  let failure: Error | null = null;
+  const parser = new Parser({
+    strict: true,
+    onwarn: (_code: string, message: string | Error) => {
+      failure ??= new DatasetError(`tar ${file}: ${typeof message === 'string' ? message : message.message}`);
+    },
+    onReadEntry: (entry: ReadEntry) => {
+      if (entry.type !== 'File' && entry.type !== 'OldFile') {
+        entry.resume();
+        return;
+      }
+      const name = entry.path;
+      const base = basename(name);
+      const dot = base.indexOf('.');
+      const key = join(dirname(name), dot < 0 ? base : base.slice(0, dot));
+      const ext = dot < 0 ? '' : base.slice(dot + 1).toLowerCase();
+      const chunks: Buffer[] = [];
+      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.on('end', () => {
+        let s = byKey.get(key);
+        if (!s) {
+          s = { key, name: null, bytes: null, cls: null };
+          byKey.set(key, s);
+          order.push(key);
+        }
+        const last = ext.split('.').pop()!;
+        if (IMAGE_EXTENSIONS.has(last)) {
+          if (s.name !== null) failure ??= new DatasetError(`tar ${file}: sample '${key}' has two images (${s.name} and ${name})`);
+          s.name = name;
+          s.bytes = Buffer.concat(chunks);
+        } else if (ext === 'cls') s.cls = Buffer.concat(chunks).toString('utf8').trim();
+      });
+    },
+  });
+  parser.on('error', (error: Error) => {
+    failure ??= new DatasetError(`tar ${file} cannot be read: ${error.message}`);
+  });
+  parser.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  parser.end();
+  if (failure) throw failure;
+  for (const key of order) {
+    const s = byKey.get(key)!;
+    if (s.name === null || s.bytes === null)
+      throw new DatasetError(`tar ${file}: sample '${key}' has no image (entries with image extensions: ${[...IMAGE_EXTENSIONS].join(', ')})`);
+    samples.push({ key, name: s.name, bytes: s.bytes, cls: s.cls });
+  }
+  return samples;
+}
+
+/** One tar's samples as shard rows (no CRCs: a tar has none). */
+export function tarRows(file: string, bytes: Uint8Array, samples: number): ShardRows {
+  const parsed = parseTar(file, bytes);
+  if (parsed.length !== samples) throw new DatasetError(`tar ${file} now holds ${parsed.length} samples; it held ${samples} when the flow was made`);
+  const total = parsed.reduce((a, s) => a + s.bytes.length, 0);
+  const values = new Uint8Array(total);
+  const offsets = new Int32Array(parsed.length + 1);
+  for (const [i, s] of parsed.entries()) {
+    values.set(s.bytes, offsets[i]!);
+    offsets[i + 1] = offsets[i]! + s.bytes.length;
+  }
+  return { offsets, values, crcs: null };
+}
+
+/** What a flow needs of a set of tars: per tar its samples' names and class texts. */
+export async function indexTars(files: string[]): Promise<{ names: string[][]; classes: (string | null)[][] }> {
+  const names: string[][] = [];
+  const classes: (string | null)[][] = [];
+  for (const file of files) {
+    const bytes = await readFile(file).catch((error: Error) => {
+      throw new DatasetError(`tar ${file} cannot be read: ${error.message}`);
+    });
+    const samples = parseTar(file, bytes);
+    names.push(samples.map((s) => s.name));
+    classes.push(samples.map((s) => s.cls));
+  }
+  return { names, classes };
+}
