@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // Loose files against packs: one shuffled epoch of decoding at 224² RGB (uint8, no augmentation,
-// every core decoding) from the photo directory, from a pack of the original bytes, and from a
-// pack re-encoded as JPEG q90 at 256 px on the longer side (FFCV's published setting: 17 KB an
-// image). Each epoch runs in a process of its own (its peak RSS is its own), cold — the page cache
+// every core decoding) from the photo directory, from a pack of the original bytes, from a pack
+// re-encoded as JPEG q90 at 256 px on the longer side (FFCV's published setting: 17 KB an image),
+// and from WebDataset tars of the original bytes. Each epoch runs in a process of its own (its peak RSS is its own), cold — the page cache
 // dropped first through /proc/sys/vm/drop_caches where this machine allows it — then warm.
 // Sources are interleaved within every repeat; medians are reported, and ratios against loose files.
 //
 //   node benchmarks/pack.mjs --data <class folders> [--repeats 3] [--packs DIR] [--json F --markdown F --chart F]
 //   node benchmarks/pack.mjs --row <dir or pack>   (one epoch; prints one JSON line)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -76,6 +76,41 @@ for (const [name, options] of [
   sources.push({ name, path: out, bytes: dirBytes(out), packSeconds: seconds });
 }
 
+// WebDataset tars of the same files: key.jpg + key.cls, shards of about 256 MiB, in a seeded order.
+{
+  const { create } = await import('tar');
+  const out = join(values.packs, 'webdataset');
+  const stage = join(values.packs, 'webdataset-stage');
+  rmSync(out, { recursive: true, force: true });
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  mkdirSync(stage, { recursive: true });
+  const started = performance.now();
+  const order = listing.paths.map((_, i) => i).sort((a, b) => ((a * 2654435761) >>> 0) - ((b * 2654435761) >>> 0));
+  let members = [];
+  let bytes = 0;
+  let shard = 0;
+  const flush = async () => {
+    await create({ file: join(out, `train-${String(shard++).padStart(4, '0')}.tar`), cwd: stage }, members);
+    members = [];
+    bytes = 0;
+  };
+  for (const i of order) {
+    const key = `s${String(i).padStart(7, '0')}`;
+    const ext = listing.paths[i].split('.').pop().toLowerCase();
+    copyFileSync(join(data, listing.paths[i]), join(stage, `${key}.${ext}`));
+    writeFileSync(join(stage, `${key}.cls`), String(listing.labels[i]));
+    members.push(`${key}.${ext}`, `${key}.cls`);
+    bytes += statSync(join(stage, `${key}.${ext}`)).size;
+    if (bytes >= 256 * 2 ** 20) await flush();
+  }
+  if (members.length > 0) await flush();
+  rmSync(stage, { recursive: true, force: true });
+  const seconds = (performance.now() - started) / 1000;
+  log(`WebDataset tars: ${out} (${seconds.toFixed(1)} s to write)`);
+  sources.push({ name: 'WebDataset tars (original bytes)', path: out, bytes: dirBytes(out), packSeconds: seconds });
+}
+
 const droppable = dropCaches();
 if (!droppable) log('cannot write /proc/sys/vm/drop_caches here: the cold runs read through a warm page cache');
 const runs = Object.fromEntries(sources.map((s) => [s.name, { cold: [], warm: [] }]));
@@ -131,7 +166,7 @@ const markdown = [
       : 'The page cache could not be dropped here: cold runs are warm.') +
     " FFCV's published size for JPEG q90 at 256 px is 17 KB an image.",
   '',
-  '| source | cold images/s | ÷ loose | warm images/s | ÷ loose | bytes on disk per image | peak RSS | CPU user / sys (warm) | time to pack |',
+  '| source | cold images/s | ÷ loose | warm images/s | ÷ loose | bytes on disk per image | peak RSS | CPU user / sys (warm) | time to write |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...rows.map(
     (r) =>
