@@ -102,3 +102,24 @@ export function backboneFile(arch) {
   }
   return file;
 }
+
+/**
+ * One shuffled epoch of `flow` (closed after), timed from `started`: images, seconds and this
+ * process's peak RSS and CPU time (a bench row runs in a process of its own).
+ */
+export async function timedEpoch(flow, started) {
+  let images = 0;
+  try {
+    for await (const batch of flow.epoch(0)) images += batch.size;
+  } finally {
+    await flow.close();
+  }
+  const usage = process.resourceUsage();
+  return {
+    images,
+    seconds: (performance.now() - started) / 1000,
+    peakRssBytes: usage.maxRSS * 1024,
+    userSeconds: usage.userCPUTime / 1e6,
+    systemSeconds: usage.systemCPUTime / 1e6,
+  };
+}

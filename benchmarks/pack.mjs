@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { flowFromData, listDirectory, packDataset } from '@featherstack/images';
-import { log, machine, median, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, timedEpoch, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -31,17 +31,8 @@ const size = Number(values.size);
 if (values.row) {
   const started = performance.now();
   const flow = await flowFromData(values.row, { targetSize: [size, size], batchSize: 64, seed: 1, shuffle: true, dtype: 'uint8' });
-  let images = 0;
-  try {
-    for await (const batch of flow.epoch(0)) images += batch.size;
-  } finally {
-    await flow.close();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const usage = process.resourceUsage();
-  process.stdout.write(
-    `${JSON.stringify({ images, seconds, imagesPerSecond: images / seconds, peakRssMiB: usage.maxRSS / 1024, userSeconds: usage.userCPUTime / 1e6, systemSeconds: usage.systemCPUTime / 1e6 })}\n`,
-  );
+  const r = await timedEpoch(flow, started);
+  process.stdout.write(`${JSON.stringify({ ...r, imagesPerSecond: r.images / r.seconds, peakRssMiB: r.peakRssBytes / 2 ** 20 })}\n`);
   process.exit(0);
 }
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { flowFromData, listDirectory, packDataset } from '@featherstack/images';
 import sharp from 'sharp';
-import { log, machine, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
+import { log, machine, OUTPUT_OPTIONS, timedEpoch, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -80,26 +80,28 @@ if (values.stage) {
     process.stdout.write(`${JSON.stringify({ ...r, peakRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`);
     process.exit(0);
   }
-  let images;
-  if (values.stage === 'list') images = (await listDirectory(values.data)).paths.length;
-  else if (values.stage === 'pack') {
-    const out = `${values.data}.pack`;
-    images = (await packDataset(values.data, out, { overwrite: true, shardBytes: 64 * 2 ** 20 })).manifest.samples;
+  let r;
+  if (values.stage === 'list' || values.stage === 'pack') {
+    const images =
+      values.stage === 'list'
+        ? (await listDirectory(values.data)).paths.length
+        : (await packDataset(values.data, `${values.data}.pack`, { overwrite: true, shardBytes: 64 * 2 ** 20 })).manifest.samples;
+    const usage = process.resourceUsage();
+    r = {
+      images,
+      seconds: (performance.now() - started) / 1000,
+      peakRssBytes: usage.maxRSS * 1024,
+      userSeconds: usage.userCPUTime / 1e6,
+      systemSeconds: usage.systemCPUTime / 1e6,
+    };
   } else {
     const source = values.stage === 'packed' ? `${values.data}.pack` : values.data;
-    const flow = await flowFromData(source, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 256, seed: 1, shuffle: true, dtype: 'uint8' });
-    images = 0;
-    try {
-      for await (const batch of flow.epoch(0)) images += batch.size;
-    } finally {
-      await flow.close();
-    }
+    r = await timedEpoch(
+      await flowFromData(source, { targetSize: [28, 28], colorMode: 'grayscale', batchSize: 256, seed: 1, shuffle: true, dtype: 'uint8' }),
+      started,
+    );
   }
-  const seconds = (performance.now() - started) / 1000;
-  const usage = process.resourceUsage();
-  process.stdout.write(
-    `${JSON.stringify({ images, seconds, peakRssBytes: usage.maxRSS * 1024, userSeconds: usage.userCPUTime / 1e6, systemSeconds: usage.systemCPUTime / 1e6 })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify(r)}\n`);
   process.exit(0);
 }
 

@@ -173,3 +173,12 @@ export function parseShard(file: string, bytes: Uint8Array, samples: number): Sh
   if (!data?.valueOffsets || !crc) throw new DatasetError(`pack shard ${file} has no 'bytes' or 'crc' column`);
   return { offsets: data.valueOffsets as Int32Array, values: data.values as Uint8Array, crcs: crc.values as Uint32Array };
 }
+
+/** Byte strings laid end to end: `values`, with string i at [offsets[i], offsets[i + 1]) (Arrow's Binary layout). */
+export function concatBytes(parts: readonly Uint8Array[]): { values: Uint8Array; offsets: Int32Array } {
+  const offsets = new Int32Array(parts.length + 1);
+  for (const [i, p] of parts.entries()) offsets[i + 1] = offsets[i]! + p.length;
+  const values = new Uint8Array(offsets[parts.length]!);
+  for (const [i, p] of parts.entries()) values.set(p, offsets[i]!);
+  return { values, offsets };
+}

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { DatasetError, invalidOption } from '../errors.js';
-import type { ShardRows } from './format.js';
+import { concatBytes, type ShardRows } from './format.js';
 
 const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'png', 'ppm', 'pgm', 'pnm', 'bmp', 'tif', 'tiff', 'webp', 'gif']);
 
@@ -100,14 +100,7 @@ export function parseTar(file: string, bytes: Uint8Array): TarSample[] {
 export function tarRows(file: string, bytes: Uint8Array, samples: number): ShardRows {
   const parsed = parseTar(file, bytes);
   if (parsed.length !== samples) throw new DatasetError(`tar ${file} now holds ${parsed.length} samples; it held ${samples} when the flow was made`);
-  const total = parsed.reduce((a, s) => a + s.bytes.length, 0);
-  const values = new Uint8Array(total);
-  const offsets = new Int32Array(parsed.length + 1);
-  for (const [i, s] of parsed.entries()) {
-    values.set(s.bytes, offsets[i]!);
-    offsets[i + 1] = offsets[i]! + s.bytes.length;
-  }
-  return { offsets, values, crcs: null };
+  return { ...concatBytes(parsed.map((s) => s.bytes)), crcs: null };
 }
 
 /** What a flow needs of a set of tars: per tar its samples' names and class texts. */

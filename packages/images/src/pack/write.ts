@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import { DatasetError, invalidOption } from '../errors.js';
 import { type DirectoryListingOptions, listDirectory, type Manifest } from '../sources/directory.js';
 import {
+  concatBytes,
   indexSchema,
   PACK_FORMAT,
   PACK_INDEX,
@@ -77,13 +78,7 @@ async function encode(path: string, bytes: Buffer, encoding: PackEncoding): Prom
 }
 
 function shardTable(rows: Row[]): Table {
-  const total = rows.reduce((a, r) => a + r.bytes.length, 0);
-  const values = new Uint8Array(total);
-  const offsets = new Int32Array(rows.length + 1);
-  for (const [i, r] of rows.entries()) {
-    values.set(r.bytes, offsets[i]!);
-    offsets[i + 1] = offsets[i]! + r.bytes.length;
-  }
+  const { values, offsets } = concatBytes(rows.map((r) => r.bytes));
   const [index, path, label, crc, bytes] = shardSchema.fields;
   const children = [
     makeData({ type: index!.type, data: Uint32Array.from(rows, (r) => r.index) }),
