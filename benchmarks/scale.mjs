@@ -3,10 +3,10 @@
 // PNGs in 10 class folders, cut from Fashion-MNIST-like patterns: 512 distinct files' bytes,
 // repeated under distinct names), and per size, each stage a process of its own (its peak RSS is
 // its own): listing the directory, packing it, one shuffled epoch of decoding from the loose files
-// and one from the pack. Reported: seconds, microseconds and bytes of peak RSS per image, and each
+// and one from the pack, and extracting the seed CNN's features from the pack. Reported: seconds, microseconds and bytes of peak RSS per image, and each
 // size's per-image time against the smallest size's.
 //
-//   node benchmarks/scale.mjs [--sizes 10000,100000,1000000] [--dir ~/.cache/featherstack/datasets] [--json F --markdown F --chart F]
+//   node benchmarks/scale.mjs [--sizes 10000,100000,1000000] [--repeats 3] [--dir ~/.cache/featherstack/datasets] [--json F --markdown F --chart F]
 //   node benchmarks/scale.mjs --stage list|pack|loose|packed --data DIR   (one stage; one JSON line)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '10000,100000,1000000' },
     dir: { type: 'string', default: join(process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack'), 'datasets') },
     stage: { type: 'string' },
+    repeats: { type: 'string', default: '3' },
     data: { type: 'string' },
     ...OUTPUT_OPTIONS,
   },
@@ -94,6 +95,35 @@ if (values.stage) {
       userSeconds: usage.userCPUTime / 1e6,
       systemSeconds: usage.systemCPUTime / 1e6,
     };
+  } else if (values.stage === 'extract') {
+    // The seed's CNN (untrained: the cost is the same) extracting features from the pack, in file order.
+    const { createBaseModel, extractFeatures, featureExtractor } = await import('@featherstack/core');
+    const { loadTensorFlow } = await import('@featherstack/tensorflow');
+    const tf = loadTensorFlow();
+    const base = createBaseModel(tf, { inputShape: [28, 28, 1], seed: 1 });
+    const flow = await flowFromData(`${values.data}.pack`, {
+      targetSize: [28, 28],
+      colorMode: 'grayscale',
+      batchSize: 256,
+      seed: 1,
+      shuffle: false,
+      augment: { rescale: 1 / 255 },
+    });
+    const out = mkdtempSync(join(tmpdir(), 'featherstack-scale-features-'));
+    try {
+      const { rows } = await extractFeatures(tf, featureExtractor(tf, base), flow, join(out, 'features.arrow'));
+      const usage = process.resourceUsage();
+      r = {
+        images: rows,
+        seconds: (performance.now() - started) / 1000,
+        peakRssBytes: usage.maxRSS * 1024,
+        userSeconds: usage.userCPUTime / 1e6,
+        systemSeconds: usage.systemCPUTime / 1e6,
+      };
+    } finally {
+      await flow.close();
+      rmSync(out, { recursive: true, force: true });
+    }
   } else {
     const source = values.stage === 'packed' ? `${values.data}.pack` : values.data;
     r = await timedEpoch(
@@ -128,22 +158,40 @@ async function dataset(n) {
 }
 
 const sizes = values.sizes.split(',').map(Number);
-const stages = ['list', 'pack', 'loose', 'packed'];
-const results = {};
+const repeats = Number(values.repeats);
+const stages = ['list', 'pack', 'loose', 'packed', 'extract'];
+/** Epochs are repeated and interleaved across sizes (this machine's speed drifts over minutes); the others run once a size. */
+const repeated = new Set(['loose', 'packed']);
+const results = Object.fromEntries(sizes.map((n) => [n, Object.fromEntries(stages.map((stage) => [stage, []]))]));
+const runStage = (n, stage) => {
+  const child = spawnSync(process.execPath, [import.meta.filename, '--stage', stage, '--data', join(values.dir, `scale-${n}`)], {
+    encoding: 'utf8',
+    maxBuffer: 2 ** 26,
+  });
+  if (child.status !== 0) throw new Error(`scale.mjs --stage ${stage} (${n}) failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  const r = JSON.parse(child.stdout.trim().split('\n').pop());
+  if (r.images !== n) throw new Error(`scale.mjs --stage ${stage} saw ${r.images} of ${n} images`);
+  results[n][stage].push(r);
+  log(`${n} ${stage}: ${r.seconds.toFixed(1)} s, ${((r.seconds / n) * 1e6).toFixed(1)} µs/image, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+};
 for (const n of sizes) {
-  const dir = await dataset(n);
-  results[n] = {};
-  for (const stage of stages) {
-    const child = spawnSync(process.execPath, [import.meta.filename, '--stage', stage, '--data', dir], { encoding: 'utf8', maxBuffer: 2 ** 26 });
-    if (child.status !== 0) throw new Error(`scale.mjs --stage ${stage} (${n}) failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    const r = JSON.parse(child.stdout.trim().split('\n').pop());
-    if (r.images !== n) throw new Error(`scale.mjs --stage ${stage} saw ${r.images} of ${n} images`);
-    results[n][stage] = r;
-    log(`${n} ${stage}: ${r.seconds.toFixed(1)} s, ${((r.seconds / n) * 1e6).toFixed(1)} µs/image, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
-  }
-  const packDir = `${dir}.pack`;
-  results[n].packBytes = readdirSync(packDir).reduce((a, f) => a + statSync(join(packDir, f)).size, 0);
+  await dataset(n);
+  runStage(n, 'list');
+  runStage(n, 'pack');
 }
+for (let r = 0; r < repeats; r++) for (const stage of repeated) for (const n of sizes) runStage(n, stage);
+for (const n of sizes) runStage(n, 'extract');
+const packBytes = Object.fromEntries(
+  sizes.map((n) => {
+    const dir = join(values.dir, `scale-${n}.pack`);
+    return [n, readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0)];
+  }),
+);
+/** The run with the median time of a stage at a size. */
+const medianRun = (n, stage) => {
+  const runs = [...results[n][stage]].sort((a, b) => a.seconds - b.seconds);
+  return runs[(runs.length - 1) >> 1];
+};
 // The coordinator at 100,000 shards (the largest size up to that), queue and poll only.
 const coordinatorSize = Math.max(...sizes.filter((n) => n <= 100000));
 let coordinator = null;
@@ -160,13 +208,14 @@ if (Number.isFinite(coordinatorSize)) {
 const base = sizes[0];
 const rows = sizes.flatMap((n) =>
   stages.map((stage) => {
-    const r = results[n][stage];
+    const r = medianRun(n, stage);
     return {
       images: n,
       stage,
       seconds: r.seconds,
       microsecondsPerImage: (r.seconds / n) * 1e6,
-      perImageVsSmallest: r.seconds / n / (results[base][stage].seconds / base),
+      runs: results[n][stage].length,
+      perImageVsSmallest: r.seconds / n / (medianRun(base, stage).seconds / base),
       peakRssMiB: r.peakRssBytes / 2 ** 20,
       rssBytesPerImage: r.peakRssBytes / n,
       userSeconds: r.userSeconds,
@@ -174,16 +223,22 @@ const rows = sizes.flatMap((n) =>
     };
   }),
 );
-const names = { list: 'list the directory', pack: 'pack (original bytes)', loose: 'one epoch from loose files', packed: 'one epoch from the pack' };
-const result = { suite: 'scale', machine: machine(), sizes, rows, coordinator, packBytes: Object.fromEntries(sizes.map((n) => [n, results[n].packBytes])) };
+const names = {
+  list: 'list the directory',
+  pack: 'pack (original bytes)',
+  loose: 'one epoch from loose files',
+  packed: 'one epoch from the pack',
+  extract: "feature extraction from the pack (the seed's CNN)",
+};
+const result = { suite: 'scale', machine: machine(), sizes, repeats, rows, coordinator, packBytes };
 const markdown = [
-  `Generated datasets of 28×28 grayscale PNGs in 10 class folders; each stage a process of its own; one run. Epochs: shuffled, decoded to uint8 by every core, batch 256.`,
+  `Generated datasets of 28×28 grayscale PNGs in 10 class folders; each stage a process of its own. Epochs (shuffled, decoded to uint8 by every core, batch 256): ${repeats} repeats interleaved across the sizes, medians; listing, packing and extraction once a size.`,
   '',
-  '| images | stage | seconds | µs / image | ÷ smallest size | peak RSS | RSS bytes / image | CPU user / sys |',
-  '|---:|---|---:|---:|---:|---:|---:|---:|',
+  '| images | stage | runs | seconds (median) | µs / image | ÷ smallest size | peak RSS | RSS bytes / image | CPU user / sys |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
   ...rows.map(
     (r) =>
-      `| ${r.images.toLocaleString('en')} | ${names[r.stage]} | ${r.seconds.toFixed(1)} | ${r.microsecondsPerImage.toFixed(1)} | ${r.perImageVsSmallest.toFixed(2)}× | ${r.peakRssMiB.toFixed(0)} MiB | ${r.rssBytesPerImage.toFixed(0)} | ${r.userSeconds.toFixed(0)} / ${r.systemSeconds.toFixed(0)} s |`,
+      `| ${r.images.toLocaleString('en')} | ${names[r.stage]} | ${r.runs} | ${r.seconds.toFixed(1)} | ${r.microsecondsPerImage.toFixed(1)} | ${r.perImageVsSmallest.toFixed(2)}× | ${r.peakRssMiB.toFixed(0)} MiB | ${r.rssBytesPerImage.toFixed(0)} | ${r.userSeconds.toFixed(0)} / ${r.systemSeconds.toFixed(0)} s |`,
   ),
   '',
   ...(coordinator

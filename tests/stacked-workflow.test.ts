@@ -31,6 +31,10 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(report.allocator.memoryLimitMB).toBeGreaterThan(0);
     expect(report.plan.replicas * report.plan.threadsPerReplica).toBeLessThanOrEqual(report.cores);
     expect(report.plan.decodeWorkers).toBe(report.cores);
+    // The default pixel cache's place and budget: half the space free there.
+    expect(report.pixelCache.dir).toBe(join('runs', 'latest', 'cache'));
+    expect(report.pixelCache.freeBytes).toBeGreaterThan(0);
+    expect(report.pixelCache.budgetBytes).toBe(Math.floor(report.pixelCache.freeBytes / 2));
   });
 
   describe('one run of the shipped subset, then its outputs in use', () => {

@@ -27,6 +27,7 @@ export {
   flowFromTar,
   type PackFlowOptions,
   type TarFlowOptions,
+  pixelCacheBudget,
   pixelCacheBytes,
 } from './flow/factories.js';
 export { type CachePlan, type FlowState, ImageFlow } from './flow/flow.js';

@@ -7,8 +7,8 @@ export function register(program: Command): void {
     .command('doctor')
     .description('report native TensorFlow, cores and sharp/libvips versions')
     .option('--json', 'print JSON')
-    .action((opts) => {
-      const report = doctor();
+    .action(async (opts) => {
+      const report = await doctor();
       if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : v}\n`);
     });

@@ -65,11 +65,23 @@ async function freeBytes(path: string): Promise<number> {
   }
 }
 
+/**
+ * The disk a pixel cache written at `path` may take by default: half the bytes free (statfs) on the
+ * filesystem that holds it, or would once made. `doctor` reports it for run's default --out.
+ *
+ * @example
+ * const { free, budget } = await pixelCacheBudget('runs/latest/cache');
+ */
+export async function pixelCacheBudget(path: string): Promise<{ free: number; budget: number }> {
+  const free = await freeBytes(resolve(path));
+  return { free, budget: free / 2 };
+}
+
 async function planCacheWrite(flow: ImageFlow, given: number | undefined): Promise<void> {
   const path = flow.cachePath!;
   const { height, width, channels } = flow.image;
   const bytes = pixelCacheBytes(flow.samples, height * width * channels, flow.batchSize);
-  const free = given === undefined ? await freeBytes(dirname(path)) : 0;
+  const free = given === undefined ? (await pixelCacheBudget(dirname(path))).free : 0;
   const budget = given ?? free / 2;
   if (bytes <= budget) {
     flow.cachePlan = { state: 'write', path, bytes, budget };
