@@ -114,6 +114,11 @@ export async function timedEpoch(flow, started) {
   } finally {
     await flow.close();
   }
+  return stageResult(images, started);
+}
+
+/** A bench stage's result: `images`, seconds since `started`, and this process's peak RSS and CPU time. */
+export function stageResult(images, started) {
   const usage = process.resourceUsage();
   return {
     images,

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { flowFromData, listDirectory, packDataset } from '@featherstack/images';
 import sharp from 'sharp';
-import { log, machine, OUTPUT_OPTIONS, timedEpoch, writeSuiteOutputs } from './lib.mjs';
+import { log, machine, OUTPUT_OPTIONS, stageResult, timedEpoch, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -87,14 +87,7 @@ if (values.stage) {
       values.stage === 'list'
         ? (await listDirectory(values.data)).paths.length
         : (await packDataset(values.data, `${values.data}.pack`, { overwrite: true, shardBytes: 64 * 2 ** 20 })).manifest.samples;
-    const usage = process.resourceUsage();
-    r = {
-      images,
-      seconds: (performance.now() - started) / 1000,
-      peakRssBytes: usage.maxRSS * 1024,
-      userSeconds: usage.userCPUTime / 1e6,
-      systemSeconds: usage.systemCPUTime / 1e6,
-    };
+    r = stageResult(images, started);
   } else if (values.stage === 'extract') {
     // The seed's CNN (untrained: the cost is the same) extracting features from the pack, in file order.
     const { createBaseModel, extractFeatures, featureExtractor } = await import('@featherstack/core');
@@ -112,14 +105,7 @@ if (values.stage) {
     const out = mkdtempSync(join(tmpdir(), 'featherstack-scale-features-'));
     try {
       const { rows } = await extractFeatures(tf, featureExtractor(tf, base), flow, join(out, 'features.arrow'));
-      const usage = process.resourceUsage();
-      r = {
-        images: rows,
-        seconds: (performance.now() - started) / 1000,
-        peakRssBytes: usage.maxRSS * 1024,
-        userSeconds: usage.userCPUTime / 1e6,
-        systemSeconds: usage.systemCPUTime / 1e6,
-      };
+      r = stageResult(rows, started);
     } finally {
       await flow.close();
       rmSync(out, { recursive: true, force: true });

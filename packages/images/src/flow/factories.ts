@@ -12,7 +12,7 @@ import { listDirectory, type Manifest } from '../sources/directory.js';
 import { type ManifestOptions, readManifest } from '../sources/manifest.js';
 import { ImageFlow } from './flow.js';
 import type { BaseFlowOptions, FileFlowOptions, FlowOptions } from './options.js';
-import type { FlowSource } from './order.js';
+import { checkShard, type FlowSource, type Shard } from './order.js';
 import { readdir } from 'node:fs/promises';
 import { isPack, readPackIndex } from '../pack/format.js';
 import type { PackSource } from '../pack/read.js';
@@ -253,6 +253,28 @@ export function flowFromArray(
   );
 }
 
+/**
+ * What flows over shards (a pack's or tars) check alike: no pixel cache, and the shuffle buffer's
+ * size (default 2048), which is returned.
+ */
+function streamedOptions(options: { cache?: unknown; shuffleBuffer?: number }, what: string): number {
+  if (options.cache !== undefined) throw invalidOption('cache', `unset for ${what} (shards are read sequentially; no pixel cache is kept)`, options.cache);
+  const buffer = options.shuffleBuffer ?? 2048;
+  if (!(Number.isInteger(buffer) && buffer >= 1)) throw invalidOption('shuffleBuffer', 'a positive integer number of images', buffer);
+  return buffer;
+}
+
+/**
+ * Which of `shards` shard files a process reads for `shard` (all without one): k with k mod count =
+ * index. More processes than shards is refused, naming `shards` (`of` describes them).
+ */
+function shardFilter(shard: Shard | undefined, shards: number, of: string): (k: number) => boolean {
+  if (shard === undefined) return () => true;
+  const { index, count } = checkShard(shard);
+  if (count > shards) throw invalidOption('shard', `a count of at most ${of}`, shard);
+  return (k) => k % count === index;
+}
+
 /** Options of a flow over a pack: a file flow's, less the pixel cache, plus the shuffle buffer. */
 export interface PackFlowOptions extends Omit<FileFlowOptions, 'cache' | 'cacheBudget'> {
   /** Images the shuffle buffer holds (shuffled flows). Default 2048. */
@@ -280,9 +302,7 @@ export async function flowFromPack(dir: string, options: PackFlowOptions = {}): 
   if (typeof dir !== 'string' || dir.length === 0) throw invalidOption('pack', 'a pack directory', dir);
   checkOptions(options);
   const rest = options as FlowOptions & PackFlowOptions;
-  if (rest.cache !== undefined) throw invalidOption('cache', 'unset for a pack (its shards are read sequentially; no pixel cache is kept)', rest.cache);
-  const buffer = options.shuffleBuffer ?? 2048;
-  if (!(Number.isInteger(buffer) && buffer >= 1)) throw invalidOption('shuffleBuffer', 'a positive integer number of images', buffer);
+  const buffer = streamedOptions(rest, 'a pack');
   const split = options.validationSplit ?? 0;
   if (typeof split !== 'number' || !(split >= 0 && split < 1)) throw invalidOption('validationSplit', 'a number in [0, 1)', split);
   if (options.subset !== undefined && options.subset !== 'training' && options.subset !== 'validation')
@@ -312,16 +332,9 @@ export async function flowFromPack(dir: string, options: PackFlowOptions = {}): 
     }
     keep = keep.filter((i) => validation.has(i) === (options.subset === 'validation'));
   }
-  let files = manifest.shards.map((s) => s.file);
-  if (options.shard !== undefined) {
-    const { index: k, count } = options.shard ?? {};
-    if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(k) || k! < 0 || k! >= count!)
-      throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', options.shard);
-    if (count! > files.length)
-      throw invalidOption('shard', `a count of at most the pack's ${files.length} shards (repack with a smaller shardBytes)`, options.shard);
-    keep = keep.filter((i) => index.shard[i]! % count! === k);
-    files = files.map((f, s) => (s % count! === k ? f : ''));
-  }
+  const mine = shardFilter(options.shard, manifest.shards.length, `the pack's ${manifest.shards.length} shards (repack with a smaller shardBytes)`);
+  keep = keep.filter((i) => mine(index.shard[i]!));
+  const files = manifest.shards.map((s, k) => (mine(k) ? s.file : ''));
   if (keep.length === 0) throw new DatasetError(`pack ${root}: no images left after classes, subset and shard`);
   const pack: PackSource = {
     dir: root,
@@ -373,9 +386,7 @@ export async function flowFromTar(source: string | string[], options: TarFlowOpt
   } else throw invalidOption('tars', 'a pattern, a directory or a list of .tar files', source);
   if (files.length === 0) throw new DatasetError(`tar shards ${String(source)}: no .tar files`);
   const rest = options as TarFlowOptions & FlowOptions;
-  if (rest.cache !== undefined) throw invalidOption('cache', 'unset for tar shards (they are read sequentially; no pixel cache is kept)', rest.cache);
-  const buffer = options.shuffleBuffer ?? 2048;
-  if (!(Number.isInteger(buffer) && buffer >= 1)) throw invalidOption('shuffleBuffer', 'a positive integer number of images', buffer);
+  const buffer = streamedOptions(rest, 'tar shards');
   const { names, classes } = await indexTars(files);
   const labelled = classes.some((c) => c.some((v) => v !== null));
   const labels: number[] = [];
@@ -398,14 +409,8 @@ export async function flowFromTar(source: string | string[], options: TarFlowOpt
   if (!Array.isArray(classNames) || classNames.length <= max)
     throw invalidOption('classNames', `at least ${max + 1} names (the largest .cls is ${max})`, options.classNames);
   const root = dirname(files[0]!);
-  let shards = files.map((_, s) => s);
-  if (options.shard !== undefined) {
-    const { index: k, count } = options.shard ?? {};
-    if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(k) || k! < 0 || k! >= count!)
-      throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', options.shard);
-    if (count! > files.length) throw invalidOption('shard', `a count of at most the ${files.length} tar shards`, options.shard);
-    shards = shards.filter((s) => s % count! === k);
-  }
+  const mine = shardFilter(options.shard, files.length, `the ${files.length} tar shards`);
+  const shards = files.map((_, s) => s).filter(mine);
   const keep = shards.flatMap((s) => names[s]!.map((_, r) => ({ s, r })));
   if (keep.length === 0) throw new DatasetError(`tar shards ${String(source)} hold no samples`);
   const offsets = [0];

@@ -27,15 +27,21 @@ export interface Shard {
   count: number;
 }
 
-export function shardOf(source: FlowSource, shard: Shard | undefined): FlowSource {
-  if (shard === undefined) return source;
+/** `shard` checked: integers with 0 ≤ index < count, refused by name otherwise. */
+export function checkShard(shard: Shard): Shard {
   const { index, count } = shard ?? {};
-  if (!Number.isInteger(count) || count! < 1 || !Number.isInteger(index) || index! < 0 || index! >= count!) {
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
     throw invalidOption('shard', '{ index, count } with integers 0 ≤ index < count', shard);
   }
+  return shard;
+}
+
+export function shardOf(source: FlowSource, shard: Shard | undefined): FlowSource {
+  if (shard === undefined) return source;
+  const { index, count } = checkShard(shard);
   if (source.array) throw invalidOption('shard', 'unset for in-memory arrays (slice the array instead)', shard);
   if (source.pack) throw invalidOption('shard', 'given to flowFromPack, which shards by pack shard', shard);
-  const keep = source.manifest.paths.map((_, i) => i).filter((i) => i % count! === index);
+  const keep = source.manifest.paths.map((_, i) => i).filter((i) => i % count === index);
   const { manifest } = source;
   return {
     ...source,

@@ -42,8 +42,11 @@ interface TarSample {
   cls: string | null;
 }
 
-/** The samples of one tar, in entry order. Refuses a key without an image, or with two, by tar and key. */
-export function parseTar(file: string, bytes: Uint8Array): TarSample[] {
+/**
+ * The samples of one tar, in entry order; with `images: false` their image bytes are skipped (left
+ * empty), for an index. Refuses a key without an image, or with two, by tar and key.
+ */
+export function parseTar(file: string, bytes: Uint8Array, images = true): TarSample[] {
   const samples: TarSample[] = [];
   const byKey = new Map<string, { key: string; name: string | null; bytes: Uint8Array | null; cls: string | null }>();
   const order: string[] = [];
@@ -63,8 +66,12 @@ export function parseTar(file: string, bytes: Uint8Array): TarSample[] {
       const dot = base.indexOf('.');
       const key = join(dirname(name), dot < 0 ? base : base.slice(0, dot));
       const ext = dot < 0 ? '' : base.slice(dot + 1).toLowerCase();
+      const last = ext.split('.').pop()!;
+      const image = IMAGE_EXTENSIONS.has(last);
       const chunks: Buffer[] = [];
-      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.on('data', (c: Buffer) => {
+        if (images || !image) chunks.push(c);
+      });
       entry.on('end', () => {
         let s = byKey.get(key);
         if (!s) {
@@ -72,8 +79,7 @@ export function parseTar(file: string, bytes: Uint8Array): TarSample[] {
           byKey.set(key, s);
           order.push(key);
         }
-        const last = ext.split('.').pop()!;
-        if (IMAGE_EXTENSIONS.has(last)) {
+        if (image) {
           if (s.name !== null) failure ??= new DatasetError(`tar ${file}: sample '${key}' has two images (${s.name} and ${name})`);
           s.name = name;
           s.bytes = Buffer.concat(chunks);
@@ -111,7 +117,7 @@ export async function indexTars(files: string[]): Promise<{ names: string[][]; c
     const bytes = await readFile(file).catch((error: Error) => {
       throw new DatasetError(`tar ${file} cannot be read: ${error.message}`);
     });
-    const samples = parseTar(file, bytes);
+    const samples = parseTar(file, bytes, false);
     names.push(samples.map((s) => s.name));
     classes.push(samples.map((s) => s.cls));
   }

@@ -150,15 +150,16 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
   for (let i = 0; i < task.samples.length; i++) {
     const sample = task.samples[i]!;
     const offset = (task.position + i) * sampleSize;
+    // Encoded images (files, pack bytes) are cropped before resizing, by the sample's own draw.
+    const crop = image.randomCrop
+      ? (w: number, h: number) => cropBox(w, h, image.randomCrop!, new CounterRng(task.seed, task.epoch, sample, Stream.crop))
+      : null;
     let pixels: Pixels;
     try {
       if (source.kind === 'files') {
         // Reading the file here and handing the decoder the bytes measured ~11 % faster than libvips'
         // own file input for 500×375 JPEGs; this is a worker thread, so the synchronous read blocks nothing.
         const bytes = readFileSync(`${source.root}/${source.paths[i]!}`);
-        const crop = image.randomCrop
-          ? (w: number, h: number) => cropBox(w, h, image.randomCrop!, new CounterRng(task.seed, task.epoch, sample, Stream.crop))
-          : null;
         pixels = await loadPixels(bytes, image, crop);
       } else if (source.kind === 'bytes') {
         // A copy: the decoders get a Buffer of their own, as for a file read.
@@ -166,9 +167,6 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
         // A tar shard carries no CRC (-1): its bytes are decoded as read.
         if (source.crcs[i]! >= 0 && crc32(bytes) !== source.crcs[i])
           throw new Error('its bytes fail their CRC-32 (the pack changed after it was written); repack it');
-        const crop = image.randomCrop
-          ? (w: number, h: number) => cropBox(w, h, image.randomCrop!, new CounterRng(task.seed, task.epoch, sample, Stream.crop))
-          : null;
         pixels = await loadPixels(bytes, image, crop);
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
