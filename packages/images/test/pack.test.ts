@@ -390,5 +390,19 @@ describe('flowFromTar (WebDataset shards)', () => {
     await expect(flowFromTar(join(shards, 'bad-1.tar'))).rejects.toThrow(/bad-1\.tar: sample odd\.png has class 'cat' in its \.cls, not a class index/);
     await expect(flowFromTar(join(shards, 'train-{0000..0009}.tar'))).rejects.toThrow(/train-0003\.tar cannot be read/);
     await expect(flowFromTar(pattern, { classNames: ['ant'] })).rejects.toThrow(/classNames.*at least 3 names/);
+    // A tar rewritten after the flow indexed it (same count, other samples) is refused, not read with stale labels.
+    const stale = await flowFromTar(join(shards, 'train-0000.tar'), { ...plain, classNames: classes });
+    await create({ file: join(shards, 'train-0000.tar'), cwd: staging }, [
+      'odd.png',
+      'odd.cls',
+      ...readdirSync(staging)
+        .filter((f) => /^s\d+\.(png|cls)$/.test(f))
+        .sort()
+        .slice(2, 60),
+    ]);
+    await expect(collect(stale.epoch(0))).rejects.toThrow(
+      /train-0000\.tar changed since the flow was made \(entry 0 is odd\.png, not s\d+\.png\); make the flow again/,
+    );
+    await stale.close();
   });
 });

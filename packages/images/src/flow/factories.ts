@@ -409,6 +409,8 @@ export async function flowFromTar(source: string | string[], options: TarFlowOpt
   if (!Array.isArray(classNames) || classNames.length <= max)
     throw invalidOption('classNames', `at least ${max + 1} names (the largest .cls is ${max})`, options.classNames);
   const root = dirname(files[0]!);
+  // The names each tar held when indexed, by the path the reader opens it at.
+  const indexed = new Map(files.map((f, s) => [f, names[s]!]));
   const mine = shardFilter(options.shard, files.length, `the ${files.length} tar shards`);
   const shards = files.map((_, s) => s).filter(mine);
   const keep = shards.flatMap((s) => names[s]!.map((_, r) => ({ s, r })));
@@ -422,7 +424,7 @@ export async function flowFromTar(source: string | string[], options: TarFlowOpt
     shard: Uint32Array.from(keep, ({ s }) => s),
     row: Uint32Array.from(keep, ({ r }) => r),
     buffer,
-    parse: tarRows,
+    parse: (file, bytes) => tarRows(file, bytes, indexed.get(file)!),
   };
   const listing: Manifest = {
     root,

@@ -103,9 +103,17 @@ export function parseTar(file: string, bytes: Uint8Array, images = true): TarSam
 }
 
 /** One tar's samples as shard rows (no CRCs: a tar has none). */
-export function tarRows(file: string, bytes: Uint8Array, samples: number): ShardRows {
+/**
+ * One tar's samples as shard rows (no CRCs: a tar has none), checked against the image names the
+ * flow indexed when it was made: a tar rewritten since is refused, never read with stale labels.
+ */
+export function tarRows(file: string, bytes: Uint8Array, names: readonly string[]): ShardRows {
   const parsed = parseTar(file, bytes);
-  if (parsed.length !== samples) throw new DatasetError(`tar ${file} now holds ${parsed.length} samples; it held ${samples} when the flow was made`);
+  const changed = parsed.length !== names.length ? -1 : parsed.findIndex((s, i) => s.name !== names[i]);
+  if (parsed.length !== names.length || changed >= 0)
+    throw new DatasetError(
+      `tar ${file} changed since the flow was made (${parsed.length !== names.length ? `${parsed.length} samples, not ${names.length}` : `entry ${changed} is ${parsed[changed]!.name}, not ${names[changed]}`}); make the flow again`,
+    );
   return { ...concatBytes(parsed.map((s) => s.bytes)), crcs: null };
 }
 
