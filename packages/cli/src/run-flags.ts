@@ -46,6 +46,7 @@ const SPELLING: Record<RunKey, Spelling> = {
   base: { value: '<file>' },
   fineTune: { value: '<all|n>', read: parse.fineTune },
   fineTuneEpochs: { value: '<n>' },
+  bnTrain: {},
   fineTuneLr: { value: '<lr>' },
   featureLayer: { value: '<name>' },
   pooling: { value: '<mode>' },

@@ -236,7 +236,7 @@ export async function openReplicas(
   if (options.engine === 'eager') return { replicas: null, fallback: "engine 'eager' was asked for" };
   let compiled: CompiledGraph;
   try {
-    compiled = compileModel(model, { ...compile, precision: options.precision ?? 'float32' });
+    compiled = compileModel(model, { ...compile, precision: options.precision ?? 'float32', replicas: plan.replicas });
   } catch (error) {
     // The graph engine was the default choice: a model it cannot compile runs eagerly instead (and
     // training's epoch logs say so). Asked for by name, with replicas or mixed precision, it fails.

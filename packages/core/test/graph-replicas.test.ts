@@ -7,6 +7,7 @@ import { tableFromIPC } from 'apache-arrow';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBaseModel, type EpochLog, extractFeatures, featureExtractor, trainBase, withClassifier } from '../dist/index.js';
+import { compileModel, GraphReplicas } from '../dist/internal.js';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 
 const data = SHIPPED_VAL;
@@ -126,22 +127,115 @@ describe('graph engine and data-parallel replicas', () => {
     resumed.dispose();
   });
 
-  it('refuses layers it cannot train on replicas by name, and trains them eagerly when replicas were not asked for', async () => {
-    const input = tf.input({ shape: [28, 28, 1] });
-    let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'conv' }).apply(input) as ReturnType<typeof tf.input>;
-    x = tf.layers.batchNormalization({ name: 'norm' }).apply(x) as typeof x;
-    x = tf.layers.flatten().apply(x) as typeof x;
-    const features = tf.layers.dense({ units: 8, activation: 'relu', name: 'features' }).apply(x) as typeof x;
-    const model = withClassifier(tf, tf.model({ inputs: input, outputs: features }), 10);
-    await expect(trainBase(tf, model, train, { epochs: 1, replicas: 2 })).rejects.toThrow(
-      /layer 'norm' \(BatchNormalization\): its moving mean and variance are state that replicas would each update/,
-    );
-    await expect(trainBase(tf, model, train, { epochs: 1, engine: 'graph' })).rejects.toThrow(
-      "the graph engine cannot train this model (train it with engine: 'eager' and replicas: 1)",
-    );
-    const history = await trainBase(tf, model, train, { epochs: 1 });
-    expect(history[0]!.engine).toBe('eager');
+  it('trains BatchNormalization on batch statistics with the gradients and moving averages tfjs computes', async () => {
+    const build = () => {
+      const input = tf.input({ shape: [28, 28, 1] });
+      const seeded = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }) });
+      let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, name: 'conv', ...seeded(1) }).apply(input) as ReturnType<typeof tf.input>;
+      // A momentum far from 1 moves the moving averages visibly in one epoch.
+      x = tf.layers.batchNormalization({ name: 'norm', momentum: 0.8 }).apply(x) as typeof x;
+      x = tf.layers.reLU().apply(x) as typeof x;
+      x = tf.layers.conv2d({ filters: 6, kernelSize: 3, name: 'conv2', ...seeded(2) }).apply(x) as typeof x;
+      x = tf.layers.batchNormalization({ name: 'norm2', momentum: 0.8 }).apply(x) as typeof x;
+      x = tf.layers.globalAveragePooling2d({}).apply(x) as typeof x;
+      const features = tf.layers.dense({ units: 8, activation: 'relu', name: 'features', ...seeded(3) }).apply(x) as typeof x;
+      return withClassifier(tf, tf.model({ inputs: input, outputs: features }), 10, 4);
+    };
+    const { graph, eager } = await sgdOnBothEngines(build, train, 0.1);
+    expect(graph.engine).toBe('graph');
+    const initial = build();
+    const names = initial.weights.map((w) => w.name);
+    const start = weightsOf(initial);
+    initial.dispose();
+    // γ, β and both moving statistics moved (a missing gradient or update would agree with nothing).
+    for (const role of ['norm/gamma', 'norm/beta', 'norm/moving_mean', 'norm/moving_variance', 'norm2/moving_mean']) {
+      const i = names.findIndex((n) => n.includes(role));
+      expect(i, role).toBeGreaterThanOrEqual(0);
+      expect(
+        graph.weights[i]!.some((v, k) => Math.abs(v - start[i]![k]!) > 1e-3),
+        role,
+      ).toBe(true);
+    }
+    for (let i = 0; i < graph.losses.length; i++) expect(graph.losses[i]).toBeCloseTo(eager.losses[i]!, 3);
+    expectSameWeights(graph.weights, eager.weights);
+  });
+
+  it('trains BatchNormalization on N replicas as one replica does at the same global batch, and deterministically for a given N', async () => {
+    const build = () => {
+      const input = tf.input({ shape: [28, 28, 1] });
+      let x = tf.layers.conv2d({ filters: 8, kernelSize: 3, useBias: false, kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }).apply(input);
+      x = tf.layers.batchNormalization({ momentum: 0.9 }).apply(x);
+      x = tf.layers.reLU({ maxValue: 6 }).apply(x);
+      x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x);
+      x = tf.layers.flatten().apply(x);
+      x = tf.layers.dense({ units: 16, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
+      x = tf.layers.batchNormalization({ momentum: 0.9 }).apply(x);
+      const features = tf.layers.activation({ activation: 'relu', name: 'features' }).apply(x);
+      return withClassifier(tf, tf.model({ inputs: input, outputs: features as ReturnType<typeof tf.input> }), 10, 3);
+    };
+    const trainOn = async (replicas: number, optimizer: 'adam' | 'sgd' = 'adam') => {
+      const model = build();
+      const losses: number[] = [];
+      const history = await trainBase(tf, model, train, {
+        epochs: 2,
+        replicas,
+        threadsPerReplica: 1,
+        optimizer,
+        learningRate: optimizer === 'sgd' ? 0.2 : 1e-3,
+        onBatch: (p) => losses.push(p.loss),
+      });
+      const weights = weightsOf(model);
+      model.dispose();
+      return { losses, history, weights };
+    };
+    const one = await trainOn(1);
+    const two = await trainOn(2);
+    const again = await trainOn(2);
+    expect(two.history.map((h) => [h.engine, h.replicas])).toEqual([
+      ['graph', 2],
+      ['graph', 2],
+    ]);
+    expect(one.history[1]!.loss).toBeLessThan(one.history[0]!.loss);
+    // Statistics over the global batch, not each replica's slice: the same losses and weights
+    // (moving averages included) within summation order. Per-slice statistics differ by far more.
+    for (let i = 0; i < one.losses.length; i++) expect(Math.abs(two.losses[i]! - one.losses[i]!)).toBeLessThan(1e-3 * one.losses[i]!);
+    expectSameWeights(two.weights, one.weights);
+    expect(again.losses).toEqual(two.losses);
+    expect(again.weights).toEqual(two.weights);
+    // Three replicas (more than this machine's cores allow trainBase: the replica set itself),
+    // uneven slices (16, 17, 17 rows) and a batch of one row, where two replicas get none.
+    const model = build();
+    const initial = weightsOf(model);
+    const stepOn = async (replicas: number) => {
+      const set = GraphReplicas.open(compileModel(model, { train: true, loss: 'categorical', optimizer: 'sgd', replicas }), { replicas, threadsPerReplica: 1 });
+      try {
+        await set.setWeights(initial);
+        await set.setSlots();
+        let seed = 5; // the same pixels for every replica count (a linear congruential generator)
+        const uniform = () => {
+          seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+          return seed / 4294967296;
+        };
+        const losses: number[] = [];
+        for (const rows of [50, 1, 50]) {
+          const x = Float32Array.from({ length: rows * 784 }, uniform);
+          const y = new Float32Array(rows * 10);
+          for (let i = 0; i < rows; i++) y[i * 10 + (i % 10)] = 1;
+          losses.push((await set.trainStep(x, y, rows, { learningRate: 0.1, iteration: losses.length + 1 })).lossSum);
+        }
+        return { losses, weights: await set.getWeights() };
+      } finally {
+        await set.close();
+      }
+    };
+    const single = await stepOn(1);
+    const three = await stepOn(3);
     model.dispose();
+    for (let i = 0; i < 3; i++) expect(Math.abs(three.losses[i]! - single.losses[i]!)).toBeLessThan(1e-4 * single.losses[i]!);
+    expectSameWeights(three.weights, single.weights);
+    const sgdOne = await trainOn(1, 'sgd');
+    const sgdTwo = await trainOn(2, 'sgd');
+    for (let i = 0; i < sgdOne.losses.length; i++) expect(Math.abs(sgdTwo.losses[i]! - sgdOne.losses[i]!)).toBeLessThan(1e-3 * sgdOne.losses[i]!);
   });
 
   it('refuses unreasonable replica, thread and engine options, naming them', async () => {

@@ -100,9 +100,14 @@ export const runConfigSchema = z
     fineTune: z
       .union([z.literal('all'), positive], { error: "expected 'all' or a positive number of layers" })
       .describe(
-        "with --base, a second phase after the head: the base's layers with weights (all, or the top N) train with the head on top at --fine-tune-lr, BatchNormalization frozen (inference mode), with the run's augmentation; then the features are extracted again",
+        "with --base, a second phase after the head: the base's layers with weights (all, or the top N) train with the head on top at --fine-tune-lr, BatchNormalization frozen (inference mode) unless --bn-train, with the run's augmentation; then the features are extracted again",
       ),
     fineTuneEpochs: positive.describe('fine-tuning epochs (with --fine-tune)'),
+    bnTrain: z
+      .boolean()
+      .describe(
+        'with --fine-tune: the BatchNormalization layers above the lowest training layer train too (batch statistics over the whole global batch, summed across replicas; moving averages updated) instead of staying frozen',
+      ),
     fineTuneLr: z.number().positive().describe("fine-tuning's Adam learning rate (Keras's transfer-learning guide uses 1e-5)"),
     featureLayer: z
       .string()
@@ -162,6 +167,7 @@ export const RUN_DEFAULTS = {
   headEpochs: 10,
   fineTuneEpochs: 5,
   fineTuneLr: 1e-5,
+  bnTrain: false,
   seed: 42,
   resume: false,
   validateBase: true,
@@ -216,6 +222,11 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
   const parsed = runConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
   const o = parsed.data as Record<string, unknown>;
+  if (o.bnTrain === true && o.fineTune === undefined) {
+    throw new Error(
+      `${source} are invalid:\n  bnTrain: trains BatchNormalization in the fine-tuning phase, and there is none: give fineTune (--fine-tune all|N)`,
+    );
+  }
   if (o.fineTune !== undefined && o.base === undefined) {
     throw new Error(
       `${source} are invalid:\n  fineTune: fine-tunes an imported base, and there is none: give base (--base FILE); the seed CNN trains whole in its base phase`,

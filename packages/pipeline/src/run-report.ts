@@ -116,7 +116,7 @@ export async function writeRunReport(
       o.base
         ? [
             'base',
-            `${o.base}, ${tuned ? `fine-tuned (${o.fineTune === 'all' ? 'all layers' : `top ${o.fineTune} layers`}, BatchNormalization frozen) for ${history.length} epochs at ${o.fineTuneLr} after` : 'frozen'} (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
+            `${o.base}, ${tuned ? `fine-tuned (${o.fineTune === 'all' ? 'all layers' : `top ${o.fineTune} layers`}, BatchNormalization ${o.bnTrain ? 'trained' : 'frozen'}) for ${history.length} epochs at ${o.fineTuneLr} after` : 'frozen'} (features from '${features.train.featureLayer}', pooling ${features.train.pooling}, preprocess ${o.preprocess}); head ${head.history.length} epochs`,
           ]
         : ['epochs', `base ${history.length}, head ${head.history.length} (batch ${o.batchSize})`],
       ['feature dimension', String(features.train.dimension)],

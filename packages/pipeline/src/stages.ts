@@ -49,7 +49,7 @@ export async function trainBaseStage(options: Omit<BaseJob, 'saveTo'> & { out: s
   } else result = await inProcessTrainer().trainBase(spec, onEpoch);
   if (result.fineTuned)
     log(
-      `fine-tuned ${result.fineTuned.length} of ${spec.model}'s layers with weights (BatchNormalization frozen, in inference mode), up to ${result.fineTuned.at(-1)}`,
+      `fine-tuned ${result.fineTuned.length} of ${spec.model}'s layers (BatchNormalization ${spec.bnTrain ? 'training on batch statistics' : 'frozen, in inference mode'}), up to ${result.fineTuned.at(-1)}`,
     );
   await writeFileAtomic(join(resolve(out), 'base-history.json'), `${JSON.stringify(result.history, null, 2)}\n`);
   return result;

@@ -376,17 +376,17 @@ class Workflow {
 
   /**
    * Phase 2 of Keras's transfer-learning recipe: the imported base (all its layers with weights, or
-   * the top N; BatchNormalization frozen, in inference mode) trains with the phase-1 head on top,
+   * the top N; BatchNormalization frozen, in inference mode, unless bnTrain) trains with the phase-1 head on top,
    * at a low learning rate, on augmented images. The base's and the head's layers are trained in
    * place: the extractor and the head model then hold the fine-tuned weights.
    */
   private async fineTune(tf: Tf, plan: ThreadPlan, imported: ImportedBase, head: LayersModel, settings: ImageSettings, val: ImageFlow) {
     const { o } = this;
     imported.trainer.trainable = true; // importBase froze it whole; the layers are chosen below
-    const layers = freezeForFineTuning(imported.trainer, o.fineTune!);
+    const layers = freezeForFineTuning(imported.trainer, o.fineTune!, { bnTrain: o.bnTrain });
     const stacked = stackModels(tf, imported.extractor, head, featureLayerOf(imported.extractor));
     this.log(
-      `fine-tune: ${layers.length} of ${o.base}'s layers with weights train (BatchNormalization frozen), with the head, for ${o.fineTuneEpochs} epochs at learning rate ${o.fineTuneLr}`,
+      `fine-tune: ${layers.length} of ${o.base}'s layers with weights train (BatchNormalization ${o.bnTrain ? 'training on batch statistics' : 'frozen'}), with the head, for ${o.fineTuneEpochs} epochs at learning rate ${o.fineTuneLr}`,
     );
     const train = await trainingFlow(join(this.data, 'train'), settings, o.augment);
     try {

@@ -11,7 +11,11 @@ const tf = loadTensorFlow({ intraOpThreads: 2, interOpThreads: 1 });
 /** A small pretrained-style base: conv → BatchNormalization (non-trivial statistics) → depthwise → pooled features. */
 async function savedBase(dir: string): Promise<string> {
   const input = tf.input({ shape: [28, 28, 1] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, name: 'stem', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+  // No bias before BatchNormalization, as in real backbones (a bias there has a zero gradient, whose
+  // rounding noise Adam would turn into full steps that the moving mean then follows).
+  let x = tf.layers
+    .conv2d({ filters: 4, kernelSize: 3, useBias: false, name: 'stem', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })
+    .apply(input);
   x = tf.layers
     .batchNormalization({
       name: 'stem_bn',
@@ -124,6 +128,52 @@ describe('fine-tuning a pretrained base (train-base --model)', () => {
     expect(result.seconds.report).toBeLessThan(result.seconds.fine_tune! + result.seconds.re_extract!);
     await expect(runWorkflow({ out: join(dir, 'no-base'), fineTune: 'all' })).rejects.toThrow(
       'fineTune: fine-tunes an imported base, and there is none: give base (--base FILE)',
+    );
+  });
+});
+
+describe('fine-tuning with BatchNormalization training (--bn-train)', () => {
+  it('trains BatchNormalization on batch statistics synchronised across replicas: 2 replicas give 1 replica’s losses', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-bn-train-'));
+    const file = await savedBase(join(dir, 'pretrained'));
+    const before = await weightsOf(file);
+    const fineTune = async (replicas: number) => {
+      const lines: string[] = [];
+      const result = await trainBaseStage({
+        train: join(SHIPPED_DATASET, 'train'),
+        out: join(dir, `r${replicas}`),
+        targetSize: [28, 28],
+        epochs: 2,
+        model: file,
+        fineTune: 'all',
+        bnTrain: true,
+        replicas,
+        learningRate: 1e-3,
+        augment: { rescale: 1 / 255 },
+        log: (line) => lines.push(line),
+      });
+      return { result, lines, weights: await weightsOf(result.model) };
+    };
+    const one = await fineTune(1);
+    const two = await fineTune(2);
+    expect(one.result.fineTuned).toEqual(['stem', 'stem_bn', 'block_dw', 'block_project']);
+    expect(one.lines.join('\n')).toContain('BatchNormalization training on batch statistics');
+    const history = (r: typeof one) => r.result.history as { loss: number; engine: string; replicas: number }[];
+    expect(history(two).map((h) => [h.engine, h.replicas])).toEqual([
+      ['graph', 2],
+      ['graph', 2],
+    ]);
+    for (let e = 0; e < 2; e++) expect(Math.abs(history(two)[e]!.loss - history(one)[e]!.loss)).toBeLessThan(1e-3 * history(one)[e]!.loss);
+    // The statistics trained: the moving averages left their pretrained values, the same on both.
+    for (const name of ['stem_bn/gamma', 'stem_bn/moving_mean', 'stem_bn/moving_variance']) {
+      expect(
+        one.weights[name]!.some((v, i) => Math.abs(v - before[name]![i]!) > 1e-3),
+        name,
+      ).toBe(true);
+      for (const [i, v] of one.weights[name]!.entries()) expect(Math.abs(two.weights[name]![i]! - v), name).toBeLessThan(1e-4 + 1e-3 * Math.abs(v));
+    }
+    await expect(runWorkflow({ out: join(dir, 'no-fine-tune'), base: file, bnTrain: true })).rejects.toThrow(
+      'bnTrain: trains BatchNormalization in the fine-tuning phase, and there is none: give fineTune (--fine-tune all|N)',
     );
   });
 });

@@ -21,6 +21,7 @@ export function register(program: Command): void {
       "with --model: the layers that train, all (default) or the top N with weights; BatchNormalization stays frozen, as Keras's guide keeps it",
       parse.fineTune,
     )
+    .option('--bn-train', 'with --model: BatchNormalization layers above the lowest training layer train too (batch statistics, synchronised across replicas)')
     .option('--learning-rate <lr>', 'learning rate (default 1e-3; with --model 1e-5)', parse.positiveNumber('--learning-rate'));
   runFlag(command, 'preprocess', {
     help: "Keras's preprocess_input for a --model base: none | tf | caffe | torch (replaces the rescale 1/255)",
@@ -56,7 +57,7 @@ export function register(program: Command): void {
         pooling: opts.pooling,
         // train-base's flows take the mode from the augmentation.
         augment: { ...seedAugment(opts.preprocess), ...(opts.preprocess && opts.preprocess !== 'none' ? { preprocess: opts.preprocess } : {}) },
-        ...(opts.model ? { model: opts.model, fineTune: opts.fineTune ?? 'all' } : {}),
+        ...(opts.model ? { model: opts.model, fineTune: opts.fineTune ?? 'all', bnTrain: opts.bnTrain ?? false } : {}),
         ...(opts.learningRate !== undefined ? { learningRate: opts.learningRate } : {}),
         ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
         ...controlsFrom(opts),

@@ -18,6 +18,21 @@ export interface GraphVariable {
   trainable: boolean;
 }
 
+/**
+ * Where a training BatchNormalization of one in-graph replica (see compile.ts) gets the statistics
+ * of the whole global batch: the sum over replicas of a per-replica tensor, read by every replica.
+ */
+export interface BatchStatistics {
+  /** This replica's index; replica 0 also updates the moving averages, once per step. */
+  replica: number;
+  /** 1 / (rows of the global batch): the `scale` feed. */
+  scale: string;
+  /** The node holding the sum over replicas of `local` (each replica gives its own under `key`). */
+  sum(key: string, local: string): string;
+  /** An op a training step runs once (a moving average's assignment). */
+  update(op: string): void;
+}
+
 export interface GraphContext {
   readonly g: GraphBuilder;
   /** The type layers compute in (float, or bfloat16 under mixed precision). */
@@ -50,6 +65,12 @@ export interface GraphContext {
    * validation, so that layers that act only in training (dropout) score as Keras scores them.
    */
   trainingFlag(): string;
+  /**
+   * How BatchNormalization layers that train get their statistics: summed over the in-graph
+   * replicas, or 'moving' in the evaluation copy of such a graph (validation and predict use the
+   * moving averages, as Keras does). Undefined: the graph has no training BatchNormalization.
+   */
+  readonly batchStatistics?: BatchStatistics | 'moving';
 }
 
 export function createContext(model: { name: string; weights: unknown[] }, options: { train: boolean; seed?: number; precision?: Precision }): GraphContext {

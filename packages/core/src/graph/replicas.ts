@@ -15,6 +15,11 @@
  * The sum of per-slice mean-scaled gradients is the gradient of the global batch's mean loss: N
  * replicas train as one replica does at the same global batch, up to float summation order.
  * With one replica a step is a single native call (gradients never leave TensorFlow).
+ *
+ * A graph that holds its replicas (compiled.inGraphReplicas > 0: BatchNormalization trains, and its
+ * statistics are summed across replicas mid-step; see compile.ts) runs in one session instead, with
+ * an inter-op thread per replica and their threads in one pool: a step is one native call, each
+ * replica fed its rows as above, and TensorFlow adds the gradients in the graph.
  * @internal
  */
 import { type GraphSession, openSession, sumInto } from '@featherstack/tensorflow';
@@ -57,18 +62,31 @@ export class GraphReplicas {
   private grads: Float32Array[] | null = null;
   private sum: Float32Array | null = null;
   private readonly synchronous: boolean;
+  /** Replicas held in the one session's graph (0: a session per replica). */
+  private readonly inGraph: number;
   /** @internal Use GraphReplicas.open(). */
   constructor(compiled: CompiledGraph, options: ReplicaOptions) {
     this.compiled = compiled;
     this.synchronous = options.synchronous ?? false;
     if (this.synchronous && options.replicas !== 1) throw new Error(`synchronous steps need one replica, not ${options.replicas}`);
+    this.inGraph = compiled.inGraphReplicas;
+    if (this.inGraph > 0 && this.inGraph !== options.replicas)
+      throw new Error(`the graph was compiled for ${this.inGraph} replicas, not ${options.replicas} (compile it with options.replicas)`);
     this.pixels = compiled.inputShape.reduce((a, b) => a * b, 1);
     // Inter-op threads: 1. A replica's ops are a chain (each layer waits for the one before), and
     // the cores are spread over replicas instead; intra-op threads parallelise each op. Synchronous
     // replicas run every op on the calling thread.
-    this.sessions = Array.from({ length: options.replicas }, () =>
-      openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: this.synchronous ? 'caller' : 1 }),
-    );
+    this.sessions =
+      this.inGraph > 0
+        ? [
+            openSession(compiled.graphDef, {
+              intraOpThreads: options.replicas * options.threadsPerReplica,
+              interOpThreads: this.synchronous ? 'caller' : options.replicas,
+            }),
+          ]
+        : Array.from({ length: options.replicas }, () =>
+            openSession(compiled.graphDef, { intraOpThreads: options.threadsPerReplica, interOpThreads: this.synchronous ? 'caller' : 1 }),
+          );
     let offset = 0;
     this.gradOffsets = compiled.trainable.map((v) => {
       const at = offset;
@@ -83,7 +101,7 @@ export class GraphReplicas {
   }
 
   get replicas(): number {
-    return this.sessions.length;
+    return this.inGraph || this.sessions.length;
   }
 
   /** Sets every replica's weights (in model.getWeights() order). */
@@ -123,11 +141,10 @@ export class GraphReplicas {
     else await session.run(feeds, fetches, targets);
   }
 
-  /** Contiguous row ranges of a batch of `rows`, one per replica (empty ones dropped). */
-  private slices(rows: number): { replica: number; begin: number; end: number }[] {
-    const n = this.sessions.length;
+  /** Contiguous row ranges of a batch of `rows`, one per replica (empty ones dropped unless `keepEmpty`). */
+  private slices(rows: number, n = this.sessions.length, keepEmpty = false): { replica: number; begin: number; end: number }[] {
     return Array.from({ length: n }, (_, r) => ({ replica: r, begin: Math.floor((r * rows) / n), end: Math.floor(((r + 1) * rows) / n) })).filter(
-      (s) => s.end > s.begin,
+      (s) => keepEmpty || s.end > s.begin,
     );
   }
 
@@ -157,6 +174,22 @@ export class GraphReplicas {
       beta2_power: scalar(0.999 ** step.iteration),
     };
     const scale = scalar(1 / rows);
+    if (this.inGraph > 0) {
+      // Every replica's feeds, one run, one update. A replica without rows gets row 0 as a stand-in,
+      // of loss weight 0 and `present` 0, which zeroes what it adds (see replica-sums.ts).
+      const feeds = Object.fromEntries(
+        this.slices(rows, this.inGraph, true).flatMap(({ replica, begin, end }) => {
+          const own =
+            end > begin
+              ? this.inputs(x, y, begin, end, weights)
+              : { ...this.inputs(x, y, 0, 1, weights), sample_weight: { data: new Float32Array(1), shape: [1] } };
+          return Object.entries({ ...own, ...(end > begin ? {} : { present: scalar(0) }) }).map(([name, feed]) => [`r${replica}/${name}`, feed]);
+        }),
+      );
+      const [loss, correct] = [new Float32Array(1), new Float32Array(1)];
+      await this.run(this.sessions[0]!, { ...feeds, scale, ...hyper }, { 'train/loss_sum': loss, 'train/correct': correct }, ['apply']);
+      return { lossSum: loss[0]!, correct: correct[0]! };
+    }
     const slices = this.slices(rows);
     const stats = slices.map(() => [new Float32Array(1), new Float32Array(1)] as const);
     if (this.sessions.length === 1) {
@@ -213,7 +246,11 @@ export class GraphReplicas {
       this.slices(rows).map(({ replica, begin, end }) =>
         this.run(
           this.sessions[replica]!,
-          { x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] } },
+          {
+            x: { data: x.subarray(begin * this.pixels, end * this.pixels), shape: [end - begin, ...this.compiled.inputShape] },
+            // A graph with in-graph replicas trains: its predictions are validation's, dropout off.
+            ...(this.inGraph > 0 ? { training: scalar(0) } : {}),
+          },
           { output: out.subarray(begin * size, end * size) },
         ),
       ),

@@ -69,6 +69,8 @@ export interface BaseJob extends TrainingControls {
    */
   model?: string;
   fineTune?: FineTune;
+  /** With `model`: its BatchNormalizations above the lowest training layer train too (see freezeForFineTuning). */
+  bnTrain?: boolean;
   /** Data-parallel replicas, TensorFlow threads per replica, engine and precision (see trainBase). */
   replicas?: number;
   tfThreads?: number;
@@ -123,7 +125,7 @@ export function inProcessTrainer(options: { tfThreads?: number } = {}): TrainerA
         featureLayer: job.featureLayer ?? (pretrained ? defaultFeatureLayer(pretrained).layer : FEATURE_LAYER),
         pooling: job.pooling ?? RUN_DEFAULTS.pooling,
       };
-      const fineTuned = pretrained ? freezeForFineTuning(pretrained, job.fineTune ?? 'all') : undefined;
+      const fineTuned = pretrained ? freezeForFineTuning(pretrained, job.fineTune ?? 'all', { bnTrain: job.bnTrain ?? false }) : undefined;
       // A pretrained base trains through a classifier on its cut, as extract will read it.
       const top = pretrained ? featureExtractor(tf, pretrained, cut.featureLayer, cut.pooling) : base;
       const trainer = withClassifier(tf, top, train.classNames.length, settings.seed + 1000);

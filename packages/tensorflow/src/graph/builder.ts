@@ -14,8 +14,10 @@ import { type Attr, type DType, graphDef, type NodeDef } from './proto.js';
 export class GraphBuilder {
   readonly nodes: NodeDef[] = [];
   private readonly names = new Set<string>();
+  private prefix = '';
 
-  private unique(base: string): string {
+  private unique(given: string): string {
+    const base = this.prefix + given;
     let name = base;
     for (let i = 1; this.names.has(name); i++) name = `${base}_${i}`;
     this.names.add(name);
@@ -40,6 +42,32 @@ export class GraphBuilder {
 
   constInt(name: string, values: number[], shape: number[] = [values.length]): string {
     return this.op('Const', [], { dtype: { type: 'int32' }, value: { tensor: { dtype: 'int32', shape, values: Int32Array.from(values) } } }, name);
+  }
+
+  /**
+   * Builds `build` with every node it adds named under `prefix` ('r1/': 'r1/x', 'r1/conv/mul', …),
+   * so that one graph can hold copies of a subgraph whose fixed names (feeds, fetches) stay
+   * distinct. Inputs are not renamed: a copy still reads shared nodes by their own names.
+   */
+  scoped<T>(prefix: string, build: () => T): T {
+    const outer = this.prefix;
+    this.prefix = outer + prefix;
+    try {
+      return build();
+    } finally {
+      this.prefix = outer;
+    }
+  }
+
+  /**
+   * Adds a node under exactly `name` (no prefix, no suffix), which nodes added earlier may already
+   * read: a GraphDef need not list a node before its readers. Refuses a name already taken.
+   */
+  define(name: string, op: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    if (this.names.has(name)) throw new Error(`graph node '${name}' is defined twice`);
+    this.names.add(name);
+    this.nodes.push({ name, op, inputs, attrs });
+    return name;
   }
 
   /** A NoOp that runs after every name in `after`: the target that groups them. */
