@@ -122,6 +122,11 @@ const cases: [string, () => string[], RegExp][] = [
     () => ['run', '--bn-train'],
     /bnTrain: trains BatchNormalization in the fine-tuning phase, and there is none: give fineTune \(--fine-tune all\|N\)/,
   ],
+  [
+    'run retraining the head without a fine-tuning phase',
+    () => ['run', '--retrain-head'],
+    /retrainHead: trains a head on the fine-tuned base’s features, and there is none: give fineTune \(--fine-tune all\|N\)/,
+  ],
   ['a shuffle buffer of zero', () => ['run', '--shuffle-buffer', '0'], /--shuffle-buffer must be a positive integer, received '0'/],
   ['packing a directory that does not exist', () => ['pack', join(dir, 'nowhere'), join(dir, 'pack-out')], /dataset directory .*nowhere does not exist/],
   ['packing into shards of no size', () => ['pack', join(data, 'val'), join(dir, 'pack-out'), '--shard-size', '0'], /--shard-size must be a size such as 500M/],

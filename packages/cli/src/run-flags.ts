@@ -47,6 +47,7 @@ const SPELLING: Record<RunKey, Spelling> = {
   fineTune: { value: '<all|n>', read: parse.fineTune },
   fineTuneEpochs: { value: '<n>' },
   bnTrain: {},
+  retrainHead: {},
   fineTuneLr: { value: '<lr>' },
   featureLayer: { value: '<name>' },
   pooling: { value: '<mode>' },

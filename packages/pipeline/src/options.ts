@@ -103,6 +103,11 @@ export const runConfigSchema = z
         "with --base, a second phase after the head: the base's layers with weights (all, or the top N) train with the head on top at --fine-tune-lr, BatchNormalization frozen (inference mode) unless --bn-train, with the run's augmentation; then the features are extracted again",
       ),
     fineTuneEpochs: positive.describe('fine-tuning epochs (with --fine-tune)'),
+    retrainHead: z
+      .boolean()
+      .describe(
+        'with --fine-tune: after the features are extracted again, train a fresh head on them (--head-epochs, the head controls) and publish it in place of the one fine-tuned with the base',
+      ),
     bnTrain: z
       .boolean()
       .describe(
@@ -168,6 +173,7 @@ export const RUN_DEFAULTS = {
   fineTuneEpochs: 5,
   fineTuneLr: 1e-5,
   bnTrain: false,
+  retrainHead: false,
   seed: 42,
   resume: false,
   validateBase: true,
@@ -222,10 +228,10 @@ export function resolveRunOptions(input: unknown, source = 'run options'): Resol
   const parsed = runConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw new Error(`${source} are invalid:\n${describeIssues(parsed.error.issues, '').join('\n')}`);
   const o = parsed.data as Record<string, unknown>;
-  if (o.bnTrain === true && o.fineTune === undefined) {
-    throw new Error(
-      `${source} are invalid:\n  bnTrain: trains BatchNormalization in the fine-tuning phase, and there is none: give fineTune (--fine-tune all|N)`,
-    );
+  const needsFineTuning = { bnTrain: 'trains BatchNormalization in the fine-tuning phase', retrainHead: 'trains a head on the fine-tuned base’s features' };
+  for (const [key, what] of Object.entries(needsFineTuning)) {
+    if (o[key] === true && o.fineTune === undefined)
+      throw new Error(`${source} are invalid:\n  ${key}: ${what}, and there is none: give fineTune (--fine-tune all|N)`);
   }
   if (o.fineTune !== undefined && o.base === undefined) {
     throw new Error(

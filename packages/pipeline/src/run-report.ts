@@ -29,6 +29,9 @@ export class Clock {
   mark(name: string): void {
     this.marks.set(name, performance.now());
   }
+  has(name: string): boolean {
+    return this.marks.has(name);
+  }
   /** Seconds from mark `from` to mark `to`. */
   seconds(from: string, to: string): number {
     return (this.marks.get(to)! - this.marks.get(from)!) / 1000;
@@ -59,6 +62,16 @@ export function stagesOf(clock: Clock, train: ImageFlow, history: EpochLog[], fe
     { stage: tuned ? 'feature extraction (frozen base)' : 'feature extraction', seconds: clock.seconds('base', 'extract'), items: rows, unit: 'images' },
     { stage: 'head training', seconds: clock.seconds('extract', 'head'), items: features.train.rows * head.history.length, unit: 'rows' },
     ...(tuned ? [{ stage: 'feature extraction (fine-tuned base)', seconds: clock.seconds('fine-tune', 're-extract'), items: rows, unit: 'images' }] : []),
+    ...(clock.has('retrain-head')
+      ? [
+          {
+            stage: 'head training again (fine-tuned features)',
+            seconds: clock.seconds('re-extract', 'retrain-head'),
+            items: features.train.rows * head.history.length,
+            unit: 'rows',
+          },
+        ]
+      : []),
   ];
 }
 
@@ -123,7 +136,7 @@ export async function writeRunReport(
       [
         'seconds (wall)',
         tuned
-          ? `${s('start', 're-extract')} in all: setup ${s('start', 'setup')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}, fine-tuning ${s('head', 'fine-tune')}, extraction again ${s('fine-tune', 're-extract')}`
+          ? `${s('start', clock.has('retrain-head') ? 'retrain-head' : 're-extract')} in all: setup ${s('start', 'setup')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}, fine-tuning ${s('head', 'fine-tune')}, extraction again ${s('fine-tune', 're-extract')}${clock.has('retrain-head') ? `, head again ${s('re-extract', 'retrain-head')}` : ''}`
           : `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
       ],
       ['augmentation', JSON.stringify(o.augment)],

@@ -75,12 +75,18 @@ export interface WorkflowResult {
     /** With fineTune: the second phase (base and head together) and the extraction after it. */
     fine_tune?: number;
     re_extract?: number;
+    /** With retrainHead: the fresh head trained on the fine-tuned base's features. */
+    retrain_head?: number;
     report: number;
   };
   base: EpochLog[];
   head: HeadResult['history'];
-  /** With fineTune: the second phase's epochs, and the layers of the imported base that trained. */
-  fineTune?: { history: EpochLog[]; layers: string[] };
+  /**
+   * With fineTune: the second phase's epochs and the layers of the imported base that trained. With
+   * retrainHead, `head` is the fresh head trained on the fine-tuned features (the published one),
+   * and `frozenHead` phase 1's, trained on the frozen features.
+   */
+  fineTune?: { history: EpochLog[]; layers: string[]; frozenHead?: HeadResult['history'] };
   features: { train: string; val: string; dimension: number; rows: { train: number; val: number } };
   /** The stacked model (base + head), for `featherstack predict`. */
   model: string;
@@ -247,6 +253,15 @@ class Workflow {
         features = await this.extract(tf, extractPlan, trained, plainTrain, val, 'features');
         head = { result: head.result, valSet: await readFeatureFile(features.files.val) };
         this.clock.mark('re-extract');
+        if (o.retrainHead) {
+          // A fresh head on the fine-tuned base's features, in place of the one tuned with it.
+          this.log(`retrain-head: a fresh head on the fine-tuned base's features, ${o.headEpochs} epochs`);
+          const retrained = await this.trainHead(tf, features, 'retrain-head');
+          head.result.model.dispose();
+          fineTune = { ...fineTune, frozenHead: head.result.history };
+          head = retrained;
+          this.clock.mark('retrain-head');
+        }
       }
       const cpu = this.sampler.stop();
       const shown = train ?? plainTrain;
@@ -416,9 +431,9 @@ class Workflow {
    * The training controls of a phase: the run's schedule, warm-up, plateau and best-epoch options,
    * and a CSV log of its epochs in <out>/<phase>-log.csv (Keras's CSVLogger).
    */
-  private controls(phase: 'base' | 'fine-tune' | 'head') {
+  private controls(phase: 'base' | 'fine-tune' | 'head' | 'retrain-head') {
     const { o } = this;
-    const watched = phase !== 'head' && !o.validateBase ? watchedValidation(resolveControls(o), o.keepBest) : [];
+    const watched = phase !== 'head' && phase !== 'retrain-head' && !o.validateBase ? watchedValidation(resolveControls(o), o.keepBest) : [];
     if (watched.length > 0) {
       throw new Error(
         `--keep-best and --reduce-on-plateau watch ${watched.map((w) => w.monitor).join(' and ')}, a validation score the base has only without --no-validate-base`,
@@ -428,14 +443,14 @@ class Workflow {
   }
 
   /** The head reads the features back from disk: the files are the interface between the stages. */
-  private async trainHead(tf: Tf, features: Features) {
+  private async trainHead(tf: Tf, features: Features, phase: 'head' | 'retrain-head' = 'head') {
     const valSet = await readFeatureFile(features.files.val);
     const trainSet = await readFeatureFile(features.files.train);
     this.checkEveryClassTrains(trainSet);
     const result = await trainHead(tf, trainSet, valSet, {
       epochs: this.o.headEpochs,
       seed: this.o.seed,
-      ...this.controls('head'),
+      ...this.controls(phase),
       ...this.signal,
       ...(this.hooks.onHeadEpoch ? { onEpochEnd: (_: number, l: HeadEpochProgress) => this.hooks.onHeadEpoch!(l) } : {}),
     });
@@ -501,18 +516,21 @@ class Workflow {
     const { clock } = this;
     const [base, extract, head] = r.stages;
     const tuned = r.fineTune !== undefined;
+    const retrained = r.fineTune?.frozenHead !== undefined;
+    const end = retrained ? 'retrain-head' : tuned ? 're-extract' : 'head';
     return {
       // Fine-tuned: the accuracy of the final stacked model, on the features its base extracts now.
       val_accuracy: tuned ? r.evaluation.accuracy : r.head.valAccuracy,
       seconds: {
-        total: clock.seconds('start', tuned ? 're-extract' : 'head'),
+        total: clock.seconds('start', end),
         setup: clock.seconds('start', 'setup'),
         tensorflow_load: clock.seconds('start', 'tensorflow'),
         base_train: clock.seconds('setup', 'base'),
         extract: clock.seconds('base', 'extract'),
         head_train: clock.seconds('extract', 'head'),
         ...(tuned ? { fine_tune: clock.seconds('head', 'fine-tune'), re_extract: clock.seconds('fine-tune', 're-extract') } : {}),
-        report: clock.seconds(tuned ? 're-extract' : 'head', 'report'),
+        ...(retrained ? { retrain_head: clock.seconds('re-extract', 'retrain-head') } : {}),
+        report: clock.seconds(end, 'report'),
       },
       base: r.history,
       head: r.head.history,

@@ -177,3 +177,40 @@ describe('fine-tuning with BatchNormalization training (--bn-train)', () => {
     );
   });
 });
+
+describe('retraining the head on the fine-tuned features (--retrain-head)', () => {
+  it('trains a fresh head on the features extracted after fine-tuning and publishes it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-retrain-head-'));
+    const file = await savedBase(join(dir, 'pretrained'));
+    const out = join(dir, 'run');
+    const lines: string[] = [];
+    const result = await runWorkflow({
+      out,
+      base: file,
+      fineTune: 2,
+      fineTuneEpochs: 1,
+      fineTuneLr: 1e-3,
+      headEpochs: 3,
+      retrainHead: true,
+      augment: { rescale: 1 / 255 },
+      log: (line) => lines.push(line),
+    });
+    expect(lines.join('\n')).toContain("retrain-head: a fresh head on the fine-tuned base's features, 3 epochs");
+    // Phase 1's head and the fresh one each trained their 3 epochs, on different features.
+    expect(result.fineTune!.frozenHead).toHaveLength(3);
+    expect(result.head).toHaveLength(3);
+    expect(result.head.map((e) => e.loss)).not.toEqual(result.fineTune!.frozenHead!.map((e) => e.loss));
+    expect(result.seconds.retrain_head).toBeGreaterThan(0);
+    expect(result.seconds.total).toBeGreaterThan(result.seconds.fine_tune! + result.seconds.re_extract! + result.seconds.retrain_head!);
+    await access(join(out, 'retrain-head-log.csv'));
+    // The published model is the retrained head on the fine-tuned base: the evaluation (of the
+    // published head, on the features the fine-tuned base extracts) is the fresh head's last epoch.
+    expect(result.val_accuracy).toBe(result.evaluation.accuracy);
+    expect(result.evaluation.accuracy).toBeCloseTo(result.head.at(-1)!.valAcc, 6);
+    const history = JSON.parse(await readFile(join(out, 'history.json'), 'utf8'));
+    expect(history.head.map((e: { loss: number }) => e.loss)).toEqual(result.head.map((e) => e.loss));
+    await expect(runWorkflow({ out: join(dir, 'no-fine-tune'), base: file, retrainHead: true })).rejects.toThrow(
+      'retrainHead: trains a head on the fine-tuned base’s features, and there is none: give fineTune (--fine-tune all|N)',
+    );
+  });
+});

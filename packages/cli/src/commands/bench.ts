@@ -118,7 +118,11 @@ export function register(program: Command): void {
       .option('--data <dir>', 'override: a directory with train/ class folders of photos')
       .option('--archs <list>', 'comma-separated: mobilenetv2,resnet50', (v: string) => v.split(','))
       .option('--epochs <n>', 'epochs per run (the last is timed)', parse.int('--epochs'), 2)
-      .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3),
+      .option('--repeats <n>', 'runs per row (the median is reported)', parse.int('--repeats'), 3)
+      .option(
+        '--bn-train',
+        'add rows with BatchNormalization trained on batch statistics (featherstack --bn-train vs Keras calling the base without training=False)',
+      ),
     'write a bar chart of images/s per backbone and engine',
     'skip the Keras rows',
   ).action(async (opts) => {
@@ -128,6 +132,7 @@ export function register(program: Command): void {
       archs: opts.archs,
       epochs: opts.epochs,
       repeats: opts.repeats,
+      bnTrain: opts.bnTrain ?? false,
     });
     printResult(opts.json)(result);
   });
