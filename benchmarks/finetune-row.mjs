@@ -5,7 +5,7 @@
 // with preprocess_input — through `train-base --model` (trainBaseStage). Prints one JSON line with
 // each epoch's images/s.
 //
-//   node benchmarks/finetune-row.mjs --model FILE.keras --data DIR --preprocess tf|caffe [--precision float32|mixed-bfloat16] [--epochs 2]
+//   node benchmarks/finetune-row.mjs --model FILE.keras --data DIR --preprocess tf|caffe [--precision float32|mixed-bfloat16] [--epochs 2] [--bn-train]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     precision: { type: 'string', default: 'float32' },
     epochs: { type: 'string', default: '2' },
     'fine-tune': { type: 'string', default: 'all' },
+    'bn-train': { type: 'boolean', default: false },
   },
 });
 if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
@@ -34,6 +35,7 @@ try {
     epochs: Number(values.epochs),
     model: values.model,
     fineTune,
+    bnTrain: values['bn-train'],
     batchSize: 32,
     // As train-base does: the flows take the preprocess_input mode from the augmentation.
     augment: { ...seedAugment(values.preprocess), preprocess: values.preprocess },
@@ -49,6 +51,7 @@ try {
       replicas: history.at(-1).replicas,
       layers: result.fineTuned.length,
       precision: values.precision,
+      bnTrain: values['bn-train'],
       cpu,
     })}\n`,
   );

@@ -8,7 +8,10 @@
 // (the first includes compiling and warming up on both sides); peak RSS and CPU time.
 //
 //   node benchmarks/finetune.mjs --data DIR [--archs mobilenetv2,resnet50] [--epochs 2] [--repeats 3]
-//        [--no-peers] [--json FILE] [--markdown FILE] [--chart FILE.png]
+//        [--bn-train] [--no-peers] [--json FILE] [--markdown FILE] [--chart FILE.png]
+//
+// --bn-train adds two rows: BatchNormalization training on batch statistics (featherstack
+// --bn-train, in-graph replicas; Keras calling the base without training=False).
 //
 // DIR holds train/<class>/ (the rows train on it). No PyTorch row yet.
 import { spawnSync } from 'node:child_process';
@@ -23,6 +26,7 @@ const { values } = parseArgs({
     archs: { type: 'string', default: 'mobilenetv2,resnet50' },
     epochs: { type: 'string', default: '2' },
     repeats: { type: 'string', default: '3' },
+    'bn-train': { type: 'boolean', default: false },
     ...PEER_OPTION,
     ...OUTPUT_OPTIONS,
   },
@@ -37,9 +41,9 @@ const cores = availableParallelism();
 const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe' };
 for (const arch of archs) if (!PREPROCESS[arch]) throw new Error(`--archs: '${arch}' is not one of ${Object.keys(PREPROCESS).join(', ')}`);
 
-function featherstackRow(arch, precision) {
+function featherstackRow(arch, precision, bnTrain = false) {
   const args = [join(import.meta.dirname, 'finetune-row.mjs'), '--model', backboneFile(arch), '--data', join(data, 'train')];
-  args.push('--preprocess', PREPROCESS[arch], '--precision', precision, '--epochs', String(epochs));
+  args.push('--preprocess', PREPROCESS[arch], '--precision', precision, '--epochs', String(epochs), ...(bnTrain ? ['--bn-train'] : []));
   const child = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (child.status !== 0)
     return {
@@ -49,11 +53,13 @@ function featherstackRow(arch, precision) {
   return { status: 'ok', ...JSON.parse(child.stdout.trim().split('\n').pop()) };
 }
 
-const rowNames = ['fs-float32', 'fs-bfloat16', 'keras'];
+const rowNames = ['fs-float32', 'fs-bfloat16', 'keras', ...(values['bn-train'] ? ['fs-bn-train', 'keras-bn-train'] : [])];
 const run = (arch, row) =>
-  row === 'keras'
-    ? runPeer('keras_finetune.py', ['--data', join(data, 'train'), '--arch', arch, '--epochs', epochs], { enabled: peers })
-    : featherstackRow(arch, row === 'fs-float32' ? 'float32' : 'mixed-bfloat16');
+  row.startsWith('keras')
+    ? runPeer('keras_finetune.py', ['--data', join(data, 'train'), '--arch', arch, '--epochs', epochs, ...(row === 'keras-bn-train' ? ['--bn-train'] : [])], {
+        enabled: peers,
+      })
+    : featherstackRow(arch, row === 'fs-bfloat16' ? 'mixed-bfloat16' : 'float32', row === 'fs-bn-train');
 /** The last epoch's images/s: the first includes compiling and warming up on both sides. */
 const rate = (r) => (r.status === 'ok' && Array.isArray(r.imagesPerSecond) ? r.imagesPerSecond.at(-1) : null);
 const rssOf = (r) => r.cpu?.peakRssMB ?? r.peakRssMB ?? null;
@@ -97,6 +103,12 @@ const result = {
           float32OverKeras: ratio(t['fs-float32'].imagesPerSecond, t.keras.imagesPerSecond),
           bfloat16OverKeras: ratio(t['fs-bfloat16'].imagesPerSecond, t.keras.imagesPerSecond),
           rssOverKeras: ratio(t['fs-float32'].peakRssMB, t.keras.peakRssMB),
+          ...(t['fs-bn-train']
+            ? {
+                bnTrainOverKeras: ratio(t['fs-bn-train'].imagesPerSecond, t['keras-bn-train'].imagesPerSecond),
+                bnTrainRssOverKeras: ratio(t['fs-bn-train'].peakRssMB, t['keras-bn-train'].peakRssMB),
+              }
+            : {}),
         },
       ];
     }),
@@ -107,17 +119,21 @@ const LABELS = {
   'fs-float32': 'featherstack `train-base --model --fine-tune all`, float32 (compiled graph)',
   'fs-bfloat16': 'featherstack, mixed-bfloat16',
   keras: "Keras's recipe (base(x, training=False), ImageDataGenerator)",
+  'fs-bn-train': 'featherstack `--bn-train`: BatchNormalization on batch statistics, float32',
+  'keras-bn-train': 'Keras, base(x): BatchNormalization on batch statistics',
 };
+/** The Keras row a row is compared with. */
+const peerOf = (row) => (row.endsWith('bn-train') ? 'keras-bn-train' : 'keras');
 function cell(arch, row) {
   const s = table[arch][row];
   if (s.imagesPerSecond === undefined) return `| ${LABELS[row]} | ${s.status} (${String(s.reason).slice(0, 80)}) | | | |`;
   const user = s.run.cpu?.userSeconds ?? s.run.userSeconds;
   const sys = s.run.cpu?.systemSeconds ?? s.run.systemSeconds;
   const threads = s.run.cpu?.threads ? ` (TF ${s.run.cpu.threads.tensorflow} s, decode ${s.run.cpu.threads.decode} s)` : '';
-  return `| ${LABELS[row]} | ${s.imagesPerSecond} | ${ratio(s.imagesPerSecond, table[arch].keras.imagesPerSecond) ?? ''} | ${s.peakRssMB ?? ''} | ${user ?? ''} / ${sys ?? ''}${threads} |`;
+  return `| ${LABELS[row]} | ${s.imagesPerSecond} | ${ratio(s.imagesPerSecond, table[arch][peerOf(row)].imagesPerSecond) ?? ''} | ${s.peakRssMB ?? ''} | ${user ?? ''} / ${sys ?? ''}${threads} |`;
 }
 const md = [
-  `Fine-tuning real backbones (keras.applications, weights=None, include_top=False, pooling='avg', a softmax top) at 224² RGB on ${join(data, 'train')}: every layer with weights trainable, BatchNormalization frozen (inference mode), Adam 1e-5, batch 32, the seed's augmentation with preprocess_input; ${cores} cores (${cpus()[0]?.model ?? ''}). Images/s of the last of ${epochs} epochs, medians of ${repeats} interleaved repeats, each row a process of its own; CPU time of the whole process.`,
+  `Fine-tuning real backbones (keras.applications, weights=None, include_top=False, pooling='avg', a softmax top) at 224² RGB on ${join(data, 'train')}: every layer with weights trainable, BatchNormalization frozen (inference mode; the bn-train rows: trained on batch statistics, each compared with Keras's bn-train row), Adam 1e-5, batch 32, the seed's augmentation with preprocess_input; ${cores} cores (${cpus()[0]?.model ?? ''}). Images/s of the last of ${epochs} epochs, medians of ${repeats} interleaved repeats, each row a process of its own; CPU time of the whole process.`,
   '',
   ...archs.flatMap((arch) => [
     `**${arch}**`,

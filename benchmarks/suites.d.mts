@@ -121,6 +121,8 @@ export declare function benchFineTune(options: SuiteOutput & {
     archs?: string[];
     epochs?: number;
     repeats: number;
+    /** Add rows with BatchNormalization trained on batch statistics (featherstack --bn-train, Keras's base(x)). */
+    bnTrain?: boolean;
     log: (line: string) => void;
 }): Promise<unknown>;
 /** Runs benchmarks/pack.mjs (one epoch at 224² from loose photos and from packs, cold and warm). */

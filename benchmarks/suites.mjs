@@ -115,12 +115,13 @@ export async function benchBackbones(options) {
 /**
  * Runs benchmarks/finetune.mjs: fine-tuning MobileNetV2 and ResNet50 at 224² (all layers,
  * BatchNormalization frozen) — featherstack float32 and mixed-bfloat16 against Keras's recipe — on
- * the backbone corpus's 400 training photos.
+ * the backbone corpus's 400 training photos; with `bnTrain`, rows with BatchNormalization training too.
  */
 export async function benchFineTune(options) {
   const dir = await backboneCorpus(options);
   const args = ['--data', resolve(dir), '--repeats', String(options.repeats), '--epochs', String(options.epochs ?? 2)];
   if (options.archs) args.push('--archs', options.archs.join(','));
+  if (options.bnTrain) args.push('--bn-train');
   return suite('finetune.mjs', args, options, options.log);
 }
 /**
