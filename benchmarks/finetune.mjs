@@ -13,7 +13,9 @@
 // --bn-train adds two rows: BatchNormalization training on batch statistics (featherstack
 // --bn-train, in-graph replicas; Keras calling the base without training=False).
 //
-// DIR holds train/<class>/ (the rows train on it). No PyTorch row yet.
+// DIR holds train/<class>/ (the rows train on it). The PyTorch row (peers/torch_finetune.py) is
+// torchvision's same architecture in the loop a PyTorch user writes, BatchNorm in eval mode as
+// Keras's recipe has it (with --bn-train, a torch-bn-train row trains it in train mode).
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -39,6 +41,7 @@ const epochs = Number(values.epochs);
 const peers = !values['no-peers'];
 const cores = availableParallelism();
 const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe' };
+const TORCH = { mobilenetv2: 'mobilenet_v2', resnet50: 'resnet50' };
 for (const arch of archs) if (!PREPROCESS[arch]) throw new Error(`--archs: '${arch}' is not one of ${Object.keys(PREPROCESS).join(', ')}`);
 
 function featherstackRow(arch, precision, bnTrain = false) {
@@ -53,13 +56,19 @@ function featherstackRow(arch, precision, bnTrain = false) {
   return { status: 'ok', ...JSON.parse(child.stdout.trim().split('\n').pop()) };
 }
 
-const rowNames = ['fs-float32', 'fs-bfloat16', 'keras', ...(values['bn-train'] ? ['fs-bn-train', 'keras-bn-train'] : [])];
+const rowNames = ['fs-float32', 'fs-bfloat16', 'keras', 'torch', ...(values['bn-train'] ? ['fs-bn-train', 'keras-bn-train', 'torch-bn-train'] : [])];
 const run = (arch, row) =>
-  row.startsWith('keras')
-    ? runPeer('keras_finetune.py', ['--data', join(data, 'train'), '--arch', arch, '--epochs', epochs, ...(row === 'keras-bn-train' ? ['--bn-train'] : [])], {
-        enabled: peers,
-      })
-    : featherstackRow(arch, row === 'fs-bfloat16' ? 'mixed-bfloat16' : 'float32', row === 'fs-bn-train');
+  row.startsWith('torch')
+    ? runPeer(
+        'torch_finetune.py',
+        ['--data', join(data, 'train'), '--arch', TORCH[arch], '--epochs', epochs, '--workers', cores, ...(row === 'torch-bn-train' ? ['--bn-train'] : [])],
+        { enabled: peers },
+      )
+    : row.startsWith('keras')
+      ? runPeer('keras_finetune.py', ['--data', join(data, 'train'), '--arch', arch, '--epochs', epochs, ...(row === 'keras-bn-train' ? ['--bn-train'] : [])], {
+          enabled: peers,
+        })
+      : featherstackRow(arch, row === 'fs-bfloat16' ? 'mixed-bfloat16' : 'float32', row === 'fs-bn-train');
 /** The last epoch's images/s: the first includes compiling and warming up on both sides. */
 const rate = (r) => (r.status === 'ok' && Array.isArray(r.imagesPerSecond) ? r.imagesPerSecond.at(-1) : null);
 const rssOf = (r) => r.cpu?.peakRssMB ?? r.peakRssMB ?? null;
@@ -103,6 +112,7 @@ const result = {
           float32OverKeras: ratio(t['fs-float32'].imagesPerSecond, t.keras.imagesPerSecond),
           bfloat16OverKeras: ratio(t['fs-bfloat16'].imagesPerSecond, t.keras.imagesPerSecond),
           rssOverKeras: ratio(t['fs-float32'].peakRssMB, t.keras.peakRssMB),
+          float32OverTorch: ratio(t['fs-float32'].imagesPerSecond, t.torch.imagesPerSecond),
           ...(t['fs-bn-train']
             ? {
                 bnTrainOverKeras: ratio(t['fs-bn-train'].imagesPerSecond, t['keras-bn-train'].imagesPerSecond),
@@ -121,6 +131,8 @@ const LABELS = {
   keras: "Keras's recipe (base(x, training=False), ImageDataGenerator)",
   'fs-bn-train': 'featherstack `--bn-train`: BatchNormalization on batch statistics, float32',
   'keras-bn-train': 'Keras, base(x): BatchNormalization on batch statistics',
+  torch: 'PyTorch (torchvision, BatchNorm in eval mode, DataLoader workers)',
+  'torch-bn-train': 'PyTorch, BatchNorm in train mode',
 };
 /** The Keras row a row is compared with. */
 const peerOf = (row) => (row.endsWith('bn-train') ? 'keras-bn-train' : 'keras');

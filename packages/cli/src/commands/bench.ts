@@ -113,7 +113,7 @@ export function register(program: Command): void {
     bench
       .command('fine-tune')
       .description(
-        "fine-tuning real backbones at 224² (MobileNetV2, ResNet50; all layers, BatchNormalization frozen): featherstack float32 and bfloat16 vs Keras's recipe",
+        "fine-tuning real backbones at 224² (MobileNetV2, ResNet50; all layers, BatchNormalization frozen): featherstack float32 and bfloat16 vs Keras's recipe and PyTorch",
       )
       .option('--data <dir>', 'override: a directory with train/ class folders of photos')
       .option('--archs <list>', 'comma-separated: mobilenetv2,resnet50', (v: string) => v.split(','))
