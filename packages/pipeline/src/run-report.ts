@@ -38,6 +38,11 @@ export class Clock {
   }
 }
 
+/** The mark ending a run's work before its report: the fresh head's, the re-extraction's (fine-tuned) or the head's. */
+export function lastStage(clock: Clock): 'retrain-head' | 're-extract' | 'head' {
+  return clock.has('retrain-head') ? 'retrain-head' : clock.has('re-extract') ? 're-extract' : 'head';
+}
+
 /** A stage's throughput, as the report and the result give it. */
 export interface Stage {
   stage: string;
@@ -136,7 +141,7 @@ export async function writeRunReport(
       [
         'seconds (wall)',
         tuned
-          ? `${s('start', clock.has('retrain-head') ? 'retrain-head' : 're-extract')} in all: setup ${s('start', 'setup')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}, fine-tuning ${s('head', 'fine-tune')}, extraction again ${s('fine-tune', 're-extract')}${clock.has('retrain-head') ? `, head again ${s('re-extract', 'retrain-head')}` : ''}`
+          ? `${s('start', lastStage(clock))} in all: setup ${s('start', 'setup')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}, fine-tuning ${s('head', 'fine-tune')}, extraction again ${s('fine-tune', 're-extract')}${clock.has('retrain-head') ? `, head again ${s('re-extract', 'retrain-head')}` : ''}`
           : `${s('start', 'head')} to the end of head training: setup ${s('start', 'setup')}, base ${s('setup', 'base')}, extraction ${s('base', 'extract')}, head ${s('extract', 'head')}`,
       ],
       ['augmentation', JSON.stringify(o.augment)],

@@ -40,7 +40,7 @@ import { describeCachePlan, type ImageSettings, pixelCachePath, plainFlow, train
 import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
-import { Clock, type Features, type Stage, writeRunReport } from './run-report.js';
+import { Clock, type Features, lastStage, type Stage, writeRunReport } from './run-report.js';
 
 /** Callbacks and a signal: what the API adds to the run options. */
 export interface WorkflowHooks {
@@ -251,7 +251,6 @@ class Workflow {
         fineTune = await this.fineTune(tf, plan, imported, head.result.model, settings, val);
         this.clock.mark('fine-tune');
         features = await this.extract(tf, extractPlan, trained, plainTrain, val, 'features');
-        head = { result: head.result, valSet: await readFeatureFile(features.files.val) };
         this.clock.mark('re-extract');
         if (o.retrainHead) {
           // A fresh head on the fine-tuned base's features, in place of the one tuned with it.
@@ -261,7 +260,7 @@ class Workflow {
           fineTune = { ...fineTune, frozenHead: head.result.history };
           head = retrained;
           this.clock.mark('retrain-head');
-        }
+        } else head = { result: head.result, valSet: await readFeatureFile(features.files.val) };
       }
       const cpu = this.sampler.stop();
       const shown = train ?? plainTrain;
@@ -516,8 +515,7 @@ class Workflow {
     const { clock } = this;
     const [base, extract, head] = r.stages;
     const tuned = r.fineTune !== undefined;
-    const retrained = r.fineTune?.frozenHead !== undefined;
-    const end = retrained ? 'retrain-head' : tuned ? 're-extract' : 'head';
+    const end = lastStage(clock);
     return {
       // Fine-tuned: the accuracy of the final stacked model, on the features its base extracts now.
       val_accuracy: tuned ? r.evaluation.accuracy : r.head.valAccuracy,
@@ -529,7 +527,7 @@ class Workflow {
         extract: clock.seconds('base', 'extract'),
         head_train: clock.seconds('extract', 'head'),
         ...(tuned ? { fine_tune: clock.seconds('head', 'fine-tune'), re_extract: clock.seconds('fine-tune', 're-extract') } : {}),
-        ...(retrained ? { retrain_head: clock.seconds('re-extract', 'retrain-head') } : {}),
+        ...(clock.has('retrain-head') ? { retrain_head: clock.seconds('re-extract', 'retrain-head') } : {}),
         report: clock.seconds(end, 'report'),
       },
       base: r.history,

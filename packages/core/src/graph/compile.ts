@@ -25,7 +25,8 @@
 import { F32, type LayersModel } from '@featherstack/tensorflow';
 import { buildBackward } from './backward.js';
 import { createContext, type GraphContext, type GraphVariable, type Precision } from './context.js';
-import { buildForward, type Forward, type ModelLike } from './forward.js';
+import { buildForward, type Forward, isModel, type ModelLike } from './forward.js';
+import { trainsBatchStatistics } from './kinds/batch-norm.js';
 import type { Step } from './kinds/index.js';
 import { GraphCompileError, sizeOfShape, unsupported } from './layers.js';
 import { buildLoss, type LossKind } from './loss.js';
@@ -135,10 +136,7 @@ export function compileModel(model: LayersModel, options: CompileOptions): Compi
 
 /** Whether any BatchNormalization of `model` (nested models included) trains, i.e. is not frozen. */
 function trainsBatchNorm(model: ModelLike): boolean {
-  const layers = (model as unknown as { layers: ModelLike[] }).layers;
-  return layers.some(
-    (l) => (l.getClassName() === 'BatchNormalization' && l.trainable !== false) || (Array.isArray(l.outputs) && 'layers' in l && trainsBatchNorm(l)),
-  );
+  return (model as unknown as { layers: ModelLike[] }).layers.some((l) => trainsBatchStatistics(l) || (isModel(l) && trainsBatchNorm(l)));
 }
 
 /** The last step of a forward, and its logits in float32 (before its softmax or sigmoid, where it ends in one). */
@@ -204,7 +202,7 @@ function buildTraining(
     sums.define();
     const addN = (parts: string[], name: string) => g.op('AddN', parts, { ...F32, N: { i: parts.length } }, name);
     // What a replica without rows (present 0: a stand-in row) adds is zeroed; see replica-sums.ts.
-    const counted = (t: string, r: number) => g.op('Mul', [t, sums.present[r]!], F32, `r${r}/${t.replace(/^r\d+\//, '')}/counted`);
+    const counted = (t: string, r: number) => g.op('Mul', [t, sums.present[r]!], F32, `${t}/counted`);
     gradNames = trainable.map((v, k) =>
       addN(
         grads.map((m, r) => counted(m.get(v) ?? missing(v), r)),

@@ -24,7 +24,7 @@ export interface Forward {
   outputs: { tensor: string; step: Step | undefined }[];
 }
 
-function isModel(layer: LayerLike): layer is ModelLike {
+export function isModel(layer: LayerLike): layer is ModelLike {
   return Array.isArray(layer.inputs) && Array.isArray(layer.outputs) && 'layers' in layer;
 }
 

@@ -49,9 +49,14 @@ export function batchNormAffine(ctx: GraphContext, layer: LayerLike, params: Rec
   return { scale, shift };
 }
 
+/** Whether `layer` is a BatchNormalization that trains (not frozen) in a training graph. */
+export function trainsBatchStatistics(layer: LayerLike): boolean {
+  return layer.getClassName() === 'BatchNormalization' && layer.trainable !== false;
+}
+
 /** The batch statistics this layer trains with, or undefined where it runs in inference mode (as Keras runs a frozen one). */
 function trainingStatistics(ctx: GraphContext, step: Step): BatchStatistics | undefined {
-  if (!ctx.train || step.layer.trainable === false || ctx.batchStatistics === 'moving') return undefined;
+  if (!ctx.train || !trainsBatchStatistics(step.layer) || ctx.batchStatistics === 'moving') return undefined;
   // compileModel builds replicas in-graph whenever a BatchNormalization trains; anything else is a compiler bug.
   if (!ctx.batchStatistics) throw new GraphCompileError(`layer '${step.layer.name}' trains BatchNormalization in a graph built without batch statistics`);
   return ctx.batchStatistics;
