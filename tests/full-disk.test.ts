@@ -68,7 +68,7 @@ describe('the pixel cache budget (never a full disk halfway through an epoch)', 
       for await (const _ of flow) {
       }
       expect(flow.cached).toBe(true);
-      const planned = flow.cachePlan.state === 'write' ? flow.cachePlan.bytes : 0;
+      const planned = flow.cachePlan.state === 'write' ? (flow.cachePlan.bytes ?? 0) : 0;
       const written = statSync(join(disk, 'pixels.arrow')).size;
       expect(written).toBeLessThanOrEqual(planned);
       expect(written).toBeGreaterThan(planned * 0.97);

@@ -4,7 +4,7 @@
  */
 import type { Plateau, Schedule } from '@featherstack/pipeline';
 import { POOLINGS } from '@featherstack/core';
-import { COLOR_MODES, ON_ERROR_MODES, PREPROCESS_MODES } from '@featherstack/images';
+import { COLOR_MODES, isCacheFormat, ON_ERROR_MODES, PREPROCESS_MODES } from '@featherstack/images';
 import { parseAugmentFlag } from '@featherstack/pipeline';
 import { InvalidArgumentError } from 'commander';
 
@@ -48,6 +48,12 @@ export function choice<T extends string>(flag: string, values: readonly T[]) {
       throw new InvalidArgumentError(`${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, received '${value}'`);
     return value as T;
   };
+}
+
+/** --cache: raw, png, jpeg[:Q] or off. */
+export function cacheFormat(value: string): string {
+  if (value === 'off' || isCacheFormat(value)) return value;
+  throw new InvalidArgumentError(`--cache must be raw, png, jpeg[:Q] (Q from 1 to 100) or off, received '${value}'`);
 }
 
 export const colorMode = choice('--color-mode', COLOR_MODES);

@@ -14,6 +14,8 @@ interface Spelling {
   value?: string;
   /** On by default: the flag is `--no-…`. */
   negate?: true;
+  /** A value flag that `--no-…` also turns off (the schema reads false as off). */
+  alsoNo?: true;
   /** Where the text is not a plain number, string or choice. */
   read?: (text: string) => unknown;
   /** How --help names the default, where its value would not say it. */
@@ -39,7 +41,7 @@ const SPELLING: Record<RunKey, Spelling> = {
   validateBase: { negate: true },
   onError: { value: '<mode>' },
   tensorboard: { value: '<dir>' },
-  cache: { negate: true },
+  cache: { value: '<format>', read: parse.cacheFormat, alsoNo: true },
   cacheBudget: { value: '<size>', read: parse.bytes('--cache-budget') },
   shuffleBuffer: { value: '<n>' },
   augment: { value: '<spec>', read: parse.augment, defaultIs: "the seed's" },
@@ -80,7 +82,9 @@ export function runFlag(command: Command, key: RunKey, o: { flag?: string; help?
   if (spelling.value) option.argParser(spelling.read ?? schemaReader(key, flag));
   const fallback = 'fallback' in o ? o.fallback : (RUN_DEFAULTS as Partial<Record<RunKey, unknown>>)[key];
   if (fallback !== undefined && fallback !== null && !spelling.negate && spelling.value) option.default(fallback, spelling.defaultIs);
-  return command.addOption(option);
+  command.addOption(option);
+  if (spelling.alsoNo) command.addOption(new Option(`--no-${flag.slice(2)}`, `the same as ${flag} off`));
+  return command;
 }
 
 /** Every run option as its flag, in the schema's order. */

@@ -1,4 +1,4 @@
-import { RUN_DEFAULTS, runConfigSchema, runOptionHelp } from '@featherstack/pipeline';
+import { RUN_DEFAULTS, resolveRunOptions, runConfigSchema, runOptionHelp } from '@featherstack/pipeline';
 import { Command, InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import * as parse from '../dist/parsers.js';
@@ -76,7 +76,8 @@ describe('run flags, made from the pipeline schema', () => {
   };
 
   it('has a flag for every run option, with its help and default from the schema', () => {
-    const flags = program().options.map((o) => o.attributeName());
+    // --no-cache is a second spelling of --cache off: one attribute.
+    const flags = [...new Set(program().options.map((o) => o.attributeName()))];
     expect(flags.sort()).toEqual(Object.keys(runConfigSchema.shape).sort());
     const batch = program().options.find((o) => o.long === '--batch-size')!;
     expect(batch.description).toBe(runOptionHelp('batchSize'));
@@ -92,6 +93,12 @@ describe('run flags, made from the pipeline schema', () => {
       imageSize: [64, 48],
       cache: false,
     });
+    expect(parsed().cache).toBe('raw');
+    expect(parsed('--cache', 'jpeg:85').cache).toBe('jpeg:85');
+    expect(parsed('--cache', 'off').cache).toBe('off');
+    expect(refusal(['--cache', 'jpeg:0'])).toContain("--cache must be raw, png, jpeg[:Q] (Q from 1 to 100) or off, received 'jpeg:0'");
+    expect(resolveRunOptions({ data: 'd', cache: false }).cache).toBe('off');
+    expect(resolveRunOptions({ data: 'd', cache: true }).cache).toBe('raw');
     // The schema allows seed 0 (a non-negative integer); the flag once refused it as not positive.
     expect(parsed('--seed', '0').seed).toBe(0);
     expect(refusal(['--seed', '-1'])).toContain("--seed must be a non-negative integer, received '-1'");

@@ -1,9 +1,12 @@
 /**
  * The pixel cache: decoded, resized, un-augmented uint8 pixels of every sample in one Arrow IPC
- * file (columns `sample` uint32, `pixels` FixedSizeList<uint8>[h·w·c], `error` utf8, `crc32`
- * uint32 of each row's pixels), written while the first epoch runs. Every row read is checked
- * against its CRC-32, so pixels overwritten in place are refused by path instead of trained on. Later epochs read single rows at their byte offsets (pread), never the
- * whole file, and only augment.
+ * file (columns `sample` uint32, `pixels`, `error` utf8, `crc32` uint32 of each row's stored
+ * bytes), written while the first epoch runs. `pixels` is FixedSizeList<uint8>[h·w·c] for the raw
+ * encoding, or Binary holding each image at the flow's size as PNG (lossless: the same pixels) or
+ * JPEG (lossy, a fraction of the bytes) for the encoded ones, which the decode workers encode and
+ * decode. Every row read is checked against its CRC-32, so pixels overwritten in place are
+ * refused by path instead of trained on. Later epochs read single rows at their byte offsets
+ * (pread), never the whole file, and only augment (and, encoded, decode at the flow's size).
  *
  * The file is ordinary Arrow IPC (pyarrow, polars and `featherstack inspect` read it). The index of
  * row offsets is built from the message headers alone: each record batch's metadata gives its
@@ -14,16 +17,78 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Field, FixedSizeList, makeData, Message, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Uint32, Utf8, vectorFromArray } from 'apache-arrow';
+import {
+  Binary,
+  Field,
+  FixedSizeList,
+  makeData,
+  Message,
+  RecordBatch,
+  RecordBatchReader,
+  Schema,
+  Struct,
+  Uint8,
+  Uint32,
+  Utf8,
+  vectorFromArray,
+} from 'apache-arrow';
 import { ArrowFileWriter, arrowFileProblem, isShardFileName, PIXEL_CACHE_METADATA } from '@featherstack/common';
-import { DatasetError } from './errors.js';
+import { DatasetError, ImageOptionError, invalidOption } from './errors.js';
 import type { ImageSpec } from './image-spec.js';
+import { concatBytes } from './pack/format.js';
 
 const KEY = PIXEL_CACHE_METADATA;
 
+/** How a pixel cache stores each image: uint8 pixels as they are, or encoded at the flow's size. */
+export type CacheEncoding = { kind: 'raw' } | { kind: 'png' } | { kind: 'jpeg'; quality: number };
+
+/** The text that names a cache encoding (`raw`, `png`, `jpeg:90`), as options and the CLI spell it. */
+export type CacheFormat = 'raw' | 'png' | 'jpeg' | `jpeg:${number}`;
+
+export const RAW_CACHE: CacheEncoding = { kind: 'raw' };
+
+/**
+ * Reads a cache format: `raw`, `png`, or `jpeg[:Q]` (Q from 1 to 100, default 90). Throws an error
+ * naming `what` otherwise.
+ *
+ * @example
+ * parseCacheFormat('jpeg:85'); // → { kind: 'jpeg', quality: 85 }
+ */
+export function parseCacheFormat(text: unknown, what = 'options.cacheFormat'): CacheEncoding {
+  if (text === 'raw') return RAW_CACHE;
+  if (text === 'png') return { kind: 'png' };
+  const m = typeof text === 'string' ? /^jpeg(?::(\d{1,3}))?$/.exec(text) : null;
+  const quality = m ? Number(m[1] ?? 90) : Number.NaN;
+  if (m && quality >= 1 && quality <= 100) return { kind: 'jpeg', quality };
+  throw new ImageOptionError(`${what} must be raw, png or jpeg[:Q] with Q from 1 to 100, received ${JSON.stringify(text)}`);
+}
+
+/** Whether `v` is a cache format parseCacheFormat reads. */
+export function isCacheFormat(v: unknown): v is CacheFormat {
+  try {
+    parseCacheFormat(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The encoding's name: `raw`, `png`, `jpeg:90`. */
+export function cacheFormatName(e: CacheEncoding): string {
+  return e.kind === 'jpeg' ? `jpeg:${e.quality}` : e.kind;
+}
+
+/** Refuses an encoding the images cannot take, naming the option: JPEG holds 1 or 3 channels. */
+export function checkCacheEncoding(e: CacheEncoding, channels: number): void {
+  if (e.kind === 'jpeg' && channels !== 1 && channels !== 3)
+    throw invalidOption('cacheFormat', `png or raw for ${channels}-channel images (JPEG holds no alpha)`, cacheFormatName(e));
+}
+
 /** What a cache's pixels depend on; a cache is reused only when every field matches. */
 export interface CacheKey {
-  format: 3;
+  format: 4;
+  /** How rows are stored (cacheFormatName). */
+  encoding: string;
   height: number;
   width: number;
   channels: number;
@@ -38,11 +103,12 @@ export interface CacheKey {
   files: string;
 }
 
-export function cacheKey(image: ImageSpec, paths: string[], files: string): CacheKey {
+export function cacheKey(image: ImageSpec, paths: string[], files: string, encoding: CacheEncoding = RAW_CACHE): CacheKey {
   const hash = createHash('sha256');
   for (const p of paths) hash.update(p).update('\0');
   return {
-    format: 3,
+    format: 4,
+    encoding: cacheFormatName(encoding),
     height: image.height,
     width: image.width,
     channels: image.channels,
@@ -79,10 +145,11 @@ export async function fileStamp(files: string[]): Promise<string> {
 }
 
 export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
+  const pixels = key.encoding === 'raw' ? new FixedSizeList(sampleSize, new Field('value', new Uint8(), false)) : new Binary();
   return new Schema(
     [
       new Field('sample', new Uint32(), false),
-      new Field('pixels', new FixedSizeList(sampleSize, new Field('value', new Uint8(), false)), false),
+      new Field('pixels', pixels, false),
       new Field('error', new Utf8(), true),
       new Field('crc32', new Uint32(), false),
     ],
@@ -92,6 +159,7 @@ export function cacheSchema(sampleSize: number, key: CacheKey): Schema {
 
 const KEY_NAMES: Record<keyof CacheKey, string> = {
   format: 'cache format',
+  encoding: 'encoding',
   height: 'height',
   width: 'width',
   channels: 'channels',
@@ -118,6 +186,8 @@ function cacheDifference(old: Record<string, unknown> | null, key: CacheKey): st
 /** Streams cache rows into an ArrowFileWriter; `finish()` puts the file in place. */
 export class PixelCacheWriter {
   private readonly file: ArrowFileWriter;
+  /** Bytes of pixels (raw) or encoded images written so far. */
+  bytes = 0;
 
   constructor(
     readonly path: string,
@@ -126,17 +196,30 @@ export class PixelCacheWriter {
     this.file = new ArrowFileWriter(path, schema);
   }
 
-  /** Appends rows; `pixels` is copied, so the caller may reuse its memory at once. */
-  write(samples: Uint32Array, pixels: Uint8Array, errors: (string | null)[]): void {
+  /**
+   * Appends rows: raw pixels as one array of rows (copied, so the caller may reuse its memory at
+   * once), or each row's encoded image (empty where the sample failed).
+   */
+  write(samples: Uint32Array, pixels: Uint8Array | readonly Uint8Array[], errors: (string | null)[]): void {
     const length = samples.length;
-    const type = this.schema.fields[1]!.type as FixedSizeList<Uint8>;
-    const child = makeData({ type: new Uint8(), length: pixels.length, nullCount: 0, data: pixels.slice() });
-    const size = type.listSize;
+    const type = this.schema.fields[1]!.type as FixedSizeList<Uint8> | Binary;
     const crcs = new Uint32Array(length);
-    for (let r = 0; r < length; r++) crcs[r] = crc32(pixels.subarray(r * size, (r + 1) * size));
+    let column: ReturnType<typeof makeData>;
+    if (pixels instanceof Uint8Array) {
+      const size = (type as FixedSizeList<Uint8>).listSize;
+      const child = makeData({ type: new Uint8(), length: pixels.length, nullCount: 0, data: pixels.slice() });
+      for (let r = 0; r < length; r++) crcs[r] = crc32(pixels.subarray(r * size, (r + 1) * size));
+      column = makeData({ type: type as FixedSizeList<Uint8>, length, nullCount: 0, child });
+      this.bytes += length * size;
+    } else {
+      const { values, offsets } = concatBytes(pixels);
+      for (let r = 0; r < length; r++) crcs[r] = crc32(pixels[r]!);
+      column = makeData({ type: type as Binary, length, nullCount: 0, valueOffsets: offsets, data: values });
+      this.bytes += values.length;
+    }
     const children = [
       makeData({ type: new Uint32(), length, nullCount: 0, data: samples.slice() }),
-      makeData({ type, length, nullCount: 0, child }),
+      column,
       vectorFromArray(errors, new Utf8()).data[0]!,
       makeData({ type: new Uint32(), length, nullCount: 0, data: crcs }),
     ];
@@ -159,6 +242,8 @@ export interface PixelCacheIndex {
   files?: string[];
   /** Byte offset of each sample's pixels; -1 where the sample failed to decode. */
   offsets: Float64Array;
+  /** An encoded cache: the encoding, and each sample's byte length at its offset. */
+  encoded?: { encoding: CacheEncoding; lengths: Uint32Array };
   /** CRC-32 of each sample's pixels, checked on every read. */
   crcs: Uint32Array;
   /** Decode failures recorded when the cache was built, by sample. */
@@ -232,6 +317,8 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
       throw new DatasetError(`pixel cache ${file} was built for ${cacheDifference(old, key)}: delete it to rebuild it`);
     }
     const sampleSize = key.height * key.width * key.channels;
+    const raw = key.encoding === 'raw';
+    const lengths = raw ? null : new Uint32Array(key.samples);
     const offsets = new Float64Array(key.samples).fill(-1);
     const crcs = new Uint32Array(key.samples);
     const errors = new Map<number, string>();
@@ -259,18 +346,31 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
       if (message.isRecordBatch()) {
         const header = message.header();
         const rows = header.length;
-        // Buffers in schema order: sample (validity, data), pixels (validity), pixel values
-        // (validity, data), error (validity, offsets, data), crc32 (validity, data). Nodes:
-        // sample, pixels, values, error, crc32.
-        const [, samplesBuf, , , pixelsBuf, , errorOffsetsBuf, errorDataBuf, , crcBuf] = header.buffers;
-        if (!samplesBuf || !pixelsBuf || !errorOffsetsBuf || !errorDataBuf || !crcBuf || pixelsBuf.length < rows * sampleSize || header.compression) {
+        // Buffers in schema order: sample (validity, data); raw pixels (validity) and their values
+        // (validity, data), or encoded pixels (validity, offsets, data); error (validity, offsets,
+        // data); crc32 (validity, data). Nodes: sample, pixels, [values,] error, crc32.
+        const [, samplesBuf, , pixelOffsetsBuf, pixelsBuf, , errorOffsetsBuf, errorDataBuf, , crcBuf] = header.buffers;
+        if (
+          !samplesBuf ||
+          !pixelOffsetsBuf ||
+          !pixelsBuf ||
+          !errorOffsetsBuf ||
+          !errorDataBuf ||
+          !crcBuf ||
+          (raw && pixelsBuf.length < rows * sampleSize) ||
+          header.compression
+        ) {
           throw new DamagedCacheError(`pixel cache ${file} has an unexpected layout`);
         }
         const samples = new Uint32Array((await readExactly(fh, body + samplesBuf.offset, rows * 4, file)).buffer);
         const rowCrcs = new Uint32Array((await readExactly(fh, body + crcBuf.offset, rows * 4, file)).buffer);
+        const rowOffsets = raw ? null : new Int32Array((await readExactly(fh, body + pixelOffsetsBuf.offset, (rows + 1) * 4, file)).buffer);
+        if (rowOffsets && (rowOffsets[0] !== 0 || rowOffsets[rows]! > pixelsBuf.length))
+          throw new DamagedCacheError(`pixel cache ${file} has damaged row offsets at byte ${body + pixelOffsetsBuf.offset}`);
         for (let r = 0; r < rows; r++) {
           if (samples[r]! >= key.samples) throw new DamagedCacheError(`pixel cache ${file} names sample ${samples[r]} of ${key.samples}`);
-          offsets[samples[r]!] = body + pixelsBuf.offset + r * sampleSize;
+          offsets[samples[r]!] = body + pixelsBuf.offset + (rowOffsets ? rowOffsets[r]! : r * sampleSize);
+          if (rowOffsets) lengths![samples[r]!] = rowOffsets[r + 1]! - rowOffsets[r]!;
           crcs[samples[r]!] = rowCrcs[r]!;
         }
         if (header.nodes[3]!.nullCount < rows) {
@@ -290,7 +390,7 @@ async function readPixelCache(file: string, key: CacheKey): Promise<PixelCacheIn
     if (seen !== key.samples) {
       throw new DamagedCacheError(`pixel cache ${file} holds ${seen} of ${key.samples} samples`);
     }
-    return { file, offsets, crcs, errors };
+    return { file, offsets, crcs, errors, ...(lengths ? { encoded: { encoding: parseCacheFormat(key.encoding), lengths } } : {}) };
   } finally {
     await fh.close();
   }

@@ -13,7 +13,16 @@ export { FILL_MODES } from './transforms/warp.js';
 export { PREPROCESS_MODES, type PreprocessMode, preprocessInput } from './transforms/preprocess-input.js';
 export { imageBatchSchema, imageRecordBatch } from './batch/arrow.js';
 export type { ClassMode, ImageBatch } from './batch/batch.js';
-export { type CacheKey, openPixelCache, type PixelCacheIndex } from './cache.js';
+export {
+  type CacheEncoding,
+  type CacheFormat,
+  type CacheKey,
+  cacheFormatName,
+  isCacheFormat,
+  openPixelCache,
+  parseCacheFormat,
+  type PixelCacheIndex,
+} from './cache.js';
 export { DatasetError, ImageDecodeError, ImageOptionError, PoolClosedError, WorkerCrashError } from './errors.js';
 export {
   type ArrayInput,

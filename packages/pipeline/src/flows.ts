@@ -5,6 +5,9 @@
 import { join } from 'node:path';
 import {
   type AugmentOptions,
+  type CacheFormat,
+  cacheFormatName,
+  parseCacheFormat,
   type CachePlan,
   type ColorMode,
   flowFromData,
@@ -43,12 +46,23 @@ function common(s: ImageSettings) {
   };
 }
 
+/** A pixel cache of a flow: its file, how rows are stored, the bytes it may take. */
+export interface CacheChoice {
+  path: string;
+  format: CacheFormat;
+  budget?: number;
+}
+
+function cacheOptions(cache: CacheChoice | undefined) {
+  if (!cache) return {};
+  return { cache: cache.path, cacheFormat: cache.format, ...(cache.budget !== undefined ? { cacheBudget: cache.budget } : {}) };
+}
+
 /** The augmented training flow (shuffled): what the base trains on. `dir` is a directory of class folders or a pack. */
-export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: string, cacheBudget?: number): Promise<ImageFlow> {
+export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOptions, cache?: CacheChoice): Promise<ImageFlow> {
   return flowFromData(dir, {
     ...common(s),
-    ...(cache ? { cache } : {}),
-    ...(cacheBudget !== undefined ? { cacheBudget } : {}),
+    ...cacheOptions(cache),
     ...(s.shuffleBuffer !== undefined ? { shuffleBuffer: s.shuffleBuffer } : {}),
     shuffle: true,
     augment: { ...augment, preprocess: s.preprocess ?? 'none' },
@@ -60,21 +74,39 @@ export function plainFlow(
   dir: string,
   s: ImageSettings,
   rescale: number,
-  options: { cache?: string; batchSize?: number; shard?: { index: number; count: number } } = {},
+  options: { cache?: CacheChoice; batchSize?: number; shard?: { index: number; count: number } } = {},
 ): Promise<ImageFlow> {
   return flowFromData(dir, {
     ...common(s),
     batchSize: options.batchSize ?? s.batchSize,
-    ...(options.cache ? { cache: options.cache } : {}),
+    ...cacheOptions(options.cache),
     ...(options.shard ? { shard: options.shard } : {}),
     shuffle: false,
     augment: { rescale, preprocess: s.preprocess ?? 'none' },
   });
 }
 
-/** The pixel cache of a run's training images, under `out/cache`. */
-export function pixelCachePath(out: string, s: Pick<ImageSettings, 'imageSize' | 'colorMode'>): string {
-  return join(out, 'cache', `train-${s.imageSize.join('x')}-${s.colorMode}.arrow`);
+/**
+ * The pixel cache of a run's training images, under `out/cache`, or undefined for `off`: one file
+ * per size, colour mode and format (`train-224x224-rgb.arrow`, `…-png.arrow`, `…-jpeg90.arrow`).
+ */
+export function runCache(out: string, s: Pick<ImageSettings, 'imageSize' | 'colorMode'>, format: RunCacheFormat, budget?: number): CacheChoice | undefined {
+  if (format === 'off') return undefined;
+  const name = cacheFormatName(parseCacheFormat(format, '--cache'));
+  const suffix = name === 'raw' ? '' : `-${name.replace(':', '')}`;
+  return {
+    path: join(out, 'cache', `train-${s.imageSize.join('x')}-${s.colorMode}${suffix}.arrow`),
+    format: name as CacheFormat,
+    ...(budget !== undefined ? { budget } : {}),
+  };
+}
+
+/** run's --cache: a format of the pixel cache, or off. */
+export type RunCacheFormat = CacheFormat | 'off';
+
+/** Whether a cache gives back the decoded pixels exactly (raw, png), so extraction may read it too. */
+export function lossless(cache: CacheChoice): boolean {
+  return !cache.format.startsWith('jpeg');
 }
 
 /** The pixel cache plan as run's log says it. */
@@ -84,9 +116,11 @@ export function describeCachePlan(plan: CachePlan): string {
     case 'none':
       return 'pixel cache: off';
     case 'read':
-      return `pixel cache: reading ${plan.path}`;
+      return `pixel cache: reading ${plan.path} (${plan.format})`;
     case 'write':
-      return `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
+      return plan.bytes === null
+        ? `pixel cache: ${plan.format}, written as the first epoch encodes it, within a ${mib(plan.budget)} budget → ${plan.path}`
+        : `pixel cache: raw pixels, ${mib(plan.bytes)} of a ${mib(plan.budget)} budget → ${plan.path}`;
     case 'over-budget':
       return `pixel cache: off, ${plan.reason}`;
     case 'pack':

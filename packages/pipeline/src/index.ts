@@ -5,7 +5,7 @@
  */
 export { type CpuReport, cpuSampler } from './cpu.js';
 export { evaluate, type ImageEvaluation } from './evaluate.js';
-export { type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+export { type CacheChoice, type ImageSettings, plainFlow, type RunCacheFormat, runCache, trainingFlow } from './flows.js';
 export { type Inspection, inspect } from './inspect.js';
 export { lockDirectory, lockOutputFile } from './lock.js';
 export {

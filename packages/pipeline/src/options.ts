@@ -9,9 +9,19 @@ import { extname } from 'node:path';
 import { COLOR_MODES, type ColorMode, MONITORS } from '@featherstack/common';
 import { ENGINE_KINDS, POOLINGS, PRECISIONS, type Pooling } from '@featherstack/core';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
-import { type AUGMENT_KEYS, type AugmentOptions, FILL_MODES, ON_ERROR_MODES, type OnError, PREPROCESS_MODES, type PreprocessMode } from '@featherstack/images';
+import {
+  type AUGMENT_KEYS,
+  type AugmentOptions,
+  FILL_MODES,
+  isCacheFormat,
+  ON_ERROR_MODES,
+  type OnError,
+  PREPROCESS_MODES,
+  type PreprocessMode,
+} from '@featherstack/images';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { RunCacheFormat } from './flows.js';
 
 const positive = z.number().int().positive();
 const range = z.union([z.number(), z.array(z.number())], { error: 'expected a number or a list of numbers' });
@@ -83,7 +93,15 @@ export const runConfigSchema = z
       .enum(ON_ERROR_MODES)
       .describe('raise: stop at the first image that cannot be loaded, naming it; skip: leave such images out and report every one'),
     tensorboard: z.string().min(1).describe('directory for TensorBoard event files of the base training'),
-    cache: z.boolean().describe('a pixel cache of the training images under <out>/cache, on by default (off: every base epoch decodes)'),
+    cache: z
+      .preprocess(
+        // A config's true and false (the switch this option once was) mean raw and off.
+        (v) => (v === true ? 'raw' : v === false ? 'off' : v),
+        z.custom<RunCacheFormat>((v) => v === 'off' || isCacheFormat(v), { message: 'must be raw, png, jpeg[:Q] (Q from 1 to 100) or off' }),
+      )
+      .describe(
+        'the pixel cache of the training images under <out>/cache: raw (default: uint8 pixels, fastest to read), png (lossless, smaller, decoded as read), jpeg[:Q] (lossy, quality Q, default 90: smallest; extraction then decodes the originals) or off (every base epoch decodes)',
+      ),
     shuffleBuffer: positive.describe('images the shuffle buffer holds when --data is a pack (default 2048; a directory is shuffled whole)'),
     cacheBudget: z
       .number()
@@ -178,7 +196,7 @@ export const RUN_DEFAULTS = {
   resume: false,
   validateBase: true,
   onError: 'raise' as OnError,
-  cache: true,
+  cache: 'raw' as RunCacheFormat,
   augment: SEED_AUGMENT,
   pooling: 'none' as Pooling,
   preprocess: 'none' as PreprocessMode,

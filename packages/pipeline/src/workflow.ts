@@ -36,7 +36,7 @@ import { createImagePool, type ImageFlow, type ImagePool } from '@featherstack/i
 import type { WrittenReport } from '@featherstack/report';
 import { type LayersModel, loadTensorFlow, planExtraction, planThreads, type Tf, type ThreadPlan, type tensorflowReport } from '@featherstack/tensorflow';
 import { type CpuReport, cpuSampler } from './cpu.js';
-import { describeCachePlan, type ImageSettings, pixelCachePath, plainFlow, trainingFlow } from './flows.js';
+import { describeCachePlan, type ImageSettings, lossless, plainFlow, runCache, trainingFlow } from './flows.js';
 import { featureLayerOf, type ImportedBase, importBase } from './imported.js';
 import { lockDirectory } from './lock.js';
 import { type ResolvedRunOptions, type RunConfig, resolveRunOptions } from './options.js';
@@ -213,11 +213,13 @@ class Workflow {
     // The base's first epoch writes the training images' decoded pixels to a pixel cache; later
     // base epochs and the extraction of the training features read it instead of decoding again.
     // A frozen imported base reads every image once: no training flow, no cache.
-    const cache = o.cache && !imported ? pixelCachePath(this.out, settings) : undefined;
-    const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache, o.cacheBudget);
+    const cache = imported ? undefined : runCache(this.out, settings, o.cache, o.cacheBudget);
+    const train = imported ? undefined : await trainingFlow(join(this.data, 'train'), settings, o.augment, cache);
     // Said first, before anything is written: the cache chosen and its size, or why there is none.
     if (train && cache) this.log(describeCachePlan(train.cachePlan));
-    const cacheUsed = cache && (train?.cachePlan.state === 'write' || train?.cachePlan.state === 'read') ? cache : undefined;
+    // Extraction reads the cache only when it gives back the decoded pixels (raw, png): features
+    // never depend on a lossy training cache.
+    const cacheUsed = cache && lossless(cache) && (train?.cachePlan.state === 'write' || train?.cachePlan.state === 'read') ? cache : undefined;
     // Extraction has a layout of its own (planExtraction: a one-thread replica per core unless
     // --replicas or --tf-threads say otherwise), and its batch is sized for it.
     const extractPlan = planExtraction({

@@ -77,21 +77,27 @@ export async function pixelCacheBudget(path: string): Promise<{ free: number; bu
   return { free, budget: free / 2 };
 }
 
+/**
+ * Whether the first full epoch writes the cache: a raw one only when its exact size fits the
+ * budget; an encoded one (whose size shows only as it is encoded) is given up during that epoch
+ * as soon as its rows would pass the budget or, after the first batch, would on current showing.
+ */
 async function planCacheWrite(flow: ImageFlow, given: number | undefined): Promise<void> {
   const path = flow.cachePath!;
+  const format = flow.cacheFormat;
   const { height, width, channels } = flow.image;
-  const bytes = pixelCacheBytes(flow.samples, height * width * channels, flow.batchSize);
+  const raw = pixelCacheBytes(flow.samples, height * width * channels, flow.batchSize);
   const free = given === undefined ? (await pixelCacheBudget(dirname(path))).free : 0;
   const budget = given ?? free / 2;
-  if (bytes <= budget) {
-    flow.cachePlan = { state: 'write', path, bytes, budget };
+  if (format !== 'raw' || raw <= budget) {
+    flow.planCache({ state: 'write', path, format, bytes: format === 'raw' ? raw : null, budget });
     return;
   }
   const size = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
   const reason =
-    `${flow.samples} images at ${height}×${width}×${channels} need ${size(bytes)}, more than its budget of ${size(budget)} ` +
-    `(${given === undefined ? `half the ${size(free)} free on its filesystem` : 'cacheBudget'}); epochs decode instead (raise cacheBudget, or free space)`;
-  flow.declineCache({ state: 'over-budget', path, bytes, budget, reason });
+    `${flow.samples} images at ${height}×${width}×${channels} need ${size(raw)}, more than its budget of ${size(budget)} ` +
+    `(${given === undefined ? `half the ${size(free)} free on its filesystem` : 'cacheBudget'}); epochs decode instead (raise cacheBudget, or free space, or store it encoded: png or jpeg:Q)`;
+  flow.declineCache({ state: 'over-budget', path, format, bytes: raw, budget, reason });
 }
 
 /**
@@ -276,7 +282,7 @@ function shardFilter(shard: Shard | undefined, shards: number, of: string): (k: 
 }
 
 /** Options of a flow over a pack: a file flow's, less the pixel cache, plus the shuffle buffer. */
-export interface PackFlowOptions extends Omit<FileFlowOptions, 'cache' | 'cacheBudget'> {
+export interface PackFlowOptions extends Omit<FileFlowOptions, 'cache' | 'cacheFormat' | 'cacheBudget'> {
   /** Images the shuffle buffer holds (shuffled flows). Default 2048. */
   shuffleBuffer?: number;
   /** Class names in label order; images of other classes are left out. Default: the pack's classes. */
@@ -455,7 +461,7 @@ async function isTarSource(path: string): Promise<boolean> {
 export async function flowFromData(path: string, options: FlowOptions & Pick<PackFlowOptions, 'shuffleBuffer'> = {}): Promise<ImageFlow> {
   if (typeof path !== 'string' || path.length === 0) throw invalidOption('data', 'a directory or pack path', path);
   if (await isTarSource(path)) {
-    const { cache, cacheBudget: _budget, extensions: _e, followLinks: _l, classes, validationSplit, subset: _s, ...rest } = options;
+    const { cache, cacheBudget: _budget, cacheFormat: _f, extensions: _e, followLinks: _l, classes, validationSplit, subset: _s, ...rest } = options;
     if (validationSplit !== undefined) throw invalidOption('validationSplit', 'unset for tar shards (keep validation in tars of its own)', validationSplit);
     const flow = await flowFromTar(path, { ...rest, ...(classes ? { classNames: classes } : {}) });
     if (cache !== undefined) flow.cachePlan = { state: 'pack', path: resolve(path) };
@@ -465,7 +471,7 @@ export async function flowFromData(path: string, options: FlowOptions & Pick<Pac
     const { shuffleBuffer: _b, ...rest } = options;
     return flowFromDirectory(path, rest);
   }
-  const { cache, cacheBudget: _budget, extensions: _e, followLinks: _l, ...rest } = options;
+  const { cache, cacheBudget: _budget, cacheFormat: _f, extensions: _e, followLinks: _l, ...rest } = options;
   const flow = await flowFromPack(path, rest);
   if (cache !== undefined) flow.cachePlan = { state: 'pack', path: resolve(path) };
   return flow;

@@ -11,7 +11,7 @@ import type { AugmentSpec } from '../augment.js';
 import { imageBatchSchema } from '../batch/arrow.js';
 import type { BatchLayout, ClassMode, ImageBatch } from '../batch/batch.js';
 import { SlotRing } from '../batch/slot.js';
-import { type CacheKey, cacheKey, fileStamp, type PixelCacheIndex } from '../cache.js';
+import { type CacheKey, cacheFormatName, cacheKey, fileStamp, type PixelCacheIndex, RAW_CACHE } from '../cache.js';
 import { DatasetError, invalidOption, PoolClosedError } from '../errors.js';
 import { DecodePool, poolOf } from '../pool/pool.js';
 import type { ImageSpec, PixelType } from '../image-spec.js';
@@ -30,9 +30,10 @@ import { fitStatistics, type Statistics } from './statistics.js';
  */
 export type CachePlan =
   | { state: 'none' }
-  | { state: 'read'; path: string }
-  | { state: 'write'; path: string; bytes: number; budget: number }
-  | { state: 'over-budget'; path: string; bytes: number; budget: number; reason: string }
+  | { state: 'read'; path: string; format: string }
+  /** `bytes`: what a raw cache takes; null for an encoded one, whose size is known as it is written (within `budget`). */
+  | { state: 'write'; path: string; format: string; bytes: number | null; budget: number }
+  | { state: 'over-budget'; path: string; format: string; bytes: number; budget: number; reason: string }
   /** The flow reads a pack: its encoded images are the cache, and no pixel cache is written. */
   | { state: 'pack'; path: string };
 
@@ -103,7 +104,22 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     this.cachePath = spec.cachePath;
     const { height, width, channels } = spec.image;
     this.schema = imageBatchSchema(height * width * channels, new Map([['class_names', JSON.stringify(this.classNames)]]), spec.dtype);
-    this.cache = { path: spec.cachePath, key: () => this.pixelCacheKey, index: source.cacheIndex ?? null };
+    this.cache = {
+      path: spec.cachePath,
+      key: () => this.pixelCacheKey,
+      index: source.cacheIndex ?? null,
+      encoding: spec.cacheEncoding,
+      budget: Number.POSITIVE_INFINITY,
+      decline: (bytes, reason) =>
+        this.declineCache({
+          state: 'over-budget',
+          path: spec.cachePath!,
+          format: cacheFormatName(spec.cacheEncoding),
+          bytes,
+          budget: this.cache.budget,
+          reason,
+        }),
+    };
     this.ring = new SlotRing(spec.batchSize, height * width * channels, spec.dtype, spec.prefetch + 1);
     this.pool = spec.pool ? poolOf(spec.pool) : new DecodePool(spec.workers);
   }
@@ -155,20 +171,31 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
    * path and every file's size, modification and change time and inode (hashed once, when the flow opens).
    */
   get pixelCacheKey(): CacheKey {
-    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo);
+    this.cacheKeyMemo ??= cacheKey(this.image, this.filenames, this.fileStampMemo, this.spec.cacheEncoding);
     return this.cacheKeyMemo;
   }
 
-  /** @internal The pixel cache would not fit its budget: epochs decode, nothing is written. */
+  /** @internal The pixel cache would not fit its budget: epochs decode, nothing (more) is written. */
   declineCache(plan: CachePlan & { state: 'over-budget' }): void {
     this.cache.path = null;
+    this.cachePlan = plan;
+  }
+
+  /** @internal The first full epoch writes the pixel cache, within `budget` bytes. */
+  planCache(plan: CachePlan & { state: 'write' }): void {
+    this.cache.budget = plan.budget;
     this.cachePlan = plan;
   }
 
   /** @internal Reads epochs from a finished pixel cache. */
   useCache(index: PixelCacheIndex): void {
     this.cache.index = index;
-    this.cachePlan = { state: 'read', path: this.cachePath! };
+    this.cachePlan = { state: 'read', path: this.cachePath!, format: cacheFormatName(index.encoded?.encoding ?? RAW_CACHE) };
+  }
+
+  /** How the pixel cache asked for stores its rows: `raw`, `png` or `jpeg:Q`. */
+  get cacheFormat(): string {
+    return cacheFormatName(this.spec.cacheEncoding);
   }
 
   /** Whether epochs read the pixel cache instead of decoding. */
@@ -337,7 +364,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
     const { array } = this.source;
     if (array) return { kind: 'array', data: array.data, dtype: array.dtype };
     if (this.cache.index) {
-      const { file, files, offsets, crcs, errors } = this.cache.index;
+      const { file, files, offsets, crcs, errors, encoded } = this.cache.index;
       return {
         kind: 'cache',
         file,
@@ -346,6 +373,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
         crcs: samples.map((s) => crcs[s]!),
         errors: samples.map((s) => errors.get(s) ?? null),
         paths: samples.map((s) => `${this.root}/${this.filenames[s]!}`),
+        ...(encoded ? { encoded: { encoding: encoded.encoding, lengths: samples.map((s) => encoded.lengths[s]!) } } : {}),
       };
     }
     return { kind: 'files', root: this.root, paths: samples.map((s) => this.filenames[s]!) };

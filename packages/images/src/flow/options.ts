@@ -16,6 +16,7 @@ import {
   is,
 } from '@featherstack/common';
 import { type AugmentOptions, type AugmentSpec, resolveAugment } from '../augment.js';
+import { type CacheEncoding, type CacheFormat, checkCacheEncoding, parseCacheFormat, RAW_CACHE } from '../cache.js';
 import type { ClassMode } from '../batch/batch.js';
 import { ImageOptionError, invalidOption } from '../errors.js';
 import { ImagePool, resolveWorkers } from '../pool/pool.js';
@@ -95,6 +96,12 @@ export interface FileFlowOptions extends BaseFlowOptions {
    */
   cache?: string;
   /**
+   * How the pixel cache stores each image at the flow's size: `raw` uint8 pixels (default, the
+   * fastest to read), `png` (lossless: the same pixels in a fraction of the bytes, decoded as read)
+   * or `jpeg[:Q]` (lossy, quality Q, default 90: the smallest; training sees JPEG's pixels).
+   */
+  cacheFormat?: CacheFormat;
+  /**
    * Bytes a pixel cache this flow would write may take on disk. Default: half the space free on the
    * cache's filesystem when the flow is made (statfs). A cache that would need more is not written
    * (epochs decode instead) and `flow.cachePlan` says why: never a full disk halfway through an epoch.
@@ -128,6 +135,7 @@ export interface FlowSpec {
   onSkip: ((file: SkippedFile) => void) | undefined;
   /** Absolute path of the pixel cache, or null. */
   cachePath: string | null;
+  cacheEncoding: CacheEncoding;
   workers: number;
   /** The shared pool, or undefined when the flow starts (and closes) its own. */
   pool: ImagePool | undefined;
@@ -244,6 +252,8 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
   if (options.cache !== undefined && source.array) throw invalidOption('cache', 'unset for in-memory arrays (they are decoded already)', options.cache);
   if (options.cache !== undefined && image.randomCrop)
     throw invalidOption('cache', 'unset with randomCrop (crops are cut from the full-size image)', options.cache);
+  const cacheEncoding = options.cacheFormat === undefined ? RAW_CACHE : parseCacheFormat(options.cacheFormat);
+  checkCacheEncoding(cacheEncoding, image.channels);
   const spec: FlowSpec = {
     image,
     augment,
@@ -256,6 +266,7 @@ export function resolveFlowOptions(source: FlowSource, options: FlowOptions): Fl
     onError,
     onSkip: options.onSkip,
     cachePath: options.cache !== undefined ? resolve(options.cache) : null,
+    cacheEncoding,
     workers,
     pool: options.pool,
   };

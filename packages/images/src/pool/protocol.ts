@@ -5,6 +5,7 @@
  * @internal
  */
 import type { AugmentSpec } from '../augment.js';
+import type { CacheEncoding } from '../cache.js';
 
 import type { ImageSpec, PixelType } from '../image-spec.js';
 
@@ -28,8 +29,21 @@ export type SampleSource =
   | { kind: 'files'; root: string; paths: string[] }
   /** An in-memory dataset [n, h, w, c] at the flow's size, indexed by dataset sample. */
   | { kind: 'array'; data: SharedArrayBuffer; dtype: PixelType }
-  /** A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`, with CRC-32 `crcs[i]`; an `errors[i]` replays a failure. */
-  | { kind: 'cache'; file: string; files?: string[]; offsets: number[]; crcs: number[]; errors: (string | null)[]; paths: string[] }
+  /**
+   * A pixel cache: the i-th sample's uint8 pixels start at byte `offsets[i]` of `file`, with CRC-32
+   * `crcs[i]`; an `errors[i]` replays a failure. An encoded cache gives each row's byte length and
+   * its encoding: the row is an image at the flow's size, decoded as read.
+   */
+  | {
+      kind: 'cache';
+      file: string;
+      files?: string[];
+      offsets: number[];
+      crcs: number[];
+      errors: (string | null)[];
+      paths: string[];
+      encoded?: { encoding: CacheEncoding; lengths: number[] };
+    }
   /** Encoded images from a pack: the i-th sample's bytes are `lengths[i]` bytes of `data` from `offsets[i]`, with CRC-32 `crcs[i]`. */
   | { kind: 'bytes'; data: SharedArrayBuffer; offsets: number[]; lengths: number[]; crcs: number[]; paths: string[] };
 
@@ -46,8 +60,10 @@ export interface DecodeTask {
   target: SharedArrayBuffer;
   dtype: PixelType;
   position: number;
-  /** When set, the un-augmented uint8 pixels of each sample are also written here (pixel cache). */
+  /** When set, the un-augmented uint8 pixels of each sample are also written here (raw pixel cache). */
   cacheTarget?: SharedArrayBuffer;
+  /** When set, the un-augmented uint8 pixels of each sample are also encoded so and returned (encoded pixel cache). */
+  cacheEncoding?: CacheEncoding;
   /** 0 on the first try; a task whose worker died is retried once with 1. */
   attempt: number;
   /** Test hooks. */
@@ -63,6 +79,8 @@ export interface DecodeFailure {
 
 export interface DecodeResult {
   failures: DecodeFailure[];
+  /** With cacheEncoding: each sample's encoded pixels, in task order (empty where it failed). */
+  encoded?: Uint8Array[];
 }
 
 /** The key of the message a worker posts once its modules have loaded: `{ [LOADED]: threadId }`. */

@@ -9,6 +9,7 @@ import { parentPort, threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { drawParams } from '../augment.js';
+import type { CacheEncoding } from '../cache.js';
 import { loadPixels } from '../load.js';
 import { type DecodeFailure, type DecodeResult, type DecodeTask, type ImageSpec, LOADED, type Normalization } from './protocol.js';
 import { CounterRng, Stream } from '@featherstack/common';
@@ -120,6 +121,29 @@ function readCacheRow(file: string, offset: number, size: number, crc: number): 
   return row;
 }
 
+/** An encoded cache row: the image at the flow's size, decoded (PNG gives back the very pixels). */
+async function decodeCacheRow(bytes: Buffer, image: ImageSpec, file: string, offset: number): Promise<Uint8Array> {
+  // A one-channel row may come back as three equal channels: its first is the row.
+  const decoder = sharp(bytes, { failOn: 'error' });
+  const { data, info } = await (image.channels === 1 ? decoder.extractChannel(0) : decoder).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.width !== image.width || info.height !== image.height || info.channels !== image.channels)
+    throw new Error(
+      `pixel cache ${file}: the image at byte ${offset} decodes to ${info.width}×${info.height}×${info.channels}, not the flow's ${image.width}×${image.height}×${image.channels}; delete the cache to rebuild it`,
+    );
+  return data;
+}
+
+/** Un-augmented pixels at the flow's size, encoded for an encoded pixel cache. */
+function encodeCacheRow(pixels: Uint8Array, image: ImageSpec, encoding: CacheEncoding): Promise<Buffer> {
+  const input = sharp(Buffer.from(pixels), { raw: { width: image.width, height: image.height, channels: image.channels as 1 | 3 | 4 } });
+  // One channel stays one (libvips would otherwise write it as sRGB).
+  const raw = image.channels === 1 ? input.toColourspace('b-w') : input;
+  // zlib level 1: the encoding shares the first epoch's decode time (see the README's cache sizes).
+  return encoding.kind === 'png'
+    ? raw.png({ compressionLevel: 1, adaptiveFiltering: true }).toBuffer()
+    : raw.jpeg({ quality: encoding.kind === 'jpeg' ? encoding.quality : 90, mozjpeg: false }).toBuffer();
+}
+
 export default async function decodeTask(task: DecodeTask): Promise<DecodeResult> {
   if (task.crashOnAttempt !== undefined && task.crashOnAttempt >= task.attempt) process.exit(70);
   if (task.jitterMs) await new Promise((r) => setTimeout(r, Math.random() * task.jitterMs!));
@@ -127,6 +151,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
   const sampleSize = image.height * image.width * image.channels;
   const dst = task.dtype === 'uint8' ? new Uint8ClampedArray(task.target) : new Float32Array(task.target);
   const cache = task.cacheTarget ? new Uint8Array(task.cacheTarget) : null;
+  const encoded: Uint8Array[] | null = task.cacheEncoding ? [] : null;
   const preprocess = augment.preprocessingFunction ? await loadPreprocess(augment.preprocessingFunction) : null;
   const standardizes =
     preprocess !== null ||
@@ -171,7 +196,11 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
         if (error) throw new Error(error);
-        pixels = readCacheRow(source.files?.[i] ?? source.file, source.offsets[i]!, sampleSize, source.crcs[i]!);
+        const file = source.files?.[i] ?? source.file;
+        if (source.encoded) {
+          const row = readCacheRow(file, source.offsets[i]!, source.encoded.lengths[i]!, source.crcs[i]!);
+          pixels = await decodeCacheRow(Buffer.from(row), image, file, source.offsets[i]!);
+        } else pixels = readCacheRow(file, source.offsets[i]!, sampleSize, source.crcs[i]!);
       } else {
         pixels =
           source.dtype === 'uint8'
@@ -183,9 +212,11 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
       failures.push({ position: task.position + i, path, reason: (error as Error).message });
       dst.fill(0, offset, offset + sampleSize);
       cache?.fill(0, offset, offset + sampleSize);
+      encoded?.push(new Uint8Array(0));
       continue;
     }
     if (cache) cache.set(pixels, offset);
+    if (encoded) encoded.push(await encodeCacheRow(pixels as Uint8Array, image, task.cacheEncoding!));
     const p = drawParams(augment, task.seed, task.epoch, sample, image.height, image.width);
     spec.flipHorizontal = p.flipHorizontal;
     spec.flipVertical = p.flipVertical;
@@ -205,5 +236,5 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
       standardize(x, image.channels, augment.rescale, normalization);
     }
   }
-  return { failures };
+  return encoded ? { failures, encoded } : { failures };
 }
