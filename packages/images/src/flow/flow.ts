@@ -114,7 +114,7 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
         this.declineCache({
           state: 'over-budget',
           path: spec.cachePath!,
-          format: cacheFormatName(spec.cacheEncoding),
+          format: this.cacheFormat,
           bytes,
           budget: this.cache.budget,
           reason,
