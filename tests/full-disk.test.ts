@@ -96,6 +96,19 @@ describe('the pixel cache budget (never a full disk halfway through an epoch)', 
     expect(said).toBeLessThan(lines.findIndex((l) => l.startsWith('base epoch 1')));
     expect(files(disk).filter((f) => f.path.includes('/cache/'))).toEqual([]);
   });
+
+  it('run --cache png over its budget: the training flow gives it up once, and extraction does not try it again', () => {
+    const out = mkdtempSync(join(base, 'png-over-budget-'));
+    const result = spawnSync(process.execPath, [bin, ...args, '--cache', 'png', '--cache-budget', '100K', '--out', out], {
+      encoding: 'utf8',
+      cwd: join(import.meta.dirname, '..'),
+    });
+    expect(result.status, result.stderr.slice(-600)).toBe(0);
+    const givenUp = result.stderr.split('\n').filter((l) => l.includes('[FEATHERSTACK_CACHE_OVER_BUDGET]'));
+    expect(givenUp).toHaveLength(1);
+    expect(givenUp[0]).toMatch(/pixel cache .*train-28x28-grayscale-png\.arrow \(png\): its first 32 images took .* more than its budget of 0\.1 MiB/);
+    expect(files(out).filter((f) => f.path.includes('/cache/'))).toEqual([]);
+  });
 });
 
 describe('a full disk (ENOSPC) at every stage of run', () => {

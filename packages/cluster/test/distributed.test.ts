@@ -292,6 +292,13 @@ describe('distributed extraction on BullMQ and Redis', () => {
     } finally {
       await Promise.all([cached.close(), decoded.close()]);
     }
+    // Its shards hold raw pixels: a flow that asks another format is refused, naming the option and the directory.
+    await expect(flowFromDirectory(data, { ...options, cache: out, cacheFormat: 'png' })).rejects.toThrow(
+      /options\.cacheFormat must be raw \(or unset\) for the sharded pixel cache directory .*, whose shards hold raw pixels, received "png"/,
+    );
+    const raw = await flowFromDirectory(data, { ...options, cache: out, cacheFormat: 'raw' });
+    expect(raw.cached).toBe(true);
+    await raw.close();
     // A damaged shard of the shared directory is refused by name and left where it is (a reader
     // of a shared cache removes nothing).
     const shard3 = join(out, 'pixels-000003.arrow');

@@ -242,6 +242,8 @@ class Workflow {
       this.clock.mark('setup');
       const trained = imported ? { ...imported, history: [] as EpochLog[] } : await this.trainBase(tf, plan, seedBase!, train!, val);
       this.clock.mark('base');
+      // An encoded cache the training flow gave up (over its budget) is not tried again by extraction.
+      if (train?.cachePlan.state === 'over-budget' && plainTrain.cachePlan.state === 'write') plainTrain.declineCache(train.cachePlan);
       // With fine-tuning, the frozen base's features are phase 1's: kept apart from the final ones.
       const fineTuning = imported && o.fineTune !== undefined;
       let features = await this.extract(tf, extractPlan, trained, plainTrain, val, fineTuning ? join('features', 'frozen') : 'features');

@@ -27,6 +27,13 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
   // A directory is a sharded cache (built by workers): read as one, never written here.
   if (flow.cachePath && (await stat(flow.cachePath).catch(() => null))?.isDirectory()) {
     try {
+      // featherstack cache --queue writes raw shards only: another format asked of one is refused, not read as raw.
+      if (flow.cacheFormat !== 'raw')
+        throw invalidOption(
+          'cacheFormat',
+          `raw (or unset) for the sharded pixel cache directory ${flow.cachePath}, whose shards hold raw pixels`,
+          options.cacheFormat,
+        );
       flow.useCache(await openShardedPixelCache(flow.cachePath, flow.image, flow.root, flow.filenames));
     } catch (error) {
       await flow.close();
