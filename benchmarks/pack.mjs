@@ -2,12 +2,13 @@
 // Loose files against packs: one shuffled epoch of decoding at 224² RGB (uint8, no augmentation,
 // every core decoding) from the photo directory, from a pack of the original bytes, from a pack
 // re-encoded as JPEG q90 at 256 px on the longer side (FFCV's published setting: 17 KB an image),
-// and from WebDataset tars of the original bytes. Each epoch runs in a process of its own (its peak RSS is its own), cold — the page cache
+// from WebDataset tars of the original bytes, and from the pixel cache in each of its formats (raw, png,
+// jpeg:90: written by a first epoch over the loose files, then read). Each epoch runs in a process of its own (its peak RSS is its own), cold — the page cache
 // dropped first through /proc/sys/vm/drop_caches where this machine allows it — then warm.
 // Sources are interleaved within every repeat; medians are reported, and ratios against loose files.
 //
 //   node benchmarks/pack.mjs --data <class folders> [--repeats 3] [--packs DIR] [--json F --markdown F --chart F]
-//   node benchmarks/pack.mjs --row <dir or pack>   (one epoch; prints one JSON line)
+//   node benchmarks/pack.mjs --row <dir or pack> [--cache F --cache-format raw|png|jpeg:Q]   (one epoch; prints one JSON line)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '3' },
     packs: { type: 'string', default: '/tmp/featherstack-bench-packs' },
     size: { type: 'string', default: '224' },
+    cache: { type: 'string' },
+    'cache-format': { type: 'string', default: 'raw' },
     ...OUTPUT_OPTIONS,
   },
 });
@@ -30,9 +33,11 @@ const size = Number(values.size);
 
 if (values.row) {
   const started = performance.now();
-  const flow = await flowFromData(values.row, { targetSize: [size, size], batchSize: 64, seed: 1, shuffle: true, dtype: 'uint8' });
+  const cache = values.cache ? { cache: values.cache, cacheFormat: values['cache-format'] } : {};
+  const flow = await flowFromData(values.row, { targetSize: [size, size], batchSize: 64, seed: 1, shuffle: true, dtype: 'uint8', ...cache });
   const r = await timedEpoch(flow, started);
-  process.stdout.write(`${JSON.stringify({ ...r, imagesPerSecond: r.images / r.seconds, peakRssMiB: r.peakRssBytes / 2 ** 20 })}\n`);
+  const plan = flow.cachePlan?.state ?? null;
+  process.stdout.write(`${JSON.stringify({ ...r, cachePlan: plan, imagesPerSecond: r.images / r.seconds, peakRssMiB: r.peakRssBytes / 2 ** 20 })}\n`);
   process.exit(0);
 }
 
@@ -102,19 +107,36 @@ for (const [name, options] of [
   sources.push({ name: 'WebDataset tars (original bytes)', path: out, bytes: dirBytes(out), packSeconds: seconds });
 }
 
+const epoch = (path, extra = []) => {
+  const args = [import.meta.filename, '--row', path, '--size', String(size), ...extra];
+  const child = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`pack.mjs --row ${path} ${extra.join(' ')} failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(child.stdout.trim().split('\n').pop());
+};
+
+// The pixel cache in each format: a first epoch over the loose files writes it (its time is the time to
+// write), later epochs read it; the rows below time those reads.
+for (const format of ['raw', 'png', 'jpeg:90']) {
+  const file = join(values.packs, `cache-${format.replace(/\W+/g, '-')}.arrow`);
+  rmSync(file, { force: true });
+  const extra = ['--cache', file, '--cache-format', format];
+  const first = epoch(data, extra);
+  if (first.cachePlan !== 'write') throw new Error(`pack.mjs: the ${format} cache was not written (plan ${first.cachePlan})`);
+  log(`pixel cache ${format}: ${file} (${first.seconds.toFixed(1)} s for the epoch that wrote it)`);
+  sources.push({ name: `pixel cache, ${format}`, path: data, extra, expectPlan: 'read', bytes: statSync(file).size, packSeconds: first.seconds });
+}
+
 const droppable = dropCaches();
 if (!droppable) log('cannot write /proc/sys/vm/drop_caches here: the cold runs read through a warm page cache');
 const runs = Object.fromEntries(sources.map((s) => [s.name, { cold: [], warm: [] }]));
-const epoch = (path) => {
-  const child = spawnSync(process.execPath, [import.meta.filename, '--row', path, '--size', String(size)], { encoding: 'utf8' });
-  if (child.status !== 0) throw new Error(`pack.mjs --row ${path} failed: ${child.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  return JSON.parse(child.stdout.trim().split('\n').pop());
-};
 for (let r = 0; r < repeats; r++) {
   for (const s of sources) {
     if (droppable) dropCaches();
-    const cold = epoch(s.path);
-    const warm = epoch(s.path);
+    const cold = epoch(s.path, s.extra);
+    const warm = epoch(s.path, s.extra);
+    for (const e of [cold, warm]) {
+      if (s.expectPlan && e.cachePlan !== s.expectPlan) throw new Error(`pack.mjs: ${s.name} was not read from its cache (plan ${e.cachePlan})`);
+    }
     runs[s.name].cold.push(cold);
     runs[s.name].warm.push(warm);
     log(
@@ -155,6 +177,7 @@ const markdown = [
     (droppable
       ? 'Cold: the page cache dropped before the epoch (/proc/sys/vm/drop_caches); warm: the epoch right after.'
       : 'The page cache could not be dropped here: cold runs are warm.') +
+    " A pixel cache's row reads the cache a first epoch over the loose files wrote (its time to write is that epoch's): raw pixels, PNG (lossless, level 1) or JPEG q90 at the target size." +
     " FFCV's published size for JPEG q90 at 256 px is 17 KB an image.",
   '',
   '| source | cold images/s | ÷ loose | warm images/s | ÷ loose | bytes on disk per image | peak RSS | CPU user / sys (warm) | time to write |',

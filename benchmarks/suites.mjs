@@ -190,8 +190,9 @@ export async function benchHead(options) {
   return suite('head.mjs', args, options, options.log);
 }
 /**
- * Runs benchmarks/pack.mjs: one epoch at 224² from loose photos, a pack of their bytes and a JPEG
- * q90 256 px pack, cold (page cache dropped where allowed) and warm.
+ * Runs benchmarks/pack.mjs: one epoch at 224² from loose photos, a pack of their bytes, a JPEG
+ * q90 256 px pack, WebDataset tars and the pixel cache in each format (raw, png, jpeg:90), cold
+ * (page cache dropped where allowed) and warm.
  *
  * @example
  * await benchPack({ repeats: 3, log: console.error });
