@@ -32,6 +32,8 @@ export {
   flowFromFiles,
   flowFromListing,
   flowFromManifest,
+  siblingFlow,
+  type SiblingFlowOptions,
   flowFromPack,
   flowFromTar,
   type PackFlowOptions,

@@ -58,5 +58,26 @@ describe('directory listing (Keras flow_from_directory semantics)', () => {
     // U+FF5E (one unit, 0xFF5E) sorts before U+1F600 (surrogates 0xD83D…) in Python; JS's default says otherwise.
     expect(['😀', '～'].sort(codePointCompare)).toEqual(['～', '😀']);
     expect(['😀', '～'].sort()).toEqual(['😀', '～']);
+    // Against the definition, on seeded strings mixing ASCII, U+E000–U+FFFF and astral code points,
+    // prefixes of each other included: the sign of the first differing code point, else the shorter first.
+    const alphabet = ['a', 'b', 'Z', '0', '\ue000', '～', '\uffff', '😀', '𝄞', '\u{10ffff}', 'é'];
+    let state = 7;
+    const next = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state;
+    };
+    const word = () => Array.from({ length: next() % 5 }, () => alphabet[next() % alphabet.length]).join('');
+    const byDefinition = (a: string, b: string) => {
+      const x = [...a].map((c) => c.codePointAt(0)!);
+      const y = [...b].map((c) => c.codePointAt(0)!);
+      for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return Math.sign(x[i]! - y[i]!);
+      return Math.sign(x.length - y.length);
+    };
+    for (let i = 0; i < 4000; i++) {
+      const a = word();
+      const b = i % 5 === 0 ? a + word() : word();
+      expect(Math.sign(codePointCompare(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(byDefinition(a, b));
+      expect(Math.sign(codePointCompare(b, a))).toBe(byDefinition(b, a));
+    }
   });
 });

@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { flowFromArray, flowFromListing, flowFromManifest, listDirectory, loadImage, readManifest } from '../dist/index.js';
+import { flowFromArray, flowFromDirectory, flowFromListing, flowFromManifest, listDirectory, loadImage, readManifest, siblingFlow } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers.js';
 
 let dir: string;
@@ -211,6 +211,55 @@ describe('a listing made elsewhere (flowFromListing) and single files (loadImage
       'options.listing must be { root, classNames, classIndices, paths, labels: Int32Array } with one label per path',
     );
     await expect(flowFromListing(null as never)).rejects.toThrow('options.listing must be');
+  });
+
+  it("siblingFlow reads the flow's own files (not listed again) with options of its own, and shares the pixel cache's stamp", async () => {
+    const root = await tempDir();
+    for (let i = 0; i < 6; i++) await writeImage(join(root, i % 2 ? 'b' : 'a', `${i}.png`), { width: 6, height: 4, seed: i });
+    const cache = join(root, '..', `${root.split('/').pop()}-pixels.arrow`);
+    const train = await flowFromDirectory(root, {
+      targetSize: [4, 6],
+      batchSize: 4,
+      shuffle: true,
+      seed: 3,
+      workers: 1,
+      cache,
+      validationSplit: 0.34,
+      subset: 'training',
+      augment: { horizontalFlip: true },
+    });
+    // A file added after the training flow was made: the sibling has the training flow's files, not a new
+    // listing. A file touched since: the sibling keeps the training flow's stamp, so both flows' cache keys agree.
+    await writeImage(join(root, 'a', '9.png'), { width: 6, height: 4, seed: 9 });
+    await utimes(join(root, train.filenames[0]!), new Date(2001, 0, 1), new Date(2001, 0, 1));
+    const plain = await siblingFlow(train, { targetSize: [4, 6], batchSize: 8, shuffle: false, cache, augment: { rescale: 1 / 255 } });
+    const fresh = await flowFromListing(
+      { root: train.root, classNames: train.classNames, classIndices: train.classIndices, paths: train.filenames, labels: train.classes },
+      { targetSize: [4, 6], batchSize: 8, shuffle: false, workers: 1, augment: { rescale: 1 / 255 } },
+    );
+    try {
+      expect(plain.filenames).toEqual(train.filenames);
+      expect(plain.filenames).not.toContain('a/9.png');
+      expect(plain.shuffle).toBe(false);
+      expect(plain.batchSize).toBe(8);
+      // The training flow's first epoch writes the cache; the sibling (made before) then reads it, as the same key.
+      for await (const _ of train.epoch(0));
+      expect(train.cached).toBe(true);
+      const a = (await plain.epoch(0).next()).value!;
+      expect(plain.cached).toBe(true);
+      const b = (await fresh.epoch(0).next()).value!;
+      expect(a.paths).toEqual(b.paths);
+      expect(Array.from(a.images)).toEqual(Array.from(b.images));
+    } finally {
+      await Promise.all([train.close(), plain.close(), fresh.close()]);
+    }
+    await expect(siblingFlow(train, { shard: { index: 0, count: 2 } } as never)).rejects.toThrow(
+      'options.shard must be unset for a sibling flow (it reads the files of the flow it is made from, shard and all), received {"index":0,"count":2}',
+    );
+    await expect(siblingFlow({} as never)).rejects.toThrow('options.flow must be an ImageFlow');
+    const array = flowFromArray({ data: new Uint8Array(2 * 4 * 4), shape: [2, 4, 4, 1] }, { workers: 1 });
+    await expect(siblingFlow(array)).rejects.toThrow('siblingFlow: a flow over files only (this one reads an array)');
+    await array.close();
   });
 
   it('loadImage refuses bad options by name and names the file it cannot load', async () => {

@@ -16,6 +16,7 @@ import {
   type OnError,
   type PreprocessMode,
   type SkippedFile,
+  siblingFlow,
 } from '@featherstack/images';
 
 /** The image settings and policies every flow of a run shares. */
@@ -69,21 +70,27 @@ export function trainingFlow(dir: string, s: ImageSettings, augment: AugmentOpti
   });
 }
 
-/** A plain flow in file order, rescaled only: validation, extraction and evaluation. */
+/**
+ * A plain flow in file order, rescaled only: validation, extraction and evaluation. Given the
+ * training flow over the same directory (`of`), it is that flow's sibling: the files are not
+ * listed, nor their stamps taken, a second time.
+ */
 export function plainFlow(
   dir: string,
   s: ImageSettings,
   rescale: number,
-  options: { cache?: CacheChoice; batchSize?: number; shard?: { index: number; count: number } } = {},
+  options: { cache?: CacheChoice; batchSize?: number; shard?: { index: number; count: number }; of?: ImageFlow } = {},
 ): Promise<ImageFlow> {
-  return flowFromData(dir, {
+  const flowOptions = {
     ...common(s),
     batchSize: options.batchSize ?? s.batchSize,
     ...cacheOptions(options.cache),
-    ...(options.shard ? { shard: options.shard } : {}),
     shuffle: false,
     augment: { rescale, preprocess: s.preprocess ?? 'none' },
-  });
+  };
+  // A pack's flow lists nothing worth sharing (its index is read in one go): only file flows are siblings.
+  if (options.of && options.of.packDir === null && !options.shard) return siblingFlow(options.of, flowOptions);
+  return flowFromData(dir, { ...flowOptions, ...(options.shard ? { shard: options.shard } : {}) });
 }
 
 /**

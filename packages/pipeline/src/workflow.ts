@@ -230,7 +230,10 @@ class Workflow {
       ...settings,
       batchSize: extractionBatchFor(imported?.extractor ?? seedBase!, { replicas: extractPlan.replicas }),
     };
-    const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, cacheUsed ? { cache: cacheUsed } : {});
+    const plainTrain = await plainFlow(join(this.data, 'train'), extractSettings, o.rescale, {
+      ...(cacheUsed ? { cache: cacheUsed } : {}),
+      ...(train ? { of: train } : {}),
+    });
     const val = await plainFlow(join(this.data, 'val'), extractSettings, o.rescale);
     try {
       this.checkClasses(plainTrain, val);

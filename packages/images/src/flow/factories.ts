@@ -22,7 +22,12 @@ function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
 }
 
-async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omit<FlowSource, 'manifest'> = {}): Promise<ImageFlow> {
+async function withCache(
+  manifest: Manifest,
+  options: FileFlowOptions,
+  rest: Omit<FlowSource, 'manifest'> = {},
+  stamp: string | null = null,
+): Promise<ImageFlow> {
   const flow = new ImageFlow({ manifest, ...rest }, options);
   // A directory is a sharded cache (built by workers): read as one, never written here.
   if (flow.cachePath && (await stat(flow.cachePath).catch(() => null))?.isDirectory()) {
@@ -43,7 +48,7 @@ async function withCache(manifest: Manifest, options: FileFlowOptions, rest: Omi
   }
   if (flow.cachePath) {
     const index = await flow
-      .stampFiles()
+      .stampFiles(stamp ?? undefined)
       .then(() => openPixelCache(flow.cachePath!, flow.pixelCacheKey))
       .catch(async (error) => {
         await flow.close();
@@ -105,6 +110,30 @@ async function planCacheWrite(flow: ImageFlow, given: number | undefined): Promi
     `${flow.samples} images at ${height}×${width}×${channels} need ${size(raw)}, more than its budget of ${size(budget)} ` +
     `(${given === undefined ? `half the ${size(free)} free on its filesystem` : 'cacheBudget'}); epochs decode instead (raise cacheBudget, or free space, or store it encoded: png or jpeg:Q)`;
   flow.declineCache({ state: 'over-budget', path, format, bytes: raw, budget, reason });
+}
+
+/** Options of a sibling flow: a file flow's, less `shard` (its files are the flow's it is made from). */
+export type SiblingFlowOptions = Omit<FileFlowOptions, 'shard'>;
+
+/**
+ * A flow over the very files of `flow` (a directory's or a manifest's, after its classes, subset
+ * and shard), with options of its own: a plain extraction flow beside the augmented training flow.
+ * The listing and the files' stamps (when `flow` has a pixel cache) are `flow`'s, not taken again.
+ *
+ * @example
+ * const train = await flowFromDirectory('data/train', { targetSize: [224, 224], shuffle: true, augment, cache: 'pixels.arrow' });
+ * const plain = await siblingFlow(train, { targetSize: [224, 224], shuffle: false, augment: { rescale: 1 / 255 }, cache: 'pixels.arrow' });
+ */
+export async function siblingFlow(flow: ImageFlow, options: SiblingFlowOptions = {}): Promise<ImageFlow> {
+  if (!(flow instanceof ImageFlow)) throw invalidOption('flow', 'an ImageFlow', flow);
+  checkOptions(options);
+  const { shard } = options as FileFlowOptions;
+  if (shard !== undefined) throw invalidOption('shard', 'unset for a sibling flow (it reads the files of the flow it is made from, shard and all)', shard);
+  const { source, stamp } = flow.siblingSource;
+  const { manifest, ...rest } = source;
+  const sibling = await withCache(manifest, options, rest, stamp);
+  sibling.excludedRows = flow.excludedRows;
+  return sibling;
 }
 
 /**

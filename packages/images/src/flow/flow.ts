@@ -160,10 +160,25 @@ export class ImageFlow implements AsyncIterable<ImageBatch> {
   private cacheKeyMemo: CacheKey | null = null;
   private fileStampMemo = '';
 
-  /** @internal Stats every file once (size, modification and change time, inode) for the pixel cache's key. */
-  async stampFiles(): Promise<void> {
-    this.fileStampMemo = await fileStamp(this.filenames.map((f) => resolve(this.root, f)));
+  /**
+   * @internal Stats every file once (size, modification and change time, inode) for the pixel
+   * cache's key; `known` is a sibling's stamp of the very same files, taken when it was made.
+   */
+  async stampFiles(known?: string): Promise<void> {
+    this.fileStampMemo = known ?? (await fileStamp(this.filenames.map((f) => resolve(this.root, f))));
     this.cacheKeyMemo = null;
+  }
+
+  /**
+   * @internal What a sibling flow over the same files starts from: this flow's files (after its
+   * listing options and shard) and their stamp, when a cache made it take one. Refused for a flow
+   * over a pack, tars or an array, whose samples are not files.
+   */
+  get siblingSource(): { source: FlowSource; stamp: string | null } {
+    if (this.source.pack || this.source.array)
+      throw new Error(`siblingFlow: a flow over files only (this one reads ${this.source.pack ? 'a pack' : 'an array'})`);
+    const { cacheIndex: _index, ...source } = this.source;
+    return { source, stamp: this.fileStampMemo === '' ? null : this.fileStampMemo };
   }
 
   /**

@@ -17,19 +17,23 @@ import { DatasetError, invalidOption } from '../errors.js';
 
 export const KERAS_EXTENSIONS = ['png', 'jpg', 'jpeg', 'bmp', 'ppm', 'tif', 'tiff'] as const;
 
-/** Compares strings by Unicode code point, as Python's `sorted` does (JS's default is UTF-16 units). */
+/**
+ * Compares strings by Unicode code point, as Python's `sorted` does. JS's default compares UTF-16
+ * units, which differs only where a surrogate (half of a code point past U+FFFF) meets a unit in
+ * U+E000–U+FFFF: there the surrogate's code point is the greater one.
+ */
 export function codePointCompare(a: string, b: string): number {
-  const ai = a[Symbol.iterator]();
-  const bi = b[Symbol.iterator]();
-  for (;;) {
-    const x = ai.next();
-    const y = bi.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const cx = x.value.codePointAt(0)!;
-    const cy = y.value.codePointAt(0)!;
-    if (cx !== cy) return cx - cy;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x - y;
   }
+  return a.length - b.length;
 }
 
 export interface DirectoryListingOptions {
@@ -77,6 +81,11 @@ async function classify(path: string, entry: Dirent): Promise<'dir' | 'link-dir'
  * the kernel's 40-link limit and list the files once per lap (one of the two documented differences; the other: FIFOs, sockets and devices are left out).
  */
 export async function listClassFiles(dir: string, extensions: readonly string[], followLinks: boolean): Promise<string[]> {
+  return (await classFileGroups(dir, extensions, followLinks)).flatMap((d) => d.files.map((f) => join(d.path, f)));
+}
+
+/** listClassFiles's files grouped by directory (directories and names in Keras's order), not yet joined. */
+async function classFileGroups(dir: string, extensions: readonly string[], followLinks: boolean): Promise<{ path: string; files: string[] }[]> {
   const suffixes = extensions.map((e) => e.toLowerCase());
   const accepted = (name: string) => {
     const lower = name.toLowerCase();
@@ -91,6 +100,11 @@ export async function listClassFiles(dir: string, extensions: readonly string[],
     const subdirs: string[] = [];
     // Streamed: a directory of a million files holds only the accepted names, never every entry.
     for await (const entry of await opendir(path, { bufferSize: 256 })) {
+      // A regular file needs no path of its own (most entries): only the others are classified.
+      if (entry.isFile()) {
+        if (accepted(entry.name)) files.push(entry.name);
+        continue;
+      }
       const full = join(path, entry.name);
       const kind = await classify(full, entry);
       if (kind === 'dir' || (kind === 'link-dir' && followLinks)) subdirs.push(full);
@@ -101,8 +115,7 @@ export async function listClassFiles(dir: string, extensions: readonly string[],
     for (const sub of subdirs) await walk(sub, chain);
   };
   await walk(dir, []);
-  dirs.sort((a, b) => codePointCompare(a.path, b.path));
-  return dirs.flatMap((d) => d.files.map((f) => join(d.path, f)));
+  return dirs.sort((a, b) => codePointCompare(a.path, b.path));
 }
 
 /** Lists a flow_from_directory dataset. Rejects with a message naming the directory or option. */
@@ -144,9 +157,13 @@ export async function listDirectory(root: string, options: DirectoryListingOptio
   const labels: number[] = [];
   for (const [index, name] of classNames.entries()) {
     const dir = join(root, name);
-    let files: string[];
+    const files: string[] = [];
     try {
-      files = await listClassFiles(dir, extensions, followLinks);
+      // Paths relative to the root: one relative() a directory, not one a file.
+      for (const group of await classFileGroups(dir, extensions, followLinks)) {
+        const prefix = `${relative(root, group.path)}${sep}`;
+        for (const f of group.files) files.push(prefix + f);
+      }
     } catch (error) {
       throw new DatasetError(`cannot list class directory ${dir}: ${(error as Error).message}`);
     }
@@ -154,7 +171,7 @@ export async function listDirectory(root: string, options: DirectoryListingOptio
     if (options.subset === 'validation') stop = Math.floor(split * files.length);
     else if (options.subset === 'training') start = Math.floor(split * files.length);
     for (let i = start; i < stop; i++) {
-      paths.push(relative(root, files[i]!));
+      paths.push(files[i]!);
       labels.push(index);
     }
   }
