@@ -177,9 +177,25 @@ export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 
     const out = new Uint8Array(W * H * C);
     const xs = nearestIndices(box.left, box.width, W);
     const ys = nearestIndices(box.top, box.height, H);
-    for (let y = 0; y < H; y++) {
-      const row = Math.min(height - 1, Math.max(0, ys[y]!)) * width;
-      for (let x = 0; x < W; x++) convertPixel(src, (row + Math.min(width - 1, Math.max(0, xs[x]!))) * sc, sc, out, (y * W + x) * C, C);
+    // Each output column's source offset within a row, clamped once rather than per pixel.
+    const columns = new Int32Array(W);
+    for (let x = 0; x < W; x++) columns[x] = Math.min(width - 1, Math.max(0, xs[x]!)) * sc;
+    const rowBytes = width * sc;
+    for (let y = 0, o = 0; y < H; y++) {
+      const row = Math.min(height - 1, Math.max(0, ys[y]!)) * rowBytes;
+      if (sc === 3 && C === 3) {
+        // RGB to RGB (most photos): the bytes as they are.
+        for (let x = 0; x < W; x++, o += 3) {
+          const i = row + columns[x]!;
+          out[o] = src[i]!;
+          out[o + 1] = src[i + 1]!;
+          out[o + 2] = src[i + 2]!;
+        }
+      } else if (sc === C && C === 1) {
+        for (let x = 0; x < W; x++, o++) out[o] = src[row + columns[x]!]!;
+      } else {
+        for (let x = 0; x < W; x++, o += C) convertPixel(src, row + columns[x]!, sc, out, o, C);
+      }
     }
     return out;
   }

@@ -85,6 +85,14 @@ export function warpInto(
   const { height: h, width: w, channels: ch, order } = spec;
   const flipH = spec.flipHorizontal;
   const flipV = spec.flipVertical;
+  if (!m && !flipH && !flipV) {
+    // No transform at all: the pixels in order, scaled (a typed-array copy converts natively, with
+    // the conversion an assignment makes, the clamping and rounding to uint8 included).
+    const n = h * w * ch;
+    if (scale === 1) dst.set(src.subarray(0, n), dstOffset);
+    else for (let i = 0; i < n; i++) dst[dstOffset + i] = src[i]! * scale;
+    return;
+  }
   if (!m) {
     for (let r = 0; r < h; r++) {
       const sr = flipV ? h - 1 - r : r;
