@@ -90,6 +90,8 @@ describe('packed-install (the packages as npm tarballs, installed outside the re
     });
     expect(existsSync(join(project, 'node_modules', '@featherstack', 'tensorflow', 'native', 'build', 'featherstack_session.node'))).toBe(true);
     expect(existsSync(join(project, 'node_modules', '.bin', 'featherstack-provision'))).toBe(true);
+    // @featherstack/images' install script compiles its JPEG decoder (libjpeg-turbo) in place.
+    expect(existsSync(join(project, 'node_modules', '@featherstack', 'images', 'native', 'build', 'featherstack_jpeg.node'))).toBe(true);
 
     // 32 PNG files in two class folders, as flowFromDirectory expects: vertical or horizontal
     // stripes with a per-image texture, written here so that the test does not depend on where the

@@ -26,6 +26,8 @@ describe('featherstack CLI (as a user runs it)', () => {
     expect(['download', 'wheel']).toContain(report.provisionedFrom);
     expect(report.cores).toBeGreaterThan(0);
     expect(report.libvips).toMatch(/^\d+\.\d+/);
+    // The images package's build compiles its libjpeg-turbo addon here (bootstrap installs the headers).
+    expect(report.jpeg).toEqual({ decoder: 'libjpeg-turbo' });
     // Pooled tensor memory and the thread plan `run` uses by default.
     expect(report.allocator.kind).toBe('bfc');
     expect(report.allocator.memoryLimitMB).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 /** `featherstack doctor`: what this machine gives featherstack. */
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { pixelCacheBudget } from '@featherstack/images';
+import { type JpegDecoderInfo, jpegDecoder, pixelCacheBudget } from '@featherstack/images';
 import { RUN_DEFAULTS } from '@featherstack/pipeline';
 import { planThreads, type TensorFlowReport, type ThreadPlan, tensorflowReport } from '@featherstack/tensorflow';
 import sharp from 'sharp';
@@ -13,6 +13,8 @@ export interface DoctorReport extends TensorFlowReport {
   node: string;
   sharp: string;
   libvips: string;
+  /** What decodes JPEGs in the decode workers: libjpeg-turbo directly, or libvips and why. */
+  jpeg: JpegDecoderInfo;
   uvThreadpoolSize: number;
   /** How `run` shares the cores by default: trainer replicas × TensorFlow threads, decode workers. */
   plan: ThreadPlan;
@@ -36,6 +38,7 @@ export async function doctor(): Promise<DoctorReport> {
     node: process.version,
     sharp: sharp.versions.sharp ?? 'unknown',
     libvips: sharp.versions.vips,
+    jpeg: jpegDecoder(),
     uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
     plan: planThreads(),
     pixelCache: { dir, freeBytes: free, budgetBytes: Math.floor(budget) },

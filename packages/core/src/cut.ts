@@ -5,6 +5,7 @@
  * activation memory of this model rather than a fixed count.
  */
 import { FEATURE_LAYER } from '@featherstack/common';
+import { type JpegDecoderInfo, jpegDecoder } from '@featherstack/images';
 import type { LayersModel, Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 
@@ -208,24 +209,25 @@ export function multiplyAccumulates(model: LayersModel): number {
 
 /**
  * Core-milliseconds per image measured on this project's 2-core machine (AMD EPYC, AVX-512), the
- * cost model extractionWorkers divides the cores by: decoding and resizing a 500×375 JPEG to 224²
- * in a decode worker, and TensorFlow's rate on the compiled graph (MobileNetV2 61, ResNet50 118
- * GFLOP/s a core: 80 taken).
+ * cost model extractionWorkers divides the cores by: decoding a 500×375 JPEG to 224² with
+ * preprocess 'tf' on one decode worker (1.0 ms through libjpeg-turbo directly, 3.6 through libvips
+ * where the images package's JPEG addon is not built), and TensorFlow's rate on the compiled graph
+ * (MobileNetV2 61, ResNet50 118 GFLOP/s a core: 80 taken).
  */
-export const EXTRACTION_COSTS = { decodeMsAt224: 4.6, gflopsPerCore: 80 } as const;
+export const EXTRACTION_COSTS = { decodeMsAt224: { 'libjpeg-turbo': 1.0, libvips: 3.6 }, gflopsPerCore: 80 } as const;
 
 /**
  * Decode workers for extracting with `model` on `cores` cores: the cores split between decoding
  * and TensorFlow in proportion to their cost per image (at least 1). A light backbone gets more
- * workers than a heavy one: on 2 cores MobileNetV2 (0.6 GFLOP an image) gets 1, whose second
- * worker only competed with TensorFlow (`run --base` 8.4 → 7.0 s); on 16 cores it gets 6.
+ * workers than a heavy one: MobileNetV2 (0.6 GFLOP an image) gets 1 on 2 cores and 2 on 16 with
+ * libjpeg-turbo decoding (its 1 ms against TensorFlow's 7.5), 5 on 16 through libvips.
  *
  * @example
- * extractionWorkers(mobilenetV2At224, 16); // → 6
+ * extractionWorkers(mobilenetV2At224, 16); // → 2
  */
-export function extractionWorkers(model: LayersModel, cores: number): number {
+export function extractionWorkers(model: LayersModel, cores: number, decoder: JpegDecoderInfo['decoder'] = jpegDecoder().decoder): number {
   const [h, w] = ((model.inputs[0]!.shape as (number | null)[]).slice(1, 3) as number[]).map((v) => v ?? 224) as [number, number];
-  const decode = EXTRACTION_COSTS.decodeMsAt224 * Math.max(0.2, (h * w) / (224 * 224));
+  const decode = EXTRACTION_COSTS.decodeMsAt224[decoder] * Math.max(0.2, (h * w) / (224 * 224));
   const compute = ((2 * multiplyAccumulates(model)) / (EXTRACTION_COSTS.gflopsPerCore * 1e9)) * 1000;
   return Math.max(1, Math.min(cores, Math.round((cores * decode) / (decode + compute))));
 }

@@ -46,6 +46,7 @@ export { isPack, type PackEncoding, type PackManifest, type PackShardInfo, readP
 export { readPackImages } from './pack/read.js';
 export { type PackOptions, type PackResult, packDataset } from './pack/write.js';
 export { type BaseFlowOptions, type FileFlowOptions, type FlowOptions, ON_ERROR_MODES, type OnError, type SkippedFile } from './flow/options.js';
+export { type JpegDecoderInfo, jpegDecoder } from './decoders/jpeg.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';
 export { createImagePool, ImagePool } from './pool/pool.js';
 export type { PixelType } from './image-spec.js';

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { decodeBmp, isBmp } from './decoders/bmp.js';
 import { decodeGif, isGif } from './decoders/gif.js';
 import type { DecodedImage } from './decoders/image.js';
+import { type DecodeScratch, decodeJpegNative } from './decoders/jpeg.js';
 import { decodePng, isPng } from './decoders/png.js';
 import { decodePnm, isPnm } from './decoders/pnm.js';
 import { ImageDecodeError, invalidOption } from './errors.js';
@@ -28,18 +29,23 @@ export interface Box {
 /** libvips' kernel for each filter under `fastDecode` (libvips has no box or Hamming kernel: linear is nearest to both). */
 const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3', box: 'linear', hamming: 'linear' } as const;
 
+const isJpeg = (bytes: Uint8Array): boolean => bytes[0] === 0xff && bytes[1] === 0xd8;
+
 /**
  * Decodes file bytes into Pillow's view of the image. PNG, BMP, PBM/PGM/PPM and GIF go through
  * this package's decoders (libvips has no BMP or PNM loader here, reads 16-bit grayscale otherwise
- * than Pillow, and blackens GIF transparency); JPEG, TIFF and WebP through libvips, with embedded
- * ICC profiles ignored as Pillow ignores them.
+ * than Pillow, and blackens GIF transparency); clean gray and colour JPEGs through libjpeg-turbo
+ * directly (decoders/jpeg.ts); other JPEGs, TIFF and WebP through libvips, with embedded ICC
+ * profiles ignored as Pillow ignores them.
  */
 export async function decodeImage(bytes: Buffer, pixelLimit: number): Promise<DecodedImage> {
   if (isPng(bytes)) return decodePng(bytes, pixelLimit);
   if (isBmp(bytes)) return decodeBmp(bytes, pixelLimit);
   if (isPnm(bytes)) return decodePnm(bytes, pixelLimit);
   if (isGif(bytes)) return decodeGif(bytes, pixelLimit);
-  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  const jpeg = isJpeg(bytes);
+  const fast = jpeg ? decodeJpegNative(bytes, pixelLimit) : null;
+  if (fast) return fast;
   const input = () => sharp(bytes, { limitInputPixels: pixelLimit, failOn: 'error', ignoreIcc: true });
   // Pillow applies a TIFF's orientation tag on load (it ignores JPEG's and WebP's EXIF orientation).
   const meta = jpeg ? null : await input().metadata();
@@ -160,7 +166,16 @@ const SIXTEEN_BIT_GRAYSCALE =
  * Colour conversion and resizing of a decoded image to `W`×`H`×`C`, as Keras's load_img does
  * them, from `box` (the whole image, Keras's keep_aspect_ratio box, or a random crop).
  */
-export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 3 | 4, interpolation: Interpolation, box: Box): Uint8Array {
+export function resizeDecoded(
+  image: DecodedImage,
+  W: number,
+  H: number,
+  C: 1 | 3 | 4,
+  interpolation: Interpolation,
+  box: Box,
+  /** Where to write the W×H×C result, when the caller reuses a buffer (nearest and unresized only). */
+  into?: Uint8Array,
+): Uint8Array {
   const { width, height } = image;
   let src: Uint8Array;
   if (image.data instanceof Uint16Array) {
@@ -174,7 +189,7 @@ export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 
   // of the target's size, so RGBA still goes through its premultiplied round trip.
   const unchanged = box.left === 0 && box.top === 0 && box.width === width && box.height === height && W === width && H === height;
   if (interpolation === 'nearest' || unchanged) {
-    const out = new Uint8Array(W * H * C);
+    const out = into ?? new Uint8Array(W * H * C);
     const xs = nearestIndices(box.left, box.width, W);
     const ys = nearestIndices(box.top, box.height, H);
     // Each output column's source offset within a row, clamped once rather than per pixel.
@@ -210,7 +225,12 @@ export function resizeDecoded(image: DecodedImage, W: number, H: number, C: 1 | 
  * one libvips pass with JPEG shrink-on-load (pixels differ slightly from PIL). `crop` (random
  * resized crop) replaces the resize box.
  */
-export async function loadPixels(bytes: Buffer, image: ImageSpec, crop: ((width: number, height: number) => Box) | null): Promise<Uint8Array> {
+export async function loadPixels(
+  bytes: Buffer,
+  image: ImageSpec,
+  crop: ((width: number, height: number) => Box) | null,
+  scratch?: PixelScratch,
+): Promise<Uint8Array> {
   const { width: W, height: H, channels: C } = image;
   if (image.fastDecode) {
     let pipeline = sharp(bytes, { limitInputPixels: image.pixelLimit, failOn: 'error' });
@@ -231,10 +251,22 @@ export async function loadPixels(bytes: Buffer, image: ImageSpec, crop: ((width:
       throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×${C}`);
     return data;
   }
-  const decoded = await decodeImage(bytes, image.pixelLimit);
+  // The native JPEG decode and the resize after it are synchronous: nothing else can write the
+  // scratch in between.
+  const decoded = (isJpeg(bytes) && decodeJpegNative(bytes, image.pixelLimit, scratch?.decoded)) || (await decodeImage(bytes, image.pixelLimit));
   const { width, height } = decoded;
   const box = crop ? crop(width, height) : image.keepAspectRatio ? aspectBox(width, height, W, H) : { left: 0, top: 0, width, height };
-  return resizeDecoded(decoded, W, H, C, image.interpolation, box);
+  if (scratch && scratch.pixels?.length !== W * H * C) scratch.pixels = new Uint8Array(W * H * C);
+  return resizeDecoded(decoded, W, H, C, image.interpolation, box, scratch?.pixels ?? undefined);
+}
+
+/**
+ * Buffers a decode worker reuses from image to image. With one, loadPixels returns a view of
+ * `pixels`, valid until its next call with the same scratch.
+ */
+export interface PixelScratch {
+  decoded: DecodeScratch;
+  pixels: Uint8Array | null;
 }
 
 export interface LoadImageOptions {

@@ -1,11 +1,11 @@
-/** `featherstack doctor`: native TensorFlow, the thread plan, cores and libvips. */
+/** `featherstack doctor`: native TensorFlow, the thread plan, cores, libvips and the JPEG decoder. */
 import type { Command } from 'commander';
 import { doctor } from '../doctor.js';
 
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('report native TensorFlow, cores and sharp/libvips versions')
+    .description('report native TensorFlow, cores, sharp/libvips versions and the JPEG decoder')
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const report = await doctor();

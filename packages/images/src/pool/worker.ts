@@ -10,7 +10,8 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { drawParams } from '../augment.js';
 import type { CacheEncoding } from '../cache.js';
-import { loadPixels } from '../load.js';
+import { decodeJpegNative } from '../decoders/jpeg.js';
+import { loadPixels, type PixelScratch } from '../load.js';
 import { type DecodeFailure, type DecodeResult, type DecodeTask, type ImageSpec, LOADED, type Normalization } from './protocol.js';
 import { CounterRng, Stream } from '@featherstack/common';
 import { kerasAffine } from '../transforms/affine.js';
@@ -99,6 +100,8 @@ function loadPreprocess(url: string): Promise<Preprocess> {
 
 const cacheFds = new Map<string, number>();
 let cacheRow = new Uint8Array(0);
+/** This worker's decode buffers, reused from image to image (it runs one task at a time). */
+const scratch: PixelScratch = { decoded: { bytes: new Uint8Array(0) }, pixels: null };
 
 function readCacheRow(file: string, offset: number, size: number, crc: number): Uint8Array {
   let fd = cacheFds.get(file);
@@ -123,6 +126,9 @@ function readCacheRow(file: string, offset: number, size: number, crc: number): 
 
 /** An encoded cache row: the image at the flow's size, decoded (PNG gives back the very pixels). */
 async function decodeCacheRow(bytes: Buffer, image: ImageSpec, file: string, offset: number): Promise<Uint8Array> {
+  // A JPEG row through libjpeg-turbo directly where it is built (a gray row decodes to one channel).
+  const fast = decodeJpegNative(bytes, Number.POSITIVE_INFINITY, scratch.decoded);
+  if (fast && fast.width === image.width && fast.height === image.height && fast.channels === image.channels) return fast.data as Uint8Array;
   // A one-channel row may come back as three equal channels: its first is the row.
   const decoder = sharp(bytes, { failOn: 'error' });
   const { data, info } = await (image.channels === 1 ? decoder.extractChannel(0) : decoder).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -185,14 +191,14 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeResult
         // Reading the file here and handing the decoder the bytes measured ~11 % faster than libvips'
         // own file input for 500×375 JPEGs; this is a worker thread, so the synchronous read blocks nothing.
         const bytes = readFileSync(`${source.root}/${source.paths[i]!}`);
-        pixels = await loadPixels(bytes, image, crop);
+        pixels = await loadPixels(bytes, image, crop, scratch);
       } else if (source.kind === 'bytes') {
         // A copy: the decoders get a Buffer of their own, as for a file read.
         const bytes = Buffer.from(new Uint8Array(source.data, source.offsets[i]!, source.lengths[i]!));
         // A tar shard carries no CRC (-1): its bytes are decoded as read.
         if (source.crcs[i]! >= 0 && crc32(bytes) !== source.crcs[i])
           throw new Error('its bytes fail their CRC-32 (the pack changed after it was written); repack it');
-        pixels = await loadPixels(bytes, image, crop);
+        pixels = await loadPixels(bytes, image, crop, scratch);
       } else if (source.kind === 'cache') {
         const error = source.errors[i];
         if (error) throw new Error(error);
