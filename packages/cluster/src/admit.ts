@@ -48,8 +48,8 @@ export async function resolveRoots(roots: WorkerRoots): Promise<WorkerRoots> {
 export async function admitJob(data: unknown, roots: WorkerRoots): Promise<ShardJob> {
   const size = Buffer.byteLength(JSON.stringify(data) ?? '');
   if (size > MAX_JOB_BYTES) refuse('job', `is ${size} bytes, more than the ${MAX_JOB_BYTES} a shard of ${MAX_SHARD_ROWS} rows needs`);
-  const job = record(data, 'job', ['kind', 'set', 'model', 'image', 'root', 'classNames', 'paths', 'labels', 'shard', 'output']);
-  const kind = oneOf(job.kind, 'kind', ['features', 'pixels'] as const);
+  const job = record(data, 'job', ['kind', 'set', 'model', 'image', 'pack', 'root', 'classNames', 'paths', 'labels', 'shard', 'output']);
+  const kind = oneOf(job.kind, 'kind', ['features', 'pixels', 'pack'] as const);
   const set = text(job.set, 'set');
   if (!/^[0-9a-f]{16}$/.test(set)) refuse('set', 'must be 16 hexadecimal digits (the coordinator derives it)');
   const classNames = list(job.classNames, 'classNames', 100_000).map((c, i) => {
@@ -61,12 +61,13 @@ export async function admitJob(data: unknown, roots: WorkerRoots): Promise<Shard
   const labels = list(job.labels, 'labels', MAX_SHARD_ROWS).map((l, i) => integer(l, `labels[${i}]`, 0, classNames.length - 1));
   if (labels.length !== paths.length) refuse('labels', `has ${labels.length} entries for ${paths.length} paths`);
   const shard = shardOf(job.shard, paths.length);
-  const image = imageOf(job.image);
+  const image = kind === 'pack' ? nothing(job.image, 'image', kind) : imageOf(job.image);
   const root = await under(absolute(job.root, 'root'), roots.read, 'root', '--root');
   await Promise.all(paths.map((p, i) => under(join(root, p), roots.read, `paths[${i}]`, '--root')));
   const output = await under(absolute(job.output, 'output'), roots.write, 'output', '--output-root');
-  const model = kind === 'pixels' ? nothing(job.model, 'model') : await modelOf(job.model, roots);
-  return { kind, set, model, image, root, classNames, paths, labels, shard, output };
+  const model = kind === 'features' ? await modelOf(job.model, roots) : nothing(job.model, 'model', kind);
+  const pack = kind === 'pack' ? packOf(job.pack, paths.length) : nothing(job.pack, 'pack', kind);
+  return { kind, set, model, image, pack, root, classNames, paths, labels, shard, output };
 }
 
 function refuse(field: string, problem: string): never {
@@ -107,9 +108,31 @@ function oneOf<T extends string>(value: unknown, field: string, options: readonl
   return value as T;
 }
 
-function nothing(value: unknown, field: string): null {
-  if (value !== null) refuse(field, 'must be null for a pixel shard');
+function nothing(value: unknown, field: string, kind: string): null {
+  if (value !== null) refuse(field, `must be null for a ${kind === 'pixels' ? 'pixel' : kind === 'pack' ? 'pack' : 'feature'} shard`);
   return null;
+}
+
+/** A pack shard's encoding (the original bytes, or JPEG of a bounded side and quality) and listing indices. */
+function packOf(value: unknown, rows: number): NonNullable<ShardJob['pack']> {
+  const p = record(value, 'pack', ['encoding', 'indices']);
+  const e = p.encoding as Record<string, unknown> | null;
+  const kind = oneOf(e?.kind, 'pack.encoding.kind', ['original', 'jpeg'] as const);
+  let encoding: NonNullable<ShardJob['pack']>['encoding'];
+  if (kind === 'original') {
+    record(e, 'pack.encoding', ['kind']);
+    encoding = { kind };
+  } else {
+    const j = record(e, 'pack.encoding', ['kind', 'maxSide', 'quality']);
+    encoding = {
+      kind,
+      maxSide: j.maxSide === null ? null : integer(j.maxSide, 'pack.encoding.maxSide', 1, 65_535),
+      quality: integer(j.quality, 'pack.encoding.quality', 1, 100),
+    };
+  }
+  const indices = list(p.indices, 'pack.indices', MAX_SHARD_ROWS).map((v, i) => integer(v, `pack.indices[${i}]`, 0, 2 ** 32 - 1));
+  if (indices.length !== rows) refuse('pack.indices', `has ${indices.length} entries for ${rows} paths`);
+  return { encoding, indices };
 }
 
 function absolute(value: unknown, field: string): string {
@@ -158,7 +181,7 @@ function shardOf(value: unknown, rows: number): ShardJob['shard'] {
   return { index, count, start, end };
 }
 
-function imageOf(value: unknown): ShardJob['image'] {
+function imageOf(value: unknown): NonNullable<ShardJob['image']> {
   const i = record(value, 'image', ['imageSize', 'colorMode', 'rescale', 'preprocess', 'batchSize']);
   const size = list(i.imageSize, 'image.imageSize', 2);
   if (size.length !== 2) refuse('image.imageSize', 'must be [height, width]');

@@ -104,7 +104,7 @@ export function buildPixelCacheDistributed(o: Omit<DistributedExtractOptions, 'm
 }
 
 /** Shards queued per round trip. */
-const ENQUEUE_BATCH = 1000;
+export const ENQUEUE_BATCH = 1000;
 
 /** The states BullMQ keeps jobs in, read as whole sets. */
 const STATES = ['completed', 'failed', 'active', 'waiting', 'delayed', 'prioritized', 'waiting-children', 'paused'] as const;
@@ -115,13 +115,81 @@ const STATES = ['completed', 'failed', 'active', 'waiting', 'delayed', 'prioriti
  * A job that moves between lists while they are read can be found in none; those few are asked
  * for one by one, so a job is 'unknown' only when it is really gone.
  */
-async function shardStates(queue: Queue<ShardJob>, ids: string[], set: string): Promise<string[]> {
+export async function shardStates(queue: Queue<ShardJob>, ids: string[], set: string): Promise<string[]> {
   const state = new Map<string, string>();
   for (const type of STATES) for (const id of await queue.getRanges([type], 0, -1)) if (id.startsWith(set) && !state.has(id)) state.set(id, type);
   const missing = ids.filter((id) => !state.has(id));
   const confirmed = await Promise.all(missing.map((id) => queue.getJobState(id)));
   for (const [k, id] of missing.entries()) state.set(id, confirmed[k]!);
   return ids.map((id) => state.get(id)!);
+}
+
+/** A shard set on the queue as followShards follows it. */
+export interface FollowedSet {
+  queue: Queue<ShardJob>;
+  set: string;
+  ids: string[];
+  /** Each id's job data, to queue it again. */
+  jobs: Map<string, ShardJob>;
+  options: { attempts: number; backoff: { type: 'fixed'; delay: number }; removeOnComplete: false; removeOnFail: false };
+  started: number;
+  /** Rows of shard i, and of the set. */
+  rows: (i: number) => number;
+  total: number;
+}
+
+/**
+ * Follows the set's jobs until every one has completed: a job gone from Redis (restarted without
+ * persistence) is queued again, a failed one (its attempts spent) retried once and then an error;
+ * progress is reported per poll.
+ */
+export async function followShards(f: FollowedSet, o: Pick<DistributedExtractOptions, 'signal' | 'onProgress' | 'log'> & { what?: string }): Promise<void> {
+  const { queue, set, ids, jobs, options } = f;
+  const log = o.log ?? (() => {});
+  const count = ids.length;
+  const retried = new Set<string>();
+  for (;;) {
+    if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
+    const states = await shardStates(queue, ids, set);
+    // A Redis restarted without persistence has lost the jobs: each lost shard is queued again
+    // (its finished file, if any, is simply written once more), instead of waiting forever.
+    const lost = ids.filter((_, i) => states[i] === 'unknown');
+    if (lost.length > 0) {
+      log(`${lost.length} shard job${lost.length > 1 ? 's are' : ' is'} gone from Redis (restarted without persistence?): queued again`);
+      for (let at = 0; at < lost.length; at += ENQUEUE_BATCH) {
+        await queue.addBulk(lost.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
+      }
+      continue;
+    }
+    const failed = ids.filter((_, i) => states[i] === 'failed');
+    for (const id of failed) {
+      // A failed shard (its attempts spent) is retried once by the coordinator; then it is an error.
+      const job = await queue.getJob(id);
+      if (!retried.has(id)) {
+        retried.add(id);
+        log(`shard ${job?.data.shard.index} failed (${job?.failedReason}); retrying`);
+        await job?.retry();
+      } else throw new Error(`shard ${job?.data.shard.index} of ${o.what ?? 'extraction'} ${set} failed twice: ${job?.failedReason}`);
+    }
+    const done = states.filter((s) => s === 'completed').length;
+    const active = ids.filter((_, i) => states[i] === 'active');
+    let activeRows = 0;
+    for (const id of active) activeRows += ((await queue.getJob(id))?.progress as ShardProgress | undefined)?.rows ?? 0;
+    const doneRows = ids.reduce((n, _, i) => n + (states[i] === 'completed' ? f.rows(i) : 0), 0);
+    o.onProgress?.({
+      shards: count,
+      done,
+      active: active.length,
+      waiting: states.filter((s) => s === 'waiting' || s === 'delayed' || s === 'prioritized').length,
+      failed: failed.length,
+      rows: doneRows + activeRows,
+      total: f.total,
+      seconds: (performance.now() - f.started) / 1000,
+    });
+    if (done === count) return;
+    // Polled every 250 ms, and less often for large sets (a poll costs about a microsecond a shard).
+    await sleep(Math.max(250, Math.min(5000, count / 20)));
+  }
 }
 
 async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pixels'): Promise<ExtractSetResult> {
@@ -169,6 +237,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
         set,
         model: kind === 'features' ? { path: model, sha256, ...cut } : null,
         image,
+        pack: null,
         root: listing.root,
         classNames: listing.classNames,
         paths: listing.paths.slice(start, end),
@@ -187,74 +256,42 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
     }
     log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
     const alreadyDone = (await shardStates(queue, ids, set)).filter((s) => s === 'completed').length;
-    const retried = new Set<string>();
     const repaired: number[] = [];
     // The finished set's files as read once they are all done (features only): checked below.
     let inspection: ShardInspection | undefined;
+    const follow = {
+      queue,
+      set,
+      ids,
+      jobs,
+      options,
+      started,
+      rows: (i: number) => Math.min(shardSize, listing.paths.length - i * shardSize),
+      total: listing.paths.length,
+    };
     for (;;) {
-      if (o.signal?.aborted) throw o.signal.reason ?? new Error('stopped following; the shards go on');
-      const states = await shardStates(queue, ids, set);
-      // A Redis restarted without persistence has lost the jobs: each lost shard is queued again
-      // (its finished file, if any, is simply written once more), instead of waiting forever.
-      const lost = ids.filter((_, i) => states[i] === 'unknown');
-      if (lost.length > 0) {
-        log(`${lost.length} shard job${lost.length > 1 ? 's are' : ' is'} gone from Redis (restarted without persistence?): queued again`);
-        for (let at = 0; at < lost.length; at += ENQUEUE_BATCH) {
-          await queue.addBulk(lost.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
-        }
-        continue;
-      }
-      const failed = ids.filter((_, i) => states[i] === 'failed');
-      for (const id of failed) {
-        // A failed shard (its attempts spent) is retried once by the coordinator; then it is an error.
-        const job = await queue.getJob(id);
-        if (!retried.has(id)) {
-          retried.add(id);
-          log(`shard ${job?.data.shard.index} failed (${job?.failedReason}); retrying`);
-          await job?.retry();
-        } else throw new Error(`shard ${job?.data.shard.index} of extraction ${set} failed twice: ${job?.failedReason}`);
-      }
-      const done = states.filter((s) => s === 'completed').length;
-      const active = ids.filter((_, i) => states[i] === 'active');
-      let activeRows = 0;
-      for (const id of active) activeRows += ((await queue.getJob(id))?.progress as ShardProgress | undefined)?.rows ?? 0;
-      const doneRows = ids.reduce((n, _, i) => n + (states[i] === 'completed' ? Math.min(shardSize, listing.paths.length - i * shardSize) : 0), 0);
-      o.onProgress?.({
-        shards: count,
-        done,
-        active: active.length,
-        waiting: states.filter((s) => s === 'waiting' || s === 'delayed' || s === 'prioritized').length,
-        failed: failed.length,
-        rows: doneRows + activeRows,
-        total: listing.paths.length,
-        seconds: (performance.now() - started) / 1000,
-      });
-      if (done === count) {
-        if (kind !== 'features') break;
-        inspection = await inspectShards(out, { set, count, paths: listing.paths, labels: listing.labels, shardSize });
-        const { damaged } = inspection;
-        if (damaged.length === 0) break;
-        const more = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged shard${damaged.length > 2 ? 's' : ''})` : '';
-        if (!o.repair || damaged.some((d) => repaired.includes(d.index)))
-          throw new Error(
-            `${damaged[0]!.reason}${more}; ${o.repair ? 'it was damaged again after its repair' : `run again with --repair (options.repair) to extract ${damaged.length > 1 ? 'them' : 'it'} anew; a damaged file is kept beside it as .damaged`}`,
-          );
-        for (const d of damaged) {
-          await rename(d.path, `${d.path}.damaged`).catch((error: NodeJS.ErrnoException) => {
-            if (error.code !== 'ENOENT') throw error;
-          });
-          const id = ids[d.index]!;
-          await (await queue.getJob(id))?.remove();
-          await queue.add('shard', jobs.get(id)!, { ...options, jobId: id });
-          repaired.push(d.index);
-        }
-        log(
-          `repairing ${damaged.length} damaged shard${damaged.length > 1 ? 's' : ''} (${damaged.map((d) => d.index).join(', ')}): ${damaged[0]!.reason}${more}`,
+      await followShards(follow, o);
+      if (kind !== 'features') break;
+      inspection = await inspectShards(out, { set, count, paths: listing.paths, labels: listing.labels, shardSize });
+      const { damaged } = inspection;
+      if (damaged.length === 0) break;
+      const more = damaged.length > 1 ? ` (and ${damaged.length - 1} more damaged shard${damaged.length > 2 ? 's' : ''})` : '';
+      if (!o.repair || damaged.some((d) => repaired.includes(d.index)))
+        throw new Error(
+          `${damaged[0]!.reason}${more}; ${o.repair ? 'it was damaged again after its repair' : `run again with --repair (options.repair) to extract ${damaged.length > 1 ? 'them' : 'it'} anew; a damaged file is kept beside it as .damaged`}`,
         );
-        continue;
+      for (const d of damaged) {
+        await rename(d.path, `${d.path}.damaged`).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+        const id = ids[d.index]!;
+        await (await queue.getJob(id))?.remove();
+        await queue.add('shard', jobs.get(id)!, { ...options, jobId: id });
+        repaired.push(d.index);
       }
-      // Polled every 250 ms, and less often for large sets (a poll costs about a microsecond a shard).
-      await sleep(Math.max(250, Math.min(5000, count / 20)));
+      log(
+        `repairing ${damaged.length} damaged shard${damaged.length > 1 ? 's' : ''} (${damaged.map((d) => d.index).join(', ')}): ${damaged[0]!.reason}${more}`,
+      );
     }
     const undecodable = kind === 'features' ? [] : await verifyPixelCache(out, o);
     if (inspection) {

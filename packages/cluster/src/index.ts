@@ -15,6 +15,7 @@ export {
   damagedShards,
   type ShardSetExpectation,
 } from './coordinator.js';
+export { type DistributedPackOptions, type DistributedPackResult, packDistributed } from './pack.js';
 export { modelFileHash, QUEUE_NAME, type ShardJob, type ShardProgress } from './jobs.js';
 export { type QueueStatus, queueStatus } from './status.js';
 export { DirectoryStore, type ShardStore, shardName } from './store.js';

@@ -6,14 +6,17 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { ColorMode, PreprocessMode } from '@featherstack/images';
+import type { ColorMode, PackEncoding, PreprocessMode } from '@featherstack/images';
 
 /** The BullMQ queue every featherstack coordinator and worker uses (pass `queueName` to startWorker and extractDistributed for several; the CLI uses this one). */
 export const QUEUE_NAME = 'featherstack-extract';
 
 export interface ShardJob {
-  /** What the shard is: features (shard-<n>.arrow) or decoded, resized pixels (pixels-<n>.arrow, a sharded pixel cache). */
-  kind: 'features' | 'pixels';
+  /**
+   * What the shard is: features (shard-<n>.arrow), decoded, resized pixels (pixels-<n>.arrow, a
+   * sharded pixel cache), or one shard of a pack (shard-NNNNN.arrow: the images' encoded bytes).
+   */
+  kind: 'features' | 'pixels' | 'pack';
   /** The extraction this shard belongs to (a hash of its inputs: re-running the coordinator re-attaches). */
   set: string;
   /**
@@ -21,6 +24,7 @@ export interface ShardJob {
    * featureLayer null for the model's default feature layer.
    */
   model: { path: string; sha256: string; featureLayer: string | null; pooling: 'avg' | 'max' | 'none' } | null;
+  /** How features and pixels are decoded (null for a pack shard: it stores the encoded files). */
   image: {
     imageSize: [number, number];
     colorMode: ColorMode;
@@ -29,14 +33,17 @@ export interface ShardJob {
     preprocess: PreprocessMode;
     /** null: each worker sizes the batch from the model it loads (extractionBatchFor, its own replicas). */
     batchSize: number | null;
-  };
+  } | null;
+  /** A pack shard (null for the other kinds): how its images are stored, and each row's listing index. */
+  pack: { encoding: PackEncoding; indices: number[] } | null;
   /** The shard's rows of the listing: root, class names, and each row's path and label. */
   root: string;
   classNames: string[];
   paths: string[];
   labels: number[];
+  /** Where the shard's rows sit in the set: the listing's order, or a pack's stored order. */
   shard: { index: number; count: number; start: number; end: number };
-  /** The shard directory (a path every worker sees). */
+  /** The shard directory, or the pack's (a path every worker sees). */
   output: string;
 }
 

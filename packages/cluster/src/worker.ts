@@ -13,7 +13,7 @@ import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pixelBatch, SHARD_METADATA } from '@featherstack/common';
 import { defaultFeatureLayer, extractFeatures, extractionBatchFor, extractionWorkers, featureExtractor, loadBaseModel } from '@featherstack/core';
-import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool } from '@featherstack/images';
+import { createImagePool, type FileFlowOptions, flowFromListing, type ImagePool, packShard, packShardFileName } from '@featherstack/images';
 import { type LayersModel, loadTensorFlow, planExtraction, type Tf } from '@featherstack/tensorflow';
 import { type Job, Worker } from 'bullmq';
 import { admitJob, resolveRoots, type WorkerRoots } from './admit.js';
@@ -134,7 +134,8 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, d: ShardJo
   const file = join(local, shardName(d.shard.index, 'pixels'));
   // Images that cannot be decoded are recorded in the cache (and replayed by the flows reading it).
   // Pixels only pass through: pixelBatch's size, unless the job names one.
-  const batchSize = d.image.batchSize ?? pixelBatch(d.image.imageSize, d.image.colorMode);
+  const image = d.image!;
+  const batchSize = image.batchSize ?? pixelBatch(image.imageSize, image.colorMode);
   const flow = await shardFlow(pool, d, batchSize, { dtype: 'uint8', onError: 'skip', cache: file });
   try {
     let rows = 0;
@@ -151,6 +152,27 @@ async function processPixelShard(pool: ImagePool, job: Job<ShardJob>, d: ShardJo
   }
 }
 
+/**
+ * A pack shard: the job's rows (in the pack's stored order) read, re-encoded where the job says,
+ * written here as one shard file, then put in the pack directory; the coordinator checks every
+ * shard and writes the index and manifest once all are in.
+ */
+async function processPackShard(job: Job<ShardJob>, d: ShardJob, name: string, log: (line: string) => void) {
+  const { encoding, indices } = d.pack!;
+  const local = await mkdtemp(join(tmpdir(), 'featherstack-pack-'));
+  const file = packShardFileName(d.shard.index);
+  try {
+    const rows = d.paths.map((path, i) => ({ index: indices[i]!, path, label: d.labels[i]! }));
+    const info = await packShard(d.root, rows, encoding, join(local, file));
+    await new DirectoryStore(d.output).put(join(local, file), file);
+    report(job, { worker: name, rows: d.paths.length, total: d.paths.length });
+    log(`pack shard ${d.shard.index + 1}/${d.shard.count}: ${info.samples} images, ${(info.bytes / 2 ** 20).toFixed(1)} MiB`);
+    return info.samples;
+  } finally {
+    await rm(local, { recursive: true, force: true });
+  }
+}
+
 /** A flow over the shard's rows of the listing, in order, with the job's image settings. */
 function shardFlow(pool: ImagePool, d: ShardJob, batchSize: number, options: FileFlowOptions) {
   const listing = {
@@ -162,8 +184,8 @@ function shardFlow(pool: ImagePool, d: ShardJob, batchSize: number, options: Fil
   };
   return flowFromListing(listing, {
     pool,
-    targetSize: d.image.imageSize,
-    colorMode: d.image.colorMode,
+    targetSize: d.image!.imageSize,
+    colorMode: d.image!.colorMode,
     batchSize,
     shuffle: false,
     ...options,
@@ -180,6 +202,7 @@ async function processShard(
   log: (line: string) => void,
 ) {
   if (d.kind === 'pixels') return processPixelShard(await pools.get(null), job, d, name, log);
+  if (d.kind === 'pack') return processPackShard(job, d, name, log);
   const base = d.model;
   if (!base) throw new Error(`feature shard ${d.shard.index} of ${d.set} names no base model`);
   // The model every worker loads must be the one the coordinator named: a shared directory that
@@ -195,8 +218,9 @@ async function processShard(
     loaded = { model, layer, extractor: featureExtractor(tf, model, layer, base.pooling) };
     models.set(key, loaded);
   }
-  const batchSize = d.image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planExtraction({}).replicas });
-  const flow = await shardFlow(await pools.get(loaded.extractor), d, batchSize, { augment: { rescale: d.image.rescale, preprocess: d.image.preprocess } });
+  const image = d.image!;
+  const batchSize = image.batchSize ?? extractionBatchFor(loaded.extractor, { replicas: planExtraction({}).replicas });
+  const flow = await shardFlow(await pools.get(loaded.extractor), d, batchSize, { augment: { rescale: image.rescale, preprocess: image.preprocess } });
   // Extracted to this machine's disk (its journal stays private), then put in the store atomically.
   const local = await mkdtemp(join(tmpdir(), 'featherstack-shard-'));
   try {

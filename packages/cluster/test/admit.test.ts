@@ -29,6 +29,7 @@ function job(change: (j: Forged) => void = () => {}): Forged {
     set: '0123456789abcdef',
     model: { path: join(models, 'model.json'), sha256: 'a'.repeat(64), featureLayer: null, pooling: 'none' },
     image: { imageSize: [28, 28], colorMode: 'grayscale', rescale: 1 / 255, preprocess: 'none', batchSize: null },
+    pack: null,
     root: data,
     classNames: ['cat'],
     paths: ['cat/a.png'],

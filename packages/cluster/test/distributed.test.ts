@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createBaseModel, extractFeatures, featureExtractor, loadBaseModel, recordCut } from '@featherstack/core';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
-import { flowFromDirectory } from '@featherstack/images';
+import { flowFromData, flowFromDirectory, packDataset } from '@featherstack/images';
 import { loadTensorFlow } from '@featherstack/tensorflow';
 import { tableFromIPC } from 'apache-arrow';
 import { Job, Queue } from 'bullmq';
@@ -16,6 +16,7 @@ import {
   buildPixelCacheDistributed,
   checkReachable,
   extractDistributed,
+  packDistributed,
   parseQueueUrl,
   queueStatus,
   queueUrlFromConfig,
@@ -315,6 +316,57 @@ describe('distributed extraction on BullMQ and Redis', () => {
     );
   });
 
+  it('workers pack a dataset shard by shard: the pack is byte for byte the one packDataset writes, reads as it, and a shard not the planned one is refused', async () => {
+    await stopWorkers();
+    await Promise.all(['k1', 'k2'].map((n) => startWorkerProcess(n)));
+    const out = await mkdtemp(join(tmpdir(), 'fs-pack-queue-'));
+    const local = await mkdtemp(join(tmpdir(), 'fs-pack-local-'));
+    const shardBytes = 64 * 1024;
+    const progress: number[] = [];
+    const result = await packDistributed({
+      connection: parseQueueUrl(redis.url),
+      data: SHIPPED_VAL,
+      out,
+      shardBytes,
+      seed: 4,
+      overwrite: true,
+      onProgress: (p) => progress.push(p.done),
+    });
+    const reference = await packDataset(SHIPPED_VAL, local, { shardBytes, seed: 4, overwrite: true });
+    expect(result.manifest.shards.length).toBeGreaterThan(2);
+    expect(progress.at(-1)).toBe(result.manifest.shards.length);
+    // The same shards (the same bytes: boundaries by the files' sizes, as packDataset draws them), index and manifest.
+    expect(result.manifest).toEqual({ ...reference.manifest });
+    for (const s of reference.manifest.shards) expect(readFileSync(join(out, s.file)).equals(readFileSync(join(local, s.file)))).toBe(true);
+    expect(readFileSync(join(out, 'index.arrow')).equals(readFileSync(join(local, 'index.arrow')))).toBe(true);
+    // A flow reads it as it reads the directory.
+    const options = { targetSize: [28, 28] as [number, number], colorMode: 'grayscale' as const, batchSize: 500, shuffle: false, workers: 1 };
+    const packFlow = await flowFromData(out, options);
+    const dirFlow = await flowFromDirectory(SHIPPED_VAL, options);
+    try {
+      const a = (await packFlow.epoch(0).next()).value!;
+      const b = (await dirFlow.epoch(0).next()).value!;
+      // A pack yields its stored order: the same images, each with the same pixels.
+      const px = 28 * 28;
+      const byPath = (batch: typeof a) =>
+        new Map(batch.paths.map((p, i) => [p.split('/').slice(-2).join('/'), Array.from(batch.images.subarray(i * px, (i + 1) * px))]));
+      const [fromPackRows, fromDirRows] = [byPath(a), byPath(b)];
+      expect(fromPackRows.size).toBe(500);
+      for (const [path, pixels] of fromDirRows) expect(fromPackRows.get(path), path).toEqual(pixels);
+    } finally {
+      await Promise.all([packFlow.close(), dirFlow.close()]);
+    }
+    // Re-attached after a shard was swapped for another: the coordinator reads every shard back and refuses it by name.
+    cpSync(join(out, 'shard-00000.arrow'), join(out, 'shard-00001.arrow'));
+    await expect(packDistributed({ connection: parseQueueUrl(redis.url), data: SHIPPED_VAL, out, shardBytes, seed: 4 })).rejects.toThrow(
+      /pack shard .*shard-00001\.arrow does not hold the rows planned for it/,
+    );
+    // Another set into a directory holding a pack is refused unless overwrite says so.
+    await expect(packDistributed({ connection: parseQueueUrl(redis.url), data: SHIPPED_VAL, out, shardBytes, seed: 5 })).rejects.toThrow(
+      /is not empty \(pass overwrite/,
+    );
+  });
+
   it('Redis restarted without persistence while shards wait: the coordinator queues the lost shards again and the set completes', async () => {
     await stopWorkers();
     const volatile = await startRedis({ persist: false });
@@ -354,6 +406,7 @@ describe('distributed extraction on BullMQ and Redis', () => {
       set: '00000000000000aa',
       model: null,
       image: { imageSize: [28, 28], colorMode: 'grayscale', rescale: 1, preprocess: 'none', batchSize: null },
+      pack: null,
       root: '/etc',
       classNames: ['x'],
       paths: ['hostname'],

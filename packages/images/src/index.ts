@@ -44,7 +44,18 @@ export {
 export { type CachePlan, type FlowState, ImageFlow } from './flow/flow.js';
 export { isPack, type PackEncoding, type PackManifest, type PackShardInfo, readPackIndex } from './pack/format.js';
 export { readPackImages } from './pack/read.js';
-export { type PackOptions, type PackResult, packDataset } from './pack/write.js';
+export {
+  finishPack,
+  inspectPackShard,
+  type PackOptions,
+  type PackResult,
+  type PackRow,
+  packDataset,
+  packEncoding,
+  packShard,
+  preparePackDir,
+} from './pack/write.js';
+export { shardFileName as packShardFileName } from './pack/format.js';
 export { type BaseFlowOptions, type FileFlowOptions, type FlowOptions, ON_ERROR_MODES, type OnError, type SkippedFile } from './flow/options.js';
 export { type JpegDecoderInfo, jpegDecoder } from './decoders/jpeg.js';
 export { type LoadedImage, type LoadImageOptions, loadImage } from './load.js';

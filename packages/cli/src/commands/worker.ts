@@ -18,7 +18,9 @@ const CONFIG_HELP = "a YAML or JSON file with the queue's URL under 'queue' (use
 export function register(program: Command): void {
   program
     .command('worker')
-    .description('take feature-extraction shards from the job queue (run it on any number of machines); SIGTERM finishes the current shard, then exits')
+    .description(
+      'take shards from the job queue (feature extraction, pixel caches, packs; run it on any number of machines); SIGTERM finishes the current shard, then exits',
+    )
     .option('--queue <url>', 'the job queue (redis:// or rediss://, with :password@ if needed; also FEATHERSTACK_QUEUE)')
     .option('--config <file>', CONFIG_HELP)
     .option('--workers <n>', 'image decode workers (default: all cores)', parse.int('--workers'))
