@@ -9,17 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BACKBONE_ROW_OPTIONS, requireModelAndData } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string' },
-    data: { type: 'string' },
-    preprocess: { type: 'string', default: 'none' },
-    precision: { type: 'string', default: 'float32' },
+    ...BACKBONE_ROW_OPTIONS,
     workers: { type: 'string' },
   },
 });
-if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
+requireModelAndData(values);
 const cores = availableParallelism();
 const { cpuSampler } = await import('@featherstack/pipeline');
 const { loadTensorFlow, planExtraction } = await import('@featherstack/tensorflow');

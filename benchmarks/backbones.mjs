@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BACKBONES, backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
+import { BACKBONE_ARCHS, BACKBONES, backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, parseArchs, runPeer, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -32,13 +32,10 @@ const { values } = parseArgs({
 });
 if (!values.data) throw new Error('--data DIR (train/ and val/ class folders) is required');
 const data = resolve(values.data);
-const archs = values.archs.split(',');
+const archs = parseArchs(values.archs);
 const repeats = Number(values.repeats);
 const peers = !values['no-peers'];
 const cores = availableParallelism();
-/** Each architecture's preprocess_input mode, as Keras's applications module defines it. */
-const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe', efficientnetb0: 'none' };
-const TORCH = { mobilenetv2: 'mobilenet_v2', resnet50: 'resnet50', efficientnetb0: 'efficientnet_b0' };
 
 function featherstackRow(arch, precision) {
   const args = [
@@ -48,7 +45,7 @@ function featherstackRow(arch, precision) {
     '--data',
     join(data, 'train'),
     '--preprocess',
-    PREPROCESS[arch],
+    BACKBONE_ARCHS[arch].preprocess,
     '--precision',
     precision,
   ];
@@ -77,7 +74,9 @@ const run = (arch, row) =>
     : row === 'fs-bfloat16'
       ? featherstackRow(arch, 'mixed-bfloat16')
       : row === 'torch'
-        ? runPeer('torch_backbones.py', ['--data', join(data, 'train'), '--arch', TORCH[arch], '--repeats', 1, '--workers', cores], { enabled: peers })
+        ? runPeer('torch_backbones.py', ['--data', join(data, 'train'), '--arch', BACKBONE_ARCHS[arch].torch, '--repeats', 1, '--workers', cores], {
+            enabled: peers,
+          })
         : kerasRow(arch, row === 'keras-idg' ? 'idg' : 'tfdata');
 const rate = (r) => (r.status !== 'ok' ? null : Array.isArray(r.imagesPerSecond) ? r.imagesPerSecond[0] : r.imagesPerSecond);
 

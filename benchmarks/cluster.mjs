@@ -13,14 +13,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SHIPPED_TRAIN } from '@featherstack/fixtures';
-import { log, machine, median, OUTPUT_OPTIONS, writeSuiteOutputs } from './lib.mjs';
+import { log, machine, median, OUTPUT_OPTIONS, writeSuiteOutputs, SHIPPED_IMAGE_OPTIONS } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: SHIPPED_TRAIN },
-    size: { type: 'string', default: '28' },
-    'color-mode': { type: 'string', default: 'grayscale' },
+    ...SHIPPED_IMAGE_OPTIONS,
     'shard-size': { type: 'string', default: '250' },
     repeats: { type: 'string', default: '3' },
     ...OUTPUT_OPTIONS,

@@ -12,14 +12,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
-import { SHIPPED_TRAIN } from '@featherstack/fixtures';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart, SHIPPED_IMAGE_OPTIONS } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: SHIPPED_TRAIN },
-    size: { type: 'string', default: '28' },
-    'color-mode': { type: 'string', default: 'grayscale' },
+    ...SHIPPED_IMAGE_OPTIONS,
     'batch-size': { type: 'string', default: '256' },
     repeats: { type: 'string', default: '3' },
     ...PEER_OPTION,

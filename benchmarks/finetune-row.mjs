@@ -10,19 +10,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BACKBONE_ROW_OPTIONS, requireModelAndData } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string' },
-    data: { type: 'string' },
-    preprocess: { type: 'string', default: 'none' },
-    precision: { type: 'string', default: 'float32' },
+    ...BACKBONE_ROW_OPTIONS,
     epochs: { type: 'string', default: '2' },
     'fine-tune': { type: 'string', default: 'all' },
     'bn-train': { type: 'boolean', default: false },
   },
 });
-if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
+requireModelAndData(values);
 const { cpuSampler, seedAugment, trainBaseStage } = await import('@featherstack/pipeline');
 const out = mkdtempSync(join(tmpdir(), 'featherstack-finetune-'));
 try {

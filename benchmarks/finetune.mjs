@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeSuiteOutputs } from './lib.mjs';
+import { BACKBONE_ARCHS, backboneFile, log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, parseArchs, runPeer, writeSuiteOutputs } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -35,18 +35,15 @@ const { values } = parseArgs({
 });
 if (!values.data) throw new Error('--data DIR (train/ class folders) is required');
 const data = resolve(values.data);
-const archs = values.archs.split(',');
+const archs = parseArchs(values.archs);
 const repeats = Number(values.repeats);
 const epochs = Number(values.epochs);
 const peers = !values['no-peers'];
 const cores = availableParallelism();
-const PREPROCESS = { mobilenetv2: 'tf', resnet50: 'caffe' };
-const TORCH = { mobilenetv2: 'mobilenet_v2', resnet50: 'resnet50' };
-for (const arch of archs) if (!PREPROCESS[arch]) throw new Error(`--archs: '${arch}' is not one of ${Object.keys(PREPROCESS).join(', ')}`);
 
 function featherstackRow(arch, precision, bnTrain = false) {
   const args = [join(import.meta.dirname, 'finetune-row.mjs'), '--model', backboneFile(arch), '--data', join(data, 'train')];
-  args.push('--preprocess', PREPROCESS[arch], '--precision', precision, '--epochs', String(epochs), ...(bnTrain ? ['--bn-train'] : []));
+  args.push('--preprocess', BACKBONE_ARCHS[arch].preprocess, '--precision', precision, '--epochs', String(epochs), ...(bnTrain ? ['--bn-train'] : []));
   const child = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (child.status !== 0)
     return {
@@ -61,7 +58,17 @@ const run = (arch, row) =>
   row.startsWith('torch')
     ? runPeer(
         'torch_finetune.py',
-        ['--data', join(data, 'train'), '--arch', TORCH[arch], '--epochs', epochs, '--workers', cores, ...(row === 'torch-bn-train' ? ['--bn-train'] : [])],
+        [
+          '--data',
+          join(data, 'train'),
+          '--arch',
+          BACKBONE_ARCHS[arch].torch,
+          '--epochs',
+          epochs,
+          '--workers',
+          cores,
+          ...(row === 'torch-bn-train' ? ['--bn-train'] : []),
+        ],
         { enabled: peers },
       )
     : row.startsWith('keras')

@@ -13,8 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart } from './lib.mjs';
-import { SHIPPED_TRAIN } from '@featherstack/fixtures';
+import { log, machine, median, OUTPUT_OPTIONS, PEER_OPTION, runPeer, writeWorkersChart, SHIPPED_IMAGE_OPTIONS } from './lib.mjs';
 
 const { cores } = machine();
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, cores + 2));
@@ -23,9 +22,7 @@ const { default: sharp } = await import('sharp');
 
 const { values } = parseArgs({
   options: {
-    data: { type: 'string', default: SHIPPED_TRAIN },
-    size: { type: 'string', default: '28' },
-    'color-mode': { type: 'string', default: 'grayscale' },
+    ...SHIPPED_IMAGE_OPTIONS,
     epochs: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '3' },
     'batch-size': { type: 'string', default: '32' },

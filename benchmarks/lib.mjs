@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, homedir } from 'node:os';
 import { join } from 'node:path';
+import { SHIPPED_TRAIN } from '@featherstack/fixtures';
 
 const PY_ENV = { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' };
 let kerasAvailable;
@@ -52,6 +53,25 @@ export const machine = () => ({ cores: availableParallelism(), cpu: cpus()[0]?.m
 export const log = (line) => process.stderr.write(`${line}\n`);
 
 /** parseArgs options of every suite: where its results go. */
+/** The options every backbone row process (backbone-row.mjs, finetune-row.mjs) takes, with its check. */
+export const BACKBONE_ROW_OPTIONS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  preprocess: { type: 'string', default: 'none' },
+  precision: { type: 'string', default: 'float32' },
+};
+
+export function requireModelAndData(values) {
+  if (!values.model || !values.data) throw new Error('--model FILE and --data DIR are required');
+}
+
+/** The image options of the suites that default to the shipped 28² grayscale subset. */
+export const SHIPPED_IMAGE_OPTIONS = {
+  data: { type: 'string', default: SHIPPED_TRAIN },
+  size: { type: 'string', default: '28' },
+  'color-mode': { type: 'string', default: 'grayscale' },
+};
+
 export const OUTPUT_OPTIONS = { json: { type: 'string' }, markdown: { type: 'string' }, chart: { type: 'string' } };
 
 /** parseArgs option of the suites with peers. */
@@ -89,6 +109,25 @@ export async function writeSuiteOutputs(values, result, markdown, chart) {
 
 /** Where the keras.applications backbone files live (written once by Keras: peers/save_backbone.py). */
 export const BACKBONES = join(process.env.FEATHERSTACK_CACHE ?? join(homedir(), '.cache', 'featherstack'), 'backbones-224');
+
+/**
+ * The backbones the suites measure: each one's preprocess_input mode, as Keras's applications module
+ * defines it, and torchvision's name for the same architecture.
+ */
+export const BACKBONE_ARCHS = {
+  mobilenetv2: { preprocess: 'tf', torch: 'mobilenet_v2' },
+  resnet50: { preprocess: 'caffe', torch: 'resnet50' },
+  efficientnetb0: { preprocess: 'none', torch: 'efficientnet_b0' },
+};
+
+/** `--archs`' list, each checked against BACKBONE_ARCHS. */
+export function parseArchs(list) {
+  const archs = list.split(',').map((a) => a.trim());
+  for (const arch of archs) {
+    if (!BACKBONE_ARCHS[arch]) throw new Error(`--archs: '${arch}' is not one of ${Object.keys(BACKBONE_ARCHS).join(', ')}`);
+  }
+  return archs;
+}
 
 /** The backbone `arch` at 224² as a .keras file, written once by Keras itself (weights=None, include_top=False, pooling='avg'). */
 export function backboneFile(arch) {
