@@ -104,7 +104,27 @@ export function buildPixelCacheDistributed(o: Omit<DistributedExtractOptions, 'm
 }
 
 /** Shards queued per round trip. */
-export const ENQUEUE_BATCH = 1000;
+const ENQUEUE_BATCH = 1000;
+
+/** How every shard job is queued: `attempts` tries a second apart, kept in Redis once finished or failed. */
+export function shardJobOptions(attempts = 3) {
+  return { attempts, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false } as const;
+}
+
+/**
+ * Queues the jobs of `ids` in bulk (one round trip per ENQUEUE_BATCH shards), each under its id.
+ * An id already on the queue (a re-attached run) is left as it is: BullMQ ignores the add.
+ */
+export async function enqueueShards(
+  queue: Queue<ShardJob>,
+  ids: readonly string[],
+  jobs: ReadonlyMap<string, ShardJob>,
+  options: ReturnType<typeof shardJobOptions>,
+) {
+  for (let at = 0; at < ids.length; at += ENQUEUE_BATCH) {
+    await queue.addBulk(ids.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
+  }
+}
 
 /** The states BullMQ keeps jobs in, read as whole sets. */
 const STATES = ['completed', 'failed', 'active', 'waiting', 'delayed', 'prioritized', 'waiting-children', 'paused'] as const;
@@ -131,7 +151,7 @@ export interface FollowedSet {
   ids: string[];
   /** Each id's job data, to queue it again. */
   jobs: Map<string, ShardJob>;
-  options: { attempts: number; backoff: { type: 'fixed'; delay: number }; removeOnComplete: false; removeOnFail: false };
+  options: ReturnType<typeof shardJobOptions>;
   started: number;
   /** Rows of shard i, and of the set. */
   rows: (i: number) => number;
@@ -156,9 +176,7 @@ export async function followShards(f: FollowedSet, o: Pick<DistributedExtractOpt
     const lost = ids.filter((_, i) => states[i] === 'unknown');
     if (lost.length > 0) {
       log(`${lost.length} shard job${lost.length > 1 ? 's are' : ' is'} gone from Redis (restarted without persistence?): queued again`);
-      for (let at = 0; at < lost.length; at += ENQUEUE_BATCH) {
-        await queue.addBulk(lost.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
-      }
+      await enqueueShards(queue, lost, jobs, options);
       continue;
     }
     const failed = ids.filter((_, i) => states[i] === 'failed');
@@ -228,7 +246,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
   try {
     const ids: string[] = [];
     const jobs = new Map<string, ShardJob>();
-    const options = { attempts: o.attempts ?? 3, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false } as const;
+    const options = shardJobOptions(o.attempts);
     for (let index = 0; index < count; index++) {
       const start = index * shardSize;
       const end = Math.min(listing.paths.length, start + shardSize);
@@ -249,11 +267,7 @@ async function runShardSet(o: DistributedExtractOptions, kind: 'features' | 'pix
       ids.push(id);
       jobs.set(id, data);
     }
-    // Queued in bulk (one round trip per ENQUEUE_BATCH shards). An existing id (a re-attached run)
-    // is left as it is: BullMQ ignores the add.
-    for (let at = 0; at < ids.length; at += ENQUEUE_BATCH) {
-      await queue.addBulk(ids.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
-    }
+    await enqueueShards(queue, ids, jobs, options);
     log(`${kind === 'features' ? 'extraction' : 'pixel cache'} ${set}: ${listing.paths.length} images in ${count} shards of up to ${shardSize} → ${out}`);
     const alreadyDone = (await shardStates(queue, ids, set)).filter((s) => s === 'completed').length;
     const repaired: number[] = [];

@@ -16,14 +16,14 @@ import {
   listDirectory,
   type PackManifest,
   type PackRow,
-  packEncoding,
+  packLayout,
   packShardFileName,
   preparePackDir,
 } from '@featherstack/images';
 import { Queue } from 'bullmq';
 import { MAX_SHARD_ROWS } from './admit.js';
 import { checkReachable, type QueueConnection, unprotectedWarning } from './connection.js';
-import { ENQUEUE_BATCH, type ExtractSetProgress, followShards, shardStates } from './coordinator.js';
+import { enqueueShards, type ExtractSetProgress, followShards, shardJobOptions, shardStates } from './coordinator.js';
 import { QUEUE_NAME, type ShardJob } from './jobs.js';
 
 export interface DistributedPackOptions {
@@ -82,12 +82,7 @@ async function sizes(files: string[], concurrency = 64): Promise<Float64Array> {
 export async function packDistributed(o: DistributedPackOptions): Promise<DistributedPackResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
-  const shardBytes = o.shardBytes ?? 256 * 2 ** 20;
-  if (!(Number.isInteger(shardBytes) && shardBytes >= 1 && shardBytes <= 2 ** 30))
-    throw new Error(`options.shardBytes must be an integer from 1 to 1 GiB, received ${shardBytes}`);
-  const seed = o.seed ?? 0;
-  if (!Number.isInteger(seed)) throw new Error(`options.seed must be an integer, received ${seed}`);
-  const encoding = packEncoding(o);
+  const { shardBytes, seed, encoding } = packLayout(o);
   await checkReachable(o.connection);
   const warning = unprotectedWarning(o.connection);
   if (warning) log(`warning: ${warning}`);
@@ -119,14 +114,14 @@ export async function packDistributed(o: DistributedPackOptions): Promise<Distri
     await writeFile(marker, set);
   }
 
-  const rows = (k: number): PackRow[] => {
-    const [start, end] = bounds[k]!;
-    return Array.from(order.subarray(start, end), (i) => ({ index: i, path: listing.paths[i]!, label: listing.labels[i]! }));
-  };
+  // Each shard's rows, as planned: its job carries them, and its file is checked against them.
+  const plans = bounds.map(([start, end]): PackRow[] =>
+    Array.from(order.subarray(start, end), (i) => ({ index: i, path: listing.paths[i]!, label: listing.labels[i]! })),
+  );
   const ids: string[] = [];
   const jobs = new Map<string, ShardJob>();
   for (const [index, [start, end]] of bounds.entries()) {
-    const planned = rows(index);
+    const planned = plans[index]!;
     const id = `${set}-${index}`;
     ids.push(id);
     jobs.set(id, {
@@ -146,13 +141,11 @@ export async function packDistributed(o: DistributedPackOptions): Promise<Distri
   const queue = new Queue<ShardJob>(o.queueName ?? QUEUE_NAME, { connection: o.connection.options });
   queue.on('error', (error) => log(`queue: ${error.message}`));
   try {
-    const options = { attempts: o.attempts ?? 3, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false } as const;
-    for (let at = 0; at < ids.length; at += ENQUEUE_BATCH) {
-      await queue.addBulk(ids.slice(at, at + ENQUEUE_BATCH).map((id) => ({ name: 'shard', data: jobs.get(id)!, opts: { ...options, jobId: id } })));
-    }
+    const options = shardJobOptions(o.attempts);
+    await enqueueShards(queue, ids, jobs, options);
     log(`pack ${set}: ${listing.paths.length} images in ${bounds.length} shards of about ${(shardBytes / 2 ** 20).toFixed(0)} MiB → ${dir}`);
     const alreadyDone = (await shardStates(queue, ids, set)).filter((s) => s === 'completed').length;
-    const rowsOf = (i: number) => bounds[i]![1] - bounds[i]![0];
+    const rowsOf = (i: number) => plans[i]!.length;
     await followShards({ queue, set, ids, jobs, options, started, rows: rowsOf, total: listing.paths.length }, { ...o, what: 'pack' });
 
     // Every shard read back: exactly the planned rows, in order, each image's bytes sound.
@@ -161,7 +154,7 @@ export async function packDistributed(o: DistributedPackOptions): Promise<Distri
     for (let k = 0; k < bounds.length; k++) {
       const file = packShardFileName(k);
       const found = await inspectPackShard(join(dir, file));
-      const planned = rows(k);
+      const planned = plans[k]!;
       const wrong = planned.findIndex((r, i) => found.rows[i]?.index !== r.index || found.rows[i]?.path !== r.path || found.rows[i]?.label !== r.label);
       if (found.rows.length !== planned.length || wrong >= 0)
         throw new Error(

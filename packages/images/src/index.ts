@@ -51,7 +51,7 @@ export {
   type PackResult,
   type PackRow,
   packDataset,
-  packEncoding,
+  packLayout,
   packShard,
   preparePackDir,
 } from './pack/write.js';

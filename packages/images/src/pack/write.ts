@@ -58,8 +58,24 @@ interface Row {
   bytes: Uint8Array;
 }
 
+/**
+ * A pack's layout as `options` ask for it, each option checked by name: source bytes per shard
+ * (default 256 MiB), the seed of the stored order (default 0) and the encoding.
+ */
+export function packLayout(options: Pick<PackOptions, 'shardBytes' | 'seed' | 'maxSide' | 'quality'>): {
+  shardBytes: number;
+  seed: number;
+  encoding: PackEncoding;
+} {
+  const shardBytes = options.shardBytes ?? 256 * 2 ** 20;
+  if (!(Number.isInteger(shardBytes) && shardBytes >= 1 && shardBytes <= 2 ** 30)) throw invalidOption('shardBytes', 'an integer from 1 to 1 GiB', shardBytes);
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed)) throw invalidOption('seed', 'an integer', seed);
+  return { shardBytes, seed, encoding: packEncoding(options) };
+}
+
 /** The encoding `options` ask for (maxSide, quality), checked by option name. */
-export function packEncoding(options: Pick<PackOptions, 'maxSide' | 'quality'>): PackEncoding {
+function packEncoding(options: Pick<PackOptions, 'maxSide' | 'quality'>): PackEncoding {
   const { maxSide, quality } = options;
   if (maxSide !== undefined && !(Number.isInteger(maxSide) && maxSide >= 1)) throw invalidOption('maxSide', 'a positive integer number of pixels', maxSide);
   if (quality !== undefined && !(Number.isInteger(quality) && quality >= 1 && quality <= 100))
@@ -231,13 +247,9 @@ export async function finishPack(
  */
 export async function packDataset(source: string | Manifest, out: string, options: PackOptions = {}): Promise<PackResult> {
   if (typeof out !== 'string' || out.length === 0) throw invalidOption('out', 'a directory path', out);
-  const shardBytes = options.shardBytes ?? 256 * 2 ** 20;
-  if (!(Number.isInteger(shardBytes) && shardBytes >= 1 && shardBytes <= 2 ** 30)) throw invalidOption('shardBytes', 'an integer from 1 to 1 GiB', shardBytes);
-  const seed = options.seed ?? 0;
-  if (!Number.isInteger(seed)) throw invalidOption('seed', 'an integer', seed);
+  const { shardBytes, seed, encoding } = packLayout(options);
   const concurrency = options.concurrency ?? 16;
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw invalidOption('concurrency', 'a positive integer', concurrency);
-  const encoding = packEncoding(options);
   const listing =
     typeof source === 'string'
       ? await listDirectory(source, {
