@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { shardFileName as shardName } from '@featherstack/common';
 import { createBaseModel, extractFeatures, featureExtractor, loadBaseModel, recordCut } from '@featherstack/core';
 import { SHIPPED_VAL } from '@featherstack/fixtures';
 import { readFeatureFile, readFeatureFiles } from '@featherstack/head';
@@ -396,6 +397,38 @@ describe('distributed extraction on BullMQ and Redis', () => {
     }
   });
 
+  it('Redis restarted without persistence while workers hold shards: the workers live on and the set completes', async () => {
+    await stopWorkers();
+    const volatile = await startRedis({ persist: false });
+    try {
+      const out = await mkdtemp(join(tmpdir(), 'fs-shards-held-'));
+      const lines: string[] = [];
+      const held = await Promise.all(['h1', 'h2'].map((n) => startWorkerProcess(n, 4000, volatile.url)));
+      // The first progress report comes from a worker mid-shard: Redis restarts empty under it.
+      let restarted: Promise<unknown> | null = null;
+      const result = await extractDistributed({
+        connection: parseQueueUrl(volatile.url),
+        model,
+        data: SHIPPED_VAL,
+        out,
+        ...settings,
+        log: (line) => lines.push(line),
+        onProgress: () => {
+          restarted ??= volatile.restart(300);
+        },
+      });
+      await restarted;
+      expect(lines.some((l) => /shard jobs? (is|are) gone from Redis \(restarted without persistence\?\): queued again$/.test(l))).toBe(true);
+      // Neither worker died of the lost job's rejection ("Missing key for job …").
+      for (const w of held) expect([w.exitCode, w.signalCode]).toEqual([null, null]);
+      expect(result).toMatchObject({ shards: 5, rows: 500 });
+      expectEqualToReference(await readFeatureFiles(out));
+    } finally {
+      await stopWorkers();
+      await volatile.stop();
+    }
+  });
+
   it('forged jobs: a worker reads and writes nothing outside its roots, and queue status shows them escaped', async () => {
     await stopWorkers();
     await startWorkerProcess('guard');
@@ -436,6 +469,25 @@ describe('distributed extraction on BullMQ and Redis', () => {
       expect(read).toMatch(/^job refused: model\.path "\/etc\/passwd" is outside/);
       expect(read).not.toContain('root:');
       expect(readdirSync(victim)).toEqual([]);
+      // A finished shard replaced by a forged job's relabelled rows: the job runs (its fields are
+      // all in bounds), but the file in place is kept.
+      const finished = join(victim, 'set');
+      mkdirSync(finished);
+      writeFileSync(join(finished, shardName(0, 'pixels')), 'the finished shard');
+      const [klass] = readdirSync(SHIPPED_VAL);
+      const [image] = readdirSync(join(SHIPPED_VAL, klass!));
+      const relabel = await queue.add(
+        'shard',
+        { ...forged, root: SHIPPED_VAL, classNames: ['a', 'b'], paths: [`${klass}/${image}`], labels: [1], output: finished } as never,
+        {
+          jobId: 'forged-replace',
+          attempts: 1,
+        },
+      );
+      for (let i = 0; i < 200 && !['completed', 'failed'].includes(await queue.getJobState(relabel.id!)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await queue.getJobState(relabel.id!)).toBe('completed');
+      expect(readFileSync(join(finished, shardName(0, 'pixels')), 'utf8')).toBe('the finished shard');
+      expect(readdirSync(finished)).toEqual([shardName(0, 'pixels')]);
       // Raw terminal escapes, and a job left without data: queue status shows both, escaped.
       expect(await failure('forged-escape', { ...forged, set: '\u001b[2J\u001b]0;owned\u0007' })).toBe('job refused: set holds control characters');
       const redisClient = new Redis(parseQueueUrl(redis.url).options);

@@ -14,6 +14,7 @@ export {
   CONTROL_KEYS,
   controlsOf,
   CsvLog,
+  DEFAULT_SEED,
   type EpochScores,
   LearningRates,
   type Monitor,

@@ -11,6 +11,12 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { dirname } from 'node:path';
 import { invalidOption, is, OptionError } from './validate.js';
 
+/**
+ * The seed a trainer, a pack or a report uses when none is given: `run`'s, so that a library call
+ * and the CLI that wraps it draw the same initial weights and orders.
+ */
+export const DEFAULT_SEED = 42;
+
 /** The epoch scores the controls can watch, by their Keras names. */
 export const MONITORS = ['loss', 'acc', 'val_loss', 'val_acc'] as const;
 export type Monitor = (typeof MONITORS)[number];

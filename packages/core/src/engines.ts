@@ -5,6 +5,7 @@
  * trainBase picks one, and checkpoints, validation and progress work the same on both.
  * @internal
  */
+import { DEFAULT_SEED } from '@featherstack/common';
 import type { ImageBatch } from '@featherstack/images';
 import { eagerOptimizer, type LayersModel, planThreads, setOptimizerLearningRate, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
@@ -83,19 +84,6 @@ export function batchTensors(tf: Tf, batch: ImageBatch, numClasses: number): { x
   const labels = labelsOf(batch);
   const y = labels.length === batch.size * numClasses ? tf.tensor2d(labels, [batch.size, numClasses]) : tf.tensor2d(labels, [batch.size, 1]);
   return { x, y };
-}
-
-/**
- * Engine options as the CLI and jobs spell them (`tfThreads`: threads per replica), absent ones
- * left absent so that the thread plan decides.
- */
-export function engineOptions(o: { replicas?: number; tfThreads?: number; engine?: EngineKind; precision?: Precision }): EngineOptions {
-  return {
-    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
-    ...(o.tfThreads !== undefined ? { threadsPerReplica: o.tfThreads } : {}),
-    ...(o.engine ? { engine: o.engine } : {}),
-    ...(o.precision ? { precision: o.precision } : {}),
-  };
 }
 
 class GraphEngine implements TrainingEngine {
@@ -261,7 +249,12 @@ export async function openEngine(
   model: LayersModel,
   options: EngineOptions & { learningRate: number; optimizer: OptimizerKind; loss: LossKind },
 ): Promise<TrainingEngine> {
-  const { replicas } = await openReplicas(model, options, { train: true, loss: options.loss, optimizer: options.optimizer, seed: options.seed ?? 1 });
+  const { replicas } = await openReplicas(model, options, {
+    train: true,
+    loss: options.loss,
+    optimizer: options.optimizer,
+    seed: options.seed ?? DEFAULT_SEED,
+  });
   if (replicas) return new GraphEngine(tf, model, replicas, options.learningRate);
   model.compile({
     optimizer: eagerOptimizer(tf, options.optimizer, options.learningRate),

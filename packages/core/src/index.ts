@@ -15,7 +15,7 @@ export {
   modelHash,
   type Pca,
 } from './extract.js';
-export { ENGINE_KINDS, type EngineKind, type EngineOptions, engineOptions } from './engines.js';
+export { ENGINE_KINDS, type EngineKind, type EngineOptions } from './engines.js';
 export { GraphCompileError, type Precision } from './graph/compile.js';
 export { PRECISIONS } from './graph/context.js';
 export {

@@ -8,7 +8,7 @@
  * feature layer and discards it after training.
  */
 import { extname, resolve } from 'node:path';
-import { FEATURE_LAYER } from '@featherstack/common';
+import { DEFAULT_SEED, FEATURE_LAYER } from '@featherstack/common';
 import { checkModelFiles, type LayersModel, type Tf } from '@featherstack/tensorflow';
 import { invalidOption } from './errors.js';
 import { loadModelFile } from './import/index.js';
@@ -46,7 +46,7 @@ export function createBaseModel(tf: Tf, options: BaseModelOptions): LayersModel 
   }
   const filters = positiveInts('filters', options.filters, [32, 64]);
   const dense = positiveInts('dense', options.dense, [128, 64]);
-  let seed = options.seed ?? 1;
+  let seed = options.seed ?? DEFAULT_SEED;
   const init = () => tf.initializers.glorotUniform({ seed: seed++ });
   const input = tf.input({ shape });
   let x = input as unknown as ReturnType<ReturnType<typeof tf.layers.dense>['apply']>;

@@ -5,7 +5,16 @@
  * batch, whatever the files hold.
  */
 import { open } from 'node:fs/promises';
-import { arrowFileProblem, CounterRng, FEATURE_COLUMNS as COLUMNS, readFeatureSchema, type ShardFile, Stream, shardSetProblem } from '@featherstack/common';
+import {
+  arrowFileProblem,
+  CounterRng,
+  DEFAULT_SEED,
+  FEATURE_COLUMNS as COLUMNS,
+  readFeatureSchema,
+  type ShardFile,
+  Stream,
+  shardSetProblem,
+} from '@featherstack/common';
 import { type AsyncRecordBatchFileReader, RecordBatchReader } from 'apache-arrow';
 import { FeatureFileError, invalidOption } from './errors.js';
 import { assertFinite, assertLabels, assertNoNulls, commonBaseModel, featureFiles, int32Labels } from './features.js';
@@ -60,7 +69,7 @@ export async function openFeatureStream(
   if (!Number.isInteger(shuffleBuffer) || shuffleBuffer < 1) throw invalidOption('shuffleBuffer', 'a positive integer (rows)', shuffleBuffer);
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidOption('batchSize', 'a positive integer', batchSize);
-  const seed = options.seed ?? 7;
+  const seed = options.seed ?? DEFAULT_SEED;
   const files = await featureFiles(input);
   // Schemas only (read from the footers): dimension and classes of every file, checked to agree.
   let dimension = -1;

@@ -1,7 +1,7 @@
 /** The head: a dense classifier trained on feature vectors. */
 import { totalmem } from 'node:os';
 import { ENGINE_KINDS, type EngineKind } from '@featherstack/core';
-import { BestEpoch, CsvLog, classWeights, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
+import { BestEpoch, CsvLog, classWeights, DEFAULT_SEED, epochOrder, LearningRates, positiveInt, type TrainingControls } from '@featherstack/common';
 import { type LayersModel, OPTIMIZER_CHOICES, type OptimizerKind, OPTIMIZERS, type Tensor, type Tf } from '@featherstack/tensorflow';
 import { FeatureFileError, HeadOptionError, invalidOption } from './errors.js';
 import { type HeadEngine, openHeadEngine, type Rows } from './engine.js';
@@ -126,7 +126,7 @@ export async function trainHead(tf: Tf, train: FeatureSet | FeatureStream, val: 
   let maxLabel = -1;
   for (const set of stream ? [val] : [train as FeatureSet, val]) for (const label of set.labels) if (label > maxLabel) maxLabel = label;
   const numClasses = Math.max(train.classNames.length, maxLabel + 1);
-  let seed = options.seed ?? 7;
+  let seed = options.seed ?? DEFAULT_SEED;
   // Timesteps default to the sequence shape the feature file declares.
   const declared = stream ? undefined : (train as FeatureSet).sequence?.[0];
   const recurrent = options.recurrent ? { ...options.recurrent, timesteps: options.recurrent.timesteps ?? declared ?? 0 } : undefined;

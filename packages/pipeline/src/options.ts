@@ -6,8 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { COLOR_MODES, type ColorMode, MONITORS } from '@featherstack/common';
-import { ENGINE_KINDS, POOLINGS, PRECISIONS, type Pooling } from '@featherstack/core';
+import { COLOR_MODES, type ColorMode, DEFAULT_SEED, MONITORS } from '@featherstack/common';
+import { ENGINE_KINDS, type EngineKind, type EngineOptions, POOLINGS, PRECISIONS, type Pooling, type Precision } from '@featherstack/core';
 import { SHIPPED_DATASET } from '@featherstack/fixtures';
 import {
   type AUGMENT_KEYS,
@@ -192,7 +192,7 @@ export const RUN_DEFAULTS = {
   fineTuneLr: 1e-5,
   bnTrain: false,
   retrainHead: false,
-  seed: 42,
+  seed: DEFAULT_SEED,
   resume: false,
   validateBase: true,
   onError: 'raise' as OnError,
@@ -433,4 +433,17 @@ export function applyConfig(options: Record<string, unknown>, config: RunConfig,
     out[key] = key === 'imageSize' && typeof value === 'number' ? [value, value] : value;
   }
   return out;
+}
+
+/**
+ * Engine options as the CLI and jobs spell them (`tfThreads`: threads per replica), absent ones
+ * left absent so that the thread plan decides.
+ */
+export function engineOptions(o: { replicas?: number; tfThreads?: number; engine?: EngineKind; precision?: Precision }): EngineOptions {
+  return {
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    ...(o.tfThreads !== undefined ? { threadsPerReplica: o.tfThreads } : {}),
+    ...(o.engine ? { engine: o.engine } : {}),
+    ...(o.precision ? { precision: o.precision } : {}),
+  };
 }

@@ -7,7 +7,6 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   type EngineKind,
-  engineOptions,
   type ExtractProgress,
   extractFeatures,
   extractionBatchFor,
@@ -25,7 +24,7 @@ import type { ColorMode, PreprocessMode } from '@featherstack/images';
 import { plainFlow } from './flows.js';
 import { inputImageSettings } from './imported.js';
 import { lockOutputFile } from './lock.js';
-import { RUN_DEFAULTS } from './options.js';
+import { engineOptions, RUN_DEFAULTS } from './options.js';
 import { loadTensorFlow, planExtraction } from '@featherstack/tensorflow';
 import { type BaseJob, inProcessTrainer, progress, startTrainer } from './trainer/trainer.js';
 import { controlsOf, STACKED_METADATA_FILE, type TrainingControls, writeFileAtomic } from '@featherstack/common';

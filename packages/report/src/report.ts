@@ -9,7 +9,7 @@ import type { Evaluation } from '@featherstack/head';
 import { type AugmentOptions, type ColorMode, flowFromFiles, type ImagePool } from '@featherstack/images';
 import sharp from 'sharp';
 import { barChart, confusionChart, escapeXml, lineChart, svgToPng } from './charts.js';
-import { writeFileAtomic } from '@featherstack/common';
+import { DEFAULT_SEED, writeFileAtomic } from '@featherstack/common';
 
 export interface HeadEpoch {
   epoch: number;
@@ -235,7 +235,7 @@ export async function augmentationGrid(options: GridOptions): Promise<Buffer> {
     targetSize: options.targetSize,
     colorMode: options.colorMode,
     shuffle: false,
-    seed: options.seed ?? 42,
+    seed: options.seed ?? DEFAULT_SEED,
     ...(options.pool ? { pool: options.pool } : {}),
   };
   const rescale = options.augment.rescale !== undefined ? { rescale: options.augment.rescale } : {};

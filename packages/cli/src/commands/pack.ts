@@ -1,5 +1,6 @@
 /** `featherstack pack`: a directory of class folders written as a pack of Arrow IPC shards. */
 import { packDataset } from '@featherstack/images';
+import { RUN_DEFAULTS } from '@featherstack/pipeline';
 import type { Command } from 'commander';
 import * as parse from '../parsers.js';
 import { queueUrl } from './worker.js';
@@ -59,7 +60,7 @@ export function register(program: Command): void {
     .option('--shard-size <bytes>', 'encoded bytes per shard (e.g. 256M)', parse.bytes('--shard-size'), 256 * 2 ** 20)
     .option('--max-side <n>', 're-encode as JPEG with the longer side at most n pixels', parse.int('--max-side'))
     .option('--quality <q>', 'JPEG quality when re-encoding (1–100; default 90)', parse.int('--quality'))
-    .option('--seed <n>', 'seed of the stored order', parse.int('--seed'), 0)
+    .option('--seed <n>', 'seed of the stored order', parse.int('--seed'), RUN_DEFAULTS.seed)
     .option('--overwrite', 'replace an existing pack at <out>')
     .option(
       '--queue <url>',

@@ -3,6 +3,7 @@
  * and the shape and constant helpers. One context per compiled graph.
  * @internal
  */
+import { DEFAULT_SEED } from '@featherstack/common';
 import { type Attr, type DType, F32, GraphBuilder } from '@featherstack/tensorflow';
 import { GraphCompileError, type LayerLike, type WeightLike } from './layers.js';
 
@@ -100,7 +101,7 @@ export function createContext(model: { name: string; weights: unknown[] }, optio
     CT,
     TC: { T: { type: CT } },
     train: options.train,
-    seed: options.seed ?? 1,
+    seed: options.seed ?? DEFAULT_SEED,
     variables,
     handles,
     reads,

@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { epochOrder } from '@featherstack/common';
-import { arrowBytesProblem } from '@featherstack/common';
+import { arrowBytesProblem, DEFAULT_SEED, epochOrder } from '@featherstack/common';
 import { makeData, RecordBatch, Struct, Table, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
 import sharp from 'sharp';
 import { DatasetError, invalidOption } from '../errors.js';
@@ -60,7 +59,7 @@ interface Row {
 
 /**
  * A pack's layout as `options` ask for it, each option checked by name: source bytes per shard
- * (default 256 MiB), the seed of the stored order (default 0) and the encoding.
+ * (default 256 MiB), the seed of the stored order (default DEFAULT_SEED, 42) and the encoding.
  */
 export function packLayout(options: Pick<PackOptions, 'shardBytes' | 'seed' | 'maxSide' | 'quality'>): {
   shardBytes: number;
@@ -69,7 +68,7 @@ export function packLayout(options: Pick<PackOptions, 'shardBytes' | 'seed' | 'm
 } {
   const shardBytes = options.shardBytes ?? 256 * 2 ** 20;
   if (!(Number.isInteger(shardBytes) && shardBytes >= 1 && shardBytes <= 2 ** 30)) throw invalidOption('shardBytes', 'an integer from 1 to 1 GiB', shardBytes);
-  const seed = options.seed ?? 0;
+  const seed = options.seed ?? DEFAULT_SEED;
   if (!Number.isInteger(seed)) throw invalidOption('seed', 'an integer', seed);
   return { shardBytes, seed, encoding: packEncoding(options) };
 }

@@ -12,7 +12,7 @@ import { loadTensorFlow, tensorflowReport } from '@featherstack/tensorflow';
 import { proxy, type Remote, wrap } from 'comlink';
 import { type ImageSettings, plainFlow, trainingFlow } from '../flows.js';
 import { inputImageSettings } from '../imported.js';
-import { RUN_DEFAULTS } from '../options.js';
+import { engineOptions, RUN_DEFAULTS } from '../options.js';
 import { nodeEndpoint } from './comlink-node.js';
 import {
   checkCut,
@@ -20,7 +20,6 @@ import {
   defaultFeatureLayer,
   type EngineKind,
   type EpochLog,
-  engineOptions,
   type FineTune,
   featureExtractor,
   freezeForFineTuning,
