@@ -6,7 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AsyncByteQueue, type RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, type Schema } from 'apache-arrow';
+import {
+  AsyncByteQueue,
+  Message,
+  type RecordBatch,
+  type RecordBatchFileReader,
+  RecordBatchFileWriter,
+  RecordBatchReader,
+  RecordBatchStreamWriter,
+  type Schema,
+} from 'apache-arrow';
 
 const MAGIC = 'ARROW1';
 
@@ -24,7 +33,42 @@ export function arrowFramingProblem(head: Uint8Array, tail: Uint8Array, size: nu
 
 /** The framing problem of a file already in memory, or null. */
 export function arrowBytesProblem(bytes: Uint8Array): string | null {
-  return arrowFramingProblem(bytes.subarray(0, 6), bytes.subarray(Math.max(0, bytes.length - 6)), bytes.length);
+  return arrowFramingProblem(bytes.subarray(0, 6), bytes.subarray(Math.max(0, bytes.length - 6)), bytes.length) ?? blocksProblem(bytes);
+}
+
+/**
+ * What is wrong with the record batch blocks a file's footer lists, or null: each must lie inside
+ * the file and hold a record batch message. apache-arrow's reader loops for ever on a block whose
+ * message is of another kind (a damaged byte in a schema length does it), so this runs first.
+ */
+function blocksProblem(bytes: Uint8Array): string | null {
+  let reader: RecordBatchFileReader;
+  try {
+    reader = RecordBatchReader.from(bytes) as RecordBatchFileReader;
+    reader.open();
+  } catch (error) {
+    return `is damaged: its footer cannot be read (${(error as Error).message})`;
+  }
+  const footer = reader.footer;
+  if (!footer) return 'is damaged: it has no footer';
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < footer.numRecordBatches; i++) {
+    const block = footer.getRecordBatch(i);
+    const where = `record batch ${i + 1} of ${footer.numRecordBatches}`;
+    if (!block) return `is damaged: its footer lists no ${where}`;
+    const offset = Number(block.offset);
+    const end = offset + block.metaDataLength + Number(block.bodyLength);
+    if (!(offset >= 8 && offset + 8 <= bytes.length && end <= bytes.length)) return `is damaged: its ${where} lies outside the file's ${bytes.length} bytes`;
+    const continued = view.getUint32(offset, true) === 0xffffffff;
+    const start = offset + (continued ? 8 : 4);
+    const length = view.getInt32(offset + (continued ? 4 : 0), true);
+    let kind = false;
+    try {
+      kind = length > 0 && start + length <= end && Message.decode(bytes.subarray(start, start + length)).isRecordBatch();
+    } catch {}
+    if (!kind) return `is damaged: its ${where} does not hold a record batch message`;
+  }
+  return null;
 }
 
 /** The framing problem of an open file, or null. */

@@ -71,10 +71,18 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   for (const data of featuresColumn.data) {
     const values = data.children[0]!.values as Float32Array;
     const start = data.offset * dimension;
+    // A damaged buffer reads as a short one, which subarray would pad with zeros without a word.
+    if (!(values instanceof Float32Array) || values.length < start + data.length * dimension)
+      throw new FeatureFileError(
+        path,
+        `is damaged: its features buffer holds ${values?.length ?? 0} values where its rows need ${start + data.length * dimension}`,
+      );
     features.set(values.subarray(start, start + data.length * dimension), offset);
     offset += data.length * dimension;
   }
-  const labels = int32Labels(path, labelColumn.toArray() as ArrayLike<number | bigint>, 0, imageOf);
+  const labelValues = labelColumn.toArray() as ArrayLike<number | bigint>;
+  if (labelValues.length !== rows) throw new FeatureFileError(path, `is damaged: its label column holds ${labelValues.length} values for ${rows} rows`);
+  const labels = int32Labels(path, labelValues, 0, imageOf);
   assertFinite(path, features, dimension, 0, imageOf);
   assertLabels(path, labels, classNames, 0, imageOf);
   return {

@@ -153,6 +153,34 @@ describe('head', () => {
     await expect(openFeatureStream(v2)).rejects.toThrow(newer);
   });
 
+  it('refuses a feature file with damaged bytes by name: no endless read, no zeros trained on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fs-head-damaged-'));
+    const d = 8;
+    const schema = featureSchema(d, new Map([['featherstack.class_names', '["a","b"]']]));
+    const batch = featureRecordBatch(
+      schema,
+      Array.from({ length: 10 }, (_, i) => `x${i}.png`),
+      Int32Array.from({ length: 10 }, (_, i) => i % 2),
+      new Float32Array(10 * d).fill(0.5),
+    );
+    const good = await RecordBatchFileWriter.writeAll([batch]).toUint8Array();
+    const damaged = async (name: string, at: number, value: number) => {
+      const bytes = Buffer.from(good);
+      bytes[at] = value;
+      await writeFile(join(dir, name), bytes);
+      return join(dir, name);
+    };
+    // A schema length with one byte zeroed: apache-arrow's reader looped for ever on it.
+    const schemaLength = await damaged('schema-length.arrow', 13, 0);
+    await expect(readFeatureFile(schemaLength)).rejects.toThrow(
+      `feature file ${schemaLength}: is damaged: its record batch 1 of 1 does not hold a record batch message`,
+    );
+    // A byte of the schema's metadata: the file read as 10 rows of zeros and no labels.
+    const metadata = await damaged('schema-metadata.arrow', 34, 0);
+    await expect(readFeatureFile(metadata)).rejects.toThrow(`feature file ${metadata}: is damaged: its features buffer holds 0 values where its rows need 80`);
+    expect((await readFeatureFile(await damaged('same.arrow', 0, good[0]!))).features).toEqual(new Float32Array(10 * d).fill(0.5));
+  });
+
   it('refuses train and validation features of two different base models, in memory, streamed and as a file list', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fs-head-base-'));
     const [one, two] = ['1'.repeat(64), '2'.repeat(64)];
