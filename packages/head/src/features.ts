@@ -63,6 +63,10 @@ export async function readFeatureFile(path: string): Promise<FeatureSet> {
   const labelColumn = table.getChild(COLUMNS.label)!;
   const rows = table.numRows;
   if (rows === 0) throw new FeatureFileError(path, 'has no rows (an extraction that stopped before its first batch, or an empty dataset)');
+  // A damaged row count would have every check below walk billions of rows: each row's features
+  // take 4 bytes a value, so the file bounds them.
+  if (rows * dimension * 4 > bytes.length)
+    throw new FeatureFileError(path, `is damaged: it claims ${rows} rows of ${dimension} features, more than its ${bytes.length} bytes hold`);
   const pathColumn = table.getChild(COLUMNS.path);
   const imageOf = (row: number) => (pathColumn ? String(pathColumn.get(row)) : undefined);
   assertNoNulls(path, { [COLUMNS.label]: labelColumn, [COLUMNS.features]: featuresColumn }, 0, imageOf);

@@ -178,6 +178,11 @@ describe('head', () => {
     // A byte of the schema's metadata: the file read as 10 rows of zeros and no labels.
     const metadata = await damaged('schema-metadata.arrow', 34, 0);
     await expect(readFeatureFile(metadata)).rejects.toThrow(`feature file ${metadata}: is damaged: its features buffer holds 0 values where its rows need 80`);
+    // A row count's high byte: every check walked 2^38 rows.
+    const rowCount = await damaged('row-count.arrow', 62, 64);
+    await expect(readFeatureFile(rowCount)).rejects.toThrow(
+      `feature file ${rowCount}: is damaged: it claims 274877906944 rows of 8 features, more than its 1202 bytes hold`,
+    );
     expect((await readFeatureFile(await damaged('same.arrow', 0, good[0]!))).features).toEqual(new Float32Array(10 * d).fill(0.5));
   });
 
