@@ -44,13 +44,11 @@ export class DirectoryStore implements ShardStore {
         if (code === 'EEXIST') return false;
         // A filesystem without hard links (some FUSE and SMB mounts): rename, after a look for a file in place.
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
-        if (
-          await stat(target).then(
-            () => true,
-            () => false,
-          )
-        )
-          return false;
+        const inPlace = await stat(target).then(
+          () => true,
+          () => false,
+        );
+        if (inPlace) return false;
         await rename(partial, target);
         return true;
       }

@@ -368,29 +368,40 @@ describe('distributed extraction on BullMQ and Redis', () => {
     );
   });
 
+  /**
+   * An extraction through a Redis without persistence that restarts empty at the first progress
+   * report; `then` runs once it is back. Its result, the coordinator's log lines, and the features.
+   */
+  async function extractThroughRestart(volatile: RedisServer, then: () => Promise<unknown> = async () => {}) {
+    const out = await mkdtemp(join(tmpdir(), 'fs-shards-volatile-'));
+    const lines: string[] = [];
+    let restarted: Promise<unknown> | null = null;
+    const result = await extractDistributed({
+      connection: parseQueueUrl(volatile.url),
+      model,
+      data: SHIPPED_VAL,
+      out,
+      ...settings,
+      log: (line) => lines.push(line),
+      onProgress: () => {
+        restarted ??= volatile.restart(300).then(then);
+      },
+    });
+    await restarted;
+    return { result, lines, features: await readFeatureFiles(out) };
+  }
+
   it('Redis restarted without persistence while shards wait: the coordinator queues the lost shards again and the set completes', async () => {
     await stopWorkers();
     const volatile = await startRedis({ persist: false });
     try {
-      const out = await mkdtemp(join(tmpdir(), 'fs-shards-volatile-'));
-      const lines: string[] = [];
       // The shards are queued with no worker yet; Redis then restarts empty, and only then do workers come.
-      let restarted: Promise<unknown> | null = null;
-      const result = await extractDistributed({
-        connection: parseQueueUrl(volatile.url),
-        model,
-        data: SHIPPED_VAL,
-        out,
-        ...settings,
-        log: (line) => lines.push(line),
-        onProgress: () => {
-          restarted ??= volatile.restart(300).then(() => Promise.all(['v1', 'v2'].map((n) => startWorkerProcess(n, 4000, volatile.url))));
-        },
-      });
-      await restarted;
+      const { result, lines, features } = await extractThroughRestart(volatile, () =>
+        Promise.all(['v1', 'v2'].map((n) => startWorkerProcess(n, 4000, volatile.url))),
+      );
       expect(lines.some((l) => /^5 shard jobs are gone from Redis \(restarted without persistence\?\): queued again$/.test(l))).toBe(true);
       expect(result).toMatchObject({ shards: 5, rows: 500 });
-      expectEqualToReference(await readFeatureFiles(out));
+      expectEqualToReference(features);
     } finally {
       await stopWorkers();
       await volatile.stop();
@@ -401,28 +412,14 @@ describe('distributed extraction on BullMQ and Redis', () => {
     await stopWorkers();
     const volatile = await startRedis({ persist: false });
     try {
-      const out = await mkdtemp(join(tmpdir(), 'fs-shards-held-'));
-      const lines: string[] = [];
       const held = await Promise.all(['h1', 'h2'].map((n) => startWorkerProcess(n, 4000, volatile.url)));
       // The first progress report comes from a worker mid-shard: Redis restarts empty under it.
-      let restarted: Promise<unknown> | null = null;
-      const result = await extractDistributed({
-        connection: parseQueueUrl(volatile.url),
-        model,
-        data: SHIPPED_VAL,
-        out,
-        ...settings,
-        log: (line) => lines.push(line),
-        onProgress: () => {
-          restarted ??= volatile.restart(300);
-        },
-      });
-      await restarted;
+      const { result, lines, features } = await extractThroughRestart(volatile);
       expect(lines.some((l) => /shard jobs? (is|are) gone from Redis \(restarted without persistence\?\): queued again$/.test(l))).toBe(true);
       // Neither worker died of the lost job's rejection ("Missing key for job …").
       for (const w of held) expect([w.exitCode, w.signalCode]).toEqual([null, null]);
       expect(result).toMatchObject({ shards: 5, rows: 500 });
-      expectEqualToReference(await readFeatureFiles(out));
+      expectEqualToReference(features);
     } finally {
       await stopWorkers();
       await volatile.stop();
